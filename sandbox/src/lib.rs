@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+
+pub mod admin;
+pub mod clock;
+pub mod faults;
+pub mod metrics;
+pub mod pipedrive;
+pub mod seed;
+mod server;
+pub mod zoho;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use server::{Description, Sandbox, SandboxConfig};
+
+/// Which emulated CRM a request, rule or count belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// Zoho CRM, API v8, and its accounts (OAuth) server.
+    Zoho,
+    /// Pipedrive, API v2 for persons and v1 for fields, users and recents.
+    Pipedrive,
+}
+
+/// Everything the handlers share: the clock, faults, counters and both CRMs' data.
+#[derive(Debug)]
+pub struct Shared {
+    /// The sandbox clock (real time plus an adjustable offset).
+    pub clock: clock::Clock,
+    /// Active fault-injection rules.
+    pub faults: faults::Faults,
+    /// Request counts by endpoint and status.
+    pub metrics: metrics::Metrics,
+    /// Zoho orgs, clients, tokens and records.
+    pub zoho: zoho::ZohoState,
+    /// Pipedrive companies, tokens and persons.
+    pub pipedrive: pipedrive::PipedriveState,
+    /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
+    pub base_url: String,
+    /// The configuration the sandbox was started with.
+    pub config: SandboxConfig,
+    /// The description printed at start, served again by `GET /admin`.
+    pub description: std::sync::OnceLock<Description>,
+}
+
+/// The state handed to every handler.
+pub type AppState = Arc<Shared>;

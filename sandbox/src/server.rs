@@ -1,0 +1,278 @@
+//! Startup, the accept loop, and the edge middleware every CRM request passes through.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::faults::FaultAction;
+use crate::metrics::NO_REPLY;
+use crate::{admin, clock, faults, metrics, pipedrive, zoho, AppState, Shared, System};
+
+/// How to start a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Seed for the data generator and for fault-injection draws.
+    pub seed: u64,
+    /// How many people to seed into the default Zoho org and Pipedrive company.
+    pub people: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 42,
+            people: 250,
+        }
+    }
+}
+
+/// What a started sandbox prints as its first line: where everything is and the
+/// credentials of the default Zoho org and Pipedrive company.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Description {
+    /// Base URL of the admin API.
+    pub admin_url: String,
+    /// The default Zoho org.
+    pub zoho: zoho::ZohoDescription,
+    /// The default Pipedrive company.
+    pub pipedrive: pipedrive::PipedriveDescription,
+}
+
+/// A running sandbox. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Sandbox {
+    state: AppState,
+    description: Description,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Lets a handler close its own connection without replying (the `drop` and
+/// `timeout_after_write` faults).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnControl {
+    kill: Arc<Notify>,
+}
+
+impl Sandbox {
+    /// Binds, creates the default org and company with seeded data, and serves
+    /// until dropped or shut down.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let listener = TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let state = Arc::new(Shared {
+            clock: clock::Clock::default(),
+            faults: faults::Faults::new(config.seed),
+            metrics: metrics::Metrics::default(),
+            zoho: zoho::ZohoState::default(),
+            pipedrive: pipedrive::PipedriveState::default(),
+            base_url: base_url.clone(),
+            config: config.clone(),
+            description: std::sync::OnceLock::new(),
+        });
+        let description = Description {
+            admin_url: format!("{base_url}/admin"),
+            zoho: zoho::bootstrap(&state),
+            pipedrive: pipedrive::bootstrap(&state),
+        };
+        let _ = state.description.set(description.clone());
+        let router = router(state.clone());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, router, shutdown_rx));
+        Ok(Sandbox {
+            state,
+            description,
+            addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The description printed by `crmsync sandbox`.
+    pub fn description(&self) -> &Description {
+        &self.description
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// Direct access to the state, for in-process callers (the demo, benchmarks).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let zoho = zoho::router().layer(middleware::from_fn_with_state(state.clone(), zoho_edge));
+    let pipedrive = pipedrive::router().layer(middleware::from_fn_with_state(state.clone(), pipedrive_edge));
+    Router::new()
+        .nest("/zoho", zoho)
+        .nest("/pipedrive/{company}", pipedrive)
+        .nest("/admin", admin::router())
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(stream, router.clone(), shutdown.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let control = ConnControl {
+        kill: Arc::new(Notify::new()),
+    };
+    let kill = control.kill.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(control.clone());
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    // Dropping the connection future closes the socket without a reply.
+    tokio::select! {
+        _ = connection => {}
+        _ = kill.notified() => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "crmsync_sandbox::requests",
+        %method,
+        path = %uri,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+async fn zoho_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tenant = zoho::tenant_of(&state, &request);
+    edge(state, System::Zoho, tenant, request, next).await
+}
+
+async fn pipedrive_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tenant = pipedrive::tenant_of(&state, &request);
+    edge(state, System::Pipedrive, tenant, request, next).await
+}
+
+/// The tenant a handler resolved, for the request counts when the edge could not
+/// tell it from the request (e.g. the Zoho token endpoint).
+#[derive(Debug, Clone)]
+pub struct TenantLabel(pub String);
+
+async fn edge(state: AppState, system: System, tenant: Option<String>, request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let endpoint = format!("{} {}", request.method(), path);
+    let is_write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let control = request.extensions().get::<ConnControl>().cloned();
+    let plan = state.faults.plan(system, tenant.as_deref(), &endpoint, is_write);
+
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    let response = match plan.action {
+        Some(FaultAction::Error(status)) => fault_response(&state, system, status),
+        Some(FaultAction::RateLimit) => fault_response(&state, system, 429),
+        Some(FaultAction::Drop) => {
+            state.metrics.record(system, tenant.as_deref(), &endpoint, NO_REPLY);
+            return close_without_reply(control).await;
+        }
+        None => next.run(request).await,
+    };
+    let tenant = tenant.or_else(|| response.extensions().get::<TenantLabel>().map(|t| t.0.clone()));
+    if let Some(delay) = plan.timeout_after_write {
+        state.metrics.record(system, tenant.as_deref(), &endpoint, NO_REPLY);
+        tokio::time::sleep(delay).await;
+        return close_without_reply(control).await;
+    }
+    state
+        .metrics
+        .record(system, tenant.as_deref(), &endpoint, response.status().as_u16());
+    response
+}
+
+fn fault_response(state: &Shared, system: System, status: u16) -> Response {
+    match system {
+        System::Zoho => zoho::fault_response(state, status),
+        System::Pipedrive => pipedrive::fault_response(state, status),
+    }
+}
+
+async fn close_without_reply(control: Option<ConnControl>) -> Response {
+    match control {
+        Some(control) => {
+            control.kill.notify_one();
+            std::future::pending().await
+        }
+        // Not served through our accept loop (an in-process `oneshot`): there is no
+        // connection to close, so reply with an empty 502 rather than hang.
+        None => Response::builder().status(502).body(Body::empty()).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,1 @@
+//! The parts shared by both CRMs: startup, clock, faults, request counts.

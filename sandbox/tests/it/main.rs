@@ -1,0 +1,6 @@
+//! Black-box tests of the sandbox CRMs: each starts a sandbox on port 0 and talks HTTP to it.
+
+mod common;
+mod core;
+mod pipedrive;
+mod zoho;
