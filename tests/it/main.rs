@@ -1,0 +1,3 @@
+//! Black-box tests of the `crmsync` binary.
+
+mod sandbox_cli;
