@@ -1,0 +1,71 @@
+//! Sync runs (R1) with their two legs' counts as columns, so a page of runs with
+//! legs is one query.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::{SyncMode, SyncRunStatus, SyncTrigger};
+
+/// A sync run.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sync_runs")]
+pub struct Model {
+    /// ULID.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The connector.
+    pub connector_id: String,
+    /// What started it.
+    pub trigger: SyncTrigger,
+    /// Incremental, full or dry run.
+    pub mode: SyncMode,
+    /// Where it is.
+    pub status: SyncRunStatus,
+    /// Why it failed or was partial, in words.
+    pub error: Option<String>,
+    /// The job-queue task id we generated for it.
+    pub task_id: String,
+    /// What it is doing now (`queued`, `import`, `export`, `done`).
+    pub phase: String,
+    /// Records processed so far.
+    pub processed: i64,
+    /// Set by `cancelSync`; the worker stops at the next page.
+    pub cancel_requested: bool,
+    /// The run whose rejected contacts this run retries.
+    pub retry_of: Option<String>,
+    /// When it was queued.
+    pub queued_at: DateTimeUtc,
+    /// When a worker started it.
+    pub started_at: Option<DateTimeUtc>,
+    /// When it ended.
+    pub finished_at: Option<DateTimeUtc>,
+    /// TO_CRM leg: created.
+    pub to_crm_created: i64,
+    /// TO_CRM leg: updated.
+    pub to_crm_updated: i64,
+    /// TO_CRM leg: unchanged.
+    pub to_crm_unchanged: i64,
+    /// TO_CRM leg: rejected.
+    pub to_crm_rejected: i64,
+    /// TO_CRM leg: conflicts.
+    pub to_crm_conflicts: i64,
+    /// FROM_CRM leg: created.
+    pub from_crm_created: i64,
+    /// FROM_CRM leg: updated.
+    pub from_crm_updated: i64,
+    /// FROM_CRM leg: unchanged.
+    pub from_crm_unchanged: i64,
+    /// FROM_CRM leg: rejected.
+    pub from_crm_rejected: i64,
+    /// FROM_CRM leg: conflicts.
+    pub from_crm_conflicts: i64,
+}
+
+/// No navigable relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+super::tenant_scoped!(Entity, Column);

@@ -1,0 +1,4 @@
+//! The entity layer against a real database (SQLite, or PostgreSQL when
+//! `CRMSYNC_TEST_POSTGRES_URL` is set).
+
+mod scoped;
