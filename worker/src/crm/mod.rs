@@ -1,0 +1,260 @@
+//! CRM clients: one per kind, behind the `CrmClient` trait (C1). A client speaks
+//! its CRM's wire format and hands the engine normalised records: values keyed by
+//! the CRM field's api name or key, picklists as option labels, sets as arrays of
+//! labels, names as `first_name` / `last_name`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
+use serde_json::Value;
+
+use crate::credentials::Credentials;
+
+pub mod pipedrive;
+
+/// A CRM field as the CRM describes it (F3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmField {
+    /// The api name (Zoho) or key (Pipedrive; 40 hex characters for custom fields).
+    pub api_name: String,
+    /// What a person sees.
+    pub label: String,
+    /// Normalised type.
+    pub field_type: FieldType,
+    /// The CRM refuses records without it.
+    pub mandatory: bool,
+    /// The CRM sets it; we cannot write it.
+    pub read_only: bool,
+    /// Created by the CRM's user, not built in.
+    pub custom: bool,
+    /// Picklist options, for PICKLIST and MULTI_PICKLIST.
+    pub options: Option<Vec<PicklistOption>>,
+}
+
+/// One picklist option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PicklistOption {
+    /// The value sent on the wire (Pipedrive option id; Zoho actual value).
+    pub id: String,
+    /// The value people and the platform see.
+    pub label: String,
+}
+
+/// Field types, normalised across CRMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    /// Free text.
+    Text,
+    /// An e-mail address.
+    Email,
+    /// A phone number.
+    Phone,
+    /// A URL.
+    Url,
+    /// A whole number.
+    Integer,
+    /// A decimal number.
+    Number,
+    /// True or false.
+    Boolean,
+    /// A date.
+    Date,
+    /// A date and time.
+    DateTime,
+    /// One option of a list.
+    Picklist,
+    /// Several options of a list.
+    MultiPicklist,
+    /// A CRM user (owner).
+    User,
+    /// A reference to another record.
+    Lookup,
+    /// Anything else (address, monetary, ...): not mappable.
+    Other,
+}
+
+impl FieldType {
+    /// The name shown in `CrmField.type` and `PlatformField.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "TEXT",
+            Self::Email => "EMAIL",
+            Self::Phone => "PHONE",
+            Self::Url => "URL",
+            Self::Integer => "INTEGER",
+            Self::Number => "NUMBER",
+            Self::Boolean => "BOOLEAN",
+            Self::Date => "DATE",
+            Self::DateTime => "DATETIME",
+            Self::Picklist => "PICKLIST",
+            Self::MultiPicklist => "MULTI_PICKLIST",
+            Self::User => "USER",
+            Self::Lookup => "LOOKUP",
+            Self::Other => "OTHER",
+        }
+    }
+}
+
+/// A CRM user, for owner matching (S9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmUser {
+    /// The CRM's user id.
+    pub id: String,
+    /// Normalised e-mail.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Inactive users cannot own records.
+    pub active: bool,
+}
+
+/// A record as read from the CRM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmRecord {
+    /// The CRM's id.
+    pub id: String,
+    /// The module it lives in.
+    pub module: CrmModule,
+    /// The CRM's own modification time (checkpoints use it, never our clock).
+    pub modified_at: DateTime<Utc>,
+    /// The primary e-mail as stored (not normalised), if any.
+    pub email: Option<String>,
+    /// Field values keyed by api name, normalised (see the module docs).
+    pub values: BTreeMap<String, Value>,
+    /// The owner's e-mail, when the owner is a known user.
+    pub owner_email: Option<String>,
+    /// A converted lead (Zoho): owned by sales, never overwritten (S4).
+    pub converted: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPage {
+    /// Records in the order asked for (modification time, then id, ascending).
+    pub records: Vec<CrmRecord>,
+    /// Where the next page starts; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// What to list: records of `module` modified at or after `since`, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// The module.
+    pub module: CrmModule,
+    /// Lower bound on the CRM's modification time (inclusive); everything when `None`.
+    pub since: Option<DateTime<Utc>>,
+    /// The cursor of the previous page.
+    pub cursor: Option<String>,
+    /// Records per page (the client caps it at its CRM's maximum).
+    pub page_size: u32,
+}
+
+/// A create (no `id`) or an update of the given values only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    /// The record to update; `None` creates.
+    pub id: Option<String>,
+    /// Values keyed by api name, normalised like `CrmRecord::values`; `Null` clears.
+    pub values: BTreeMap<String, Value>,
+    /// The owner's e-mail; the client resolves it to a user id.
+    pub owner_email: Option<String>,
+    /// The e-mail the record is created with, so a timed-out create can be found.
+    pub email: String,
+}
+
+/// The result of one successful write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteResult {
+    /// The record's id.
+    pub id: String,
+    /// Its new modification time, as the CRM reports it.
+    pub modified_at: DateTime<Utc>,
+    /// True for a create.
+    pub created: bool,
+}
+
+/// A CRM call's failure: retryable ones first, then permanent ones.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CrmError {
+    /// 429: wait, then retry.
+    #[error("rate limited by the CRM")]
+    RateLimited {
+        /// How long the CRM asked us to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx, timeouts, dropped connections: retry with backoff.
+    #[error("the CRM is unavailable: {0}")]
+    Unavailable(String),
+    /// The daily budget is spent: stop the run cleanly, resume later (S11).
+    #[error("the CRM's daily API limit is reached: {0}")]
+    DailyLimit(String),
+    /// The credentials were refused: a person must fix them (NEEDS_REAUTH).
+    #[error("the CRM refused the credentials: {0}")]
+    Unauthorized(String),
+    /// The CRM refused this record: reported on the item, not retried.
+    #[error("{message}")]
+    Rejected {
+        /// Our reason code (CRM_VALIDATION, INVALID_PICKLIST_VALUE, CONVERTED_LEAD, ...).
+        code: String,
+        /// The field at fault.
+        field: Option<String>,
+        /// What a person can do about it.
+        message: String,
+    },
+    /// Anything else (an unexpected reply); not retried.
+    #[error("unexpected reply from the CRM: {0}")]
+    Protocol(String),
+}
+
+impl CrmError {
+    /// True for errors worth retrying after a wait.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable(_))
+    }
+}
+
+/// What a connection test found (C3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionCheck {
+    /// True when everything needed works.
+    pub ok: bool,
+    /// What works or what is wrong, in words a person can act on.
+    pub message: String,
+}
+
+/// One CRM account.
+#[async_trait::async_trait]
+pub trait CrmClient: Send + Sync + std::fmt::Debug {
+    /// Which CRM.
+    fn kind(&self) -> ConnectorKind;
+
+    /// Checks the credentials and, when given, that the filter field exists (C3).
+    async fn check(&self, filter_field: Option<&str>) -> Result<ConnectionCheck, CrmError>;
+
+    /// The fields of a module, with types and picklist options (F3).
+    async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError>;
+
+    /// Active and inactive users.
+    async fn users(&self) -> Result<Vec<CrmUser>, CrmError>;
+
+    /// One page of records modified at or after `query.since`, oldest first.
+    async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError>;
+
+    /// Writes records; one result per write, in order. Retryable failures are
+    /// retried inside (with backoff, honouring rate-limit headers); a create that
+    /// timed out is looked up by e-mail before it is sent again, so it is never
+    /// created twice.
+    async fn write(&self, module: CrmModule, writes: Vec<RecordWrite>) -> Vec<Result<WriteResult, CrmError>>;
+}
+
+/// The client for a connector's CRM. `base_url` overrides the CRM's address
+/// (sandbox CRMs, proxies).
+pub fn client_for(credentials: &Credentials, base_url: Option<&str>, http: reqwest::Client) -> Result<Arc<dyn CrmClient>, CrmError> {
+    match credentials {
+        Credentials::Pipedrive { .. } => Ok(Arc::new(pipedrive::PipedriveClient::new(credentials, base_url, http)?)),
+        Credentials::Zoho { .. } => Err(CrmError::Protocol("Zoho CRM connectors arrive with the Zoho issue".into())),
+    }
+}

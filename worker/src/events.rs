@@ -1,0 +1,176 @@
+//! Progress events (R3): published by the run as it works, delivered to
+//! `syncProgress` / `syncEvents` subscribers of the same tenant only (T3).
+//!
+//! In-process here (a broadcast channel); the scale-out issue puts a cross-process
+//! bus behind the same trait.
+
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::enums::SyncRunStatus;
+use crmsync_entity::models::sync_run;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Counts of one leg (R1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegCounts {
+    /// Created on the target side.
+    pub created: i64,
+    /// Updated on the target side.
+    pub updated: i64,
+    /// Nothing to do.
+    pub unchanged: i64,
+    /// Refused.
+    pub rejected: i64,
+    /// Changed on both sides.
+    pub conflicts: i64,
+}
+
+/// Both legs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Legs {
+    /// Platform to CRM.
+    pub to_crm: LegCounts,
+    /// CRM to platform.
+    pub from_crm: LegCounts,
+}
+
+impl Legs {
+    /// The legs as stored on a run row.
+    pub fn of_run(run: &sync_run::Model) -> Self {
+        Self {
+            to_crm: LegCounts {
+                created: run.to_crm_created,
+                updated: run.to_crm_updated,
+                unchanged: run.to_crm_unchanged,
+                rejected: run.to_crm_rejected,
+                conflicts: run.to_crm_conflicts,
+            },
+            from_crm: LegCounts {
+                created: run.from_crm_created,
+                updated: run.from_crm_updated,
+                unchanged: run.from_crm_unchanged,
+                rejected: run.from_crm_rejected,
+                conflicts: run.from_crm_conflicts,
+            },
+        }
+    }
+}
+
+/// One progress event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncEvent {
+    /// The tenant: subscribers see only their own.
+    pub tenant_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The connector.
+    pub connector_id: String,
+    /// The run's status at that moment.
+    pub status: SyncRunStatus,
+    /// What it is doing (`queued`, `import`, `export`, `done`).
+    pub phase: String,
+    /// Records processed so far.
+    pub processed: i64,
+    /// Counts so far.
+    pub legs: Legs,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl SyncEvent {
+    /// The event describing a run row as it is now.
+    pub fn of_run(run: &sync_run::Model) -> Self {
+        Self {
+            tenant_id: run.tenant_id.clone(),
+            run_id: run.id.clone(),
+            connector_id: run.connector_id.clone(),
+            status: run.status,
+            phase: run.phase.clone(),
+            processed: run.processed,
+            legs: Legs::of_run(run),
+            at: Utc::now(),
+        }
+    }
+}
+
+/// A stream of one tenant's events.
+pub type EventStream = Pin<Box<dyn Stream<Item = SyncEvent> + Send>>;
+
+/// Where runs publish and subscriptions listen.
+pub trait EventBus: Send + Sync + std::fmt::Debug {
+    /// Sends an event to the tenant's current subscribers; never blocks the run.
+    fn publish(&self, event: SyncEvent);
+    /// Every event of `tenant_id` published from now on.
+    fn subscribe(&self, tenant_id: &str) -> EventStream;
+}
+
+/// A bus inside one process.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    sender: broadcast::Sender<SyncEvent>,
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        Self { sender: broadcast::channel(4096).0 }
+    }
+}
+
+impl EventBus for InProcessBus {
+    fn publish(&self, event: SyncEvent) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.sender.send(event);
+    }
+
+    fn subscribe(&self, tenant_id: &str) -> EventStream {
+        let tenant_id = tenant_id.to_owned();
+        let receiver = self.sender.subscribe();
+        Box::pin(futures::stream::unfold((receiver, tenant_id), |(mut receiver, tenant_id)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if event.tenant_id == tenant_id => return Some((event, (receiver, tenant_id))),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // A slow subscriber loses intermediate progress, never the stream:
+                        // the next event carries the full counts.
+                        tracing::warn!(missed, "event subscriber lagged");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn event(tenant: &str, run: &str) -> SyncEvent {
+        SyncEvent {
+            tenant_id: tenant.into(),
+            run_id: run.into(),
+            connector_id: "c".into(),
+            status: SyncRunStatus::Running,
+            phase: "import".into(),
+            processed: 1,
+            legs: Legs::default(),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_only_their_tenants_events() {
+        let bus = InProcessBus::default();
+        let mut acme = bus.subscribe("acme");
+        bus.publish(event("globex", "r1"));
+        bus.publish(event("acme", "r2"));
+        assert_eq!(acme.next().await.unwrap().run_id, "r2");
+    }
+}

@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+pub mod credentials;
+pub mod crm;
+pub mod decide;
+pub mod events;
+pub mod jobs;
+pub mod platform;
+pub mod runs;
+pub mod settings;
+pub mod sync;

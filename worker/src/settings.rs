@@ -1,0 +1,172 @@
+//! Connector settings (C5), stored as JSON on the connector, validated as a whole.
+
+use std::time::Duration;
+
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
+use crmsync_entity::Email;
+use serde::{Deserialize, Serialize};
+
+/// A validation failure: `field` is the path inside the settings (`minScoreToExport`,
+/// `notifyEmails[1]`), in the GraphQL input's spelling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Where, relative to the object validated.
+    pub field: String,
+    /// Why, in words a person can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A failure at `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// A connector's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorSettings {
+    /// CRM modules imported (LEADS by default for Zoho, PERSONS for Pipedrive;
+    /// CONTACTS is CRM-to-platform only).
+    pub import_modules: Vec<CrmModule>,
+    /// The CRM field a record must carry to be imported (e.g. `sync_to_plezi`).
+    pub filter_field: Option<String>,
+    /// The value it must hold (e.g. `yes`).
+    pub filter_value: Option<String>,
+    /// Contacts with a behaviour score below this are not exported.
+    pub min_score_to_export: i32,
+    /// Who is told after each run.
+    pub notify_emails: Vec<String>,
+    /// "every 2h", "every 30m", or a cron expression.
+    pub schedule: String,
+    /// Owner of records whose owner e-mail matches no CRM user.
+    pub default_owner_email: Option<String>,
+}
+
+impl ConnectorSettings {
+    /// The defaults for a kind of CRM.
+    pub fn defaults_for(kind: ConnectorKind) -> Self {
+        Self {
+            import_modules: vec![match kind {
+                ConnectorKind::Pipedrive => CrmModule::Persons,
+                _ => CrmModule::Leads,
+            }],
+            filter_field: None,
+            filter_value: None,
+            min_score_to_export: 0,
+            notify_emails: Vec::new(),
+            schedule: "every 2h".to_owned(),
+            default_owner_email: None,
+        }
+    }
+
+    /// Checks every setting for a connector of `kind`; e-mails come back normalised.
+    pub fn validate(mut self, kind: ConnectorKind) -> Result<Self, FieldError> {
+        if self.import_modules.is_empty() {
+            return Err(FieldError::new("importModules", "choose at least one module"));
+        }
+        for (i, module) in self.import_modules.iter().enumerate() {
+            let allowed = match kind {
+                ConnectorKind::Pipedrive => *module == CrmModule::Persons,
+                ConnectorKind::ZohoCrm => matches!(module, CrmModule::Leads | CrmModule::Contacts),
+                _ => false,
+            };
+            if !allowed {
+                return Err(FieldError::new(format!("importModules[{i}]"), format!("{module} is not a module of {kind}")));
+            }
+        }
+        let mut seen = Vec::new();
+        self.import_modules.retain(|m| if seen.contains(m) { false } else { seen.push(*m); true });
+        match (&self.filter_field, &self.filter_value) {
+            (Some(f), _) if f.trim().is_empty() => return Err(FieldError::new("filterField", "must not be blank; leave it out for no filter")),
+            (Some(_), None) => return Err(FieldError::new("filterValue", "a filter field needs the value records must hold")),
+            (None, Some(_)) => return Err(FieldError::new("filterField", "a filter value needs the field that holds it")),
+            _ => {}
+        }
+        if self.min_score_to_export < 0 {
+            return Err(FieldError::new("minScoreToExport", "must not be negative"));
+        }
+        for (i, email) in self.notify_emails.iter_mut().enumerate() {
+            *email = Email::parse(email)
+                .map_err(|e| FieldError::new(format!("notifyEmails[{i}]"), format!("{e}")))?
+                .into_string();
+        }
+        Schedule::parse(&self.schedule).map_err(|m| FieldError::new("schedule", m))?;
+        if let Some(owner) = &mut self.default_owner_email {
+            *owner = Email::parse(owner).map_err(|e| FieldError::new("defaultOwnerEmail", format!("{e}")))?.into_string();
+        }
+        Ok(self)
+    }
+}
+
+/// When a connector syncs by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// A fixed interval.
+    Every(Duration),
+    /// A cron expression (with seconds: 5-field expressions get `0` prepended).
+    Cron(Box<cron::Schedule>),
+}
+
+impl Schedule {
+    /// Parses "every 30m", "every 2h", "every 1d", or a cron expression
+    /// ("0 */2 * * *", 5 or 6 fields). Intervals are at least one minute.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("every ") {
+            let rest = rest.trim();
+            let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let (n, unit) = rest.split_at(split);
+            let n: u64 = n.parse().map_err(|_| format!("\"{s}\": expected a number, e.g. \"every 30m\" or \"every 2h\""))?;
+            let secs = match unit.trim() {
+                "m" | "min" | "mins" | "minute" | "minutes" => n * 60,
+                "h" | "hour" | "hours" => n * 3600,
+                "d" | "day" | "days" => n * 86_400,
+                other => return Err(format!("\"{s}\": unknown unit \"{other}\" (use m, h or d)")),
+            };
+            if secs < 60 {
+                return Err(format!("\"{s}\": the shortest interval is 1 minute"));
+            }
+            return Ok(Self::Every(Duration::from_secs(secs)));
+        }
+        let fields = s.split_whitespace().count();
+        let expr = match fields {
+            5 => format!("0 {s}"),
+            6 | 7 => s.to_owned(),
+            _ => return Err(format!("\"{s}\": expected \"every 30m\", \"every 2h\" or a cron expression of 5 fields")),
+        };
+        expr.parse::<cron::Schedule>()
+            .map(|c| Self::Cron(Box::new(c)))
+            .map_err(|e| format!("\"{s}\": not a valid cron expression ({e})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_intervals_and_cron() {
+        assert_eq!(Schedule::parse("every 2h").unwrap(), Schedule::Every(Duration::from_secs(7200)));
+        assert_eq!(Schedule::parse("every 30m").unwrap(), Schedule::Every(Duration::from_secs(1800)));
+        assert!(matches!(Schedule::parse("0 */2 * * *").unwrap(), Schedule::Cron(_)));
+        for bad in ["every", "every 0m", "every 10s", "every 2 weeks", "sometimes", "61 * * * *"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let base = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
+        let negative = ConnectorSettings { min_score_to_export: -1, ..base.clone() };
+        assert_eq!(negative.validate(ConnectorKind::Pipedrive).unwrap_err().field, "minScoreToExport");
+        let bad_email = ConnectorSettings { notify_emails: vec!["ok@x.com".into(), "nope".into()], ..base.clone() };
+        assert_eq!(bad_email.validate(ConnectorKind::Pipedrive).unwrap_err().field, "notifyEmails[1]");
+        let leads = ConnectorSettings { import_modules: vec![CrmModule::Leads], ..base.clone() };
+        assert_eq!(leads.validate(ConnectorKind::Pipedrive).unwrap_err().field, "importModules[0]");
+        let half_filter = ConnectorSettings { filter_field: Some("sync_to_plezi".into()), ..base };
+        assert_eq!(half_filter.validate(ConnectorKind::Pipedrive).unwrap_err().field, "filterValue");
+    }
+}
