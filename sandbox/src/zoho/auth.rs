@@ -96,7 +96,7 @@ pub(crate) fn invalid_token() -> Response {
 }
 
 /// Authenticates and admits a call: token, scope, then the concurrency limit (the
-/// slot is held until the returned `Call` drops). Waits while the org's gate is closed.
+/// slot is held until the returned `Call` drops).
 pub(crate) async fn begin(state: &Shared, headers: &HeaderMap, need: Need) -> Result<Call, Response> {
     let now_ms = state.clock.now().timestamp_millis();
     let token = bearer(headers).ok_or_else(invalid_token)?;
@@ -119,8 +119,6 @@ pub(crate) async fn begin(state: &Shared, headers: &HeaderMap, need: Need) -> Re
             &format!("the concurrency limit of {limit} API calls in flight for this org was exceeded"),
         )
     })?;
-    let mut gate = org.gate.subscribe();
-    let _ = gate.wait_for(|closed| !*closed).await;
     Ok(Call {
         org,
         user,
@@ -144,8 +142,16 @@ impl Call {
         Ok(())
     }
 
-    /// Spends `cost` credits of the rolling 24-hour budget.
-    pub(crate) fn charge(&self, cost: u64) -> Result<(), Response> {
+    /// Spends `cost` credits of the rolling 24-hour budget, then waits while the org's
+    /// gate is closed (holding the call's slots), so tests can keep calls in flight.
+    pub(crate) async fn charge(&self, cost: u64) -> Result<(), Response> {
+        self.spend(cost)?;
+        let mut gate = self.org.gate.subscribe();
+        let _ = gate.wait_for(|closed| !*closed).await;
+        Ok(())
+    }
+
+    fn spend(&self, cost: u64) -> Result<(), Response> {
         let limit = self.org.limits.lock().daily_credits;
         let mut usage = self.org.usage.lock();
         let used = usage.used(self.now_ms);

@@ -225,7 +225,7 @@ impl FieldDef {
                 json!({
                     "display_value": o.display_value.clone().unwrap_or_else(|| o.actual_value.clone()),
                     "actual_value": o.actual_value,
-                    "id": (self.id * 100 + i as u64 + 1).to_string(),
+                    "id": format!("{}{:03}", self.id % 10_000_000_000_000_000, i + 1),
                     "sequence_number": i + 1,
                     "type": "used",
                 })
@@ -314,7 +314,8 @@ pub(crate) fn check(def: &FieldDef, value: &Value, data: &OrgData) -> Result<(),
             if def.length > 0 && s.chars().count() > def.length as usize {
                 return Err(Invalid::Length(def.length));
             }
-            if ty == "email" && !s.is_empty() && !is_email(s) {
+            // Surrounding spaces are tolerated (matching trims them too).
+            if ty == "email" && !s.trim().is_empty() && !is_email(s.trim()) {
                 return Err(wrong());
             }
             if ty == "phone" && !s.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c)) {

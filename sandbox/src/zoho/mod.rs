@@ -209,14 +209,14 @@ pub(crate) fn tenant_of(state: &Shared, request: &Request) -> Option<String> {
 }
 
 pub(crate) fn fault_response(_state: &Shared, status: u16) -> Response {
+    fault(status)
+}
+
+/// An injected failure in Zoho's error envelope.
+fn fault(status: u16) -> Response {
     match status {
-        429 => error(
-            429,
-            "TOO_MANY_REQUESTS",
-            "too many requests",
-            json!({}),
-        ),
-        502 | 503 | 504 => error(status, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", json!({})),
+        429 => error(429, "TOO_MANY_REQUESTS", "too many requests", json!({})),
+        502..=504 => error(status, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", json!({})),
         _ => error(status, "INTERNAL_ERROR", "internal server error", json!({})),
     }
 }
@@ -243,4 +243,27 @@ pub(crate) fn error(status: u16, code: &str, message: &str, details: Value) -> R
 
 async fn invalid_url() -> Response {
     error(404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one", json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(response: Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let bytes = rt.block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[test]
+    fn injected_faults_answer_in_zoho_error_envelope() {
+        for (status, code) in [(429, "TOO_MANY_REQUESTS"), (500, "INTERNAL_ERROR"), (503, "SERVICE_UNAVAILABLE")] {
+            let (got, body) = body_of(fault(status));
+            assert_eq!(got, status);
+            assert_eq!(body["status"], "error");
+            assert_eq!(body["code"], code);
+            assert!(body["details"].is_object() && body["message"].is_string());
+        }
+    }
 }

@@ -218,7 +218,7 @@ pub(crate) async fn list(State(state): State<AppState>, Path(module): Path<Strin
 async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &HeaderMap) -> Reply {
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
-    call.charge(1)?;
+    call.charge(1).await?;
     let now = state.clock.now().timestamp();
     let per_page = number(q, "per_page", 200, 200)?;
     let sort_by = match q.get("sort_by").map(String::as_str) {
@@ -345,7 +345,7 @@ pub(crate) fn unknown_id(id: &str) -> Response {
 async fn get_one_inner(state: &AppState, module: &str, id: &str, q: &Params, headers: &HeaderMap) -> Reply {
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
-    call.charge(1)?;
+    call.charge(1).await?;
     let data = call.org.data.lock();
     let only = field_list(q, &data, m, false)?;
     let record = id
@@ -485,7 +485,7 @@ pub(crate) async fn search(State(state): State<AppState>, Path(module): Path<Str
 async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &HeaderMap) -> Reply {
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
-    call.charge(1)?;
+    call.charge(1).await?;
     let given: Vec<&str> = ["criteria", "email", "phone", "word"].into_iter().filter(|k| q.contains_key(*k)).collect();
     match given.len() {
         0 => {
@@ -592,7 +592,7 @@ pub(crate) async fn deleted(State(state): State<AppState>, Path(module): Path<St
 async fn deleted_inner(state: &AppState, module: &str, q: &Params, headers: &HeaderMap) -> Reply {
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
-    call.charge(2)?;
+    call.charge(2).await?;
     let kind = q.get("type").map(String::as_str).unwrap_or("all");
     if !matches!(kind, "all" | "recycle" | "permanent") {
         return Err(invalid(
@@ -635,7 +635,7 @@ pub(crate) async fn users(State(state): State<AppState>, Query(q): Query<Params>
 
 async fn users_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply {
     let call = begin(state, headers, Need::Users).await?;
-    call.charge(1)?;
+    call.charge(1).await?;
     let kind = q.get("type").map(String::as_str).unwrap_or("AllUsers");
     let keep: fn(&super::org::User) -> bool = match kind {
         "AllUsers" => |_| true,
@@ -667,7 +667,7 @@ pub(crate) async fn fields(State(state): State<AppState>, Query(q): Query<Params
 
 async fn fields_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply {
     let call = begin(state, headers, Need::Fields).await?;
-    call.charge(1)?;
+    call.charge(1).await?;
     let Some(name) = q.get("module").filter(|s| !s.trim().is_empty()) else {
         return Err(error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", json!({ "param": "module" })));
     };

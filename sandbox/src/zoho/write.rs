@@ -322,7 +322,7 @@ async fn write(state: &AppState, module: &str, headers: &HeaderMap, body: &[u8],
     if n > HEAVY_RECORDS {
         call.heavy()?;
     }
-    call.charge(n.div_ceil(10) as u64)?;
+    call.charge(n.div_ceil(10) as u64).await?;
     let now = state.clock.now().timestamp();
     let mut data = call.org.data.lock();
     let dup_fields = match body.duplicate_check_fields.take() {
@@ -448,7 +448,7 @@ async fn delete(state: &AppState, module: &str, headers: &HeaderMap, ids: Vec<St
             json!({ "param": "ids", "limit": MAX_RECORDS }),
         ));
     }
-    call.charge(1)?;
+    call.charge(1).await?;
     let now = state.clock.now().timestamp();
     let mut data = call.org.data.lock();
     let mut ok = 0;
@@ -507,7 +507,7 @@ async fn convert_inner(state: &AppState, module: &str, id: &str, headers: &Heade
         Some(_) => return Err(invalid("data must be an array of one object", json!({ "param": "data" }))),
     };
     call.heavy()?;
-    call.charge(5)?;
+    call.charge(5).await?;
     let now = state.clock.now().timestamp();
     let mut data = call.org.data.lock();
     let lead_id = id.parse::<u64>().ok().filter(|n| data.leads.records.contains_key(n)).ok_or_else(|| unknown_id(id))?;
