@@ -118,7 +118,10 @@ pub fn parse(input: &str) -> Result<Expr, CriteriaError> {
     };
     p.skip_ws();
     if p.pos != p.chars.len() {
-        return Err(CriteriaError::Syntax(format!("unexpected text at position {}", p.pos)));
+        return Err(CriteriaError::Syntax(format!(
+            "unexpected text at position {}",
+            p.pos
+        )));
     }
     let n = expr.conditions().len();
     if n > MAX_CONDITIONS {
@@ -149,7 +152,10 @@ impl Parser {
             self.pos += 1;
             Ok(())
         } else {
-            Err(CriteriaError::Syntax(format!("expected '{c}' at position {}", self.pos)))
+            Err(CriteriaError::Syntax(format!(
+                "expected '{c}' at position {}",
+                self.pos
+            )))
         }
     }
 
@@ -160,13 +166,20 @@ impl Parser {
             if self.peek().is_none_or(|c| c == ')') {
                 return Ok(left);
             }
-            let word: String = self.chars[self.pos..].iter().take_while(|c| c.is_ascii_alphabetic()).collect();
+            let word: String = self.chars[self.pos..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
             self.pos += word.chars().count();
             let right = self.group()?;
             left = match word.to_ascii_lowercase().as_str() {
                 "and" => Expr::And(Box::new(left), Box::new(right)),
                 "or" => Expr::Or(Box::new(left), Box::new(right)),
-                _ => return Err(CriteriaError::Syntax(format!("expected 'and' or 'or', got {word:?}"))),
+                _ => {
+                    return Err(CriteriaError::Syntax(format!(
+                        "expected 'and' or 'or', got {word:?}"
+                    )));
+                }
             };
         }
     }
@@ -198,7 +211,12 @@ impl Parser {
                     }
                 }
                 ')' => break,
-                '(' => return Err(CriteriaError::Syntax(format!("unescaped '(' in a condition at position {}", self.pos))),
+                '(' => {
+                    return Err(CriteriaError::Syntax(format!(
+                        "unescaped '(' in a condition at position {}",
+                        self.pos
+                    )));
+                }
                 _ => {
                     raw.push(c);
                     self.pos += 1;
@@ -216,7 +234,9 @@ fn condition(raw: &str) -> Result<Expr, CriteriaError> {
     let op = parts.next().map(str::trim);
     let value = parts.next();
     let (Some(op), Some(value)) = (op, value) else {
-        return Err(CriteriaError::Syntax(format!("a condition is field:operator:value, got {raw:?}")));
+        return Err(CriteriaError::Syntax(format!(
+            "a condition is field:operator:value, got {raw:?}"
+        )));
     };
     if field.is_empty() {
         return Err(CriteriaError::Syntax(format!("no field name in {raw:?}")));
@@ -254,12 +274,18 @@ mod tests {
 
     #[test]
     fn a_single_condition_in_parentheses_parses() {
-        assert_eq!(parse("(Email:equals:a@b.com)").unwrap(), cond("Email", Op::Equals, &["a@b.com"]));
+        assert_eq!(
+            parse("(Email:equals:a@b.com)").unwrap(),
+            cond("Email", Op::Equals, &["a@b.com"])
+        );
     }
 
     #[test]
     fn a_bare_condition_parses() {
-        assert_eq!(parse("Last_Name:starts_with:Sm").unwrap(), cond("Last_Name", Op::StartsWith, &["Sm"]));
+        assert_eq!(
+            parse("Last_Name:starts_with:Sm").unwrap(),
+            cond("Last_Name", Op::StartsWith, &["Sm"])
+        );
     }
 
     #[test]
@@ -289,31 +315,57 @@ mod tests {
     #[test]
     fn escapes_and_commas_split_values() {
         let e = parse(r"(Company:equals:Acme \(EU\)\, Ltd,Globex)").unwrap();
-        assert_eq!(e, cond("Company", Op::Equals, &["Acme (EU), Ltd", "Globex"]));
+        assert_eq!(
+            e,
+            cond("Company", Op::Equals, &["Acme (EU), Ltd", "Globex"])
+        );
     }
 
     #[test]
     fn values_may_hold_colons() {
         let e = parse("(Modified_Time:greater_than:2026-11-21T10:00:00+00:00)").unwrap();
-        assert_eq!(e, cond("Modified_Time", Op::GreaterThan, &["2026-11-21T10:00:00+00:00"]));
+        assert_eq!(
+            e,
+            cond(
+                "Modified_Time",
+                Op::GreaterThan,
+                &["2026-11-21T10:00:00+00:00"]
+            )
+        );
     }
 
     #[test]
     fn unknown_operators_are_named() {
-        assert_eq!(parse("(Email:contains:x)"), Err(CriteriaError::Operator("contains".into())));
+        assert_eq!(
+            parse("(Email:contains:x)"),
+            Err(CriteriaError::Operator("contains".into()))
+        );
     }
 
     #[test]
     fn more_than_ten_conditions_are_refused() {
-        let many = (0..11).map(|i| format!("(A:equals:{i})")).collect::<Vec<_>>().join("or");
+        let many = (0..11)
+            .map(|i| format!("(A:equals:{i})"))
+            .collect::<Vec<_>>()
+            .join("or");
         assert_eq!(parse(&many), Err(CriteriaError::TooMany(11)));
-        let ten = (0..10).map(|i| format!("(A:equals:{i})")).collect::<Vec<_>>().join("or");
+        let ten = (0..10)
+            .map(|i| format!("(A:equals:{i})"))
+            .collect::<Vec<_>>()
+            .join("or");
         assert!(parse(&ten).is_ok());
     }
 
     #[test]
     fn malformed_criteria_are_syntax_errors() {
-        for bad in ["(Email:equals:a", "(Email)", "((A:equals:1)xor(B:equals:2))", "(A:equals:1))", "(A:equals:(1)", "()"] {
+        for bad in [
+            "(Email:equals:a",
+            "(Email)",
+            "((A:equals:1)xor(B:equals:2))",
+            "(A:equals:1))",
+            "(A:equals:(1)",
+            "()",
+        ] {
             assert!(matches!(parse(bad), Err(CriteriaError::Syntax(_))), "{bad}");
         }
     }

@@ -2,15 +2,28 @@
 
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::org::{Module, OrgData};
 use crate::seed::{INDUSTRIES, LEAD_SOURCES, LEAD_STATUSES};
 
 /// Data types a custom field may have.
 pub(crate) const CUSTOM_TYPES: &[&str] = &[
-    "text", "textarea", "email", "phone", "website", "integer", "bigint", "double", "currency", "percent", "boolean", "date",
-    "datetime", "picklist", "multiselectpicklist",
+    "text",
+    "textarea",
+    "email",
+    "phone",
+    "website",
+    "integer",
+    "bigint",
+    "double",
+    "currency",
+    "percent",
+    "boolean",
+    "date",
+    "datetime",
+    "picklist",
+    "multiselectpicklist",
 ];
 
 /// One picklist option. `display_value` differs from `actual_value` for a few options on
@@ -60,14 +73,28 @@ pub struct CustomFieldSpec {
 impl CustomFieldSpec {
     pub(crate) fn validate(&self, index: usize) -> Result<(), String> {
         let at = format!("custom_fields[{index}]");
-        if self.api_name.is_empty() || !self.api_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{at}.api_name: letters, digits and underscores only, got {:?}", self.api_name));
+        if self.api_name.is_empty()
+            || !self
+                .api_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!(
+                "{at}.api_name: letters, digits and underscores only, got {:?}",
+                self.api_name
+            ));
         }
         if !CUSTOM_TYPES.contains(&self.data_type.as_str()) {
-            return Err(format!("{at}.data_type: one of {}, got {:?}", CUSTOM_TYPES.join(", "), self.data_type));
+            return Err(format!(
+                "{at}.data_type: one of {}, got {:?}",
+                CUSTOM_TYPES.join(", "),
+                self.data_type
+            ));
         }
         if self.data_type.contains("picklist") && self.pick_list_values.is_empty() {
-            return Err(format!("{at}.pick_list_values: a picklist needs at least one option"));
+            return Err(format!(
+                "{at}.pick_list_values: a picklist needs at least one option"
+            ));
         }
         for m in self.modules.iter().flatten() {
             if Module::from_api(m).is_none() {
@@ -94,14 +121,26 @@ pub(crate) fn default_custom_fields() -> Vec<CustomFieldSpec> {
         pick_list_values: Vec::new(),
         modules: None,
     };
-    vec![f("sync_to_plezi", "text"), f("plezi_url", "website"), f("score", "integer"), f("status", "text"), f("source", "text")]
+    vec![
+        f("sync_to_plezi", "text"),
+        f("plezi_url", "website"),
+        f("score", "integer"),
+        f("status", "text"),
+        f("source", "text"),
+    ]
 }
 
 fn options(values: &[&str], display: &[(&str, &str)]) -> Vec<PickOption> {
     values
         .iter()
         .map(|v| PickOption {
-            display_value: Some(display.iter().find(|(a, _)| a == v).map_or(*v, |(_, d)| d).to_owned()),
+            display_value: Some(
+                display
+                    .iter()
+                    .find(|(a, _)| a == v)
+                    .map_or(*v, |(_, d)| d)
+                    .to_owned(),
+            ),
             actual_value: (*v).to_owned(),
         })
         .collect()
@@ -132,7 +171,10 @@ impl Builder {
 
 /// The field list of Leads or Contacts: standard fields plus the org's custom fields.
 pub(crate) fn module_fields(m: Module, id_base: u64, custom: &[CustomFieldSpec]) -> Vec<FieldDef> {
-    let mut b = Builder { next_id: id_base, fields: Vec::new() };
+    let mut b = Builder {
+        next_id: id_base,
+        fields: Vec::new(),
+    };
     b.add("Owner", "Lead Owner", "ownerlookup", 0);
     if m == Module::Leads {
         b.add("Company", "Company", "text", 200);
@@ -151,11 +193,18 @@ pub(crate) fn module_fields(m: Module, id_base: u64, custom: &[CustomFieldSpec])
     b.add("Secondary_Email", "Secondary Email", "email", 100);
     b.add("Phone", "Phone", "phone", 30);
     b.add("Mobile", "Mobile", "phone", 30);
-    b.add("Lead_Source", "Lead Source", "picklist", 120).picklist = options(LEAD_SOURCES, &[("Web Form", "Web-Form")]);
+    b.add("Lead_Source", "Lead Source", "picklist", 120)
+        .picklist = options(LEAD_SOURCES, &[("Web Form", "Web-Form")]);
     if m == Module::Leads {
-        b.add("Lead_Status", "Lead Status", "picklist", 120).picklist = options(LEAD_STATUSES, &[]);
-        b.add("Industry", "Industry", "picklist", 120).picklist =
-            options(INDUSTRIES, &[("Software", "Software / SaaS"), ("Finance", "Finance & Banking")]);
+        b.add("Lead_Status", "Lead Status", "picklist", 120)
+            .picklist = options(LEAD_STATUSES, &[]);
+        b.add("Industry", "Industry", "picklist", 120).picklist = options(
+            INDUSTRIES,
+            &[
+                ("Software", "Software / SaaS"),
+                ("Finance", "Finance & Banking"),
+            ],
+        );
         b.add("Website", "Website", "website", 255);
     }
     b.add("City", "City", "text", 100);
@@ -166,7 +215,8 @@ pub(crate) fn module_fields(m: Module, id_base: u64, custom: &[CustomFieldSpec])
         b.add(api, &api.replace('_', " "), "datetime", 0).read_only = true;
     }
     for api in ["Created_By", "Modified_By"] {
-        b.add(api, &api.replace('_', " "), "ownerlookup", 0).read_only = true;
+        b.add(api, &api.replace('_', " "), "ownerlookup", 0)
+            .read_only = true;
     }
     if m == Module::Leads {
         b.add("Converted__s", "Converted", "boolean", 0).read_only = true;
@@ -177,14 +227,21 @@ pub(crate) fn module_fields(m: Module, id_base: u64, custom: &[CustomFieldSpec])
             "textarea" => spec.length.unwrap_or(2000),
             _ => 0,
         };
-        let label = spec.field_label.clone().unwrap_or_else(|| spec.api_name.clone());
+        let label = spec
+            .field_label
+            .clone()
+            .unwrap_or_else(|| spec.api_name.clone());
         let f = b.add(&spec.api_name, &label, &spec.data_type, length);
         f.custom = true;
         f.picklist = spec
             .pick_list_values
             .iter()
             .map(|o| PickOption {
-                display_value: Some(o.display_value.clone().unwrap_or_else(|| o.actual_value.clone())),
+                display_value: Some(
+                    o.display_value
+                        .clone()
+                        .unwrap_or_else(|| o.actual_value.clone()),
+                ),
                 actual_value: o.actual_value.clone(),
             })
             .collect();
@@ -193,7 +250,10 @@ pub(crate) fn module_fields(m: Module, id_base: u64, custom: &[CustomFieldSpec])
 }
 
 pub(crate) fn account_fields(id_base: u64) -> Vec<FieldDef> {
-    let mut b = Builder { next_id: id_base, fields: Vec::new() };
+    let mut b = Builder {
+        next_id: id_base,
+        fields: Vec::new(),
+    };
     b.add("Owner", "Account Owner", "ownerlookup", 0);
     b.add("Account_Name", "Account Name", "text", 200).mandatory = true;
     for api in ["Created_Time", "Modified_Time"] {
@@ -290,7 +350,9 @@ fn expected(data_type: &str) -> &'static str {
 }
 
 pub(crate) fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.starts_with('.')
         && !domain.ends_with('.')
@@ -318,7 +380,11 @@ pub(crate) fn check(def: &FieldDef, value: &Value, data: &OrgData) -> Result<(),
             if ty == "email" && !s.trim().is_empty() && !is_email(s.trim()) {
                 return Err(wrong());
             }
-            if ty == "phone" && !s.chars().all(|c| c.is_ascii_digit() || " +-().x".contains(c)) {
+            if ty == "phone"
+                && !s
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().x".contains(c))
+            {
                 return Err(wrong());
             }
             Ok(())
@@ -332,15 +398,23 @@ pub(crate) fn check(def: &FieldDef, value: &Value, data: &OrgData) -> Result<(),
         "boolean" => value.as_bool().map(|_| ()).ok_or_else(wrong),
         "date" => {
             let s = value.as_str().ok_or_else(wrong)?;
-            NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|_| ()).map_err(|_| wrong())
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(|_| ())
+                .map_err(|_| wrong())
         }
         "datetime" => {
             let s = value.as_str().ok_or_else(wrong)?;
-            DateTime::parse_from_rfc3339(s).map(|_| ()).map_err(|_| wrong())
+            DateTime::parse_from_rfc3339(s)
+                .map(|_| ())
+                .map_err(|_| wrong())
         }
         "picklist" => {
             let s = value.as_str().ok_or_else(wrong)?;
-            def.picklist.iter().any(|o| o.actual_value == s).then_some(()).ok_or(Invalid::Value)
+            def.picklist
+                .iter()
+                .any(|o| o.actual_value == s)
+                .then_some(())
+                .ok_or(Invalid::Value)
         }
         "multiselectpicklist" => {
             let items = value.as_array().ok_or_else(wrong)?;
@@ -354,11 +428,18 @@ pub(crate) fn check(def: &FieldDef, value: &Value, data: &OrgData) -> Result<(),
         }
         "ownerlookup" => {
             let id = lookup_id(value).ok_or_else(wrong)?;
-            data.user(id).filter(|u| u.status == "active").map(|_| ()).ok_or(Invalid::Value)
+            data.user(id)
+                .filter(|u| u.status == "active")
+                .map(|_| ())
+                .ok_or(Invalid::Value)
         }
         "lookup" => {
             let id = lookup_id(value).ok_or_else(wrong)?;
-            data.accounts.records.contains_key(&id).then_some(()).ok_or(Invalid::Value)
+            data.accounts
+                .records
+                .contains_key(&id)
+                .then_some(())
+                .ok_or(Invalid::Value)
         }
         _ => Ok(()),
     }

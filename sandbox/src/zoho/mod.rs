@@ -27,14 +27,15 @@ use parking_lot::{Mutex, RwLock};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::{AppState, Shared};
 
 pub(crate) use org::Org;
 
 /// Scope a grant code carries when none is asked for.
-pub const DEFAULT_SCOPE: &str = "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ";
+pub const DEFAULT_SCOPE: &str =
+    "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ";
 
 /// All Zoho orgs, OAuth clients, grant codes and tokens.
 #[derive(Debug)]
@@ -99,7 +100,12 @@ struct AccessToken {
 
 impl ZohoState {
     fn org(&self, id: &str) -> Option<Arc<Org>> {
-        self.registry.read().orgs.iter().find(|o| o.id == id).cloned()
+        self.registry
+            .read()
+            .orgs
+            .iter()
+            .find(|o| o.id == id)
+            .cloned()
     }
 
     fn orgs(&self) -> Vec<Arc<Org>> {
@@ -187,9 +193,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/crm/v8/{module}/upsert", post(write::upsert))
         .route(
             "/api/crm/v8/{module}/{id}",
-            get(read::get_one).put(write::update_one).delete(write::delete_one),
+            get(read::get_one)
+                .put(write::update_one)
+                .delete(write::delete_one),
         )
-        .route("/api/crm/v8/{module}/{id}/actions/convert", post(write::convert))
+        .route(
+            "/api/crm/v8/{module}/{id}/actions/convert",
+            post(write::convert),
+        )
         .fallback(invalid_url)
 }
 
@@ -216,9 +227,15 @@ pub(crate) fn fault_response(_state: &Shared, status: u16) -> Response {
 fn fault(status: u16) -> Response {
     match status {
         429 => error(429, "TOO_MANY_REQUESTS", "too many requests", json!({})),
-        502..=504 => error(status, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", json!({})),
+        502..=504 => error(
+            status,
+            "SERVICE_UNAVAILABLE",
+            "the service is temporarily unavailable",
+            json!({}),
+        ),
         _ => error(status, "INTERNAL_ERROR", "internal server error", json!({})),
     }
+    .into_response()
 }
 
 pub(crate) fn bootstrap(state: &Shared) -> ZohoDescription {
@@ -227,22 +244,42 @@ pub(crate) fn bootstrap(state: &Shared) -> ZohoDescription {
         people: state.config.people,
         ..crate::seed::SeedSpec::default()
     };
-    let created = admin::create_org(state, admin::NewOrg::default(), Some(&spec)).expect("the default org is valid");
+    let created = admin::create_org(state, admin::NewOrg::default(), Some(&spec))
+        .expect("the default org is valid");
     created.description
 }
 
+/// A refused call, boxed so that `Result<_, Reject>` stays small.
+#[derive(Debug)]
+pub(crate) struct Reject(Box<Response>);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl From<Response> for Reject {
+    fn from(response: Response) -> Self {
+        Reject(Box::new(response))
+    }
+}
+
 /// Zoho's error envelope: `{"code","details","message","status":"error"}`.
-pub(crate) fn error(status: u16, code: &str, message: &str, details: Value) -> Response {
+pub(crate) fn error(status: u16, code: &str, message: &str, details: Value) -> Reject {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        Json(json!({ "code": code, "details": details, "message": message, "status": "error" })),
-    )
-        .into_response()
+    let body = json!({ "code": code, "details": details, "message": message, "status": "error" });
+    (status, Json(body)).into_response().into()
 }
 
 async fn invalid_url() -> Response {
-    error(404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one", json!({}))
+    error(
+        404,
+        "INVALID_URL_PATTERN",
+        "Please check if the URL trying to access is a correct one",
+        json!({}),
+    )
+    .into_response()
 }
 
 #[cfg(test)]
@@ -251,14 +288,22 @@ mod tests {
 
     fn body_of(response: Response) -> (u16, Value) {
         let status = response.status().as_u16();
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let bytes = rt.block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).expect("body");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let bytes = rt
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .expect("body");
         (status, serde_json::from_slice(&bytes).expect("json"))
     }
 
     #[test]
     fn injected_faults_answer_in_zoho_error_envelope() {
-        for (status, code) in [(429, "TOO_MANY_REQUESTS"), (500, "INTERNAL_ERROR"), (503, "SERVICE_UNAVAILABLE")] {
+        for (status, code) in [
+            (429, "TOO_MANY_REQUESTS"),
+            (500, "INTERNAL_ERROR"),
+            (503, "SERVICE_UNAVAILABLE"),
+        ] {
             let (got, body) = body_of(fault(status));
             assert_eq!(got, status);
             assert_eq!(body["status"], "error");

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{AccessToken, RefreshToken};
-use crate::server::TenantLabel;
 use crate::AppState;
+use crate::server::TenantLabel;
 
 const THROTTLE_WINDOW_MS: i64 = 600_000;
 
@@ -34,7 +34,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -57,8 +60,14 @@ fn oauth_error(error: &str, org: Option<String>) -> Response {
     response
 }
 
-pub(crate) async fn token(State(state): State<AppState>, RawQuery(query): RawQuery, body: axum::body::Bytes) -> Response {
-    let mut params: HashMap<String, String> = parse_form(query.as_deref().unwrap_or("")).into_iter().collect();
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut params: HashMap<String, String> = parse_form(query.as_deref().unwrap_or(""))
+        .into_iter()
+        .collect();
     params.extend(parse_form(&String::from_utf8_lossy(&body)));
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
     let now_ms = state.clock.now().timestamp_millis();
@@ -130,7 +139,11 @@ pub(crate) async fn token(State(state): State<AppState>, RawQuery(query): RawQue
             else {
                 return oauth_error("invalid_code", org_label);
             };
-            while refresh.issued_ms.front().is_some_and(|t| *t <= now_ms - THROTTLE_WINDOW_MS) {
+            while refresh
+                .issued_ms
+                .front()
+                .is_some_and(|t| *t <= now_ms - THROTTLE_WINDOW_MS)
+            {
                 refresh.issued_ms.pop_front();
             }
             if refresh.issued_ms.len() >= limits.token_throttle {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use chrono::{DateTime, FixedOffset};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::fields::FieldDef;
 use crate::seed::Person;
@@ -35,7 +35,10 @@ impl Module {
 
     /// For the admin API, which also shows Accounts.
     pub(crate) fn from_admin(name: &str) -> Option<Module> {
-        Self::from_api(name).or_else(|| name.eq_ignore_ascii_case("Accounts").then_some(Module::Accounts))
+        Self::from_api(name).or_else(|| {
+            name.eq_ignore_ascii_case("Accounts")
+                .then_some(Module::Accounts)
+        })
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -187,7 +190,9 @@ mod id_string {
         let v = serde_json::Value::deserialize(d)?;
         match v {
             serde_json::Value::String(s) => s.parse().map_err(serde::de::Error::custom),
-            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| serde::de::Error::custom("id: not a u64")),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| serde::de::Error::custom("id: not a u64")),
             _ => Err(serde::de::Error::custom("id: expected a string of digits")),
         }
     }
@@ -241,17 +246,28 @@ impl Store {
     fn index(&mut self, r: &Record) {
         self.by_created.insert((r.created, r.id));
         self.by_modified.insert((r.modified, r.id));
-        if let Some(email) = r.values.get("Email").and_then(Value::as_str).map(norm_email)
+        if let Some(email) = r
+            .values
+            .get("Email")
+            .and_then(Value::as_str)
+            .map(norm_email)
             && !email.is_empty()
         {
-            self.by_email.entry(email).or_default().insert((r.created, r.id));
+            self.by_email
+                .entry(email)
+                .or_default()
+                .insert((r.created, r.id));
         }
     }
 
     fn unindex(&mut self, r: &Record) {
         self.by_created.remove(&(r.created, r.id));
         self.by_modified.remove(&(r.modified, r.id));
-        if let Some(email) = r.values.get("Email").and_then(Value::as_str).map(norm_email)
+        if let Some(email) = r
+            .values
+            .get("Email")
+            .and_then(Value::as_str)
+            .map(norm_email)
             && let Some(set) = self.by_email.get_mut(&email)
         {
             set.remove(&(r.created, r.id));
@@ -301,7 +317,13 @@ pub(crate) struct OrgData {
 }
 
 impl OrgData {
-    pub(crate) fn new(id_base: u64, users: Vec<User>, lead_fields: Vec<FieldDef>, contact_fields: Vec<FieldDef>, tz: FixedOffset) -> Self {
+    pub(crate) fn new(
+        id_base: u64,
+        users: Vec<User>,
+        lead_fields: Vec<FieldDef>,
+        contact_fields: Vec<FieldDef>,
+        tz: FixedOffset,
+    ) -> Self {
         Self {
             users,
             lead_fields,
@@ -356,7 +378,11 @@ impl OrgData {
 
     /// The first active user: the one grant codes authorise by default.
     pub(crate) fn admin_user_id(&self) -> u64 {
-        self.users.iter().find(|u| u.status == "active").or(self.users.first()).map_or(0, |u| u.id)
+        self.users
+            .iter()
+            .find(|u| u.status == "active")
+            .or(self.users.first())
+            .map_or(0, |u| u.id)
     }
 
     fn user_ref(&self, id: u64) -> Value {
@@ -377,9 +403,18 @@ impl OrgData {
             "Created_Time" => Value::String(self.time(r.created)),
             "Modified_Time" => Value::String(self.time(r.modified)),
             "Converted__s" => Value::Bool(r.converted),
-            "Email_Opt_Out" => r.values.get(api_name).cloned().unwrap_or(Value::Bool(false)),
+            "Email_Opt_Out" => r
+                .values
+                .get(api_name)
+                .cloned()
+                .unwrap_or(Value::Bool(false)),
             "Full_Name" if m != Module::Accounts => {
-                let part = |k: &str| r.values.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+                let part = |k: &str| {
+                    r.values
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                };
                 match (part("First_Name"), part("Last_Name")) {
                     (Some(f), Some(l)) => Value::String(format!("{f} {l}")),
                     (Some(x), None) | (None, Some(x)) => Value::String(x.to_owned()),
@@ -434,7 +469,15 @@ impl OrgData {
     }
 
     /// Creates a record with the given values and times; returns its id.
-    pub(crate) fn create(&mut self, m: Module, values: Map<String, Value>, owner: u64, by: u64, created: i64, modified: i64) -> u64 {
+    pub(crate) fn create(
+        &mut self,
+        m: Module,
+        values: Map<String, Value>,
+        owner: u64,
+        by: u64,
+        created: i64,
+        modified: i64,
+    ) -> u64 {
         let id = self.next_id();
         self.store_mut(m).insert(Record {
             id,
@@ -452,11 +495,23 @@ impl OrgData {
 
     /// Converts a lead: a Contact from the lead's values, an Account when the lead has a
     /// Company (or `account` when given). Returns (contact id, account id).
-    pub(crate) fn convert_lead(&mut self, lead_id: u64, by: u64, now: i64, account: Option<u64>) -> Option<(u64, Option<u64>)> {
+    pub(crate) fn convert_lead(
+        &mut self,
+        lead_id: u64,
+        by: u64,
+        now: i64,
+        account: Option<u64>,
+    ) -> Option<(u64, Option<u64>)> {
         let lead = self.leads.records.get(&lead_id)?.clone();
         let account_id = match account {
             Some(id) => Some(id),
-            None => match lead.values.get("Company").and_then(Value::as_str).map(str::trim).filter(|c| !c.is_empty()) {
+            None => match lead
+                .values
+                .get("Company")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+            {
                 Some(company) => {
                     let mut values = Map::new();
                     values.insert("Account_Name".into(), Value::String(company.to_owned()));
@@ -484,7 +539,10 @@ impl OrgData {
                 .get(&aid)
                 .and_then(|a| a.values.get("Account_Name").cloned())
                 .unwrap_or(Value::Null);
-            values.insert("Account_Name".into(), json!({ "name": name, "id": aid.to_string() }));
+            values.insert(
+                "Account_Name".into(),
+                json!({ "name": name, "id": aid.to_string() }),
+            );
         }
         let contact_id = self.create(Module::Contacts, values, lead.owner, by, now, now);
         self.leads.modify(lead_id, |r| {
@@ -498,10 +556,18 @@ impl OrgData {
     /// Seeds generated people: Leads (converted people become converted leads with their
     /// Contact and Account), and every seventh other person straight as a Contact.
     pub(crate) fn seed(&mut self, people: &[Person], now: i64) -> SeedCount {
-        let owners: Vec<u64> = self.users.iter().filter(|u| u.status == "active").map(|u| u.id).collect();
+        let owners: Vec<u64> = self
+            .users
+            .iter()
+            .filter(|u| u.status == "active")
+            .map(|u| u.id)
+            .collect();
         let mut count = SeedCount::default();
         for p in people {
-            let owner = owners.get(p.index % owners.len().max(1)).copied().unwrap_or(0);
+            let owner = owners
+                .get(p.index % owners.len().max(1))
+                .copied()
+                .unwrap_or(0);
             let created = now - p.created_secs_ago;
             let modified = now - p.modified_secs_ago;
             let as_contact = !p.converted && p.index % 7 == 6;
@@ -543,7 +609,12 @@ impl OrgData {
             put("Designation", s(&p.job_title));
             put("Industry", Some(Value::String(p.industry.clone())));
             put("Lead_Status", Some(Value::String(p.lead_status.clone())));
-            put("status", Some(Value::String(if p.converted { "Client" } else { "Prospect" }.into())));
+            put(
+                "status",
+                Some(Value::String(
+                    if p.converted { "Client" } else { "Prospect" }.into(),
+                )),
+            );
             let id = self.create(Module::Leads, v, owner, owner, created, modified);
             count.leads += 1;
             if p.converted {

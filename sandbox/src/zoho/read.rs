@@ -4,23 +4,23 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::auth::{begin, Need};
+use super::auth::{Need, begin};
 use super::criteria::{self, Condition, CriteriaError, Expr, Op};
 use super::fields::FieldDef;
 use super::org::{Module, OrgData, Record, Store};
-use super::error;
+use super::{Reject, error};
 use crate::AppState;
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, Reject>;
 type Params = HashMap<String, String>;
 
 /// Most records reachable with `page`; beyond, a `page_token` is needed.
@@ -29,18 +29,23 @@ const DISCRETE_LIMIT: usize = 2000;
 const TOKEN_LIMIT: usize = 100_000;
 const TOKEN_TTL_SECS: i64 = 86_400;
 
-pub(crate) fn module_of(name: &str) -> Result<Module, Response> {
+pub(crate) fn module_of(name: &str) -> Result<Module, Reject> {
     Module::from_api(name).ok_or_else(|| {
-        error(400, "INVALID_MODULE", "the module name given seems to be invalid", json!({ "resource_path_index": 0 }))
+        error(
+            400,
+            "INVALID_MODULE",
+            "the module name given seems to be invalid",
+            json!({ "resource_path_index": 0 }),
+        )
     })
 }
 
-pub(crate) fn invalid(message: &str, details: Value) -> Response {
+pub(crate) fn invalid(message: &str, details: Value) -> Reject {
     error(400, "INVALID_DATA", message, details)
 }
 
 fn done(r: Reply) -> Response {
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(IntoResponse::into_response)
 }
 
 fn no_content(status: StatusCode) -> Response {
@@ -48,7 +53,7 @@ fn no_content(status: StatusCode) -> Response {
 }
 
 /// Parses a positive integer parameter.
-fn number(q: &Params, name: &str, default: usize, max: usize) -> Result<usize, Response> {
+fn number(q: &Params, name: &str, default: usize, max: usize) -> Result<usize, Reject> {
     match q.get(name) {
         None => Ok(default),
         Some(s) => match s.trim().parse::<usize>() {
@@ -62,8 +67,10 @@ fn number(q: &Params, name: &str, default: usize, max: usize) -> Result<usize, R
 }
 
 /// `If-Modified-Since` as Unix seconds (RFC 3339 / ISO 8601 with an offset).
-fn if_modified_since(headers: &HeaderMap) -> Result<Option<i64>, Response> {
-    let Some(value) = headers.get("if-modified-since") else { return Ok(None) };
+fn if_modified_since(headers: &HeaderMap) -> Result<Option<i64>, Reject> {
+    let Some(value) = headers.get("if-modified-since") else {
+        return Ok(None);
+    };
     value
         .to_str()
         .ok()
@@ -78,12 +85,27 @@ fn if_modified_since(headers: &HeaderMap) -> Result<Option<i64>, Response> {
 }
 
 /// The `fields` parameter: known api names, at most 50. `None` when absent and optional.
-fn field_list(q: &Params, data: &OrgData, m: Module, required: bool) -> Result<Option<Vec<String>>, Response> {
+fn field_list(
+    q: &Params,
+    data: &OrgData,
+    m: Module,
+    required: bool,
+) -> Result<Option<Vec<String>>, Reject> {
     let raw = q.get("fields").map(String::as_str).unwrap_or("");
-    let names: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let names: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     if names.is_empty() {
         return if required {
-            Err(error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", json!({ "param": "fields" })))
+            Err(error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                json!({ "param": "fields" }),
+            ))
         } else {
             Ok(None)
         };
@@ -98,7 +120,10 @@ fn field_list(q: &Params, data: &OrgData, m: Module, required: bool) -> Result<O
     }
     for name in &names {
         if name != "id" && data.field(m, name).is_none() {
-            return Err(invalid(&format!("invalid field api name {name}"), json!({ "api_name": name, "param": "fields" })));
+            return Err(invalid(
+                &format!("invalid field api name {name}"),
+                json!({ "api_name": name, "param": "fields" }),
+            ));
         }
     }
     let mut out: Vec<String> = Vec::with_capacity(names.len());
@@ -117,7 +142,7 @@ enum Converted {
     Both,
 }
 
-fn converted_param(q: &Params) -> Result<Converted, Response> {
+fn converted_param(q: &Params) -> Result<Converted, Reject> {
     match q.get("converted").map(String::as_str) {
         None | Some("false") => Ok(Converted::Hide),
         Some("true") => Ok(Converted::Only),
@@ -166,16 +191,29 @@ impl SortBy {
 }
 
 /// Keys in sort order, strictly after `after` (in that order).
-fn keys<'a>(store: &'a Store, by: SortBy, asc: bool, after: Option<(i64, u64)>) -> Box<dyn Iterator<Item = (i64, u64)> + 'a> {
+fn keys<'a>(
+    store: &'a Store,
+    by: SortBy,
+    asc: bool,
+    after: Option<(i64, u64)>,
+) -> Box<dyn Iterator<Item = (i64, u64)> + 'a> {
     let set = match by {
         SortBy::Id => {
             let range = match (asc, after) {
-                (true, Some((_, id))) => store.records.range((Bound::Excluded(id), Bound::Unbounded)),
-                (false, Some((_, id))) => store.records.range((Bound::Unbounded, Bound::Excluded(id))),
+                (true, Some((_, id))) => {
+                    store.records.range((Bound::Excluded(id), Bound::Unbounded))
+                }
+                (false, Some((_, id))) => {
+                    store.records.range((Bound::Unbounded, Bound::Excluded(id)))
+                }
                 (_, None) => store.records.range(..),
             };
             let ids = range.map(|(id, _)| (0, *id));
-            return if asc { Box::new(ids) } else { Box::new(ids.rev()) };
+            return if asc {
+                Box::new(ids)
+            } else {
+                Box::new(ids.rev())
+            };
         }
         SortBy::Created => &store.by_created,
         SortBy::Modified => &store.by_modified,
@@ -185,7 +223,11 @@ fn keys<'a>(store: &'a Store, by: SortBy, asc: bool, after: Option<(i64, u64)>) 
         (false, Some(k)) => set.range((Bound::Unbounded, Bound::Excluded(k))),
         (_, None) => set.range(..),
     };
-    if asc { Box::new(range.copied()) } else { Box::new(range.rev().copied()) }
+    if asc {
+        Box::new(range.copied())
+    } else {
+        Box::new(range.rev().copied())
+    }
 }
 
 /// What a page token carries: the parameters it is bound to and where to resume.
@@ -199,19 +241,27 @@ struct PageToken {
 }
 
 fn encode_token(t: &PageToken) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(t).unwrap_or_default())
 }
 
 fn decode_token(s: &str) -> Option<PageToken> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim())
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-fn page_token_error(reason: &str, message: &str) -> Response {
+fn page_token_error(reason: &str, message: &str) -> Reject {
     invalid(message, json!({ "param": "page_token", "reason": reason }))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, Path(module): Path<String>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(module): Path<String>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     done(list_inner(&state, &module, &q, &headers).await)
 }
 
@@ -266,9 +316,13 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
                     json!({ "param": "page_token", "conflicts_with": "page" }),
                 ));
             }
-            let t = decode_token(token).ok_or_else(|| page_token_error("invalid", "the page_token given is invalid"))?;
+            let t = decode_token(token)
+                .ok_or_else(|| page_token_error("invalid", "the page_token given is invalid"))?;
             if t.exp <= now {
-                return Err(page_token_error("expired", "the page_token given has expired"));
+                return Err(page_token_error(
+                    "expired",
+                    "the page_token given has expired",
+                ));
             }
             if t.sig != sig {
                 return Err(page_token_error(
@@ -276,7 +330,11 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
                     "the page_token was issued for other parameters; keep fields, per_page, sort_by, sort_order, converted and If-Modified-Since the same",
                 ));
             }
-            let id = t.after.1.parse::<u64>().map_err(|_| page_token_error("invalid", "the page_token given is invalid"))?;
+            let id = t
+                .after
+                .1
+                .parse::<u64>()
+                .map_err(|_| page_token_error("invalid", "the page_token given is invalid"))?;
             (Some((t.after.0, id)), t.page, 0, t.served)
         }
         None => {
@@ -295,13 +353,17 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
     };
 
     let store = data.store(m);
-    let mut matching = keys(store, sort_by, asc, after).filter_map(|(_, id)| store.records.get(&id)).filter(|r| {
-        shows(m, converted, r) && ims.is_none_or(|t| r.modified > t)
-    });
+    let mut matching = keys(store, sort_by, asc, after)
+        .filter_map(|(_, id)| store.records.get(&id))
+        .filter(|r| shows(m, converted, r) && ims.is_none_or(|t| r.modified > t));
     let mut page_records: Vec<&Record> = matching.by_ref().skip(skip).take(per_page).collect();
     let more = matching.next().is_some();
     if page_records.is_empty() {
-        return Ok(no_content(if ims.is_some() { StatusCode::NOT_MODIFIED } else { StatusCode::NO_CONTENT }));
+        return Ok(no_content(if ims.is_some() {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::NO_CONTENT
+        }));
     }
     let served = served_before + page_records.len();
     let next = (more && served < TOKEN_LIMIT).then(|| {
@@ -314,7 +376,10 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
             exp: now + TOKEN_TTL_SECS,
         })
     });
-    let rows: Vec<Value> = page_records.drain(..).map(|r| data.record_json(m, r, Some(&only))).collect();
+    let rows: Vec<Value> = page_records
+        .drain(..)
+        .map(|r| data.record_json(m, r, Some(&only)))
+        .collect();
     let info = json!({
         "per_page": per_page,
         "count": rows.len(),
@@ -338,11 +403,20 @@ pub(crate) async fn get_one(
     done(get_one_inner(&state, &module, &id, &q, &headers).await)
 }
 
-pub(crate) fn unknown_id(id: &str) -> Response {
-    invalid("the related id given seems to be invalid", json!({ "id": id }))
+pub(crate) fn unknown_id(id: &str) -> Reject {
+    invalid(
+        "the related id given seems to be invalid",
+        json!({ "id": id }),
+    )
 }
 
-async fn get_one_inner(state: &AppState, module: &str, id: &str, q: &Params, headers: &HeaderMap) -> Reply {
+async fn get_one_inner(
+    state: &AppState,
+    module: &str,
+    id: &str,
+    q: &Params,
+    headers: &HeaderMap,
+) -> Reply {
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
     call.charge(1).await?;
@@ -356,7 +430,7 @@ async fn get_one_inner(state: &AppState, module: &str, id: &str, q: &Params, hea
     Ok(Json(json!({ "data": [data.record_json(m, record, only.as_deref())] })).into_response())
 }
 
-fn query_error(message: &str, details: Value) -> Response {
+fn query_error(message: &str, details: Value) -> Reject {
     error(400, "INVALID_QUERY", message, details)
 }
 
@@ -365,7 +439,7 @@ fn is_text(ty: &str) -> bool {
 }
 
 /// Checks that each condition names a field of the module with an operator and values that suit its type.
-fn check_conditions(expr: &Expr, data: &OrgData, m: Module) -> Result<(), Response> {
+fn check_conditions(expr: &Expr, data: &OrgData, m: Module) -> Result<(), Reject> {
     for c in expr.conditions() {
         let ty = if c.field == "id" {
             "id"
@@ -380,21 +454,33 @@ fn check_conditions(expr: &Expr, data: &OrgData, m: Module) -> Result<(), Respon
                 }
             }
         };
-        let ordered = matches!(c.op, Op::GreaterThan | Op::GreaterEqual | Op::LessThan | Op::LessEqual);
+        let ordered = matches!(
+            c.op,
+            Op::GreaterThan | Op::GreaterEqual | Op::LessThan | Op::LessEqual
+        );
         let allowed = match ty {
-            "integer" | "bigint" | "double" | "currency" | "percent" | "date" | "datetime" => c.op != Op::StartsWith,
-            "boolean" | "id" | "ownerlookup" | "lookup" | "multiselectpicklist" => matches!(c.op, Op::Equals | Op::NotEqual | Op::In),
+            "integer" | "bigint" | "double" | "currency" | "percent" | "date" | "datetime" => {
+                c.op != Op::StartsWith
+            }
+            "boolean" | "id" | "ownerlookup" | "lookup" | "multiselectpicklist" => {
+                matches!(c.op, Op::Equals | Op::NotEqual | Op::In)
+            }
             _ => !ordered,
         };
         if !allowed {
             return Err(query_error(
-                &format!("the operator {:?} is not supported for the field {}", c.op, c.field),
+                &format!(
+                    "the operator {:?} is not supported for the field {}",
+                    c.op, c.field
+                ),
                 json!({ "api_name": c.field, "operator": format!("{:?}", c.op) }),
             ));
         }
         for v in &c.values {
             let ok = match ty {
-                "integer" | "bigint" | "double" | "currency" | "percent" => v.trim().parse::<f64>().is_ok(),
+                "integer" | "bigint" | "double" | "currency" | "percent" => {
+                    v.trim().parse::<f64>().is_ok()
+                }
                 "datetime" => DateTime::parse_from_rfc3339(v.trim()).is_ok(),
                 "boolean" => v == "true" || v == "false",
                 _ => true,
@@ -423,42 +509,99 @@ fn cmp_ok(op: Op, ord: std::cmp::Ordering) -> bool {
     }
 }
 
-fn test_condition(c: &Condition, def: Option<&FieldDef>, data: &OrgData, m: Module, r: &Record) -> bool {
+fn test_condition(
+    c: &Condition,
+    def: Option<&FieldDef>,
+    data: &OrgData,
+    m: Module,
+    r: &Record,
+) -> bool {
     let ty = def.map_or("id", |f| f.data_type.as_str());
     let value = data.field_value(m, r, &c.field);
     let any = |f: &dyn Fn(&str) -> bool| c.values.iter().any(|v| f(v));
     match ty {
         "id" => {
             let id = r.id.to_string();
-            if c.op == Op::NotEqual { !any(&|v| v.trim() == id) } else { any(&|v| v.trim() == id) }
+            if c.op == Op::NotEqual {
+                !any(&|v| v.trim() == id)
+            } else {
+                any(&|v| v.trim() == id)
+            }
         }
         "ownerlookup" | "lookup" => {
-            let id = value.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
-            if c.op == Op::NotEqual { !any(&|v| v.trim() == id) } else { any(&|v| v.trim() == id) }
+            let id = value
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if c.op == Op::NotEqual {
+                !any(&|v| v.trim() == id)
+            } else {
+                any(&|v| v.trim() == id)
+            }
         }
         "boolean" => {
             let b = value.as_bool().unwrap_or(false).to_string();
-            if c.op == Op::NotEqual { !any(&|v| v == b) } else { any(&|v| v == b) }
+            if c.op == Op::NotEqual {
+                !any(&|v| v == b)
+            } else {
+                any(&|v| v == b)
+            }
         }
         "multiselectpicklist" => {
-            let items: Vec<String> = value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_lowercase)).collect();
+            let items: Vec<String> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_lowercase))
+                .collect();
             let hit = any(&|v| items.contains(&v.to_lowercase()));
             if c.op == Op::NotEqual { !hit } else { hit }
         }
         "integer" | "bigint" | "double" | "currency" | "percent" => {
-            let Some(n) = value.as_f64() else { return c.op == Op::NotEqual };
-            let hit = |v: &str| v.trim().parse::<f64>().ok().and_then(|x| n.partial_cmp(&x)).is_some_and(|o| cmp_ok(c.op, o));
-            if c.op == Op::NotEqual { c.values.iter().all(|v| hit(v)) } else { any(&hit) }
+            let Some(n) = value.as_f64() else {
+                return c.op == Op::NotEqual;
+            };
+            let hit = |v: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|x| n.partial_cmp(&x))
+                    .is_some_and(|o| cmp_ok(c.op, o))
+            };
+            if c.op == Op::NotEqual {
+                c.values.iter().all(|v| hit(v))
+            } else {
+                any(&hit)
+            }
         }
         "datetime" => {
-            let Some(t) = value.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) else { return c.op == Op::NotEqual };
-            let hit = |v: &str| DateTime::parse_from_rfc3339(v.trim()).is_ok_and(|x| cmp_ok(c.op, t.timestamp().cmp(&x.timestamp())));
-            if c.op == Op::NotEqual { c.values.iter().all(|v| hit(v)) } else { any(&hit) }
+            let Some(t) = value
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            else {
+                return c.op == Op::NotEqual;
+            };
+            let hit = |v: &str| {
+                DateTime::parse_from_rfc3339(v.trim())
+                    .is_ok_and(|x| cmp_ok(c.op, t.timestamp().cmp(&x.timestamp())))
+            };
+            if c.op == Op::NotEqual {
+                c.values.iter().all(|v| hit(v))
+            } else {
+                any(&hit)
+            }
         }
         "date" => {
-            let Some(d) = value.as_str() else { return c.op == Op::NotEqual };
+            let Some(d) = value.as_str() else {
+                return c.op == Op::NotEqual;
+            };
             let hit = |v: &str| cmp_ok(c.op, d.cmp(v.trim()));
-            if c.op == Op::NotEqual { c.values.iter().all(|v| hit(v)) } else { any(&hit) }
+            if c.op == Op::NotEqual {
+                c.values.iter().all(|v| hit(v))
+            } else {
+                any(&hit)
+            }
         }
         _ => {
             // Text and picklists, case-insensitively. `equals` on text fields is "contains", as v8 does.
@@ -478,7 +621,12 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-pub(crate) async fn search(State(state): State<AppState>, Path(module): Path<String>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Path(module): Path<String>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     done(search_inner(&state, &module, &q, &headers).await)
 }
 
@@ -486,7 +634,10 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
     let m = module_of(module)?;
     let call = begin(state, headers, Need::Module(m, "read")).await?;
     call.charge(1).await?;
-    let given: Vec<&str> = ["criteria", "email", "phone", "word"].into_iter().filter(|k| q.contains_key(*k)).collect();
+    let given: Vec<&str> = ["criteria", "email", "phone", "word"]
+        .into_iter()
+        .filter(|k| q.contains_key(*k))
+        .collect();
     match given.len() {
         0 => {
             return Err(error(
@@ -520,12 +671,17 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
     let data = call.org.data.lock();
     let only = field_list(q, &data, m, false)?;
     let fields = data.fields(m);
-    let text_fields: Vec<&FieldDef> = fields.iter().filter(|f| is_text(&f.data_type) || f.data_type == "picklist").collect();
+    let text_fields: Vec<&FieldDef> = fields
+        .iter()
+        .filter(|f| is_text(&f.data_type) || f.data_type == "picklist")
+        .collect();
 
     let mut matcher: Box<dyn FnMut(&Record) -> bool + '_> = match given[0] {
         "criteria" => {
             let expr = criteria::parse(&q["criteria"]).map_err(|e| match e {
-                CriteriaError::Syntax(s) => query_error(&format!("invalid query formed: {s}"), json!({})),
+                CriteriaError::Syntax(s) => {
+                    query_error(&format!("invalid query formed: {s}"), json!({}))
+                }
                 CriteriaError::Operator(op) => query_error(
                     &format!("the operator {op} is not supported"),
                     json!({ "operator": op }),
@@ -533,29 +689,52 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
                 CriteriaError::TooMany(n) => error(
                     400,
                     "LIMIT_EXCEEDED",
-                    &format!("at most {} conditions are allowed in criteria, got {n}", criteria::MAX_CONDITIONS),
+                    &format!(
+                        "at most {} conditions are allowed in criteria, got {n}",
+                        criteria::MAX_CONDITIONS
+                    ),
                     json!({ "param": "criteria", "limit": criteria::MAX_CONDITIONS }),
                 ),
             })?;
             check_conditions(&expr, &data, m)?;
             let data = &*data;
             Box::new(move |r: &Record| {
-                expr.eval(&mut |c: &Condition| test_condition(c, data.field(m, &c.field), data, m, r))
+                expr.eval(&mut |c: &Condition| {
+                    test_condition(c, data.field(m, &c.field), data, m, r)
+                })
             })
         }
         "email" => {
             let want = q["email"].trim().to_lowercase();
-            let email_fields: Vec<&str> = fields.iter().filter(|f| f.data_type == "email").map(|f| f.api_name.as_str()).collect();
+            let email_fields: Vec<&str> = fields
+                .iter()
+                .filter(|f| f.data_type == "email")
+                .map(|f| f.api_name.as_str())
+                .collect();
             Box::new(move |r: &Record| {
-                email_fields.iter().any(|f| r.values.get(*f).and_then(Value::as_str).is_some_and(|e| e.trim().to_lowercase() == want))
+                email_fields.iter().any(|f| {
+                    r.values
+                        .get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|e| e.trim().to_lowercase() == want)
+                })
             })
         }
         "phone" => {
             let want = digits(&q["phone"]);
-            let phone_fields: Vec<&str> = fields.iter().filter(|f| f.data_type == "phone").map(|f| f.api_name.as_str()).collect();
+            let phone_fields: Vec<&str> = fields
+                .iter()
+                .filter(|f| f.data_type == "phone")
+                .map(|f| f.api_name.as_str())
+                .collect();
             Box::new(move |r: &Record| {
                 !want.is_empty()
-                    && phone_fields.iter().any(|f| r.values.get(*f).and_then(Value::as_str).is_some_and(|p| digits(p).contains(&want)))
+                    && phone_fields.iter().any(|f| {
+                        r.values
+                            .get(*f)
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| digits(p).contains(&want))
+                    })
             })
         }
         _ => {
@@ -563,13 +742,19 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
             Box::new(move |r: &Record| {
                 !want.is_empty()
                     && text_fields.iter().any(|f| {
-                        r.values.get(&f.api_name).and_then(Value::as_str).is_some_and(|s| s.to_lowercase().contains(&want))
+                        r.values
+                            .get(&f.api_name)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.to_lowercase().contains(&want))
                     })
             })
         }
     };
     let store = data.store(m);
-    let mut hits = store.records.values().filter(|r| shows(m, converted, r) && matcher(r));
+    let mut hits = store
+        .records
+        .values()
+        .filter(|r| shows(m, converted, r) && matcher(r));
     let rows: Vec<&Record> = hits.by_ref().skip(skip).take(take).collect();
     let more = skip + rows.len() < DISCRETE_LIMIT && hits.next().is_some();
     drop(hits);
@@ -577,7 +762,10 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
     if rows.is_empty() {
         return Ok(no_content(StatusCode::NO_CONTENT));
     }
-    let data_rows: Vec<Value> = rows.iter().map(|r| data.record_json(m, r, only.as_deref())).collect();
+    let data_rows: Vec<Value> = rows
+        .iter()
+        .map(|r| data.record_json(m, r, only.as_deref()))
+        .collect();
     Ok(Json(json!({
         "data": data_rows,
         "info": { "per_page": per_page, "count": data_rows.len(), "page": page, "more_records": more },
@@ -585,7 +773,12 @@ async fn search_inner(state: &AppState, module: &str, q: &Params, headers: &Head
     .into_response())
 }
 
-pub(crate) async fn deleted(State(state): State<AppState>, Path(module): Path<String>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+pub(crate) async fn deleted(
+    State(state): State<AppState>,
+    Path(module): Path<String>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     done(deleted_inner(&state, &module, &q, &headers).await)
 }
 
@@ -621,7 +814,11 @@ async fn deleted_inner(state: &AppState, module: &str, q: &Params, headers: &Hea
         return Ok(no_content(StatusCode::NO_CONTENT));
     }
     let more = list.len() > per_page;
-    let rows: Vec<Value> = list.iter().take(per_page).map(|d| data.deleted_json(d)).collect();
+    let rows: Vec<Value> = list
+        .iter()
+        .take(per_page)
+        .map(|d| data.deleted_json(d))
+        .collect();
     Ok(Json(json!({
         "data": rows,
         "info": { "per_page": per_page, "count": rows.len(), "page": page, "more_records": more },
@@ -629,7 +826,11 @@ async fn deleted_inner(state: &AppState, module: &str, q: &Params, headers: &Hea
     .into_response())
 }
 
-pub(crate) async fn users(State(state): State<AppState>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+pub(crate) async fn users(
+    State(state): State<AppState>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     done(users_inner(&state, &q, &headers).await)
 }
 
@@ -650,7 +851,13 @@ async fn users_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply
         }
     };
     let data = call.org.data.lock();
-    let users: Vec<Value> = data.users.iter().enumerate().filter(|(_, u)| keep(u)).map(|(i, u)| u.api_json(i)).collect();
+    let users: Vec<Value> = data
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| keep(u))
+        .map(|(i, u)| u.api_json(i))
+        .collect();
     if users.is_empty() {
         return Ok(no_content(StatusCode::NO_CONTENT));
     }
@@ -661,7 +868,11 @@ async fn users_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply
     .into_response())
 }
 
-pub(crate) async fn fields(State(state): State<AppState>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+pub(crate) async fn fields(
+    State(state): State<AppState>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
     done(fields_inner(&state, &q, &headers).await)
 }
 
@@ -669,10 +880,21 @@ async fn fields_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Repl
     let call = begin(state, headers, Need::Fields).await?;
     call.charge(1).await?;
     let Some(name) = q.get("module").filter(|s| !s.trim().is_empty()) else {
-        return Err(error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", json!({ "param": "module" })));
+        return Err(error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            json!({ "param": "module" }),
+        ));
     };
-    let m = Module::from_api(name.trim())
-        .ok_or_else(|| error(400, "INVALID_MODULE", "the module name given seems to be invalid", json!({ "param": "module" })))?;
+    let m = Module::from_api(name.trim()).ok_or_else(|| {
+        error(
+            400,
+            "INVALID_MODULE",
+            "the module name given seems to be invalid",
+            json!({ "param": "module" }),
+        )
+    })?;
     let data = call.org.data.lock();
     let fields: Vec<Value> = data.fields(m).iter().map(FieldDef::api_json).collect();
     Ok(Json(json!({ "fields": fields })).into_response())

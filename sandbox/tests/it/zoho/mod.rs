@@ -9,9 +9,9 @@ mod records;
 mod search;
 mod writes;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::common::{split, TestSandbox};
+use crate::common::{TestSandbox, split};
 
 /// A sandbox with an access token for the default org.
 pub struct Zoho {
@@ -40,8 +40,14 @@ impl Zoho {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        let token = body["access_token"].as_str().expect("access token").to_owned();
-        let refresh = body["refresh_token"].as_str().expect("refresh token").to_owned();
+        let token = body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
+        let refresh = body["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned();
         Self { sb, token, refresh }
     }
 
@@ -66,43 +72,72 @@ impl Zoho {
     }
 
     pub async fn get_since(&self, path: &str, since: &str) -> (u16, Value) {
-        self.send(self.auth(self.sb.http.get(self.api(path))).header("If-Modified-Since", since)).await
+        self.send(
+            self.auth(self.sb.http.get(self.api(path)))
+                .header("If-Modified-Since", since),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.auth(self.sb.http.post(self.api(path))).json(&body)).await
+        self.send(self.auth(self.sb.http.post(self.api(path))).json(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.auth(self.sb.http.put(self.api(path))).json(&body)).await
+        self.send(self.auth(self.sb.http.put(self.api(path))).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send(self.auth(self.sb.http.delete(self.api(path)))).await
+        self.send(self.auth(self.sb.http.delete(self.api(path))))
+            .await
     }
 
     pub async fn advance(&self, secs: f64) {
-        let (status, _) = self.sb.admin_post("/admin/clock", json!({ "advance_secs": secs })).await;
+        let (status, _) = self
+            .sb
+            .admin_post("/admin/clock", json!({ "advance_secs": secs }))
+            .await;
         assert_eq!(status, 200);
     }
 
     pub async fn admin_patch(&self, path: &str, body: Value) -> (u16, Value) {
-        split(self.sb.http.patch(self.sb.url(path)).json(&body).send().await.expect("patch")).await
+        split(
+            self.sb
+                .http
+                .patch(self.sb.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("patch"),
+        )
+        .await
     }
 
     pub async fn set_limits(&self, body: Value) {
-        let (status, body) = self.admin_patch(&format!("/admin/zoho/orgs/{}/limits", self.org()), body).await;
+        let (status, body) = self
+            .admin_patch(&format!("/admin/zoho/orgs/{}/limits", self.org()), body)
+            .await;
         assert_eq!(status, 200, "{body}");
     }
 
     pub async fn usage(&self) -> Value {
-        self.sb.admin_get(&format!("/admin/zoho/orgs/{}/usage", self.org())).await.1
+        self.sb
+            .admin_get(&format!("/admin/zoho/orgs/{}/usage", self.org()))
+            .await
+            .1
     }
 
     /// A fresh access token for the default org with the given scope.
     pub async fn token_with_scope(&self, scope: &str) -> String {
-        let (status, minted) =
-            self.sb.admin_post(&format!("/admin/zoho/orgs/{}/grant-codes", self.org()), json!({ "scope": scope })).await;
+        let (status, minted) = self
+            .sb
+            .admin_post(
+                &format!("/admin/zoho/orgs/{}/grant-codes", self.org()),
+                json!({ "scope": scope }),
+            )
+            .await;
         assert_eq!(status, 201, "{minted}");
         let d = &self.sb.desc().zoho;
         let (_, body) = token_request(
@@ -120,19 +155,33 @@ impl Zoho {
 
     /// Records as the admin API stores them.
     pub async fn stored(&self, module: &str) -> Value {
-        self.sb.admin_get(&format!("/admin/zoho/orgs/{}/records/{module}", self.org())).await.1
+        self.sb
+            .admin_get(&format!("/admin/zoho/orgs/{}/records/{module}", self.org()))
+            .await
+            .1
     }
 
     /// Inserts one lead through the API and returns its id.
     pub async fn insert_lead(&self, record: Value) -> String {
         let (status, body) = self.post("/Leads", json!({ "data": [record] })).await;
         assert_eq!(status, 201, "{body}");
-        body["data"][0]["details"]["id"].as_str().unwrap().to_owned()
+        body["data"][0]["details"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
 /// `POST {accounts}/oauth/v2/token` with a form body.
 pub async fn token_request(sb: &TestSandbox, form: &[(&str, &str)]) -> (u16, Value) {
     let url = format!("{}/oauth/v2/token", sb.desc().zoho.accounts_url);
-    split(sb.http.post(url).form(form).send().await.expect("token request")).await
+    split(
+        sb.http
+            .post(url)
+            .form(form)
+            .send()
+            .await
+            .expect("token request"),
+    )
+    .await
 }

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use super::{token_request, Zoho};
-use crate::common::{split, TestSandbox};
+use super::{Zoho, token_request};
+use crate::common::{TestSandbox, split};
 
 #[tokio::test]
 async fn grant_code_exchange_returns_tokens_and_the_api_domain() {
@@ -11,7 +11,12 @@ async fn grant_code_exchange_returns_tokens_and_the_api_domain() {
     let d = sb.desc().zoho.clone();
     let (status, body) = token_request(
         &sb,
-        &[("grant_type", "authorization_code"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("code", &d.grant_code)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("code", &d.grant_code),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -21,7 +26,10 @@ async fn grant_code_exchange_returns_tokens_and_the_api_domain() {
     assert_ne!(d.api_domain, d.accounts_url);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert_eq!(body["scope"], "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ");
+    assert_eq!(
+        body["scope"],
+        "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ"
+    );
 }
 
 #[tokio::test]
@@ -44,7 +52,12 @@ async fn token_parameters_are_accepted_in_the_query_string() {
 async fn a_grant_code_works_once() {
     let sb = TestSandbox::start().await;
     let d = sb.desc().zoho.clone();
-    let form = [("grant_type", "authorization_code"), ("client_id", &*d.client_id), ("client_secret", &*d.client_secret), ("code", &*d.grant_code)];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", &*d.client_id),
+        ("client_secret", &*d.client_secret),
+        ("code", &*d.grant_code),
+    ];
     assert_eq!(token_request(&sb, &form).await.0, 200);
     let (status, body) = token_request(&sb, &form).await;
     assert_eq!(status, 200);
@@ -55,10 +68,16 @@ async fn a_grant_code_works_once() {
 async fn a_grant_code_expires_after_three_minutes() {
     let sb = TestSandbox::start().await;
     let d = sb.desc().zoho.clone();
-    sb.admin_post("/admin/clock", json!({ "advance_secs": 181 })).await;
+    sb.admin_post("/admin/clock", json!({ "advance_secs": 181 }))
+        .await;
     let (status, body) = token_request(
         &sb,
-        &[("grant_type", "authorization_code"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("code", &d.grant_code)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("code", &d.grant_code),
+        ],
     )
     .await;
     assert_eq!((status, body), (200, json!({ "error": "invalid_code" })));
@@ -73,7 +92,12 @@ async fn the_mint_url_gives_a_fresh_grant_code() {
     let code = minted["code"].as_str().unwrap();
     let (_, body) = token_request(
         &sb,
-        &[("grant_type", "authorization_code"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("code", code)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("code", code),
+        ],
     )
     .await;
     assert!(body["access_token"].is_string(), "{body}");
@@ -83,11 +107,37 @@ async fn the_mint_url_gives_a_fresh_grant_code() {
 async fn unknown_client_wrong_secret_and_bad_grant_type_are_refused() {
     let sb = TestSandbox::start().await;
     let d = sb.desc().zoho.clone();
-    let (s, b) = token_request(&sb, &[("grant_type", "authorization_code"), ("client_id", "1000.NOPE"), ("client_secret", "x"), ("code", &d.grant_code)]).await;
+    let (s, b) = token_request(
+        &sb,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "1000.NOPE"),
+            ("client_secret", "x"),
+            ("code", &d.grant_code),
+        ],
+    )
+    .await;
     assert_eq!((s, b), (200, json!({ "error": "invalid_client" })));
-    let (s, b) = token_request(&sb, &[("grant_type", "authorization_code"), ("client_id", &d.client_id), ("client_secret", "wrong"), ("code", &d.grant_code)]).await;
+    let (s, b) = token_request(
+        &sb,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &d.client_id),
+            ("client_secret", "wrong"),
+            ("code", &d.grant_code),
+        ],
+    )
+    .await;
     assert_eq!((s, b), (200, json!({ "error": "invalid_client_secret" })));
-    let (s, b) = token_request(&sb, &[("grant_type", "password"), ("client_id", &d.client_id), ("client_secret", &d.client_secret)]).await;
+    let (s, b) = token_request(
+        &sb,
+        &[
+            ("grant_type", "password"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+        ],
+    )
+    .await;
     assert_eq!((s, b), (200, json!({ "error": "unsupported_grant_type" })));
 }
 
@@ -97,7 +147,12 @@ async fn refresh_gives_a_new_access_token_without_a_refresh_token() {
     let d = z.sb.desc().zoho.clone();
     let (status, body) = token_request(
         &z.sb,
-        &[("grant_type", "refresh_token"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("refresh_token", &z.refresh)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("refresh_token", &z.refresh),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -113,7 +168,12 @@ async fn an_unknown_refresh_token_is_invalid_code() {
     let d = z.sb.desc().zoho.clone();
     let (s, b) = token_request(
         &z.sb,
-        &[("grant_type", "refresh_token"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("refresh_token", "1000.nope")],
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("refresh_token", "1000.nope"),
+        ],
     )
     .await;
     assert_eq!((s, b), (200, json!({ "error": "invalid_code" })));
@@ -123,7 +183,12 @@ async fn an_unknown_refresh_token_is_invalid_code() {
 async fn the_eleventh_access_token_in_ten_minutes_is_denied_until_the_window_moves() {
     let z = Zoho::start().await;
     let d = z.sb.desc().zoho.clone();
-    let form = [("grant_type", "refresh_token"), ("client_id", &*d.client_id), ("client_secret", &*d.client_secret), ("refresh_token", &*z.refresh)];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &*d.client_id),
+        ("client_secret", &*d.client_secret),
+        ("refresh_token", &*z.refresh),
+    ];
     // The grant's own token counts: nine refreshes make ten.
     for _ in 0..9 {
         let (s, b) = token_request(&z.sb, &form).await;
@@ -162,9 +227,25 @@ async fn calls_without_a_zoho_oauthtoken_header_are_invalid_token() {
     let url = z.api("/Leads?fields=Last_Name");
     let (s, b) = split(z.sb.http.get(&url).send().await.unwrap()).await;
     assert_eq!((s, b["code"].clone()), (401, json!("INVALID_TOKEN")));
-    let (s, b) = split(z.sb.http.get(&url).bearer_auth(&z.token).send().await.unwrap()).await;
+    let (s, b) = split(
+        z.sb.http
+            .get(&url)
+            .bearer_auth(&z.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, b["code"].clone()), (401, json!("INVALID_TOKEN")));
-    let (s, _) = split(z.sb.http.get(&url).header("Authorization", "Zoho-oauthtoken 1000.unknown").send().await.unwrap()).await;
+    let (s, _) = split(
+        z.sb.http
+            .get(&url)
+            .header("Authorization", "Zoho-oauthtoken 1000.unknown")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 401);
 }
 
@@ -172,15 +253,33 @@ async fn calls_without_a_zoho_oauthtoken_header_are_invalid_token() {
 async fn a_token_without_the_needed_scope_gets_oauth_scope_mismatch() {
     let z = Zoho::start().await;
     let token = z.token_with_scope("zohocrm.modules.leads.read").await;
-    let call = |path: &str| z.sb.http.get(z.api(path)).header("Authorization", format!("Zoho-oauthtoken {token}"));
+    let call = |path: &str| {
+        z.sb.http
+            .get(z.api(path))
+            .header("Authorization", format!("Zoho-oauthtoken {token}"))
+    };
     let (s, _) = split(call("/Leads?fields=Last_Name").send().await.unwrap()).await;
     assert_eq!(s, 200);
-    for path in ["/Contacts?fields=Last_Name", "/settings/fields?module=Leads", "/users"] {
+    for path in [
+        "/Contacts?fields=Last_Name",
+        "/settings/fields?module=Leads",
+        "/users",
+    ] {
         let (s, b) = split(call(path).send().await.unwrap()).await;
-        assert_eq!((s, b["code"].clone()), (401, json!("OAUTH_SCOPE_MISMATCH")), "{path}");
+        assert_eq!(
+            (s, b["code"].clone()),
+            (401, json!("OAUTH_SCOPE_MISMATCH")),
+            "{path}"
+        );
     }
     let (s, b) = split(
-        z.sb.http.post(z.api("/Leads")).header("Authorization", format!("Zoho-oauthtoken {token}")).json(&json!({"data":[{"Last_Name":"X"}]})).send().await.unwrap(),
+        z.sb.http
+            .post(z.api("/Leads"))
+            .header("Authorization", format!("Zoho-oauthtoken {token}"))
+            .json(&json!({"data":[{"Last_Name":"X"}]}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!((s, b["code"].clone()), (401, json!("OAUTH_SCOPE_MISMATCH")));

@@ -2,16 +2,28 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::Zoho;
 
 fn ids(body: &Value) -> Vec<String> {
-    body["data"].as_array().map(|a| a.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn visible_leads(z: &Zoho) -> usize {
-    z.stored("Leads").await["records"].as_array().unwrap().iter().filter(|r| r["$converted"] == false).count()
+    z.stored("Leads").await["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["$converted"] == false)
+        .count()
 }
 
 #[tokio::test]
@@ -29,7 +41,10 @@ async fn more_than_fifty_fields_is_limit_exceeded() {
     let z = Zoho::start().await;
     let fields = vec!["Last_Name"; 51].join(",");
     let (status, body) = z.get(&format!("/Leads?fields={fields}")).await;
-    assert_eq!((status, body["code"].clone()), (400, json!("LIMIT_EXCEEDED")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("LIMIT_EXCEEDED"))
+    );
 }
 
 #[tokio::test]
@@ -48,7 +63,10 @@ async fn records_carry_only_the_asked_fields_plus_id() {
     assert_eq!(status, 200);
     let first = body["data"][0].as_object().unwrap();
     let keys: HashSet<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(keys, HashSet::from(["id", "Last_Name", "Email", "$converted"]));
+    assert_eq!(
+        keys,
+        HashSet::from(["id", "Last_Name", "Email", "$converted"])
+    );
     let id = first["id"].as_str().unwrap();
     assert_eq!(id.len(), 19);
     assert!(id.chars().all(|c| c.is_ascii_digit()));
@@ -57,9 +75,15 @@ async fn records_carry_only_the_asked_fields_plus_id() {
 #[tokio::test]
 async fn records_show_owner_opt_out_times_and_converted_flags() {
     let z = Zoho::start().await;
-    let (_, body) = z.get("/Leads?fields=Owner,Email_Opt_Out,Created_Time,Modified_Time,Converted__s,Created_By").await;
+    let (_, body) = z
+        .get("/Leads?fields=Owner,Email_Opt_Out,Created_Time,Modified_Time,Converted__s,Created_By")
+        .await;
     let r = &body["data"][0];
-    assert!(r["Owner"]["id"].is_string() && r["Owner"]["name"].is_string() && r["Owner"]["email"].is_string());
+    assert!(
+        r["Owner"]["id"].is_string()
+            && r["Owner"]["name"].is_string()
+            && r["Owner"]["email"].is_string()
+    );
     assert!(r["Email_Opt_Out"].is_boolean());
     assert_eq!(r["Converted__s"], false);
     assert_eq!(r["$converted"], false);
@@ -73,7 +97,12 @@ async fn times_are_shown_in_the_org_time_zone() {
     let z = Zoho::start().await;
     z.set_limits(json!({ "time_zone": "+05:30" })).await;
     let (_, body) = z.get("/Leads?fields=Created_Time").await;
-    assert!(body["data"][0]["Created_Time"].as_str().unwrap().ends_with("+05:30"));
+    assert!(
+        body["data"][0]["Created_Time"]
+            .as_str()
+            .unwrap()
+            .ends_with("+05:30")
+    );
 }
 
 #[tokio::test]
@@ -106,12 +135,18 @@ async fn the_default_order_is_id_descending() {
 #[tokio::test]
 async fn sort_by_modified_time_ascending_orders_records() {
     let z = Zoho::start().await;
-    let (_, body) = z.get("/Leads?fields=Modified_Time&sort_by=Modified_Time&sort_order=asc").await;
+    let (_, body) = z
+        .get("/Leads?fields=Modified_Time&sort_by=Modified_Time&sort_order=asc")
+        .await;
     let times: Vec<i64> = body["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| chrono::DateTime::parse_from_rfc3339(r["Modified_Time"].as_str().unwrap()).unwrap().timestamp())
+        .map(|r| {
+            chrono::DateTime::parse_from_rfc3339(r["Modified_Time"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
@@ -134,7 +169,12 @@ async fn page_and_per_page_split_the_records() {
     let b = ids(&p2);
     assert_eq!(a.len(), 3);
     assert!(a.iter().all(|id| !b.contains(id)));
-    let (status, _) = z.get(&format!("/Leads?fields=Last_Name&per_page=200&page={}", total / 200 + 2)).await;
+    let (status, _) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&per_page=200&page={}",
+            total / 200 + 2
+        ))
+        .await;
     assert_eq!(status, 204);
 }
 
@@ -142,14 +182,20 @@ async fn page_and_per_page_split_the_records() {
 async fn per_page_over_200_is_refused() {
     let z = Zoho::start().await;
     let (status, body) = z.get("/Leads?fields=Last_Name&per_page=201").await;
-    assert_eq!((status, body["details"]["param"].clone()), (400, json!("per_page")));
+    assert_eq!(
+        (status, body["details"]["param"].clone()),
+        (400, json!("per_page"))
+    );
 }
 
 #[tokio::test]
 async fn pages_past_2000_records_are_discrete_pagination_limit_exceeded() {
     let z = Zoho::start().await;
     let (status, body) = z.get("/Leads?fields=Last_Name&per_page=200&page=11").await;
-    assert_eq!((status, body["code"].clone()), (400, json!("DISCRETE_PAGINATION_LIMIT_EXCEEDED")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("DISCRETE_PAGINATION_LIMIT_EXCEEDED"))
+    );
     let (status, _) = z.get("/Leads?fields=Last_Name&per_page=200&page=10").await;
     assert_eq!(status, 204);
 }
@@ -170,7 +216,11 @@ async fn page_tokens_walk_every_record_once_past_2000() {
             assert!(seen.insert(id), "a record came twice");
         }
         match body["info"]["next_page_token"].as_str() {
-            Some(token) => path = format!("/Leads?fields=Last_Name&per_page=200&sort_by=Modified_Time&page_token={token}"),
+            Some(token) => {
+                path = format!(
+                    "/Leads?fields=Last_Name&per_page=200&sort_by=Modified_Time&page_token={token}"
+                )
+            }
             None => {
                 assert_eq!(body["info"]["more_records"], false);
                 break;
@@ -186,10 +236,18 @@ async fn a_page_token_with_other_parameters_is_refused() {
     let z = Zoho::start().await;
     let (_, body) = z.get("/Leads?fields=Last_Name&per_page=5").await;
     let token = body["info"]["next_page_token"].as_str().unwrap();
-    let (status, body) = z.get(&format!("/Leads?fields=Last_Name,Email&per_page=5&page_token={token}")).await;
+    let (status, body) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name,Email&per_page=5&page_token={token}"
+        ))
+        .await;
     assert_eq!((status, body["code"].clone()), (400, json!("INVALID_DATA")));
     assert_eq!(body["details"]["param"], "page_token");
-    let (status, _) = z.get(&format!("/Leads?fields=Last_Name&per_page=5&page_token={token}")).await;
+    let (status, _) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&per_page=5&page_token={token}"
+        ))
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -201,7 +259,11 @@ async fn a_page_token_expires_after_a_day() {
     z.advance(86_401.0).await;
     // The access token expired too: take a new one from the refresh token.
     let z = refreshed(z).await;
-    let (status, body) = z.get(&format!("/Leads?fields=Last_Name&per_page=5&page_token={token}")).await;
+    let (status, body) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&per_page=5&page_token={token}"
+        ))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["details"]["reason"], "expired");
 }
@@ -210,7 +272,12 @@ async fn refreshed(mut z: Zoho) -> Zoho {
     let d = z.sb.desc().zoho.clone();
     let (_, b) = super::token_request(
         &z.sb,
-        &[("grant_type", "refresh_token"), ("client_id", &d.client_id), ("client_secret", &d.client_secret), ("refresh_token", &z.refresh)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("refresh_token", &z.refresh),
+        ],
     )
     .await;
     z.token = b["access_token"].as_str().unwrap().to_owned();
@@ -222,7 +289,11 @@ async fn page_token_and_page_together_are_refused() {
     let z = Zoho::start().await;
     let (_, body) = z.get("/Leads?fields=Last_Name&per_page=5").await;
     let token = body["info"]["next_page_token"].as_str().unwrap();
-    let (status, _) = z.get(&format!("/Leads?fields=Last_Name&per_page=5&page=2&page_token={token}")).await;
+    let (status, _) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&per_page=5&page=2&page_token={token}"
+        ))
+        .await;
     assert_eq!(status, 400);
 }
 
@@ -231,13 +302,23 @@ async fn converted_leads_are_hidden_unless_asked_for() {
     let z = Zoho::start_with(200).await;
     let stored = z.stored("Leads").await;
     let all = stored["records"].as_array().unwrap();
-    let converted: HashSet<String> = all.iter().filter(|r| r["$converted"] == true).map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let converted: HashSet<String> = all
+        .iter()
+        .filter(|r| r["$converted"] == true)
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
     assert!(!converted.is_empty());
     let (_, hidden) = z.get("/Leads?fields=Last_Name").await;
     assert!(ids(&hidden).iter().all(|id| !converted.contains(id)));
     let (_, only) = z.get("/Leads?fields=Last_Name&converted=true").await;
     assert_eq!(ids(&only).into_iter().collect::<HashSet<_>>(), converted);
-    assert!(only["data"].as_array().unwrap().iter().all(|r| r["$converted"] == true));
+    assert!(
+        only["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["$converted"] == true)
+    );
     let (_, both) = z.get("/Leads?fields=Last_Name&converted=both").await;
     assert_eq!(ids(&both).len(), all.len());
 }
@@ -268,7 +349,9 @@ async fn an_empty_module_is_204_with_no_body() {
 #[tokio::test]
 async fn get_one_record_by_id() {
     let z = Zoho::start().await;
-    let id = z.insert_lead(json!({ "Last_Name": "Solo", "Email": "solo@example.com" })).await;
+    let id = z
+        .insert_lead(json!({ "Last_Name": "Solo", "Email": "solo@example.com" }))
+        .await;
     let (status, body) = z.get(&format!("/Leads/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
@@ -291,7 +374,10 @@ async fn an_unknown_record_id_is_invalid_data() {
 async fn an_unknown_module_is_invalid_module() {
     let z = Zoho::start().await;
     let (status, body) = z.get("/Deals?fields=Deal_Name").await;
-    assert_eq!((status, body["code"].clone()), (400, json!("INVALID_MODULE")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("INVALID_MODULE"))
+    );
 }
 
 #[tokio::test]
@@ -300,7 +386,13 @@ async fn fields_lists_standard_and_custom_fields_in_zoho_shape() {
     let (status, body) = z.get("/settings/fields?module=Leads").await;
     assert_eq!(status, 200);
     let fields = body["fields"].as_array().unwrap();
-    let by = |name: &str| fields.iter().find(|f| f["api_name"] == name).cloned().unwrap_or_else(|| panic!("{name}"));
+    let by = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f["api_name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}"))
+    };
     assert_eq!(by("Last_Name")["system_mandatory"], true);
     assert_eq!(by("Full_Name")["read_only"], true);
     assert_eq!(by("Email")["data_type"], "email");
@@ -308,21 +400,49 @@ async fn fields_lists_standard_and_custom_fields_in_zoho_shape() {
     assert_eq!(by("score")["data_type"], "integer");
     assert_eq!(by("sync_to_plezi")["custom_field"], true);
     let industry = by("Industry");
-    let software = industry["pick_list_values"].as_array().unwrap().iter().find(|o| o["actual_value"] == "Software").unwrap().clone();
+    let software = industry["pick_list_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["actual_value"] == "Software")
+        .unwrap()
+        .clone();
     assert_eq!(software["display_value"], "Software / SaaS");
-    for key in ["field_label", "display_label", "id", "json_type", "length", "visible", "unique"] {
+    for key in [
+        "field_label",
+        "display_label",
+        "id",
+        "json_type",
+        "length",
+        "visible",
+        "unique",
+    ] {
         assert!(industry.get(key).is_some(), "{key}");
     }
     let (_, contacts) = z.get("/settings/fields?module=Contacts").await;
-    let names: Vec<&str> = contacts["fields"].as_array().unwrap().iter().map(|f| f["api_name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"Account_Name") && names.contains(&"Title") && !names.contains(&"Company"));
+    let names: Vec<&str> = contacts["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["api_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Account_Name") && names.contains(&"Title") && !names.contains(&"Company")
+    );
 }
 
 #[tokio::test]
 async fn fields_needs_a_known_module() {
     let z = Zoho::start().await;
     let (s, b) = z.get("/settings/fields").await;
-    assert_eq!((s, b["code"].clone(), b["details"].clone()), (400, json!("REQUIRED_PARAM_MISSING"), json!({ "param": "module" })));
+    assert_eq!(
+        (s, b["code"].clone(), b["details"].clone()),
+        (
+            400,
+            json!("REQUIRED_PARAM_MISSING"),
+            json!({ "param": "module" })
+        )
+    );
     let (s, b) = z.get("/settings/fields?module=Nope").await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_MODULE")));
 }
@@ -336,10 +456,24 @@ async fn users_filter_by_type_under_the_users_key() {
     assert!((3..=5).contains(&all.len()));
     let (_, active) = z.get("/users?type=ActiveUsers").await;
     let (_, off) = z.get("/users?type=DeactiveUsers").await;
-    assert!(active["users"].as_array().unwrap().iter().all(|u| u["status"] == "active"));
+    assert!(
+        active["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["status"] == "active")
+    );
     assert_eq!(off["users"].as_array().unwrap().len(), 1);
     assert_eq!(off["users"][0]["status"], "disabled");
-    for key in ["id", "email", "full_name", "first_name", "last_name", "role", "profile"] {
+    for key in [
+        "id",
+        "email",
+        "full_name",
+        "first_name",
+        "last_name",
+        "role",
+        "profile",
+    ] {
         assert!(all[0].get(key).is_some(), "{key}");
     }
     assert!(active["info"]["count"].is_number());

@@ -1,24 +1,40 @@
 //! Insert, update, upsert, delete and lead conversion.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::Zoho;
 
 fn stored_by_id<'a>(stored: &'a Value, id: &str) -> &'a Value {
-    stored["records"].as_array().unwrap().iter().find(|r| r["id"] == id).expect("stored record")
+    stored["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .expect("stored record")
 }
 
 #[tokio::test]
 async fn insert_returns_201_with_zoho_success_shape() {
     let z = Zoho::start().await;
-    let (status, body) = z.post("/Leads", json!({ "data": [{ "Last_Name": "Durand", "Email": "d@example.com" }] })).await;
+    let (status, body) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "Durand", "Email": "d@example.com" }] }),
+        )
+        .await;
     assert_eq!(status, 201);
     let r = &body["data"][0];
     assert_eq!(r["code"], "SUCCESS");
     assert_eq!(r["status"], "success");
     assert_eq!(r["message"], "record added");
     assert_eq!(r["action"], "insert");
-    for key in ["id", "Modified_Time", "Created_Time", "Modified_By", "Created_By"] {
+    for key in [
+        "id",
+        "Modified_Time",
+        "Created_Time",
+        "Modified_By",
+        "Created_By",
+    ] {
         assert!(!r["details"][key].is_null(), "{key}");
     }
     assert_eq!(r["details"]["id"].as_str().unwrap().len(), 19);
@@ -28,7 +44,11 @@ async fn insert_returns_201_with_zoho_success_shape() {
 async fn insert_defaults_the_owner_to_the_token_user() {
     let z = Zoho::start().await;
     let id = z.insert_lead(json!({ "Last_Name": "Owned" })).await;
-    let (_, body) = z.get(&format!("/Leads/{id}?fields=Owner,Email_Opt_Out,Converted__s")).await;
+    let (_, body) = z
+        .get(&format!(
+            "/Leads/{id}?fields=Owner,Email_Opt_Out,Converted__s"
+        ))
+        .await;
     let admin = &z.sb.desc().zoho.users[0];
     assert_eq!(body["data"][0]["Owner"]["id"], admin["id"]);
     assert_eq!(body["data"][0]["Email_Opt_Out"], false);
@@ -38,7 +58,9 @@ async fn insert_defaults_the_owner_to_the_token_user() {
 #[tokio::test]
 async fn a_missing_last_name_is_mandatory_not_found_with_a_json_path() {
     let z = Zoho::start().await;
-    let (status, body) = z.post("/Leads", json!({ "data": [{ "First_Name": "Anne" }] })).await;
+    let (status, body) = z
+        .post("/Leads", json!({ "data": [{ "First_Name": "Anne" }] }))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         body["data"][0],
@@ -54,19 +76,37 @@ async fn a_missing_last_name_is_mandatory_not_found_with_a_json_path() {
 #[tokio::test]
 async fn a_mixed_batch_is_207_with_results_in_request_order() {
     let z = Zoho::start().await;
-    let (status, body) = z.post("/Contacts", json!({ "data": [{ "Last_Name": "A" }, { "Email": "x@y.com" }, { "Last_Name": "C" }] })).await;
+    let (status, body) = z
+        .post(
+            "/Contacts",
+            json!({ "data": [{ "Last_Name": "A" }, { "Email": "x@y.com" }, { "Last_Name": "C" }] }),
+        )
+        .await;
     assert_eq!(status, 207);
-    let codes: Vec<&str> = body["data"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, vec!["SUCCESS", "MANDATORY_NOT_FOUND", "SUCCESS"]);
-    assert_eq!(body["data"][1]["details"]["json_path"], "$.data[1].Last_Name");
+    assert_eq!(
+        body["data"][1]["details"]["json_path"],
+        "$.data[1].Last_Name"
+    );
 }
 
 #[tokio::test]
 async fn more_than_100_records_is_limit_exceeded_for_the_whole_request() {
     let z = Zoho::start_with(0).await;
-    let data: Vec<Value> = (0..101).map(|i| json!({ "Last_Name": format!("L{i}") })).collect();
+    let data: Vec<Value> = (0..101)
+        .map(|i| json!({ "Last_Name": format!("L{i}") }))
+        .collect();
     let (status, body) = z.post("/Leads", json!({ "data": data })).await;
-    assert_eq!((status, body["code"].clone()), (400, json!("LIMIT_EXCEEDED")));
+    assert_eq!(
+        (status, body["code"].clone()),
+        (400, json!("LIMIT_EXCEEDED"))
+    );
     assert_eq!(z.stored("Leads").await["count"], 0);
 }
 
@@ -74,10 +114,16 @@ async fn more_than_100_records_is_limit_exceeded_for_the_whole_request() {
 async fn a_missing_or_empty_data_array_and_bad_json_are_refused() {
     let z = Zoho::start().await;
     let (s, b) = z.post("/Leads", json!({ "trigger": [] })).await;
-    assert_eq!((s, b["code"].clone()), (400, json!("REQUIRED_PARAM_MISSING")));
+    assert_eq!(
+        (s, b["code"].clone()),
+        (400, json!("REQUIRED_PARAM_MISSING"))
+    );
     let (s, b) = z.post("/Leads", json!({ "data": [] })).await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_DATA")));
-    let req = z.auth(z.sb.http.post(z.api("/Leads"))).header("content-type", "application/json").body("{\"data\": [");
+    let req = z
+        .auth(z.sb.http.post(z.api("/Leads")))
+        .header("content-type", "application/json")
+        .body("{\"data\": [");
     let (s, b) = z.send(req).await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_DATA")));
 }
@@ -85,7 +131,12 @@ async fn a_missing_or_empty_data_array_and_bad_json_are_refused() {
 #[tokio::test]
 async fn a_string_in_an_integer_field_is_invalid_data_with_the_expected_type() {
     let z = Zoho::start().await;
-    let (status, body) = z.post("/Leads", json!({ "data": [{ "Last_Name": "X", "score": "12" }] })).await;
+    let (status, body) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "X", "score": "12" }] }),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         body["data"][0],
@@ -102,26 +153,69 @@ async fn a_string_in_an_integer_field_is_invalid_data_with_the_expected_type() {
 async fn type_checks_cover_booleans_emails_lengths_and_dates() {
     let z = Zoho::start().await;
     let cases = [
-        (json!({ "Last_Name": "X", "Email_Opt_Out": "true" }), "Email_Opt_Out"),
-        (json!({ "Last_Name": "X", "Email": "not-an-email" }), "Email"),
-        (json!({ "Last_Name": "X", "First_Name": "x".repeat(41) }), "First_Name"),
+        (
+            json!({ "Last_Name": "X", "Email_Opt_Out": "true" }),
+            "Email_Opt_Out",
+        ),
+        (
+            json!({ "Last_Name": "X", "Email": "not-an-email" }),
+            "Email",
+        ),
+        (
+            json!({ "Last_Name": "X", "First_Name": "x".repeat(41) }),
+            "First_Name",
+        ),
     ];
     for (record, api) in cases {
         let (s, b) = z.post("/Leads", json!({ "data": [record] })).await;
-        assert_eq!((s, b["data"][0]["details"]["api_name"].clone()), (400, json!(api)), "{b}");
+        assert_eq!(
+            (s, b["data"][0]["details"]["api_name"].clone()),
+            (400, json!(api)),
+            "{b}"
+        );
     }
-    let (s, b) = z.post("/Contacts", json!({ "data": [{ "Last_Name": "X", "Date_of_Birth": "21/11/1990" }] })).await;
-    assert_eq!((s, b["data"][0]["details"]["expected_data_type"].clone()), (400, json!("date")));
-    let (s, _) = z.post("/Contacts", json!({ "data": [{ "Last_Name": "X", "Date_of_Birth": "1990-11-21" }] })).await;
+    let (s, b) = z
+        .post(
+            "/Contacts",
+            json!({ "data": [{ "Last_Name": "X", "Date_of_Birth": "21/11/1990" }] }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["details"]["expected_data_type"].clone()),
+        (400, json!("date"))
+    );
+    let (s, _) = z
+        .post(
+            "/Contacts",
+            json!({ "data": [{ "Last_Name": "X", "Date_of_Birth": "1990-11-21" }] }),
+        )
+        .await;
     assert_eq!(s, 201);
 }
 
 #[tokio::test]
 async fn picklists_take_actual_values_not_display_values() {
     let z = Zoho::start().await;
-    let (s, b) = z.post("/Leads", json!({ "data": [{ "Last_Name": "X", "Industry": "Software / SaaS" }] })).await;
-    assert_eq!((s, b["data"][0]["code"].clone(), b["data"][0]["details"]["api_name"].clone()), (400, json!("INVALID_DATA"), json!("Industry")));
-    let (s, _) = z.post("/Leads", json!({ "data": [{ "Last_Name": "X", "Industry": "Software" }] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "X", "Industry": "Software / SaaS" }] }),
+        )
+        .await;
+    assert_eq!(
+        (
+            s,
+            b["data"][0]["code"].clone(),
+            b["data"][0]["details"]["api_name"].clone()
+        ),
+        (400, json!("INVALID_DATA"), json!("Industry"))
+    );
+    let (s, _) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "X", "Industry": "Software" }] }),
+        )
+        .await;
     assert_eq!(s, 201);
 }
 
@@ -130,10 +224,24 @@ async fn an_owner_must_be_an_active_user() {
     let z = Zoho::start().await;
     let users = z.sb.desc().zoho.users.clone();
     let disabled = users.iter().find(|u| u["status"] == "disabled").unwrap();
-    let active = users.iter().filter(|u| u["status"] == "active").nth(1).unwrap();
-    let (s, b) = z.post("/Leads", json!({ "data": [{ "Last_Name": "X", "Owner": { "id": disabled["id"] } }] })).await;
-    assert_eq!((s, b["data"][0]["details"]["api_name"].clone()), (400, json!("Owner")));
-    let id = z.insert_lead(json!({ "Last_Name": "X", "Owner": { "id": active["id"] } })).await;
+    let active = users
+        .iter()
+        .filter(|u| u["status"] == "active")
+        .nth(1)
+        .unwrap();
+    let (s, b) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "X", "Owner": { "id": disabled["id"] } }] }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["details"]["api_name"].clone()),
+        (400, json!("Owner"))
+    );
+    let id = z
+        .insert_lead(json!({ "Last_Name": "X", "Owner": { "id": active["id"] } }))
+        .await;
     let (_, body) = z.get(&format!("/Leads/{id}?fields=Owner")).await;
     assert_eq!(body["data"][0]["Owner"]["id"], active["id"]);
 }
@@ -151,44 +259,77 @@ async fn unknown_and_read_only_fields_are_ignored() {
 #[tokio::test]
 async fn update_needs_an_id_per_record() {
     let z = Zoho::start().await;
-    let (s, b) = z.put("/Leads", json!({ "data": [{ "Last_Name": "X" }] })).await;
+    let (s, b) = z
+        .put("/Leads", json!({ "data": [{ "Last_Name": "X" }] }))
+        .await;
     assert_eq!(s, 400);
     assert_eq!(b["data"][0]["code"], "MANDATORY_NOT_FOUND");
     assert_eq!(b["data"][0]["details"]["api_name"], "id");
-    let (s, b) = z.put("/Leads", json!({ "data": [{ "id": "6800000000000099999", "Last_Name": "X" }] })).await;
-    assert_eq!((s, b["data"][0]["code"].clone()), (400, json!("INVALID_DATA")));
+    let (s, b) = z
+        .put(
+            "/Leads",
+            json!({ "data": [{ "id": "6800000000000099999", "Last_Name": "X" }] }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["code"].clone()),
+        (400, json!("INVALID_DATA"))
+    );
 }
 
 #[tokio::test]
 async fn update_changes_fields_and_modified_time_with_200() {
     let z = Zoho::start().await;
-    let id = z.insert_lead(json!({ "Last_Name": "Before", "City": "Paris" })).await;
+    let id = z
+        .insert_lead(json!({ "Last_Name": "Before", "City": "Paris" }))
+        .await;
     let (_, before) = z.get(&format!("/Leads/{id}")).await;
     z.advance(60.0).await;
-    let (status, body) = z.put("/Leads", json!({ "data": [{ "id": id, "Last_Name": "After", "City": null }] })).await;
+    let (status, body) = z
+        .put(
+            "/Leads",
+            json!({ "data": [{ "id": id, "Last_Name": "After", "City": null }] }),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"][0]["action"], "update");
     assert_eq!(body["data"][0]["message"], "record updated");
     let (_, after) = z.get(&format!("/Leads/{id}")).await;
     assert_eq!(after["data"][0]["Last_Name"], "After");
     assert_eq!(after["data"][0]["City"], Value::Null);
-    assert_ne!(after["data"][0]["Modified_Time"], before["data"][0]["Modified_Time"]);
-    assert_eq!(after["data"][0]["Created_Time"], before["data"][0]["Created_Time"]);
+    assert_ne!(
+        after["data"][0]["Modified_Time"],
+        before["data"][0]["Modified_Time"]
+    );
+    assert_eq!(
+        after["data"][0]["Created_Time"],
+        before["data"][0]["Created_Time"]
+    );
 }
 
 #[tokio::test]
 async fn update_refuses_an_emptied_last_name() {
     let z = Zoho::start().await;
     let id = z.insert_lead(json!({ "Last_Name": "Kept" })).await;
-    let (s, b) = z.put("/Leads", json!({ "data": [{ "id": id, "Last_Name": "" }] })).await;
-    assert_eq!((s, b["data"][0]["code"].clone()), (400, json!("MANDATORY_NOT_FOUND")));
+    let (s, b) = z
+        .put("/Leads", json!({ "data": [{ "id": id, "Last_Name": "" }] }))
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["code"].clone()),
+        (400, json!("MANDATORY_NOT_FOUND"))
+    );
 }
 
 #[tokio::test]
 async fn update_by_id_in_the_path() {
     let z = Zoho::start().await;
     let id = z.insert_lead(json!({ "Last_Name": "Path" })).await;
-    let (s, b) = z.put(&format!("/Leads/{id}"), json!({ "data": [{ "City": "Lyon" }] })).await;
+    let (s, b) = z
+        .put(
+            &format!("/Leads/{id}"),
+            json!({ "data": [{ "City": "Lyon" }] }),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     let (_, after) = z.get(&format!("/Leads/{id}?fields=City")).await;
     assert_eq!(after["data"][0]["City"], "Lyon");
@@ -197,10 +338,20 @@ async fn update_by_id_in_the_path() {
 #[tokio::test]
 async fn upsert_inserts_then_updates_on_a_case_insensitive_email_match() {
     let z = Zoho::start_with(0).await;
-    let (s, b) = z.post("/Leads/upsert", json!({ "data": [{ "Last_Name": "Up", "Email": "up@example.com" }] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads/upsert",
+            json!({ "data": [{ "Last_Name": "Up", "Email": "up@example.com" }] }),
+        )
+        .await;
     assert_eq!((s, b["data"][0]["action"].clone()), (201, json!("insert")));
     let id = b["data"][0]["details"]["id"].clone();
-    let (s, b) = z.post("/Leads/upsert", json!({ "data": [{ "Last_Name": "Up2", "Email": " UP@example.com " }] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads/upsert",
+            json!({ "data": [{ "Last_Name": "Up2", "Email": " UP@example.com " }] }),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"][0]["action"], "update");
     assert_eq!(b["data"][0]["duplicate_field"], "Email");
@@ -222,17 +373,27 @@ async fn a_later_record_in_a_batch_sees_an_earlier_insert() {
 #[tokio::test]
 async fn upsert_with_several_matches_updates_the_earliest_created() {
     let z = Zoho::start_with(0).await;
-    let first = z.insert_lead(json!({ "Last_Name": "First", "Email": "dup@example.com" })).await;
+    let first = z
+        .insert_lead(json!({ "Last_Name": "First", "Email": "dup@example.com" }))
+        .await;
     z.advance(10.0).await;
-    z.insert_lead(json!({ "Last_Name": "Second", "Email": "DUP@example.com" })).await;
-    let (_, b) = z.post("/Leads/upsert", json!({ "data": [{ "Last_Name": "Merged", "Email": "dup@example.com" }] })).await;
+    z.insert_lead(json!({ "Last_Name": "Second", "Email": "DUP@example.com" }))
+        .await;
+    let (_, b) = z
+        .post(
+            "/Leads/upsert",
+            json!({ "data": [{ "Last_Name": "Merged", "Email": "dup@example.com" }] }),
+        )
+        .await;
     assert_eq!(b["data"][0]["details"]["id"], json!(first));
 }
 
 #[tokio::test]
 async fn upsert_uses_the_first_matching_duplicate_check_field() {
     let z = Zoho::start_with(0).await;
-    let by_phone = z.insert_lead(json!({ "Last_Name": "P", "Phone": "+33 1 00 00 00 01" })).await;
+    let by_phone = z
+        .insert_lead(json!({ "Last_Name": "P", "Phone": "+33 1 00 00 00 01" }))
+        .await;
     let (_, b) = z
         .post(
             "/Leads/upsert",
@@ -241,41 +402,84 @@ async fn upsert_uses_the_first_matching_duplicate_check_field() {
         .await;
     assert_eq!(b["data"][0]["duplicate_field"], "Phone");
     assert_eq!(b["data"][0]["details"]["id"], json!(by_phone));
-    let (s, b) = z.post("/Leads/upsert", json!({ "data": [{ "Last_Name": "P" }], "duplicate_check_fields": ["Nope"] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads/upsert",
+            json!({ "data": [{ "Last_Name": "P" }], "duplicate_check_fields": ["Nope"] }),
+        )
+        .await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_DATA")));
 }
 
 #[tokio::test]
 async fn upsert_matching_a_converted_lead_is_converted_record() {
     let z = Zoho::start_with(0).await;
-    let id = z.insert_lead(json!({ "Last_Name": "Conv", "Email": "conv@example.com" })).await;
-    z.post(&format!("/Leads/{id}/actions/convert"), json!({ "data": [{ "overwrite": true }] })).await;
-    let (s, b) = z.post("/Leads/upsert", json!({ "data": [{ "Last_Name": "Conv", "Email": "conv@example.com" }] })).await;
+    let id = z
+        .insert_lead(json!({ "Last_Name": "Conv", "Email": "conv@example.com" }))
+        .await;
+    z.post(
+        &format!("/Leads/{id}/actions/convert"),
+        json!({ "data": [{ "overwrite": true }] }),
+    )
+    .await;
+    let (s, b) = z
+        .post(
+            "/Leads/upsert",
+            json!({ "data": [{ "Last_Name": "Conv", "Email": "conv@example.com" }] }),
+        )
+        .await;
     assert_eq!(s, 400);
     assert_eq!(b["data"][0]["code"], "CONVERTED_RECORD");
     assert_eq!(b["data"][0]["message"], "can't update the converted record");
-    let (s, b) = z.put("/Leads", json!({ "data": [{ "id": id, "City": "Nantes" }] })).await;
-    assert_eq!((s, b["data"][0]["code"].clone()), (400, json!("CONVERTED_RECORD")));
+    let (s, b) = z
+        .put(
+            "/Leads",
+            json!({ "data": [{ "id": id, "City": "Nantes" }] }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["code"].clone()),
+        (400, json!("CONVERTED_RECORD"))
+    );
 }
 
 #[tokio::test]
 async fn trigger_empty_runs_no_workflow_and_absent_runs_them() {
     let z = Zoho::start_with(0).await;
-    z.post("/Leads", json!({ "data": [{ "Last_Name": "Quiet" }], "trigger": [] })).await;
+    z.post(
+        "/Leads",
+        json!({ "data": [{ "Last_Name": "Quiet" }], "trigger": [] }),
+    )
+    .await;
     assert_eq!(z.usage().await["workflow_runs"], 0);
-    z.post("/Leads", json!({ "data": [{ "Last_Name": "Loud" }] })).await;
+    z.post("/Leads", json!({ "data": [{ "Last_Name": "Loud" }] }))
+        .await;
     assert_eq!(z.usage().await["workflow_runs"], 1);
-    z.post("/Leads", json!({ "data": [{ "Last_Name": "Loud2" }], "trigger": ["workflow"] })).await;
+    z.post(
+        "/Leads",
+        json!({ "data": [{ "Last_Name": "Loud2" }], "trigger": ["workflow"] }),
+    )
+    .await;
     assert_eq!(z.usage().await["workflow_runs"], 2);
     let stored = z.stored("Leads").await;
-    let quiet = stored["records"].as_array().unwrap().iter().find(|r| r["Last_Name"] == "Quiet").unwrap();
+    let quiet = stored["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Last_Name"] == "Quiet")
+        .unwrap();
     assert_eq!(quiet["$workflow_runs"], 0);
 }
 
 #[tokio::test]
 async fn an_unknown_trigger_is_invalid_data() {
     let z = Zoho::start().await;
-    let (s, b) = z.post("/Leads", json!({ "data": [{ "Last_Name": "X" }], "trigger": ["email"] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads",
+            json!({ "data": [{ "Last_Name": "X" }], "trigger": ["email"] }),
+        )
+        .await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_DATA")));
 }
 
@@ -288,7 +492,12 @@ async fn converting_a_lead_creates_a_contact_and_an_account() {
             "Designation": "CEO", "Email_Opt_Out": true, "sync_to_plezi": "yes", "Lead_Source": "Partner",
         }))
         .await;
-    let (status, body) = z.post(&format!("/Leads/{id}/actions/convert"), json!({ "data": [{ "overwrite": true, "notify_lead_owner": false }] })).await;
+    let (status, body) = z
+        .post(
+            &format!("/Leads/{id}/actions/convert"),
+            json!({ "data": [{ "overwrite": true, "notify_lead_owner": false }] }),
+        )
+        .await;
     assert_eq!(status, 200);
     let r = &body["data"][0];
     assert_eq!(r["code"], "SUCCESS");
@@ -315,17 +524,35 @@ async fn converting_a_lead_creates_a_contact_and_an_account() {
 async fn converting_twice_is_id_already_converted() {
     let z = Zoho::start_with(0).await;
     let id = z.insert_lead(json!({ "Last_Name": "Twice" })).await;
-    let (s, b) = z.post(&format!("/Leads/{id}/actions/convert"), json!({ "data": [{}] })).await;
+    let (s, b) = z
+        .post(
+            &format!("/Leads/{id}/actions/convert"),
+            json!({ "data": [{}] }),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"][0]["details"]["Accounts"], Value::Null);
-    let (s, b) = z.post(&format!("/Leads/{id}/actions/convert"), json!({ "data": [{}] })).await;
-    assert_eq!((s, b["data"][0]["code"].clone()), (400, json!("ID_ALREADY_CONVERTED")));
+    let (s, b) = z
+        .post(
+            &format!("/Leads/{id}/actions/convert"),
+            json!({ "data": [{}] }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"][0]["code"].clone()),
+        (400, json!("ID_ALREADY_CONVERTED"))
+    );
 }
 
 #[tokio::test]
 async fn converting_an_unknown_lead_is_invalid_data() {
     let z = Zoho::start().await;
-    let (s, b) = z.post("/Leads/6800000000000099999/actions/convert", json!({ "data": [{}] })).await;
+    let (s, b) = z
+        .post(
+            "/Leads/6800000000000099999/actions/convert",
+            json!({ "data": [{}] }),
+        )
+        .await;
     assert_eq!((s, b["code"].clone()), (400, json!("INVALID_DATA")));
 }
 
@@ -334,9 +561,13 @@ async fn deleted_records_are_listed_in_the_recycle_bin() {
     let z = Zoho::start_with(0).await;
     let (s, _) = z.get("/Leads/deleted?type=all").await;
     assert_eq!(s, 204);
-    let a = z.insert_lead(json!({ "Last_Name": "Gone", "First_Name": "Al" })).await;
+    let a = z
+        .insert_lead(json!({ "Last_Name": "Gone", "First_Name": "Al" }))
+        .await;
     let b = z.insert_lead(json!({ "Last_Name": "Gone2" })).await;
-    let (s, body) = z.delete(&format!("/Leads?ids={a},6800000000000099999")).await;
+    let (s, body) = z
+        .delete(&format!("/Leads?ids={a},6800000000000099999"))
+        .await;
     assert_eq!(s, 207);
     assert_eq!(body["data"][0]["code"], "SUCCESS");
     assert_eq!(body["data"][1]["code"], "INVALID_DATA");
@@ -352,7 +583,9 @@ async fn deleted_records_are_listed_in_the_recycle_bin() {
     assert!(gone["deleted_time"].is_string() && gone["deleted_by"]["id"].is_string());
     let (s, _) = z.get(&format!("/Leads/{a}")).await;
     assert_eq!(s, 400);
-    let (s, _) = z.get_since("/Leads/deleted", "2999-01-01T00:00:00+00:00").await;
+    let (s, _) = z
+        .get_since("/Leads/deleted", "2999-01-01T00:00:00+00:00")
+        .await;
     assert_eq!(s, 204);
     let (s, _) = z.get("/Leads/deleted?type=permanent").await;
     assert_eq!(s, 204);
@@ -362,8 +595,13 @@ async fn deleted_records_are_listed_in_the_recycle_bin() {
 async fn delete_needs_ids_and_at_most_100() {
     let z = Zoho::start().await;
     let (s, b) = z.delete("/Leads").await;
-    assert_eq!((s, b["code"].clone()), (400, json!("REQUIRED_PARAM_MISSING")));
-    let ids: Vec<String> = (0..101).map(|i| (6_800_000_000_000_000_000u64 + i).to_string()).collect();
+    assert_eq!(
+        (s, b["code"].clone()),
+        (400, json!("REQUIRED_PARAM_MISSING"))
+    );
+    let ids: Vec<String> = (0..101)
+        .map(|i| (6_800_000_000_000_000_000u64 + i).to_string())
+        .collect();
     let (s, b) = z.delete(&format!("/Leads?ids={}", ids.join(","))).await;
     assert_eq!((s, b["code"].clone()), (400, json!("LIMIT_EXCEEDED")));
 }
@@ -372,7 +610,11 @@ async fn delete_needs_ids_and_at_most_100() {
 async fn a_converted_lead_is_stored_with_its_contact() {
     let z = Zoho::start_with(0).await;
     let id = z.insert_lead(json!({ "Last_Name": "Stored" })).await;
-    z.post(&format!("/Leads/{id}/actions/convert"), json!({ "data": [{}] })).await;
+    z.post(
+        &format!("/Leads/{id}/actions/convert"),
+        json!({ "data": [{}] }),
+    )
+    .await;
     let leads = z.stored("Leads").await;
     assert_eq!(stored_by_id(&leads, &id)["$converted"], true);
     assert_eq!(z.stored("Contacts").await["count"], 1);
