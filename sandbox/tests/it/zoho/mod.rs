@@ -5,6 +5,7 @@
 mod admin;
 mod limits;
 mod oauth;
+mod perf;
 mod records;
 mod search;
 mod writes;
