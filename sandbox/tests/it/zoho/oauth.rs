@@ -291,3 +291,45 @@ async fn the_token_endpoint_counts_calls_per_org() {
     let usage = z.usage().await;
     assert_eq!(usage["token_calls"], 1);
 }
+
+#[tokio::test]
+async fn the_grant_code_lifetime_and_token_throttle_are_configurable() {
+    let z = Zoho::start().await;
+    z.set_limits(json!({ "grant_code_ttl_secs": 600, "token_throttle": 2 }))
+        .await;
+    let (_, minted) =
+        z.sb.admin_post(
+            &format!("/admin/zoho/orgs/{}/grant-codes", z.org()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(minted["expires_in"], 600);
+    z.advance(300.0).await;
+    let d = z.sb.desc().zoho.clone();
+    let (_, t) = token_request(
+        &z.sb,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("code", minted["code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    let refresh = t["refresh_token"]
+        .as_str()
+        .expect("a code younger than its ttl works")
+        .to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &*d.client_id),
+        ("client_secret", &*d.client_secret),
+        ("refresh_token", &*refresh),
+    ];
+    assert!(token_request(&z.sb, &form).await.1["access_token"].is_string());
+    let (status, body) = token_request(&z.sb, &form).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("Access Denied"))
+    );
+}

@@ -11,9 +11,11 @@ use super::Zoho;
 #[ignore = "timing test: run in release builds"]
 async fn a_200_record_page_of_100k_records_is_served_under_5_ms_at_p99() {
     let z = Zoho::start_with(0).await;
-    let (status, seeded) = z
-        .sb
-        .admin_post(&format!("/admin/zoho/orgs/{}/seed", z.org()), json!({ "people": 100_000, "converted": 0.0 }))
+    let (status, seeded) =
+        z.sb.admin_post(
+            &format!("/admin/zoho/orgs/{}/seed", z.org()),
+            json!({ "people": 100_000, "converted": 0.0 }),
+        )
         .await;
     assert_eq!(status, 201, "{seeded}");
     let base = "/Leads?fields=Last_Name,Email,Modified_Time,Owner,sync_to_plezi&per_page=200&sort_by=Modified_Time";
@@ -38,6 +40,11 @@ async fn a_200_record_page_of_100k_records_is_served_under_5_ms_at_p99() {
     eprintln!("slowest pages: {:?}", &slowest[..8]);
     times.sort();
     let p99 = times[times.len() * 99 / 100];
-    eprintln!("pages: {}, p50: {:?}, p99: {:?}", times.len(), times[times.len() / 2], p99);
+    eprintln!(
+        "pages: {}, p50: {:?}, p99: {:?}",
+        times.len(),
+        times[times.len() / 2],
+        p99
+    );
     assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
 }

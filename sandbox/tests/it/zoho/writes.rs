@@ -619,3 +619,41 @@ async fn a_converted_lead_is_stored_with_its_contact() {
     assert_eq!(stored_by_id(&leads, &id)["$converted"], true);
     assert_eq!(z.stored("Contacts").await["count"], 1);
 }
+
+#[tokio::test]
+async fn custom_datetime_fields_need_an_offset() {
+    let sb = crate::common::TestSandbox::start().await;
+    let (_, org) = sb
+        .admin_post(
+            "/admin/zoho/orgs",
+            json!({ "custom_fields": [{ "api_name": "Last_Seen", "data_type": "datetime" }] }),
+        )
+        .await;
+    let (_, t) = super::token_request(
+        &sb,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", org["client_id"].as_str().unwrap()),
+            ("client_secret", org["client_secret"].as_str().unwrap()),
+            ("code", org["grant_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    let auth = format!("Zoho-oauthtoken {}", t["access_token"].as_str().unwrap());
+    let url = format!("{}/crm/v8/Leads", org["api_domain"].as_str().unwrap());
+    let body = json!({ "data": [
+        { "Last_Name": "A", "Last_Seen": "2026-11-21T10:00:00+01:00" },
+        { "Last_Name": "B", "Last_Seen": "2026-11-21 10:00:00" }
+    ] });
+    let resp = sb
+        .http
+        .post(url)
+        .header("Authorization", auth)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 207);
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(got["data"][1]["details"]["expected_data_type"], "datetime");
+}
