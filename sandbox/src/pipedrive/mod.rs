@@ -577,3 +577,71 @@ pub(crate) fn serve(
     let response = handler(&ctx).unwrap_or_else(IntoResponse::into_response);
     with_rate_headers(response, &rate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            clock: crate::clock::Clock::default(),
+            faults: crate::faults::Faults::new(1),
+            metrics: crate::metrics::Metrics::default(),
+            zoho: crate::zoho::ZohoState::default(),
+            pipedrive: PipedriveState::default(),
+            base_url: "http://127.0.0.1:1".into(),
+            config: crate::SandboxConfig::default(),
+            description: std::sync::OnceLock::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_injected_429_has_the_envelope_and_the_rate_limit_headers() {
+        let response = fault_response(&shared(), 429);
+
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
+        assert_eq!(response.headers()["x-ratelimit-limit"], "80");
+        assert!(response.headers().contains_key("x-ratelimit-reset"));
+        let body = body(response).await;
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"], "Request over limit");
+        assert_eq!(body["error_info"], ERROR_INFO);
+    }
+
+    #[tokio::test]
+    async fn injected_server_errors_have_the_envelope() {
+        for (status, message) in [
+            (500, "Internal Server Error"),
+            (502, "Bad Gateway"),
+            (503, "Service Unavailable"),
+            (504, "Gateway Timeout"),
+        ] {
+            let response = fault_response(&shared(), status);
+            assert_eq!(response.status(), status);
+            let body = body(response).await;
+            assert_eq!(body["error"], message);
+            assert_eq!(body["data"], Value::Null);
+        }
+    }
+
+    #[test]
+    fn bootstrap_creates_the_default_company_with_seeded_persons() {
+        let state = shared();
+
+        let description = bootstrap(&state);
+
+        assert_eq!(description.company_domain, "sandbox");
+        assert_eq!(description.base_url, "http://127.0.0.1:1/pipedrive/sandbox");
+        assert_eq!(description.api_token.len(), 40);
+        let company = state.pipedrive.company("sandbox").unwrap();
+        assert_eq!(company.data.lock().live_ids.len(), state.config.people);
+    }
+}
