@@ -2,13 +2,14 @@
 //! indexes the list, recents and cursor lookups walk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::limits::{LimitConfig, Usage};
 use crate::seed;
@@ -216,8 +217,8 @@ pub struct Data {
     pub users: Vec<User>,
     /// Custom person fields.
     pub fields: Vec<CustomField>,
-    /// Every person, deleted ones included.
-    pub persons: HashMap<u64, Person>,
+    /// Every person, deleted ones included; shared so pages are cloned cheaply under the lock.
+    pub persons: HashMap<u64, Arc<Person>>,
     /// Ids of persons not deleted.
     pub live_ids: BTreeSet<u64>,
     /// (update_time, id) of persons not deleted.
@@ -265,7 +266,7 @@ impl Data {
         }
         self.all_by_update.insert((person.update_time, person.id));
         self.next_person_id = self.next_person_id.max(person.id + 1);
-        self.persons.insert(person.id, person);
+        self.persons.insert(person.id, Arc::new(person));
     }
 
     /// Adds a custom field with a key drawn from `rng`; options get fresh ids.
@@ -533,53 +534,75 @@ pub struct Render<'a> {
 
 /// A person in API v2 form. Every custom field of the company appears, null when unset.
 pub fn person_v2(p: &Person, fields: &[CustomField], render: &Render<'_>) -> Value {
-    let mut custom = Map::new();
-    match render.only_custom {
-        Some(keys) => {
-            for key in keys {
-                custom.insert(
-                    key.clone(),
-                    p.custom_fields.get(key).cloned().unwrap_or(Value::Null),
-                );
+    serde_json::to_value(PersonV2 { p, fields, render }).unwrap_or(Value::Null)
+}
+
+/// Serializes a person in API v2 form straight from the stored person (list pages
+/// are written without building a `Value` per person).
+pub struct PersonV2<'a> {
+    /// The person.
+    pub p: &'a Person,
+    /// The company's custom fields.
+    pub fields: &'a [CustomField],
+    /// Optional parts.
+    pub render: &'a Render<'a>,
+}
+
+struct CustomV2<'a>(&'a PersonV2<'a>);
+
+impl Serialize for CustomV2<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let PersonV2 { p, fields, render } = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        match render.only_custom {
+            Some(keys) => {
+                for key in keys {
+                    map.serialize_entry(key, p.custom_fields.get(key).unwrap_or(&Value::Null))?;
+                }
+            }
+            None => {
+                for f in fields.iter() {
+                    map.serialize_entry(
+                        &f.key,
+                        p.custom_fields.get(&f.key).unwrap_or(&Value::Null),
+                    )?;
+                }
             }
         }
-        None => {
-            for f in fields {
-                custom.insert(
-                    f.key.clone(),
-                    p.custom_fields.get(&f.key).cloned().unwrap_or(Value::Null),
-                );
-            }
-        }
+        map.end()
     }
-    let mut v = json!({
-        "id": p.id,
-        "name": p.name,
-        "first_name": p.first_name,
-        "last_name": p.last_name,
-        "owner_id": p.owner_id,
-        "org_id": p.org_id,
-        "add_time": rfc3339(p.add_time),
-        "update_time": rfc3339(p.update_time),
-        "emails": p.emails,
-        "phones": p.phones,
-        "is_deleted": p.is_deleted,
-        "visible_to": p.visible_to,
-        "label_ids": p.label_ids,
-        "marketing_status": p.marketing_status,
-        "custom_fields": custom,
-    });
-    if let Value::Object(map) = &mut v {
-        for field in render.include {
-            let value = if field.ends_with("_time") {
-                Value::Null
+}
+
+impl Serialize for PersonV2<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = self.p;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &p.id)?;
+        map.serialize_entry("name", &p.name)?;
+        map.serialize_entry("first_name", &p.first_name)?;
+        map.serialize_entry("last_name", &p.last_name)?;
+        map.serialize_entry("owner_id", &p.owner_id)?;
+        map.serialize_entry("org_id", &p.org_id)?;
+        map.serialize_entry("add_time", &rfc3339(p.add_time))?;
+        map.serialize_entry("update_time", &rfc3339(p.update_time))?;
+        map.serialize_entry("emails", &p.emails)?;
+        map.serialize_entry("phones", &p.phones)?;
+        map.serialize_entry("is_deleted", &p.is_deleted)?;
+        map.serialize_entry("visible_to", &p.visible_to)?;
+        map.serialize_entry("label_ids", &p.label_ids)?;
+        map.serialize_entry("marketing_status", &p.marketing_status)?;
+        map.serialize_entry("custom_fields", &CustomV2(self))?;
+        for field in self.render.include {
+            if field.ends_with("_time") {
+                map.serialize_entry(field, &Value::Null)?;
             } else {
-                json!(0)
-            };
-            map.insert(field.clone(), value);
+                map.serialize_entry(field, &0)?;
+            }
         }
+        map.end()
     }
-    v
 }
 
 /// A person in API v1 form (recents): `email`/`phone` arrays, `owner_id` as an
