@@ -506,6 +506,9 @@ fn apply(person: &mut Person, input: PersonInput) {
     if let Some(status) = input.marketing_status {
         person.marketing_status = status;
     }
+    if let Some(at) = input.add_time {
+        person.add_time = at;
+    }
     for (key, value) in input.custom_fields {
         if value.is_null() {
             person.custom_fields.remove(&key);

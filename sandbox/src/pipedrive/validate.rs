@@ -24,6 +24,8 @@ pub struct PersonInput {
     pub visible_to: Option<u64>,
     pub label_ids: Option<Vec<u64>>,
     pub marketing_status: Option<String>,
+    /// Creation time (create only), Unix seconds.
+    pub add_time: Option<i64>,
     /// Custom field values by key; `Null` clears.
     pub custom_fields: Vec<(String, Value)>,
 }
@@ -110,6 +112,14 @@ pub fn person_input(body: &[u8], data: &Data, creating: bool) -> Result<PersonIn
                 }
                 input.label_ids = Some(ids);
             }
+            "add_time" if creating => match value {
+                Value::String(s) => {
+                    let at = chrono::DateTime::parse_from_rfc3339(s)
+                        .map_err(|_| invalid("add_time", "must be an RFC 3339 date-time"))?;
+                    input.add_time = Some(at.timestamp());
+                }
+                _ => return Err(invalid("add_time", "must be an RFC 3339 date-time string")),
+            },
             "marketing_status" => match value {
                 Value::String(s) if MARKETING_STATUSES.contains(&s.as_str()) => {
                     input.marketing_status = Some(s.clone())

@@ -209,3 +209,20 @@ async fn recents_paginate_with_start_and_limit() {
         false
     );
 }
+
+#[tokio::test]
+async fn recents_for_other_item_types_list_no_persons_and_unknown_types_are_400() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::default_company(&sb);
+
+    let deals = pd
+        .get("/api/v1/recents?since_timestamp=2000-01-01%2000:00:00&items=deal")
+        .await;
+    let unknown = pd
+        .get("/api/v1/recents?since_timestamp=2000-01-01%2000:00:00&items=unicorn")
+        .await;
+
+    assert_eq!(deals.status, 200);
+    assert_eq!(deals.body["data"], json!([]));
+    assert_error(&unknown, 400, "items");
+}

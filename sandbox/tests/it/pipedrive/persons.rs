@@ -640,3 +640,64 @@ async fn an_unknown_person_is_404_person_not_found() {
     );
     assert_error(&pd.get("/api/v2/persons/abc").await, 400, "id");
 }
+
+#[tokio::test]
+async fn create_accepts_an_rfc3339_add_time_and_sorting_by_add_time_follows_it() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::create(&sb, json!({"domain": "added"})).await;
+    pd.create_person(json!({"name": "Newer", "add_time": "2026-05-01T00:00:00Z"}))
+        .await;
+    let older = pd
+        .create_person(json!({"name": "Older", "add_time": "2026-04-01T08:30:00+02:00"}))
+        .await;
+
+    let r = pd.get("/api/v2/persons?sort_by=add_time").await;
+    let bad = pd
+        .post(
+            "/api/v2/persons",
+            json!({"name": "A", "add_time": "2026-04-01 08:30:00"}),
+        )
+        .await;
+    let on_patch = pd
+        .patch(
+            "/api/v2/persons/1",
+            json!({"add_time": "2026-04-01T00:00:00Z"}),
+        )
+        .await;
+
+    assert_eq!(older["add_time"], "2026-04-01T06:30:00Z");
+    assert_eq!(ids(&r.body), [2, 1]);
+    assert_error(&bad, 400, "add_time");
+    assert_error(&on_patch, 400, "add_time");
+}
+
+#[tokio::test]
+async fn concurrent_patches_of_one_person_all_apply_and_the_index_stays_consistent() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::create(&sb, json!({"domain": "busy", "burst_limit": 1000})).await;
+    let id = pd.create_person(json!({"name": "Busy Person"})).await["id"]
+        .as_u64()
+        .unwrap();
+    let mut patches = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let request = sb
+            .http
+            .patch(pd.url(&format!("/api/v2/persons/{id}")))
+            .header("x-api-token", &pd.token)
+            .json(&json!({"name": format!("Name {i}")}));
+        patches.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    while let Some(status) = patches.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+
+    let by_update = pd.get("/api/v2/persons?sort_by=update_time").await;
+
+    assert_eq!(ids(&by_update.body), [id], "one index entry per person");
+    assert!(
+        by_update.body["data"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Name ")
+    );
+}
