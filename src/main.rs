@@ -35,7 +35,8 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -60,7 +61,9 @@ async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<(
     stdout.flush()?;
     drop(stdout);
     tracing::info!(url = %sandbox.base_url(), "sandbox CRMs ready; Ctrl-C stops them");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sandbox.shutdown().await;
     Ok(())
 }

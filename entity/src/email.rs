@@ -34,7 +34,9 @@ impl Email {
         }
         let lower = trimmed.to_lowercase();
         let (local, domain) = lower.split_once('@').ok_or(EmailError::Malformed)?;
-        let bad_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"');
+        let bad_char = |c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"')
+        };
         if local.is_empty()
             || local.len() > 64
             || local.chars().any(bad_char)
@@ -70,12 +72,26 @@ mod tests {
 
     #[test]
     fn trims_and_lower_cases() {
-        assert_eq!(Email::parse("  Jean.Dupont@Example.COM ").unwrap().as_str(), "jean.dupont@example.com");
+        assert_eq!(
+            Email::parse("  Jean.Dupont@Example.COM ").unwrap().as_str(),
+            "jean.dupont@example.com"
+        );
     }
 
     #[test]
     fn refuses_what_is_not_an_address() {
-        for bad in ["", "   ", "plain", "a@b", "a@@b.com", "a b@c.com", "@b.com", "a@.com", "a@b..com", "a@b.com."] {
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "@b.com",
+            "a@.com",
+            "a@b..com",
+            "a@b.com.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -163,7 +163,10 @@ string_enum!(
 impl SyncRunStatus {
     /// True once the run can no longer change.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Partial | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Partial | Self::Failed | Self::Cancelled
+        )
     }
 }
 

@@ -9,7 +9,9 @@ pub fn new_id() -> String {
 
 /// The tenant a request, job or event belongs to. Made only from an authenticated
 /// token, an API key, or a row already read for that tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct TenantId(String);
 

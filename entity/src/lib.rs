@@ -9,5 +9,5 @@ mod scoped;
 pub mod testing;
 
 pub use email::{Email, EmailError};
-pub use ids::{new_id, TenantId};
+pub use ids::{TenantId, new_id};
 pub use scoped::TenantScoped;

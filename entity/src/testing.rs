@@ -30,7 +30,9 @@ impl TestDatabase {
         let name = format!("crmsync_t_{}", crate::new_id().to_lowercase());
         let (url, dir) = match std::env::var(POSTGRES_ENV) {
             Ok(server) if !server.is_empty() => {
-                let admin = db::connect(&server).await.expect("connect to the test PostgreSQL server");
+                let admin = db::connect(&server)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
@@ -40,10 +42,15 @@ impl TestDatabase {
             _ => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("temp dir");
-                (format!("sqlite://{}?mode=rwc", dir.join("test.db").display()), Some(dir))
+                (
+                    format!("sqlite://{}?mode=rwc", dir.join("test.db").display()),
+                    Some(dir),
+                )
             }
         };
-        let db = db::connect(&url).await.expect("connect to the test database");
+        let db = db::connect(&url)
+            .await
+            .expect("connect to the test database");
         db::migrate(&db).await.expect("migrations run");
         Self { url, db, dir }
     }
@@ -64,7 +71,9 @@ impl Drop for TestDatabase {
 
 /// `postgres://u@h:p/old?x` -> `postgres://u@h:p/new?x`.
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
     let host = path_start.map_or(base, |i| &base[..i]);
@@ -80,8 +89,17 @@ mod tests {
 
     #[test]
     fn replaces_the_database_name_keeping_host_and_query() {
-        assert_eq!(replace_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(replace_database("postgres://u@h:5432/postgres?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
-        assert_eq!(replace_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }

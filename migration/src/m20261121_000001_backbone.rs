@@ -21,7 +21,11 @@ fn id_null<T: IntoIden>(col: T) -> ColumnDef {
     string_len_null(col, 26)
 }
 
-fn fk<T: IntoIden, R: IntoIden>(name: &str, from: (T, R), to: (impl IntoIden, impl IntoIden)) -> ForeignKeyCreateStatement {
+fn fk<T: IntoIden, R: IntoIden>(
+    name: &str,
+    from: (T, R),
+    to: (impl IntoIden, impl IntoIden),
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(name)
         .from(from.0, from.1)
@@ -55,11 +59,22 @@ impl MigrationTrait for Migration {
                 .col(string(ApiKeys::CreatedBy))
                 .col(timestamp_with_time_zone(ApiKeys::CreatedAt))
                 .col(timestamp_with_time_zone_null(ApiKeys::RevokedAt))
-                .foreign_key(&mut fk("fk_api_keys_tenant", (ApiKeys::Table, ApiKeys::TenantId), (Tenants::Table, Tenants::Id)))
+                .foreign_key(&mut fk(
+                    "fk_api_keys_tenant",
+                    (ApiKeys::Table, ApiKeys::TenantId),
+                    (Tenants::Table, Tenants::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_api_keys_tenant", ApiKeys::Table, &[ApiKeys::TenantId.into_iden(), ApiKeys::Id.into_iden()], false).await?;
+        index(
+            m,
+            "ix_api_keys_tenant",
+            ApiKeys::Table,
+            &[ApiKeys::TenantId.into_iden(), ApiKeys::Id.into_iden()],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -81,12 +96,34 @@ impl MigrationTrait for Migration {
                 .col(json_binary(Contacts::CustomFields))
                 .col(timestamp_with_time_zone(Contacts::CreatedAt))
                 .col(timestamp_with_time_zone(Contacts::UpdatedAt))
-                .foreign_key(&mut fk("fk_contacts_tenant", (Contacts::Table, Contacts::TenantId), (Tenants::Table, Tenants::Id)))
+                .foreign_key(&mut fk(
+                    "fk_contacts_tenant",
+                    (Contacts::Table, Contacts::TenantId),
+                    (Tenants::Table, Tenants::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_contacts_tenant_email", Contacts::Table, &[Contacts::TenantId.into_iden(), Contacts::Email.into_iden()], true).await?;
-        index(m, "ix_contacts_tenant_updated", Contacts::Table, &[Contacts::TenantId.into_iden(), Contacts::UpdatedAt.into_iden(), Contacts::Id.into_iden()], false).await?;
+        index(
+            m,
+            "ux_contacts_tenant_email",
+            Contacts::Table,
+            &[Contacts::TenantId.into_iden(), Contacts::Email.into_iden()],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ix_contacts_tenant_updated",
+            Contacts::Table,
+            &[
+                Contacts::TenantId.into_iden(),
+                Contacts::UpdatedAt.into_iden(),
+                Contacts::Id.into_iden(),
+            ],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -105,11 +142,22 @@ impl MigrationTrait for Migration {
                 .col(boolean(Connectors::FullResyncRecommended).default(false))
                 .col(timestamp_with_time_zone(Connectors::CreatedAt))
                 .col(timestamp_with_time_zone(Connectors::UpdatedAt))
-                .foreign_key(&mut fk("fk_connectors_tenant", (Connectors::Table, Connectors::TenantId), (Tenants::Table, Tenants::Id)))
+                .foreign_key(&mut fk(
+                    "fk_connectors_tenant",
+                    (Connectors::Table, Connectors::TenantId),
+                    (Tenants::Table, Tenants::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_connectors_tenant", Connectors::Table, &[Connectors::TenantId.into_iden(), Connectors::Id.into_iden()], false).await?;
+        index(
+            m,
+            "ix_connectors_tenant",
+            Connectors::Table,
+            &[Connectors::TenantId.into_iden(), Connectors::Id.into_iden()],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -123,11 +171,25 @@ impl MigrationTrait for Migration {
                 .col(string_len(FieldMappings::Direction, 16))
                 .col(boolean(FieldMappings::Enabled))
                 .col(boolean(FieldMappings::Locked))
-                .foreign_key(&mut fk("fk_mappings_connector", (FieldMappings::Table, FieldMappings::ConnectorId), (Connectors::Table, Connectors::Id)))
+                .foreign_key(&mut fk(
+                    "fk_mappings_connector",
+                    (FieldMappings::Table, FieldMappings::ConnectorId),
+                    (Connectors::Table, Connectors::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_mappings_connector_position", FieldMappings::Table, &[FieldMappings::ConnectorId.into_iden(), FieldMappings::Position.into_iden()], true).await?;
+        index(
+            m,
+            "ux_mappings_connector_position",
+            FieldMappings::Table,
+            &[
+                FieldMappings::ConnectorId.into_iden(),
+                FieldMappings::Position.into_iden(),
+            ],
+            true,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -141,14 +203,50 @@ impl MigrationTrait for Migration {
                 .col(json_binary(CrmLinks::Snapshot))
                 .col(timestamp_with_time_zone_null(CrmLinks::CrmModifiedAt))
                 .col(timestamp_with_time_zone(CrmLinks::LastSyncedAt))
-                .foreign_key(&mut fk("fk_links_connector", (CrmLinks::Table, CrmLinks::ConnectorId), (Connectors::Table, Connectors::Id)))
-                .foreign_key(&mut fk("fk_links_contact", (CrmLinks::Table, CrmLinks::ContactId), (Contacts::Table, Contacts::Id)))
+                .foreign_key(&mut fk(
+                    "fk_links_connector",
+                    (CrmLinks::Table, CrmLinks::ConnectorId),
+                    (Connectors::Table, Connectors::Id),
+                ))
+                .foreign_key(&mut fk(
+                    "fk_links_contact",
+                    (CrmLinks::Table, CrmLinks::ContactId),
+                    (Contacts::Table, Contacts::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ux_links_connector_contact", CrmLinks::Table, &[CrmLinks::ConnectorId.into_iden(), CrmLinks::ContactId.into_iden()], true).await?;
-        index(m, "ux_links_connector_record", CrmLinks::Table, &[CrmLinks::ConnectorId.into_iden(), CrmLinks::Module.into_iden(), CrmLinks::CrmRecordId.into_iden()], true).await?;
-        index(m, "ix_links_contact", CrmLinks::Table, &[CrmLinks::ContactId.into_iden()], false).await?;
+        index(
+            m,
+            "ux_links_connector_contact",
+            CrmLinks::Table,
+            &[
+                CrmLinks::ConnectorId.into_iden(),
+                CrmLinks::ContactId.into_iden(),
+            ],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ux_links_connector_record",
+            CrmLinks::Table,
+            &[
+                CrmLinks::ConnectorId.into_iden(),
+                CrmLinks::Module.into_iden(),
+                CrmLinks::CrmRecordId.into_iden(),
+            ],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ix_links_contact",
+            CrmLinks::Table,
+            &[CrmLinks::ContactId.into_iden()],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -159,12 +257,31 @@ impl MigrationTrait for Migration {
                 .col(string_len(CrmRecords::CrmRecordId, 64))
                 .col(string_null(CrmRecords::Email))
                 .col(timestamp_with_time_zone(CrmRecords::ModifiedAt))
-                .primary_key(Index::create().col(CrmRecords::ConnectorId).col(CrmRecords::Module).col(CrmRecords::CrmRecordId))
-                .foreign_key(&mut fk("fk_crm_records_connector", (CrmRecords::Table, CrmRecords::ConnectorId), (Connectors::Table, Connectors::Id)))
+                .primary_key(
+                    Index::create()
+                        .col(CrmRecords::ConnectorId)
+                        .col(CrmRecords::Module)
+                        .col(CrmRecords::CrmRecordId),
+                )
+                .foreign_key(&mut fk(
+                    "fk_crm_records_connector",
+                    (CrmRecords::Table, CrmRecords::ConnectorId),
+                    (Connectors::Table, Connectors::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_crm_records_email", CrmRecords::Table, &[CrmRecords::ConnectorId.into_iden(), CrmRecords::Email.into_iden()], false).await?;
+        index(
+            m,
+            "ix_crm_records_email",
+            CrmRecords::Table,
+            &[
+                CrmRecords::ConnectorId.into_iden(),
+                CrmRecords::Email.into_iden(),
+            ],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -176,8 +293,17 @@ impl MigrationTrait for Migration {
                 .col(timestamp_with_time_zone(SyncCheckpoints::At))
                 .col(string_len(SyncCheckpoints::RecordId, 64))
                 .col(timestamp_with_time_zone(SyncCheckpoints::SavedAt))
-                .primary_key(Index::create().col(SyncCheckpoints::ConnectorId).col(SyncCheckpoints::Direction).col(SyncCheckpoints::Module))
-                .foreign_key(&mut fk("fk_checkpoints_connector", (SyncCheckpoints::Table, SyncCheckpoints::ConnectorId), (Connectors::Table, Connectors::Id)))
+                .primary_key(
+                    Index::create()
+                        .col(SyncCheckpoints::ConnectorId)
+                        .col(SyncCheckpoints::Direction)
+                        .col(SyncCheckpoints::Module),
+                )
+                .foreign_key(&mut fk(
+                    "fk_checkpoints_connector",
+                    (SyncCheckpoints::Table, SyncCheckpoints::ConnectorId),
+                    (Connectors::Table, Connectors::Id),
+                ))
                 .to_owned(),
         )
         .await?;
@@ -200,15 +326,44 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone_null(SyncRuns::StartedAt))
             .col(timestamp_with_time_zone_null(SyncRuns::FinishedAt));
         for col in [
-            SyncRuns::ToCrmCreated, SyncRuns::ToCrmUpdated, SyncRuns::ToCrmUnchanged, SyncRuns::ToCrmRejected, SyncRuns::ToCrmConflicts,
-            SyncRuns::FromCrmCreated, SyncRuns::FromCrmUpdated, SyncRuns::FromCrmUnchanged, SyncRuns::FromCrmRejected, SyncRuns::FromCrmConflicts,
+            SyncRuns::ToCrmCreated,
+            SyncRuns::ToCrmUpdated,
+            SyncRuns::ToCrmUnchanged,
+            SyncRuns::ToCrmRejected,
+            SyncRuns::ToCrmConflicts,
+            SyncRuns::FromCrmCreated,
+            SyncRuns::FromCrmUpdated,
+            SyncRuns::FromCrmUnchanged,
+            SyncRuns::FromCrmRejected,
+            SyncRuns::FromCrmConflicts,
         ] {
             runs.col(big_integer(col).default(0));
         }
-        runs.foreign_key(&mut fk("fk_runs_connector", (SyncRuns::Table, SyncRuns::ConnectorId), (Connectors::Table, Connectors::Id)));
+        runs.foreign_key(&mut fk(
+            "fk_runs_connector",
+            (SyncRuns::Table, SyncRuns::ConnectorId),
+            (Connectors::Table, Connectors::Id),
+        ));
         m.create_table(runs.to_owned()).await?;
-        index(m, "ix_runs_tenant", SyncRuns::Table, &[SyncRuns::TenantId.into_iden(), SyncRuns::Id.into_iden()], false).await?;
-        index(m, "ix_runs_connector_status", SyncRuns::Table, &[SyncRuns::ConnectorId.into_iden(), SyncRuns::Status.into_iden()], false).await?;
+        index(
+            m,
+            "ix_runs_tenant",
+            SyncRuns::Table,
+            &[SyncRuns::TenantId.into_iden(), SyncRuns::Id.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_runs_connector_status",
+            SyncRuns::Table,
+            &[
+                SyncRuns::ConnectorId.into_iden(),
+                SyncRuns::Status.into_iden(),
+            ],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -226,12 +381,34 @@ impl MigrationTrait for Migration {
                 .col(string_null(SyncItems::Field))
                 .col(text_null(SyncItems::Message))
                 .col(timestamp_with_time_zone(SyncItems::CreatedAt))
-                .foreign_key(&mut fk("fk_items_run", (SyncItems::Table, SyncItems::RunId), (SyncRuns::Table, SyncRuns::Id)))
+                .foreign_key(&mut fk(
+                    "fk_items_run",
+                    (SyncItems::Table, SyncItems::RunId),
+                    (SyncRuns::Table, SyncRuns::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_items_run", SyncItems::Table, &[SyncItems::RunId.into_iden(), SyncItems::Id.into_iden()], false).await?;
-        index(m, "ix_items_tenant_outcome", SyncItems::Table, &[SyncItems::TenantId.into_iden(), SyncItems::Outcome.into_iden(), SyncItems::Id.into_iden()], false).await?;
+        index(
+            m,
+            "ix_items_run",
+            SyncItems::Table,
+            &[SyncItems::RunId.into_iden(), SyncItems::Id.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_items_tenant_outcome",
+            SyncItems::Table,
+            &[
+                SyncItems::TenantId.into_iden(),
+                SyncItems::Outcome.into_iden(),
+                SyncItems::Id.into_iden(),
+            ],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -244,11 +421,22 @@ impl MigrationTrait for Migration {
                 .col(string_len(AuditLog::TargetId, 64))
                 .col(json_binary(AuditLog::Detail))
                 .col(timestamp_with_time_zone(AuditLog::At))
-                .foreign_key(&mut fk("fk_audit_tenant", (AuditLog::Table, AuditLog::TenantId), (Tenants::Table, Tenants::Id)))
+                .foreign_key(&mut fk(
+                    "fk_audit_tenant",
+                    (AuditLog::Table, AuditLog::TenantId),
+                    (Tenants::Table, Tenants::Id),
+                ))
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_audit_tenant", AuditLog::Table, &[AuditLog::TenantId.into_iden(), AuditLog::Id.into_iden()], false).await?;
+        index(
+            m,
+            "ix_audit_tenant",
+            AuditLog::Table,
+            &[AuditLog::TenantId.into_iden(), AuditLog::Id.into_iden()],
+            false,
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -258,7 +446,12 @@ impl MigrationTrait for Migration {
                 .col(string_len(IdempotencyKeys::Key, 128))
                 .col(id(IdempotencyKeys::ResultId))
                 .col(timestamp_with_time_zone(IdempotencyKeys::CreatedAt))
-                .primary_key(Index::create().col(IdempotencyKeys::TenantId).col(IdempotencyKeys::Operation).col(IdempotencyKeys::Key))
+                .primary_key(
+                    Index::create()
+                        .col(IdempotencyKeys::TenantId)
+                        .col(IdempotencyKeys::Operation)
+                        .col(IdempotencyKeys::Key),
+                )
                 .to_owned(),
         )
         .await?;
@@ -286,7 +479,13 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn index(m: &SchemaManager<'_>, name: &str, table: impl IntoIden, cols: &[DynIden], unique: bool) -> Result<(), DbErr> {
+async fn index(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden,
+    cols: &[DynIden],
+    unique: bool,
+) -> Result<(), DbErr> {
     let mut stmt = Index::create();
     stmt.name(name).table(table);
     for col in cols {
@@ -299,50 +498,186 @@ async fn index(m: &SchemaManager<'_>, name: &str, table: impl IntoIden, cols: &[
 }
 
 #[derive(DeriveIden)]
-enum Tenants { Table, Id, Name, Slug, CreatedAt }
+enum Tenants {
+    Table,
+    Id,
+    Name,
+    Slug,
+    CreatedAt,
+}
 
 #[derive(DeriveIden)]
-enum ApiKeys { Table, Id, TenantId, Name, Role, KeyHash, CreatedBy, CreatedAt, RevokedAt }
+enum ApiKeys {
+    Table,
+    Id,
+    TenantId,
+    Name,
+    Role,
+    KeyHash,
+    CreatedBy,
+    CreatedAt,
+    RevokedAt,
+}
 
 #[derive(DeriveIden)]
 enum Contacts {
-    Table, Id, TenantId, Email, FirstName, LastName, Company, Phone, JobTitle, Source, BehaviourScore, State, Lifecycle,
-    OptedOut, OwnerEmail, CustomFields, CreatedAt, UpdatedAt,
+    Table,
+    Id,
+    TenantId,
+    Email,
+    FirstName,
+    LastName,
+    Company,
+    Phone,
+    JobTitle,
+    Source,
+    BehaviourScore,
+    State,
+    Lifecycle,
+    OptedOut,
+    OwnerEmail,
+    CustomFields,
+    CreatedAt,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden)]
 enum Connectors {
-    Table, Id, TenantId, Kind, Name, Status, StatusMessage, Enabled, Settings, Credentials, CredentialsSet, BaseUrl,
-    FullResyncRecommended, CreatedAt, UpdatedAt,
+    Table,
+    Id,
+    TenantId,
+    Kind,
+    Name,
+    Status,
+    StatusMessage,
+    Enabled,
+    Settings,
+    Credentials,
+    CredentialsSet,
+    BaseUrl,
+    FullResyncRecommended,
+    CreatedAt,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden)]
-enum FieldMappings { Table, Id, TenantId, ConnectorId, Position, PlatformField, CrmField, Direction, Enabled, Locked }
+enum FieldMappings {
+    Table,
+    Id,
+    TenantId,
+    ConnectorId,
+    Position,
+    PlatformField,
+    CrmField,
+    Direction,
+    Enabled,
+    Locked,
+}
 
 #[derive(DeriveIden)]
-enum CrmLinks { Table, Id, TenantId, ConnectorId, ContactId, Module, CrmRecordId, Snapshot, CrmModifiedAt, LastSyncedAt }
+enum CrmLinks {
+    Table,
+    Id,
+    TenantId,
+    ConnectorId,
+    ContactId,
+    Module,
+    CrmRecordId,
+    Snapshot,
+    CrmModifiedAt,
+    LastSyncedAt,
+}
 
 #[derive(DeriveIden)]
-enum CrmRecords { Table, TenantId, ConnectorId, Module, CrmRecordId, Email, ModifiedAt }
+enum CrmRecords {
+    Table,
+    TenantId,
+    ConnectorId,
+    Module,
+    CrmRecordId,
+    Email,
+    ModifiedAt,
+}
 
 #[derive(DeriveIden)]
-enum SyncCheckpoints { Table, TenantId, ConnectorId, Direction, Module, At, RecordId, SavedAt }
+enum SyncCheckpoints {
+    Table,
+    TenantId,
+    ConnectorId,
+    Direction,
+    Module,
+    At,
+    RecordId,
+    SavedAt,
+}
 
 #[derive(DeriveIden)]
 enum SyncRuns {
-    Table, Id, TenantId, ConnectorId, Trigger, Mode, Status, Error, TaskId, Phase, Processed, CancelRequested, RetryOf,
-    QueuedAt, StartedAt, FinishedAt,
-    ToCrmCreated, ToCrmUpdated, ToCrmUnchanged, ToCrmRejected, ToCrmConflicts,
-    FromCrmCreated, FromCrmUpdated, FromCrmUnchanged, FromCrmRejected, FromCrmConflicts,
+    Table,
+    Id,
+    TenantId,
+    ConnectorId,
+    Trigger,
+    Mode,
+    Status,
+    Error,
+    TaskId,
+    Phase,
+    Processed,
+    CancelRequested,
+    RetryOf,
+    QueuedAt,
+    StartedAt,
+    FinishedAt,
+    ToCrmCreated,
+    ToCrmUpdated,
+    ToCrmUnchanged,
+    ToCrmRejected,
+    ToCrmConflicts,
+    FromCrmCreated,
+    FromCrmUpdated,
+    FromCrmUnchanged,
+    FromCrmRejected,
+    FromCrmConflicts,
 }
 
 #[derive(DeriveIden)]
 enum SyncItems {
-    Table, Id, TenantId, RunId, ConnectorId, Direction, Outcome, Email, ContactId, CrmRecordId, ReasonCode, Field, Message, CreatedAt,
+    Table,
+    Id,
+    TenantId,
+    RunId,
+    ConnectorId,
+    Direction,
+    Outcome,
+    Email,
+    ContactId,
+    CrmRecordId,
+    ReasonCode,
+    Field,
+    Message,
+    CreatedAt,
 }
 
 #[derive(DeriveIden)]
-enum AuditLog { Table, Id, TenantId, Actor, Action, TargetType, TargetId, Detail, At }
+enum AuditLog {
+    Table,
+    Id,
+    TenantId,
+    Actor,
+    Action,
+    TargetType,
+    TargetId,
+    Detail,
+    At,
+}
 
 #[derive(DeriveIden)]
-enum IdempotencyKeys { Table, TenantId, Operation, Key, ResultId, CreatedAt }
+enum IdempotencyKeys {
+    Table,
+    TenantId,
+    Operation,
+    Key,
+    ResultId,
+    CreatedAt,
+}

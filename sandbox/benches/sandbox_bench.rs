@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crmsync_sandbox::{Sandbox, SandboxConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const THROUGHPUT_SECS: u64 = 5;
 const THROUGHPUT_CLIENTS: usize = 32;
@@ -61,11 +61,22 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let records: usize = std::env::var("SANDBOX_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let sandbox = Sandbox::start(SandboxConfig { people: 0, ..SandboxConfig::default() }).await.expect("start");
+    let records: usize = std::env::var("SANDBOX_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let sandbox = Sandbox::start(SandboxConfig {
+        people: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start");
     let d = sandbox.description().clone();
     let bench = Bench {
-        http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap(),
         base: sandbox.base_url().to_owned(),
     };
     let org = d.zoho.org_id.clone();
@@ -81,12 +92,20 @@ async fn main() {
 
     let started = Instant::now();
     bench
-        .admin(reqwest::Method::POST, &format!("/admin/zoho/orgs/{org}/seed"), json!({"seed": 1, "people": records, "converted": 0.0}))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/zoho/orgs/{org}/seed"),
+            json!({"seed": 1, "people": records, "converted": 0.0}),
+        )
         .await;
     let zoho_seed = started.elapsed();
     let started = Instant::now();
     bench
-        .admin(reqwest::Method::POST, &format!("/admin/pipedrive/companies/{company}/seed"), json!({"seed": 2, "people": records}))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/pipedrive/companies/{company}/seed"),
+            json!({"seed": 2, "people": records}),
+        )
         .await;
     let pipedrive_seed = started.elapsed();
 
@@ -105,7 +124,10 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let zoho_auth = format!("Zoho-oauthtoken {}", token["access_token"].as_str().expect("access token"));
+    let zoho_auth = format!(
+        "Zoho-oauthtoken {}",
+        token["access_token"].as_str().expect("access token")
+    );
     let zoho_api = format!("{}/crm/v8", d.zoho.api_domain);
     let pd_api = format!("{}/api/v2", d.pipedrive.base_url);
     let pd_token = d.pipedrive.api_token.clone();
@@ -118,13 +140,21 @@ async fn main() {
     let mut page = 1;
     let mut zoho_seen = 0;
     loop {
-        let mut url = format!("{zoho_api}/Leads?fields=First_Name,Last_Name,Email,Phone,Company,Lead_Source,Modified_Time&per_page=200&sort_by=Modified_Time&sort_order=asc");
+        let mut url = format!(
+            "{zoho_api}/Leads?fields=First_Name,Last_Name,Email,Phone,Company,Lead_Source,Modified_Time&per_page=200&sort_by=Modified_Time&sort_order=asc"
+        );
         match &page_token {
             Some(t) => url.push_str(&format!("&page_token={t}")),
             None => url.push_str(&format!("&page={page}")),
         }
         let t = Instant::now();
-        let resp = bench.http.get(&url).header("Authorization", &zoho_auth).send().await.unwrap();
+        let resp = bench
+            .http
+            .get(&url)
+            .header("Authorization", &zoho_auth)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         let body: Value = resp.json().await.unwrap();
         samples.push(t.elapsed());
@@ -135,7 +165,12 @@ async fn main() {
         }
         page += 1;
         if page > 10 {
-            page_token = Some(body["info"]["next_page_token"].as_str().expect("next_page_token").to_owned());
+            page_token = Some(
+                body["info"]["next_page_token"]
+                    .as_str()
+                    .expect("next_page_token")
+                    .to_owned(),
+            );
         }
     }
     assert_eq!(zoho_seen, records, "every lead listed once");
@@ -169,12 +204,19 @@ async fn main() {
         let mut cursor: Option<String> = None;
         let mut seen = 0;
         loop {
-            let mut url = format!("{pd_api}/persons?limit={limit}&sort_by=update_time&sort_direction=asc");
+            let mut url =
+                format!("{pd_api}/persons?limit={limit}&sort_by=update_time&sort_direction=asc");
             if let Some(c) = &cursor {
                 url.push_str(&format!("&cursor={c}"));
             }
             let t = Instant::now();
-            let resp = bench.http.get(&url).header("x-api-token", &pd_token).send().await.unwrap();
+            let resp = bench
+                .http
+                .get(&url)
+                .header("x-api-token", &pd_token)
+                .send()
+                .await
+                .unwrap();
             let status = resp.status();
             let body: Value = resp.json().await.unwrap();
             samples.push(t.elapsed());
@@ -186,7 +228,9 @@ async fn main() {
             }
         }
         assert_eq!(seen, records, "every person listed once");
-        rows.push(samples.row(&format!("Pipedrive `GET /persons` ({limit} a page, walk all)")));
+        rows.push(samples.row(&format!(
+            "Pipedrive `GET /persons` ({limit} a page, walk all)"
+        )));
     }
 
     // Pipedrive: create persons one by one.
@@ -209,19 +253,39 @@ async fn main() {
     rows.push(samples.row("Pipedrive `POST /persons` (one person)"));
 
     // Throughput of small reads: many clients, one record each call.
-    let pd_rps = throughput(&bench.http, move |i| (format!("{pd_api}/persons/{}", 1 + i % 1000), ("x-api-token".to_owned(), pd_token.clone()))).await;
+    let pd_rps = throughput(&bench.http, move |i| {
+        (
+            format!("{pd_api}/persons/{}", 1 + i % 1000),
+            ("x-api-token".to_owned(), pd_token.clone()),
+        )
+    })
+    .await;
     let ids = zoho_ids(&bench.http, &zoho_api, &zoho_auth).await;
     let zoho_auth2 = zoho_auth.clone();
-    let zoho_rps = throughput(&bench.http, move |i| (format!("{zoho_api}/Leads/{}", ids[i % ids.len()]), ("Authorization".to_owned(), zoho_auth2.clone()))).await;
+    let zoho_rps = throughput(&bench.http, move |i| {
+        (
+            format!("{zoho_api}/Leads/{}", ids[i % ids.len()]),
+            ("Authorization".to_owned(), zoho_auth2.clone()),
+        )
+    })
+    .await;
 
-    println!("Sandbox benchmark: {records} records in each CRM, no configured latency, limits off.");
-    println!("Seeding took {:.1} s (Zoho) and {:.1} s (Pipedrive).\n", zoho_seed.as_secs_f64(), pipedrive_seed.as_secs_f64());
+    println!(
+        "Sandbox benchmark: {records} records in each CRM, no configured latency, limits off."
+    );
+    println!(
+        "Seeding took {:.1} s (Zoho) and {:.1} s (Pipedrive).\n",
+        zoho_seed.as_secs_f64(),
+        pipedrive_seed.as_secs_f64()
+    );
     println!("| call | calls | p50 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     for row in rows {
         println!("{row}");
     }
-    println!("\n| small reads ({THROUGHPUT_CLIENTS} concurrent clients, {THROUGHPUT_SECS} s) | requests/s |");
+    println!(
+        "\n| small reads ({THROUGHPUT_CLIENTS} concurrent clients, {THROUGHPUT_SECS} s) | requests/s |"
+    );
     println!("| --- | ---: |");
     println!("| Pipedrive `GET /persons/{{id}}` | {pd_rps:.0} |");
     println!("| Zoho `GET /Leads/{{id}}` | {zoho_rps:.0} |");
@@ -238,7 +302,12 @@ async fn zoho_ids(http: &reqwest::Client, api: &str, auth: &str) -> Vec<String> 
         .json()
         .await
         .unwrap();
-    body["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Requests per second served to `THROUGHPUT_CLIENTS` clients looping for `THROUGHPUT_SECS`.

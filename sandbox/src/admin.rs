@@ -10,10 +10,10 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::faults::FaultRule;
-use crate::{pipedrive, zoho, AppState, System};
+use crate::{AppState, System, pipedrive, zoho};
 
 /// An admin API error: `{"error": "<field>: <reason>"}` with 400, 404 or 409.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,11 @@ impl IntoResponse for AdminError {
 
 /// Parses an admin request body, turning serde's message into a 400 that names the field.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("body: {e}")))
 }
 
@@ -66,7 +70,10 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/clock", get(get_clock).post(set_clock))
-        .route("/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .route("/faults/{id}", delete(remove_fault))
         .route("/requests", get(requests).delete(reset_requests))
         .nest("/zoho", zoho::admin_router())
@@ -103,15 +110,28 @@ struct ClockChange {
     advance_secs: Option<f64>,
 }
 
-async fn set_clock(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, AdminError> {
+async fn set_clock(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
     let change: ClockChange = parse_body(&body)?;
     match (change.set, change.advance_secs) {
         (Some(at), None) => state.clock.set(at),
         (None, Some(secs)) if secs.is_finite() => {
-            state.clock.advance(Duration::milliseconds((secs * 1000.0).round() as i64));
+            state
+                .clock
+                .advance(Duration::milliseconds((secs * 1000.0).round() as i64));
         }
-        (None, Some(_)) => return Err(AdminError::bad_request("advance_secs: must be a finite number")),
-        _ => return Err(AdminError::bad_request("body: give exactly one of `set` (RFC 3339) or `advance_secs`")),
+        (None, Some(_)) => {
+            return Err(AdminError::bad_request(
+                "advance_secs: must be a finite number",
+            ));
+        }
+        _ => {
+            return Err(AdminError::bad_request(
+                "body: give exactly one of `set` (RFC 3339) or `advance_secs`",
+            ));
+        }
     }
     Ok(clock_json(&state))
 }
@@ -120,7 +140,10 @@ async fn list_faults(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "faults": state.faults.list() }))
 }
 
-async fn add_fault(State(state): State<AppState>, body: axum::body::Bytes) -> Result<(StatusCode, Json<FaultRule>), AdminError> {
+async fn add_fault(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<FaultRule>), AdminError> {
     let rule: FaultRule = parse_body(&body)?;
     rule.validate().map_err(AdminError::bad_request)?;
     Ok((StatusCode::CREATED, Json(state.faults.add(rule))))
@@ -131,7 +154,10 @@ async fn clear_faults(State(state): State<AppState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn remove_fault(State(state): State<AppState>, Path(id): Path<u64>) -> Result<StatusCode, AdminError> {
+async fn remove_fault(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, AdminError> {
     if state.faults.remove(id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -147,13 +173,21 @@ struct RequestFilter {
     status: Option<u16>,
 }
 
-async fn requests(State(state): State<AppState>, Query(filter): Query<RequestFilter>) -> Json<Value> {
+async fn requests(
+    State(state): State<AppState>,
+    Query(filter): Query<RequestFilter>,
+) -> Json<Value> {
     let rows: Vec<_> = state
         .metrics
         .snapshot()
         .into_iter()
         .filter(|r| filter.system.is_none_or(|s| s == r.system))
-        .filter(|r| filter.tenant.as_ref().is_none_or(|t| r.tenant.as_ref() == Some(t)))
+        .filter(|r| {
+            filter
+                .tenant
+                .as_ref()
+                .is_none_or(|t| r.tenant.as_ref() == Some(t))
+        })
         .filter(|r| filter.endpoint.as_ref().is_none_or(|e| &r.endpoint == e))
         .filter(|r| filter.status.is_none_or(|s| s == r.status))
         .collect();

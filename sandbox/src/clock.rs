@@ -11,30 +11,34 @@ use chrono::{DateTime, Duration, Utc};
 /// Real time shifted by an adjustable offset.
 #[derive(Debug, Default)]
 pub struct Clock {
-    offset_ms: AtomicI64,
+    /// Nanoseconds, so `set` followed by `now` never reads earlier than what was set.
+    offset_ns: AtomicI64,
 }
 
 impl Clock {
     /// The sandbox's current time.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        Utc::now() + Duration::nanoseconds(self.offset_ns.load(Ordering::Relaxed))
     }
 
     /// Makes `now()` return `at` from this instant on (time keeps running from there).
     pub fn set(&self, at: DateTime<Utc>) {
-        let offset = at.signed_duration_since(Utc::now()).num_milliseconds();
-        self.offset_ms.store(offset, Ordering::Relaxed);
+        let offset = at
+            .signed_duration_since(Utc::now())
+            .num_nanoseconds()
+            .unwrap_or(i64::MAX);
+        self.offset_ns.store(offset, Ordering::Relaxed);
     }
 
     /// Moves the clock forward (or back, with a negative duration).
     pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        self.offset_ns
+            .fetch_add(by.num_nanoseconds().unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// The current offset from real time, in milliseconds.
     pub fn offset_ms(&self) -> i64 {
-        self.offset_ms.load(Ordering::Relaxed)
+        self.offset_ns.load(Ordering::Relaxed) / 1_000_000
     }
 }
 

@@ -55,9 +55,9 @@ fn default_rate() -> f64 {
     1.0
 }
 
-/// A fault rule as sent to and shown by the admin API.
+/// A fault rule as sent to and shown by the admin API. (No `deny_unknown_fields`:
+/// serde cannot combine it with the flattened `kind`; the kind's own fields are strict.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaultRule {
     /// Assigned by the sandbox.
     #[serde(default)]
@@ -95,7 +95,9 @@ impl FaultRule {
         if let FaultKind::Error { status } = self.kind
             && ![500, 502, 503, 504].contains(&status)
         {
-            return Err(format!("status: must be 500, 502, 503 or 504, got {status}"));
+            return Err(format!(
+                "status: must be 500, 502, 503 or 504, got {status}"
+            ));
         }
         if let Some(endpoint) = &self.endpoint
             && endpoint.trim().is_empty()
@@ -105,7 +107,13 @@ impl FaultRule {
         Ok(())
     }
 
-    fn matches(&self, system: System, tenant: Option<&str>, endpoint: &str, is_write: bool) -> bool {
+    fn matches(
+        &self,
+        system: System,
+        tenant: Option<&str>,
+        endpoint: &str,
+        is_write: bool,
+    ) -> bool {
         if self.system.is_some_and(|s| s != system) {
             return false;
         }
@@ -216,7 +224,13 @@ impl Faults {
     }
 
     /// Decides what happens to one request.
-    pub fn plan(&self, system: System, tenant: Option<&str>, endpoint: &str, is_write: bool) -> FaultPlan {
+    pub fn plan(
+        &self,
+        system: System,
+        tenant: Option<&str>,
+        endpoint: &str,
+        is_write: bool,
+    ) -> FaultPlan {
         let mut plan = FaultPlan::default();
         let mut inner = self.inner.lock();
         if inner.rules.is_empty() {
@@ -228,7 +242,10 @@ impl Faults {
                 continue;
             }
             // An action already chosen makes later action rules moot; do not spend their counts.
-            let is_action = matches!(rule.kind, FaultKind::Error { .. } | FaultKind::RateLimit | FaultKind::Drop);
+            let is_action = matches!(
+                rule.kind,
+                FaultKind::Error { .. } | FaultKind::RateLimit | FaultKind::Drop
+            );
             if is_action && plan.action.is_some() {
                 continue;
             }
@@ -240,15 +257,23 @@ impl Faults {
                 *count -= 1;
             }
             match rule.kind {
-                FaultKind::Latency { fixed_ms, jitter_ms } => {
-                    let jitter = if jitter_ms > 0 { rng.random_range(0..=jitter_ms) } else { 0 };
+                FaultKind::Latency {
+                    fixed_ms,
+                    jitter_ms,
+                } => {
+                    let jitter = if jitter_ms > 0 {
+                        rng.random_range(0..=jitter_ms)
+                    } else {
+                        0
+                    };
                     plan.latency += Duration::from_millis(fixed_ms + jitter);
                 }
                 FaultKind::Error { status } => plan.action = Some(FaultAction::Error(status)),
                 FaultKind::RateLimit => plan.action = Some(FaultAction::RateLimit),
                 FaultKind::Drop => plan.action = Some(FaultAction::Drop),
                 FaultKind::TimeoutAfterWrite { delay_ms } => {
-                    plan.timeout_after_write.get_or_insert(Duration::from_millis(delay_ms));
+                    plan.timeout_after_write
+                        .get_or_insert(Duration::from_millis(delay_ms));
                 }
             }
         }
@@ -267,11 +292,25 @@ mod tests {
     #[test]
     fn a_counted_rule_hits_exactly_that_many_requests() {
         let faults = Faults::new(1);
-        faults.add(rule(serde_json::json!({"kind": "error", "status": 503, "count": 2})));
+        faults.add(rule(
+            serde_json::json!({"kind": "error", "status": 503, "count": 2}),
+        ));
         let hits: Vec<_> = (0..4)
-            .map(|_| faults.plan(System::Zoho, None, "GET /zoho/api/crm/v8/{module}", false).action)
+            .map(|_| {
+                faults
+                    .plan(System::Zoho, None, "GET /zoho/api/crm/v8/{module}", false)
+                    .action
+            })
             .collect();
-        assert_eq!(hits, vec![Some(FaultAction::Error(503)), Some(FaultAction::Error(503)), None, None]);
+        assert_eq!(
+            hits,
+            vec![
+                Some(FaultAction::Error(503)),
+                Some(FaultAction::Error(503)),
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
@@ -286,10 +325,19 @@ mod tests {
     #[test]
     fn timeout_after_write_never_hits_reads() {
         let faults = Faults::new(1);
-        faults.add(rule(serde_json::json!({"kind": "timeout_after_write", "delay_ms": 5})));
-        assert_eq!(faults.plan(System::Pipedrive, None, "GET /x", false).timeout_after_write, None);
+        faults.add(rule(
+            serde_json::json!({"kind": "timeout_after_write", "delay_ms": 5}),
+        ));
         assert_eq!(
-            faults.plan(System::Pipedrive, None, "POST /x", true).timeout_after_write,
+            faults
+                .plan(System::Pipedrive, None, "GET /x", false)
+                .timeout_after_write,
+            None
+        );
+        assert_eq!(
+            faults
+                .plan(System::Pipedrive, None, "POST /x", true)
+                .timeout_after_write,
             Some(Duration::from_millis(5))
         );
     }
@@ -297,11 +345,21 @@ mod tests {
     #[test]
     fn a_share_of_replies_is_hit_close_to_the_rate() {
         let faults = Faults::new(7);
-        faults.add(rule(serde_json::json!({"kind": "rate_limit", "rate": 0.25})));
+        faults.add(rule(
+            serde_json::json!({"kind": "rate_limit", "rate": 0.25}),
+        ));
         let hits = (0..4000)
-            .filter(|_| faults.plan(System::Zoho, None, "GET /x", false).action.is_some())
+            .filter(|_| {
+                faults
+                    .plan(System::Zoho, None, "GET /x", false)
+                    .action
+                    .is_some()
+            })
             .count();
-        assert!((800..1200).contains(&hits), "{hits} hits of 4000 at rate 0.25");
+        assert!(
+            (800..1200).contains(&hits),
+            "{hits} hits of 4000 at rate 0.25"
+        );
     }
 
     #[test]

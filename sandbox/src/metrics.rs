@@ -67,7 +67,12 @@ impl Metrics {
             })
             .collect();
         rows.sort_by(|a, b| {
-            (a.system, &a.tenant, &a.endpoint, a.status).cmp(&(b.system, &b.tenant, &b.endpoint, b.status))
+            (a.system, &a.tenant, &a.endpoint, a.status).cmp(&(
+                b.system,
+                &b.tenant,
+                &b.endpoint,
+                b.status,
+            ))
         });
         rows
     }

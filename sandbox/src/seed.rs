@@ -9,12 +9,36 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Lead sources every seeded CRM offers as picklist options.
-pub const LEAD_SOURCES: &[&str] = &["Advertisement", "Cold Call", "Web Form", "Trade Show", "Partner", "Seminar", "Chat"];
+pub const LEAD_SOURCES: &[&str] = &[
+    "Advertisement",
+    "Cold Call",
+    "Web Form",
+    "Trade Show",
+    "Partner",
+    "Seminar",
+    "Chat",
+];
 /// Lead statuses every seeded CRM offers as picklist options.
-pub const LEAD_STATUSES: &[&str] = &["Not Contacted", "Attempted to Contact", "Contact in Future", "Contacted", "Pre-Qualified", "Junk Lead"];
+pub const LEAD_STATUSES: &[&str] = &[
+    "Not Contacted",
+    "Attempted to Contact",
+    "Contact in Future",
+    "Contacted",
+    "Pre-Qualified",
+    "Junk Lead",
+];
 /// Industries every seeded CRM offers as picklist options.
 pub const INDUSTRIES: &[&str] = &[
-    "Software", "Manufacturing", "Retail", "Healthcare", "Education", "Finance", "Real Estate", "Consulting", "Media", "Energy",
+    "Software",
+    "Manufacturing",
+    "Retail",
+    "Healthcare",
+    "Education",
+    "Finance",
+    "Real Estate",
+    "Consulting",
+    "Media",
+    "Energy",
 ];
 /// Platform lifecycle states written to the CRMs' `status` field.
 pub const STATUSES: &[&str] = &["Prospect", "Client"];
@@ -24,34 +48,175 @@ pub const SOURCES: &[&str] = &["Website", "Form", "Event", "Import", "Partner"];
 pub const UNKNOWN_PICKLIST_VALUES: &[&str] = &["Aerospace & Defence", "Agriculture", "Non-profit"];
 
 const FIRST_NAMES: &[&str] = &[
-    "Éloïse", "François", "Zoë", "Björn", "Nuño", "Anaïs", "Jérôme", "Chloé", "Søren", "Małgorzata", "José", "Inès", "Noël",
-    "Léa", "Ørjan", "Çağla", "Émile", "Renée", "Håkon", "Zuzana", "Lucía", "Sébastien", "Maëlle", "João", "Aoife", "Siobhán",
-    "Thomas", "Marie", "Jean", "Sarah", "David", "Laura", "Paul", "Emma", "Lucas", "Julie", "Hugo", "Camille", "Nicolas",
-    "Claire", "Pierre", "Anne", "Marc", "Sophie", "Louis", "Alice", "Antoine", "Manon", "Jean-Baptiste", "Marie-Claire",
+    "Éloïse",
+    "François",
+    "Zoë",
+    "Björn",
+    "Nuño",
+    "Anaïs",
+    "Jérôme",
+    "Chloé",
+    "Søren",
+    "Małgorzata",
+    "José",
+    "Inès",
+    "Noël",
+    "Léa",
+    "Ørjan",
+    "Çağla",
+    "Émile",
+    "Renée",
+    "Håkon",
+    "Zuzana",
+    "Lucía",
+    "Sébastien",
+    "Maëlle",
+    "João",
+    "Aoife",
+    "Siobhán",
+    "Thomas",
+    "Marie",
+    "Jean",
+    "Sarah",
+    "David",
+    "Laura",
+    "Paul",
+    "Emma",
+    "Lucas",
+    "Julie",
+    "Hugo",
+    "Camille",
+    "Nicolas",
+    "Claire",
+    "Pierre",
+    "Anne",
+    "Marc",
+    "Sophie",
+    "Louis",
+    "Alice",
+    "Antoine",
+    "Manon",
+    "Jean-Baptiste",
+    "Marie-Claire",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Dubois-Martin", "García Márquez", "van der Berg", "O'Brien", "Le Goff", "de la Fontaine", "Müller", "Schäfer", "Nuñez",
-    "Kowalczyk", "Łukasiewicz", "Østergaard", "Lefèvre", "Da Silva", "D'Angelo", "Martin", "Bernard", "Thomas", "Petit",
-    "Robert", "Richard", "Durand", "Moreau", "Laurent", "Simon", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent",
-    "Fournier", "Girard", "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau", "Mercier", "Blanc", "Guérin", "Boyer",
-    "Gauthier", "Perrin", "Morin", "Chevalier", "Nguyen", "Ferreira", "Fernández López", "Smith-Jones",
+    "Dubois-Martin",
+    "García Márquez",
+    "van der Berg",
+    "O'Brien",
+    "Le Goff",
+    "de la Fontaine",
+    "Müller",
+    "Schäfer",
+    "Nuñez",
+    "Kowalczyk",
+    "Łukasiewicz",
+    "Østergaard",
+    "Lefèvre",
+    "Da Silva",
+    "D'Angelo",
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Durand",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Fontaine",
+    "Rousseau",
+    "Mercier",
+    "Blanc",
+    "Guérin",
+    "Boyer",
+    "Gauthier",
+    "Perrin",
+    "Morin",
+    "Chevalier",
+    "Nguyen",
+    "Ferreira",
+    "Fernández López",
+    "Smith-Jones",
 ];
 const COMPANY_STEMS: &[&str] = &[
-    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Tyrell", "Soylent", "Cyberdyne", "Aperture",
-    "Nakatomi", "Wonka", "Gringotts", "Monarch", "Oscorp", "Pied Piper", "Massive Dynamic", "Blue Sun", "Éclair", "Crème",
-    "Château", "Brasserie Duval", "Atelier Noé",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Soylent",
+    "Cyberdyne",
+    "Aperture",
+    "Nakatomi",
+    "Wonka",
+    "Gringotts",
+    "Monarch",
+    "Oscorp",
+    "Pied Piper",
+    "Massive Dynamic",
+    "Blue Sun",
+    "Éclair",
+    "Crème",
+    "Château",
+    "Brasserie Duval",
+    "Atelier Noé",
 ];
-const COMPANY_SUFFIXES: &[&str] = &["SA", "SAS", "GmbH", "Ltd", "Inc.", "SARL", "BV", "AG", "& Co", "Group"];
+const COMPANY_SUFFIXES: &[&str] = &[
+    "SA", "SAS", "GmbH", "Ltd", "Inc.", "SARL", "BV", "AG", "& Co", "Group",
+];
 const JOB_TITLES: &[&str] = &[
-    "Marketing Manager", "Head of Sales", "CEO", "CTO", "Account Executive", "Directeur commercial", "Responsable marketing",
-    "Office Manager", "Procurement Lead", "Chief Growth Officer", "Business Developer", "Product Owner", "Ingénieure R&D",
+    "Marketing Manager",
+    "Head of Sales",
+    "CEO",
+    "CTO",
+    "Account Executive",
+    "Directeur commercial",
+    "Responsable marketing",
+    "Office Manager",
+    "Procurement Lead",
+    "Chief Growth Officer",
+    "Business Developer",
+    "Product Owner",
+    "Ingénieure R&D",
 ];
 const CITIES: &[(&str, &str, &str)] = &[
-    ("Paris", "France", "+33"), ("Lyon", "France", "+33"), ("Nantes", "France", "+33"), ("Bruxelles", "Belgium", "+32"),
-    ("Genève", "Switzerland", "+41"), ("München", "Germany", "+49"), ("Madrid", "Spain", "+34"), ("Kraków", "Poland", "+48"),
-    ("København", "Denmark", "+45"), ("Dublin", "Ireland", "+353"), ("Montréal", "Canada", "+1"), ("London", "United Kingdom", "+44"),
+    ("Paris", "France", "+33"),
+    ("Lyon", "France", "+33"),
+    ("Nantes", "France", "+33"),
+    ("Bruxelles", "Belgium", "+32"),
+    ("Genève", "Switzerland", "+41"),
+    ("München", "Germany", "+49"),
+    ("Madrid", "Spain", "+34"),
+    ("Kraków", "Poland", "+48"),
+    ("København", "Denmark", "+45"),
+    ("Dublin", "Ireland", "+353"),
+    ("Montréal", "Canada", "+1"),
+    ("London", "United Kingdom", "+44"),
 ];
-const FREE_MAIL: &[&str] = &["gmail.com", "outlook.fr", "yahoo.fr", "proton.me", "orange.fr"];
+const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "outlook.fr",
+    "yahoo.fr",
+    "proton.me",
+    "orange.fr",
+];
 
 /// What to generate. Shares are probabilities between 0 and 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +276,9 @@ impl SeedSpec {
         ];
         for (name, share) in shares {
             if !(0.0..=1.0).contains(&share) || share.is_nan() {
-                return Err(format!("{name}: must be a share between 0 and 1, got {share}"));
+                return Err(format!(
+                    "{name}: must be a share between 0 and 1, got {share}"
+                ));
             }
         }
         if self.people > 1_000_000 {
@@ -193,12 +360,20 @@ pub fn generate(spec: &SeedSpec) -> Vec<Person> {
         } else if rng.random_bool(spec.missing_first_name) {
             first_name = None;
         }
-        let company = format!("{} {}", pick(&mut rng, COMPANY_STEMS), pick(&mut rng, COMPANY_SUFFIXES));
+        let company = format!(
+            "{} {}",
+            pick(&mut rng, COMPANY_STEMS),
+            pick(&mut rng, COMPANY_SUFFIXES)
+        );
         let (city, country, prefix) = *CITIES.choose(&mut rng).expect("cities");
         let domain = if rng.random_bool(0.3) {
             pick(&mut rng, FREE_MAIL).to_owned()
         } else {
-            format!("{}.{}", slug(company.split_whitespace().next().unwrap_or("example")), tld(country))
+            format!(
+                "{}.{}",
+                slug(company.split_whitespace().next().unwrap_or("example")),
+                tld(country)
+            )
         };
         let email = if rng.random_bool(spec.missing_email) {
             None
@@ -209,11 +384,16 @@ pub fn generate(spec: &SeedSpec) -> Vec<Person> {
             let local = email_local(first_name.as_deref(), last_name.as_deref(), index);
             Some(format!("{local}@{domain}"))
         };
-        let secondary_email = email
-            .as_ref()
-            .filter(|_| rng.random_bool(0.1))
-            .map(|e| format!("{}.perso@{}", e.trim().split('@').next().unwrap_or("x"), pick(&mut rng, FREE_MAIL)));
-        let phone = rng.random_bool(0.85).then(|| phone_number(&mut rng, prefix));
+        let secondary_email = email.as_ref().filter(|_| rng.random_bool(0.1)).map(|e| {
+            format!(
+                "{}.perso@{}",
+                e.trim().split('@').next().unwrap_or("x"),
+                pick(&mut rng, FREE_MAIL)
+            )
+        });
+        let phone = rng
+            .random_bool(0.85)
+            .then(|| phone_number(&mut rng, prefix));
         let mobile = rng.random_bool(0.5).then(|| phone_number(&mut rng, prefix));
         let industry = if rng.random_bool(spec.unknown_picklist) {
             pick(&mut rng, UNKNOWN_PICKLIST_VALUES)
@@ -233,7 +413,9 @@ pub fn generate(spec: &SeedSpec) -> Vec<Person> {
             phone,
             mobile,
             company: rng.random_bool(0.9).then_some(company),
-            job_title: rng.random_bool(0.8).then(|| pick(&mut rng, JOB_TITLES).to_owned()),
+            job_title: rng
+                .random_bool(0.8)
+                .then(|| pick(&mut rng, JOB_TITLES).to_owned()),
             city: city.to_owned(),
             country: country.to_owned(),
             industry,
@@ -265,7 +447,12 @@ fn variant_of(rng: &mut ChaCha8Rng, email: &str) -> String {
 }
 
 fn email_local(first: Option<&str>, last: Option<&str>, index: usize) -> String {
-    let parts: Vec<String> = [first, last].into_iter().flatten().map(slug).filter(|s| !s.is_empty()).collect();
+    let parts: Vec<String> = [first, last]
+        .into_iter()
+        .flatten()
+        .map(slug)
+        .filter(|s| !s.is_empty())
+        .collect();
     if parts.is_empty() {
         format!("contact{index}")
     } else {
@@ -291,8 +478,16 @@ fn tld(country: &str) -> &'static str {
 }
 
 fn phone_number(rng: &mut ChaCha8Rng, prefix: &str) -> String {
-    let digits: String = (0..9).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect();
-    format!("{prefix} {} {} {} {}", &digits[0..1], &digits[1..3], &digits[3..6], &digits[6..9])
+    let digits: String = (0..9)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect();
+    format!(
+        "{prefix} {} {} {} {}",
+        &digits[0..1],
+        &digits[1..3],
+        &digits[3..6],
+        &digits[6..9]
+    )
 }
 
 /// Lower-case ASCII for e-mail local parts and domains: accents folded, spaces and
@@ -335,17 +530,28 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_people() {
-        let spec = SeedSpec { people: 300, ..SeedSpec::default() };
+        let spec = SeedSpec {
+            people: 300,
+            ..SeedSpec::default()
+        };
         assert_eq!(generate(&spec), generate(&spec));
-        let other = SeedSpec { seed: 43, ..spec.clone() };
+        let other = SeedSpec {
+            seed: 43,
+            ..spec.clone()
+        };
         assert_ne!(generate(&spec), generate(&other));
     }
 
     #[test]
     fn shares_come_out_close_to_the_spec() {
-        let spec = SeedSpec { people: 5_000, ..SeedSpec::default() };
+        let spec = SeedSpec {
+            people: 5_000,
+            ..SeedSpec::default()
+        };
         let people = generate(&spec);
-        let share = |f: &dyn Fn(&Person) -> bool| people.iter().filter(|p| f(p)).count() as f64 / people.len() as f64;
+        let share = |f: &dyn Fn(&Person) -> bool| {
+            people.iter().filter(|p| f(p)).count() as f64 / people.len() as f64
+        };
         assert!((share(&|p| p.email.is_none()) - 0.05).abs() < 0.02);
         assert!((share(&|p| p.converted) - 0.10).abs() < 0.02);
         assert!((share(&|p| p.sync_flag) - 0.60).abs() < 0.03);
@@ -360,8 +566,15 @@ mod tests {
 
     #[test]
     fn emails_are_ascii_even_for_accented_names() {
-        let people = generate(&SeedSpec { people: 500, ..SeedSpec::default() });
-        assert!(people.iter().any(|p| p.full_name().is_some_and(|n| !n.is_ascii())));
+        let people = generate(&SeedSpec {
+            people: 500,
+            ..SeedSpec::default()
+        });
+        assert!(
+            people
+                .iter()
+                .any(|p| p.full_name().is_some_and(|n| !n.is_ascii()))
+        );
         for email in people.iter().filter_map(|p| p.email.as_ref()) {
             assert!(email.is_ascii() && email.contains('@'), "{email}");
         }
@@ -369,9 +582,16 @@ mod tests {
 
     #[test]
     fn missing_names_only_when_asked() {
-        let people = generate(&SeedSpec { people: 1_000, ..SeedSpec::default() });
+        let people = generate(&SeedSpec {
+            people: 1_000,
+            ..SeedSpec::default()
+        });
         assert!(people.iter().all(|p| p.last_name.is_some()));
-        let people = generate(&SeedSpec { people: 1_000, missing_name: 0.1, ..SeedSpec::default() });
+        let people = generate(&SeedSpec {
+            people: 1_000,
+            missing_name: 0.1,
+            ..SeedSpec::default()
+        });
         assert!(people.iter().any(|p| p.full_name().is_none()));
     }
 }

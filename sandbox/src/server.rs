@@ -5,22 +5,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
-use crate::{admin, clock, faults, metrics, pipedrive, zoho, AppState, Shared, System};
+use crate::{AppState, Shared, System, admin, clock, faults, metrics, pipedrive, zoho};
 
 /// How to start a sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,7 +144,10 @@ impl Drop for Sandbox {
 
 fn router(state: AppState) -> Router {
     let zoho = zoho::router().layer(middleware::from_fn_with_state(state.clone(), zoho_edge));
-    let pipedrive = pipedrive::router().layer(middleware::from_fn_with_state(state.clone(), pipedrive_edge));
+    let pipedrive = pipedrive::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        pipedrive_edge,
+    ));
     Router::new()
         .nest("/zoho", zoho)
         .nest("/pipedrive/{company}", pipedrive)
@@ -177,12 +180,15 @@ async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch
         kill: Arc::new(Notify::new()),
     };
     let kill = control.kill.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(control.clone());
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {})) }
-    });
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(control.clone());
+            let router = router.clone();
+            async move {
+                Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {}))
+            }
+        });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
@@ -224,38 +230,89 @@ async fn pipedrive_edge(State(state): State<AppState>, request: Request, next: N
 #[derive(Debug, Clone)]
 pub struct TenantLabel(pub String);
 
-async fn edge(state: AppState, system: System, tenant: Option<String>, request: Request, next: Next) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+async fn edge(
+    state: AppState,
+    system: System,
+    tenant: Option<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let endpoint = format!("{} {}", request.method(), path);
-    let is_write = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let is_write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     let control = request.extensions().get::<ConnControl>().cloned();
-    let plan = state.faults.plan(system, tenant.as_deref(), &endpoint, is_write);
+    let plan = state
+        .faults
+        .plan(system, tenant.as_deref(), &endpoint, is_write);
 
-    if !plan.latency.is_zero() {
+    if plan.action.is_some() && !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }
     let response = match plan.action {
         Some(FaultAction::Error(status)) => fault_response(&state, system, status),
         Some(FaultAction::RateLimit) => fault_response(&state, system, 429),
         Some(FaultAction::Drop) => {
-            state.metrics.record(system, tenant.as_deref(), &endpoint, NO_REPLY);
+            state
+                .metrics
+                .record(system, tenant.as_deref(), &endpoint, NO_REPLY);
             return close_without_reply(control).await;
         }
-        None => next.run(request).await,
+        None => {
+            // The handler may serve the latency itself once it holds the CRM's limits
+            // (a slow Zoho call keeps its concurrency slot); what it leaves delays the reply.
+            let latency = Arc::new(parking_lot::Mutex::new(plan.latency));
+            let response = INJECTED_LATENCY
+                .scope(latency.clone(), next.run(request))
+                .await;
+            let left = std::mem::take(&mut *latency.lock());
+            if !left.is_zero() {
+                tokio::time::sleep(left).await;
+            }
+            response
+        }
     };
-    let tenant = tenant.or_else(|| response.extensions().get::<TenantLabel>().map(|t| t.0.clone()));
+    let tenant = tenant.or_else(|| {
+        response
+            .extensions()
+            .get::<TenantLabel>()
+            .map(|t| t.0.clone())
+    });
     if let Some(delay) = plan.timeout_after_write {
-        state.metrics.record(system, tenant.as_deref(), &endpoint, NO_REPLY);
+        state
+            .metrics
+            .record(system, tenant.as_deref(), &endpoint, NO_REPLY);
         tokio::time::sleep(delay).await;
         return close_without_reply(control).await;
     }
-    state
-        .metrics
-        .record(system, tenant.as_deref(), &endpoint, response.status().as_u16());
+    state.metrics.record(
+        system,
+        tenant.as_deref(),
+        &endpoint,
+        response.status().as_u16(),
+    );
     response
+}
+
+tokio::task_local! {
+    static INJECTED_LATENCY: Arc<parking_lot::Mutex<std::time::Duration>>;
+}
+
+/// Sleeps the latency a fault rule planned for the current request, if the edge
+/// has not served it yet. A handler calls this once it holds the CRM's limits, so
+/// the injected delay counts against them as a slow real call would.
+pub(crate) async fn serve_injected_latency() {
+    let latency = INJECTED_LATENCY
+        .try_with(|l| std::mem::take(&mut *l.lock()))
+        .unwrap_or_default();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 }
 
 fn fault_response(state: &Shared, system: System, status: u16) -> Response {
@@ -273,6 +330,9 @@ async fn close_without_reply(control: Option<ConnControl>) -> Response {
         }
         // Not served through our accept loop (an in-process `oneshot`): there is no
         // connection to close, so reply with an empty 502 rather than hang.
-        None => Response::builder().status(502).body(Body::empty()).unwrap_or_default(),
+        None => Response::builder()
+            .status(502)
+            .body(Body::empty())
+            .unwrap_or_default(),
     }
 }

@@ -26,7 +26,9 @@ fn start_sandbox(args: &[&str]) -> (Running, Value) {
     let stdout = child.stdout.take().expect("stdout");
     let running = Running(child);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
     let description: Value = serde_json::from_str(&line).expect("first line is one JSON object");
     (running, description)
 }
@@ -36,22 +38,44 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
     let (_running, d) = start_sandbox(&["--bind", "127.0.0.1:0", "--people", "30", "--seed", "7"]);
 
     let admin_url = d["admin_url"].as_str().expect("admin_url");
-    assert!(!admin_url.contains(":0/"), "port 0 replaced by the real port: {admin_url}");
-    for key in ["accounts_url", "api_domain", "client_id", "client_secret", "grant_code", "mint_grant_code_url"] {
-        assert!(d["zoho"][key].as_str().is_some_and(|s| !s.is_empty()), "zoho.{key} in {d}");
+    assert!(
+        !admin_url.contains(":0/"),
+        "port 0 replaced by the real port: {admin_url}"
+    );
+    for key in [
+        "accounts_url",
+        "api_domain",
+        "client_id",
+        "client_secret",
+        "grant_code",
+        "mint_grant_code_url",
+    ] {
+        assert!(
+            d["zoho"][key].as_str().is_some_and(|s| !s.is_empty()),
+            "zoho.{key} in {d}"
+        );
     }
     for key in ["base_url", "api_token", "company_domain"] {
-        assert!(d["pipedrive"][key].as_str().is_some_and(|s| !s.is_empty()), "pipedrive.{key} in {d}");
+        assert!(
+            d["pipedrive"][key].as_str().is_some_and(|s| !s.is_empty()),
+            "pipedrive.{key} in {d}"
+        );
     }
     let http = reqwest::Client::new();
 
     // The printed grant code works at the printed accounts URL.
     let token: Value = http
-        .post(format!("{}/oauth/v2/token", d["zoho"]["accounts_url"].as_str().unwrap()))
+        .post(format!(
+            "{}/oauth/v2/token",
+            d["zoho"]["accounts_url"].as_str().unwrap()
+        ))
         .form(&[
             ("grant_type", "authorization_code"),
             ("client_id", d["zoho"]["client_id"].as_str().unwrap()),
-            ("client_secret", d["zoho"]["client_secret"].as_str().unwrap()),
+            (
+                "client_secret",
+                d["zoho"]["client_secret"].as_str().unwrap(),
+            ),
             ("code", d["zoho"]["grant_code"].as_str().unwrap()),
         ])
         .send()
@@ -64,14 +88,26 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
     assert_eq!(token["api_domain"], d["zoho"]["api_domain"]);
 
     // A POST with no body to mint_grant_code_url gives a fresh code for the same client.
-    let minted = http.post(d["zoho"]["mint_grant_code_url"].as_str().unwrap()).send().await.unwrap();
+    let minted = http
+        .post(d["zoho"]["mint_grant_code_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert!(minted.status().is_success());
     let minted: Value = minted.json().await.unwrap();
-    assert!(minted["code"].as_str().is_some_and(|c| c != d["zoho"]["grant_code"]), "{minted}");
+    assert!(
+        minted["code"]
+            .as_str()
+            .is_some_and(|c| c != d["zoho"]["grant_code"]),
+        "{minted}"
+    );
 
     // The printed Pipedrive token lists the seeded persons.
     let persons: Value = http
-        .get(format!("{}/api/v2/persons?limit=500", d["pipedrive"]["base_url"].as_str().unwrap()))
+        .get(format!(
+            "{}/api/v2/persons?limit=500",
+            d["pipedrive"]["base_url"].as_str().unwrap()
+        ))
         .header("x-api-token", d["pipedrive"]["api_token"].as_str().unwrap())
         .send()
         .await
@@ -80,7 +116,11 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
         .await
         .unwrap();
     assert_eq!(persons["success"], true, "{persons}");
-    assert!(persons["data"].as_array().is_some_and(|p| !p.is_empty() && p.len() <= 30));
+    assert!(
+        persons["data"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty() && p.len() <= 30)
+    );
 }
 
 #[test]
@@ -94,5 +134,8 @@ fn sandbox_refuses_a_taken_port_naming_the_flag() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--bind"), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing on stdout when start fails");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout when start fails"
+    );
 }

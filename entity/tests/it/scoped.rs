@@ -5,7 +5,7 @@ use chrono::Utc;
 use crmsync_entity::enums::Lifecycle;
 use crmsync_entity::models::{contact, tenant};
 use crmsync_entity::testing::TestDatabase;
-use crmsync_entity::{new_id, Email, TenantId, TenantScoped};
+use crmsync_entity::{Email, TenantId, TenantScoped, new_id};
 use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
 
 async fn tenant(db: &sea_orm::DatabaseConnection, slug: &str) -> TenantId {
@@ -22,7 +22,11 @@ async fn tenant(db: &sea_orm::DatabaseConnection, slug: &str) -> TenantId {
     TenantId::new(id)
 }
 
-async fn contact(db: &sea_orm::DatabaseConnection, tenant: &TenantId, email: &str) -> Result<String, sea_orm::DbErr> {
+async fn contact(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &TenantId,
+    email: &str,
+) -> Result<String, sea_orm::DbErr> {
     let id = new_id();
     contact::ActiveModel {
         id: Set(id.clone()),
@@ -55,9 +59,27 @@ async fn a_tenant_never_finds_another_tenants_contact() {
     let globex = tenant(&t.db, "globex").await;
     let id = contact(&t.db, &acme, "a@acme.com").await.unwrap();
 
-    assert!(contact::Entity::find_for_tenant(&acme, &id).one(&t.db).await.unwrap().is_some());
-    assert!(contact::Entity::find_for_tenant(&globex, &id).one(&t.db).await.unwrap().is_none());
-    assert_eq!(contact::Entity::for_tenant(&globex).count(&t.db).await.unwrap(), 0);
+    assert!(
+        contact::Entity::find_for_tenant(&acme, &id)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        contact::Entity::find_for_tenant(&globex, &id)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        contact::Entity::for_tenant(&globex)
+            .count(&t.db)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -66,7 +88,10 @@ async fn one_email_per_tenant_but_the_same_email_in_two_tenants() {
     let acme = tenant(&t.db, "acme").await;
     let globex = tenant(&t.db, "globex").await;
     contact(&t.db, &acme, "Same@Example.com").await.unwrap();
-    assert!(contact(&t.db, &acme, " same@example.com ").await.is_err(), "unique per tenant, case-insensitively");
+    assert!(
+        contact(&t.db, &acme, " same@example.com ").await.is_err(),
+        "unique per tenant, case-insensitively"
+    );
     contact(&t.db, &globex, "same@example.com").await.unwrap();
 }
 
@@ -75,7 +100,11 @@ async fn json_and_enum_columns_round_trip() {
     let t = TestDatabase::new().await;
     let acme = tenant(&t.db, "acme").await;
     let id = contact(&t.db, &acme, "j@acme.com").await.unwrap();
-    let row = contact::Entity::find_for_tenant(&acme, &id).one(&t.db).await.unwrap().unwrap();
+    let row = contact::Entity::find_for_tenant(&acme, &id)
+        .one(&t.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.custom_fields["industry"], "Software");
     assert_eq!(row.lifecycle, Lifecycle::Prospect);
     assert_eq!(row.first_name.as_deref(), Some("Éloïse"));

@@ -1058,40 +1058,4 @@ mod tests {
         let expected: Vec<(i64, u64)> = data.live_by_update.iter().copied().collect();
         assert_eq!(seen, expected);
     }
-
-    /// `cargo test --release -p crmsync-sandbox -- --ignored list_page_timing --nocapture`
-    #[test]
-    #[ignore = "timing; run in release"]
-    fn list_page_timing_with_100k_persons() {
-        let data = data_with(100_000);
-        let fields = data.fields.clone();
-        let mut times = Vec::new();
-        let mut query = params(&[("sort_by", "update_time"), ("limit", "500")]);
-        for _ in 0..200 {
-            let started = std::time::Instant::now();
-            let q = ListQuery::parse(&query, &data, 1).unwrap();
-            let (page, next) = q.page(&data);
-            let render = Render::default();
-            let items: Vec<model::PersonV2<'_>> = page
-                .iter()
-                .map(|p| model::PersonV2 {
-                    p,
-                    fields: &fields,
-                    render: &render,
-                })
-                .collect();
-            let bytes = serde_json::to_vec(&items).unwrap();
-            times.push(started.elapsed());
-            assert!(!bytes.is_empty());
-            let Some((a, b)) = next else { break };
-            query.retain(|(k, _)| k != "cursor");
-            query.push(("cursor".into(), encode_cursor(q.fingerprint, a, b)));
-        }
-        times.sort();
-        println!(
-            "500-person pages: p50 {:?}, p99 {:?}",
-            times[times.len() / 2],
-            times[times.len() * 99 / 100]
-        );
-    }
 }

@@ -163,10 +163,12 @@ impl Call {
         Ok(())
     }
 
-    /// Spends `cost` credits of the rolling 24-hour budget, then waits while the org's
-    /// gate is closed (holding the call's slots), so tests can keep calls in flight.
+    /// Spends `cost` credits of the rolling 24-hour budget, serves any injected
+    /// latency, then waits while the org's gate is closed (holding the call's
+    /// slots throughout), so tests can keep calls in flight.
     pub(crate) async fn charge(&self, cost: u64) -> Result<(), Reject> {
         self.spend(cost)?;
+        crate::server::serve_injected_latency().await;
         let mut gate = self.org.gate.subscribe();
         let _ = gate.wait_for(|closed| !*closed).await;
         Ok(())

@@ -14,8 +14,13 @@ pub struct TestSandbox {
 impl TestSandbox {
     /// A sandbox with `people` seeded people in each CRM.
     pub async fn start_with(people: usize) -> Self {
-        let config = SandboxConfig { people, ..SandboxConfig::default() };
-        let sandbox = Sandbox::start(config).await.expect("sandbox starts on port 0");
+        let config = SandboxConfig {
+            people,
+            ..SandboxConfig::default()
+        };
+        let sandbox = Sandbox::start(config)
+            .await
+            .expect("sandbox starts on port 0");
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
             .build()
@@ -38,13 +43,24 @@ impl TestSandbox {
 
     /// POST JSON to the admin API and return status and body.
     pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self.http.post(self.url(path)).json(&body).send().await.expect("admin request");
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request");
         split(resp).await
     }
 
     /// GET from the admin API.
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
-        let resp = self.http.get(self.url(path)).send().await.expect("admin request");
+        let resp = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("admin request");
         split(resp).await
     }
 }
@@ -53,6 +69,11 @@ impl TestSandbox {
 pub async fn split(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.expect("body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
     (status, body)
 }

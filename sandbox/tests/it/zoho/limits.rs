@@ -179,3 +179,21 @@ async fn an_exhausted_daily_budget_recovers_after_24_hours() {
             .header("Authorization", format!("Zoho-oauthtoken {token}"));
     assert_eq!(split(req.send().await.unwrap()).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_latency_fault_keeps_the_call_in_its_concurrency_slot() {
+    let z = Zoho::start().await;
+    z.set_limits(json!({ "concurrency": 1 })).await;
+    let (s, _) =
+        z.sb.admin_post(
+            "/admin/faults",
+            json!({ "system": "zoho", "kind": "latency", "fixed_ms": 1500, "count": 1 }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let slow = spawn_get(&z, "/Leads?fields=Last_Name");
+    wait_usage(&z, "in_flight", 1).await;
+    let (status, body) = z.get("/Leads?fields=Last_Name").await;
+    assert_eq!(status, 429, "the slow call holds the only slot: {body}");
+    assert_eq!(slow.await.unwrap(), 200);
+}

@@ -5,7 +5,6 @@
 mod admin;
 mod limits;
 mod oauth;
-mod perf;
 mod records;
 mod search;
 mod writes;
