@@ -134,47 +134,52 @@ async fn main() {
 
     let mut rows = Vec::new();
 
-    // Zoho: walk every lead, 200 a page, by Modified_Time ascending (page, then page_token).
-    let mut samples = Samples::default();
-    let mut page_token: Option<String> = None;
-    let mut page = 1;
+    // Zoho: walk every lead and contact, 200 a page, by Modified_Time ascending
+    // (page up to 2,000 records, then page_token). Seeding puts some people in Contacts.
     let mut zoho_seen = 0;
-    loop {
-        let mut url = format!(
-            "{zoho_api}/Leads?fields=First_Name,Last_Name,Email,Phone,Company,Lead_Source,Modified_Time&per_page=200&sort_by=Modified_Time&sort_order=asc"
-        );
-        match &page_token {
-            Some(t) => url.push_str(&format!("&page_token={t}")),
-            None => url.push_str(&format!("&page={page}")),
-        }
-        let t = Instant::now();
-        let resp = bench
-            .http
-            .get(&url)
-            .header("Authorization", &zoho_auth)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        samples.push(t.elapsed());
-        assert_eq!(status, 200, "{body}");
-        zoho_seen += body["data"].as_array().unwrap().len();
-        if body["info"]["more_records"] != true {
-            break;
-        }
-        page += 1;
-        if page > 10 {
-            page_token = Some(
-                body["info"]["next_page_token"]
-                    .as_str()
-                    .expect("next_page_token")
-                    .to_owned(),
+    for module in ["Leads", "Contacts"] {
+        let mut samples = Samples::default();
+        let mut page_token: Option<String> = None;
+        let mut page = 1;
+        loop {
+            let mut url = format!(
+                "{zoho_api}/{module}?fields=First_Name,Last_Name,Email,Phone,Lead_Source,Owner,Modified_Time&per_page=200&sort_by=Modified_Time&sort_order=asc"
             );
+            match &page_token {
+                Some(t) => url.push_str(&format!("&page_token={t}")),
+                None => url.push_str(&format!("&page={page}")),
+            }
+            let t = Instant::now();
+            let resp = bench
+                .http
+                .get(&url)
+                .header("Authorization", &zoho_auth)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            samples.push(t.elapsed());
+            assert_eq!(status, 200, "{body}");
+            zoho_seen += body["data"].as_array().unwrap().len();
+            if body["info"]["more_records"] != true {
+                break;
+            }
+            page += 1;
+            if page > 10 {
+                page_token = Some(
+                    body["info"]["next_page_token"]
+                        .as_str()
+                        .expect("next_page_token")
+                        .to_owned(),
+                );
+            }
         }
+        rows.push(samples.row(&format!(
+            "Zoho `GET /{module}` (200 a page, 7 fields, walk all)"
+        )));
     }
-    assert_eq!(zoho_seen, records, "every lead listed once");
-    rows.push(samples.row("Zoho `GET /Leads` (200 a page, 7 fields, walk all)"));
+    assert_eq!(zoho_seen, records, "every lead and contact listed once");
 
     // Zoho: upsert 100 records a call, half new, half existing.
     let mut samples = Samples::default();

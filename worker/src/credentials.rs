@@ -96,7 +96,10 @@ impl CredentialsKey {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-        (Self(SecretBox::new(Box::new(key))), SecretString::from(encoded))
+        (
+            Self(SecretBox::new(Box::new(key))),
+            SecretString::from(encoded),
+        )
     }
 
     fn cipher(&self) -> Aes256Gcm {
@@ -105,13 +108,21 @@ impl CredentialsKey {
 
     /// Encrypts for one connector: nonce (12 bytes) followed by the ciphertext.
     pub fn seal(&self, tenant_id: &str, connector_id: &str, credentials: &Credentials) -> Vec<u8> {
-        let plaintext = SecretBox::new(Box::new(serde_json::to_vec(credentials).expect("credentials serialise")));
+        let plaintext = SecretBox::new(Box::new(
+            serde_json::to_vec(credentials).expect("credentials serialise"),
+        ));
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let aad = associated_data(tenant_id, connector_id);
         let ciphertext = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.expose_secret(), aad: &aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext.expose_secret(),
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption does not fail for in-memory buffers");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
@@ -119,15 +130,27 @@ impl CredentialsKey {
     }
 
     /// Decrypts what `seal` made for the same tenant and connector.
-    pub fn open(&self, tenant_id: &str, connector_id: &str, sealed: &[u8]) -> Result<Credentials, CryptoError> {
+    pub fn open(
+        &self,
+        tenant_id: &str,
+        connector_id: &str,
+        sealed: &[u8],
+    ) -> Result<Credentials, CryptoError> {
         if sealed.len() < 12 + 16 {
             return Err(CryptoError::Undecryptable);
         }
         let (nonce, ciphertext) = sealed.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Undecryptable)?;
         let aad = associated_data(tenant_id, connector_id);
         let plaintext = SecretBox::new(Box::new(
             self.cipher()
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+                .decrypt(
+                    &Nonce::from(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| CryptoError::Undecryptable)?,
         ));
         serde_json::from_slice(plaintext.expose_secret()).map_err(|_| CryptoError::Undecryptable)
@@ -143,7 +166,10 @@ mod tests {
     use super::*;
 
     fn pipedrive() -> Credentials {
-        Credentials::Pipedrive { api_token: SecretString::from("tok-123"), company_domain: "acme".into() }
+        Credentials::Pipedrive {
+            api_token: SecretString::from("tok-123"),
+            company_domain: "acme".into(),
+        }
     }
 
     #[test]
@@ -151,7 +177,10 @@ mod tests {
         let (key, _) = CredentialsKey::generate();
         let sealed = key.seal("t1", "c1", &pipedrive());
         match key.open("t1", "c1", &sealed).unwrap() {
-            Credentials::Pipedrive { api_token, company_domain } => {
+            Credentials::Pipedrive {
+                api_token,
+                company_domain,
+            } => {
                 assert_eq!(api_token.expose_secret(), "tok-123");
                 assert_eq!(company_domain, "acme");
             }

@@ -115,7 +115,9 @@ pub struct InProcessBus {
 
 impl Default for InProcessBus {
     fn default() -> Self {
-        Self { sender: broadcast::channel(4096).0 }
+        Self {
+            sender: broadcast::channel(4096).0,
+        }
     }
 }
 
@@ -128,21 +130,26 @@ impl EventBus for InProcessBus {
     fn subscribe(&self, tenant_id: &str) -> EventStream {
         let tenant_id = tenant_id.to_owned();
         let receiver = self.sender.subscribe();
-        Box::pin(futures::stream::unfold((receiver, tenant_id), |(mut receiver, tenant_id)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) if event.tenant_id == tenant_id => return Some((event, (receiver, tenant_id))),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        // A slow subscriber loses intermediate progress, never the stream:
-                        // the next event carries the full counts.
-                        tracing::warn!(missed, "event subscriber lagged");
-                        continue;
+        Box::pin(futures::stream::unfold(
+            (receiver, tenant_id),
+            |(mut receiver, tenant_id)| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(event) if event.tenant_id == tenant_id => {
+                            return Some((event, (receiver, tenant_id)));
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            // A slow subscriber loses intermediate progress, never the stream:
+                            // the next event carries the full counts.
+                            tracing::warn!(missed, "event subscriber lagged");
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            }
-        }))
+            },
+        ))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use crmsync_entity::Email;
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde::{Deserialize, Serialize};
 
 /// A validation failure: `field` is the path inside the settings (`minScoreToExport`,
@@ -20,7 +20,10 @@ pub struct FieldError {
 impl FieldError {
     /// A failure at `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -65,7 +68,10 @@ impl ConnectorSettings {
     /// Checks every setting for a connector of `kind`; e-mails come back normalised.
     pub fn validate(mut self, kind: ConnectorKind) -> Result<Self, FieldError> {
         if self.import_modules.is_empty() {
-            return Err(FieldError::new("importModules", "choose at least one module"));
+            return Err(FieldError::new(
+                "importModules",
+                "choose at least one module",
+            ));
         }
         for (i, module) in self.import_modules.iter().enumerate() {
             let allowed = match kind {
@@ -74,15 +80,40 @@ impl ConnectorSettings {
                 _ => false,
             };
             if !allowed {
-                return Err(FieldError::new(format!("importModules[{i}]"), format!("{module} is not a module of {kind}")));
+                return Err(FieldError::new(
+                    format!("importModules[{i}]"),
+                    format!("{module} is not a module of {kind}"),
+                ));
             }
         }
         let mut seen = Vec::new();
-        self.import_modules.retain(|m| if seen.contains(m) { false } else { seen.push(*m); true });
+        self.import_modules.retain(|m| {
+            if seen.contains(m) {
+                false
+            } else {
+                seen.push(*m);
+                true
+            }
+        });
         match (&self.filter_field, &self.filter_value) {
-            (Some(f), _) if f.trim().is_empty() => return Err(FieldError::new("filterField", "must not be blank; leave it out for no filter")),
-            (Some(_), None) => return Err(FieldError::new("filterValue", "a filter field needs the value records must hold")),
-            (None, Some(_)) => return Err(FieldError::new("filterField", "a filter value needs the field that holds it")),
+            (Some(f), _) if f.trim().is_empty() => {
+                return Err(FieldError::new(
+                    "filterField",
+                    "must not be blank; leave it out for no filter",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(FieldError::new(
+                    "filterValue",
+                    "a filter field needs the value records must hold",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(FieldError::new(
+                    "filterField",
+                    "a filter value needs the field that holds it",
+                ));
+            }
             _ => {}
         }
         if self.min_score_to_export < 0 {
@@ -95,7 +126,9 @@ impl ConnectorSettings {
         }
         Schedule::parse(&self.schedule).map_err(|m| FieldError::new("schedule", m))?;
         if let Some(owner) = &mut self.default_owner_email {
-            *owner = Email::parse(owner).map_err(|e| FieldError::new("defaultOwnerEmail", format!("{e}")))?.into_string();
+            *owner = Email::parse(owner)
+                .map_err(|e| FieldError::new("defaultOwnerEmail", format!("{e}")))?
+                .into_string();
         }
         Ok(self)
     }
@@ -117,9 +150,13 @@ impl Schedule {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("every ") {
             let rest = rest.trim();
-            let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let split = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let (n, unit) = rest.split_at(split);
-            let n: u64 = n.parse().map_err(|_| format!("\"{s}\": expected a number, e.g. \"every 30m\" or \"every 2h\""))?;
+            let n: u64 = n.parse().map_err(|_| {
+                format!("\"{s}\": expected a number, e.g. \"every 30m\" or \"every 2h\"")
+            })?;
             let secs = match unit.trim() {
                 "m" | "min" | "mins" | "minute" | "minutes" => n * 60,
                 "h" | "hour" | "hours" => n * 3600,
@@ -135,7 +172,11 @@ impl Schedule {
         let expr = match fields {
             5 => format!("0 {s}"),
             6 | 7 => s.to_owned(),
-            _ => return Err(format!("\"{s}\": expected \"every 30m\", \"every 2h\" or a cron expression of 5 fields")),
+            _ => {
+                return Err(format!(
+                    "\"{s}\": expected \"every 30m\", \"every 2h\" or a cron expression of 5 fields"
+                ));
+            }
         };
         expr.parse::<cron::Schedule>()
             .map(|c| Self::Cron(Box::new(c)))
@@ -149,10 +190,26 @@ mod tests {
 
     #[test]
     fn schedules_parse_intervals_and_cron() {
-        assert_eq!(Schedule::parse("every 2h").unwrap(), Schedule::Every(Duration::from_secs(7200)));
-        assert_eq!(Schedule::parse("every 30m").unwrap(), Schedule::Every(Duration::from_secs(1800)));
-        assert!(matches!(Schedule::parse("0 */2 * * *").unwrap(), Schedule::Cron(_)));
-        for bad in ["every", "every 0m", "every 10s", "every 2 weeks", "sometimes", "61 * * * *"] {
+        assert_eq!(
+            Schedule::parse("every 2h").unwrap(),
+            Schedule::Every(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            Schedule::parse("every 30m").unwrap(),
+            Schedule::Every(Duration::from_secs(1800))
+        );
+        assert!(matches!(
+            Schedule::parse("0 */2 * * *").unwrap(),
+            Schedule::Cron(_)
+        ));
+        for bad in [
+            "every",
+            "every 0m",
+            "every 10s",
+            "every 2 weeks",
+            "sometimes",
+            "61 * * * *",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -160,13 +217,46 @@ mod tests {
     #[test]
     fn validation_names_the_setting() {
         let base = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
-        let negative = ConnectorSettings { min_score_to_export: -1, ..base.clone() };
-        assert_eq!(negative.validate(ConnectorKind::Pipedrive).unwrap_err().field, "minScoreToExport");
-        let bad_email = ConnectorSettings { notify_emails: vec!["ok@x.com".into(), "nope".into()], ..base.clone() };
-        assert_eq!(bad_email.validate(ConnectorKind::Pipedrive).unwrap_err().field, "notifyEmails[1]");
-        let leads = ConnectorSettings { import_modules: vec![CrmModule::Leads], ..base.clone() };
-        assert_eq!(leads.validate(ConnectorKind::Pipedrive).unwrap_err().field, "importModules[0]");
-        let half_filter = ConnectorSettings { filter_field: Some("sync_to_plezi".into()), ..base };
-        assert_eq!(half_filter.validate(ConnectorKind::Pipedrive).unwrap_err().field, "filterValue");
+        let negative = ConnectorSettings {
+            min_score_to_export: -1,
+            ..base.clone()
+        };
+        assert_eq!(
+            negative
+                .validate(ConnectorKind::Pipedrive)
+                .unwrap_err()
+                .field,
+            "minScoreToExport"
+        );
+        let bad_email = ConnectorSettings {
+            notify_emails: vec!["ok@x.com".into(), "nope".into()],
+            ..base.clone()
+        };
+        assert_eq!(
+            bad_email
+                .validate(ConnectorKind::Pipedrive)
+                .unwrap_err()
+                .field,
+            "notifyEmails[1]"
+        );
+        let leads = ConnectorSettings {
+            import_modules: vec![CrmModule::Leads],
+            ..base.clone()
+        };
+        assert_eq!(
+            leads.validate(ConnectorKind::Pipedrive).unwrap_err().field,
+            "importModules[0]"
+        );
+        let half_filter = ConnectorSettings {
+            filter_field: Some("sync_to_plezi".into()),
+            ..base
+        };
+        assert_eq!(
+            half_filter
+                .validate(ConnectorKind::Pipedrive)
+                .unwrap_err()
+                .field,
+            "filterValue"
+        );
     }
 }

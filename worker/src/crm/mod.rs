@@ -247,14 +247,28 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// retried inside (with backoff, honouring rate-limit headers); a create that
     /// timed out is looked up by e-mail before it is sent again, so it is never
     /// created twice.
-    async fn write(&self, module: CrmModule, writes: Vec<RecordWrite>) -> Vec<Result<WriteResult, CrmError>>;
+    async fn write(
+        &self,
+        module: CrmModule,
+        writes: Vec<RecordWrite>,
+    ) -> Vec<Result<WriteResult, CrmError>>;
 }
 
 /// The client for a connector's CRM. `base_url` overrides the CRM's address
 /// (sandbox CRMs, proxies).
-pub fn client_for(credentials: &Credentials, base_url: Option<&str>, http: reqwest::Client) -> Result<Arc<dyn CrmClient>, CrmError> {
+pub fn client_for(
+    credentials: &Credentials,
+    base_url: Option<&str>,
+    http: reqwest::Client,
+) -> Result<Arc<dyn CrmClient>, CrmError> {
     match credentials {
-        Credentials::Pipedrive { .. } => Ok(Arc::new(pipedrive::PipedriveClient::new(credentials, base_url, http)?)),
-        Credentials::Zoho { .. } => Err(CrmError::Protocol("Zoho CRM connectors arrive with the Zoho issue".into())),
+        Credentials::Pipedrive { .. } => Ok(Arc::new(pipedrive::PipedriveClient::new(
+            credentials,
+            base_url,
+            http,
+        )?)),
+        Credentials::Zoho { .. } => Err(CrmError::Protocol(
+            "Zoho CRM connectors arrive with the Zoho issue".into(),
+        )),
     }
 }

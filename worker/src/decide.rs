@@ -1,0 +1,1 @@
+//! INTERFACE (to be implemented): the pure sync decision.
