@@ -1,10 +1,18 @@
-//! The one crmsync binary.
+//! The one crmsync binary: the API with its in-process worker (`serve`, the
+//! default), a worker alone, migrations, the schema, tokens, and the sandbox CRMs.
 
-use std::io::Write;
+mod config;
+mod demo;
+mod run;
+
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use crmsync_entity::enums::Role;
+
+use crate::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "crmsync", version, about = "Two-way CRM contact sync backend")]
@@ -15,6 +23,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the API and an in-process worker (the default command).
+    Serve {
+        /// Also start sandbox CRMs in-process, create a demo tenant with contacts and a
+        /// Pipedrive connector, and print the GraphiQL URL and an admin token.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run a worker only: it takes sync jobs from the shared queue.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Mint a JWT with the configured HS256 secret and print it alone on stdout.
+    Token {
+        /// The token's role.
+        #[arg(long, value_enum)]
+        role: CliRole,
+        /// The tenant's slug (required for admin and viewer).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
     /// Start the sandbox Zoho CRM and Pipedrive. The first line on stdout is a JSON
     /// description (URLs and credentials); request logs go to stderr.
     Sandbox {
@@ -30,27 +63,64 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Sandbox { bind, seed, people }) => sandbox(bind, seed, people).await,
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliRole {
+    Operator,
+    Admin,
+    Viewer,
+}
+
+impl From<CliRole> for Role {
+    fn from(role: CliRole) -> Self {
+        match role {
+            CliRole::Operator => Role::Operator,
+            CliRole::Admin => Role::Admin,
+            CliRole::Viewer => Role::Viewer,
         }
     }
 }
 
+/// `90s`, `30m`, `1h`, `7d`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("\"{s}\": expected a number and a unit, e.g. 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("\"{s}\": unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("must be longer than 0".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => run::serve(Config::load()?, demo).await,
+        Command::Worker => run::worker(Config::load()?).await,
+        Command::Migrate => run::migrate(Config::load()?).await,
+        Command::Schema => {
+            print!("{}", crmsync_api::sdl());
+            Ok(())
+        }
+        Command::Token { role, tenant, ttl } => run::token(Config::load()?, role.into(), tenant, ttl).await,
+        Command::Sandbox { bind, seed, people } => sandbox(bind, seed, people).await,
+    }
+}
+
 async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<()> {
+    use std::io::Write;
     let config = crmsync_sandbox::SandboxConfig { bind, seed, people };
     let sandbox = crmsync_sandbox::Sandbox::start(config)
         .await
@@ -61,9 +131,22 @@ async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<(
     stdout.flush()?;
     drop(stdout);
     tracing::info!(url = %sandbox.base_url(), "sandbox CRMs ready; Ctrl-C stops them");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     sandbox.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("0m").is_err());
+    }
 }

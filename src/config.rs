@@ -1,0 +1,288 @@
+//! The one typed configuration: defaults, then an optional TOML file, then
+//! `CRMSYNC_*` variables. Validated at start; every error names the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// A configuration error, naming the variable (and the file key) at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// `CRMSYNC_BIND`, ...
+    pub variable: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { variable, message: message.into() }
+}
+
+/// Raw settings as given; every field optional. The file uses the variable names
+/// without the `CRMSYNC_` prefix, in lower case (`bind = "0.0.0.0:8080"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    bind: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    credentials_key: Option<String>,
+    public_url: Option<String>,
+}
+
+/// crmsync's configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Address the API listens on (`CRMSYNC_BIND`, default `127.0.0.1:8080`).
+    pub bind: SocketAddr,
+    /// Directory for the embedded database and generated keys (`CRMSYNC_DATA_DIR`,
+    /// default `./data`).
+    pub data_dir: PathBuf,
+    /// Database URL (`CRMSYNC_DATABASE_URL`, default SQLite in the data directory).
+    pub database_url: String,
+    /// HS256 secret for JWTs (`CRMSYNC_JWT_SECRET`); exclusive with the public key.
+    pub jwt_secret: Option<SecretString>,
+    /// RS256 public key, PEM (`CRMSYNC_JWT_PUBLIC_KEY`).
+    pub jwt_public_key: Option<String>,
+    /// Required `iss` of tokens (`CRMSYNC_JWT_ISSUER`, default `crmsync`).
+    pub jwt_issuer: String,
+    /// Required `aud` of tokens (`CRMSYNC_JWT_AUDIENCE`, default `crmsync`).
+    pub jwt_audience: String,
+    /// AES-256-GCM key for CRM credentials, 32 bytes base64 (`CRMSYNC_CREDENTIALS_KEY`).
+    pub credentials_key: Option<SecretString>,
+    /// Base URL of the platform, for links written to CRMs (`CRMSYNC_PUBLIC_URL`,
+    /// default `http://{bind}`).
+    pub public_url: String,
+}
+
+impl Config {
+    /// Loads from the process environment and the file named by `CRMSYNC_CONFIG`, if any.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CRMSYNC_")).collect();
+        Self::from_sources(&env)
+    }
+
+    /// Loads from the given variables (tests pass their own map).
+    pub fn from_sources(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut raw = match env.get("CRMSYNC_CONFIG") {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| err("CRMSYNC_CONFIG", format!("cannot read {path}: {e}")))?;
+                toml::from_str::<Raw>(&text).map_err(|e| err("CRMSYNC_CONFIG", format!("{path}: {e}")))?
+            }
+            None => Raw::default(),
+        };
+        let var = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+        macro_rules! overlay {
+            ($field:ident, $name:literal) => {
+                if let Some(v) = var($name) {
+                    raw.$field = Some(v);
+                }
+            };
+        }
+        overlay!(bind, "CRMSYNC_BIND");
+        overlay!(data_dir, "CRMSYNC_DATA_DIR");
+        overlay!(database_url, "CRMSYNC_DATABASE_URL");
+        overlay!(jwt_secret, "CRMSYNC_JWT_SECRET");
+        overlay!(jwt_public_key, "CRMSYNC_JWT_PUBLIC_KEY");
+        overlay!(jwt_issuer, "CRMSYNC_JWT_ISSUER");
+        overlay!(jwt_audience, "CRMSYNC_JWT_AUDIENCE");
+        overlay!(credentials_key, "CRMSYNC_CREDENTIALS_KEY");
+        overlay!(public_url, "CRMSYNC_PUBLIC_URL");
+
+        let bind: SocketAddr = raw
+            .bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|_| err("CRMSYNC_BIND", "expected an address and port, e.g. 127.0.0.1:8080"))?;
+        let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
+        let database_url = match raw.database_url {
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => url,
+            Some(_) => return Err(err("CRMSYNC_DATABASE_URL", "expected sqlite://… or postgres://…")),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("crmsync.db").display()),
+        };
+        if raw.jwt_secret.is_some() && raw.jwt_public_key.is_some() {
+            return Err(err("CRMSYNC_JWT_SECRET", "set either CRMSYNC_JWT_SECRET (HS256) or CRMSYNC_JWT_PUBLIC_KEY (RS256), not both"));
+        }
+        if let Some(secret) = &raw.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(err("CRMSYNC_JWT_SECRET", "must be at least 32 characters"));
+        }
+        if let Some(pem) = &raw.jwt_public_key
+            && !pem.contains("BEGIN PUBLIC KEY")
+        {
+            return Err(err("CRMSYNC_JWT_PUBLIC_KEY", "expected a PEM public key (-----BEGIN PUBLIC KEY-----)"));
+        }
+        if let Some(key) = &raw.credentials_key {
+            crmsync_worker::credentials::CredentialsKey::from_base64(key)
+                .map_err(|e| err("CRMSYNC_CREDENTIALS_KEY", e.to_string()))?;
+        }
+        let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(err("CRMSYNC_PUBLIC_URL", "expected an http:// or https:// URL"));
+        }
+        Ok(Self {
+            bind,
+            data_dir,
+            database_url,
+            jwt_secret: raw.jwt_secret.map(SecretString::from),
+            jwt_public_key: raw.jwt_public_key,
+            jwt_issuer: raw.jwt_issuer.unwrap_or_else(|| "crmsync".into()),
+            jwt_audience: raw.jwt_audience.unwrap_or_else(|| "crmsync".into()),
+            credentials_key: raw.credentials_key.map(SecretString::from),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// True for the embedded default (SQLite).
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Fills in missing keys: in the embedded default, generated once into the data
+    /// directory (mode 0600) and reused; with PostgreSQL, a missing key is an error
+    /// (several processes must share the same keys).
+    pub fn ensure_keys(&mut self) -> Result<(), ConfigError> {
+        if self.jwt_secret.is_none() && self.jwt_public_key.is_none() {
+            if !self.is_embedded() {
+                return Err(err("CRMSYNC_JWT_SECRET", "required with PostgreSQL (or CRMSYNC_JWT_PUBLIC_KEY): every process must share it"));
+            }
+            let secret = load_or_generate(&self.data_dir, "jwt_secret", "CRMSYNC_JWT_SECRET", || random_base64(48))?;
+            self.jwt_secret = Some(secret);
+        }
+        if self.credentials_key.is_none() {
+            if !self.is_embedded() {
+                return Err(err("CRMSYNC_CREDENTIALS_KEY", "required with PostgreSQL: 32 bytes, base64 (e.g. `openssl rand -base64 32`)"));
+            }
+            let key = load_or_generate(&self.data_dir, "credentials_key", "CRMSYNC_CREDENTIALS_KEY", || random_base64(32))?;
+            crmsync_worker::credentials::CredentialsKey::from_base64(key.expose_secret())
+                .map_err(|e| err("CRMSYNC_CREDENTIALS_KEY", format!("{}: {e}", self.data_dir.join("credentials_key").display())))?;
+            self.credentials_key = Some(key);
+        }
+        Ok(())
+    }
+}
+
+fn random_base64(bytes: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// Reads `dir/name`, or writes a fresh value there with mode 0600 and logs that.
+fn load_or_generate(dir: &Path, name: &str, variable: &'static str, make: impl FnOnce() -> String) -> Result<SecretString, ConfigError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(existing) => return Ok(SecretString::from(existing.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(variable, format!("cannot read {}: {e}", path.display()))),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| err("CRMSYNC_DATA_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    let value = make();
+    write_private(&path, &value).map_err(|e| err(variable, format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), variable, "generated a key for the embedded default and stored it with mode 0600; set {variable} to use your own");
+    Ok(SecretString::from(value))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(value.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let config = Config::from_sources(&env(&[])).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert!(config.is_embedded());
+        assert!(config.database_url.contains("data/crmsync.db"));
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases = [
+            ("CRMSYNC_BIND", "nowhere"),
+            ("CRMSYNC_DATABASE_URL", "mysql://x"),
+            ("CRMSYNC_JWT_SECRET", "short"),
+            ("CRMSYNC_JWT_PUBLIC_KEY", "not a pem"),
+            ("CRMSYNC_CREDENTIALS_KEY", "c2hvcnQ="),
+            ("CRMSYNC_PUBLIC_URL", "ftp://x"),
+        ];
+        for (variable, value) in cases {
+            let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+        }
+    }
+
+    #[test]
+    fn the_file_is_read_and_variables_win_over_it() {
+        let dir = std::env::temp_dir().join(format!("crmsync-config-{}", crmsync_entity::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("crmsync.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9000\"\njwt_issuer = \"from-file\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = Config::from_sources(&env(&[("CRMSYNC_CONFIG", path), ("CRMSYNC_JWT_ISSUER", "from-env")])).unwrap();
+        assert_eq!(config.bind.port(), 9000);
+        assert_eq!(config.jwt_issuer, "from-env");
+        std::fs::write(&file, "bnid = \"x\"\n").unwrap();
+        assert_eq!(Config::from_sources(&env(&[("CRMSYNC_CONFIG", path)])).unwrap_err().variable, "CRMSYNC_CONFIG");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn embedded_keys_are_generated_once_with_mode_0600() {
+        let dir = std::env::temp_dir().join(format!("crmsync-keys-{}", crmsync_entity::new_id()));
+        let data_dir = dir.to_str().unwrap();
+        let mut first = Config::from_sources(&env(&[("CRMSYNC_DATA_DIR", data_dir)])).unwrap();
+        first.ensure_keys().unwrap();
+        let mut second = Config::from_sources(&env(&[("CRMSYNC_DATA_DIR", data_dir)])).unwrap();
+        second.ensure_keys().unwrap();
+        assert_eq!(first.jwt_secret.unwrap().expose_secret(), second.jwt_secret.unwrap().expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("credentials_key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn postgres_refuses_to_start_without_explicit_keys() {
+        let mut config = Config::from_sources(&env(&[("CRMSYNC_DATABASE_URL", "postgres://localhost/x")])).unwrap();
+        assert_eq!(config.ensure_keys().unwrap_err().variable, "CRMSYNC_JWT_SECRET");
+        let mut config = Config::from_sources(&env(&[
+            ("CRMSYNC_DATABASE_URL", "postgres://localhost/x"),
+            ("CRMSYNC_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]))
+        .unwrap();
+        assert_eq!(config.ensure_keys().unwrap_err().variable, "CRMSYNC_CREDENTIALS_KEY");
+    }
+}
