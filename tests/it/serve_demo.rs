@@ -1,0 +1,101 @@
+//! The README's first command: `crmsync serve --demo` serves GraphQL, the demo
+//! tenant has contacts and a working Pipedrive connector, and a sync runs to the end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn graphql(http: &reqwest::Client, url: &str, token: &str, query: &str, variables: Value) -> Value {
+    let reply: Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(reply.get("errors").is_none_or(Value::is_null), "{reply}");
+    reply["data"].clone()
+}
+
+#[tokio::test]
+async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
+    let dir = std::env::temp_dir().join(format!("crmsync-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+        .args(["serve", "--demo"])
+        .env("CRMSYNC_DATA_DIR", &dir)
+        .env("CRMSYNC_BIND", "127.0.0.1:0")
+        .env("CRMSYNC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+
+    let (mut url, mut token, mut connector) = (None, None, None);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("the demo prints its summary");
+        let field = |prefix: &str| line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+        if let Some(u) = field("GraphiQL:") {
+            url = Some(u);
+        } else if let Some(t) = field("Admin token:") {
+            token = Some(t);
+        } else if let Some(rest) = line.trim().strip_prefix("Connector:") {
+            connector = rest.split('(').nth(1).and_then(|s| s.split(')').next()).map(str::to_owned);
+            break;
+        }
+    }
+    let (url, token, connector) = (url.unwrap(), token.unwrap(), connector.unwrap());
+    let http = reqwest::Client::new();
+
+    let data = graphql(&http, &url, &token, "{ contacts(first: 1) { totalCount } connectors(first: 5) { totalCount } }", json!({})).await;
+    assert!(data["contacts"]["totalCount"].as_i64().unwrap() >= 150, "{data}");
+    assert_eq!(data["connectors"]["totalCount"], 1);
+
+    let started = graphql(
+        &http,
+        &url,
+        &token,
+        "mutation($id: ID!) { startSync(input: {connectorId: $id, mode: FULL}) { run { id status } } }",
+        json!({ "id": connector }),
+    )
+    .await;
+    let run_id = started["startSync"]["run"]["id"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        let data = graphql(
+            &http,
+            &url,
+            &token,
+            "query($id: ID!) { syncRun(id: $id) { status error legs { direction created updated rejected } } }",
+            json!({ "id": run_id }),
+        )
+        .await;
+        let status = data["syncRun"]["status"].as_str().unwrap().to_owned();
+        if !matches!(status.as_str(), "QUEUED" | "RUNNING") {
+            break data["syncRun"].clone();
+        }
+        assert!(Instant::now() < deadline, "the run did not finish: {data}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(matches!(run["status"].as_str(), Some("SUCCEEDED" | "PARTIAL")), "{run}");
+    let created: i64 = run["legs"].as_array().unwrap().iter().map(|l| l["created"].as_i64().unwrap()).sum();
+    assert!(created > 0, "the demo sync created records: {run}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
