@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
 };
-use async_graphql::{Response, ServerError};
+use async_graphql::{Request, Response, ServerError, ServerResult};
 use crmsync_worker::crm::CrmError;
 use crmsync_worker::runs::RunError;
 use crmsync_worker::settings::FieldError;
@@ -178,17 +178,44 @@ pub(crate) struct ErrorMasking;
 
 impl ExtensionFactory for ErrorMasking {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorMaskingExtension)
+        Arc::new(ErrorMaskingExtension::default())
     }
 }
 
-struct ErrorMaskingExtension;
+/// The key of `Request::extensions` under which the HTTP edge passes the
+/// request id (request data is not visible to the `request` hook).
+pub(crate) const REQUEST_ID_EXTENSION: &str = "crmsyncRequestId";
+
+/// One instance per request.
+#[derive(Default)]
+struct ErrorMaskingExtension {
+    request_id: std::sync::Mutex<Option<RequestId>>,
+}
 
 #[async_trait::async_trait]
 impl Extension for ErrorMaskingExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if let Some(async_graphql::Value::String(id)) =
+            request.extensions.remove(REQUEST_ID_EXTENSION)
+        {
+            *self.request_id.lock().expect("not poisoned") = Some(RequestId(id));
+        }
+        next.run(ctx, request).await
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        let request_id = ctx.data_opt::<RequestId>().cloned();
+        let request_id = self
+            .request_id
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .or_else(|| ctx.data_opt::<RequestId>().cloned());
         mask_errors(&mut response.errors, request_id.as_ref());
         response
     }

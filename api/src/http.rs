@@ -112,6 +112,10 @@ async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &request_id, &e),
     };
     let mut request = request;
+    request.extensions.insert(
+        crate::error::REQUEST_ID_EXTENSION.to_owned(),
+        async_graphql::Value::String(request_id.0.clone()),
+    );
     request.data = request_data(&app.state, principal, request_id.clone());
     let response = app.schema.execute(request).await;
     let body = axum::Json(&response).into_response();

@@ -49,7 +49,7 @@ async fn serve(app: App, socket: WebSocket) {
                 _ => None,
             })
         });
-    let (init_tx, mut init_rx) = watch::channel(InitState::Waiting);
+    let (init_tx, init_rx) = watch::channel(InitState::Waiting);
     let state = app.state.clone();
     let init_id = request_id.clone();
     let on_init = move |payload: serde_json::Value| async move {
@@ -96,7 +96,12 @@ async fn serve(app: App, socket: WebSocket) {
         }))
     };
     loop {
-        let waiting = *init_rx.borrow() == InitState::Waiting;
+        let init = *init_rx.borrow();
+        let waiting = init == InitState::Waiting;
+        if let (None, InitState::Accepted(Some(exp))) = (expiry, init) {
+            let left = exp.saturating_sub(auth::unix_now());
+            expiry = Some(Instant::now() + Duration::from_secs(left));
+        }
         tokio::select! {
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => {
@@ -112,12 +117,6 @@ async fn serve(app: App, socket: WebSocket) {
                 }
                 None => break,
             },
-            Ok(()) = init_rx.changed(), if waiting => {
-                if let InitState::Accepted(Some(exp)) = *init_rx.borrow() {
-                    let left = exp.saturating_sub(auth::unix_now());
-                    expiry = Some(Instant::now() + Duration::from_secs(left));
-                }
-            }
             () = sleep_until(init_deadline), if waiting => {
                 let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
                 break;

@@ -66,7 +66,9 @@ async fn a_batch_is_refused() {
 #[tokio::test]
 async fn a_query_too_deep_is_refused() {
     let app = TestApp::spawn().await;
-    let query = "{ syncRuns { edges { node { connector { lastRun { connector { lastRun { connector { lastRun { connector { id } } } } } } } } } } }";
+    let nested = "connector { lastRun { ".repeat(8) + "id" + &" } }".repeat(8);
+    let query = format!("{{ syncRuns {{ edges {{ node {{ {nested} }} }} }} }}");
+    let query = query.as_str();
     let body = app.gql(&app.token(Role::Admin), query, json!({})).await;
     let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
     assert!(message.contains("nested too deep"), "{body}");

@@ -115,8 +115,9 @@ async fn progress_of_another_tenants_run_is_not_found() {
     init(&mut socket, &other).await.unwrap();
     send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription($id: ID!) { syncProgress(runId: $id) { status } }", "variables": { "id": run } } })).await;
     let message = next(&mut socket, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(message["type"], "error", "{message}");
-    assert_eq!(message["payload"][0]["extensions"]["code"], "NOT_FOUND", "{message}");
+    let errors = if message["type"] == "error" { &message["payload"] } else { &message["payload"]["errors"] };
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{message}");
+    assert!(message["payload"]["data"].is_null());
 }
 
 #[tokio::test]
