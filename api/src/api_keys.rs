@@ -21,7 +21,10 @@ pub async fn create(
 ) -> Result<(api_key::Model, String), ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation("input.name", "must be 1 to 200 characters"));
+        return Err(ApiError::validation(
+            "input.name",
+            "must be 1 to 200 characters",
+        ));
     }
     if role == Role::Operator {
         return Err(ApiError::validation(

@@ -214,7 +214,10 @@ pub(crate) fn generate_api_key(tenant: &TenantId) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{API_KEY_PREFIX}{}_{secret}", tenant.as_str().to_lowercase())
+    format!(
+        "{API_KEY_PREFIX}{}_{secret}",
+        tenant.as_str().to_lowercase()
+    )
 }
 
 /// Establishes the principal from an `Authorization` header value (or the
@@ -240,19 +243,18 @@ pub(crate) async fn authenticate(
     let claims = authenticator.verify(token)?;
     let role = Role::parse(&claims.role.to_uppercase())
         .ok_or_else(|| ApiError::Unauthenticated("the token's role is unknown".into()))?;
-    let tenant = match (role, claims.tenant.as_deref()) {
-        (Role::Operator, _) => None,
-        (_, None) => {
-            return Err(ApiError::Unauthenticated(
-                "the token names no tenant".into(),
-            ));
-        }
-        (_, Some(slug)) => Some(
-            crate::tenants::find_by_slug(db, slug)
-                .await?
-                .ok_or_else(|| ApiError::Unauthenticated("the token's tenant is unknown".into()))?,
-        ),
-    };
+    let tenant =
+        match (role, claims.tenant.as_deref()) {
+            (Role::Operator, _) => None,
+            (_, None) => {
+                return Err(ApiError::Unauthenticated(
+                    "the token names no tenant".into(),
+                ));
+            }
+            (_, Some(slug)) => Some(crate::tenants::find_by_slug(db, slug).await?.ok_or_else(
+                || ApiError::Unauthenticated("the token's tenant is unknown".into()),
+            )?),
+        };
     Ok(Some(Principal {
         subject: claims.sub,
         role,

@@ -107,8 +107,7 @@ pub struct ConnectorUpdate {
     pub zoho_given: bool,
 }
 
-const ZOHO_LATER: &str =
-    "Zoho CRM connectors arrive with a later release (issue 4); only PIPEDRIVE can be created today";
+const ZOHO_LATER: &str = "Zoho CRM connectors arrive with a later release (issue 4); only PIPEDRIVE can be created today";
 
 /// The module a connector's mappings and default fields refer to.
 pub fn main_module(kind: ConnectorKind) -> CrmModule {
@@ -180,9 +179,8 @@ fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
 }
 
 fn validate_base_url(url: &str) -> Result<String, ApiError> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| {
-        ApiError::validation("input.baseUrl", "must be an absolute http(s) URL")
-    })?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| ApiError::validation("input.baseUrl", "must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(ApiError::validation(
             "input.baseUrl",
@@ -258,7 +256,9 @@ pub async fn create(
         other => {
             return Err(ApiError::validation(
                 "input.kind",
-                format!("{other} connectors are not available yet; only PIPEDRIVE can be created today"),
+                format!(
+                    "{other} connectors are not available yet; only PIPEDRIVE can be created today"
+                ),
             ));
         }
     }
@@ -270,10 +270,17 @@ pub async fn create(
         ));
     }
     let pipedrive = input.pipedrive.ok_or_else(|| {
-        ApiError::validation("input.pipedrive", "a PIPEDRIVE connector needs its API token and company domain")
+        ApiError::validation(
+            "input.pipedrive",
+            "a PIPEDRIVE connector needs its API token and company domain",
+        )
     })?;
     validate_pipedrive(&pipedrive, "input.pipedrive")?;
-    let base_url = input.base_url.as_deref().map(validate_base_url).transpose()?;
+    let base_url = input
+        .base_url
+        .as_deref()
+        .map(validate_base_url)
+        .transpose()?;
     let settings = input
         .settings
         .unwrap_or_default()
@@ -300,7 +307,9 @@ pub async fn create(
 
     let id = crmsync_entity::new_id();
     let now = Utc::now();
-    let sealed = state.credentials_key.seal(tenant.as_str(), &id, &credentials);
+    let sealed = state
+        .credentials_key
+        .seal(tenant.as_str(), &id, &credentials);
     let names: Vec<&str> = credentials.names_set();
     let txn = state.db.begin().await?;
     let model = connector::ActiveModel {
@@ -348,17 +357,20 @@ async fn insert_mappings(
     if mappings.is_empty() {
         return Ok(());
     }
-    let rows = mappings.iter().enumerate().map(|(i, m)| field_mapping::ActiveModel {
-        id: Set(crmsync_entity::new_id()),
-        tenant_id: Set(tenant.as_str().to_owned()),
-        connector_id: Set(connector_id.to_owned()),
-        position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-        platform_field: Set(m.platform_field.clone()),
-        crm_field: Set(m.crm_field.clone()),
-        direction: Set(m.direction),
-        enabled: Set(m.enabled),
-        locked: Set(m.locked),
-    });
+    let rows = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| field_mapping::ActiveModel {
+            id: Set(crmsync_entity::new_id()),
+            tenant_id: Set(tenant.as_str().to_owned()),
+            connector_id: Set(connector_id.to_owned()),
+            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            platform_field: Set(m.platform_field.clone()),
+            crm_field: Set(m.crm_field.clone()),
+            direction: Set(m.direction),
+            enabled: Set(m.enabled),
+            locked: Set(m.locked),
+        });
     field_mapping::Entity::insert_many(rows).exec(db).await?;
     Ok(())
 }
@@ -408,7 +420,11 @@ pub async fn update(
             api_token: creds.api_token,
             company_domain: creds.company_domain,
         };
-        row.credentials = Set(Some(state.credentials_key.seal(tenant.as_str(), id, &credentials)));
+        row.credentials = Set(Some(state.credentials_key.seal(
+            tenant.as_str(),
+            id,
+            &credentials,
+        )));
         row.credentials_set = Set(serde_json::json!(credentials.names_set()));
         row.status = Set(ConnectorStatus::Connected);
         row.status_message = Set(None);
@@ -507,7 +523,9 @@ pub async fn test(
             )
         }
     };
-    if model.enabled && (model.status != status || model.status_message.as_deref() != Some(&message)) {
+    if model.enabled
+        && (model.status != status || model.status_message.as_deref() != Some(&message))
+    {
         let mut row = connector::ActiveModel::from(model);
         row.status = Set(status);
         row.status_message = Set((!ok).then(|| message.clone()));

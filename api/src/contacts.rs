@@ -5,9 +5,7 @@ use chrono::Utc;
 use crmsync_entity::enums::{Lifecycle, SyncMode, SyncTrigger};
 use crmsync_entity::models::{connector, contact};
 use crmsync_entity::{Email, TenantId, TenantScoped};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, QueryFilter, Set};
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -56,7 +54,8 @@ pub async fn upsert_contact(
     prefix: &str,
 ) -> Result<contact::Model, ApiError> {
     let at = |field: &str| format!("{prefix}.{field}");
-    let email = Email::parse(&input.email).map_err(|e| ApiError::validation(at("email"), e.to_string()))?;
+    let email =
+        Email::parse(&input.email).map_err(|e| ApiError::validation(at("email"), e.to_string()))?;
     for (name, patch) in [
         ("firstName", &input.first_name),
         ("lastName", &input.last_name),
@@ -74,15 +73,19 @@ pub async fn upsert_contact(
         }
     }
     if input.behaviour_score.as_set().is_some_and(|s| *s < 0) {
-        return Err(ApiError::validation(at("behaviourScore"), "must not be negative"));
+        return Err(ApiError::validation(
+            at("behaviourScore"),
+            "must not be negative",
+        ));
     }
-    let lifecycle = match &input.lifecycle {
-        Patch::Set(v) => Patch::Set(Lifecycle::parse(&v.to_uppercase()).ok_or_else(|| {
-            ApiError::validation(at("lifecycle"), "must be PROSPECT or CLIENT")
-        })?),
-        Patch::Clear => Patch::Clear,
-        Patch::Keep => Patch::Keep,
-    };
+    let lifecycle =
+        match &input.lifecycle {
+            Patch::Set(v) => Patch::Set(Lifecycle::parse(&v.to_uppercase()).ok_or_else(|| {
+                ApiError::validation(at("lifecycle"), "must be PROSPECT or CLIENT")
+            })?),
+            Patch::Clear => Patch::Clear,
+            Patch::Keep => Patch::Keep,
+        };
     let owner_email = match input.owner_email {
         Patch::Set(v) => Patch::Set(
             Email::parse(&v)
@@ -93,7 +96,10 @@ pub async fn upsert_contact(
     };
     if let Patch::Set(value) = &input.custom_fields {
         let Some(object) = value.as_object() else {
-            return Err(ApiError::validation(at("customFields"), "must be a JSON object"));
+            return Err(ApiError::validation(
+                at("customFields"),
+                "must be a JSON object",
+            ));
         };
         if let Some(bad) = object.keys().find(|k| {
             k.is_empty()
@@ -189,7 +195,10 @@ pub async fn submit_form(
     input: ContactUpsert,
 ) -> Result<contact::Model, ApiError> {
     if form.trim().is_empty() || form.len() > 200 {
-        return Err(ApiError::validation("input.form", "must be 1 to 200 characters"));
+        return Err(ApiError::validation(
+            "input.form",
+            "must be 1 to 200 characters",
+        ));
     }
     let contact = upsert_contact(&state.db, tenant, input, "input.contact").await?;
     let connectors = connector::Entity::for_tenant(tenant)
@@ -208,7 +217,9 @@ pub async fn submit_form(
         )
         .await
         {
-            Ok(run) => tracing::info!(run_id = %run.id, connector_id = %c.id, form, "form submission triggered a sync"),
+            Ok(run) => {
+                tracing::info!(run_id = %run.id, connector_id = %c.id, form, "form submission triggered a sync")
+            }
             Err(crmsync_worker::runs::RunError::Conflict(why)) => {
                 tracing::info!(connector_id = %c.id, why, "form submission: sync not started");
             }

@@ -36,9 +36,13 @@ fn request_id(headers: &HeaderMap) -> RequestId {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 64
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
-        .map_or_else(|| RequestId(ulid::Ulid::generate().to_string()), |v| RequestId(v.to_owned()))
+        .map_or_else(
+            || RequestId(ulid::Ulid::generate().to_string()),
+            |v| RequestId(v.to_owned()),
+        )
 }
 
 /// A response made of one error, with the request id.
@@ -57,10 +61,7 @@ fn error_response(status: StatusCode, request_id: &RequestId, error: &ApiError) 
             "extensions": { "code": error.code(), "requestId": request_id.0 }
         }]
     });
-    with_request_id(
-        (status, axum::Json(body)).into_response(),
-        request_id,
-    )
+    with_request_id((status, axum::Json(body)).into_response(), request_id)
 }
 
 fn with_request_id(mut response: Response, request_id: &RequestId) -> Response {
@@ -78,7 +79,10 @@ fn bad_request(request_id: &RequestId, message: &str) -> Response {
             "extensions": { "code": "BAD_REQUEST", "requestId": request_id.0 }
         }]
     });
-    with_request_id((StatusCode::BAD_REQUEST, axum::Json(body)).into_response(), request_id)
+    with_request_id(
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
+        request_id,
+    )
 }
 
 /// Authenticates from the `Authorization` header.
@@ -93,7 +97,11 @@ async fn principal(app: &App, headers: &HeaderMap) -> Result<Option<Principal>, 
 }
 
 /// Per-request data: who is calling, the request id, and (for tenant roles) loaders.
-pub(crate) fn request_data(state: &ApiState, principal: Option<Principal>, request_id: RequestId) -> Data {
+pub(crate) fn request_data(
+    state: &ApiState,
+    principal: Option<Principal>,
+    request_id: RequestId,
+) -> Data {
     let mut data = Data::default();
     if let Some(tenant) = principal.as_ref().and_then(Principal::tenant_id) {
         data.insert(Loaders::new(&state.db, &tenant));
@@ -103,7 +111,12 @@ pub(crate) fn request_data(state: &ApiState, principal: Option<Principal>, reque
     data
 }
 
-async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request, request_id: RequestId) -> Response {
+async fn execute(
+    app: &App,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    request_id: RequestId,
+) -> Response {
     let principal = match principal(app, headers).await {
         Ok(p) => p,
         Err(e @ ApiError::Unauthenticated(_)) => {
@@ -123,19 +136,29 @@ async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request
 }
 
 /// `POST /graphql`: one operation per request (batches are refused).
-pub(crate) async fn post_graphql(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn post_graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = request_id(&headers);
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => return bad_request(&request_id, "the body is not JSON"),
     };
     if value.is_array() {
-        return bad_request(&request_id, "batched requests are not accepted: send one operation per request");
+        return bad_request(
+            &request_id,
+            "batched requests are not accepted: send one operation per request",
+        );
     }
     let request: async_graphql::Request = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(_) => {
-            return bad_request(&request_id, "expected {\"query\": ..., \"variables\": ..., \"operationName\": ...}");
+            return bad_request(
+                &request_id,
+                "expected {\"query\": ..., \"variables\": ..., \"operationName\": ...}",
+            );
         }
     };
     execute(&app, &headers, request, request_id).await

@@ -56,10 +56,7 @@ impl std::fmt::Debug for ApiState {
 /// only), `/graphql/ws` (graphql-transport-ws) and `GET /healthz`.
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));
-    let app = http::App {
-        state,
-        schema,
-    };
+    let app = http::App { state, schema };
     Router::new()
         .route(
             "/graphql",

@@ -2,9 +2,9 @@
 //! and retrying go to `crmsync_worker::runs`; this module adds the checks.
 
 use crmsync_entity::TenantId;
+use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{SyncMode, SyncTrigger};
 use crmsync_entity::models::sync_run;
-use crmsync_entity::TenantScoped;
 
 use crate::ApiState;
 use crate::connectors;
@@ -79,8 +79,12 @@ pub async fn retry_rejected(
     id: &str,
 ) -> Result<sync_run::Model, ApiError> {
     find(state, tenant, id).await?;
-    Ok(
-        crmsync_worker::runs::retry_rejected(&state.db, &state.queue, state.bus.as_ref(), tenant, id)
-            .await?,
+    Ok(crmsync_worker::runs::retry_rejected(
+        &state.db,
+        &state.queue,
+        state.bus.as_ref(),
+        tenant,
+        id,
     )
+    .await?)
 }

@@ -2,9 +2,7 @@
 
 use chrono::Utc;
 use crmsync_entity::models::tenant;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::error::ApiError;
 
@@ -34,9 +32,7 @@ pub async fn create_tenant(
         ));
     }
     if find_by_slug(db, slug).await?.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "the slug \"{slug}\" is taken"
-        )));
+        return Err(ApiError::Conflict(format!("the slug \"{slug}\" is taken")));
     }
     let model = tenant::ActiveModel {
         id: Set(crmsync_entity::new_id()),

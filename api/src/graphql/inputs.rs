@@ -54,7 +54,9 @@ pub(crate) struct ConnectorSettingsInput {
 impl From<ConnectorSettingsInput> for SettingsPatch {
     fn from(i: ConnectorSettingsInput) -> Self {
         Self {
-            import_modules: i.import_modules.map(|m| m.into_iter().map(Into::into).collect()),
+            import_modules: i
+                .import_modules
+                .map(|m| m.into_iter().map(Into::into).collect()),
             filter_field: i.filter_field.into(),
             filter_value: i.filter_value.into(),
             min_score_to_export: i.min_score_to_export,

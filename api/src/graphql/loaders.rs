@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, Loader};
 use crmsync_entity::models::{connector, contact, crm_link, field_mapping, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, QueryFilter, QueryOrder, QuerySelect};
 
 /// The loaders of one request.
 pub(crate) struct Loaders {

@@ -34,16 +34,12 @@ pub(crate) const MAX_RECURSIVE_DEPTH: usize = 24;
 
 /// Builds the schema; `state` is `None` for SDL export.
 pub(crate) fn build(state: Option<ApiState>) -> ApiSchema {
-    let mut builder = Schema::build(
-        query::Query,
-        mutation::Mutation,
-        subscription::Subscription,
-    )
-    .extension(ErrorMasking)
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
-    .limit_directives(MAX_DIRECTIVES)
-    .limit_recursive_depth(MAX_RECURSIVE_DEPTH);
+    let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .extension(ErrorMasking)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
+        .limit_recursive_depth(MAX_RECURSIVE_DEPTH);
     if let Some(state) = state {
         builder = builder.data(state);
     }
@@ -69,10 +65,8 @@ pub(crate) fn principal<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
     ctx.data_opt::<Auth>()
         .and_then(|a| a.0.as_ref())
         .ok_or_else(|| {
-            ApiError::Unauthenticated(
-                "send `Authorization: Bearer <token or API key>`".into(),
-            )
-            .into()
+            ApiError::Unauthenticated("send `Authorization: Bearer <token or API key>`".into())
+                .into()
         })
 }
 
@@ -98,7 +92,9 @@ pub(crate) fn reader(ctx: &Context<'_>) -> GqlResult<Scope> {
 pub(crate) fn admin(ctx: &Context<'_>) -> GqlResult<Scope> {
     let scope = reader(ctx)?;
     if principal(ctx)?.role != Role::Admin {
-        return Err(ApiError::Forbidden("this needs the ADMIN role; VIEWERs can only read".into()).into());
+        return Err(
+            ApiError::Forbidden("this needs the ADMIN role; VIEWERs can only read".into()).into(),
+        );
     }
     Ok(scope)
 }

@@ -5,8 +5,8 @@ use async_graphql::connection::{Connection, Edge};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 
 use crate::error::ApiError;
@@ -78,7 +78,11 @@ where
             query.filter(id_column.gt(after.as_str()))
         };
     }
-    let order = if newest_first { Order::Desc } else { Order::Asc };
+    let order = if newest_first {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     let mut items = query
         .order_by(id_column, order)
         .limit(u64::try_from(first).unwrap_or(0) + 1)

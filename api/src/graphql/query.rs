@@ -30,7 +30,10 @@ impl Query {
     async fn tenant(&self, ctx: &Context<'_>) -> GqlResult<Tenant> {
         reader(ctx)?;
         let p = principal(ctx)?;
-        Ok(p.tenant.clone().map(Into::into).expect("reader has a tenant"))
+        Ok(p.tenant
+            .clone()
+            .map(Into::into)
+            .expect("reader has a tenant"))
     }
 
     /// All tenants (OPERATOR only).
@@ -41,7 +44,15 @@ impl Query {
         after: Option<String>,
     ) -> GqlResult<Conn<Tenant>> {
         operator(ctx)?;
-        let page = pagination::page(&state(ctx).db, tenant::Entity::find(), tenant::Column::Id, first, after, false).await?;
+        let page = pagination::page(
+            &state(ctx).db,
+            tenant::Entity::find(),
+            tenant::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
         Ok(pagination::connection(page, |m| &m.id, Tenant::from))
     }
 
@@ -68,7 +79,9 @@ impl Query {
     /// One connector; another tenant's is NOT_FOUND.
     async fn connector(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Connector>> {
         let scope = reader(ctx)?;
-        Ok(Some(Connector(connectors::find(state(ctx), &scope.tenant, &id).await?)))
+        Ok(Some(Connector(
+            connectors::find(state(ctx), &scope.tenant, &id).await?,
+        )))
     }
 
     /// The tenant's contacts, optionally those whose e-mail or name contains `search`.
@@ -91,7 +104,15 @@ impl Query {
                     .add(contact::Column::Company.contains(s)),
             );
         }
-        let page = pagination::page(&state(ctx).db, select, contact::Column::Id, first, after, false).await?;
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            contact::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
         Ok(pagination::connection(page, |m| &m.id, Contact))
     }
 
@@ -143,14 +164,24 @@ impl Query {
                     .is_in(statuses.into_iter().map(enums::SyncRunStatus::from)),
             );
         }
-        let page = pagination::page(&state(ctx).db, select, sync_run::Column::Id, first, after, true).await?;
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_run::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
         Ok(pagination::connection(page, |m| &m.id, SyncRun))
     }
 
     /// One run; another tenant's is NOT_FOUND.
     async fn sync_run(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<SyncRun>> {
         let scope = reader(ctx)?;
-        Ok(Some(SyncRun(runs::find(state(ctx), &scope.tenant, &id).await?)))
+        Ok(Some(SyncRun(
+            runs::find(state(ctx), &scope.tenant, &id).await?,
+        )))
     }
 
     /// Rejected contacts (R2), filtered by connector, run and reason code.
@@ -177,7 +208,15 @@ impl Query {
         if let Some(reason) = reason {
             select = select.filter(sync_item::Column::ReasonCode.eq(reason));
         }
-        let page = pagination::page(&state(ctx).db, select, sync_item::Column::Id, first, after, true).await?;
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_item::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
         Ok(pagination::connection(page, |m| &m.id, SyncItem))
     }
 

@@ -22,7 +22,9 @@ impl Subscription {
         let state = state(ctx);
         // Subscribe before reading the run, so no event falls between the two.
         let live = state.bus.subscribe(scope.tenant.as_str());
-        let run = runs::find(state, &scope.tenant, &run_id).await.map_err(|e| gql(e.into()))?;
+        let run = runs::find(state, &scope.tenant, &run_id)
+            .await
+            .map_err(|e| gql(e.into()))?;
         let current = crmsync_worker::events::SyncEvent::of_run(&run);
         let done = current.status.is_final();
         let run_id = run.id.clone();
@@ -36,7 +38,11 @@ impl Subscription {
                 futures::future::ready(Some(event))
             });
         let first = futures::stream::once(futures::future::ready(current));
-        let rest = if done { futures::stream::empty().boxed() } else { live.boxed() };
+        let rest = if done {
+            futures::stream::empty().boxed()
+        } else {
+            live.boxed()
+        };
         Ok(first.chain(rest).map(SyncProgressEvent::from))
     }
 
@@ -49,7 +55,9 @@ impl Subscription {
         let scope = reader(ctx).map_err(gql)?;
         let state = state(ctx);
         if let Some(id) = &connector_id {
-            connectors::find(state, &scope.tenant, id).await.map_err(|e| gql(e.into()))?;
+            connectors::find(state, &scope.tenant, id)
+                .await
+                .map_err(|e| gql(e.into()))?;
         }
         let connector_id = connector_id.map(|id| id.0);
         Ok(state

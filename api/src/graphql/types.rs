@@ -2,9 +2,11 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use crmsync_entity::enums;
-use crmsync_entity::models::{api_key, audit_log, connector, contact, crm_link, field_mapping, sync_item, sync_run, tenant};
 use crmsync_entity::TenantScoped;
+use crmsync_entity::enums;
+use crmsync_entity::models::{
+    api_key, audit_log, connector, contact, crm_link, field_mapping, sync_item, sync_run, tenant,
+};
 use crmsync_worker::events::{LegCounts, Legs, SyncEvent};
 use sea_orm::{ColumnTrait, QueryFilter};
 
@@ -658,7 +660,15 @@ impl SyncRun {
         if let Some(d) = direction {
             select = select.filter(sync_item::Column::Direction.eq(enums::SyncDirection::from(d)));
         }
-        let page = pagination::page(&state(ctx).db, select, sync_item::Column::Id, first, after, false).await?;
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_item::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
         Ok(pagination::connection(page, |m| &m.id, SyncItem))
     }
 }
@@ -699,7 +709,11 @@ impl SyncItem {
         let Some(id) = &self.0.contact_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.contacts.load_one(id.clone()).await?.map(Contact))
+        Ok(loaders(ctx)?
+            .contacts
+            .load_one(id.clone())
+            .await?
+            .map(Contact))
     }
     /// The CRM record, when there is one.
     async fn crm_record_id(&self) -> Option<&str> {

@@ -20,8 +20,12 @@ fn claims(exp_offset: i64) -> serde_json::Value {
 }
 
 fn sign(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .unwrap()
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 async fn refused(app: &TestApp, token: &str) {
@@ -132,25 +136,48 @@ async fn a_viewer_calling_a_mutation_is_forbidden() {
 async fn operator_only_operations_refuse_tenant_roles_and_operators_create_tenants() {
     let app = TestApp::spawn().await;
     let create = "mutation($s: String!) { createTenant(input: {name: \"New\", slug: $s}) { tenant { slug } } }";
-    let body = app.gql(&app.token(Role::Admin), create, json!({ "s": slug() })).await;
+    let body = app
+        .gql(&app.token(Role::Admin), create, json!({ "s": slug() }))
+        .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let body = app.gql(&app.token(Role::Admin), "{ tenants { totalCount } }", json!({})).await;
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            "{ tenants { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 
     let s = slug();
     let body = app.gql(&app.operator(), create, json!({ "s": s })).await;
-    assert_eq!(body["data"]["createTenant"]["tenant"]["slug"], s.as_str(), "{body}");
+    assert_eq!(
+        body["data"]["createTenant"]["tenant"]["slug"],
+        s.as_str(),
+        "{body}"
+    );
     let body = app.gql(&app.operator(), create, json!({ "s": s })).await;
     assert_eq!(code(&body), "CONFLICT", "{body}");
-    let body = app.gql(&app.operator(), "{ tenants(first: 1) { totalCount edges { cursor } pageInfo { hasNextPage } } }", json!({})).await;
-    assert!(body["data"]["tenants"]["totalCount"].as_i64().unwrap() >= 2, "{body}");
+    let body = app
+        .gql(
+            &app.operator(),
+            "{ tenants(first: 1) { totalCount edges { cursor } pageInfo { hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["data"]["tenants"]["totalCount"].as_i64().unwrap() >= 2,
+        "{body}"
+    );
     assert_eq!(body["data"]["tenants"]["pageInfo"]["hasNextPage"], true);
 }
 
 #[tokio::test]
 async fn operators_have_no_tenant_data() {
     let app = TestApp::spawn().await;
-    let body = app.gql(&app.operator(), "{ connectors { totalCount } }", json!({})).await;
+    let body = app
+        .gql(&app.operator(), "{ connectors { totalCount } }", json!({}))
+        .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 
@@ -161,11 +188,18 @@ async fn api_keys_authenticate_until_revoked() {
     let app = TestApp::spawn().await;
     let data = app.admin_ok(CREATE_KEY, json!({ "role": "ADMIN" })).await;
     let secret = data["createApiKey"]["secret"].as_str().unwrap().to_owned();
-    let id = data["createApiKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+    let id = data["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(secret.starts_with("csk_"));
 
     let body = app.gql(&secret, VIEWER_Q, json!({})).await;
-    assert_eq!(body["data"]["viewer"]["subject"], format!("apikey:{id}"), "{body}");
+    assert_eq!(
+        body["data"]["viewer"]["subject"],
+        format!("apikey:{id}"),
+        "{body}"
+    );
     assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
 
     app.admin_ok(
@@ -182,9 +216,21 @@ async fn a_viewer_api_key_cannot_mutate_and_keys_are_never_operators() {
     let app = TestApp::spawn().await;
     let data = app.admin_ok(CREATE_KEY, json!({ "role": "VIEWER" })).await;
     let secret = data["createApiKey"]["secret"].as_str().unwrap();
-    let body = app.gql(secret, "mutation { upsertContact(input: {email: \"a@b.com\"}) { contact { id } } }", json!({})).await;
+    let body = app
+        .gql(
+            secret,
+            "mutation { upsertContact(input: {email: \"a@b.com\"}) { contact { id } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let body = app.gql(&app.token(Role::Admin), CREATE_KEY, json!({ "role": "OPERATOR" })).await;
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_KEY,
+            json!({ "role": "OPERATOR" }),
+        )
+        .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), "input.role");
 }
@@ -195,12 +241,21 @@ async fn configuration_changes_are_in_the_audit_log_for_admins_only() {
     let data = app.admin_ok(CREATE_KEY, json!({ "role": "VIEWER" })).await;
     let id = data["createApiKey"]["apiKey"]["id"].as_str().unwrap();
     let data = app
-        .admin_ok("{ auditLog { totalCount edges { node { actor action targetType targetId at } } } }", json!({}))
+        .admin_ok(
+            "{ auditLog { totalCount edges { node { actor action targetType targetId at } } } }",
+            json!({}),
+        )
         .await;
     let entry = &data["auditLog"]["edges"][0]["node"];
     assert_eq!(entry["action"], "api_key.create");
     assert_eq!(entry["actor"], "user-1");
     assert_eq!(entry["targetId"], id);
-    let body = app.gql(&app.token(Role::Viewer), "{ auditLog { totalCount } }", json!({})).await;
+    let body = app
+        .gql(
+            &app.token(Role::Viewer),
+            "{ auditLog { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }

@@ -17,7 +17,13 @@ fn input(settings: Value) -> Value {
 }
 
 async fn invalid(app: &TestApp, input: Value, expected_field: &str) {
-    let body = app.gql(&app.token(Role::Admin), CREATE_CONNECTOR, json!({ "input": input })).await;
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_CONNECTOR,
+            json!({ "input": input }),
+        )
+        .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), expected_field, "{body}");
 }
@@ -25,38 +31,73 @@ async fn invalid(app: &TestApp, input: Value, expected_field: &str) {
 #[tokio::test]
 async fn a_negative_minimum_score_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "minScoreToExport": -5 })), "input.settings.minScoreToExport").await;
+    invalid(
+        &app,
+        input(json!({ "minScoreToExport": -5 })),
+        "input.settings.minScoreToExport",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_bad_schedule_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "schedule": "every 10s" })), "input.settings.schedule").await;
-    invalid(&app, input(json!({ "schedule": "sometimes" })), "input.settings.schedule").await;
+    invalid(
+        &app,
+        input(json!({ "schedule": "every 10s" })),
+        "input.settings.schedule",
+    )
+    .await;
+    invalid(
+        &app,
+        input(json!({ "schedule": "sometimes" })),
+        "input.settings.schedule",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_bad_notification_email_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "notifyEmails": ["ok@acme.com", "nope"] })), "input.settings.notifyEmails[1]").await;
+    invalid(
+        &app,
+        input(json!({ "notifyEmails": ["ok@acme.com", "nope"] })),
+        "input.settings.notifyEmails[1]",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_module_the_crm_lacks_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "importModules": ["LEADS"] })), "input.settings.importModules[0]").await;
+    invalid(
+        &app,
+        input(json!({ "importModules": ["LEADS"] })),
+        "input.settings.importModules[0]",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_filter_field_without_value_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "filterField": "sync_to_plezi" })), "input.settings.filterValue").await;
+    invalid(
+        &app,
+        input(json!({ "filterField": "sync_to_plezi" })),
+        "input.settings.filterValue",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_bad_default_owner_is_refused() {
     let app = TestApp::spawn().await;
-    invalid(&app, input(json!({ "defaultOwnerEmail": "boss" })), "input.settings.defaultOwnerEmail").await;
+    invalid(
+        &app,
+        input(json!({ "defaultOwnerEmail": "boss" })),
+        "input.settings.defaultOwnerEmail",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -95,7 +136,12 @@ async fn a_zoho_connector_is_refused_until_its_release() {
         .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), "input.kind");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("later release"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("later release")
+    );
 }
 
 #[tokio::test]
@@ -104,7 +150,11 @@ async fn settings_updates_are_validated_and_kept() {
     let id = insert_connector(&app.database.db, &app.tenant_id, "Sales").await;
     let update = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { enabled status settings { minScoreToExport schedule filterField filterValue } } } }";
     let body = app
-        .gql(&app.token(Role::Admin), update, json!({ "input": { "id": id, "settings": { "minScoreToExport": -1 } } }))
+        .gql(
+            &app.token(Role::Admin),
+            update,
+            json!({ "input": { "id": id, "settings": { "minScoreToExport": -1 } } }),
+        )
         .await;
     assert_eq!(field(&body), "input.settings.minScoreToExport", "{body}");
     let data = app
@@ -118,7 +168,10 @@ async fn settings_updates_are_validated_and_kept() {
     let data = app
         .admin_ok(update, json!({ "input": { "id": id, "settings": { "filterField": null, "filterValue": null } } }))
         .await;
-    assert_eq!(data["updateConnector"]["connector"]["settings"]["filterField"], Value::Null);
+    assert_eq!(
+        data["updateConnector"]["connector"]["settings"]["filterField"],
+        Value::Null
+    );
     let body = app
         .gql(&app.token(Role::Admin), update, json!({ "input": { "id": id, "zoho": { "clientId": "i", "clientSecret": "s", "dataCenter": "eu", "grantCode": "g" } } }))
         .await;

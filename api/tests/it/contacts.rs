@@ -23,7 +23,11 @@ async fn upsert_keeps_left_out_fields_and_clears_explicit_nulls() {
     assert_eq!(c2["id"], c["id"], "same contact");
     assert_eq!(c2["firstName"], "Jean", "left out: kept");
     assert_eq!(c2["lastName"], "Durand");
-    assert_eq!(c2["company"], serde_json::Value::Null, "explicit null: cleared");
+    assert_eq!(
+        c2["company"],
+        serde_json::Value::Null,
+        "explicit null: cleared"
+    );
     assert_eq!(c2["behaviourScore"], 40);
     assert_eq!(c2["customFields"]["industry"], "retail");
 
@@ -35,7 +39,9 @@ async fn upsert_keeps_left_out_fields_and_clears_explicit_nulls() {
 }
 
 async fn invalid(app: &TestApp, input: serde_json::Value, expected_field: &str) {
-    let body = app.gql(&app.token(Role::Admin), UPSERT, json!({ "input": input })).await;
+    let body = app
+        .gql(&app.token(Role::Admin), UPSERT, json!({ "input": input }))
+        .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), expected_field, "{body}");
 }
@@ -49,26 +55,51 @@ async fn a_bad_email_is_a_validation_error_on_input_email() {
 #[tokio::test]
 async fn a_negative_score_is_a_validation_error() {
     let app = TestApp::spawn().await;
-    invalid(&app, json!({ "email": "a@b.com", "behaviourScore": -1 }), "input.behaviourScore").await;
+    invalid(
+        &app,
+        json!({ "email": "a@b.com", "behaviourScore": -1 }),
+        "input.behaviourScore",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_unknown_lifecycle_is_a_validation_error() {
     let app = TestApp::spawn().await;
-    invalid(&app, json!({ "email": "a@b.com", "lifecycle": "ALIEN" }), "input.lifecycle").await;
+    invalid(
+        &app,
+        json!({ "email": "a@b.com", "lifecycle": "ALIEN" }),
+        "input.lifecycle",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_bad_owner_email_is_a_validation_error() {
     let app = TestApp::spawn().await;
-    invalid(&app, json!({ "email": "a@b.com", "ownerEmail": "nobody" }), "input.ownerEmail").await;
+    invalid(
+        &app,
+        json!({ "email": "a@b.com", "ownerEmail": "nobody" }),
+        "input.ownerEmail",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn custom_fields_must_be_an_object_with_plain_keys() {
     let app = TestApp::spawn().await;
-    invalid(&app, json!({ "email": "a@b.com", "customFields": [1, 2] }), "input.customFields").await;
-    invalid(&app, json!({ "email": "a@b.com", "customFields": {"Bad Key": 1} }), "input.customFields").await;
+    invalid(
+        &app,
+        json!({ "email": "a@b.com", "customFields": [1, 2] }),
+        "input.customFields",
+    )
+    .await;
+    invalid(
+        &app,
+        json!({ "email": "a@b.com", "customFields": {"Bad Key": 1} }),
+        "input.customFields",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -89,7 +120,11 @@ async fn submit_form_validates_the_contact_under_its_input_path() {
 async fn pages_have_opaque_cursors_and_a_total_count() {
     let app = TestApp::spawn().await;
     for i in 0..5 {
-        app.admin_ok(UPSERT, json!({ "input": { "email": format!("p{i}@example.com") } })).await;
+        app.admin_ok(
+            UPSERT,
+            json!({ "input": { "email": format!("p{i}@example.com") } }),
+        )
+        .await;
     }
     let q = "query($after: String) { contacts(first: 2, after: $after) { totalCount edges { cursor node { email } } pageInfo { hasNextPage endCursor } } }";
     let mut after = serde_json::Value::Null;
@@ -108,6 +143,8 @@ async fn pages_have_opaque_cursors_and_a_total_count() {
         after = conn["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(seen.len(), 5);
-    let body = app.gql(&app.token(Role::Admin), q, json!({ "after": "garbage" })).await;
+    let body = app
+        .gql(&app.token(Role::Admin), q, json!({ "after": "garbage" }))
+        .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
 }

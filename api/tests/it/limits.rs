@@ -12,14 +12,15 @@ async fn a_mutation_over_get_is_refused() {
         .client
         .get(&app.url)
         .bearer_auth(app.token(Role::Admin))
-        .query(&[("query", "mutation { upsertContact(input: {email: \"a@b.com\"}) { contact { id } } }")])
+        .query(&[(
+            "query",
+            "mutation { upsertContact(input: {email: \"a@b.com\"}) { contact { id } } }",
+        )])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 405);
-    let count = app
-        .admin_ok("{ contacts { totalCount } }", json!({}))
-        .await;
+    let count = app.admin_ok("{ contacts { totalCount } }", json!({})).await;
     assert_eq!(count["contacts"]["totalCount"], 0, "nothing was written");
 }
 
@@ -36,7 +37,15 @@ async fn a_query_over_get_runs_and_a_bare_get_serves_graphiql() {
         .unwrap();
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
-    let page = app.client.get(&app.url).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .client
+        .get(&app.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.to_lowercase().contains("graphiql"));
 }
 
@@ -45,7 +54,10 @@ async fn an_oversized_body_is_refused_with_413() {
     let app = TestApp::spawn().await;
     let big = "x".repeat(1 << 20);
     let (status, _, _) = app
-        .post(Some(&app.token(Role::Admin)), json!({ "query": format!("{{ viewer {{ role }} }} # {big}") }))
+        .post(
+            Some(&app.token(Role::Admin)),
+            json!({ "query": format!("{{ viewer {{ role }} }} # {big}") }),
+        )
         .await;
     assert_eq!(status, 413);
 }
@@ -60,7 +72,12 @@ async fn a_batch_is_refused() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("batch"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch")
+    );
 }
 
 #[tokio::test]
@@ -70,7 +87,10 @@ async fn a_query_too_deep_is_refused() {
     let query = format!("{{ syncRuns {{ edges {{ node {{ {nested} }} }} }} }}");
     let query = query.as_str();
     let body = app.gql(&app.token(Role::Admin), query, json!({})).await;
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    let message = body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
     assert!(message.contains("nested too deep"), "{body}");
     assert!(body["data"].is_null());
 }
@@ -78,8 +98,19 @@ async fn a_query_too_deep_is_refused() {
 #[tokio::test]
 async fn a_query_too_complex_is_refused() {
     let app = TestApp::spawn().await;
-    let fields: String = (0..600).map(|i| format!("a{i}: platformFields {{ name }} ")).collect();
-    let body = app.gql(&app.token(Role::Admin), &format!("{{ {fields} }}"), json!({})).await;
-    let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    let fields: String = (0..600)
+        .map(|i| format!("a{i}: platformFields {{ name }} "))
+        .collect();
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            &format!("{{ {fields} }}"),
+            json!({}),
+        )
+        .await;
+    let message = body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
     assert!(message.contains("complex"), "{body}");
 }

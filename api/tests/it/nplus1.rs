@@ -41,7 +41,10 @@ async fn a_page_of_runs_costs_a_constant_number_of_statements() {
     };
     let small = count(5).await;
     let large = count(50).await;
-    assert_eq!(small, large, "statements for 5 runs: {small}, for 50: {large}");
+    assert_eq!(
+        small, large,
+        "statements for 5 runs: {small}, for 50: {large}"
+    );
     assert!(large <= 8, "{large} statements");
     // The nested items connection still works.
     assert!(statements_for(&app, 2).await > 0);

@@ -14,18 +14,23 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::*;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp) -> Socket {
     let mut request = app.ws_url.as_str().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Message::Text(message.to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
 }
 
 /// The next text message as JSON, or the close code.
@@ -33,7 +38,10 @@ async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match timeout(left, socket.next()).await.expect("nothing arrived before the deadline") {
+        match timeout(left, socket.next())
+            .await
+            .expect("nothing arrived before the deadline")
+        {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
             Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
             Some(Ok(_)) => continue,
@@ -70,9 +78,16 @@ async fn init_with_a_token_is_acknowledged_and_events_are_tenant_filtered() {
     // Publish until the subscription is live (it registers asynchronously).
     let mut got = None;
     for _ in 0..50 {
-        app.bus.publish(event("someone-else", "theirs", SyncRunStatus::Running));
-        app.bus.publish(event(&app.tenant_id, "ours", SyncRunStatus::Running));
-        if let Ok(Ok(message)) = timeout(Duration::from_millis(100), next(&mut socket, Duration::from_secs(5))).await {
+        app.bus
+            .publish(event("someone-else", "theirs", SyncRunStatus::Running));
+        app.bus
+            .publish(event(&app.tenant_id, "ours", SyncRunStatus::Running));
+        if let Ok(Ok(message)) = timeout(
+            Duration::from_millis(100),
+            next(&mut socket, Duration::from_secs(5)),
+        )
+        .await
+        {
             got = Some(message);
             break;
         }
@@ -93,7 +108,10 @@ async fn init_with_a_bad_token_is_closed_4403() {
 async fn no_init_is_closed_4408() {
     let app = TestApp::spawn().await;
     let mut socket = connect(&app).await;
-    assert_eq!(next(&mut socket, Duration::from_secs(15)).await, Err(Some(4408)));
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(15)).await,
+        Err(Some(4408))
+    );
 }
 
 #[tokio::test]
@@ -101,8 +119,14 @@ async fn the_socket_closes_when_the_token_expires() {
     let app = TestApp::spawn().await;
     let mut socket = connect(&app).await;
     let token = token_for(Role::Viewer, Some(&app.slug), Duration::from_secs(2));
-    assert_eq!(init(&mut socket, &token).await.unwrap()["type"], "connection_ack");
-    assert_eq!(next(&mut socket, Duration::from_secs(10)).await, Err(Some(4401)));
+    assert_eq!(
+        init(&mut socket, &token).await.unwrap()["type"],
+        "connection_ack"
+    );
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(10)).await,
+        Err(Some(4401))
+    );
 }
 
 #[tokio::test]
@@ -115,7 +139,11 @@ async fn progress_of_another_tenants_run_is_not_found() {
     init(&mut socket, &other).await.unwrap();
     send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription($id: ID!) { syncProgress(runId: $id) { status } }", "variables": { "id": run } } })).await;
     let message = next(&mut socket, Duration::from_secs(5)).await.unwrap();
-    let errors = if message["type"] == "error" { &message["payload"] } else { &message["payload"]["errors"] };
+    let errors = if message["type"] == "error" {
+        &message["payload"]
+    } else {
+        &message["payload"]["errors"]
+    };
     assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{message}");
     assert!(message["payload"]["data"].is_null());
 }
@@ -129,7 +157,10 @@ async fn progress_of_a_finished_run_sends_its_state_and_completes() {
     init(&mut socket, &app.token(Role::Viewer)).await.unwrap();
     send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription($id: ID!) { syncProgress(runId: $id) { status processed } }", "variables": { "id": run } } })).await;
     let first = next(&mut socket, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(first["payload"]["data"]["syncProgress"]["status"], "PARTIAL", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["syncProgress"]["status"], "PARTIAL",
+        "{first}"
+    );
     let done = next(&mut socket, Duration::from_secs(5)).await.unwrap();
     assert_eq!(done["type"], "complete", "{done}");
 }
