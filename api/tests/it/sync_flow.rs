@@ -58,3 +58,30 @@ async fn submit_form_triggers_a_form_run() {
     assert_eq!(data["syncRuns"]["edges"][0]["node"]["trigger"], "FORM");
     let _ = Role::Admin;
 }
+
+#[tokio::test]
+async fn a_subscription_sees_a_real_run_from_queued_to_succeeded() {
+    use crate::ws::{connect, init, next, send};
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+    // Queue the run before the worker starts, so QUEUED is observable.
+    let data = app.admin_ok(START, json!({ "id": id, "key": null })).await;
+    let run = data["startSync"]["run"]["id"].as_str().unwrap().to_owned();
+    let mut socket = connect(&app).await;
+    init(&mut socket, &app.token(Role::Viewer)).await.unwrap();
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription($id: ID!) { syncProgress(runId: $id) { status phase processed } }", "variables": { "id": run } } })).await;
+    let first = next(&mut socket, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first["payload"]["data"]["syncProgress"]["status"], "QUEUED", "{first}");
+    app.start_worker();
+    let mut statuses = vec!["QUEUED".to_owned()];
+    loop {
+        let message = next(&mut socket, Duration::from_secs(60)).await.unwrap();
+        if message["type"] == "complete" {
+            break;
+        }
+        statuses.push(message["payload"]["data"]["syncProgress"]["status"].as_str().unwrap().to_owned());
+    }
+    assert!(statuses.iter().any(|s| s == "RUNNING"), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("SUCCEEDED"), "{statuses:?}");
+}

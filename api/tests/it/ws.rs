@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::*;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp) -> Socket {
+pub(crate) async fn connect(app: &TestApp) -> Socket {
     let mut request = app.ws_url.as_str().into_client_request().unwrap();
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -26,7 +26,7 @@ async fn connect(app: &TestApp) -> Socket {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -34,7 +34,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next text message as JSON, or the close code.
-async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16>> {
+pub(crate) async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16>> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -50,7 +50,7 @@ async fn next(socket: &mut Socket, within: Duration) -> Result<Value, Option<u16
     }
 }
 
-async fn init(socket: &mut Socket, token: &str) -> Result<Value, Option<u16>> {
+pub(crate) async fn init(socket: &mut Socket, token: &str) -> Result<Value, Option<u16>> {
     send(socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })).await;
     next(socket, Duration::from_secs(5)).await
 }
