@@ -196,6 +196,11 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
     }
 
     let crm_name = crm_names(crm, rules);
+    let name_flow = if rules.joined_name {
+        name_flow(pair, platform, &crm_name, rules, &mut d)
+    } else {
+        None
+    };
     for m in rules.mappings.iter().filter(|m| m.enabled) {
         let Some(pfield) = platform_field(&m.platform_field) else {
             continue;
@@ -219,14 +224,25 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         };
         let can_to_crm = m.to_crm();
         let can_to_platform = m.from_crm() && !pfield.computed;
-        let p_changed = agreed.is_none_or(|a| !same(&pv, &a.p, kind));
+        // The two name parts move together: compared joined on both sides (F5).
+        let p_changed = match (agreed, pair.snapshot) {
+            (None, _) | (_, None) => true,
+            (Some(_), Some(snap)) if name_part => {
+                let before = (
+                    snap_side(snap, rules, "first_name", Side::Platform),
+                    snap_side(snap, rules, "last_name", Side::Platform),
+                );
+                !same_text(&joined(platform, rules), &join_pair(&before))
+            }
+            (Some(a), Some(_)) => !same(&pv, &a.p, kind),
+        };
         let c_changed = match agreed {
             None => true,
             Some(_) if name_part => {
                 let snap = pair.snapshot.expect("agreed comes from it");
                 let before = (
-                    snap_c(snap, rules, "first_name"),
-                    snap_c(snap, rules, "last_name"),
+                    snap_side(snap, rules, "first_name", Side::Crm),
+                    snap_side(snap, rules, "last_name", Side::Crm),
                 );
                 !same_text(&join_pair(&crm_name), &join_pair(&before))
             }
@@ -238,7 +254,12 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         };
 
         // Which way the field flows, if at all.
-        let flow = if pair.crm.is_none() {
+        let flow = if name_part {
+            name_flow.filter(|side| match side {
+                Side::Crm => m.to_crm(),
+                Side::Platform => can_to_platform,
+            })
+        } else if pair.crm.is_none() {
             // Nothing in the CRM yet: everything mapped TO_CRM goes.
             (m.to_crm() && !pv.is_null()).then_some(Side::Crm)
         } else if pair.platform.is_none() {
@@ -379,6 +400,76 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
     d
 }
 
+/// Where the name flows, the two parts as one (F5): compared joined on both
+/// sides, so a CRM that splits a name its own way is no change.
+fn name_flow(
+    pair: &Pair<'_>,
+    platform: &Values,
+    crm_name: &(Value, Value),
+    rules: &Rules<'_>,
+    d: &mut Decision,
+) -> Option<Side> {
+    let parts: Vec<&Mapping> = rules
+        .mappings
+        .iter()
+        .filter(|m| m.enabled && is_name(&m.crm_field))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let to_crm = parts.iter().all(|m| m.to_crm());
+    let to_platform = parts.iter().all(|m| m.from_crm());
+    let pj = joined(platform, rules);
+    let cj = join_pair(crm_name);
+    if pair.crm.is_none() {
+        return (to_crm && !pj.is_empty()).then_some(Side::Crm);
+    }
+    if pair.platform.is_none() {
+        return (to_platform && !cj.is_empty()).then_some(Side::Platform);
+    }
+    if same_text(&pj, &cj) {
+        return None;
+    }
+    let snap = pair
+        .snapshot
+        .filter(|s| parts.iter().any(|m| s.0.contains_key(&m.platform_field)));
+    let (p_changed, c_changed) = match snap {
+        None => (true, true),
+        Some(snap) => {
+            let side = |side| {
+                join_pair(&(
+                    snap_side(snap, rules, "first_name", side),
+                    snap_side(snap, rules, "last_name", side),
+                ))
+            };
+            (
+                !same_text(&pj, &side(Side::Platform)),
+                !same_text(&cj, &side(Side::Crm)),
+            )
+        }
+    };
+    let target = match (to_crm, to_platform) {
+        (false, false) => return None,
+        (true, false) => return p_changed.then_some(Side::Crm),
+        (false, true) => return c_changed.then_some(Side::Platform),
+        (true, true) => match (p_changed, c_changed, snap.is_some()) {
+            (false, false, _) => return None,
+            (true, false, true) => return Some(Side::Crm),
+            (false, true, true) => return Some(Side::Platform),
+            _ if pj.is_empty() => return Some(Side::Platform),
+            _ if cj.is_empty() => return Some(Side::Crm),
+            (_, _, false) => return Some(opposite(pair.newer)),
+            (true, true, true) => opposite(pair.newer),
+        },
+    };
+    let conflicts = match target {
+        Side::Crm => &mut d.crm_conflicts,
+        Side::Platform => &mut d.platform_conflicts,
+    };
+    conflicts.extend(parts.iter().map(|m| m.platform_field.clone()));
+    Some(target)
+}
+
 /// Which of several CRM records with one e-mail is used (S8): the most
 /// recently modified, then the highest id; returns (winner, the others).
 pub fn pick_duplicate<T>(
@@ -442,13 +533,16 @@ fn crm_names(crm: &Values, rules: &Rules<'_>) -> (Value, Value) {
     (first, last)
 }
 
-fn snap_c(snap: &Snapshot, rules: &Rules<'_>, crm_field: &str) -> Value {
+fn snap_side(snap: &Snapshot, rules: &Rules<'_>, crm_field: &str, side: Side) -> Value {
     rules
         .mappings
         .iter()
         .find(|m| m.crm_field == crm_field)
         .and_then(|m| snap.0.get(&m.platform_field))
-        .map_or(Value::Null, |a| a.c.clone())
+        .map_or(Value::Null, |a| match side {
+            Side::Platform => a.p.clone(),
+            Side::Crm => a.c.clone(),
+        })
 }
 
 fn text_of(v: &Value) -> String {
