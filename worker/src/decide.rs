@@ -123,6 +123,23 @@ impl Decision {
         out
     }
 
+    /// This decision's platform side with `then`'s CRM side: for a contact
+    /// created from the CRM, `then` is decided against the new contact with
+    /// this decision's snapshot, and its snapshot includes this one's.
+    pub fn with_crm_side_of(self, then: Decision) -> Decision {
+        let mut base = then.base;
+        base.0.extend(then.via_platform);
+        Decision {
+            to_platform: self.to_platform,
+            to_crm: then.to_crm,
+            platform_conflicts: self.platform_conflicts,
+            crm_conflicts: then.crm_conflicts,
+            base,
+            via_platform: self.via_platform,
+            via_crm: then.via_crm,
+        }
+    }
+
     /// True when nothing is written to either side.
     pub fn writes_nothing(&self) -> bool {
         !matches!(self.to_platform, Write::Create(_) | Write::Update(_))
@@ -246,6 +263,8 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 );
                 !same_text(&join_pair(&crm_name), &join_pair(&before))
             }
+            // An owner we never sent is the CRM's default: agreed, not a change.
+            Some(a) if ftype == FieldType::User && a.c.is_null() && a.p.is_null() => false,
             Some(a) => !same(&cv, &a.c, kind),
         };
         let now = Agreed {
@@ -342,8 +361,9 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
             },
             None => {
                 // Agreed as things stand; one-way fields changed on the side
-                // that does not send them are left alone.
-                if pair.platform.is_some() && pair.crm.is_some() {
+                // that does not send them are left alone. A field left empty
+                // on create is agreed empty.
+                if pair.platform.is_some() {
                     d.base.0.insert(m.platform_field.clone(), now);
                 }
             }

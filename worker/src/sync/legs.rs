@@ -196,6 +196,7 @@ struct ImportPair {
     record: CrmRecord,
     email: Option<String>,
     contact: Option<contact::Model>,
+    new_contact: Option<contact::Model>,
     link: Option<crm_link::Model>,
     decision: Decision,
 }
@@ -365,10 +366,33 @@ async fn import_page(
             },
             &rules,
         );
+        // A contact created from the CRM has platform fields of its own (its
+        // link, score, state) that go back to the CRM in the same pass (F6).
+        let (new_contact, decision) = match (&decision.to_platform, &email) {
+            (Write::Create(values), Some(email)) => {
+                let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
+                let values = contact_values(&model, &run.ctx.options.platform_url);
+                let snapshot = decision.snapshot(true, false);
+                let second = decide::decide(
+                    &Pair {
+                        platform: Some(&values),
+                        crm: Some(&record.values),
+                        crm_converted: record.converted,
+                        snapshot: Some(&snapshot),
+                        newer: Side::Platform,
+                    },
+                    &rules,
+                );
+                let merged = decision.with_crm_side_of(second);
+                (Some(model), merged)
+            }
+            _ => (None, decision),
+        };
         pairs.push(ImportPair {
             record,
             email,
             contact,
+            new_contact,
             link,
             decision,
         });
@@ -450,11 +474,10 @@ async fn import_page(
         let platform_applied = !matches!(to_platform, Write::Reject(_));
 
         let contact_id = match (&to_platform, &p.contact) {
-            (Write::Create(values), None) => {
-                let email = p.email.clone().expect("created contacts have an e-mail");
-                let am = new_contact(run.tenant.as_str(), &email, values, now);
-                let id = am.id.clone().unwrap();
-                new_contacts.push(am);
+            (Write::Create(_), None) => {
+                let model = p.new_contact.clone().expect("made with the decision");
+                let id = model.id.clone();
+                new_contacts.push(contact::ActiveModel::from(model));
                 Some(id)
             }
             (Write::Update(values), Some(c)) => {

@@ -59,7 +59,7 @@ pub(crate) fn new_contact(
     email: &str,
     values: &Values,
     now: DateTime<Utc>,
-) -> contact::ActiveModel {
+) -> contact::Model {
     let model = contact::Model {
         id: crmsync_entity::new_id(),
         tenant_id: tenant_id.to_owned(),
@@ -82,7 +82,7 @@ pub(crate) fn new_contact(
     let mut model = model;
     apply_values(&mut model, values);
     model.email = email.to_owned();
-    contact::ActiveModel::from(model)
+    model
 }
 
 /// Writes values flowing in onto a contact (computed fields are never written).

@@ -255,9 +255,9 @@ async fn a_spent_daily_budget_ends_partial_and_the_next_run_resumes_after_the_la
         .admin_get(&format!("/pipedrive/companies/{}/usage", app.crm.domain()))
         .await;
     let used = usage["daily_used"].as_u64().unwrap();
-    // Fields, users and one list page fit; the second page does not.
+    // Fields, users, one list page and its 500 write-backs (F6) fit; the second page does not.
     app.crm
-        .set_limits(json!({"daily_budget": used + 20 + 20 + 10}))
+        .set_limits(json!({"daily_budget": used + 20 + 20 + 10 + 500 * 5}))
         .await;
     let first = app.sync(SyncMode::Incremental).await;
     assert_eq!(first.status, SyncRunStatus::Partial, "{:?}", first.error);

@@ -287,7 +287,7 @@ impl PipedriveClient {
         self.catalog
             .get_or_try_init(|| async {
                 let fields = self.fetch_fields().await?;
-                let users = self.users().await?;
+                let users = self.fetch_users().await?;
                 Ok(Arc::new(Catalog::new(fields, users)))
             })
             .await
@@ -319,6 +319,15 @@ impl PipedriveClient {
                 _ => return Ok(out),
             }
         }
+    }
+
+    async fn fetch_users(&self) -> Result<Vec<CrmUser>, CrmError> {
+        let reply = self
+            .call(Method::GET, "/api/v1/users", &[], None, false)
+            .await?;
+        let users: Vec<WireUser> = serde_json::from_value(reply.data)
+            .map_err(|e| CrmError::Protocol(format!("users: {e}")))?;
+        Ok(users.iter().map(wire::to_crm_user).collect())
     }
 
     /// A person by id.
@@ -532,16 +541,12 @@ impl CrmClient for PipedriveClient {
                 "Pipedrive has persons, not {module}"
             )));
         }
-        self.fetch_fields().await
+        // Read once per client: listing and writing need them too.
+        Ok(self.catalog().await?.field_list.clone())
     }
 
     async fn users(&self) -> Result<Vec<CrmUser>, CrmError> {
-        let reply = self
-            .call(Method::GET, "/api/v1/users", &[], None, false)
-            .await?;
-        let users: Vec<WireUser> = serde_json::from_value(reply.data)
-            .map_err(|e| CrmError::Protocol(format!("users: {e}")))?;
-        Ok(users.iter().map(wire::to_crm_user).collect())
+        Ok(self.catalog().await?.user_list.clone())
     }
 
     async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {

@@ -131,6 +131,10 @@ pub(crate) fn id_string(v: &Value) -> String {
 /// What reading and writing persons needs to know about the company.
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
+    /// The fields in the CRM's order.
+    pub field_list: Vec<CrmField>,
+    /// Every user.
+    pub user_list: Vec<CrmUser>,
     /// Custom and standard fields by key.
     pub fields: HashMap<String, CrmField>,
     /// Users by id.
@@ -151,6 +155,8 @@ impl Catalog {
             user_by_email.insert(user.email.clone(), user.id.clone());
         }
         Self {
+            field_list: fields.clone(),
+            user_list: users.clone(),
             fields: fields
                 .into_iter()
                 .map(|f| (f.api_name.clone(), f))
