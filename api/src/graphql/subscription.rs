@@ -28,14 +28,16 @@ impl Subscription {
         let current = crmsync_worker::events::SyncEvent::of_run(&run);
         let done = current.status.is_final();
         let run_id = run.id.clone();
-        let live = live
-            .filter(move |e| futures::future::ready(e.run_id == run_id))
-            .scan(done, |finished, event| {
-                if *finished {
-                    return futures::future::ready(None);
+        let live = live.filter(move |e| futures::future::ready(e.run_id == run_id));
+        // Ends right after the final event, without waiting for another one.
+        let live =
+            futures::stream::unfold((live.boxed(), done), |(mut events, finished)| async move {
+                if finished {
+                    return None;
                 }
-                *finished = event.status.is_final();
-                futures::future::ready(Some(event))
+                let event = events.next().await?;
+                let finished = event.status.is_final();
+                Some((event, (events, finished)))
             });
         let first = futures::stream::once(futures::future::ready(current));
         let rest = if done {

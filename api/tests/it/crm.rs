@@ -19,7 +19,11 @@ fn mandatory() -> Vec<Value> {
 
 async fn refused(app: &TestApp, connector: &str, rows: Vec<Value>, expected_field: &str) {
     let body = app
-        .gql(&app.token(Role::Admin), SET, json!({ "input": { "connectorId": connector, "mappings": rows } }))
+        .gql(
+            &app.token(Role::Admin),
+            SET,
+            json!({ "input": { "connectorId": connector, "mappings": rows } }),
+        )
         .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), expected_field, "{body}");
@@ -30,18 +34,38 @@ async fn a_pipedrive_connector_is_created_with_default_locked_mappings_and_no_se
     let sandbox = sandbox().await;
     let app = TestApp::spawn().await;
     let data = app
-        .admin_ok(CREATE_CONNECTOR, json!({ "input": pipedrive_input(&sandbox) }))
+        .admin_ok(
+            CREATE_CONNECTOR,
+            json!({ "input": pipedrive_input(&sandbox) }),
+        )
         .await;
     let c = &data["createConnector"]["connector"];
     assert_eq!(c["status"], "CONNECTED");
     assert_eq!(c["credentialsSet"], json!(["apiToken", "companyDomain"]));
     assert_eq!(c["settings"]["importModules"], json!(["PERSONS"]));
-    let locked: Vec<_> = c["mappings"].as_array().unwrap().iter().filter(|m| m["locked"] == true).map(|m| m["platformField"].as_str().unwrap()).collect();
+    let locked: Vec<_> = c["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["locked"] == true)
+        .map(|m| m["platformField"].as_str().unwrap())
+        .collect();
     assert_eq!(locked, ["email", "first_name", "last_name"]);
     let token = &sandbox.description().pipedrive.api_token;
-    assert!(!data.to_string().contains(token.as_str()), "the token leaked");
-    let audit = app.admin_ok("{ auditLog { edges { node { action detail } } } }", json!({})).await;
-    assert_eq!(audit["auditLog"]["edges"][0]["node"]["action"], "connector.create");
+    assert!(
+        !data.to_string().contains(token.as_str()),
+        "the token leaked"
+    );
+    let audit = app
+        .admin_ok(
+            "{ auditLog { edges { node { action detail } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        audit["auditLog"]["edges"][0]["node"]["action"],
+        "connector.create"
+    );
     assert!(!audit.to_string().contains(token.as_str()));
 }
 
@@ -51,10 +75,19 @@ async fn a_replayed_idempotency_key_returns_the_first_connector() {
     let app = TestApp::spawn().await;
     let mut input = pipedrive_input(&sandbox);
     input["idempotencyKey"] = json!("create-1");
-    let a = app.admin_ok(CREATE_CONNECTOR, json!({ "input": input.clone() })).await;
-    let b = app.admin_ok(CREATE_CONNECTOR, json!({ "input": input })).await;
-    assert_eq!(a["createConnector"]["connector"]["id"], b["createConnector"]["connector"]["id"]);
-    let n = app.admin_ok("{ connectors { totalCount } }", json!({})).await;
+    let a = app
+        .admin_ok(CREATE_CONNECTOR, json!({ "input": input.clone() }))
+        .await;
+    let b = app
+        .admin_ok(CREATE_CONNECTOR, json!({ "input": input }))
+        .await;
+    assert_eq!(
+        a["createConnector"]["connector"]["id"],
+        b["createConnector"]["connector"]["id"]
+    );
+    let n = app
+        .admin_ok("{ connectors { totalCount } }", json!({}))
+        .await;
     assert_eq!(n["connectors"]["totalCount"], 1);
 }
 
@@ -64,7 +97,13 @@ async fn a_refused_api_token_names_the_field() {
     let app = TestApp::spawn().await;
     let mut input = pipedrive_input(&sandbox);
     input["pipedrive"]["apiToken"] = json!("wrong-token");
-    let body = app.gql(&app.token(Role::Admin), CREATE_CONNECTOR, json!({ "input": input })).await;
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_CONNECTOR,
+            json!({ "input": input }),
+        )
+        .await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(field(&body), "input.pipedrive.apiToken");
 }
@@ -80,7 +119,10 @@ async fn crm_fields_and_connection_tests_come_live_from_the_crm() {
     let fields = data["connector"]["crmFields"].as_array().unwrap();
     assert!(fields.iter().any(|f| f["apiName"] == "email"));
     let test = app
-        .admin_ok("mutation($id: ID!) { testConnector(input: {id: $id}) { ok message } }", json!({ "id": id }))
+        .admin_ok(
+            "mutation($id: ID!) { testConnector(input: {id: $id}) { ok message } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(test["testConnector"]["ok"], true, "{test}");
 }
@@ -92,7 +134,12 @@ async fn valid_mappings_replace_the_list_and_recommend_a_full_resync() {
     let id = app.pipedrive_connector(&sandbox).await;
     let mut rows = mandatory();
     rows.push(json!({ "platformField": "phone", "crmField": "phone", "direction": "TO_CRM", "enabled": false }));
-    let data = app.admin_ok(SET, json!({ "input": { "connectorId": id, "mappings": rows } })).await;
+    let data = app
+        .admin_ok(
+            SET,
+            json!({ "input": { "connectorId": id, "mappings": rows } }),
+        )
+        .await;
     let c = &data["setFieldMappings"]["connector"];
     assert_eq!(c["fullResyncRecommended"], true);
     assert_eq!(c["mappings"].as_array().unwrap().len(), 4);

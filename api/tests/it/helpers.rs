@@ -1,8 +1,7 @@
 //! A test app: the real router on 127.0.0.1:0 with a fresh database and a fresh
 //! tenant, plus the sandbox Pipedrive on port 0 when a test needs a CRM.
 
-// Some helpers serve the modules that need the worker's engine (`crm`,
-// `sync_flow`), included in main.rs once the worker branch is merged.
+// Not every module uses every helper.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -43,9 +42,7 @@ pub fn slug() -> String {
 }
 
 pub async fn queue_for(db: &sea_orm::DatabaseConnection) -> crmsync_worker::jobs::JobQueue {
-    let _ = db;
-    // Until the worker's queue lands, the interface's placeholder stands in.
-    crmsync_worker::jobs::JobQueue {}
+    crmsync_worker::jobs::JobQueue::connect(db).await.unwrap()
 }
 
 impl TestApp {
