@@ -1,1 +1,75 @@
 #![doc = include_str!("../README.md")]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod connectors;
+pub mod contacts;
+mod error;
+mod graphql;
+mod http;
+mod idempotency;
+pub mod patch;
+pub mod runs;
+pub mod tenants;
+mod ws;
+
+pub use error::ApiError;
+
+/// The largest request body accepted on `POST /graphql` (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Everything the API needs; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The database.
+    pub db: sea_orm::DatabaseConnection,
+    /// Where sync jobs go.
+    pub queue: crmsync_worker::jobs::JobQueue,
+    /// Where run progress comes from.
+    pub bus: Arc<dyn crmsync_worker::events::EventBus>,
+    /// Seals and opens connector credentials.
+    pub credentials_key: Arc<crmsync_worker::credentials::CredentialsKey>,
+    /// Verifies JWTs.
+    pub auth: Arc<auth::Authenticator>,
+    /// HTTP client for CRM calls.
+    pub http: reqwest::Client,
+    /// The address clients reach us at (links, GraphiQL).
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
+/// only), `/graphql/ws` (graphql-transport-ws) and `GET /healthz`.
+pub fn router(state: ApiState) -> Router {
+    let schema = graphql::build(Some(state.clone()));
+    let app = http::App { state, schema };
+    Router::new()
+        .route(
+            "/graphql",
+            get(http::get_graphql)
+                .post(http::post_graphql)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/healthz", get(http::healthz))
+        .with_state(app)
+}
+
+/// The schema in SDL, as `schema.graphql` holds it.
+pub fn sdl() -> String {
+    graphql::build(None).sdl()
+}

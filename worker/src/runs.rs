@@ -1,12 +1,25 @@
-//! INTERFACE (to be implemented): starting, cancelling and retrying runs.
+//! Starting, cancelling and retrying runs.
+//!
+//! **Invariant:** one run at a time per connector (R4). The check for a run
+//! already QUEUED or RUNNING and the insert of a new one happen in one write
+//! transaction that holds the connector: IMMEDIATE on SQLite (one writer at a
+//! time), `SELECT ... FOR UPDATE` on the connector row on PostgreSQL.
+//!
+//! **Invariant:** a job is enqueued only after its run row is committed, so a
+//! worker never picks up a job whose run it cannot read.
 
-use crmsync_entity::TenantId;
-use crmsync_entity::enums::{SyncMode, SyncTrigger};
-use crmsync_entity::models::sync_run;
-use sea_orm::DatabaseConnection;
+use chrono::Utc;
+use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncMode, SyncRunStatus, SyncTrigger};
+use crmsync_entity::models::{connector, sync_item, sync_run};
+use crmsync_entity::{TenantId, TenantScoped};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
+};
 
-use crate::events::EventBus;
-use crate::jobs::{JobQueue, QueueError};
+use crate::events::{EventBus, SyncEvent};
+use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
 
 /// Why a run could not be started, cancelled or retried.
 #[derive(Debug, thiserror::Error)]
@@ -28,34 +41,193 @@ pub enum RunError {
 /// Creates a QUEUED run and enqueues its job, or returns the connector's run
 /// already queued or running (one at a time per connector, R4).
 pub async fn start_sync(
-    _db: &DatabaseConnection,
-    _queue: &JobQueue,
-    _bus: &dyn EventBus,
-    _tenant: &TenantId,
-    _connector_id: &str,
-    _trigger: SyncTrigger,
-    _mode: SyncMode,
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    connector_id: &str,
+    trigger: SyncTrigger,
+    mode: SyncMode,
 ) -> Result<sync_run::Model, RunError> {
-    todo!("worker issue 3")
+    match create_run(db, queue, bus, tenant, connector_id, trigger, mode, None).await? {
+        Created::New(run) | Created::Existing(run) => Ok(run),
+    }
 }
 
 /// Cancels a run: a QUEUED run at once, a RUNNING one at its next page.
 pub async fn cancel_sync(
-    _db: &DatabaseConnection,
-    _bus: &dyn EventBus,
-    _tenant: &TenantId,
-    _run_id: &str,
+    db: &DatabaseConnection,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    run_id: &str,
 ) -> Result<sync_run::Model, RunError> {
-    todo!("worker issue 3")
+    let find = || sync_run::Entity::find_for_tenant(tenant, run_id).one(db);
+    let run = find().await?.ok_or(RunError::NotFound)?;
+    if run.status.is_final() {
+        return Err(RunError::Conflict(format!(
+            "the run already ended ({}): nothing to cancel",
+            run.status
+        )));
+    }
+    // Conditional updates: a worker may be starting the run at this moment.
+    let now = Utc::now();
+    let cancelled = sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::Status,
+            Expr::value(SyncRunStatus::Cancelled),
+        )
+        .col_expr(sync_run::Column::Phase, Expr::value("done"))
+        .col_expr(sync_run::Column::CancelRequested, Expr::value(true))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Queued))
+        .exec(db)
+        .await?;
+    if cancelled.rows_affected == 0 {
+        sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::CancelRequested, Expr::value(true))
+            .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
+            .exec(db)
+            .await?;
+    }
+    let run = find().await?.ok_or(RunError::NotFound)?;
+    bus.publish(SyncEvent::of_run(&run));
+    Ok(run)
 }
 
 /// A new run that retries only the rejected contacts of `run_id`.
 pub async fn retry_rejected(
-    _db: &DatabaseConnection,
-    _queue: &JobQueue,
-    _bus: &dyn EventBus,
-    _tenant: &TenantId,
-    _run_id: &str,
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    run_id: &str,
 ) -> Result<sync_run::Model, RunError> {
-    todo!("worker issue 3")
+    let original = sync_run::Entity::find_for_tenant(tenant, run_id)
+        .one(db)
+        .await?
+        .ok_or(RunError::NotFound)?;
+    if !original.status.is_final() {
+        return Err(RunError::Conflict(
+            "the run is still going: retry its rejected contacts once it has ended".into(),
+        ));
+    }
+    let rejected = sync_item::Entity::for_tenant(tenant)
+        .filter(sync_item::Column::RunId.eq(run_id))
+        .filter(sync_item::Column::Outcome.eq(ItemOutcome::Rejected))
+        .count(db)
+        .await?;
+    if rejected == 0 {
+        return Err(RunError::Conflict(
+            "the run rejected no contacts: there is nothing to retry".into(),
+        ));
+    }
+    match create_run(
+        db,
+        queue,
+        bus,
+        tenant,
+        &original.connector_id,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+        Some(run_id.to_owned()),
+    )
+    .await?
+    {
+        Created::New(run) => Ok(run),
+        Created::Existing(run) => Err(RunError::Conflict(format!(
+            "run {} is already {} for this connector: retry once it has ended",
+            run.id, run.status
+        ))),
+    }
+}
+
+enum Created {
+    New(sync_run::Model),
+    Existing(sync_run::Model),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_run(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    connector_id: &str,
+    trigger: SyncTrigger,
+    mode: SyncMode,
+    retry_of: Option<String>,
+) -> Result<Created, RunError> {
+    let txn = crate::sync::begin_write(db).await?;
+    let connector = connector::Entity::find_for_tenant(tenant, connector_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(RunError::NotFound)?;
+    if !connector.enabled || connector.status == ConnectorStatus::Disabled {
+        return Err(RunError::Conflict(format!(
+            "the connector \"{}\" is disabled: enable it before syncing",
+            connector.name
+        )));
+    }
+    let active = sync_run::Entity::for_tenant(tenant)
+        .filter(sync_run::Column::ConnectorId.eq(connector_id))
+        .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
+        .one(&txn)
+        .await?;
+    if let Some(run) = active {
+        txn.commit().await?;
+        return Ok(Created::Existing(run));
+    }
+    let run = sync_run::Model {
+        id: crmsync_entity::new_id(),
+        tenant_id: tenant.as_str().to_owned(),
+        connector_id: connector_id.to_owned(),
+        trigger,
+        mode,
+        status: SyncRunStatus::Queued,
+        error: None,
+        task_id: new_task_id(),
+        phase: "queued".into(),
+        processed: 0,
+        cancel_requested: false,
+        retry_of,
+        queued_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        to_crm_created: 0,
+        to_crm_updated: 0,
+        to_crm_unchanged: 0,
+        to_crm_rejected: 0,
+        to_crm_conflicts: 0,
+        from_crm_created: 0,
+        from_crm_updated: 0,
+        from_crm_unchanged: 0,
+        from_crm_rejected: 0,
+        from_crm_conflicts: 0,
+    };
+    let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
+    txn.commit().await?;
+
+    let job = SyncJob {
+        tenant_id: tenant.as_str().to_owned(),
+        run_id: run.id.clone(),
+        connector_id: connector_id.to_owned(),
+    };
+    if let Err(e) = queue.enqueue_with_id(&job, &run.task_id).await {
+        let mut am = sync_run::ActiveModel::from(run);
+        am.status = sea_orm::ActiveValue::Set(SyncRunStatus::Failed);
+        am.phase = sea_orm::ActiveValue::Set("done".into());
+        am.error =
+            sea_orm::ActiveValue::Set(Some("the run could not be queued; start it again".into()));
+        am.finished_at = sea_orm::ActiveValue::Set(Some(Utc::now()));
+        let failed = am.update(db).await?;
+        bus.publish(SyncEvent::of_run(&failed));
+        return Err(e.into());
+    }
+    bus.publish(SyncEvent::of_run(&run));
+    Ok(Created::New(run))
 }

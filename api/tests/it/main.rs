@@ -1,1 +1,16 @@
-//! API integration tests.
+//! API integration tests: the real router on port 0, a fresh database and
+//! tenant per test, the sandbox Pipedrive on port 0 where a CRM is needed.
+
+mod helpers;
+
+mod access;
+mod connectors;
+mod contacts;
+mod crm;
+mod errors;
+mod isolation;
+mod limits;
+mod nplus1;
+mod schema;
+mod sync_flow;
+mod ws;

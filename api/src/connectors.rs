@@ -1,0 +1,580 @@
+//! Connectors (C1-C5): create with sealed credentials, validated settings and
+//! default mappings; update, delete, test; live CRM fields; mappings replaced
+//! as a whole (F1-F4).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
+use crmsync_entity::models::{connector, field_mapping};
+use crmsync_entity::{TenantId, TenantScoped};
+use crmsync_worker::credentials::Credentials;
+use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField};
+use crmsync_worker::platform::{self, Mapping, MappingInput};
+use crmsync_worker::settings::ConnectorSettings;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::ApiState;
+use crate::audit::{self, Actor};
+use crate::error::ApiError;
+use crate::idempotency;
+use crate::patch::Patch;
+
+/// Pipedrive credentials as a client sends them.
+#[derive(Debug)]
+pub struct PipedriveCredentialsIn {
+    /// The API token.
+    pub api_token: SecretString,
+    /// `acme` for acme.pipedrive.com.
+    pub company_domain: String,
+}
+
+/// Settings as a client sends them: what is left out keeps its current (or
+/// default) value; an explicit null clears the optional ones.
+#[derive(Debug, Default)]
+pub struct SettingsPatch {
+    /// Modules imported.
+    pub import_modules: Option<Vec<CrmModule>>,
+    /// Filter field.
+    pub filter_field: Patch<String>,
+    /// Filter value.
+    pub filter_value: Patch<String>,
+    /// Minimum score to export.
+    pub min_score_to_export: Option<i32>,
+    /// Who is notified.
+    pub notify_emails: Option<Vec<String>>,
+    /// The schedule.
+    pub schedule: Option<String>,
+    /// Default owner.
+    pub default_owner_email: Patch<String>,
+}
+
+impl SettingsPatch {
+    fn apply(self, mut base: ConnectorSettings) -> ConnectorSettings {
+        if let Some(m) = self.import_modules {
+            base.import_modules = m;
+        }
+        base.filter_field = self.filter_field.apply(base.filter_field);
+        base.filter_value = self.filter_value.apply(base.filter_value);
+        if let Some(s) = self.min_score_to_export {
+            base.min_score_to_export = s;
+        }
+        if let Some(n) = self.notify_emails {
+            base.notify_emails = n;
+        }
+        if let Some(s) = self.schedule {
+            base.schedule = s;
+        }
+        base.default_owner_email = self.default_owner_email.apply(base.default_owner_email);
+        base
+    }
+}
+
+/// A new connector.
+#[derive(Debug)]
+pub struct NewConnector {
+    /// Which CRM.
+    pub kind: ConnectorKind,
+    /// Display name.
+    pub name: String,
+    /// Pipedrive credentials.
+    pub pipedrive: Option<PipedriveCredentialsIn>,
+    /// True when Zoho credentials were sent.
+    pub zoho_given: bool,
+    /// Settings.
+    pub settings: Option<SettingsPatch>,
+    /// Base-URL override.
+    pub base_url: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+}
+
+/// Changes to a connector.
+#[derive(Debug, Default)]
+pub struct ConnectorUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// Sync on or off.
+    pub enabled: Option<bool>,
+    /// Settings changes.
+    pub settings: Option<SettingsPatch>,
+    /// New Pipedrive credentials.
+    pub pipedrive: Option<PipedriveCredentialsIn>,
+    /// True when Zoho credentials were sent.
+    pub zoho_given: bool,
+}
+
+const ZOHO_LATER: &str = "Zoho CRM connectors arrive with a later release (issue 4); only PIPEDRIVE can be created today";
+
+/// The module a connector's mappings and default fields refer to.
+pub fn main_module(kind: ConnectorKind) -> CrmModule {
+    match kind {
+        ConnectorKind::Pipedrive => CrmModule::Persons,
+        _ => CrmModule::Leads,
+    }
+}
+
+/// One of the tenant's connectors, or NOT_FOUND.
+pub async fn find(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<connector::Model, ApiError> {
+    connector::Entity::find_for_tenant(tenant, id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("connector"))
+}
+
+/// A connector's settings as stored.
+pub fn settings_of(model: &connector::Model) -> Result<ConnectorSettings, ApiError> {
+    serde_json::from_value(model.settings.clone())
+        .map_err(|e| ApiError::Internal(format!("stored settings of {}: {e}", model.id)))
+}
+
+/// The mapping rows of a connector, in order.
+pub async fn mappings_of(
+    state: &ApiState,
+    tenant: &TenantId,
+    connector_id: &str,
+) -> Result<Vec<field_mapping::Model>, ApiError> {
+    Ok(field_mapping::Entity::for_tenant(tenant)
+        .filter(field_mapping::Column::ConnectorId.eq(connector_id))
+        .order_by_asc(field_mapping::Column::Position)
+        .all(&state.db)
+        .await?)
+}
+
+fn validate_pipedrive(creds: &PipedriveCredentialsIn, prefix: &str) -> Result<(), ApiError> {
+    if creds.api_token.expose_secret().trim().is_empty() {
+        return Err(ApiError::validation(
+            format!("{prefix}.apiToken"),
+            "must not be empty",
+        ));
+    }
+    let domain = &creds.company_domain;
+    if domain.is_empty()
+        || domain.len() > 63
+        || !domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ApiError::validation(
+            format!("{prefix}.companyDomain"),
+            "must be the company's subdomain, e.g. \"acme\" for acme.pipedrive.com",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::validation(field, "must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_base_url(url: &str) -> Result<String, ApiError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| ApiError::validation("input.baseUrl", "must be an absolute http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(ApiError::validation(
+            "input.baseUrl",
+            "must be an absolute http(s) URL",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// A CRM client for credentials not yet stored.
+fn client(
+    state: &ApiState,
+    credentials: &Credentials,
+    base_url: Option<&str>,
+) -> Result<Arc<dyn CrmClient>, ApiError> {
+    crm::client_for(credentials, base_url, state.http.clone()).map_err(ApiError::from_crm)
+}
+
+/// The CRM client of a stored connector.
+pub async fn client_of(
+    state: &ApiState,
+    model: &connector::Model,
+) -> Result<Arc<dyn CrmClient>, ApiError> {
+    let sealed = model.credentials.as_deref().ok_or_else(|| {
+        ApiError::Conflict("the connector has no credentials: set them first".into())
+    })?;
+    let credentials = state
+        .credentials_key
+        .open(&model.tenant_id, &model.id, sealed)
+        .map_err(|e| ApiError::Internal(format!("credentials of {}: {e}", model.id)))?;
+    client(state, &credentials, model.base_url.as_deref())
+}
+
+/// The CRM's fields for one of the connector's modules, live (F3).
+pub async fn crm_fields(
+    state: &ApiState,
+    model: &connector::Model,
+    module: CrmModule,
+) -> Result<Vec<CrmField>, ApiError> {
+    let allowed = match model.kind {
+        ConnectorKind::Pipedrive => module == CrmModule::Persons,
+        _ => matches!(module, CrmModule::Leads | CrmModule::Contacts),
+    };
+    if !allowed {
+        return Err(ApiError::validation(
+            "module",
+            format!("{module} is not a module of {}", model.kind),
+        ));
+    }
+    let client = client_of(state, model).await?;
+    client.fields(module).await.map_err(ApiError::from_crm)
+}
+
+/// Creates a connector: credentials sealed, settings validated, default
+/// mappings from the CRM's fields. A replayed idempotency key returns the
+/// first connector.
+pub async fn create(
+    state: &ApiState,
+    tenant: &TenantId,
+    actor: &Actor,
+    input: NewConnector,
+) -> Result<connector::Model, ApiError> {
+    const OPERATION: &str = "createConnector";
+    if let Some(key) = &input.idempotency_key {
+        idempotency::check(key, "input.idempotencyKey")?;
+        if let Some(id) = idempotency::lookup(&state.db, tenant, OPERATION, key).await? {
+            return find(state, tenant, &id).await;
+        }
+    }
+    match input.kind {
+        ConnectorKind::Pipedrive => {}
+        ConnectorKind::ZohoCrm => return Err(ApiError::validation("input.kind", ZOHO_LATER)),
+        other => {
+            return Err(ApiError::validation(
+                "input.kind",
+                format!(
+                    "{other} connectors are not available yet; only PIPEDRIVE can be created today"
+                ),
+            ));
+        }
+    }
+    let name = validate_name(&input.name, "input.name")?;
+    if input.zoho_given {
+        return Err(ApiError::validation(
+            "input.zoho",
+            "Zoho credentials do not belong on a PIPEDRIVE connector",
+        ));
+    }
+    let pipedrive = input.pipedrive.ok_or_else(|| {
+        ApiError::validation(
+            "input.pipedrive",
+            "a PIPEDRIVE connector needs its API token and company domain",
+        )
+    })?;
+    validate_pipedrive(&pipedrive, "input.pipedrive")?;
+    let base_url = input
+        .base_url
+        .as_deref()
+        .map(validate_base_url)
+        .transpose()?;
+    let settings = input
+        .settings
+        .unwrap_or_default()
+        .apply(ConnectorSettings::defaults_for(input.kind))
+        .validate(input.kind)
+        .map_err(|e| ApiError::from_field_error("input.settings", e))?;
+
+    let credentials = Credentials::Pipedrive {
+        api_token: pipedrive.api_token,
+        company_domain: pipedrive.company_domain,
+    };
+    let crm = client(state, &credentials, base_url.as_deref())?;
+    let fields = match crm.fields(main_module(input.kind)).await {
+        Ok(fields) => fields,
+        Err(CrmError::Unauthorized(_)) => {
+            return Err(ApiError::validation(
+                "input.pipedrive.apiToken",
+                "Pipedrive refused this API token for this company",
+            ));
+        }
+        Err(e) => return Err(ApiError::from_crm(e)),
+    };
+    let mappings = platform::default_mappings(input.kind, &fields);
+
+    let id = crmsync_entity::new_id();
+    let now = Utc::now();
+    let sealed = state
+        .credentials_key
+        .seal(tenant.as_str(), &id, &credentials);
+    let names: Vec<&str> = credentials.names_set();
+    let txn = state.db.begin().await?;
+    let model = connector::ActiveModel {
+        id: Set(id.clone()),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        kind: Set(input.kind),
+        name: Set(name.clone()),
+        status: Set(ConnectorStatus::Connected),
+        status_message: Set(None),
+        enabled: Set(true),
+        settings: Set(serde_json::to_value(&settings).expect("settings serialise")),
+        credentials: Set(Some(sealed)),
+        credentials_set: Set(serde_json::json!(names)),
+        base_url: Set(base_url.clone()),
+        full_resync_recommended: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    insert_mappings(&txn, tenant, &id, &mappings).await?;
+    audit::record(
+        &txn,
+        tenant,
+        actor,
+        "connector.create",
+        "connector",
+        &id,
+        serde_json::json!({ "kind": input.kind.as_str(), "name": name, "baseUrl": base_url }),
+    )
+    .await?;
+    if let Some(key) = &input.idempotency_key {
+        idempotency::remember(&txn, tenant, OPERATION, key, &id).await?;
+    }
+    txn.commit().await?;
+    Ok(model)
+}
+
+async fn insert_mappings(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    connector_id: &str,
+    mappings: &[Mapping],
+) -> Result<(), ApiError> {
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    let rows = mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| field_mapping::ActiveModel {
+            id: Set(crmsync_entity::new_id()),
+            tenant_id: Set(tenant.as_str().to_owned()),
+            connector_id: Set(connector_id.to_owned()),
+            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            platform_field: Set(m.platform_field.clone()),
+            crm_field: Set(m.crm_field.clone()),
+            direction: Set(m.direction),
+            enabled: Set(m.enabled),
+            locked: Set(m.locked),
+        });
+    field_mapping::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+/// Applies changes to a connector.
+pub async fn update(
+    state: &ApiState,
+    tenant: &TenantId,
+    actor: &Actor,
+    id: &str,
+    input: ConnectorUpdate,
+) -> Result<connector::Model, ApiError> {
+    let model = find(state, tenant, id).await?;
+    if input.zoho_given {
+        return Err(ApiError::validation(
+            "input.zoho",
+            if model.kind == ConnectorKind::ZohoCrm {
+                ZOHO_LATER
+            } else {
+                "Zoho credentials do not belong on this connector"
+            },
+        ));
+    }
+    let mut changed = Vec::new();
+    let mut row = connector::ActiveModel::from(model.clone());
+    if let Some(name) = &input.name {
+        row.name = Set(validate_name(name, "input.name")?);
+        changed.push("name");
+    }
+    if let Some(patch) = input.settings {
+        let settings = patch
+            .apply(settings_of(&model)?)
+            .validate(model.kind)
+            .map_err(|e| ApiError::from_field_error("input.settings", e))?;
+        row.settings = Set(serde_json::to_value(&settings).expect("settings serialise"));
+        changed.push("settings");
+    }
+    if let Some(creds) = input.pipedrive {
+        if model.kind != ConnectorKind::Pipedrive {
+            return Err(ApiError::validation(
+                "input.pipedrive",
+                "Pipedrive credentials do not belong on this connector",
+            ));
+        }
+        validate_pipedrive(&creds, "input.pipedrive")?;
+        let credentials = Credentials::Pipedrive {
+            api_token: creds.api_token,
+            company_domain: creds.company_domain,
+        };
+        row.credentials = Set(Some(state.credentials_key.seal(
+            tenant.as_str(),
+            id,
+            &credentials,
+        )));
+        row.credentials_set = Set(serde_json::json!(credentials.names_set()));
+        row.status = Set(ConnectorStatus::Connected);
+        row.status_message = Set(None);
+        changed.push("credentials");
+    }
+    if let Some(enabled) = input.enabled {
+        row.enabled = Set(enabled);
+        if !enabled {
+            row.status = Set(ConnectorStatus::Disabled);
+        } else if model.status == ConnectorStatus::Disabled {
+            row.status = Set(ConnectorStatus::Connected);
+        }
+        changed.push("enabled");
+    }
+    if changed.is_empty() {
+        return Ok(model);
+    }
+    row.updated_at = Set(Utc::now());
+    let txn = state.db.begin().await?;
+    let saved = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        tenant,
+        actor,
+        "connector.update",
+        "connector",
+        id,
+        serde_json::json!({ "changed": changed }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Deletes a connector with its mappings, links, runs and items.
+pub async fn delete(
+    state: &ApiState,
+    tenant: &TenantId,
+    actor: &Actor,
+    id: &str,
+) -> Result<(), ApiError> {
+    let model = find(state, tenant, id).await?;
+    let txn = state.db.begin().await?;
+    connector::Entity::delete_many()
+        .filter(connector::Column::TenantId.eq(tenant.as_str()))
+        .filter(connector::Column::Id.eq(&model.id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        tenant,
+        actor,
+        "connector.delete",
+        "connector",
+        id,
+        serde_json::json!({ "kind": model.kind.as_str(), "name": model.name }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Tests the connection (C3) and records the connector's status.
+pub async fn test(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(bool, String), ApiError> {
+    let model = find(state, tenant, id).await?;
+    let settings = settings_of(&model)?;
+    let client = client_of(state, &model).await?;
+    let (ok, message, status) = match client.check(settings.filter_field.as_deref()).await {
+        Ok(check) => (
+            check.ok,
+            check.message,
+            if check.ok {
+                ConnectorStatus::Connected
+            } else {
+                ConnectorStatus::Error
+            },
+        ),
+        Err(CrmError::Unauthorized(_)) => (
+            false,
+            "the CRM refused the credentials: check the API token and company domain".to_owned(),
+            ConnectorStatus::NeedsReauth,
+        ),
+        Err(e @ (CrmError::RateLimited { .. } | CrmError::DailyLimit(_))) => {
+            return Err(ApiError::from_crm(e));
+        }
+        Err(e) => {
+            tracing::warn!(connector_id = id, error = %e, "connection test failed");
+            (
+                false,
+                "the CRM could not be reached or answered unexpectedly; try again later".to_owned(),
+                ConnectorStatus::Error,
+            )
+        }
+    };
+    if model.enabled
+        && (model.status != status || model.status_message.as_deref() != Some(&message))
+    {
+        let mut row = connector::ActiveModel::from(model);
+        row.status = Set(status);
+        row.status_message = Set((!ok).then(|| message.clone()));
+        row.update(&state.db).await?;
+    }
+    Ok((ok, message))
+}
+
+/// Replaces a connector's mappings, validated as a whole against the CRM's
+/// live fields; marks a full resync as recommended.
+pub async fn set_mappings(
+    state: &ApiState,
+    tenant: &TenantId,
+    actor: &Actor,
+    id: &str,
+    rows: Vec<MappingInput>,
+) -> Result<connector::Model, ApiError> {
+    let model = find(state, tenant, id).await?;
+    let fields = crm_fields(state, &model, main_module(model.kind)).await?;
+    let mappings = platform::validate_mappings(&rows, &fields)
+        .map_err(|e| ApiError::from_field_error("input", e))?;
+    let txn = state.db.begin().await?;
+    field_mapping::Entity::delete_many()
+        .filter(field_mapping::Column::TenantId.eq(tenant.as_str()))
+        .filter(field_mapping::Column::ConnectorId.eq(id))
+        .exec(&txn)
+        .await?;
+    insert_mappings(&txn, tenant, id, &mappings).await?;
+    let mut row = connector::ActiveModel::from(model);
+    row.full_resync_recommended = Set(true);
+    row.updated_at = Set(Utc::now());
+    let saved = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        tenant,
+        actor,
+        "mappings.set",
+        "connector",
+        id,
+        serde_json::json!({
+            "mappings": mappings.iter().map(|m| serde_json::json!({
+                "platformField": m.platform_field,
+                "crmField": m.crm_field,
+                "direction": m.direction.as_str(),
+                "enabled": m.enabled,
+            })).collect::<Vec<_>>()
+        }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}

@@ -1,0 +1,259 @@
+//! Mutation inputs, converted into the services' types.
+
+use async_graphql::{ID, InputObject, Json, MaybeUndefined};
+use secrecy::SecretString;
+
+use super::types::{ConnectorKind, CrmModule, MappingDirection, Role, SyncMode};
+use crate::connectors::{PipedriveCredentialsIn, SettingsPatch};
+use crate::contacts::ContactUpsert;
+
+/// A new tenant.
+#[derive(InputObject)]
+pub(crate) struct CreateTenantInput {
+    /// Display name.
+    pub(crate) name: String,
+    /// Unique handle: lower-case letters, digits and '-'.
+    pub(crate) slug: String,
+}
+
+/// A new API key.
+#[derive(InputObject)]
+pub(crate) struct CreateApiKeyInput {
+    /// What it is for.
+    pub(crate) name: String,
+    /// ADMIN or VIEWER.
+    pub(crate) role: Role,
+}
+
+/// The key to revoke.
+#[derive(InputObject)]
+pub(crate) struct RevokeApiKeyInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
+/// Settings; what is left out keeps its value, an explicit null clears the optional ones.
+#[derive(InputObject, Default)]
+pub(crate) struct ConnectorSettingsInput {
+    /// CRM modules to import (PERSONS for Pipedrive).
+    pub(crate) import_modules: Option<Vec<CrmModule>>,
+    /// The CRM field a record must carry to be imported (e.g. sync_to_plezi).
+    pub(crate) filter_field: MaybeUndefined<String>,
+    /// The value it must hold (e.g. yes).
+    pub(crate) filter_value: MaybeUndefined<String>,
+    /// Contacts scoring below this are not exported (default 0).
+    pub(crate) min_score_to_export: Option<i32>,
+    /// Who is told after each run.
+    pub(crate) notify_emails: Option<Vec<String>>,
+    /// "every 2h", "every 30m" or a cron expression.
+    pub(crate) schedule: Option<String>,
+    /// Owner of records whose owner matches no CRM user.
+    pub(crate) default_owner_email: MaybeUndefined<String>,
+}
+
+impl From<ConnectorSettingsInput> for SettingsPatch {
+    fn from(i: ConnectorSettingsInput) -> Self {
+        Self {
+            import_modules: i
+                .import_modules
+                .map(|m| m.into_iter().map(Into::into).collect()),
+            filter_field: i.filter_field.into(),
+            filter_value: i.filter_value.into(),
+            min_score_to_export: i.min_score_to_export,
+            notify_emails: i.notify_emails,
+            schedule: i.schedule,
+            default_owner_email: i.default_owner_email.into(),
+        }
+    }
+}
+
+/// Zoho CRM credentials (Zoho connectors arrive with a later release).
+#[derive(InputObject)]
+pub(crate) struct ZohoCredentialsInput {
+    /// Client id of the self-client.
+    pub(crate) client_id: String,
+    /// Client secret.
+    pub(crate) client_secret: String,
+    /// com, eu, in, com.au, jp, com.cn, ca, sa
+    pub(crate) data_center: String,
+    /// Org id.
+    pub(crate) org_id: Option<String>,
+    /// Self-client grant code; exchanged at once for a refresh token, then discarded.
+    pub(crate) grant_code: String,
+}
+
+/// Pipedrive credentials.
+#[derive(InputObject)]
+pub(crate) struct PipedriveCredentialsInput {
+    /// The API token (stored encrypted, never shown again).
+    pub(crate) api_token: String,
+    /// The company's subdomain: "acme" for acme.pipedrive.com.
+    pub(crate) company_domain: String,
+}
+
+impl From<PipedriveCredentialsInput> for PipedriveCredentialsIn {
+    fn from(i: PipedriveCredentialsInput) -> Self {
+        Self {
+            api_token: SecretString::from(i.api_token),
+            company_domain: i.company_domain.trim().to_owned(),
+        }
+    }
+}
+
+/// A new connector.
+#[derive(InputObject)]
+pub(crate) struct CreateConnectorInput {
+    /// Which CRM.
+    pub(crate) kind: ConnectorKind,
+    /// Display name.
+    pub(crate) name: String,
+    /// Zoho credentials, for ZOHO_CRM.
+    pub(crate) zoho: Option<ZohoCredentialsInput>,
+    /// Pipedrive credentials, for PIPEDRIVE.
+    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// Settings (defaults for what is left out).
+    pub(crate) settings: Option<ConnectorSettingsInput>,
+    /// Base URL override for the CRM's API and auth servers (sandbox CRMs, proxies).
+    pub(crate) base_url: Option<String>,
+    /// Replays within 24 h return the first result instead of creating twice.
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// Changes to a connector.
+#[derive(InputObject)]
+pub(crate) struct UpdateConnectorInput {
+    /// The connector.
+    pub(crate) id: ID,
+    /// New name.
+    pub(crate) name: Option<String>,
+    /// Sync on or off.
+    pub(crate) enabled: Option<bool>,
+    /// Settings changes (left-out settings are kept).
+    pub(crate) settings: Option<ConnectorSettingsInput>,
+    /// New Zoho credentials.
+    pub(crate) zoho: Option<ZohoCredentialsInput>,
+    /// New Pipedrive credentials.
+    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+}
+
+/// The connector to delete.
+#[derive(InputObject)]
+pub(crate) struct DeleteConnectorInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
+/// The connector to test.
+#[derive(InputObject)]
+pub(crate) struct TestConnectorInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
+/// One mapping row.
+#[derive(InputObject)]
+pub(crate) struct FieldMappingInput {
+    /// Platform field name (see platformFields; custom ones are custom.<key>).
+    pub(crate) platform_field: String,
+    /// CRM field api name or key (see Connector.crmFields).
+    pub(crate) crm_field: String,
+    /// Which way it flows.
+    pub(crate) direction: MappingDirection,
+    /// Synced or kept aside.
+    pub(crate) enabled: bool,
+}
+
+/// The whole mapping list of a connector.
+#[derive(InputObject)]
+pub(crate) struct SetFieldMappingsInput {
+    /// The connector.
+    pub(crate) connector_id: ID,
+    /// The rows, in order; they replace the current list.
+    pub(crate) mappings: Vec<FieldMappingInput>,
+}
+
+/// A contact by e-mail: fields left out are kept, an explicit null clears.
+#[derive(InputObject)]
+pub(crate) struct UpsertContactInput {
+    /// The identity (trimmed, compared case-insensitively).
+    pub(crate) email: String,
+    /// First name.
+    pub(crate) first_name: MaybeUndefined<String>,
+    /// Last name.
+    pub(crate) last_name: MaybeUndefined<String>,
+    /// Company.
+    pub(crate) company: MaybeUndefined<String>,
+    /// Phone.
+    pub(crate) phone: MaybeUndefined<String>,
+    /// Job title.
+    pub(crate) job_title: MaybeUndefined<String>,
+    /// Where the contact came from.
+    pub(crate) source: MaybeUndefined<String>,
+    /// Behaviour score (not negative; null resets to 0).
+    pub(crate) behaviour_score: MaybeUndefined<i32>,
+    /// Marketing state.
+    pub(crate) state: MaybeUndefined<String>,
+    /// PROSPECT or CLIENT (null resets to PROSPECT).
+    pub(crate) lifecycle: MaybeUndefined<String>,
+    /// Opted out of e-mail (null resets to false).
+    pub(crate) opted_out: MaybeUndefined<bool>,
+    /// E-mail of the owning sales person.
+    pub(crate) owner_email: MaybeUndefined<String>,
+    /// Custom fields: a JSON object with lower-case keys (null empties them).
+    pub(crate) custom_fields: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+impl From<UpsertContactInput> for ContactUpsert {
+    fn from(i: UpsertContactInput) -> Self {
+        Self {
+            email: i.email,
+            first_name: i.first_name.into(),
+            last_name: i.last_name.into(),
+            company: i.company.into(),
+            phone: i.phone.into(),
+            job_title: i.job_title.into(),
+            source: i.source.into(),
+            behaviour_score: i.behaviour_score.into(),
+            state: i.state.into(),
+            lifecycle: i.lifecycle.into(),
+            opted_out: i.opted_out.into(),
+            owner_email: i.owner_email.into(),
+            custom_fields: i.custom_fields.map_value(|j| j.0).into(),
+        }
+    }
+}
+
+/// A form submission.
+#[derive(InputObject)]
+pub(crate) struct SubmitFormInput {
+    /// The form's name.
+    pub(crate) form: String,
+    /// The contact it submitted.
+    pub(crate) contact: UpsertContactInput,
+}
+
+/// A run to start.
+#[derive(InputObject)]
+pub(crate) struct StartSyncInput {
+    /// The connector.
+    pub(crate) connector_id: ID,
+    /// Incremental (default), full or dry run.
+    #[graphql(default_with = "SyncMode::Incremental")]
+    pub(crate) mode: SyncMode,
+    /// Replays within 24 h return the first run.
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// A run to cancel.
+#[derive(InputObject)]
+pub(crate) struct CancelSyncInput {
+    /// The run.
+    pub(crate) run_id: ID,
+}
+
+/// A run whose rejected contacts to retry.
+#[derive(InputObject)]
+pub(crate) struct RetryRejectedInput {
+    /// The run.
+    pub(crate) run_id: ID,
+}

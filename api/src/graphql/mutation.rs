@@ -1,0 +1,238 @@
+//! Mutations: check the role, call a service, map the result.
+
+use async_graphql::{Context, Object};
+use crmsync_entity::enums::{self, Role};
+use crmsync_worker::platform::MappingInput;
+
+use super::inputs::*;
+use super::types::*;
+use super::{admin, operator, state};
+use crate::connectors::{ConnectorUpdate, NewConnector};
+use crate::error::GqlResult;
+use crate::{api_keys, connectors, contacts, runs, tenants};
+
+pub(crate) struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates a tenant (OPERATOR only).
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTenantInput,
+    ) -> GqlResult<TenantPayload> {
+        operator(ctx)?;
+        let tenant = tenants::create_tenant(&state(ctx).db, &input.name, &input.slug).await?;
+        Ok(TenantPayload {
+            tenant: tenant.into(),
+        })
+    }
+
+    /// Creates an API key; the secret is in this payload only.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> GqlResult<ApiKeyPayload> {
+        let scope = admin(ctx)?;
+        let (key, secret) = api_keys::create(
+            state(ctx),
+            &scope.tenant,
+            &scope.actor,
+            &input.name,
+            Role::from(input.role),
+        )
+        .await?;
+        Ok(ApiKeyPayload {
+            api_key: key.into(),
+            secret: Some(secret),
+        })
+    }
+
+    /// Revokes an API key: it authenticates nothing from now on.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> GqlResult<ApiKeyPayload> {
+        let scope = admin(ctx)?;
+        let key = api_keys::revoke(state(ctx), &scope.tenant, &scope.actor, &input.id).await?;
+        Ok(ApiKeyPayload {
+            api_key: key.into(),
+            secret: None,
+        })
+    }
+
+    /// Creates a connector: credentials checked against the CRM and stored
+    /// encrypted, settings validated, default mappings from the CRM's fields.
+    async fn create_connector(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateConnectorInput,
+    ) -> GqlResult<ConnectorPayload> {
+        let scope = admin(ctx)?;
+        let new = NewConnector {
+            kind: input.kind.into(),
+            name: input.name,
+            pipedrive: input.pipedrive.map(Into::into),
+            zoho_given: input.zoho.is_some(),
+            settings: input.settings.map(Into::into),
+            base_url: input.base_url,
+            idempotency_key: input.idempotency_key,
+        };
+        let model = connectors::create(state(ctx), &scope.tenant, &scope.actor, new).await?;
+        Ok(ConnectorPayload {
+            connector: Connector(model),
+        })
+    }
+
+    /// Changes a connector's name, state, settings or credentials.
+    async fn update_connector(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateConnectorInput,
+    ) -> GqlResult<ConnectorPayload> {
+        let scope = admin(ctx)?;
+        let update = ConnectorUpdate {
+            name: input.name,
+            enabled: input.enabled,
+            settings: input.settings.map(Into::into),
+            pipedrive: input.pipedrive.map(Into::into),
+            zoho_given: input.zoho.is_some(),
+        };
+        let model =
+            connectors::update(state(ctx), &scope.tenant, &scope.actor, &input.id, update).await?;
+        Ok(ConnectorPayload {
+            connector: Connector(model),
+        })
+    }
+
+    /// Deletes a connector with its mappings, links and runs.
+    async fn delete_connector(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteConnectorInput,
+    ) -> GqlResult<DeleteConnectorPayload> {
+        let scope = admin(ctx)?;
+        connectors::delete(state(ctx), &scope.tenant, &scope.actor, &input.id).await?;
+        Ok(DeleteConnectorPayload {
+            deleted_id: input.id,
+        })
+    }
+
+    /// Calls the CRM and says what works or what is wrong.
+    async fn test_connector(
+        &self,
+        ctx: &Context<'_>,
+        input: TestConnectorInput,
+    ) -> GqlResult<ConnectionTestPayload> {
+        let scope = admin(ctx)?;
+        let (ok, message) = connectors::test(state(ctx), &scope.tenant, &input.id).await?;
+        Ok(ConnectionTestPayload { ok, message })
+    }
+
+    /// Replaces the mapping list, validated as a whole; recommends a full resync.
+    async fn set_field_mappings(
+        &self,
+        ctx: &Context<'_>,
+        input: SetFieldMappingsInput,
+    ) -> GqlResult<ConnectorPayload> {
+        let scope = admin(ctx)?;
+        let rows = input
+            .mappings
+            .into_iter()
+            .map(|m| MappingInput {
+                platform_field: m.platform_field,
+                crm_field: m.crm_field,
+                direction: m.direction.into(),
+                enabled: m.enabled,
+            })
+            .collect();
+        let model = connectors::set_mappings(
+            state(ctx),
+            &scope.tenant,
+            &scope.actor,
+            &input.connector_id,
+            rows,
+        )
+        .await?;
+        Ok(ConnectorPayload {
+            connector: Connector(model),
+        })
+    }
+
+    /// Creates or updates a contact by e-mail; no sync is triggered.
+    async fn upsert_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertContactInput,
+    ) -> GqlResult<ContactPayload> {
+        let scope = admin(ctx)?;
+        let contact =
+            contacts::upsert_contact(&state(ctx).db, &scope.tenant, input.into(), "input").await?;
+        Ok(ContactPayload {
+            contact: Contact(contact),
+        })
+    }
+
+    /// A form submission: upserts the contact and starts a FORM-triggered sync of each enabled connector.
+    async fn submit_form(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitFormInput,
+    ) -> GqlResult<ContactPayload> {
+        let scope = admin(ctx)?;
+        let contact =
+            contacts::submit_form(state(ctx), &scope.tenant, &input.form, input.contact.into())
+                .await?;
+        Ok(ContactPayload {
+            contact: Contact(contact),
+        })
+    }
+
+    /// Enqueues a run and returns it QUEUED (or the run already queued or running).
+    async fn start_sync(
+        &self,
+        ctx: &Context<'_>,
+        input: StartSyncInput,
+    ) -> GqlResult<SyncRunPayload> {
+        let scope = admin(ctx)?;
+        let trigger = if scope.via_api_key {
+            enums::SyncTrigger::Api
+        } else {
+            enums::SyncTrigger::Manual
+        };
+        let run = runs::start(
+            state(ctx),
+            &scope.tenant,
+            &input.connector_id,
+            trigger,
+            input.mode.into(),
+            input.idempotency_key.as_deref(),
+        )
+        .await?;
+        Ok(SyncRunPayload { run: SyncRun(run) })
+    }
+
+    /// Cancels a run: a queued one at once, a running one at its next page.
+    async fn cancel_sync(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelSyncInput,
+    ) -> GqlResult<SyncRunPayload> {
+        let scope = admin(ctx)?;
+        let run = runs::cancel(state(ctx), &scope.tenant, &input.run_id).await?;
+        Ok(SyncRunPayload { run: SyncRun(run) })
+    }
+
+    /// Starts a run retrying only the rejected contacts of a run.
+    async fn retry_rejected(
+        &self,
+        ctx: &Context<'_>,
+        input: RetryRejectedInput,
+    ) -> GqlResult<SyncRunPayload> {
+        let scope = admin(ctx)?;
+        let run = runs::retry_rejected(state(ctx), &scope.tenant, &input.run_id).await?;
+        Ok(SyncRunPayload { run: SyncRun(run) })
+    }
+}

@@ -1,0 +1,120 @@
+//! Relay pagination: opaque cursors over ULID primary keys, `totalCount`.
+
+use async_graphql::SimpleObject;
+use async_graphql::connection::{Connection, Edge};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
+};
+
+use crate::error::ApiError;
+
+/// Page size when `first` is left out.
+pub(crate) const DEFAULT_PAGE: i32 = 50;
+/// The largest page.
+pub(crate) const MAX_PAGE: i32 = 100;
+
+/// The extra field of every connection.
+#[derive(Debug, SimpleObject)]
+pub(crate) struct TotalCount {
+    /// How many items the whole list holds (all pages).
+    pub(crate) total_count: i64,
+}
+
+/// A connection of `N` nodes with `totalCount`.
+pub(crate) type Conn<N> = Connection<String, N, TotalCount>;
+
+/// What a page query returned.
+pub(crate) struct Page<M> {
+    pub(crate) items: Vec<M>,
+    pub(crate) has_next: bool,
+    pub(crate) has_previous: bool,
+    pub(crate) total: i64,
+}
+
+/// The opaque cursor of a row id.
+pub(crate) fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("c1:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("c1:").map(str::to_owned))
+        .ok_or_else(|| ApiError::validation("after", "not a cursor of this list"))
+}
+
+/// One page of `select`, ordered by `id_column` (newest first when `newest_first`).
+pub(crate) async fn page<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    id_column: E::Column,
+    first: Option<i32>,
+    after: Option<String>,
+    newest_first: bool,
+) -> Result<Page<E::Model>, ApiError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Sized + Send + Sync,
+{
+    let first = first.unwrap_or(DEFAULT_PAGE);
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(ApiError::validation(
+            "first",
+            format!("must be between 0 and {MAX_PAGE}"),
+        ));
+    }
+    let after = after.as_deref().map(decode_cursor).transpose()?;
+    let total = select.clone().count(db).await?;
+    let mut query = select;
+    if let Some(after) = &after {
+        query = if newest_first {
+            query.filter(id_column.lt(after.as_str()))
+        } else {
+            query.filter(id_column.gt(after.as_str()))
+        };
+    }
+    let order = if newest_first {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let mut items = query
+        .order_by(id_column, order)
+        .limit(u64::try_from(first).unwrap_or(0) + 1)
+        .all(db)
+        .await?;
+    let has_next = items.len() > usize::try_from(first).unwrap_or(0);
+    items.truncate(usize::try_from(first).unwrap_or(0));
+    Ok(Page {
+        items,
+        has_next,
+        has_previous: after.is_some(),
+        total: i64::try_from(total).unwrap_or(i64::MAX),
+    })
+}
+
+/// A page as a Relay connection.
+pub(crate) fn connection<M, N: async_graphql::OutputType>(
+    page: Page<M>,
+    id_of: impl Fn(&M) -> &str,
+    node: impl Fn(M) -> N,
+) -> Conn<N> {
+    let mut conn = Connection::with_additional_fields(
+        page.has_previous,
+        page.has_next,
+        TotalCount {
+            total_count: page.total,
+        },
+    );
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|m| Edge::new(encode_cursor(id_of(&m)), node(m))),
+    );
+    conn
+}

@@ -1,0 +1,276 @@
+//! Queries.
+
+use async_graphql::{Context, ID, Object};
+use crmsync_entity::enums;
+use crmsync_entity::models::{api_key, audit_log, connector, contact, sync_item, sync_run, tenant};
+use crmsync_entity::{Email, TenantScoped};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+
+use super::pagination::{self, Conn};
+use super::types::*;
+use super::{admin, operator, principal, reader, state};
+use crate::error::{ApiError, GqlResult};
+use crate::{connectors, runs};
+
+pub(crate) struct Query;
+
+#[Object]
+impl Query {
+    /// Who is calling.
+    async fn viewer(&self, ctx: &Context<'_>) -> GqlResult<Viewer> {
+        let p = principal(ctx)?;
+        Ok(Viewer {
+            subject: p.subject.clone(),
+            role: p.role.into(),
+            tenant: p.tenant.clone().map(Into::into),
+        })
+    }
+
+    /// The token's tenant.
+    async fn tenant(&self, ctx: &Context<'_>) -> GqlResult<Tenant> {
+        reader(ctx)?;
+        let p = principal(ctx)?;
+        Ok(p.tenant
+            .clone()
+            .map(Into::into)
+            .expect("reader has a tenant"))
+    }
+
+    /// All tenants (OPERATOR only).
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<Tenant>> {
+        operator(ctx)?;
+        let page = pagination::page(
+            &state(ctx).db,
+            tenant::Entity::find(),
+            tenant::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, Tenant::from))
+    }
+
+    /// The tenant's connectors.
+    async fn connectors(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<Connector>> {
+        let scope = reader(ctx)?;
+        let page = pagination::page(
+            &state(ctx).db,
+            connector::Entity::for_tenant(&scope.tenant),
+            connector::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, Connector))
+    }
+
+    /// One connector; another tenant's is NOT_FOUND.
+    async fn connector(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Connector>> {
+        let scope = reader(ctx)?;
+        Ok(Some(Connector(
+            connectors::find(state(ctx), &scope.tenant, &id).await?,
+        )))
+    }
+
+    /// The tenant's contacts, optionally those whose e-mail or name contains `search`.
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> GqlResult<Conn<Contact>> {
+        let scope = reader(ctx)?;
+        let mut select = contact::Entity::for_tenant(&scope.tenant);
+        if let Some(s) = search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let lower = s.to_lowercase();
+            select = select.filter(
+                Condition::any()
+                    .add(contact::Column::Email.contains(&lower))
+                    .add(contact::Column::FirstName.contains(s))
+                    .add(contact::Column::LastName.contains(s))
+                    .add(contact::Column::Company.contains(s)),
+            );
+        }
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            contact::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, Contact))
+    }
+
+    /// One contact, by id or by e-mail.
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        email: Option<String>,
+    ) -> GqlResult<Option<Contact>> {
+        let scope = reader(ctx)?;
+        let select = match (id, email) {
+            (Some(id), _) => contact::Entity::find_for_tenant(&scope.tenant, &id),
+            (None, Some(email)) => {
+                let email = Email::parse(&email)
+                    .map_err(|e| ApiError::validation("email", e.to_string()))?;
+                contact::Entity::for_tenant(&scope.tenant)
+                    .filter(contact::Column::Email.eq(email.as_str()))
+            }
+            (None, None) => {
+                return Err(ApiError::validation("id", "give an id or an email").into());
+            }
+        };
+        let found = select
+            .one(&state(ctx).db)
+            .await?
+            .ok_or(ApiError::NotFound("contact"))?;
+        Ok(Some(Contact(found)))
+    }
+
+    /// Sync runs, newest first.
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        connector_id: Option<ID>,
+        status: Option<Vec<SyncRunStatus>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<SyncRun>> {
+        let scope = reader(ctx)?;
+        let mut select = sync_run::Entity::for_tenant(&scope.tenant);
+        if let Some(id) = &connector_id {
+            connectors::find(state(ctx), &scope.tenant, id).await?;
+            select = select.filter(sync_run::Column::ConnectorId.eq(id.as_str()));
+        }
+        if let Some(statuses) = status.filter(|s| !s.is_empty()) {
+            select = select.filter(
+                sync_run::Column::Status
+                    .is_in(statuses.into_iter().map(enums::SyncRunStatus::from)),
+            );
+        }
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_run::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, SyncRun))
+    }
+
+    /// One run; another tenant's is NOT_FOUND.
+    async fn sync_run(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<SyncRun>> {
+        let scope = reader(ctx)?;
+        Ok(Some(SyncRun(
+            runs::find(state(ctx), &scope.tenant, &id).await?,
+        )))
+    }
+
+    /// Rejected contacts (R2), filtered by connector, run and reason code.
+    async fn rejected_contacts(
+        &self,
+        ctx: &Context<'_>,
+        connector_id: Option<ID>,
+        run_id: Option<ID>,
+        reason: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<SyncItem>> {
+        let scope = reader(ctx)?;
+        let mut select = sync_item::Entity::for_tenant(&scope.tenant)
+            .filter(sync_item::Column::Outcome.eq(enums::ItemOutcome::Rejected));
+        if let Some(id) = &connector_id {
+            connectors::find(state(ctx), &scope.tenant, id).await?;
+            select = select.filter(sync_item::Column::ConnectorId.eq(id.as_str()));
+        }
+        if let Some(id) = &run_id {
+            runs::find(state(ctx), &scope.tenant, id).await?;
+            select = select.filter(sync_item::Column::RunId.eq(id.as_str()));
+        }
+        if let Some(reason) = reason {
+            select = select.filter(sync_item::Column::ReasonCode.eq(reason));
+        }
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_item::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, SyncItem))
+    }
+
+    /// The platform's contact fields that mappings can name.
+    async fn platform_fields(&self, ctx: &Context<'_>) -> GqlResult<Vec<PlatformField>> {
+        principal(ctx)?;
+        Ok(crmsync_worker::platform::PLATFORM_FIELDS
+            .iter()
+            .map(|f| PlatformField {
+                name: f.name.to_owned(),
+                field_type: f.field_type.as_str().to_owned(),
+                computed: f.computed,
+                mandatory: f.mandatory,
+            })
+            .collect())
+    }
+
+    /// The tenant's API keys (ADMIN only); secrets are never shown again.
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<ApiKey>> {
+        let scope = admin(ctx)?;
+        let page = pagination::page(
+            &state(ctx).db,
+            api_key::Entity::for_tenant(&scope.tenant),
+            api_key::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, ApiKey::from))
+    }
+
+    /// Configuration changes, newest first (ADMIN only).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<AuditEntry>> {
+        let scope = admin(ctx)?;
+        let page = pagination::page(
+            &state(ctx).db,
+            audit_log::Entity::for_tenant(&scope.tenant),
+            audit_log::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, AuditEntry::from))
+    }
+}

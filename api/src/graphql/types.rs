@@ -1,0 +1,833 @@
+//! GraphQL types: separate from the sea-orm models, which they wrap or copy.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use crmsync_entity::TenantScoped;
+use crmsync_entity::enums;
+use crmsync_entity::models::{
+    api_key, audit_log, connector, contact, crm_link, field_mapping, sync_item, sync_run, tenant,
+};
+use crmsync_worker::events::{LegCounts, Legs, SyncEvent};
+use sea_orm::{ColumnTrait, QueryFilter};
+
+use super::pagination::{self, Conn};
+use super::{loaders, reader, state};
+use crate::connectors;
+use crate::error::{ApiError, GqlResult};
+
+macro_rules! remote_enum {
+    ($(#[$m:meta])* $name:ident = $remote:literal { $($(#[$vm:meta])* $variant:ident $(= $gql:literal)?),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+        #[graphql(remote = $remote)]
+        pub(crate) enum $name {
+            $($(#[$vm])* $(#[graphql(name = $gql)])? $variant,)+
+        }
+    };
+}
+
+remote_enum!(
+    /// Who may do what (T2).
+    Role = "crmsync_entity::enums::Role" {
+        /// Creates tenants; the platform's own operators.
+        Operator,
+        /// Configures one tenant.
+        Admin,
+        /// Reads one tenant.
+        Viewer,
+    }
+);
+remote_enum!(
+    /// The CRM behind a connector.
+    ConnectorKind = "crmsync_entity::enums::ConnectorKind" {
+        /// Zoho CRM (arrives with a later release).
+        ZohoCrm = "ZOHO_CRM",
+        /// Pipedrive.
+        Pipedrive = "PIPEDRIVE",
+        /// HubSpot (not yet).
+        Hubspot = "HUBSPOT",
+        /// Salesforce (not yet).
+        Salesforce = "SALESFORCE",
+        /// Zendesk Sell (not yet).
+        ZendeskSell = "ZENDESK_SELL",
+        /// SAP C4C (not yet).
+        SapC4c = "SAP_C4C",
+    }
+);
+remote_enum!(
+    /// A connector's health.
+    ConnectorStatus = "crmsync_entity::enums::ConnectorStatus" {
+        /// Credentials work.
+        Connected,
+        /// The CRM refused the stored credentials: a person must re-authorise.
+        NeedsReauth = "NEEDS_REAUTH",
+        /// The last attempt failed for another reason.
+        Error,
+        /// Switched off by the tenant.
+        Disabled,
+    }
+);
+remote_enum!(
+    /// A CRM module that holds people.
+    CrmModule = "crmsync_entity::enums::CrmModule" {
+        /// Zoho leads.
+        Leads,
+        /// Zoho contacts.
+        Contacts,
+        /// Pipedrive persons.
+        Persons,
+    }
+);
+remote_enum!(
+    /// A leg of a sync run.
+    SyncDirection = "crmsync_entity::enums::SyncDirection" {
+        /// Platform to CRM.
+        ToCrm = "TO_CRM",
+        /// CRM to platform.
+        FromCrm = "FROM_CRM",
+    }
+);
+remote_enum!(
+    /// Which way a mapped field flows.
+    MappingDirection = "crmsync_entity::enums::MappingDirection" {
+        /// Platform to CRM only.
+        ToCrm = "TO_CRM",
+        /// CRM to platform only.
+        FromCrm = "FROM_CRM",
+        /// Both ways.
+        Both,
+    }
+);
+remote_enum!(
+    /// What started a run.
+    SyncTrigger = "crmsync_entity::enums::SyncTrigger" {
+        /// The connector's schedule.
+        Schedule,
+        /// A person, through the API.
+        Manual,
+        /// A form submission.
+        Form,
+        /// A partner's automation (an API key).
+        Api,
+    }
+);
+remote_enum!(
+    /// How much a run reads and whether it writes.
+    SyncMode = "crmsync_entity::enums::SyncMode" {
+        /// Changes since the checkpoints.
+        Incremental,
+        /// Everything, ignoring checkpoints.
+        Full,
+        /// Computes and records, writes nothing.
+        DryRun = "DRY_RUN",
+    }
+);
+remote_enum!(
+    /// Where a run is.
+    SyncRunStatus = "crmsync_entity::enums::SyncRunStatus" {
+        /// Waiting for a worker.
+        Queued,
+        /// A worker runs it.
+        Running,
+        /// Done, nothing rejected.
+        Succeeded,
+        /// Done, some contacts rejected or a limit reached.
+        Partial,
+        /// Stopped by an error.
+        Failed,
+        /// Stopped on request.
+        Cancelled,
+    }
+);
+remote_enum!(
+    /// What a run did to one contact.
+    ItemOutcome = "crmsync_entity::enums::ItemOutcome" {
+        /// Created on the target side.
+        Created,
+        /// Updated on the target side.
+        Updated,
+        /// Nothing to do.
+        Unchanged,
+        /// Refused, with a reason.
+        Rejected,
+        /// Changed on both sides; the newer side won.
+        Conflict,
+    }
+);
+
+/// A company using the platform.
+#[derive(SimpleObject)]
+pub(crate) struct Tenant {
+    /// Its id.
+    pub(crate) id: ID,
+    /// Display name.
+    pub(crate) name: String,
+    /// Unique handle, as tokens name it.
+    pub(crate) slug: String,
+    /// When it was created.
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl From<tenant::Model> for Tenant {
+    fn from(m: tenant::Model) -> Self {
+        Self {
+            id: ID(m.id),
+            name: m.name,
+            slug: m.slug,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(SimpleObject)]
+pub(crate) struct Viewer {
+    /// The token's subject, or `apikey:<id>` for an API key.
+    pub(crate) subject: String,
+    /// The role.
+    pub(crate) role: Role,
+    /// The tenant; none for operators.
+    pub(crate) tenant: Option<Tenant>,
+}
+
+/// A partner API key (the secret is shown once, at creation).
+#[derive(SimpleObject)]
+pub(crate) struct ApiKey {
+    /// Its id.
+    pub(crate) id: ID,
+    /// What it is for.
+    pub(crate) name: String,
+    /// The role it acts with.
+    pub(crate) role: Role,
+    /// Who created it.
+    pub(crate) created_by: String,
+    /// When it was created.
+    pub(crate) created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<api_key::Model> for ApiKey {
+    fn from(m: api_key::Model) -> Self {
+        Self {
+            id: ID(m.id),
+            name: m.name,
+            role: m.role.into(),
+            created_by: m.created_by,
+            created_at: m.created_at,
+            revoked_at: m.revoked_at,
+        }
+    }
+}
+
+/// One configuration change.
+#[derive(SimpleObject)]
+pub(crate) struct AuditEntry {
+    /// Its id.
+    pub(crate) id: ID,
+    /// Who: the token's subject or `apikey:<id>`.
+    pub(crate) actor: String,
+    /// What: `connector.create`, `mappings.set`, `api_key.revoke`, ...
+    pub(crate) action: String,
+    /// The kind of thing changed: `connector`, `api_key`.
+    pub(crate) target_type: String,
+    /// Its id.
+    pub(crate) target_id: String,
+    /// What changed (never secrets).
+    pub(crate) detail: Json<serde_json::Value>,
+    /// When.
+    pub(crate) at: DateTime<Utc>,
+}
+
+impl From<audit_log::Model> for AuditEntry {
+    fn from(m: audit_log::Model) -> Self {
+        Self {
+            id: ID(m.id),
+            actor: m.actor,
+            action: m.action,
+            target_type: m.target_type,
+            target_id: m.target_id,
+            detail: Json(m.detail),
+            at: m.at,
+        }
+    }
+}
+
+/// A platform contact field that mappings can name.
+#[derive(SimpleObject)]
+pub(crate) struct PlatformField {
+    /// Its name in mappings (`email`, `behaviour_score`; custom ones are `custom.<key>`).
+    pub(crate) name: String,
+    /// Its type (TEXT, EMAIL, INTEGER, ...).
+    #[graphql(name = "type")]
+    pub(crate) field_type: String,
+    /// Computed by the platform: may only go TO_CRM.
+    pub(crate) computed: bool,
+    /// Mapped by default and locked.
+    pub(crate) mandatory: bool,
+}
+
+/// A CRM field, live from the CRM.
+#[derive(SimpleObject)]
+pub(crate) struct CrmField {
+    /// The api name or key mappings use.
+    pub(crate) api_name: String,
+    /// What a person sees.
+    pub(crate) label: String,
+    /// Normalised type (TEXT, EMAIL, PICKLIST, ...).
+    #[graphql(name = "type")]
+    pub(crate) field_type: String,
+    /// The CRM refuses records without it.
+    pub(crate) mandatory: bool,
+    /// The CRM sets it: it can only be read.
+    pub(crate) read_only: bool,
+    /// Created by the CRM's users.
+    pub(crate) custom: bool,
+    /// Picklist options (labels), for picklists.
+    pub(crate) options: Option<Vec<String>>,
+}
+
+impl From<crmsync_worker::crm::CrmField> for CrmField {
+    fn from(f: crmsync_worker::crm::CrmField) -> Self {
+        Self {
+            api_name: f.api_name,
+            label: f.label,
+            field_type: f.field_type.as_str().to_owned(),
+            mandatory: f.mandatory,
+            read_only: f.read_only,
+            custom: f.custom,
+            options: f.options.map(|o| o.into_iter().map(|o| o.label).collect()),
+        }
+    }
+}
+
+/// One mapping row.
+#[derive(SimpleObject)]
+pub(crate) struct FieldMapping {
+    /// Platform field name.
+    pub(crate) platform_field: String,
+    /// CRM field api name or key.
+    pub(crate) crm_field: String,
+    /// Which way it flows.
+    pub(crate) direction: MappingDirection,
+    /// Synced or kept aside.
+    pub(crate) enabled: bool,
+    /// Mandatory mappings (e-mail, names) cannot be removed or disabled.
+    pub(crate) locked: bool,
+}
+
+impl From<field_mapping::Model> for FieldMapping {
+    fn from(m: field_mapping::Model) -> Self {
+        Self {
+            platform_field: m.platform_field,
+            crm_field: m.crm_field,
+            direction: m.direction.into(),
+            enabled: m.enabled,
+            locked: m.locked,
+        }
+    }
+}
+
+/// A connector's settings.
+#[derive(SimpleObject)]
+pub(crate) struct ConnectorSettings {
+    /// CRM modules imported.
+    pub(crate) import_modules: Vec<CrmModule>,
+    /// The CRM field a record must carry to be imported.
+    pub(crate) filter_field: Option<String>,
+    /// The value it must hold.
+    pub(crate) filter_value: Option<String>,
+    /// Contacts scoring below this are not exported.
+    pub(crate) min_score_to_export: i32,
+    /// Who is told after each run.
+    pub(crate) notify_emails: Vec<String>,
+    /// "every 2h", "every 30m" or a cron expression.
+    pub(crate) schedule: String,
+    /// Owner of records whose owner matches no CRM user.
+    pub(crate) default_owner_email: Option<String>,
+}
+
+/// One CRM account of the tenant.
+pub(crate) struct Connector(pub(crate) connector::Model);
+
+#[Object]
+impl Connector {
+    /// Its id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// Which CRM.
+    async fn kind(&self) -> ConnectorKind {
+        self.0.kind.into()
+    }
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Health.
+    async fn status(&self) -> ConnectorStatus {
+        self.0.status.into()
+    }
+    /// What a person should know about the status.
+    async fn status_message(&self) -> Option<&str> {
+        self.0.status_message.as_deref()
+    }
+    /// Sync on or off.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// Settings.
+    async fn settings(&self) -> GqlResult<ConnectorSettings> {
+        let s = connectors::settings_of(&self.0)?;
+        Ok(ConnectorSettings {
+            import_modules: s.import_modules.into_iter().map(Into::into).collect(),
+            filter_field: s.filter_field,
+            filter_value: s.filter_value,
+            min_score_to_export: s.min_score_to_export,
+            notify_emails: s.notify_emails,
+            schedule: s.schedule,
+            default_owner_email: s.default_owner_email,
+        })
+    }
+    /// Never the secrets themselves: which ones are set.
+    async fn credentials_set(&self) -> Vec<String> {
+        serde_json::from_value(self.0.credentials_set.clone()).unwrap_or_default()
+    }
+    /// The base-URL override, when the CRM is reached elsewhere (sandbox, proxy).
+    async fn base_url(&self) -> Option<&str> {
+        self.0.base_url.as_deref()
+    }
+    /// True after a mapping change, until a FULL run succeeds.
+    async fn full_resync_recommended(&self) -> bool {
+        self.0.full_resync_recommended
+    }
+    /// The mapping rows, in order.
+    async fn mappings(&self, ctx: &Context<'_>) -> GqlResult<Vec<FieldMapping>> {
+        Ok(loaders(ctx)?
+            .mappings
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+    /// Live from the CRM: its fields for a module, with types and picklist options.
+    async fn crm_fields(&self, ctx: &Context<'_>, module: CrmModule) -> GqlResult<Vec<CrmField>> {
+        Ok(connectors::crm_fields(state(ctx), &self.0, module.into())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+    /// The latest run.
+    async fn last_run(&self, ctx: &Context<'_>) -> GqlResult<Option<SyncRun>> {
+        Ok(loaders(ctx)?
+            .last_runs
+            .load_one(self.0.id.clone())
+            .await?
+            .map(SyncRun))
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When its configuration last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A platform contact.
+pub(crate) struct Contact(pub(crate) contact::Model);
+
+#[Object]
+impl Contact {
+    /// Its id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The identity: trimmed, lower-case.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// First name.
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+    /// Last name.
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+    /// Company.
+    async fn company(&self) -> Option<&str> {
+        self.0.company.as_deref()
+    }
+    /// Phone.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    /// Job title.
+    async fn job_title(&self) -> Option<&str> {
+        self.0.job_title.as_deref()
+    }
+    /// Where the contact came from.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+    /// Behaviour score, computed by the platform.
+    async fn behaviour_score(&self) -> i32 {
+        self.0.behaviour_score
+    }
+    /// Marketing state, computed by the platform.
+    async fn state(&self) -> Option<&str> {
+        self.0.state.as_deref()
+    }
+    /// PROSPECT or CLIENT.
+    async fn lifecycle(&self) -> &'static str {
+        self.0.lifecycle.as_str()
+    }
+    /// Opted out of e-mail.
+    async fn opted_out(&self) -> bool {
+        self.0.opted_out
+    }
+    /// E-mail of the owning sales person.
+    async fn owner_email(&self) -> Option<&str> {
+        self.0.owner_email.as_deref()
+    }
+    /// Custom fields, a JSON object.
+    async fn custom_fields(&self) -> Json<serde_json::Value> {
+        Json(self.0.custom_fields.clone())
+    }
+    /// The CRM records this contact is linked to.
+    async fn links(&self, ctx: &Context<'_>) -> GqlResult<Vec<CrmLink>> {
+        Ok(loaders(ctx)?
+            .links
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(CrmLink)
+            .collect())
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// The link between a contact and a CRM record.
+pub(crate) struct CrmLink(crm_link::Model);
+
+#[Object]
+impl CrmLink {
+    /// The connector of the CRM.
+    async fn connector(&self, ctx: &Context<'_>) -> GqlResult<Connector> {
+        load_connector(ctx, &self.0.connector_id).await
+    }
+    /// The CRM module of the record.
+    async fn module(&self) -> CrmModule {
+        self.0.module.into()
+    }
+    /// The CRM record id.
+    async fn crm_record_id(&self) -> &str {
+        &self.0.crm_record_id
+    }
+    /// When a sync last touched the link.
+    async fn last_synced_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.0.last_synced_at)
+    }
+}
+
+async fn load_connector(ctx: &Context<'_>, id: &str) -> GqlResult<Connector> {
+    Ok(Connector(
+        loaders(ctx)?
+            .connectors
+            .load_one(id.to_owned())
+            .await?
+            .ok_or(ApiError::NotFound("connector"))?,
+    ))
+}
+
+/// Counts of one leg of a run.
+#[derive(SimpleObject, Clone, Copy)]
+pub(crate) struct SyncLeg {
+    /// Which leg.
+    pub(crate) direction: SyncDirection,
+    /// Created on the target side.
+    pub(crate) created: i64,
+    /// Updated on the target side.
+    pub(crate) updated: i64,
+    /// Nothing to do.
+    pub(crate) unchanged: i64,
+    /// Refused.
+    pub(crate) rejected: i64,
+    /// Changed on both sides.
+    pub(crate) conflicts: i64,
+}
+
+fn legs(legs: Legs) -> Vec<SyncLeg> {
+    let leg = |direction, c: LegCounts| SyncLeg {
+        direction,
+        created: c.created,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        rejected: c.rejected,
+        conflicts: c.conflicts,
+    };
+    vec![
+        leg(SyncDirection::ToCrm, legs.to_crm),
+        leg(SyncDirection::FromCrm, legs.from_crm),
+    ]
+}
+
+/// A sync run.
+pub(crate) struct SyncRun(pub(crate) sync_run::Model);
+
+#[Object]
+impl SyncRun {
+    /// Its id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The connector it syncs.
+    async fn connector(&self, ctx: &Context<'_>) -> GqlResult<Connector> {
+        load_connector(ctx, &self.0.connector_id).await
+    }
+    /// What started it.
+    async fn trigger(&self) -> SyncTrigger {
+        self.0.trigger.into()
+    }
+    /// Incremental, full or dry run.
+    async fn mode(&self) -> SyncMode {
+        self.0.mode.into()
+    }
+    /// Where it is.
+    async fn status(&self) -> SyncRunStatus {
+        self.0.status.into()
+    }
+    /// What it is doing now (`queued`, `import`, `export`, `done`).
+    async fn phase(&self) -> &str {
+        &self.0.phase
+    }
+    /// Records processed so far.
+    async fn processed(&self) -> i64 {
+        self.0.processed
+    }
+    /// Why it failed or was partial, in words.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// The run whose rejected contacts this run retries.
+    async fn retry_of(&self) -> Option<ID> {
+        self.0.retry_of.clone().map(ID)
+    }
+    /// When it was queued.
+    async fn queued_at(&self) -> DateTime<Utc> {
+        self.0.queued_at
+    }
+    /// When a worker started it.
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    /// When it ended.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// One leg per direction (the history shows one line per direction).
+    async fn legs(&self) -> Vec<SyncLeg> {
+        legs(Legs::of_run(&self.0))
+    }
+    /// The contacts this run touched.
+    async fn items(
+        &self,
+        ctx: &Context<'_>,
+        outcome: Option<ItemOutcome>,
+        direction: Option<SyncDirection>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<SyncItem>> {
+        let scope = reader(ctx)?;
+        let mut select = sync_item::Entity::for_tenant(&scope.tenant)
+            .filter(sync_item::Column::RunId.eq(self.0.id.as_str()));
+        if let Some(o) = outcome {
+            select = select.filter(sync_item::Column::Outcome.eq(enums::ItemOutcome::from(o)));
+        }
+        if let Some(d) = direction {
+            select = select.filter(sync_item::Column::Direction.eq(enums::SyncDirection::from(d)));
+        }
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            sync_item::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, SyncItem))
+    }
+}
+
+/// One contact a run touched.
+pub(crate) struct SyncItem(pub(crate) sync_item::Model);
+
+#[Object]
+impl SyncItem {
+    /// Its id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The run.
+    async fn run(&self, ctx: &Context<'_>) -> GqlResult<SyncRun> {
+        Ok(SyncRun(
+            loaders(ctx)?
+                .runs
+                .load_one(self.0.run_id.clone())
+                .await?
+                .ok_or(ApiError::NotFound("sync run"))?,
+        ))
+    }
+    /// Which leg.
+    async fn direction(&self) -> SyncDirection {
+        self.0.direction.into()
+    }
+    /// What happened.
+    async fn outcome(&self) -> ItemOutcome {
+        self.0.outcome.into()
+    }
+    /// The e-mail as seen, when there was one.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    /// The platform contact, when there is one.
+    async fn contact(&self, ctx: &Context<'_>) -> GqlResult<Option<Contact>> {
+        let Some(id) = &self.0.contact_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx)?
+            .contacts
+            .load_one(id.clone())
+            .await?
+            .map(Contact))
+    }
+    /// The CRM record, when there is one.
+    async fn crm_record_id(&self) -> Option<&str> {
+        self.0.crm_record_id.as_deref()
+    }
+    /// Machine-readable: MISSING_EMAIL, MISSING_NAME, INVALID_PICKLIST_VALUE, CONVERTED_LEAD, CRM_VALIDATION, DUPLICATE_IN_CRM, ...
+    async fn reason_code(&self) -> Option<&str> {
+        self.0.reason_code.as_deref()
+    }
+    /// The field at fault.
+    async fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+    /// What a person can do about it.
+    async fn message(&self) -> Option<&str> {
+        self.0.message.as_deref()
+    }
+    /// When it was recorded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A run's progress at one moment.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub(crate) struct SyncProgressEvent {
+    /// The run.
+    pub(crate) run_id: ID,
+    /// Its connector.
+    pub(crate) connector_id: ID,
+    /// The run's status at that moment.
+    pub(crate) status: SyncRunStatus,
+    /// What it is doing (`queued`, `import`, `export`, `done`).
+    pub(crate) phase: String,
+    /// Records processed so far.
+    pub(crate) processed: i64,
+    /// When.
+    pub(crate) at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub(crate) counts: Legs,
+}
+
+#[ComplexObject]
+impl SyncProgressEvent {
+    /// Counts so far, one leg per direction.
+    async fn legs(&self) -> Vec<SyncLeg> {
+        legs(self.counts)
+    }
+}
+
+impl From<SyncEvent> for SyncProgressEvent {
+    fn from(e: SyncEvent) -> Self {
+        Self {
+            run_id: ID(e.run_id),
+            connector_id: ID(e.connector_id),
+            status: e.status.into(),
+            phase: e.phase,
+            processed: e.processed,
+            at: e.at,
+            counts: e.legs,
+        }
+    }
+}
+
+/// Payload of `createTenant`.
+#[derive(SimpleObject)]
+pub(crate) struct TenantPayload {
+    /// The tenant.
+    pub(crate) tenant: Tenant,
+}
+
+/// Payload of the API-key mutations.
+#[derive(SimpleObject)]
+pub(crate) struct ApiKeyPayload {
+    /// The key.
+    pub(crate) api_key: ApiKey,
+    /// Only on creation: the key to send as `Authorization: Bearer <secret>`.
+    pub(crate) secret: Option<String>,
+}
+
+/// Payload of the connector mutations.
+#[derive(SimpleObject)]
+pub(crate) struct ConnectorPayload {
+    /// The connector.
+    pub(crate) connector: Connector,
+}
+
+/// Payload of `deleteConnector`.
+#[derive(SimpleObject)]
+pub(crate) struct DeleteConnectorPayload {
+    /// The id of the deleted connector.
+    pub(crate) deleted_id: ID,
+}
+
+/// Payload of `testConnector`.
+#[derive(SimpleObject)]
+pub(crate) struct ConnectionTestPayload {
+    /// True when everything needed works.
+    pub(crate) ok: bool,
+    /// What works or what is wrong, in words.
+    pub(crate) message: String,
+}
+
+/// Payload of the contact mutations.
+#[derive(SimpleObject)]
+pub(crate) struct ContactPayload {
+    /// The contact.
+    pub(crate) contact: Contact,
+}
+
+/// Payload of the run mutations.
+#[derive(SimpleObject)]
+pub(crate) struct SyncRunPayload {
+    /// The run.
+    pub(crate) run: SyncRun,
+}

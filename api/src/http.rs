@@ -1,0 +1,214 @@
+//! HTTP edges of the GraphQL endpoint: request ids, authentication, the body
+//! limit, no batches, no mutations over GET, GraphiQL.
+
+use async_graphql::Data;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::ApiState;
+use crate::auth::{self, Principal};
+use crate::error::{ApiError, INTERNAL_MESSAGE, RequestId};
+use crate::graphql::{ApiSchema, Auth, Loaders};
+
+/// The router's state.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) state: ApiState,
+    pub(crate) schema: ApiSchema,
+}
+
+/// The response header carrying the request id.
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The client's request id when it is sane, else a fresh one.
+fn request_id(headers: &HeaderMap) -> RequestId {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map_or_else(
+            || RequestId(ulid::Ulid::generate().to_string()),
+            |v| RequestId(v.to_owned()),
+        )
+}
+
+/// A response made of one error, with the request id.
+fn error_response(status: StatusCode, request_id: &RequestId, error: &ApiError) -> Response {
+    let message = match error {
+        ApiError::Internal(cause) => {
+            tracing::error!(request_id = %request_id.0, cause, "internal error");
+            INTERNAL_MESSAGE.to_owned()
+        }
+        other => other.to_string(),
+    };
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{
+            "message": message,
+            "extensions": { "code": error.code(), "requestId": request_id.0 }
+        }]
+    });
+    with_request_id((status, axum::Json(body)).into_response(), request_id)
+}
+
+fn with_request_id(mut response: Response, request_id: &RequestId) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn bad_request(request_id: &RequestId, message: &str) -> Response {
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{
+            "message": message,
+            "extensions": { "code": "BAD_REQUEST", "requestId": request_id.0 }
+        }]
+    });
+    with_request_id(
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
+        request_id,
+    )
+}
+
+/// Authenticates from the `Authorization` header.
+async fn principal(app: &App, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::Unauthenticated("the Authorization header is not text".into())
+        })?),
+    };
+    auth::authenticate(&app.state.db, &app.state.auth, header).await
+}
+
+/// Per-request data: who is calling, the request id, and (for tenant roles) loaders.
+pub(crate) fn request_data(
+    state: &ApiState,
+    principal: Option<Principal>,
+    request_id: RequestId,
+) -> Data {
+    let mut data = Data::default();
+    if let Some(tenant) = principal.as_ref().and_then(Principal::tenant_id) {
+        data.insert(Loaders::new(&state.db, &tenant));
+    }
+    data.insert(Auth(principal));
+    data.insert(request_id);
+    data
+}
+
+async fn execute(
+    app: &App,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    request_id: RequestId,
+) -> Response {
+    let principal = match principal(app, headers).await {
+        Ok(p) => p,
+        Err(e @ ApiError::Unauthenticated(_)) => {
+            return error_response(StatusCode::UNAUTHORIZED, &request_id, &e);
+        }
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &request_id, &e),
+    };
+    let mut request = request;
+    request.extensions.insert(
+        crate::error::REQUEST_ID_EXTENSION.to_owned(),
+        async_graphql::Value::String(request_id.0.clone()),
+    );
+    request.data = request_data(&app.state, principal, request_id.clone());
+    let response = app.schema.execute(request).await;
+    let body = axum::Json(&response).into_response();
+    with_request_id(body, &request_id)
+}
+
+/// `POST /graphql`: one operation per request (batches are refused).
+pub(crate) async fn post_graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = request_id(&headers);
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return bad_request(&request_id, "the body is not JSON"),
+    };
+    if value.is_array() {
+        return bad_request(
+            &request_id,
+            "batched requests are not accepted: send one operation per request",
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(_) => {
+            return bad_request(
+                &request_id,
+                "expected {\"query\": ..., \"variables\": ..., \"operationName\": ...}",
+            );
+        }
+    };
+    execute(&app, &headers, request, request_id).await
+}
+
+/// `GET /graphql`: GraphiQL without a query; with one, queries only (a
+/// mutation over GET is a CSRF vector).
+pub(crate) async fn get_graphql(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let request_id = request_id(&headers);
+    let Some(query) = query.filter(|q| q.contains("query=")) else {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .title("crmsync GraphiQL")
+                .finish(),
+        )
+        .into_response();
+    };
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(r) => r,
+        Err(_) => return bad_request(&request_id, "the query string is not a GraphQL request"),
+    };
+    let only_queries = match async_graphql::parser::parse_query(&request.query) {
+        Ok(doc) => match &doc.operations {
+            DocumentOperations::Single(op) => op.node.ty == OperationType::Query,
+            DocumentOperations::Multiple(ops) => {
+                ops.values().all(|op| op.node.ty == OperationType::Query)
+            }
+        },
+        // Let execution report the syntax error.
+        Err(_) => true,
+    };
+    if !only_queries {
+        let body = serde_json::json!({
+            "data": null,
+            "errors": [{
+                "message": "mutations and subscriptions are not accepted over GET: use POST (or the WebSocket for subscriptions)",
+                "extensions": { "code": "BAD_REQUEST", "requestId": request_id.0 }
+            }]
+        });
+        let mut response = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return with_request_id(response, &request_id);
+    }
+    execute(&app, &headers, request, request_id).await
+}

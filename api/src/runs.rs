@@ -1,0 +1,90 @@
+//! Sync runs from the API's side: starting (with idempotency keys), cancelling
+//! and retrying go to `crmsync_worker::runs`; this module adds the checks.
+
+use crmsync_entity::TenantId;
+use crmsync_entity::TenantScoped;
+use crmsync_entity::enums::{SyncMode, SyncTrigger};
+use crmsync_entity::models::sync_run;
+
+use crate::ApiState;
+use crate::connectors;
+use crate::error::ApiError;
+use crate::idempotency;
+
+/// Starts a run of one connector, or returns the one already queued or
+/// running (R4). A replayed idempotency key returns the first run.
+pub async fn start(
+    state: &ApiState,
+    tenant: &TenantId,
+    connector_id: &str,
+    trigger: SyncTrigger,
+    mode: SyncMode,
+    idempotency_key: Option<&str>,
+) -> Result<sync_run::Model, ApiError> {
+    const OPERATION: &str = "startSync";
+    if let Some(key) = idempotency_key {
+        idempotency::check(key, "input.idempotencyKey")?;
+        if let Some(id) = idempotency::lookup(&state.db, tenant, OPERATION, key).await? {
+            return find(state, tenant, &id).await;
+        }
+    }
+    let connector = connectors::find(state, tenant, connector_id).await?;
+    if !connector.enabled {
+        return Err(ApiError::Conflict(
+            "the connector is disabled: enable it to sync".into(),
+        ));
+    }
+    let run = crmsync_worker::runs::start_sync(
+        &state.db,
+        &state.queue,
+        state.bus.as_ref(),
+        tenant,
+        connector_id,
+        trigger,
+        mode,
+    )
+    .await?;
+    if let Some(key) = idempotency_key {
+        idempotency::remember(&state.db, tenant, OPERATION, key, &run.id).await?;
+    }
+    Ok(run)
+}
+
+/// One of the tenant's runs, or NOT_FOUND.
+pub async fn find(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<sync_run::Model, ApiError> {
+    sync_run::Entity::find_for_tenant(tenant, id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("sync run"))
+}
+
+/// Cancels a run.
+pub async fn cancel(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<sync_run::Model, ApiError> {
+    find(state, tenant, id).await?;
+    Ok(crmsync_worker::runs::cancel_sync(&state.db, state.bus.as_ref(), tenant, id).await?)
+}
+
+/// A new run retrying the rejected contacts of a run.
+pub async fn retry_rejected(
+    state: &ApiState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<sync_run::Model, ApiError> {
+    find(state, tenant, id).await?;
+    Ok(crmsync_worker::runs::retry_rejected(
+        &state.db,
+        &state.queue,
+        state.bus.as_ref(),
+        tenant,
+        id,
+    )
+    .await?)
+}

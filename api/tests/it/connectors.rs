@@ -1,0 +1,179 @@
+//! Connectors: settings validation (before any CRM call), Zoho refused for now,
+//! and — against the sandbox Pipedrive — creation, mappings and their rules.
+
+use crmsync_entity::enums::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn input(settings: Value) -> Value {
+    json!({
+        "kind": "PIPEDRIVE",
+        "name": "Sales",
+        "pipedrive": { "apiToken": "t", "companyDomain": "acme" },
+        "baseUrl": "http://127.0.0.1:9",
+        "settings": settings,
+    })
+}
+
+async fn invalid(app: &TestApp, input: Value, expected_field: &str) {
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_CONNECTOR,
+            json!({ "input": input }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(field(&body), expected_field, "{body}");
+}
+
+#[tokio::test]
+async fn a_negative_minimum_score_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "minScoreToExport": -5 })),
+        "input.settings.minScoreToExport",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_schedule_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "schedule": "every 10s" })),
+        "input.settings.schedule",
+    )
+    .await;
+    invalid(
+        &app,
+        input(json!({ "schedule": "sometimes" })),
+        "input.settings.schedule",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_notification_email_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "notifyEmails": ["ok@acme.com", "nope"] })),
+        "input.settings.notifyEmails[1]",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_module_the_crm_lacks_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "importModules": ["LEADS"] })),
+        "input.settings.importModules[0]",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_filter_field_without_value_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "filterField": "sync_to_plezi" })),
+        "input.settings.filterValue",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_default_owner_is_refused() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "defaultOwnerEmail": "boss" })),
+        "input.settings.defaultOwnerEmail",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_credentials_and_urls_are_refused_before_any_call() {
+    let app = TestApp::spawn().await;
+    let mut i = input(json!({}));
+    i["pipedrive"]["apiToken"] = json!(" ");
+    invalid(&app, i, "input.pipedrive.apiToken").await;
+    let mut i = input(json!({}));
+    i["pipedrive"]["companyDomain"] = json!("acme.pipedrive.com/x");
+    invalid(&app, i, "input.pipedrive.companyDomain").await;
+    let mut i = input(json!({}));
+    i["baseUrl"] = json!("not a url");
+    invalid(&app, i, "input.baseUrl").await;
+    let mut i = input(json!({}));
+    i["name"] = json!("   ");
+    invalid(&app, i, "input.name").await;
+    let mut i = input(json!({}));
+    i.as_object_mut().unwrap().remove("pipedrive");
+    invalid(&app, i, "input.pipedrive").await;
+}
+
+#[tokio::test]
+async fn a_zoho_connector_is_refused_until_its_release() {
+    let app = TestApp::spawn().await;
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_CONNECTOR,
+            json!({ "input": {
+                "kind": "ZOHO_CRM",
+                "name": "Zoho",
+                "zoho": { "clientId": "id", "clientSecret": "s", "dataCenter": "eu", "grantCode": "g" },
+            } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(field(&body), "input.kind");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("later release")
+    );
+}
+
+#[tokio::test]
+async fn settings_updates_are_validated_and_kept() {
+    let app = TestApp::spawn().await;
+    let id = insert_connector(&app.database.db, &app.tenant_id, "Sales").await;
+    let update = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { enabled status settings { minScoreToExport schedule filterField filterValue } } } }";
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            update,
+            json!({ "input": { "id": id, "settings": { "minScoreToExport": -1 } } }),
+        )
+        .await;
+    assert_eq!(field(&body), "input.settings.minScoreToExport", "{body}");
+    let data = app
+        .admin_ok(update, json!({ "input": { "id": id, "enabled": false, "settings": { "minScoreToExport": 30, "filterField": "sync_to_plezi", "filterValue": "yes" } } }))
+        .await;
+    let c = &data["updateConnector"]["connector"];
+    assert_eq!(c["enabled"], false);
+    assert_eq!(c["status"], "DISABLED");
+    assert_eq!(c["settings"]["minScoreToExport"], 30);
+    assert_eq!(c["settings"]["schedule"], "every 2h", "left out: kept");
+    let data = app
+        .admin_ok(update, json!({ "input": { "id": id, "settings": { "filterField": null, "filterValue": null } } }))
+        .await;
+    assert_eq!(
+        data["updateConnector"]["connector"]["settings"]["filterField"],
+        Value::Null
+    );
+    let body = app
+        .gql(&app.token(Role::Admin), update, json!({ "input": { "id": id, "zoho": { "clientId": "i", "clientSecret": "s", "dataCenter": "eu", "grantCode": "g" } } }))
+        .await;
+    assert_eq!(field(&body), "input.zoho", "{body}");
+}

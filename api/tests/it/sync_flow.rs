@@ -1,0 +1,116 @@
+//! Through the sync engine (needs the worker's queue and runs): startSync to
+//! SUCCEEDED, a subscription seeing QUEUED..SUCCEEDED, submitForm starting a run.
+
+use std::time::Duration;
+
+use crmsync_entity::enums::Role;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const START: &str = "mutation($id: ID!, $key: String) { startSync(input: {connectorId: $id, idempotencyKey: $key}) { run { id status trigger } } }";
+
+async fn wait_final(app: &TestApp, run: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let data = app
+            .admin_ok("query($id: ID!) { syncRun(id: $id) { status error legs { direction created updated rejected } } }", json!({ "id": run }))
+            .await;
+        let status = data["syncRun"]["status"].as_str().unwrap().to_owned();
+        if !matches!(status.as_str(), "QUEUED" | "RUNNING") {
+            return data["syncRun"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {run} still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn start_sync_runs_to_a_final_status_and_replays_return_the_first_run() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let id = app.pipedrive_connector(&sandbox).await;
+    let a = app.admin_ok(START, json!({ "id": id, "key": "k1" })).await;
+    let b = app.admin_ok(START, json!({ "id": id, "key": "k1" })).await;
+    let run = a["startSync"]["run"]["id"].as_str().unwrap();
+    assert_eq!(a["startSync"]["run"]["status"], "QUEUED");
+    assert_eq!(a["startSync"]["run"]["trigger"], "MANUAL");
+    assert_eq!(b["startSync"]["run"]["id"], run);
+    let done = wait_final(&app, run).await;
+    assert!(
+        matches!(done["status"].as_str(), Some("SUCCEEDED" | "PARTIAL")),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn submit_form_triggers_a_form_run() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+    app.admin_ok(
+        "mutation { submitForm(input: {form: \"webinar\", contact: {email: \"new@acme.com\", firstName: \"New\", lastName: \"Lead\", behaviourScore: 50}}) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    let data = app
+        .admin_ok("query($id: ID!) { syncRuns(connectorId: $id) { totalCount edges { node { trigger } } } }", json!({ "id": id }))
+        .await;
+    assert_eq!(data["syncRuns"]["totalCount"], 1);
+    assert_eq!(data["syncRuns"]["edges"][0]["node"]["trigger"], "FORM");
+    let _ = Role::Admin;
+}
+
+#[tokio::test]
+async fn a_subscription_sees_a_real_run_from_queued_to_succeeded() {
+    use crate::ws::{connect, init, next, send};
+    // No seeded people: the awkward ones (no e-mail, no name) would make it PARTIAL.
+    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
+        people: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+    app.admin_ok(
+        "mutation { upsertContact(input: {email: \"ada@acme.com\", firstName: \"Ada\", lastName: \"Lovelace\", behaviourScore: 80}) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    // Queue the run before the worker starts, so QUEUED is observable.
+    let data = app.admin_ok(START, json!({ "id": id, "key": null })).await;
+    let run = data["startSync"]["run"]["id"].as_str().unwrap().to_owned();
+    let mut socket = connect(&app).await;
+    init(&mut socket, &app.token(Role::Viewer)).await.unwrap();
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription($id: ID!) { syncProgress(runId: $id) { status phase processed } }", "variables": { "id": run } } })).await;
+    let first = next(&mut socket, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        first["payload"]["data"]["syncProgress"]["status"], "QUEUED",
+        "{first}"
+    );
+    app.start_worker();
+    let mut statuses = vec!["QUEUED".to_owned()];
+    loop {
+        let message = next(&mut socket, Duration::from_secs(60)).await.unwrap();
+        if message["type"] == "complete" {
+            break;
+        }
+        statuses.push(
+            message["payload"]["data"]["syncProgress"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(statuses.iter().any(|s| s == "RUNNING"), "{statuses:?}");
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("SUCCEEDED"),
+        "{statuses:?}"
+    );
+}

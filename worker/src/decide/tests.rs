@@ -1,0 +1,428 @@
+use std::collections::{HashMap, HashSet};
+
+use crmsync_entity::enums::MappingDirection;
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::crm::PicklistOption;
+
+const SOURCE: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+const SCORE: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+
+fn field(key: &str, field_type: FieldType, options: Option<&[&str]>) -> CrmField {
+    CrmField {
+        api_name: key.into(),
+        label: key.into(),
+        field_type,
+        mandatory: false,
+        read_only: false,
+        custom: key.len() == 40,
+        options: options.map(|o| {
+            o.iter()
+                .enumerate()
+                .map(|(i, l)| PicklistOption {
+                    id: i.to_string(),
+                    label: (*l).into(),
+                })
+                .collect()
+        }),
+    }
+}
+
+fn fields() -> HashMap<String, CrmField> {
+    [
+        field("email", FieldType::Email, None),
+        field("first_name", FieldType::Text, None),
+        field("last_name", FieldType::Text, None),
+        field("phone", FieldType::Phone, None),
+        field("owner_id", FieldType::User, None),
+        field(
+            SOURCE,
+            FieldType::Picklist,
+            Some(&["Web", "Event", "Partner"]),
+        ),
+        field(SCORE, FieldType::Number, None),
+    ]
+    .into_iter()
+    .map(|f| (f.api_name.clone(), f))
+    .collect()
+}
+
+fn mapping(p: &str, c: &str, direction: MappingDirection) -> Mapping {
+    Mapping {
+        platform_field: p.into(),
+        crm_field: c.into(),
+        direction,
+        enabled: true,
+        locked: false,
+    }
+}
+
+fn mappings() -> Vec<Mapping> {
+    use MappingDirection::*;
+    vec![
+        mapping("email", "email", Both),
+        mapping("first_name", "first_name", Both),
+        mapping("last_name", "last_name", Both),
+        mapping("phone", "phone", Both),
+        mapping("owner_email", "owner_id", Both),
+        mapping("source", SOURCE, ToCrm),
+        mapping("behaviour_score", SCORE, ToCrm),
+    ]
+}
+
+struct World {
+    mappings: Vec<Mapping>,
+    fields: HashMap<String, CrmField>,
+    owners: HashSet<String>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            mappings: mappings(),
+            fields: fields(),
+            owners: ["ann@crm.test".to_owned(), "bob@crm.test".to_owned()]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            mappings: &self.mappings,
+            fields: &self.fields,
+            joined_name: true,
+            owners: &self.owners,
+            default_owner: Some("ann@crm.test"),
+        }
+    }
+}
+
+fn vals(pairs: &[(&str, Value)]) -> Values {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// What the CRM holds after a write, as the client reads it back: one name
+/// re-split at the first space, numbers as floats.
+fn apply_to_crm(crm: &mut Values, write: &Values) {
+    for (k, v) in write {
+        crm.insert(k.clone(), v.clone());
+    }
+    if write.contains_key("first_name") || write.contains_key("last_name") {
+        let name = join_pair(&(clean(crm.get("first_name")), clean(crm.get("last_name"))));
+        let (f, l) = name.split_once(' ').unwrap_or((&name, ""));
+        crm.insert("first_name".into(), json!(f));
+        crm.insert("last_name".into(), json!(l));
+    }
+    if let Some(Value::Number(n)) = crm.get(SCORE).cloned() {
+        crm.insert(SCORE.into(), json!(n.as_f64().unwrap()));
+    }
+}
+
+fn apply_to_platform(platform: &mut Values, write: &Values) {
+    for (k, v) in write {
+        platform.insert(k.clone(), v.clone());
+    }
+}
+
+/// Applies a decision to both sides; returns the snapshot to keep.
+fn apply(d: &Decision, platform: &mut Values, crm: &mut Values) -> Snapshot {
+    match &d.to_platform {
+        Write::Create(v) | Write::Update(v) => apply_to_platform(platform, v),
+        _ => {}
+    }
+    match &d.to_crm {
+        Write::Create(v) | Write::Update(v) => apply_to_crm(crm, v),
+        _ => {}
+    }
+    d.snapshot(
+        !matches!(d.to_platform, Write::Reject(_)),
+        !matches!(d.to_crm, Write::Reject(_)),
+    )
+}
+
+fn pair<'a>(
+    p: Option<&'a Values>,
+    c: Option<&'a Values>,
+    s: Option<&'a Snapshot>,
+    newer: Side,
+) -> Pair<'a> {
+    Pair {
+        platform: p,
+        crm: c,
+        crm_converted: false,
+        snapshot: s,
+        newer,
+    }
+}
+
+fn contact() -> Values {
+    vals(&[
+        ("email", json!("marie@x.fr")),
+        ("first_name", json!("Marie Claire")),
+        ("last_name", json!("Dupont")),
+        ("phone", json!("+33 1 23")),
+        ("owner_email", json!("bob@crm.test")),
+        ("source", json!("web")),
+        ("behaviour_score", json!(42)),
+    ])
+}
+
+#[test]
+fn a_new_contact_is_created_in_the_crm_with_labels_and_owner() {
+    let w = World::new();
+    let p = contact();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let Write::Create(values) = &d.to_crm else {
+        panic!("{:?}", d.to_crm)
+    };
+    assert_eq!(values[SOURCE], json!("Web"));
+    assert_eq!(values["owner_id"], json!("bob@crm.test"));
+    assert_eq!(values[SCORE], json!(42));
+    assert_eq!(d.to_platform, Write::Unchanged);
+}
+
+#[test]
+fn the_crm_re_splitting_a_name_is_no_change() {
+    let w = World::new();
+    let mut p = contact();
+    let mut c = Values::new();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let snap = apply(&d, &mut p, &mut c);
+    assert_eq!(c["first_name"], json!("Marie"));
+    let again = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert!(again.writes_nothing(), "{again:?}");
+}
+
+#[test]
+fn unknown_owner_goes_to_the_default_owner() {
+    let w = World::new();
+    let mut p = contact();
+    p.insert("owner_email".into(), json!("stranger@else.com"));
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let Write::Create(values) = &d.to_crm else {
+        panic!()
+    };
+    assert_eq!(values["owner_id"], json!("ann@crm.test"));
+}
+
+#[test]
+fn rejections_say_why() {
+    let w = World::new();
+    let mut p = contact();
+    p.insert("source".into(), json!("Carrier pigeon"));
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let Write::Reject(r) = &d.to_crm else {
+        panic!()
+    };
+    assert_eq!(r.code, "INVALID_PICKLIST_VALUE");
+    assert!(r.message.contains("Web, Event, Partner"), "{}", r.message);
+
+    let mut p = contact();
+    p.remove("first_name");
+    p.insert("last_name".into(), json!(" "));
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    assert!(matches!(&d.to_crm, Write::Reject(r) if r.code == "MISSING_NAME"));
+
+    let c = vals(&[("first_name", json!("No")), ("last_name", json!("Mail"))]);
+    let d = decide(&pair(None, Some(&c), None, Side::Crm), &w.rules());
+    assert!(matches!(&d.to_platform, Write::Reject(r) if r.code == "MISSING_EMAIL"));
+
+    let c = vals(&[("email", json!("a@b.com")), ("last_name", json!("Lead"))]);
+    let p = contact();
+    let d = decide(
+        &Pair {
+            crm_converted: true,
+            ..pair(Some(&p), Some(&c), None, Side::Platform)
+        },
+        &w.rules(),
+    );
+    assert!(matches!(&d.to_crm, Write::Reject(r) if r.code == "CONVERTED_LEAD"));
+}
+
+#[test]
+fn a_field_changed_on_both_sides_takes_the_newer_side_and_is_a_conflict() {
+    let w = World::new();
+    let mut p = contact();
+    let mut c = Values::new();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let snap = apply(&d, &mut p, &mut c);
+    p.insert("phone".into(), json!("+1 platform"));
+    c.insert("phone".into(), json!("+1 crm"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert_eq!(d.platform_conflicts, ["phone"]);
+    assert_eq!(
+        d.to_platform,
+        Write::Update(vals(&[("phone", json!("+1 crm"))]))
+    );
+    assert_eq!(d.to_crm, Write::Unchanged);
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    assert_eq!(d.crm_conflicts, ["phone"]);
+    assert_eq!(
+        d.to_crm,
+        Write::Update(vals(&[("phone", json!("+1 platform"))]))
+    );
+}
+
+#[test]
+fn duplicates_pick_the_most_recently_modified() {
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let records = vec![
+        ("1", t("2026-01-01T00:00:00Z")),
+        ("2", t("2026-03-01T00:00:00Z")),
+        ("3", t("2026-02-01T00:00:00Z")),
+    ];
+    let (winner, others) = pick_duplicate(records, |r| (r.1, r.0.to_owned())).unwrap();
+    assert_eq!(winner.0, "2");
+    assert_eq!(others.len(), 2);
+}
+
+fn text_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        "[A-Za-z]{1,6}( [A-Za-z]{1,6})?".prop_map(Value::from),
+    ]
+}
+
+fn platform_values() -> impl Strategy<Value = Values> {
+    (
+        "[a-z]{1,5}@[a-z]{1,4}\\.com",
+        text_value(),
+        text_value(),
+        text_value(),
+        prop_oneof![
+            Just("ann@crm.test"),
+            Just("bob@crm.test"),
+            Just("who@x.com")
+        ],
+        prop_oneof![Just("Web"), Just("event"), Just("Partner")],
+        0i64..200,
+    )
+        .prop_map(|(email, first, last, phone, owner, source, score)| {
+            vals(&[
+                ("email", json!(email)),
+                ("first_name", first),
+                ("last_name", if last.is_null() { json!("X") } else { last }),
+                ("phone", phone),
+                ("owner_email", json!(owner)),
+                ("source", json!(source)),
+                ("behaviour_score", json!(score)),
+            ])
+        })
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Platform), Just(Side::Crm)]
+}
+
+/// Edits of either side after a first sync: (field, value) pairs.
+fn edits() -> impl Strategy<Value = Vec<(bool, usize, Value)>> {
+    prop::collection::vec((any::<bool>(), 0usize..4, text_value()), 0..4)
+}
+
+const EDITABLE: [(&str, &str); 4] = [
+    ("first_name", "first_name"),
+    ("last_name", "last_name"),
+    ("phone", "phone"),
+    ("owner_email", "owner_id"),
+];
+
+proptest! {
+    #[test]
+    fn deciding_is_deterministic(p in platform_values(), newer in side()) {
+        let w = World::new();
+        let a = decide(&pair(Some(&p), None, None, newer), &w.rules());
+        let b = decide(&pair(Some(&p), None, None, newer), &w.rules());
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn after_applying_a_decision_the_next_one_writes_nothing(
+        p0 in platform_values(), edits in edits(), newer in side(), newer2 in side()
+    ) {
+        let w = World::new();
+        let mut p = p0;
+        let mut c = Values::new();
+        let d = decide(&pair(Some(&p), None, None, newer), &w.rules());
+        let snap = apply(&d, &mut p, &mut c);
+        for (on_platform, i, v) in edits {
+            let (pf, cf) = EDITABLE[i];
+            let v = if pf == "owner_email" && !v.is_null() { json!("bob@crm.test") } else { v };
+            if on_platform { p.insert(pf.into(), v); } else { c.insert(cf.into(), v); }
+        }
+        let d = decide(&pair(Some(&p), Some(&c), Some(&snap), newer2), &w.rules());
+        let snap = apply(&d, &mut p, &mut c);
+        let again = decide(&pair(Some(&p), Some(&c), Some(&snap), newer2), &w.rules());
+        prop_assert!(
+            again.writes_nothing() || matches!(again.to_crm, Write::Reject(_)) || matches!(again.to_platform, Write::Reject(_)),
+            "{:?}", again
+        );
+    }
+
+    #[test]
+    fn a_field_changed_on_one_side_only_flows_to_the_other(
+        p0 in platform_values(), i in 2usize..3, value in "[a-z]{3,8}", on_platform in any::<bool>(), newer in side()
+    ) {
+        let w = World::new();
+        let mut p = p0;
+        let mut c = Values::new();
+        let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+        let snap = apply(&d, &mut p, &mut c);
+        let (pf, cf) = EDITABLE[i];
+        let value = json!(format!("+{value}"));
+        prop_assume!(!same(&p.get(pf).cloned().unwrap_or(Value::Null), &value, Kind::Plain));
+        if on_platform { p.insert(pf.into(), value.clone()); } else { c.insert(cf.into(), value.clone()); }
+        let d = decide(&pair(Some(&p), Some(&c), Some(&snap), newer), &w.rules());
+        if on_platform {
+            prop_assert_eq!(&d.to_crm, &Write::Update(vals(&[(cf, value)])));
+        } else {
+            prop_assert_eq!(&d.to_platform, &Write::Update(vals(&[(pf, value)])));
+        }
+        prop_assert!(d.platform_conflicts.is_empty() && d.crm_conflicts.is_empty());
+    }
+
+    #[test]
+    fn computed_fields_never_flow_from_the_crm(
+        p in platform_values(), score in 0f64..1000.0, newer in side()
+    ) {
+        let mut w = World::new();
+        // Even a mapping that says BOTH cannot fill a computed field.
+        w.mappings.push(mapping("state", "first_name", MappingDirection::Both));
+        let c = vals(&[("email", json!("a@b.com")), (SCORE, json!(score)), ("first_name", json!("Active"))]);
+        for platform in [None, Some(&p)] {
+            let d = decide(&pair(platform, Some(&c), None, newer), &w.rules());
+            if let Write::Create(v) | Write::Update(v) = &d.to_platform {
+                prop_assert!(!v.contains_key("behaviour_score") && !v.contains_key("state"), "{:?}", v);
+            }
+        }
+    }
+
+    #[test]
+    fn a_rejected_side_keeps_its_snapshot(p0 in platform_values(), newer in side()) {
+        let w = World::new();
+        let mut p = p0;
+        let mut c = Values::new();
+        let d = decide(&pair(Some(&p), None, None, newer), &w.rules());
+        let snap = apply(&d, &mut p, &mut c);
+        p.insert("source".into(), json!("Nowhere"));
+        p.insert("phone".into(), json!("+99"));
+        let d = decide(&pair(Some(&p), Some(&c), Some(&snap), newer), &w.rules());
+        prop_assert!(matches!(d.to_crm, Write::Reject(_)));
+        let kept = d.snapshot(true, false);
+        prop_assert_eq!(kept.0.get("phone"), snap.0.get("phone"));
+    }
+}

@@ -1,0 +1,874 @@
+//! The two legs of a run, page by page.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::Email;
+use crmsync_entity::TenantScoped;
+use crmsync_entity::enums::{CrmModule, ItemOutcome, SyncDirection};
+use crmsync_entity::models::{contact, crm_link, crm_record, sync_item};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::Value;
+
+use super::platform_side::{apply_values, contact_values, new_contact, update_model};
+use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
+use crate::crm::{CrmError, CrmRecord, ListQuery, RecordWrite, WriteResult};
+use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
+use crate::events::LegCounts;
+
+fn module(run: &Run<'_>) -> CrmModule {
+    run.settings
+        .import_modules
+        .first()
+        .copied()
+        .unwrap_or(CrmModule::Persons)
+}
+
+fn rules<'a>(run: &'a Run<'_>) -> Rules<'a> {
+    Rules {
+        mappings: &run.mappings,
+        fields: &run.fields,
+        joined_name: run.connector.kind == crmsync_entity::enums::ConnectorKind::Pipedrive,
+        owners: &run.owners,
+        default_owner: run.settings.default_owner_email.as_deref(),
+    }
+}
+
+/// One item row and its count.
+struct Items<'a> {
+    run: &'a crmsync_entity::models::sync_run::Model,
+    rows: Vec<sync_item::Model>,
+}
+
+struct ItemInput<'a> {
+    direction: SyncDirection,
+    outcome: ItemOutcome,
+    email: Option<String>,
+    contact_id: Option<String>,
+    crm_record_id: Option<String>,
+    rejection: Option<&'a Rejection>,
+}
+
+impl Items<'_> {
+    fn push(&mut self, legs: &mut crate::events::Legs, item: ItemInput<'_>) {
+        let counts: &mut LegCounts = match item.direction {
+            SyncDirection::ToCrm => &mut legs.to_crm,
+            SyncDirection::FromCrm => &mut legs.from_crm,
+        };
+        match item.outcome {
+            ItemOutcome::Created => counts.created += 1,
+            ItemOutcome::Updated => counts.updated += 1,
+            ItemOutcome::Unchanged => counts.unchanged += 1,
+            ItemOutcome::Rejected => counts.rejected += 1,
+            ItemOutcome::Conflict => counts.conflicts += 1,
+        }
+        self.rows.push(sync_item::Model {
+            id: crmsync_entity::new_id(),
+            tenant_id: self.run.tenant_id.clone(),
+            run_id: self.run.id.clone(),
+            connector_id: self.run.connector_id.clone(),
+            direction: item.direction,
+            outcome: item.outcome,
+            email: item.email,
+            contact_id: item.contact_id,
+            crm_record_id: item.crm_record_id,
+            reason_code: item.rejection.map(|r| r.code.clone()),
+            field: item.rejection.and_then(|r| r.field.clone()),
+            message: item.rejection.map(|r| r.message.clone()),
+            created_at: Utc::now(),
+        });
+    }
+}
+
+/// The outcome of one side's write.
+fn outcome_of(write: &Write, conflicts: &[String]) -> ItemOutcome {
+    match write {
+        Write::Create(_) => ItemOutcome::Created,
+        Write::Update(_) if !conflicts.is_empty() => ItemOutcome::Conflict,
+        Write::Update(_) => ItemOutcome::Updated,
+        Write::Unchanged => ItemOutcome::Unchanged,
+        Write::Reject(_) => ItemOutcome::Rejected,
+    }
+}
+
+fn rejection_of(e: &CrmError) -> Rejection {
+    match e {
+        CrmError::Rejected {
+            code,
+            field,
+            message,
+        } => Rejection {
+            code: code.clone(),
+            field: field.clone(),
+            message: message.clone(),
+        },
+        other => Rejection {
+            code: "CRM_ERROR".into(),
+            field: None,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Splits write results into what was applied and what stops the run.
+fn stop_of(results: &[Result<WriteResult, CrmError>]) -> Option<Stop> {
+    results.iter().find_map(|r| match r {
+        Err(CrmError::Rejected { .. }) | Ok(_) => None,
+        Err(e) => Some(Stop::from(e.clone())),
+    })
+}
+
+/// True when the record carries the connector's filter value (C5).
+fn passes_filter(run: &Run<'_>, record: &CrmRecord) -> bool {
+    let (Some(field), Some(wanted)) = (&run.settings.filter_field, &run.settings.filter_value)
+    else {
+        return true;
+    };
+    let key = run
+        .fields
+        .values()
+        .find(|f| &f.api_name == field || f.label.eq_ignore_ascii_case(field.trim()))
+        .map_or(field.as_str(), |f| f.api_name.as_str());
+    let matches = |v: &Value| match v {
+        Value::String(s) => s.trim().eq_ignore_ascii_case(wanted.trim()),
+        Value::Bool(b) => b.to_string().eq_ignore_ascii_case(wanted.trim()),
+        Value::Number(n) => n.to_string() == wanted.trim(),
+        _ => false,
+    };
+    match record.values.get(key) {
+        Some(Value::Array(items)) => items.iter().any(matches),
+        Some(v) => matches(v),
+        None => false,
+    }
+}
+
+fn normalised(email: Option<&str>) -> Option<String> {
+    email
+        .and_then(|e| Email::parse(e).ok())
+        .map(Email::into_string)
+}
+
+/// CRM to platform: lists records changed since the checkpoint, page by page.
+pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
+    let module = module(run);
+    let since = if run.ignores_checkpoints() {
+        None
+    } else {
+        store::checkpoint(
+            &run.ctx.db,
+            &run.tenant,
+            &run.connector.id,
+            SyncDirection::FromCrm,
+            module,
+        )
+        .await?
+        .map(|c| c.at - OVERLAP)
+    };
+    run.progress("import").await?;
+    let mut cursor = None;
+    loop {
+        let page = run
+            .client
+            .list(&ListQuery {
+                module,
+                since,
+                cursor: cursor.clone(),
+                page_size: PAGE_SIZE,
+            })
+            .await?;
+        let count = page.records.len() as i64;
+        let stop = import_page(run, module, page.records).await?;
+        run.processed += count;
+        run.progress("import").await?;
+        if let Some(stop) = stop {
+            return Err(stop);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+struct ImportPair {
+    record: CrmRecord,
+    email: Option<String>,
+    contact: Option<contact::Model>,
+    new_contact: Option<contact::Model>,
+    link: Option<crm_link::Model>,
+    decision: Decision,
+}
+
+async fn import_page(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    records: Vec<CrmRecord>,
+) -> Result<Option<Stop>, Stop> {
+    let db = &run.ctx.db;
+    let tenant = run.tenant.clone();
+    let connector_id = run.connector.id.clone();
+    let last = records.last().map(|r| (r.modified_at, r.id.clone()));
+    // The e-mail index of everything listed, filtered or not.
+    let index: Vec<crm_record::Model> = records
+        .iter()
+        .map(|r| crm_record::Model {
+            tenant_id: tenant.as_str().to_owned(),
+            connector_id: connector_id.clone(),
+            module,
+            crm_record_id: r.id.clone(),
+            email: normalised(r.email.as_deref()),
+            modified_at: r.modified_at,
+        })
+        .collect();
+    store::upsert_crm_records(db, index).await?;
+
+    let records: Vec<CrmRecord> = records
+        .into_iter()
+        .filter(|r| passes_filter(run, r))
+        .filter(|r| {
+            run.retry
+                .as_ref()
+                .is_none_or(|(crm, _)| crm.contains(&r.id))
+        })
+        .collect();
+    let emails: Vec<String> = records
+        .iter()
+        .filter_map(|r| normalised(r.email.as_deref()))
+        .collect();
+    let links = store::links_by_records(
+        db,
+        &tenant,
+        &connector_id,
+        module,
+        records.iter().map(|r| r.id.clone()).collect(),
+    )
+    .await?;
+    let link_by_record: HashMap<String, crm_link::Model> = links
+        .into_iter()
+        .map(|l| (l.crm_record_id.clone(), l))
+        .collect();
+    let contacts = store::contacts(
+        db,
+        &tenant,
+        link_by_record
+            .values()
+            .map(|l| l.contact_id.clone())
+            .collect(),
+        emails.clone(),
+    )
+    .await?;
+    let linked_contacts: HashMap<String, String> = store::links_by_contacts(
+        db,
+        &tenant,
+        &connector_id,
+        contacts.iter().map(|c| c.id.clone()).collect(),
+    )
+    .await?
+    .into_iter()
+    .map(|l| (l.contact_id, l.crm_record_id))
+    .collect();
+    let by_id: HashMap<String, contact::Model> =
+        contacts.iter().map(|c| (c.id.clone(), c.clone())).collect();
+    let by_email: HashMap<String, contact::Model> =
+        contacts.into_iter().map(|c| (c.email.clone(), c)).collect();
+    let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
+    for r in store::crm_records_by_email(db, &tenant, &connector_id, emails).await? {
+        if let Some(e) = r.email.clone() {
+            groups.entry(e).or_default().push(r);
+        }
+    }
+
+    let mut items = Items {
+        run: &run.run,
+        rows: Vec::new(),
+    };
+    let mut legs = run.legs;
+    let mut pairs = Vec::new();
+    let rules = rules(run);
+    for record in records {
+        let email = normalised(record.email.as_deref());
+        let link = link_by_record.get(&record.id).cloned();
+        let reject = |items: &mut Items<'_>, legs: &mut _, code: &str, message: String| {
+            let rejection = Rejection {
+                code: code.into(),
+                field: None,
+                message,
+            };
+            items.push(
+                legs,
+                ItemInput {
+                    direction: SyncDirection::FromCrm,
+                    outcome: ItemOutcome::Rejected,
+                    email: record.email.clone(),
+                    contact_id: None,
+                    crm_record_id: Some(record.id.clone()),
+                    rejection: Some(&rejection),
+                },
+            );
+        };
+        let contact = match (&link, &email) {
+            (Some(link), _) => by_id.get(&link.contact_id).cloned(),
+            (None, None) => {
+                reject(
+                    &mut items,
+                    &mut legs,
+                    "MISSING_EMAIL",
+                    "the CRM record has no valid e-mail address; add one in the CRM to sync it"
+                        .into(),
+                );
+                continue;
+            }
+            (None, Some(email)) => {
+                // S8: of several records with one e-mail, the most recently modified is used.
+                let group = groups.get(email).cloned().unwrap_or_default();
+                let winner =
+                    decide::pick_duplicate(group, |r| (r.modified_at, r.crm_record_id.clone()))
+                        .map(|(w, _)| w.crm_record_id);
+                let contact = by_email.get(email).cloned();
+                let linked_elsewhere = contact
+                    .as_ref()
+                    .and_then(|c| linked_contacts.get(&c.id))
+                    .filter(|id| **id != record.id);
+                if let Some(other) = linked_elsewhere
+                    .cloned()
+                    .or(winner.filter(|w| *w != record.id))
+                {
+                    reject(
+                        &mut items,
+                        &mut legs,
+                        "DUPLICATE_IN_CRM",
+                        format!(
+                            "another CRM record ({other}) has the e-mail {email} and is the one synced; merge the duplicates in the CRM"
+                        ),
+                    );
+                    continue;
+                }
+                contact
+            }
+        };
+        let platform = contact
+            .as_ref()
+            .map(|c| contact_values(c, &run.ctx.options.platform_url));
+        let snapshot = link.as_ref().and_then(|l| Snapshot::from_json(&l.snapshot));
+        let newer = match &contact {
+            Some(c) if c.updated_at > record.modified_at => Side::Platform,
+            _ => Side::Crm,
+        };
+        let decision = decide::decide(
+            &Pair {
+                platform: platform.as_ref(),
+                crm: Some(&record.values),
+                crm_converted: record.converted,
+                snapshot: snapshot.as_ref(),
+                newer,
+            },
+            &rules,
+        );
+        // A contact created from the CRM has platform fields of its own (its
+        // link, score, state) that go back to the CRM in the same pass (F6).
+        let (new_contact, decision) = match (&decision.to_platform, &email) {
+            (Write::Create(values), Some(email)) => {
+                let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
+                let values = contact_values(&model, &run.ctx.options.platform_url);
+                let snapshot = decision.snapshot(true, false);
+                let second = decide::decide(
+                    &Pair {
+                        platform: Some(&values),
+                        crm: Some(&record.values),
+                        crm_converted: record.converted,
+                        snapshot: Some(&snapshot),
+                        newer: Side::Platform,
+                    },
+                    &rules,
+                );
+                let merged = decision.with_crm_side_of(second);
+                (Some(model), merged)
+            }
+            _ => (None, decision),
+        };
+        pairs.push(ImportPair {
+            record,
+            email,
+            contact,
+            new_contact,
+            link,
+            decision,
+        });
+    }
+
+    // Platform changes found on the way in go out in the same pass.
+    let writes: Vec<(usize, RecordWrite)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match &p.decision.to_crm {
+            Write::Update(values) => Some((
+                i,
+                RecordWrite {
+                    id: Some(p.record.id.clone()),
+                    values: values.clone(),
+                    owner_email: None,
+                    email: p.email.clone().unwrap_or_default(),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut crm_results: HashMap<usize, Result<WriteResult, CrmError>> = HashMap::new();
+    if !run.dry() && !writes.is_empty() {
+        let (idx, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
+        let results = run.client.write(module, writes).await;
+        crm_results = idx.into_iter().zip(results).collect();
+    }
+    let stop = stop_of(&crm_results.values().cloned().collect::<Vec<_>>());
+
+    // E-mails flowing in must not take another contact's.
+    let incoming: Vec<String> = pairs
+        .iter()
+        .filter_map(|p| match &p.decision.to_platform {
+            Write::Update(v) => v.get("email").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    let taken: HashMap<String, String> = store::contacts(db, &tenant, Vec::new(), incoming)
+        .await?
+        .into_iter()
+        .map(|c| (c.email, c.id))
+        .collect();
+
+    let now = Utc::now();
+    let mut new_contacts = Vec::new();
+    let mut updated_contacts = Vec::new();
+    let mut links = Vec::new();
+    for (i, p) in pairs.into_iter().enumerate() {
+        let mut to_platform = p.decision.to_platform.clone();
+        if let (Write::Update(v), Some(c)) = (&to_platform, &p.contact)
+            && let Some(e) = v.get("email").and_then(Value::as_str)
+            && taken.get(e).is_some_and(|id| *id != c.id)
+        {
+            to_platform = Write::Reject(Rejection {
+                code: "EMAIL_TAKEN".into(),
+                field: Some("email".into()),
+                message: format!(
+                    "the CRM record's new e-mail {e} belongs to another platform contact; merge them first"
+                ),
+            });
+        }
+        let mut to_crm = p.decision.to_crm.clone();
+        let crm_result = crm_results.remove(&i);
+        let mut crm_modified = p.record.modified_at;
+        match &crm_result {
+            Some(Ok(r)) => crm_modified = r.modified_at,
+            Some(Err(e @ CrmError::Rejected { .. })) => to_crm = Write::Reject(rejection_of(e)),
+            // Not applied (the run stops): no item, the next run tries again.
+            Some(Err(_)) => to_crm = Write::Unchanged,
+            None => {}
+        }
+        let crm_applied = match (&p.decision.to_crm, &crm_result) {
+            (Write::Update(_), Some(Ok(_))) => true,
+            (Write::Update(_), _) => run.dry(),
+            (Write::Reject(_), _) => false,
+            _ => true,
+        } && !matches!(to_crm, Write::Reject(_));
+        let platform_applied = !matches!(to_platform, Write::Reject(_));
+
+        let contact_id = match (&to_platform, &p.contact) {
+            (Write::Create(_), None) => {
+                let model = p.new_contact.clone().expect("made with the decision");
+                let id = model.id.clone();
+                new_contacts.push(contact::ActiveModel::from(model));
+                Some(id)
+            }
+            (Write::Update(values), Some(c)) => {
+                let mut updated = c.clone();
+                apply_values(&mut updated, values);
+                updated_contacts.push(update_model(updated, now));
+                Some(c.id.clone())
+            }
+            (_, c) => c.as_ref().map(|c| c.id.clone()),
+        };
+        if let Some(contact_id) = &contact_id {
+            run.touched.insert(contact_id.clone());
+            let snapshot = p.decision.snapshot(platform_applied, crm_applied);
+            links.push(crm_link::Model {
+                id: p
+                    .link
+                    .as_ref()
+                    .map_or_else(crmsync_entity::new_id, |l| l.id.clone()),
+                tenant_id: run.tenant.as_str().to_owned(),
+                connector_id: connector_id.clone(),
+                contact_id: contact_id.clone(),
+                module,
+                crm_record_id: p.record.id.clone(),
+                snapshot: snapshot.to_json(),
+                crm_modified_at: Some(crm_modified),
+                last_synced_at: now,
+            });
+        }
+        let reason = |w: &Write| match w {
+            Write::Reject(r) => Some(r.clone()),
+            _ => None,
+        };
+        let platform_reason = reason(&to_platform);
+        items.push(
+            &mut legs,
+            ItemInput {
+                direction: SyncDirection::FromCrm,
+                outcome: outcome_of(&to_platform, &p.decision.platform_conflicts),
+                email: p.email.clone().or(p.record.email.clone()),
+                contact_id: contact_id.clone(),
+                crm_record_id: Some(p.record.id.clone()),
+                rejection: platform_reason.as_ref(),
+            },
+        );
+        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) {
+            let crm_reason = reason(&to_crm);
+            items.push(
+                &mut legs,
+                ItemInput {
+                    direction: SyncDirection::ToCrm,
+                    outcome: outcome_of(&to_crm, &p.decision.crm_conflicts),
+                    email: p.email.clone(),
+                    contact_id: contact_id.clone(),
+                    crm_record_id: Some(p.record.id.clone()),
+                    rejection: crm_reason.as_ref(),
+                },
+            );
+        }
+    }
+
+    let rows = std::mem::take(&mut items.rows);
+    let txn = store::begin(db).await?;
+    if !run.dry() {
+        if !new_contacts.is_empty() {
+            contact::Entity::insert_many(new_contacts)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        for am in updated_contacts {
+            am.update(&txn).await?;
+        }
+        store::upsert_links(&txn, links).await?;
+        if stop.is_none()
+            && let Some((at, id)) = &last
+        {
+            store::save_checkpoint(
+                &txn,
+                &tenant,
+                &connector_id,
+                SyncDirection::FromCrm,
+                module,
+                *at,
+                id,
+            )
+            .await?;
+        }
+    }
+    store::insert_items(&txn, rows).await?;
+    txn.commit().await?;
+    run.legs = legs;
+    Ok(stop)
+}
+
+/// Platform to CRM: contacts changed since the checkpoint with a high enough
+/// score, page by page, matched by link or by e-mail in the CRM-side index.
+pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
+    let module = module(run);
+    let mut after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
+        None
+    } else {
+        store::checkpoint(
+            &run.ctx.db,
+            &run.tenant,
+            &run.connector.id,
+            SyncDirection::ToCrm,
+            module,
+        )
+        .await?
+        .map(|c| (c.at - OVERLAP, String::new()))
+    };
+    run.progress("export").await?;
+    loop {
+        let mut query = contact::Entity::for_tenant(&run.tenant)
+            .filter(contact::Column::BehaviourScore.gte(run.settings.min_score_to_export));
+        if let Some((at, id)) = &after {
+            query = query.filter(
+                Condition::any()
+                    .add(contact::Column::UpdatedAt.gt(*at))
+                    .add(
+                        Condition::all()
+                            .add(contact::Column::UpdatedAt.eq(*at))
+                            .add(contact::Column::Id.gt(id.clone())),
+                    ),
+            );
+        }
+        if let Some((_, contacts)) = &run.retry {
+            query = query.filter(contact::Column::Id.is_in(contacts.iter().cloned()));
+        }
+        let page = query
+            .order_by_asc(contact::Column::UpdatedAt)
+            .order_by_asc(contact::Column::Id)
+            .limit(u64::from(PAGE_SIZE))
+            .all(&run.ctx.db)
+            .await?;
+        let Some(last) = page.last().map(|c| (c.updated_at, c.id.clone())) else {
+            return Ok(());
+        };
+        let full = page.len() as u64 == u64::from(PAGE_SIZE);
+        let count = page.len() as i64;
+        let stop = export_page(run, module, page, &last).await?;
+        run.processed += count;
+        run.progress("export").await?;
+        if let Some(stop) = stop {
+            return Err(stop);
+        }
+        if !full {
+            return Ok(());
+        }
+        after = Some(last);
+    }
+}
+
+struct ExportPair {
+    contact: contact::Model,
+    link: Option<crm_link::Model>,
+    crm_id: Option<String>,
+    decision: Decision,
+}
+
+async fn export_page(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    page: Vec<contact::Model>,
+    last: &(DateTime<Utc>, String),
+) -> Result<Option<Stop>, Stop> {
+    let db = &run.ctx.db;
+    let tenant = run.tenant.clone();
+    let connector_id = run.connector.id.clone();
+    let page: Vec<contact::Model> = page
+        .into_iter()
+        .filter(|c| !run.touched.contains(&c.id))
+        .collect();
+    let links: HashMap<String, crm_link::Model> = store::links_by_contacts(
+        db,
+        &tenant,
+        &connector_id,
+        page.iter().map(|c| c.id.clone()).collect(),
+    )
+    .await?
+    .into_iter()
+    .map(|l| (l.contact_id.clone(), l))
+    .collect();
+    let unlinked: Vec<String> = page
+        .iter()
+        .filter(|c| !links.contains_key(&c.id))
+        .map(|c| c.email.clone())
+        .collect();
+    let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
+    for r in store::crm_records_by_email(db, &tenant, &connector_id, unlinked).await? {
+        if let Some(e) = r.email.clone() {
+            groups.entry(e).or_default().push(r);
+        }
+    }
+    let winners: HashMap<String, String> = groups
+        .into_iter()
+        .filter_map(|(email, group)| {
+            decide::pick_duplicate(group, |r| (r.modified_at, r.crm_record_id.clone()))
+                .map(|(w, _)| (email, w.crm_record_id))
+        })
+        .collect();
+    // A record already linked to another contact is not taken over.
+    let taken: std::collections::HashSet<String> = store::links_by_records(
+        db,
+        &tenant,
+        &connector_id,
+        module,
+        winners.values().cloned().collect(),
+    )
+    .await?
+    .into_iter()
+    .map(|l| l.crm_record_id)
+    .collect();
+
+    let mut items = Items {
+        run: &run.run,
+        rows: Vec::new(),
+    };
+    let mut legs = run.legs;
+    let rules = rules(run);
+    let mut pairs = Vec::new();
+    for contact in page {
+        let link = links.get(&contact.id).cloned();
+        let matched = winners.get(&contact.email).cloned();
+        if link.is_none()
+            && let Some(id) = matched.as_ref().filter(|id| taken.contains(*id))
+        {
+            let rejection = Rejection {
+                code: "DUPLICATE_IN_CRM".into(),
+                field: Some("email".into()),
+                message: format!(
+                    "the CRM record {id} with this e-mail is already linked to another contact; merge the contacts first"
+                ),
+            };
+            items.push(
+                &mut legs,
+                ItemInput {
+                    direction: SyncDirection::ToCrm,
+                    outcome: ItemOutcome::Rejected,
+                    email: Some(contact.email.clone()),
+                    contact_id: Some(contact.id.clone()),
+                    crm_record_id: Some(id.clone()),
+                    rejection: Some(&rejection),
+                },
+            );
+            continue;
+        }
+        let snapshot = link.as_ref().and_then(|l| Snapshot::from_json(&l.snapshot));
+        // The import leg just read every CRM change since the last sync, so a
+        // linked record holds what the snapshot says.
+        let crm_values: Option<Values> = match (&link, &matched) {
+            (Some(_), _) => Some(
+                run.mappings
+                    .iter()
+                    .filter_map(|m| {
+                        snapshot
+                            .as_ref()
+                            .and_then(|s| s.0.get(&m.platform_field))
+                            .map(|a| (m.crm_field.clone(), a.c.clone()))
+                    })
+                    .collect(),
+            ),
+            (None, Some(_)) => Some(Values::new()),
+            (None, None) => None,
+        };
+        let platform = contact_values(&contact, &run.ctx.options.platform_url);
+        let decision = decide::decide(
+            &Pair {
+                platform: Some(&platform),
+                crm: crm_values.as_ref(),
+                crm_converted: false,
+                snapshot: snapshot.as_ref(),
+                newer: Side::Platform,
+            },
+            &rules,
+        );
+        let crm_id = link.as_ref().map(|l| l.crm_record_id.clone()).or(matched);
+        pairs.push(ExportPair {
+            contact,
+            link,
+            crm_id,
+            decision,
+        });
+    }
+
+    let writes: Vec<(usize, RecordWrite)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match &p.decision.to_crm {
+            Write::Create(values) | Write::Update(values) => Some((
+                i,
+                RecordWrite {
+                    id: p.crm_id.clone(),
+                    values: values.clone(),
+                    owner_email: None,
+                    email: p.contact.email.clone(),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut results: HashMap<usize, Result<WriteResult, CrmError>> = HashMap::new();
+    if !run.dry() && !writes.is_empty() {
+        let (idx, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
+        let out = run.client.write(module, writes).await;
+        results = idx.into_iter().zip(out).collect();
+    }
+    let stop = stop_of(&results.values().cloned().collect::<Vec<_>>());
+
+    let now = Utc::now();
+    let mut links = Vec::new();
+    let mut index = Vec::new();
+    for (i, p) in pairs.into_iter().enumerate() {
+        let mut to_crm = p.decision.to_crm.clone();
+        let result = results.remove(&i);
+        let mut crm_id = p.crm_id.clone();
+        let mut modified = p.link.as_ref().and_then(|l| l.crm_modified_at);
+        match &result {
+            Some(Ok(r)) => {
+                crm_id = Some(r.id.clone());
+                modified = Some(r.modified_at);
+                index.push(crm_record::Model {
+                    tenant_id: tenant.as_str().to_owned(),
+                    connector_id: connector_id.clone(),
+                    module,
+                    crm_record_id: r.id.clone(),
+                    email: Some(p.contact.email.clone()),
+                    modified_at: r.modified_at,
+                });
+            }
+            Some(Err(e @ CrmError::Rejected { .. })) => to_crm = Write::Reject(rejection_of(e)),
+            // Not applied: the run stops here and the next run tries again.
+            Some(Err(_)) => continue,
+            None => {}
+        }
+        let applied = !matches!(to_crm, Write::Reject(_));
+        if let Some(crm_id) = &crm_id
+            && (applied || p.link.is_some())
+            && !(run.dry() && p.link.is_none())
+        {
+            links.push(crm_link::Model {
+                id: p
+                    .link
+                    .as_ref()
+                    .map_or_else(crmsync_entity::new_id, |l| l.id.clone()),
+                tenant_id: tenant.as_str().to_owned(),
+                connector_id: connector_id.clone(),
+                contact_id: p.contact.id.clone(),
+                module,
+                crm_record_id: crm_id.clone(),
+                snapshot: p.decision.snapshot(true, applied).to_json(),
+                crm_modified_at: modified,
+                last_synced_at: now,
+            });
+        }
+        let rejection = match &to_crm {
+            Write::Reject(r) => Some(r.clone()),
+            _ => None,
+        };
+        items.push(
+            &mut legs,
+            ItemInput {
+                direction: SyncDirection::ToCrm,
+                outcome: outcome_of(&to_crm, &p.decision.crm_conflicts),
+                email: Some(p.contact.email.clone()),
+                contact_id: Some(p.contact.id.clone()),
+                crm_record_id: crm_id,
+                rejection: rejection.as_ref(),
+            },
+        );
+    }
+
+    let rows = std::mem::take(&mut items.rows);
+    let txn = store::begin(db).await?;
+    if !run.dry() {
+        store::upsert_crm_records(&txn, index).await?;
+        store::upsert_links(&txn, links).await?;
+        if stop.is_none() {
+            store::save_checkpoint(
+                &txn,
+                &tenant,
+                &connector_id,
+                SyncDirection::ToCrm,
+                module,
+                last.0,
+                &last.1,
+            )
+            .await?;
+        }
+    }
+    store::insert_items(&txn, rows).await?;
+    txn.commit().await?;
+    run.legs = legs;
+    Ok(stop)
+}

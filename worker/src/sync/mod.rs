@@ -1,0 +1,401 @@
+//! One run from start to end: load and re-check the run and connector by
+//! tenant, then the import leg (CRM to platform) and the export leg (platform
+//! to CRM), page by page. Each page is read, decided (`decide`), written to the
+//! CRM, then applied to the database in one transaction with its items, links
+//! and checkpoint. Progress events go out after every page.
+//!
+//! **Invariant:** a checkpoint is saved only in the transaction that applies its
+//! page, and never in a dry run.
+
+mod legs;
+mod platform_side;
+mod store;
+
+pub(crate) use store::begin as begin_write;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use crmsync_entity::enums::{ConnectorStatus, CrmModule, SyncMode, SyncRunStatus};
+use crmsync_entity::models::{connector, field_mapping, sync_run};
+use crmsync_entity::{TenantId, TenantScoped};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::crm::{CrmClient, CrmError, CrmField};
+use crate::events::{Legs, SyncEvent};
+use crate::jobs::{SyncJob, WorkerContext};
+use crate::platform::Mapping;
+use crate::settings::ConnectorSettings;
+
+/// Tuning of runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Base URL of the platform's contact pages, for the platform link (F6):
+    /// `{platform_url}/contacts/{id}`.
+    pub platform_url: String,
+}
+
+/// Records per page, both legs (Pipedrive's largest list page).
+pub const PAGE_SIZE: u32 = 500;
+/// How far before a checkpoint a run reads again, so that nothing written
+/// while the previous run worked is missed (S2).
+pub const OVERLAP: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// No such run or connector for the job's tenant.
+    #[error("the run or its connector does not exist for this tenant")]
+    NotFound,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// How a run ended, as stored.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Cancelled between pages.
+    Cancelled,
+    /// The daily limit: stop cleanly, resume from the checkpoint next time.
+    DailyLimit(String),
+    /// A CRM error that ends the run.
+    Crm(CrmError),
+    /// The database failed.
+    Db(DbErr),
+}
+
+impl From<DbErr> for Stop {
+    fn from(e: DbErr) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<CrmError> for Stop {
+    fn from(e: CrmError) -> Self {
+        match e {
+            CrmError::DailyLimit(m) => Self::DailyLimit(m),
+            other => Self::Crm(other),
+        }
+    }
+}
+
+/// Everything a leg needs.
+pub(crate) struct Run<'a> {
+    pub ctx: &'a WorkerContext,
+    pub tenant: TenantId,
+    pub run: sync_run::Model,
+    pub connector: connector::Model,
+    pub settings: ConnectorSettings,
+    pub client: Arc<dyn CrmClient>,
+    pub mappings: Vec<Mapping>,
+    pub fields: HashMap<String, CrmField>,
+    pub owners: HashSet<String>,
+    pub legs: Legs,
+    pub processed: i64,
+    /// Contacts the import leg decided (both ways): the export leg skips them.
+    pub touched: HashSet<String>,
+    /// For a retry run: the CRM records and contacts to retry.
+    pub retry: Option<(HashSet<String>, HashSet<String>)>,
+}
+
+impl Run<'_> {
+    /// True for dry runs: compute and record, write nothing.
+    pub fn dry(&self) -> bool {
+        self.run.mode == SyncMode::DryRun
+    }
+
+    /// True when checkpoints are ignored.
+    pub fn ignores_checkpoints(&self) -> bool {
+        self.run.mode != SyncMode::Incremental || self.retry.is_some()
+    }
+
+    /// Saves counters and phase, publishes an event, and stops if cancelled.
+    pub async fn progress(&mut self, phase: &str) -> Result<(), Stop> {
+        let db = &self.ctx.db;
+        let current = sync_run::Entity::find_for_tenant(&self.tenant, &self.run.id)
+            .one(db)
+            .await?
+            .ok_or(Stop::Db(DbErr::RecordNotFound("sync run".into())))?;
+        let mut am = sync_run::ActiveModel::from(current.clone());
+        am.phase = Set(phase.to_owned());
+        am.processed = Set(self.processed);
+        set_legs(&mut am, &self.legs);
+        self.run = am.update(db).await?;
+        self.ctx.bus.publish(SyncEvent::of_run(&self.run));
+        if current.cancel_requested {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+}
+
+fn set_legs(am: &mut sync_run::ActiveModel, legs: &Legs) {
+    am.to_crm_created = Set(legs.to_crm.created);
+    am.to_crm_updated = Set(legs.to_crm.updated);
+    am.to_crm_unchanged = Set(legs.to_crm.unchanged);
+    am.to_crm_rejected = Set(legs.to_crm.rejected);
+    am.to_crm_conflicts = Set(legs.to_crm.conflicts);
+    am.from_crm_created = Set(legs.from_crm.created);
+    am.from_crm_updated = Set(legs.from_crm.updated);
+    am.from_crm_unchanged = Set(legs.from_crm.unchanged);
+    am.from_crm_rejected = Set(legs.from_crm.rejected);
+    am.from_crm_conflicts = Set(legs.from_crm.conflicts);
+}
+
+/// Runs one job's sync to its end and returns the final run row. A run already
+/// final is returned as it is (a redelivered job does nothing).
+pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Model, SyncError> {
+    let db = &ctx.db;
+    let tenant = TenantId::new(job.tenant_id.clone());
+    let run = sync_run::Entity::find_for_tenant(&tenant, &job.run_id)
+        .one(db)
+        .await?
+        .filter(|r| r.connector_id == job.connector_id)
+        .ok_or(SyncError::NotFound)?;
+    if run.status.is_final() {
+        return Ok(run);
+    }
+    let connector = connector::Entity::find_for_tenant(&tenant, &run.connector_id)
+        .one(db)
+        .await?
+        .ok_or(SyncError::NotFound)?;
+    if run.cancel_requested {
+        return finish(ctx, run, &Legs::default(), SyncRunStatus::Cancelled, None).await;
+    }
+
+    // Only a QUEUED run starts: a cancel may have won the race.
+    let started = sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::Status,
+            Expr::value(SyncRunStatus::Running),
+        )
+        .col_expr(sync_run::Column::Phase, Expr::value("starting"))
+        .col_expr(sync_run::Column::StartedAt, Expr::value(Utc::now()))
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(&run.id))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Queued))
+        .exec(db)
+        .await?;
+    let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)
+        .one(db)
+        .await?
+        .ok_or(SyncError::NotFound)?;
+    if started.rows_affected == 0 {
+        return Ok(run);
+    }
+    ctx.bus.publish(SyncEvent::of_run(&run));
+
+    let prepared = match prepare(ctx, &tenant, &run, &connector).await {
+        Ok(p) => p,
+        Err(Stop::Crm(CrmError::Unauthorized(message))) => {
+            needs_reauth(ctx, &connector, &message).await?;
+            return finish(
+                ctx,
+                run,
+                &Legs::default(),
+                SyncRunStatus::Failed,
+                Some(message),
+            )
+            .await;
+        }
+        Err(Stop::Crm(e)) => {
+            return finish(
+                ctx,
+                run,
+                &Legs::default(),
+                SyncRunStatus::Failed,
+                Some(e.to_string()),
+            )
+            .await;
+        }
+        Err(Stop::DailyLimit(m)) => {
+            let message = format!("stopped: {m}; the next run resumes from here");
+            return finish(
+                ctx,
+                run,
+                &Legs::default(),
+                SyncRunStatus::Partial,
+                Some(message),
+            )
+            .await;
+        }
+        Err(Stop::Cancelled) => {
+            return finish(ctx, run, &Legs::default(), SyncRunStatus::Cancelled, None).await;
+        }
+        Err(Stop::Db(e)) => return Err(e.into()),
+    };
+    let (client, settings, mappings, fields, owners, retry) = prepared;
+    let mut state = Run {
+        ctx,
+        tenant,
+        run,
+        connector,
+        settings,
+        client,
+        mappings,
+        fields,
+        owners,
+        legs: Legs::default(),
+        processed: 0,
+        touched: HashSet::new(),
+        retry,
+    };
+
+    let outcome = async {
+        legs::import(&mut state).await?;
+        legs::export(&mut state).await
+    }
+    .await;
+    let legs = state.legs;
+    let run = state.run.clone();
+    let rejected = legs.to_crm.rejected + legs.from_crm.rejected;
+    match outcome {
+        Ok(()) => {
+            if run.mode == SyncMode::Full {
+                let mut am = connector::ActiveModel::from(state.connector.clone());
+                am.full_resync_recommended = Set(false);
+                am.update(db).await?;
+            }
+            let (status, message) = if rejected > 0 {
+                (
+                    SyncRunStatus::Partial,
+                    Some(format!("{rejected} contacts rejected: see the run's items")),
+                )
+            } else {
+                (SyncRunStatus::Succeeded, None)
+            };
+            finish(ctx, run, &legs, status, message).await
+        }
+        Err(Stop::Cancelled) => finish(ctx, run, &legs, SyncRunStatus::Cancelled, None).await,
+        Err(Stop::DailyLimit(m)) => {
+            let message = format!("stopped: {m}; the next run resumes from the last checkpoint");
+            finish(ctx, run, &legs, SyncRunStatus::Partial, Some(message)).await
+        }
+        Err(Stop::Crm(CrmError::Unauthorized(message))) => {
+            needs_reauth(ctx, &state.connector, &message).await?;
+            finish(ctx, run, &legs, SyncRunStatus::Failed, Some(message)).await
+        }
+        Err(Stop::Crm(e)) => {
+            finish(ctx, run, &legs, SyncRunStatus::Failed, Some(e.to_string())).await
+        }
+        Err(Stop::Db(e)) => {
+            tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
+            finish(
+                ctx,
+                run,
+                &legs,
+                SyncRunStatus::Failed,
+                Some("internal error while saving the run's results; it will be retried".into()),
+            )
+            .await?;
+            Err(e.into())
+        }
+    }
+}
+
+type Prepared = (
+    Arc<dyn CrmClient>,
+    ConnectorSettings,
+    Vec<Mapping>,
+    HashMap<String, CrmField>,
+    HashSet<String>,
+    Option<(HashSet<String>, HashSet<String>)>,
+);
+
+async fn prepare(
+    ctx: &WorkerContext,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+    connector: &connector::Model,
+) -> Result<Prepared, Stop> {
+    let fail = |m: String| Stop::Crm(CrmError::Protocol(m));
+    let settings: ConnectorSettings = serde_json::from_value(connector.settings.clone())
+        .map_err(|e| fail(format!("the connector's settings are unreadable: {e}")))?;
+    let sealed = connector
+        .credentials
+        .as_deref()
+        .ok_or_else(|| fail("the connector has no credentials: set them first".into()))?;
+    let credentials = ctx
+        .credentials_key
+        .open(tenant.as_str(), &connector.id, sealed)
+        .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
+    let client = crate::crm::client_for(
+        &credentials,
+        connector.base_url.as_deref(),
+        ctx.http.clone(),
+    )?;
+    let mappings = field_mapping::Entity::for_tenant(tenant)
+        .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
+        .order_by_asc(field_mapping::Column::Position)
+        .all(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|m| Mapping {
+            platform_field: m.platform_field,
+            crm_field: m.crm_field,
+            direction: m.direction,
+            enabled: m.enabled,
+            locked: m.locked,
+        })
+        .collect();
+    let module = settings
+        .import_modules
+        .first()
+        .copied()
+        .unwrap_or(CrmModule::Persons);
+    let fields = client
+        .fields(module)
+        .await?
+        .into_iter()
+        .map(|f| (f.api_name.clone(), f))
+        .collect();
+    let owners = client
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| u.email)
+        .collect();
+    let retry = match &run.retry_of {
+        Some(of) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
+        None => None,
+    };
+    Ok((client, settings, mappings, fields, owners, retry))
+}
+
+async fn needs_reauth(
+    ctx: &WorkerContext,
+    connector: &connector::Model,
+    message: &str,
+) -> Result<(), DbErr> {
+    let mut am = connector::ActiveModel::from(connector.clone());
+    am.status = Set(ConnectorStatus::NeedsReauth);
+    am.status_message = Set(Some(format!(
+        "{message}. Update the connector's credentials, then sync again."
+    )));
+    am.update(&ctx.db).await?;
+    Ok(())
+}
+
+/// Stores the run's end and publishes it.
+async fn finish(
+    ctx: &WorkerContext,
+    run: sync_run::Model,
+    legs: &Legs,
+    status: SyncRunStatus,
+    message: Option<String>,
+) -> Result<sync_run::Model, SyncError> {
+    let mut am = sync_run::ActiveModel::from(run);
+    am.status = Set(status);
+    am.phase = Set("done".into());
+    am.error = Set(message);
+    am.finished_at = Set(Some(Utc::now()));
+    set_legs(&mut am, legs);
+    let run = am.update(&ctx.db).await?;
+    ctx.bus.publish(SyncEvent::of_run(&run));
+    Ok(run)
+}

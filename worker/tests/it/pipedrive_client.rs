@@ -1,0 +1,370 @@
+//! The Pipedrive client against the sandbox: mapping, limits, retries, creates.
+
+use std::collections::BTreeMap;
+
+use crmsync_entity::enums::CrmModule;
+use crmsync_worker::crm::{CrmClient, CrmError, FieldType, ListQuery, RecordWrite};
+use serde_json::{Value, json};
+
+use crate::support::{Crm, primary_email};
+
+fn values(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn create(email: &str, pairs: &[(&str, Value)]) -> RecordWrite {
+    RecordWrite {
+        id: None,
+        values: values(pairs),
+        owner_email: None,
+        email: email.to_owned(),
+    }
+}
+
+async fn list_all(crm: &Crm) -> Vec<crmsync_worker::crm::CrmRecord> {
+    let client = crm.client();
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = client
+            .list(&ListQuery {
+                module: CrmModule::Persons,
+                since: None,
+                cursor,
+                page_size: 500,
+            })
+            .await
+            .unwrap();
+        out.extend(page.records);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn fields_are_normalised_with_custom_keys_and_options() {
+    let crm = Crm::start(0).await;
+    let fields = crm.client().fields(CrmModule::Persons).await.unwrap();
+    let by_key = |k: &str| fields.iter().find(|f| f.api_name == k).unwrap().clone();
+    assert_eq!(by_key("email").field_type, FieldType::Email);
+    assert_eq!(by_key("phone").field_type, FieldType::Phone);
+    assert_eq!(by_key("owner_id").field_type, FieldType::User);
+    assert!(!by_key("first_name").custom);
+    let flag = by_key(&crm.field_key("sync_to_plezi"));
+    assert!(flag.custom);
+    assert_eq!(flag.label, "sync_to_plezi");
+    assert_eq!(flag.field_type, FieldType::Picklist);
+    let labels: Vec<_> = flag.options.unwrap().into_iter().map(|o| o.label).collect();
+    assert_eq!(labels, ["yes", "no"]);
+    assert_eq!(
+        by_key(&crm.field_key("industries")).field_type,
+        FieldType::MultiPicklist
+    );
+    assert_eq!(
+        by_key(&crm.field_key("score")).field_type,
+        FieldType::Number
+    );
+    assert_eq!(
+        by_key(&crm.field_key("plezi_url")).field_type,
+        FieldType::Text
+    );
+}
+
+#[tokio::test]
+async fn listing_reads_every_person_oldest_first_with_normalised_values() {
+    let crm = Crm::start(700).await;
+    let records = list_all(&crm).await;
+    let live = crm
+        .persons()
+        .await
+        .into_iter()
+        .filter(|p| p["is_deleted"] != json!(true))
+        .count();
+    assert_eq!(records.len(), live);
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].modified_at <= w[1].modified_at)
+    );
+    let owners: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.owner_email.clone())
+        .collect();
+    assert_eq!(owners.len(), records.len(), "every owner is a known user");
+    let industries = crm.field_key("industries");
+    assert!(
+        records
+            .iter()
+            .filter_map(|r| r.values.get(&industries))
+            .all(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+    );
+}
+
+#[tokio::test]
+async fn writes_join_names_send_option_ids_and_numbers() {
+    let crm = Crm::start(0).await;
+    let client = crm.client();
+    let (source, industries, score) = (
+        crm.field_key("source"),
+        crm.field_key("industries"),
+        crm.field_key("score"),
+    );
+    let fields = client.fields(CrmModule::Persons).await.unwrap();
+    let source_field = fields.iter().find(|f| f.api_name == source).unwrap();
+    let source_option = source_field.options.as_ref().unwrap()[0].clone();
+    let industry_field = fields.iter().find(|f| f.api_name == industries).unwrap();
+    let industry_option = industry_field.options.as_ref().unwrap()[1].clone();
+    let users = client.users().await.unwrap();
+    let owner = users
+        .iter()
+        .find(|u| u.active && u.id != users[0].id)
+        .unwrap();
+
+    let results = client
+        .write(
+            CrmModule::Persons,
+            vec![RecordWrite {
+                owner_email: Some(owner.email.to_uppercase()),
+                ..create(
+                    "marie@exemple.fr",
+                    &[
+                        ("first_name", json!("Marie Claire")),
+                        ("last_name", json!("d'Arc-Dupont")),
+                        ("email", json!("marie@exemple.fr")),
+                        ("phone", json!("+33 1 23 45 67 89")),
+                        (&source, json!(source_option.label)),
+                        (&industries, json!([industry_option.label])),
+                        (&score, json!(42)),
+                    ],
+                )
+            }],
+        )
+        .await;
+    let created = results[0].as_ref().unwrap().clone();
+    assert!(created.created);
+
+    let stored = crm
+        .persons()
+        .await
+        .into_iter()
+        .find(|p| p["id"].to_string() == created.id)
+        .unwrap();
+    assert_eq!(stored["name"], json!("Marie Claire d'Arc-Dupont"));
+    assert_eq!(primary_email(&stored).as_deref(), Some("marie@exemple.fr"));
+    assert_eq!(
+        stored["custom_fields"][&source].to_string(),
+        source_option.id
+    );
+    assert_eq!(
+        stored["custom_fields"][&industries],
+        json!([industry_option.id.parse::<i64>().unwrap()])
+    );
+    assert_eq!(stored["custom_fields"][&score].as_f64(), Some(42.0));
+    assert_eq!(stored["owner_id"].to_string(), owner.id);
+
+    // An update sends only what changed, and reads back as labels.
+    let results = client
+        .write(
+            CrmModule::Persons,
+            vec![RecordWrite {
+                id: Some(created.id.clone()),
+                values: values(&[
+                    ("first_name", json!("Marie")),
+                    ("last_name", json!("Curie")),
+                ]),
+                owner_email: None,
+                email: "marie@exemple.fr".into(),
+            }],
+        )
+        .await;
+    assert!(!results[0].as_ref().unwrap().created);
+    let record = list_all(&crm)
+        .await
+        .into_iter()
+        .find(|r| r.id == created.id)
+        .unwrap();
+    assert_eq!(record.values["name"], json!("Marie Curie"));
+    assert_eq!(record.values[&source], json!(source_option.label));
+    assert_eq!(record.values[&industries], json!([industry_option.label]));
+    assert_eq!(record.owner_email.as_deref(), Some(owner.email.as_str()));
+}
+
+#[tokio::test]
+async fn an_unknown_picklist_value_is_rejected_before_sending() {
+    let crm = Crm::start(0).await;
+    let client = crm.client();
+    let source = crm.field_key("source");
+    client.fields(CrmModule::Persons).await.unwrap();
+    crm.reset_requests().await;
+    let results = client
+        .write(
+            CrmModule::Persons,
+            vec![create(
+                "x@y.com",
+                &[
+                    ("last_name", json!("X")),
+                    (&source, json!("Carrier pigeon")),
+                ],
+            )],
+        )
+        .await;
+    match &results[0] {
+        Err(CrmError::Rejected {
+            code,
+            field,
+            message,
+        }) => {
+            assert_eq!(code, "INVALID_PICKLIST_VALUE");
+            assert_eq!(field.as_deref(), Some(source.as_str()));
+            assert!(message.contains("allowed values:"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        crm.request_count("endpoint=POST%20/pipedrive/{company}/api/v2/persons")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn calls_are_paced_under_the_burst_limit() {
+    let crm = Crm::start(50).await;
+    crm.set_limits(json!({"burst_limit": 10})).await;
+    let client = crm.client();
+    let calls = (0..25).map(|_| {
+        client.list(&ListQuery {
+            module: CrmModule::Persons,
+            since: None,
+            cursor: None,
+            page_size: 5,
+        })
+    });
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(crm.request_count("status=429").await, 0);
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    let crm = Crm::start(10).await;
+    let client = crm.client();
+    client.fields(CrmModule::Persons).await.unwrap();
+    crm.fault(json!({"endpoint": "GET /pipedrive/{company}/api/v2/persons", "kind": "rate_limit", "count": 1}))
+        .await;
+    crm.fault(json!({"endpoint": "GET /pipedrive/{company}/api/v2/persons", "kind": "error", "status": 503, "count": 2}))
+        .await;
+    let page = client
+        .list(&ListQuery {
+            module: CrmModule::Persons,
+            since: None,
+            cursor: None,
+            page_size: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 10);
+    assert_eq!(crm.request_count("status=429").await, 1);
+    assert_eq!(crm.request_count("status=503").await, 2);
+}
+
+#[tokio::test]
+async fn a_create_whose_reply_is_lost_is_not_created_twice() {
+    let crm = Crm::start(0).await;
+    let client = crm.client();
+    client.fields(CrmModule::Persons).await.unwrap();
+    crm.fault(json!({"endpoint": "POST /pipedrive/{company}/api/v2/persons", "kind": "timeout_after_write", "delay_ms": 50, "count": 1}))
+        .await;
+    let results = client
+        .write(
+            CrmModule::Persons,
+            vec![create(
+                "once@x.com",
+                &[
+                    ("first_name", json!("Only")),
+                    ("last_name", json!("Once")),
+                    ("email", json!("once@x.com")),
+                ],
+            )],
+        )
+        .await;
+    let written = results[0].as_ref().unwrap();
+    let matching: Vec<_> = crm
+        .persons()
+        .await
+        .into_iter()
+        .filter(|p| primary_email(p).as_deref() == Some("once@x.com"))
+        .collect();
+    assert_eq!(matching.len(), 1, "one person, not two");
+    assert_eq!(matching[0]["id"].to_string(), written.id);
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_is_a_daily_limit_error() {
+    let crm = Crm::start(5).await;
+    let client = crm.client();
+    client.fields(CrmModule::Persons).await.unwrap();
+    crm.admin_post(
+        &format!("/pipedrive/companies/{}/limits/exhaust-daily", crm.domain()),
+        json!({}),
+    )
+    .await;
+    let err = client
+        .list(&ListQuery {
+            module: CrmModule::Persons,
+            since: None,
+            cursor: None,
+            page_size: 100,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CrmError::DailyLimit(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn check_says_what_is_wrong() {
+    let crm = Crm::start(0).await;
+    let ok = crm.client().check(Some("sync_to_plezi")).await.unwrap();
+    assert!(ok.ok, "{}", ok.message);
+
+    let missing = crm.client().check(Some("no_such_field")).await.unwrap();
+    assert!(!missing.ok);
+    assert!(
+        missing.message.contains("no_such_field"),
+        "{}",
+        missing.message
+    );
+
+    let bad = crmsync_worker::crm::pipedrive::PipedriveClient::new(
+        &crmsync_worker::credentials::Credentials::Pipedrive {
+            api_token: "0000".to_owned().into(),
+            company_domain: crm.domain(),
+        },
+        Some(&crm.base_url()),
+        reqwest::Client::new(),
+    )
+    .unwrap();
+    let refused = bad.check(None).await.unwrap();
+    assert!(!refused.ok);
+    assert!(refused.message.contains("token"), "{}", refused.message);
+    assert!(matches!(bad.users().await, Err(CrmError::Unauthorized(_))));
+
+    let base = crm
+        .base_url()
+        .replace(&format!("/{}", crm.domain()), "/nope");
+    let unknown = crmsync_worker::crm::pipedrive::PipedriveClient::new(
+        &crm.credentials(),
+        Some(&base),
+        reqwest::Client::new(),
+    )
+    .unwrap();
+    let unknown = unknown.check(None).await.unwrap();
+    assert!(!unknown.ok);
+    assert!(unknown.message.contains("company"), "{}", unknown.message);
+}

@@ -1,0 +1,169 @@
+//! Runs through the queue: start, one at a time, cancel, a worker picking jobs up.
+
+use std::time::Duration;
+
+use crmsync_entity::enums::{SyncMode, SyncRunStatus, SyncTrigger};
+use crmsync_worker::events::EventBus;
+use crmsync_worker::jobs::{JobQueue, run_worker};
+use crmsync_worker::runs::{RunError, cancel_sync, start_sync};
+use futures::StreamExt;
+use sea_orm::ActiveValue::Set;
+
+use crate::support::App;
+
+#[tokio::test]
+async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
+    let app = App::start(20).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let mut events = app.bus.subscribe(app.tenant.as_str());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), async {
+        let _ = stopped.await;
+    }));
+    let run = start_sync(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &app.connector_id,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.status, SyncRunStatus::Queued);
+    assert_eq!(run.phase, "queued");
+    assert_eq!(run.task_id.len(), 26);
+
+    let mut seen = Vec::new();
+    let final_event = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = events.next().await {
+            if event.run_id != run.id {
+                continue;
+            }
+            seen.push(event.status);
+            if event.status.is_final() {
+                return event;
+            }
+        }
+        panic!("the bus closed");
+    })
+    .await
+    .expect("the run ends within a minute");
+    assert!(
+        matches!(
+            final_event.status,
+            SyncRunStatus::Succeeded | SyncRunStatus::Partial
+        ),
+        "{final_event:?}"
+    );
+    assert!(seen.contains(&SyncRunStatus::Running));
+    assert!(final_event.legs.from_crm.created > 0);
+    let _ = stop.send(());
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_second_start_returns_the_run_already_queued() {
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let start = || {
+        start_sync(
+            &app.db.db,
+            &queue,
+            app.bus.as_ref(),
+            &app.tenant,
+            &app.connector_id,
+            SyncTrigger::Manual,
+            SyncMode::Incremental,
+        )
+    };
+    let (a, b, c) = tokio::join!(start(), start(), start());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(a.id, b.id);
+    assert_eq!(b.id, c.id);
+}
+
+#[tokio::test]
+async fn a_disabled_connector_cannot_start() {
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let mut connector: crmsync_entity::models::connector::ActiveModel =
+        app.connector().await.into();
+    connector.enabled = Set(false);
+    sea_orm::ActiveModelTrait::update(connector, &app.db.db)
+        .await
+        .unwrap();
+    let err = start_sync(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &app.connector_id,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, RunError::Conflict(m) if m.contains("disabled")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_run_is_cancelled_at_once_and_never_runs() {
+    let app = App::start(5).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let run = start_sync(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &app.connector_id,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+    )
+    .await
+    .unwrap();
+    let cancelled = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, SyncRunStatus::Cancelled);
+    app.crm.reset_requests().await;
+    let after = app.execute(&cancelled).await;
+    assert_eq!(after.status, SyncRunStatus::Cancelled);
+    assert_eq!(
+        app.crm.request_count("").await,
+        0,
+        "a cancelled run calls nobody"
+    );
+    let again = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id).await;
+    assert!(matches!(again, Err(RunError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn a_running_run_stops_at_its_next_page_when_cancelled() {
+    let app = App::start(1500).await;
+    // Slow list pages leave time to ask for the cancel while a page is read.
+    app.crm
+        .fault(serde_json::json!({"endpoint": "GET /pipedrive/{company}/api/v2/persons", "kind": "latency", "fixed_ms": 400}))
+        .await;
+    let mut events = app.bus.subscribe(app.tenant.as_str());
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let running = app.execute(&run);
+    let canceller = async {
+        while let Some(event) = events.next().await {
+            if event.run_id == run.id && event.phase == "import" && event.processed > 0 {
+                let r = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id)
+                    .await
+                    .unwrap();
+                assert!(r.cancel_requested);
+                return;
+            }
+        }
+    };
+    let (ended, ()) = tokio::join!(running, canceller);
+    assert_eq!(ended.status, SyncRunStatus::Cancelled);
+    assert!(ended.processed < 1500, "stopped before the end");
+}

@@ -1,0 +1,439 @@
+//! Shared test setup: a sandbox, its admin API, clients.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use crmsync_sandbox::{Sandbox, SandboxConfig};
+use crmsync_worker::credentials::Credentials;
+use crmsync_worker::crm::pipedrive::{PipedriveClient, RetryPolicy};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+/// A sandbox with `people` seeded persons in company `sandbox`.
+pub struct Crm {
+    pub sandbox: Sandbox,
+    pub http: reqwest::Client,
+}
+
+impl Crm {
+    pub async fn start(people: usize) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig {
+            people,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox starts");
+        Self {
+            sandbox,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.sandbox.description().pipedrive.base_url.clone()
+    }
+
+    pub fn domain(&self) -> String {
+        self.sandbox.description().pipedrive.company_domain.clone()
+    }
+
+    pub fn field_key(&self, name: &str) -> String {
+        self.sandbox.description().pipedrive.field_keys[name].clone()
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        Credentials::Pipedrive {
+            api_token: SecretString::from(self.sandbox.description().pipedrive.api_token.clone()),
+            company_domain: self.domain(),
+        }
+    }
+
+    /// A client with short backoff delays.
+    pub fn client(&self) -> PipedriveClient {
+        PipedriveClient::new(
+            &self.credentials(),
+            Some(&self.base_url()),
+            self.http.clone(),
+        )
+        .expect("client")
+        .with_retry_policy(fast_retries())
+    }
+
+    fn admin(&self, path: &str) -> String {
+        format!("{}{path}", self.sandbox.description().admin_url)
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let reply = self.http.get(self.admin(path)).send().await.unwrap();
+        assert!(
+            reply.status().is_success(),
+            "GET {path}: {}",
+            reply.status()
+        );
+        reply.json().await.unwrap()
+    }
+
+    pub async fn admin_send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let reply = self
+            .http
+            .request(method, self.admin(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = reply.status();
+        let value: Value = reply.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Value {
+        self.admin_send(reqwest::Method::POST, path, body).await
+    }
+
+    /// Stores persons as given.
+    pub async fn add_persons(&self, persons: Value) -> Value {
+        self.admin_post(
+            &format!("/pipedrive/companies/{}/persons", self.domain()),
+            json!({ "persons": persons }),
+        )
+        .await
+    }
+
+    /// Every stored person, deleted included.
+    pub async fn persons(&self) -> Vec<Value> {
+        let reply = self
+            .admin_get(&format!("/pipedrive/companies/{}/persons", self.domain()))
+            .await;
+        reply
+            .get("persons")
+            .and_then(Value::as_array)
+            .cloned()
+            .or_else(|| reply.as_array().cloned())
+            .expect("a list of persons")
+    }
+
+    pub async fn set_limits(&self, limits: Value) {
+        self.admin_send(
+            reqwest::Method::PATCH,
+            &format!("/pipedrive/companies/{}/limits", self.domain()),
+            limits,
+        )
+        .await;
+    }
+
+    pub async fn fault(&self, rule: Value) {
+        let mut rule = rule;
+        rule["system"] = json!("pipedrive");
+        self.admin_post("/faults", rule).await;
+    }
+
+    /// Requests counted by the sandbox, filtered by query string (`status=429`).
+    pub async fn request_count(&self, filter: &str) -> u64 {
+        let reply = self
+            .admin_get(&format!("/requests?system=pipedrive&{filter}"))
+            .await;
+        reply["total"].as_u64().expect("a total")
+    }
+
+    pub async fn reset_requests(&self) {
+        self.http
+            .delete(self.admin("/requests"))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(500),
+        ..RetryPolicy::default()
+    }
+}
+
+/// The primary e-mail of a stored person.
+pub fn primary_email(person: &Value) -> Option<String> {
+    person["emails"]
+        .as_array()?
+        .iter()
+        .find(|e| e["primary"] == json!(true))
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned)
+}
+
+pub use app::App;
+
+mod app {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use crmsync_entity::enums::{
+        ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncRunStatus, SyncTrigger,
+    };
+    use crmsync_entity::models::{connector, contact, field_mapping, sync_item, sync_run, tenant};
+    use crmsync_entity::testing::TestDatabase;
+    use crmsync_entity::{TenantId, TenantScoped};
+    use crmsync_worker::credentials::{Credentials, CredentialsKey};
+    use crmsync_worker::crm::CrmClient;
+    use crmsync_worker::events::InProcessBus;
+    use crmsync_worker::jobs::{SyncJob, WorkerContext};
+    use crmsync_worker::platform::default_mappings;
+    use crmsync_worker::settings::ConnectorSettings;
+    use crmsync_worker::sync::SyncOptions;
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter};
+    use serde_json::json;
+
+    use super::Crm;
+
+    pub const PLATFORM_URL: &str = "https://app.platform.test";
+
+    /// A tenant with a Pipedrive connector on a sandbox, and a database.
+    pub struct App {
+        pub crm: Crm,
+        pub db: TestDatabase,
+        pub ctx: WorkerContext,
+        pub bus: Arc<InProcessBus>,
+        pub tenant: TenantId,
+        pub connector_id: String,
+    }
+
+    impl App {
+        pub async fn start(people: usize) -> Self {
+            Self::with(people, |_| {}).await
+        }
+
+        pub async fn with(people: usize, settings: impl FnOnce(&mut ConnectorSettings)) -> Self {
+            let crm = Crm::start(people).await;
+            let credentials = crm.credentials();
+            Self::build(crm, credentials, settings).await
+        }
+
+        pub async fn build(
+            crm: Crm,
+            credentials: Credentials,
+            settings: impl FnOnce(&mut ConnectorSettings),
+        ) -> Self {
+            let db = TestDatabase::new().await;
+            let now = Utc::now();
+            let tenant_id = crmsync_entity::new_id();
+            tenant::ActiveModel::from(tenant::Model {
+                id: tenant_id.clone(),
+                name: "Acme".into(),
+                slug: format!("acme-{}", tenant_id.to_lowercase()),
+                created_at: now,
+            })
+            .insert(&db.db)
+            .await
+            .unwrap();
+            let key = Arc::new(CredentialsKey::generate().0);
+            let connector_id = crmsync_entity::new_id();
+            let mut s = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
+            settings(&mut s);
+            connector::ActiveModel::from(connector::Model {
+                id: connector_id.clone(),
+                tenant_id: tenant_id.clone(),
+                kind: ConnectorKind::Pipedrive,
+                name: "Pipedrive".into(),
+                status: ConnectorStatus::Connected,
+                status_message: None,
+                enabled: true,
+                settings: serde_json::to_value(&s).unwrap(),
+                credentials: Some(key.seal(&tenant_id, &connector_id, &credentials)),
+                credentials_set: json!(["apiToken", "companyDomain"]),
+                base_url: Some(crm.base_url()),
+                full_resync_recommended: false,
+                created_at: now,
+                updated_at: now,
+            })
+            .insert(&db.db)
+            .await
+            .unwrap();
+            let fields = crm.client().fields(CrmModule::Persons).await.unwrap();
+            for (i, m) in default_mappings(ConnectorKind::Pipedrive, &fields)
+                .into_iter()
+                .enumerate()
+            {
+                field_mapping::ActiveModel::from(field_mapping::Model {
+                    id: crmsync_entity::new_id(),
+                    tenant_id: tenant_id.clone(),
+                    connector_id: connector_id.clone(),
+                    position: i as i32,
+                    platform_field: m.platform_field,
+                    crm_field: m.crm_field,
+                    direction: m.direction,
+                    enabled: m.enabled,
+                    locked: m.locked,
+                })
+                .insert(&db.db)
+                .await
+                .unwrap();
+            }
+            let bus = Arc::new(InProcessBus::default());
+            let ctx = WorkerContext {
+                db: db.db.clone(),
+                bus: bus.clone(),
+                credentials_key: key,
+                http: reqwest::Client::new(),
+                options: SyncOptions {
+                    platform_url: PLATFORM_URL.into(),
+                },
+            };
+            Self {
+                crm,
+                db,
+                ctx,
+                bus,
+                tenant: TenantId::new(tenant_id),
+                connector_id,
+            }
+        }
+
+        /// Inserts a QUEUED run and carries it out in this task (no queue).
+        pub async fn sync(&self, mode: SyncMode) -> sync_run::Model {
+            let run = self.queued_run(mode, None).await;
+            self.execute(&run).await
+        }
+
+        pub async fn execute(&self, run: &sync_run::Model) -> sync_run::Model {
+            let job = SyncJob {
+                tenant_id: self.tenant.as_str().to_owned(),
+                run_id: run.id.clone(),
+                connector_id: self.connector_id.clone(),
+            };
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                crmsync_worker::sync::run_sync(&self.ctx, &job),
+            )
+            .await
+            .expect("the run ends")
+            .expect("the run is carried out")
+        }
+
+        pub async fn queued_run(
+            &self,
+            mode: SyncMode,
+            retry_of: Option<String>,
+        ) -> sync_run::Model {
+            sync_run::ActiveModel::from(sync_run::Model {
+                id: crmsync_entity::new_id(),
+                tenant_id: self.tenant.as_str().to_owned(),
+                connector_id: self.connector_id.clone(),
+                trigger: SyncTrigger::Manual,
+                mode,
+                status: SyncRunStatus::Queued,
+                error: None,
+                task_id: crmsync_worker::jobs::new_task_id(),
+                phase: "queued".into(),
+                processed: 0,
+                cancel_requested: false,
+                retry_of,
+                queued_at: Utc::now(),
+                started_at: None,
+                finished_at: None,
+                to_crm_created: 0,
+                to_crm_updated: 0,
+                to_crm_unchanged: 0,
+                to_crm_rejected: 0,
+                to_crm_conflicts: 0,
+                from_crm_created: 0,
+                from_crm_updated: 0,
+                from_crm_unchanged: 0,
+                from_crm_rejected: 0,
+                from_crm_conflicts: 0,
+            })
+            .insert(&self.db.db)
+            .await
+            .unwrap()
+        }
+
+        pub async fn add_contact(
+            &self,
+            email: &str,
+            first: Option<&str>,
+            last: Option<&str>,
+            score: i32,
+        ) -> contact::Model {
+            let now = Utc::now();
+            contact::ActiveModel::from(contact::Model {
+                id: crmsync_entity::new_id(),
+                tenant_id: self.tenant.as_str().to_owned(),
+                email: email.to_owned(),
+                first_name: first.map(str::to_owned),
+                last_name: last.map(str::to_owned),
+                company: None,
+                phone: None,
+                job_title: None,
+                source: None,
+                behaviour_score: score,
+                state: None,
+                lifecycle: Lifecycle::Prospect,
+                opted_out: false,
+                owner_email: None,
+                custom_fields: json!({}),
+                created_at: now,
+                updated_at: now,
+            })
+            .insert(&self.db.db)
+            .await
+            .unwrap()
+        }
+
+        /// Changes a contact as the platform would (bumping `updated_at`).
+        pub async fn edit_contact(
+            &self,
+            contact: &contact::Model,
+            edit: impl FnOnce(&mut contact::ActiveModel),
+        ) -> contact::Model {
+            let mut am = contact::ActiveModel::from(contact.clone());
+            edit(&mut am);
+            am.updated_at = Set(Utc::now());
+            am.update(&self.db.db).await.unwrap()
+        }
+
+        pub async fn contacts(&self) -> Vec<contact::Model> {
+            contact::Entity::for_tenant(&self.tenant)
+                .all(&self.db.db)
+                .await
+                .unwrap()
+        }
+
+        pub async fn contact(&self, email: &str) -> Option<contact::Model> {
+            contact::Entity::for_tenant(&self.tenant)
+                .filter(contact::Column::Email.eq(email))
+                .one(&self.db.db)
+                .await
+                .unwrap()
+        }
+
+        pub async fn items(&self, run: &sync_run::Model) -> Vec<sync_item::Model> {
+            sync_item::Entity::for_tenant(&self.tenant)
+                .filter(sync_item::Column::RunId.eq(&run.id))
+                .all(&self.db.db)
+                .await
+                .unwrap()
+        }
+
+        pub async fn connector(&self) -> connector::Model {
+            connector::Entity::find_for_tenant(&self.tenant, &self.connector_id)
+                .one(&self.db.db)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        pub async fn writes(&self) -> u64 {
+            self.crm
+                .request_count("endpoint=POST%20/pipedrive/{company}/api/v2/persons")
+                .await
+                + self
+                    .crm
+                    .request_count("endpoint=PATCH%20/pipedrive/{company}/api/v2/persons/{id}")
+                    .await
+        }
+    }
+}

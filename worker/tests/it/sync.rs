@@ -1,0 +1,392 @@
+//! Whole runs against the sandbox: each rule of the "Sync with Pipedrive".
+
+use chrono::{Duration, Utc};
+use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus};
+use sea_orm::ActiveValue::Set;
+use serde_json::{Value, json};
+
+use crmsync_worker::crm::CrmClient;
+
+use crate::support::{App, primary_email};
+
+fn person(id: u64, name: &str, email: Option<&str>, hours_ago: i64) -> Value {
+    let t = (Utc::now() - Duration::hours(hours_ago)).to_rfc3339();
+    let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    json!({
+        "id": id, "name": name, "first_name": first, "last_name": last,
+        "emails": email.map_or(json!([]), |e| json!([{"value": e, "primary": true, "label": "work"}])),
+        "add_time": t, "update_time": t,
+    })
+}
+
+fn with_flag(mut p: Value, key: &str, option: u64) -> Value {
+    p["custom_fields"] = json!({ key: option });
+    p
+}
+
+async fn person_by_email(app: &App, email: &str) -> Vec<Value> {
+    app.crm
+        .persons()
+        .await
+        .into_iter()
+        .filter(|p| p["is_deleted"] != json!(true))
+        .filter(|p| primary_email(p).is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        .collect()
+}
+
+fn count(
+    items: &[crmsync_entity::models::sync_item::Model],
+    d: SyncDirection,
+    o: ItemOutcome,
+) -> usize {
+    items
+        .iter()
+        .filter(|i| i.direction == d && i.outcome == o)
+        .count()
+}
+
+#[tokio::test]
+async fn a_two_way_sync_then_a_second_sync_writes_nothing() {
+    let app = App::start(0).await;
+    app.crm
+        .add_persons(json!([
+            person(1, "Zoë Müller", Some("zoe@acme.fr"), 5),
+            person(2, "Jean de la Tour", Some(" Jean@Acme.fr "), 4),
+        ]))
+        .await;
+    let alice = app
+        .add_contact("alice@x.com", Some("Alice Marie"), Some("Liddell"), 30)
+        .await;
+
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.from_crm_created, 2);
+    assert_eq!(run.to_crm_created, 1);
+    let jean = app
+        .contact("jean@acme.fr")
+        .await
+        .expect("imported, e-mail normalised");
+    assert_eq!(jean.first_name.as_deref(), Some("Jean"));
+    assert_eq!(jean.last_name.as_deref(), Some("de la Tour"));
+    // F5 and F6: the name joined, the platform link and the score written.
+    let exported = person_by_email(&app, "alice@x.com").await;
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0]["name"], json!("Alice Marie Liddell"));
+    let url = app.crm.field_key("plezi_url");
+    let score = app.crm.field_key("score");
+    assert_eq!(
+        exported[0]["custom_fields"][&url],
+        json!(format!("https://app.platform.test/contacts/{}", alice.id))
+    );
+    assert_eq!(exported[0]["custom_fields"][&score].as_f64(), Some(30.0));
+
+    app.crm.reset_requests().await;
+    let contacts_before = app.contacts().await;
+    let second = app.sync(SyncMode::Incremental).await;
+    assert_eq!(second.status, SyncRunStatus::Succeeded);
+    assert_eq!(app.writes().await, 0, "no echo: nothing written to the CRM");
+    assert_eq!(
+        app.contacts().await,
+        contacts_before,
+        "nothing written to the platform"
+    );
+    assert_eq!(second.to_crm_created + second.to_crm_updated, 0);
+    assert_eq!(second.from_crm_created + second.from_crm_updated, 0);
+}
+
+#[tokio::test]
+async fn only_persons_carrying_the_filter_value_are_imported() {
+    let app = App::with(0, |s| {
+        s.filter_field = Some("sync_to_plezi".into());
+        s.filter_value = Some("yes".into());
+    })
+    .await;
+    let flag = app.crm.field_key("sync_to_plezi");
+    let fields = app.crm.client();
+    let options =
+        crmsync_worker::crm::CrmClient::fields(&fields, crmsync_entity::enums::CrmModule::Persons)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|f| f.api_name == flag)
+            .unwrap()
+            .options
+            .unwrap();
+    let id = |label: &str| {
+        options
+            .iter()
+            .find(|o| o.label == label)
+            .unwrap()
+            .id
+            .parse::<u64>()
+            .unwrap()
+    };
+    app.crm
+        .add_persons(json!([
+            with_flag(
+                person(1, "Yes Please", Some("yes@x.com"), 3),
+                &flag,
+                id("yes")
+            ),
+            with_flag(person(2, "No Thanks", Some("no@x.com"), 2), &flag, id("no")),
+            person(3, "Not Set", Some("unset@x.com"), 1),
+        ]))
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.from_crm_created, 1);
+    assert!(app.contact("yes@x.com").await.is_some());
+    assert!(app.contact("no@x.com").await.is_none());
+    assert!(app.contact("unset@x.com").await.is_none());
+}
+
+#[tokio::test]
+async fn persons_without_email_and_contacts_without_name_are_rejected_with_reasons() {
+    let app = App::start(0).await;
+    app.crm
+        .add_persons(json!([person(1, "No Mail", None, 2)]))
+        .await;
+    app.add_contact("nameless@x.com", None, None, 10).await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Partial);
+    let items = app.items(&run).await;
+    let missing_email = items
+        .iter()
+        .find(|i| i.reason_code.as_deref() == Some("MISSING_EMAIL"))
+        .expect("a MISSING_EMAIL item");
+    assert_eq!(missing_email.direction, SyncDirection::FromCrm);
+    assert_eq!(missing_email.crm_record_id.as_deref(), Some("1"));
+    let missing_name = items
+        .iter()
+        .find(|i| i.reason_code.as_deref() == Some("MISSING_NAME"))
+        .expect("a MISSING_NAME item");
+    assert_eq!(missing_name.direction, SyncDirection::ToCrm);
+    assert!(missing_name.message.as_deref().unwrap().contains("name"));
+    assert!(person_by_email(&app, "nameless@x.com").await.is_empty());
+}
+
+#[tokio::test]
+async fn of_duplicate_persons_the_most_recently_modified_is_used_and_the_others_reported() {
+    let app = App::start(0).await;
+    app.crm
+        .add_persons(json!([
+            person(1, "Old Copy", Some("dup@x.com"), 10),
+            person(2, "New Copy", Some("DUP@x.com"), 1),
+        ]))
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    let items = app.items(&run).await;
+    let dup = items
+        .iter()
+        .find(|i| i.reason_code.as_deref() == Some("DUPLICATE_IN_CRM"))
+        .expect("the older one is reported");
+    assert_eq!(dup.crm_record_id.as_deref(), Some("1"));
+    let contact = app.contact("dup@x.com").await.unwrap();
+    assert_eq!(contact.first_name.as_deref(), Some("New"));
+}
+
+#[tokio::test]
+async fn a_field_changed_on_both_sides_takes_the_newer_side_and_is_recorded_as_conflict() {
+    let app = App::start(0).await;
+    let contact = app
+        .add_contact("both@x.com", Some("Bo"), Some("Th"), 5)
+        .await;
+    let contact = app
+        .edit_contact(&contact, |c| c.phone = Set(Some("+33 1".into())))
+        .await;
+    app.sync(SyncMode::Incremental).await;
+    let id = person_by_email(&app, "both@x.com").await[0]["id"]
+        .as_u64()
+        .unwrap();
+    // The CRM changes the phone, then the platform changes it later.
+    app.crm
+        .client()
+        .write(
+            crmsync_entity::enums::CrmModule::Persons,
+            vec![crmsync_worker::crm::RecordWrite {
+                id: Some(id.to_string()),
+                values: [("phone".to_owned(), json!("+33 2 crm"))]
+                    .into_iter()
+                    .collect(),
+                owner_email: None,
+                email: "both@x.com".into(),
+            }],
+        )
+        .await[0]
+        .as_ref()
+        .unwrap();
+    let mut am: crmsync_entity::models::contact::ActiveModel = contact.clone().into();
+    am.phone = Set(Some("+33 3 platform".into()));
+    am.updated_at = Set(Utc::now() + Duration::hours(1));
+    sea_orm::ActiveModelTrait::update(am, &app.db.db)
+        .await
+        .unwrap();
+
+    let run = app.sync(SyncMode::Incremental).await;
+    let items = app.items(&run).await;
+    assert_eq!(
+        count(&items, SyncDirection::ToCrm, ItemOutcome::Conflict),
+        1,
+        "{items:?}"
+    );
+    let stored = &person_by_email(&app, "both@x.com").await[0];
+    assert_eq!(stored["phones"][0]["value"], json!("+33 3 platform"));
+    assert_eq!(
+        app.contact("both@x.com").await.unwrap().phone.as_deref(),
+        Some("+33 3 platform")
+    );
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_ends_partial_and_the_next_run_resumes_after_the_last_page() {
+    let app = App::start(0).await;
+    let persons: Vec<Value> = (1..=1200)
+        .map(|i| {
+            person(
+                i,
+                &format!("P{i} Person"),
+                Some(&format!("p{i}@x.com")),
+                2000 - i as i64,
+            )
+        })
+        .collect();
+    app.crm.add_persons(json!(persons)).await;
+    let usage = app
+        .crm
+        .admin_get(&format!("/pipedrive/companies/{}/usage", app.crm.domain()))
+        .await;
+    let used = usage["daily_used"].as_u64().unwrap();
+    // Fields, users, one list page and its 500 write-backs (F6) fit; the second page does not.
+    app.crm
+        .set_limits(json!({"daily_budget": used + 20 + 20 + 10 + 500 * 5}))
+        .await;
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.status, SyncRunStatus::Partial, "{:?}", first.error);
+    assert!(first.error.as_deref().unwrap().contains("daily"));
+    assert_eq!(first.from_crm_created, 500);
+
+    app.crm.set_limits(json!({"daily_budget": 600000})).await;
+    let second = app.sync(SyncMode::Incremental).await;
+    assert_eq!(
+        second.status,
+        SyncRunStatus::Succeeded,
+        "{:?}",
+        second.error
+    );
+    assert_eq!(second.from_crm_created, 700, "resumed after the first page");
+    assert_eq!(app.contacts().await.len(), 1200);
+
+    // FULL reads everything again, and finds nothing to change.
+    let full = app.sync(SyncMode::Full).await;
+    assert_eq!(full.from_crm_unchanged, 1200);
+    assert_eq!(full.from_crm_created + full.from_crm_updated, 0);
+}
+
+#[tokio::test]
+async fn a_link_is_kept_when_the_email_changes() {
+    let app = App::start(0).await;
+    let contact = app
+        .add_contact("before@x.com", Some("Ed"), Some("It"), 1)
+        .await;
+    app.sync(SyncMode::Incremental).await;
+    let id = person_by_email(&app, "before@x.com").await[0]["id"].clone();
+    app.edit_contact(&contact, |c| c.email = Set("after@x.com".into()))
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.to_crm_updated, 1, "{:?}", app.items(&run).await);
+    let after = person_by_email(&app, "after@x.com").await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["id"], id, "the same person, not a new one");
+}
+
+#[tokio::test]
+async fn owners_are_matched_by_email_else_the_default_owner() {
+    let crm = crate::support::Crm::start(0).await;
+    let users = crmsync_worker::crm::CrmClient::users(&crm.client())
+        .await
+        .unwrap();
+    let active: Vec<_> = users.iter().filter(|u| u.active).cloned().collect();
+    let (known, default) = (active[1].clone(), active[2].clone());
+    let credentials = crm.credentials();
+    let app = crate::support::App::build(crm, credentials, |s| {
+        s.default_owner_email = Some(default.email.clone());
+    })
+    .await;
+    let a = app
+        .add_contact("owned@x.com", Some("Own"), Some("Ed"), 1)
+        .await;
+    app.edit_contact(&a, |c| {
+        c.owner_email = Set(Some(known.email.to_uppercase()))
+    })
+    .await;
+    let b = app
+        .add_contact("stray@x.com", Some("Str"), Some("Ay"), 1)
+        .await;
+    app.edit_contact(&b, |c| c.owner_email = Set(Some("nobody@else.com".into())))
+        .await;
+    app.sync(SyncMode::Incremental).await;
+    let owned = &person_by_email(&app, "owned@x.com").await[0];
+    assert_eq!(owned["owner_id"].to_string(), known.id);
+    let stray = &person_by_email(&app, "stray@x.com").await[0];
+    assert_eq!(stray["owner_id"].to_string(), default.id);
+}
+
+#[tokio::test]
+async fn a_dry_run_records_items_and_writes_nothing() {
+    let app = App::start(0).await;
+    app.crm
+        .add_persons(json!([person(1, "Dry Run", Some("dry@x.com"), 1)]))
+        .await;
+    app.add_contact("wet@x.com", Some("We"), Some("T"), 1).await;
+    let run = app.sync(SyncMode::DryRun).await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded);
+    assert_eq!(run.from_crm_created, 1);
+    assert_eq!(run.to_crm_created, 1);
+    assert!(app.contact("dry@x.com").await.is_none());
+    assert_eq!(app.writes().await, 0);
+    // No checkpoint either: a real run afterwards does everything.
+    let real = app.sync(SyncMode::Incremental).await;
+    assert_eq!(real.from_crm_created, 1);
+}
+
+#[tokio::test]
+async fn refused_credentials_fail_the_run_and_mark_the_connector_needs_reauth() {
+    let crm = crate::support::Crm::start(0).await;
+    let credentials = crmsync_worker::credentials::Credentials::Pipedrive {
+        api_token: "not-a-token".to_owned().into(),
+        company_domain: crm.domain(),
+    };
+    let app = App::build(crm, credentials, |_| {}).await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Failed);
+    assert!(
+        run.error.as_deref().unwrap().contains("token"),
+        "{:?}",
+        run.error
+    );
+    let connector = app.connector().await;
+    assert_eq!(connector.status, ConnectorStatus::NeedsReauth);
+    assert!(connector.status_message.is_some());
+}
+
+#[tokio::test]
+async fn retrying_a_runs_rejected_contacts_syncs_them_once_fixed() {
+    let app = App::start(0).await;
+    let nameless = app.add_contact("later@x.com", None, None, 1).await;
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.to_crm_rejected, 1);
+    sea_orm::ActiveModelTrait::update(
+        crmsync_entity::models::contact::ActiveModel {
+            first_name: Set(Some("Named".into())),
+            ..nameless.clone().into()
+        },
+        &app.db.db,
+    )
+    .await
+    .unwrap();
+    let retry = app
+        .queued_run(SyncMode::Incremental, Some(first.id.clone()))
+        .await;
+    let retry = app.execute(&retry).await;
+    assert_eq!(retry.to_crm_created, 1, "{:?}", app.items(&retry).await);
+    assert_eq!(person_by_email(&app, "later@x.com").await.len(), 1);
+}
