@@ -80,6 +80,7 @@ async fn a_two_way_sync_then_a_second_sync_writes_nothing() {
     );
     assert_eq!(exported[0]["custom_fields"][&score].as_f64(), Some(30.0));
 
+    assert!(app.writes().await > 0, "the request counts see our writes");
     app.crm.reset_requests().await;
     let contacts_before = app.contacts().await;
     let second = app.sync(SyncMode::Incremental).await;
