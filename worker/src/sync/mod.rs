@@ -167,7 +167,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         return finish(ctx, run, &Legs::default(), SyncRunStatus::Cancelled, None).await;
     }
 
-    // Only a QUEUED run starts: a cancel may have won the race.
+    // Only a run still going starts: a cancel may have won the race.
     let started = sync_run::Entity::update_many()
         .col_expr(
             sync_run::Column::Status,
@@ -177,7 +177,10 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         .col_expr(sync_run::Column::StartedAt, Expr::value(Utc::now()))
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
         .filter(sync_run::Column::Id.eq(&run.id))
-        .filter(sync_run::Column::Status.eq(SyncRunStatus::Queued))
+        // A RUNNING run is a job redelivered after its worker died: it goes on
+        // from its checkpoints.
+        .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
+        .filter(sync_run::Column::CancelRequested.eq(false))
         .exec(db)
         .await?;
     let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)
@@ -284,15 +287,15 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         }
         Err(Stop::Db(e)) => {
             tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
+            // The run is marked failed rather than retried: a person starts it again.
             finish(
                 ctx,
                 run,
                 &legs,
                 SyncRunStatus::Failed,
-                Some("internal error while saving the run's results; it will be retried".into()),
+                Some("internal error while saving the run's results; start the sync again".into()),
             )
-            .await?;
-            Err(e.into())
+            .await
         }
     }
 }

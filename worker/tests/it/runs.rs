@@ -167,3 +167,38 @@ async fn a_running_run_stops_at_its_next_page_when_cancelled() {
     assert_eq!(ended.status, SyncRunStatus::Cancelled);
     assert!(ended.processed < 1500, "stopped before the end");
 }
+
+#[tokio::test]
+async fn retry_rejected_starts_a_run_for_the_rejected_contacts_only() {
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let nameless = app.add_contact("nameless@x.com", None, None, 1).await;
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.to_crm_rejected, 1);
+    let retry = crmsync_worker::runs::retry_rejected(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &first.id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry.retry_of.as_deref(), Some(first.id.as_str()));
+    assert_eq!(retry.status, SyncRunStatus::Queued);
+    let done = app.execute(&retry).await;
+    assert_eq!(done.processed, 1, "only the rejected contact");
+    app.edit_contact(&nameless, |c| c.last_name = Set(Some("Named".into())))
+        .await;
+    let clean = app.sync(SyncMode::Incremental).await;
+    assert_eq!(clean.status, SyncRunStatus::Succeeded, "{:?}", clean.error);
+    let nothing = crmsync_worker::runs::retry_rejected(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &clean.id,
+    )
+    .await;
+    assert!(matches!(nothing, Err(RunError::Conflict(_))), "{nothing:?}");
+}

@@ -80,6 +80,7 @@ async fn a_two_way_sync_then_a_second_sync_writes_nothing() {
     );
     assert_eq!(exported[0]["custom_fields"][&score].as_f64(), Some(30.0));
 
+    assert!(app.writes().await > 0, "the request counts see our writes");
     app.crm.reset_requests().await;
     let contacts_before = app.contacts().await;
     let second = app.sync(SyncMode::Incremental).await;
@@ -389,4 +390,27 @@ async fn retrying_a_runs_rejected_contacts_syncs_them_once_fixed() {
     let retry = app.execute(&retry).await;
     assert_eq!(retry.to_crm_created, 1, "{:?}", app.items(&retry).await);
     assert_eq!(person_by_email(&app, "later@x.com").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_value_outside_a_picklist_is_rejected_with_the_allowed_values() {
+    let app = App::start(0).await;
+    let c = app
+        .add_contact("pigeon@x.com", Some("Carrier"), Some("Pigeon"), 1)
+        .await;
+    app.edit_contact(&c, |c| c.source = Set(Some("Carrier pigeon".into())))
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Partial);
+    let items = app.items(&run).await;
+    let item = items
+        .iter()
+        .find(|i| i.reason_code.as_deref() == Some("INVALID_PICKLIST_VALUE"))
+        .expect("rejected");
+    assert_eq!(
+        item.field.as_deref(),
+        Some(app.crm.field_key("source").as_str())
+    );
+    assert!(item.message.as_deref().unwrap().contains("allowed values:"));
+    assert!(person_by_email(&app, "pigeon@x.com").await.is_empty());
 }

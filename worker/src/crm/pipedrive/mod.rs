@@ -36,7 +36,7 @@ use crate::credentials::Credentials;
 /// Pipedrive's largest list page.
 pub const MAX_PAGE: u32 = 500;
 /// Writes in flight at once (each is one call: Pipedrive has no batch write).
-const WRITE_CONCURRENCY: usize = 4;
+const WRITE_CONCURRENCY: usize = 8;
 /// Pipedrive's documented search limit per token and 2 s.
 const SEARCH_LIMIT: u32 = 10;
 
