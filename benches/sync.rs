@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncRunStatus, SyncTrigger};
+use crmsync_entity::enums::{
+    ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncRunStatus, SyncTrigger,
+};
 use crmsync_entity::models::{connector, contact, field_mapping, tenant};
-use crmsync_entity::{new_id, TenantId};
+use crmsync_entity::{TenantId, new_id};
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
 use crmsync_worker::events::{EventBus, InProcessBus};
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
@@ -26,7 +28,7 @@ use crmsync_worker::sync::SyncOptions;
 use futures::StreamExt;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Sandbox(Child);
 
@@ -65,7 +67,9 @@ async fn main() {
         .spawn()
         .expect("crmsync sandbox starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _sandbox = Sandbox(child);
     let d: Value = serde_json::from_str(&line).unwrap();
     let admin = d["admin_url"].as_str().unwrap().to_owned();
@@ -101,10 +105,15 @@ async fn main() {
     let db = crmsync_entity::db::connect(&url).await.unwrap();
     crmsync_entity::db::migrate(&db).await.unwrap();
     let tenant_id = new_id();
-    tenant::ActiveModel { id: Set(tenant_id.clone()), name: Set("Bench".into()), slug: Set("bench".into()), created_at: Set(Utc::now()) }
-        .insert(&db)
-        .await
-        .unwrap();
+    tenant::ActiveModel {
+        id: Set(tenant_id.clone()),
+        name: Set("Bench".into()),
+        slug: Set("bench".into()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
     let now = Utc::now();
     for chunk in (0..people).collect::<Vec<_>>().chunks(1000) {
         let rows = chunk.iter().map(|i| contact::ActiveModel {
@@ -137,7 +146,8 @@ async fn main() {
         company_domain: company.clone(),
     };
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
-    let client = crmsync_worker::crm::client_for(&credentials, Some(&base_url), http.clone()).unwrap();
+    let client =
+        crmsync_worker::crm::client_for(&credentials, Some(&base_url), http.clone()).unwrap();
     let fields = client.fields(CrmModule::Persons).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
     settings.filter_field = None;
@@ -160,7 +170,11 @@ async fn main() {
     .insert(&db)
     .await
     .unwrap();
-    for (position, m) in crmsync_worker::platform::default_mappings(ConnectorKind::Pipedrive, &fields).into_iter().enumerate() {
+    for (position, m) in
+        crmsync_worker::platform::default_mappings(ConnectorKind::Pipedrive, &fields)
+            .into_iter()
+            .enumerate()
+    {
         field_mapping::ActiveModel {
             id: Set(new_id()),
             tenant_id: Set(tenant_id.clone()),
@@ -184,22 +198,42 @@ async fn main() {
         bus: bus.clone(),
         credentials_key: key,
         http: http.clone(),
-        options: SyncOptions { platform_url: "http://bench.example".into() },
+        options: SyncOptions {
+            platform_url: "http://bench.example".into(),
+        },
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(queue.clone(), context, async move {
-        let _ = stopped.await;
-    }));
-    http.delete(format!("{admin}/requests")).send().await.unwrap();
+    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
+        queue.clone(),
+        context,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    http.delete(format!("{admin}/requests"))
+        .send()
+        .await
+        .unwrap();
 
     let mut events = bus.subscribe(&tenant_id);
     let started = Instant::now();
     let tenant = TenantId::new(tenant_id.clone());
-    let run = crmsync_worker::runs::start_sync(&db, &queue, bus.as_ref(), &tenant, &connector_id, SyncTrigger::Api, SyncMode::Full)
-        .await
-        .unwrap();
+    let run = crmsync_worker::runs::start_sync(
+        &db,
+        &queue,
+        bus.as_ref(),
+        &tenant,
+        &connector_id,
+        SyncTrigger::Api,
+        SyncMode::Full,
+    )
+    .await
+    .unwrap();
     let last = loop {
-        let event = tokio::time::timeout(Duration::from_secs(3600), events.next()).await.expect("progress").expect("event");
+        let event = tokio::time::timeout(Duration::from_secs(3600), events.next())
+            .await
+            .expect("progress")
+            .expect("event");
         if event.run_id == run.id && event.status.is_final() {
             break event;
         }
@@ -208,25 +242,72 @@ async fn main() {
     let _ = stop.send(());
     let _ = worker.await;
 
-    let counts: Value = http.get(format!("{admin}/requests?system=pipedrive")).send().await.unwrap().json().await.unwrap();
+    let counts: Value = http
+        .get(format!("{admin}/requests?system=pipedrive"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let total = counts["total"].as_u64().unwrap();
-    let throttled: u64 = counts["requests"].as_array().unwrap().iter().filter(|r| r["status"] == 429).map(|r| r["count"].as_u64().unwrap()).sum();
-    println!("Two-way sync benchmark: {people} platform contacts and {people} Pipedrive persons, sandbox limits {}.", if limits { "on (burst 80 per 2 s)" } else { "off" });
+    let throttled: u64 = counts["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    println!(
+        "Two-way sync benchmark: {people} platform contacts and {people} Pipedrive persons, sandbox limits {}.",
+        if limits {
+            "on (burst 80 per 2 s)"
+        } else {
+            "off"
+        }
+    );
     println!("\n| figure | value |\n| --- | ---: |");
     println!("| final status | {:?} |", last.status);
-    println!("| created in Pipedrive / in the platform | {} / {} |", last.legs.to_crm.created, last.legs.from_crm.created);
-    println!("| rejected (to / from) | {} / {} |", last.legs.to_crm.rejected, last.legs.from_crm.rejected);
+    println!(
+        "| created in Pipedrive / in the platform | {} / {} |",
+        last.legs.to_crm.created, last.legs.from_crm.created
+    );
+    println!(
+        "| rejected (to / from) | {} / {} |",
+        last.legs.to_crm.rejected, last.legs.from_crm.rejected
+    );
     println!("| wall time | {:.1} s |", wall.as_secs_f64());
-    println!("| contacts per second (both legs) | {:.0} |", (2 * people) as f64 / wall.as_secs_f64());
+    println!(
+        "| contacts per second (both legs) | {:.0} |",
+        (2 * people) as f64 / wall.as_secs_f64()
+    );
     println!("| CRM calls | {total} |");
-    println!("| calls per contact | {:.3} |", total as f64 / (2 * people) as f64);
-    println!("| achieved request rate | {:.1} /s |", total as f64 / wall.as_secs_f64());
-    println!("| 429 replies | {throttled} ({:.2} %) |", 100.0 * throttled as f64 / total.max(1) as f64);
+    println!(
+        "| calls per contact | {:.3} |",
+        total as f64 / (2 * people) as f64
+    );
+    println!(
+        "| achieved request rate | {:.1} /s |",
+        total as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| 429 replies | {throttled} ({:.2} %) |",
+        100.0 * throttled as f64 / total.max(1) as f64
+    );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     println!("\n| endpoint | status | calls |\n| --- | ---: | ---: |");
     for r in counts["requests"].as_array().unwrap() {
-        println!("| `{}` | {} | {} |", r["endpoint"].as_str().unwrap(), r["status"], r["count"]);
+        println!(
+            "| `{}` | {} | {} |",
+            r["endpoint"].as_str().unwrap(),
+            r["status"],
+            r["count"]
+        );
     }
-    assert_eq!(last.status, SyncRunStatus::Succeeded, "the benchmark run must succeed");
+    assert_eq!(
+        last.status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

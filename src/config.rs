@@ -19,7 +19,10 @@ pub struct ConfigError {
 }
 
 fn err(variable: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { variable, message: message.into() }
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
 }
 
 /// Raw settings as given; every field optional. The file uses the variable names
@@ -66,7 +69,9 @@ pub struct Config {
 impl Config {
     /// Loads from the process environment and the file named by `CRMSYNC_CONFIG`, if any.
     pub fn load() -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("CRMSYNC_")).collect();
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CRMSYNC_"))
+            .collect();
         Self::from_sources(&env)
     }
 
@@ -74,8 +79,10 @@ impl Config {
     pub fn from_sources(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut raw = match env.get("CRMSYNC_CONFIG") {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| err("CRMSYNC_CONFIG", format!("cannot read {path}: {e}")))?;
-                toml::from_str::<Raw>(&text).map_err(|e| err("CRMSYNC_CONFIG", format!("{path}: {e}")))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("CRMSYNC_CONFIG", format!("cannot read {path}: {e}")))?;
+                toml::from_str::<Raw>(&text)
+                    .map_err(|e| err("CRMSYNC_CONFIG", format!("{path}: {e}")))?
             }
             None => Raw::default(),
         };
@@ -102,15 +109,37 @@ impl Config {
             .as_deref()
             .unwrap_or("127.0.0.1:8080")
             .parse()
-            .map_err(|_| err("CRMSYNC_BIND", "expected an address and port, e.g. 127.0.0.1:8080"))?;
+            .map_err(|_| {
+                err(
+                    "CRMSYNC_BIND",
+                    "expected an address and port, e.g. 127.0.0.1:8080",
+                )
+            })?;
         let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
         let database_url = match raw.database_url {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => url,
-            Some(_) => return Err(err("CRMSYNC_DATABASE_URL", "expected sqlite://… or postgres://…")),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("crmsync.db").display()),
+            Some(url)
+                if url.starts_with("sqlite:")
+                    || url.starts_with("postgres:")
+                    || url.starts_with("postgresql:") =>
+            {
+                url
+            }
+            Some(_) => {
+                return Err(err(
+                    "CRMSYNC_DATABASE_URL",
+                    "expected sqlite://… or postgres://…",
+                ));
+            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("crmsync.db").display()
+            ),
         };
         if raw.jwt_secret.is_some() && raw.jwt_public_key.is_some() {
-            return Err(err("CRMSYNC_JWT_SECRET", "set either CRMSYNC_JWT_SECRET (HS256) or CRMSYNC_JWT_PUBLIC_KEY (RS256), not both"));
+            return Err(err(
+                "CRMSYNC_JWT_SECRET",
+                "set either CRMSYNC_JWT_SECRET (HS256) or CRMSYNC_JWT_PUBLIC_KEY (RS256), not both",
+            ));
         }
         if let Some(secret) = &raw.jwt_secret
             && secret.len() < 32
@@ -120,7 +149,10 @@ impl Config {
         if let Some(pem) = &raw.jwt_public_key
             && !pem.contains("BEGIN PUBLIC KEY")
         {
-            return Err(err("CRMSYNC_JWT_PUBLIC_KEY", "expected a PEM public key (-----BEGIN PUBLIC KEY-----)"));
+            return Err(err(
+                "CRMSYNC_JWT_PUBLIC_KEY",
+                "expected a PEM public key (-----BEGIN PUBLIC KEY-----)",
+            ));
         }
         if let Some(key) = &raw.credentials_key {
             crmsync_worker::credentials::CredentialsKey::from_base64(key)
@@ -128,7 +160,10 @@ impl Config {
         }
         let public_url = raw.public_url.unwrap_or_else(|| format!("http://{bind}"));
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(err("CRMSYNC_PUBLIC_URL", "expected an http:// or https:// URL"));
+            return Err(err(
+                "CRMSYNC_PUBLIC_URL",
+                "expected an http:// or https:// URL",
+            ));
         }
         Ok(Self {
             bind,
@@ -154,18 +189,38 @@ impl Config {
     pub fn ensure_keys(&mut self) -> Result<(), ConfigError> {
         if self.jwt_secret.is_none() && self.jwt_public_key.is_none() {
             if !self.is_embedded() {
-                return Err(err("CRMSYNC_JWT_SECRET", "required with PostgreSQL (or CRMSYNC_JWT_PUBLIC_KEY): every process must share it"));
+                return Err(err(
+                    "CRMSYNC_JWT_SECRET",
+                    "required with PostgreSQL (or CRMSYNC_JWT_PUBLIC_KEY): every process must share it",
+                ));
             }
-            let secret = load_or_generate(&self.data_dir, "jwt_secret", "CRMSYNC_JWT_SECRET", || random_base64(48))?;
+            let secret =
+                load_or_generate(&self.data_dir, "jwt_secret", "CRMSYNC_JWT_SECRET", || {
+                    random_base64(48)
+                })?;
             self.jwt_secret = Some(secret);
         }
         if self.credentials_key.is_none() {
             if !self.is_embedded() {
-                return Err(err("CRMSYNC_CREDENTIALS_KEY", "required with PostgreSQL: 32 bytes, base64 (e.g. `openssl rand -base64 32`)"));
+                return Err(err(
+                    "CRMSYNC_CREDENTIALS_KEY",
+                    "required with PostgreSQL: 32 bytes, base64 (e.g. `openssl rand -base64 32`)",
+                ));
             }
-            let key = load_or_generate(&self.data_dir, "credentials_key", "CRMSYNC_CREDENTIALS_KEY", || random_base64(32))?;
-            crmsync_worker::credentials::CredentialsKey::from_base64(key.expose_secret())
-                .map_err(|e| err("CRMSYNC_CREDENTIALS_KEY", format!("{}: {e}", self.data_dir.join("credentials_key").display())))?;
+            let key = load_or_generate(
+                &self.data_dir,
+                "credentials_key",
+                "CRMSYNC_CREDENTIALS_KEY",
+                || random_base64(32),
+            )?;
+            crmsync_worker::credentials::CredentialsKey::from_base64(key.expose_secret()).map_err(
+                |e| {
+                    err(
+                        "CRMSYNC_CREDENTIALS_KEY",
+                        format!("{}: {e}", self.data_dir.join("credentials_key").display()),
+                    )
+                },
+            )?;
             self.credentials_key = Some(key);
         }
         Ok(())
@@ -181,16 +236,32 @@ fn random_base64(bytes: usize) -> String {
 }
 
 /// Reads `dir/name`, or writes a fresh value there with mode 0600 and logs that.
-fn load_or_generate(dir: &Path, name: &str, variable: &'static str, make: impl FnOnce() -> String) -> Result<SecretString, ConfigError> {
+fn load_or_generate(
+    dir: &Path,
+    name: &str,
+    variable: &'static str,
+    make: impl FnOnce() -> String,
+) -> Result<SecretString, ConfigError> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(existing) => return Ok(SecretString::from(existing.trim().to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(variable, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(err(
+                variable,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
     }
-    std::fs::create_dir_all(dir).map_err(|e| err("CRMSYNC_DATA_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        err(
+            "CRMSYNC_DATA_DIR",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
     let value = make();
-    write_private(&path, &value).map_err(|e| err(variable, format!("cannot write {}: {e}", path.display())))?;
+    write_private(&path, &value)
+        .map_err(|e| err(variable, format!("cannot write {}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), variable, "generated a key for the embedded default and stored it with mode 0600; set {variable} to use your own");
     Ok(SecretString::from(value))
 }
@@ -199,7 +270,11 @@ fn load_or_generate(dir: &Path, name: &str, variable: &'static str, make: impl F
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(value.as_bytes())
 }
 
@@ -213,7 +288,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -246,13 +324,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("crmsync-config-{}", crmsync_entity::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("crmsync.toml");
-        std::fs::write(&file, "bind = \"127.0.0.1:9000\"\njwt_issuer = \"from-file\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9000\"\njwt_issuer = \"from-file\"\n",
+        )
+        .unwrap();
         let path = file.to_str().unwrap();
-        let config = Config::from_sources(&env(&[("CRMSYNC_CONFIG", path), ("CRMSYNC_JWT_ISSUER", "from-env")])).unwrap();
+        let config = Config::from_sources(&env(&[
+            ("CRMSYNC_CONFIG", path),
+            ("CRMSYNC_JWT_ISSUER", "from-env"),
+        ]))
+        .unwrap();
         assert_eq!(config.bind.port(), 9000);
         assert_eq!(config.jwt_issuer, "from-env");
         std::fs::write(&file, "bnid = \"x\"\n").unwrap();
-        assert_eq!(Config::from_sources(&env(&[("CRMSYNC_CONFIG", path)])).unwrap_err().variable, "CRMSYNC_CONFIG");
+        assert_eq!(
+            Config::from_sources(&env(&[("CRMSYNC_CONFIG", path)]))
+                .unwrap_err()
+                .variable,
+            "CRMSYNC_CONFIG"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -264,11 +355,17 @@ mod tests {
         first.ensure_keys().unwrap();
         let mut second = Config::from_sources(&env(&[("CRMSYNC_DATA_DIR", data_dir)])).unwrap();
         second.ensure_keys().unwrap();
-        assert_eq!(first.jwt_secret.unwrap().expose_secret(), second.jwt_secret.unwrap().expose_secret());
+        assert_eq!(
+            first.jwt_secret.unwrap().expose_secret(),
+            second.jwt_secret.unwrap().expose_secret()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("credentials_key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join("credentials_key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -276,13 +373,21 @@ mod tests {
 
     #[test]
     fn postgres_refuses_to_start_without_explicit_keys() {
-        let mut config = Config::from_sources(&env(&[("CRMSYNC_DATABASE_URL", "postgres://localhost/x")])).unwrap();
-        assert_eq!(config.ensure_keys().unwrap_err().variable, "CRMSYNC_JWT_SECRET");
+        let mut config =
+            Config::from_sources(&env(&[("CRMSYNC_DATABASE_URL", "postgres://localhost/x")]))
+                .unwrap();
+        assert_eq!(
+            config.ensure_keys().unwrap_err().variable,
+            "CRMSYNC_JWT_SECRET"
+        );
         let mut config = Config::from_sources(&env(&[
             ("CRMSYNC_DATABASE_URL", "postgres://localhost/x"),
             ("CRMSYNC_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ]))
         .unwrap();
-        assert_eq!(config.ensure_keys().unwrap_err().variable, "CRMSYNC_CREDENTIALS_KEY");
+        assert_eq!(
+            config.ensure_keys().unwrap_err().variable,
+            "CRMSYNC_CREDENTIALS_KEY"
+        );
     }
 }

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use crmsync_entity::enums::Role;
 use crmsync_sandbox::seed::{self, SeedSpec};
 use crmsync_sandbox::{Sandbox, SandboxConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::config::Config;
 
@@ -48,16 +48,34 @@ impl Client {
 /// Starts the sandbox and fills the demo tenant; returns the sandbox, which must
 /// live as long as the server.
 pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox> {
-    let sandbox = Sandbox::start(SandboxConfig { people: 300, ..SandboxConfig::default() })
-        .await
-        .context("starting the sandbox CRMs")?;
-    let secret = config.jwt_secret.as_ref().context("CRMSYNC_JWT_SECRET: the demo mints tokens with the HS256 secret")?;
+    let sandbox = Sandbox::start(SandboxConfig {
+        people: 300,
+        ..SandboxConfig::default()
+    })
+    .await
+    .context("starting the sandbox CRMs")?;
+    let secret = config
+        .jwt_secret
+        .as_ref()
+        .context("CRMSYNC_JWT_SECRET: the demo mints tokens with the HS256 secret")?;
     let mint = |role: Role, tenant: Option<&str>| {
-        crmsync_api::auth::mint_hs256(secret, &config.jwt_issuer, &config.jwt_audience, "demo", role, tenant, Duration::from_secs(24 * 3600))
+        crmsync_api::auth::mint_hs256(
+            secret,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            "demo",
+            role,
+            tenant,
+            Duration::from_secs(24 * 3600),
+        )
     };
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/graphql");
-    let operator = Client { http: http.clone(), url: url.clone(), token: mint(Role::Operator, None) };
+    let operator = Client {
+        http: http.clone(),
+        url: url.clone(),
+        token: mint(Role::Operator, None),
+    };
     let created = operator
         .graphql(
             "mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } } }",
@@ -70,19 +88,32 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
         return Err(error.context("creating the demo tenant"));
     }
     let admin_token = mint(Role::Admin, Some(TENANT_SLUG));
-    let admin = Client { http, url: url.clone(), token: admin_token.clone() };
+    let admin = Client {
+        http,
+        url: url.clone(),
+        token: admin_token.clone(),
+    };
 
     let contacts = seed_contacts(&admin).await?;
     let connector = connect_pipedrive(&admin, &sandbox).await?;
 
     println!();
     println!("crmsync demo is ready");
-    println!("  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)");
+    println!(
+        "  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)"
+    );
     println!("  Admin token:  {admin_token}");
     println!("  Tenant:       {TENANT_SLUG} ({contacts} contacts)");
-    println!("  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons");
-    println!("  Sandbox:      {} (admin API; see sandbox/README.md)", sandbox.description().admin_url);
-    println!("  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}");
+    println!(
+        "  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons"
+    );
+    println!(
+        "  Sandbox:      {} (admin API; see sandbox/README.md)",
+        sandbox.description().admin_url
+    );
+    println!(
+        "  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}"
+    );
     println!();
     Ok(sandbox)
 }
@@ -90,7 +121,13 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
 /// About 200 platform contacts, with the awkward ones: no name, duplicates
 /// (upserted onto the same contact), states no CRM picklist holds.
 async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
-    let people = seed::generate(&SeedSpec { seed: 7, people: 220, missing_name: 0.05, missing_email: 0.0, ..SeedSpec::default() });
+    let people = seed::generate(&SeedSpec {
+        seed: 7,
+        people: 220,
+        missing_name: 0.05,
+        missing_email: 0.0,
+        ..SeedSpec::default()
+    });
     let mut upserted = 0;
     for person in &people {
         let Some(email) = &person.email else { continue };
@@ -118,17 +155,32 @@ async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
 
 /// Replaces the demo connector (the sandbox is new at every start).
 async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
-    let existing = admin.graphql("{ connectors(first: 100) { edges { node { id name } } } }", json!({})).await?;
-    for edge in existing["connectors"]["edges"].as_array().into_iter().flatten() {
+    let existing = admin
+        .graphql(
+            "{ connectors(first: 100) { edges { node { id name } } } }",
+            json!({}),
+        )
+        .await?;
+    for edge in existing["connectors"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if edge["node"]["name"] == CONNECTOR_NAME {
             admin
-                .graphql("mutation($id: ID!) { deleteConnector(input: {id: $id}) { deletedId } }", json!({ "id": edge["node"]["id"] }))
+                .graphql(
+                    "mutation($id: ID!) { deleteConnector(input: {id: $id}) { deletedId } }",
+                    json!({ "id": edge["node"]["id"] }),
+                )
                 .await
                 .context("replacing the previous demo connector")?;
         }
     }
     let pipedrive = &sandbox.description().pipedrive;
-    let filter_key = pipedrive.field_keys.get("sync_to_plezi").context("the sandbox has no sync_to_plezi field")?;
+    let filter_key = pipedrive
+        .field_keys
+        .get("sync_to_plezi")
+        .context("the sandbox has no sync_to_plezi field")?;
     let created = admin
         .graphql(
             "mutation($input: CreateConnectorInput!) { createConnector(input: $input) { connector { id } } }",
@@ -142,5 +194,8 @@ async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<
         )
         .await
         .context("creating the demo Pipedrive connector")?;
-    created["createConnector"]["connector"]["id"].as_str().map(str::to_owned).context("no connector id in the reply")
+    created["createConnector"]["connector"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no connector id in the reply")
 }

@@ -85,7 +85,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("\"{s}\": expected a number and a unit, e.g. 1h"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("\"{s}\": expected a number and a unit, e.g. 1h"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -103,7 +105,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve { demo: false }) {
@@ -114,7 +119,9 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", crmsync_api::sdl());
             Ok(())
         }
-        Command::Token { role, tenant, ttl } => run::token(Config::load()?, role.into(), tenant, ttl).await,
+        Command::Token { role, tenant, ttl } => {
+            run::token(Config::load()?, role.into(), tenant, ttl).await
+        }
         Command::Sandbox { bind, seed, people } => sandbox(bind, seed, people).await,
     }
 }
@@ -131,7 +138,9 @@ async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<(
     stdout.flush()?;
     drop(stdout);
     tracing::info!(url = %sandbox.base_url(), "sandbox CRMs ready; Ctrl-C stops them");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sandbox.shutdown().await;
     Ok(())
 }
@@ -144,7 +153,10 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("0m").is_err());

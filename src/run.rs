@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
+use anyhow::{Context, bail};
 use crmsync_api::ApiState;
+use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
 use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::{EventBus, InProcessBus};
@@ -19,13 +19,19 @@ use crate::config::Config;
 /// Connects and migrates; errors name the variable.
 async fn database(config: &Config) -> anyhow::Result<DatabaseConnection> {
     if config.is_embedded() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("CRMSYNC_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "CRMSYNC_DATA_DIR: cannot create {}",
+                config.data_dir.display()
+            )
+        })?;
     }
     let db = crmsync_entity::db::connect(&config.database_url)
         .await
         .context("CRMSYNC_DATABASE_URL: cannot connect to the database")?;
-    crmsync_entity::db::migrate(&db).await.context("applying database migrations")?;
+    crmsync_entity::db::migrate(&db)
+        .await
+        .context("applying database migrations")?;
     Ok(db)
 }
 
@@ -35,12 +41,21 @@ fn jwt_settings(config: &Config) -> anyhow::Result<JwtSettings> {
         (None, Some(pem)) => JwtKey::Rs256PublicPem(pem.clone()),
         _ => bail!("CRMSYNC_JWT_SECRET: set either CRMSYNC_JWT_SECRET or CRMSYNC_JWT_PUBLIC_KEY"),
     };
-    Ok(JwtSettings { key, issuer: config.jwt_issuer.clone(), audience: config.jwt_audience.clone() })
+    Ok(JwtSettings {
+        key,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+    })
 }
 
 fn credentials_key(config: &Config) -> anyhow::Result<Arc<CredentialsKey>> {
-    let encoded = config.credentials_key.as_ref().context("CRMSYNC_CREDENTIALS_KEY: not set")?;
-    Ok(Arc::new(CredentialsKey::from_base64(encoded.expose_secret()).context("CRMSYNC_CREDENTIALS_KEY")?))
+    let encoded = config
+        .credentials_key
+        .as_ref()
+        .context("CRMSYNC_CREDENTIALS_KEY: not set")?;
+    Ok(Arc::new(
+        CredentialsKey::from_base64(encoded.expose_secret()).context("CRMSYNC_CREDENTIALS_KEY")?,
+    ))
 }
 
 fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -67,7 +82,9 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         config.public_url = format!("http://{addr}");
     }
     let db = database(&config).await?;
-    let queue = JobQueue::connect(&db).await.context("setting up the job queue")?;
+    let queue = JobQueue::connect(&db)
+        .await
+        .context("setting up the job queue")?;
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let key = credentials_key(&config)?;
     let http = http_client()?;
@@ -85,14 +102,26 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         bus,
         credentials_key: key,
         http,
-        options: SyncOptions { platform_url: config.public_url.clone() },
+        options: SyncOptions {
+            platform_url: config.public_url.clone(),
+        },
     };
-    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(queue, worker, shutdown_signal()));
+    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
+        queue,
+        worker,
+        shutdown_signal(),
+    ));
     let server = tokio::spawn(async move {
-        axum::serve(listener, crmsync_api::router(state)).with_graceful_shutdown(shutdown_signal()).await
+        axum::serve(listener, crmsync_api::router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
     });
     tracing::info!(graphql = %format!("http://{addr}/graphql"), "crmsync is serving");
-    let _sandbox = if demo { Some(crate::demo::setup(&config, addr).await?) } else { None };
+    let _sandbox = if demo {
+        Some(crate::demo::setup(&config, addr).await?)
+    } else {
+        None
+    };
     server.await?.context("the API server failed")?;
     worker.await?.context("the worker failed")?;
     Ok(())
@@ -102,13 +131,17 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
 pub async fn worker(mut config: Config) -> anyhow::Result<()> {
     config.ensure_keys()?;
     let db = database(&config).await?;
-    let queue = JobQueue::connect(&db).await.context("setting up the job queue")?;
+    let queue = JobQueue::connect(&db)
+        .await
+        .context("setting up the job queue")?;
     let context = WorkerContext {
         db,
         bus: Arc::new(InProcessBus::default()),
         credentials_key: credentials_key(&config)?,
         http: http_client()?,
-        options: SyncOptions { platform_url: config.public_url.clone() },
+        options: SyncOptions {
+            platform_url: config.public_url.clone(),
+        },
     };
     tracing::info!("worker started");
     crmsync_worker::jobs::run_worker(queue, context, shutdown_signal()).await?;
@@ -123,17 +156,29 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 /// `crmsync token`: prints a JWT alone on stdout.
-pub async fn token(mut config: Config, role: Role, tenant: Option<String>, ttl: Duration) -> anyhow::Result<()> {
+pub async fn token(
+    mut config: Config,
+    role: Role,
+    tenant: Option<String>,
+    ttl: Duration,
+) -> anyhow::Result<()> {
     config.ensure_keys()?;
     let Some(secret) = &config.jwt_secret else {
-        bail!("CRMSYNC_JWT_SECRET: `crmsync token` signs with the HS256 secret; with CRMSYNC_JWT_PUBLIC_KEY (RS256) tokens come from your identity provider");
+        bail!(
+            "CRMSYNC_JWT_SECRET: `crmsync token` signs with the HS256 secret; with CRMSYNC_JWT_PUBLIC_KEY (RS256) tokens come from your identity provider"
+        );
     };
     match (role, &tenant) {
         (Role::Operator, Some(_)) => bail!("--tenant: operator tokens are not bound to a tenant"),
-        (Role::Admin | Role::Viewer, None) => bail!("--tenant: admin and viewer tokens need the tenant's slug"),
+        (Role::Admin | Role::Viewer, None) => {
+            bail!("--tenant: admin and viewer tokens need the tenant's slug")
+        }
         (Role::Admin | Role::Viewer, Some(slug)) => {
             let db = database(&config).await?;
-            if crmsync_api::tenants::find_by_slug(&db, slug).await?.is_none() {
+            if crmsync_api::tenants::find_by_slug(&db, slug)
+                .await?
+                .is_none()
+            {
                 bail!("--tenant: no tenant with slug \"{slug}\"");
             }
         }

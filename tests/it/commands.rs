@@ -24,7 +24,8 @@ fn schema_prints_exactly_the_committed_schema_graphql() {
     let dir = temp_dir("schema");
     let output = crmsync(&dir).arg("schema").output().unwrap();
     assert!(output.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         committed,
@@ -35,19 +36,32 @@ fn schema_prints_exactly_the_committed_schema_graphql() {
 #[test]
 fn token_prints_one_jwt_alone_on_stdout() {
     let dir = temp_dir("token");
-    let output = crmsync(&dir).args(["token", "--role", "operator", "--ttl", "30m"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = crmsync(&dir)
+        .args(["token", "--role", "operator", "--ttl", "30m"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(lines[0].split('.').count(), 3, "a JWT: {stdout}");
-    assert!(dir.join("jwt_secret").exists(), "the embedded default generated the secret");
+    assert!(
+        dir.join("jwt_secret").exists(),
+        "the embedded default generated the secret"
+    );
 }
 
 #[test]
 fn token_for_an_unknown_tenant_is_refused_naming_the_flag() {
     let dir = temp_dir("token-tenant");
-    let output = crmsync(&dir).args(["token", "--role", "admin", "--tenant", "nobody"]).output().unwrap();
+    let output = crmsync(&dir)
+        .args(["token", "--role", "admin", "--tenant", "nobody"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tenant"));
     assert!(output.stdout.is_empty());
@@ -56,7 +70,11 @@ fn token_for_an_unknown_tenant_is_refused_naming_the_flag() {
 #[test]
 fn a_bad_variable_is_named_in_the_error() {
     let dir = temp_dir("badvar");
-    let output = crmsync(&dir).arg("migrate").env("CRMSYNC_DATABASE_URL", "mysql://nope").output().unwrap();
+    let output = crmsync(&dir)
+        .arg("migrate")
+        .env("CRMSYNC_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("CRMSYNC_DATABASE_URL"));
 }
@@ -66,7 +84,10 @@ fn postgres_without_keys_refuses_to_start() {
     let dir = temp_dir("pgkeys");
     let output = crmsync(&dir)
         .arg("serve")
-        .env("CRMSYNC_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .env(
+            "CRMSYNC_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -77,6 +98,10 @@ fn postgres_without_keys_refuses_to_start() {
 fn migrate_creates_the_embedded_database() {
     let dir = temp_dir("migrate");
     let output = crmsync(&dir).arg("migrate").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(dir.join("crmsync.db").exists());
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Running(Child);
 
@@ -16,7 +16,13 @@ impl Drop for Running {
     }
 }
 
-async fn graphql(http: &reqwest::Client, url: &str, token: &str, query: &str, variables: Value) -> Value {
+async fn graphql(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
     let reply: Value = http
         .post(url)
         .bearer_auth(token)
@@ -50,21 +56,39 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let (mut url, mut token, mut connector) = (None, None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("the demo prints its summary");
-        let field = |prefix: &str| line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+        let field = |prefix: &str| {
+            line.trim()
+                .strip_prefix(prefix)
+                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+        };
         if let Some(u) = field("GraphiQL:") {
             url = Some(u);
         } else if let Some(t) = field("Admin token:") {
             token = Some(t);
         } else if let Some(rest) = line.trim().strip_prefix("Connector:") {
-            connector = rest.split('(').nth(1).and_then(|s| s.split(')').next()).map(str::to_owned);
+            connector = rest
+                .split('(')
+                .nth(1)
+                .and_then(|s| s.split(')').next())
+                .map(str::to_owned);
             break;
         }
     }
     let (url, token, connector) = (url.unwrap(), token.unwrap(), connector.unwrap());
     let http = reqwest::Client::new();
 
-    let data = graphql(&http, &url, &token, "{ contacts(first: 1) { totalCount } connectors(first: 5) { totalCount } }", json!({})).await;
-    assert!(data["contacts"]["totalCount"].as_i64().unwrap() >= 150, "{data}");
+    let data = graphql(
+        &http,
+        &url,
+        &token,
+        "{ contacts(first: 1) { totalCount } connectors(first: 5) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        data["contacts"]["totalCount"].as_i64().unwrap() >= 150,
+        "{data}"
+    );
     assert_eq!(data["connectors"]["totalCount"], 1);
 
     let started = graphql(
@@ -75,7 +99,10 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         json!({ "id": connector }),
     )
     .await;
-    let run_id = started["startSync"]["run"]["id"].as_str().unwrap().to_owned();
+    let run_id = started["startSync"]["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = loop {
@@ -94,8 +121,16 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         assert!(Instant::now() < deadline, "the run did not finish: {data}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(matches!(run["status"].as_str(), Some("SUCCEEDED" | "PARTIAL")), "{run}");
-    let created: i64 = run["legs"].as_array().unwrap().iter().map(|l| l["created"].as_i64().unwrap()).sum();
+    assert!(
+        matches!(run["status"].as_str(), Some("SUCCEEDED" | "PARTIAL")),
+        "{run}"
+    );
+    let created: i64 = run["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["created"].as_i64().unwrap())
+        .sum();
     assert!(created > 0, "the demo sync created records: {run}");
     let _ = std::fs::remove_dir_all(&dir);
 }

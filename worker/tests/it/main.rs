@@ -2,7 +2,6 @@
 //! and a fresh database per test (SQLite, or PostgreSQL when
 //! `CRMSYNC_TEST_POSTGRES_URL` is set).
 
-mod bench;
 mod pipedrive_client;
 mod runs;
 mod support;
