@@ -426,7 +426,8 @@ pub async fn update(
             &credentials,
         )));
         row.credentials_set = Set(serde_json::json!(credentials.names_set()));
-        row.status = Set(ConnectorStatus::Connected);
+        // New credentials heal NEEDS_REAUTH and ERROR, but do not switch a disabled connector on.
+        row.status = Set(if model.enabled { ConnectorStatus::Connected } else { ConnectorStatus::Disabled });
         row.status_message = Set(None);
         changed.push("credentials");
     }
