@@ -259,3 +259,54 @@ async fn configuration_changes_are_in_the_audit_log_for_admins_only() {
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
+
+const RS256_PRIVATE: &str = include_str!("../fixtures/rs256-test-private.pem");
+const RS256_PUBLIC: &str = include_str!("../fixtures/rs256-test-public.pem");
+
+fn sign_rs256(private_pem: &str, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn rs256_app() -> TestApp {
+    TestApp::spawn_with_key(crmsync_api::auth::JwtKey::Rs256PublicPem(
+        RS256_PUBLIC.to_owned(),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn an_rs256_token_signed_with_the_private_key_is_accepted() {
+    let app = rs256_app().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    let data = app
+        .gql(&sign_rs256(RS256_PRIVATE, &c), VIEWER_Q, json!({}))
+        .await;
+    assert_eq!(data["data"]["viewer"]["role"], "ADMIN", "{data}");
+}
+
+#[tokio::test]
+async fn an_hs256_token_keyed_with_the_rs256_public_key_is_refused() {
+    // The classic algorithm-confusion attack: the public key used as an HMAC secret.
+    let app = rs256_app().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    refused(&app, &sign(Algorithm::HS256, RS256_PUBLIC, &c)).await;
+}
+
+#[tokio::test]
+async fn an_rs256_token_from_another_key_pair_is_refused() {
+    let app = rs256_app().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    refused(
+        &app,
+        &sign_rs256(include_str!("../fixtures/rs256-other-private.pem"), &c),
+    )
+    .await;
+}

@@ -46,8 +46,14 @@ pub async fn queue_for(db: &sea_orm::DatabaseConnection) -> crmsync_worker::jobs
 }
 
 impl TestApp {
-    /// Starts the app with a fresh database and tenant.
+    /// Starts the app with a fresh database and tenant (HS256 tokens).
     pub async fn spawn() -> Self {
+        Self::spawn_with_key(JwtKey::Hs256(SecretString::from(SECRET))).await
+    }
+
+    /// Starts the app validating tokens with `key`.
+    pub async fn spawn_with_key(key: JwtKey) -> Self {
+        let jwt_key = key;
         let database = TestDatabase::new().await;
         let statements = Arc::new(AtomicUsize::new(0));
         let mut db = database.db.clone();
@@ -58,7 +64,7 @@ impl TestApp {
         let bus = Arc::new(InProcessBus::default());
         let (key, _) = CredentialsKey::generate();
         let auth = Authenticator::new(JwtSettings {
-            key: JwtKey::Hs256(SecretString::from(SECRET)),
+            key: jwt_key,
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
         })
