@@ -427,7 +427,11 @@ pub async fn update(
         )));
         row.credentials_set = Set(serde_json::json!(credentials.names_set()));
         // New credentials heal NEEDS_REAUTH and ERROR, but do not switch a disabled connector on.
-        row.status = Set(if model.enabled { ConnectorStatus::Connected } else { ConnectorStatus::Disabled });
+        row.status = Set(if model.enabled {
+            ConnectorStatus::Connected
+        } else {
+            ConnectorStatus::Disabled
+        });
         row.status_message = Set(None);
         changed.push("credentials");
     }
