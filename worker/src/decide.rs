@@ -106,6 +106,8 @@ pub struct Decision {
     base: Snapshot,
     via_platform: BTreeMap<String, Agreed>,
     via_crm: BTreeMap<String, Agreed>,
+    /// The values both sides held, for the fields in `via_platform`.
+    found: BTreeMap<String, Agreed>,
 }
 
 impl Decision {
@@ -117,6 +119,19 @@ impl Decision {
         if platform_applied {
             out.0.extend(self.via_platform.clone());
         }
+        if crm_applied {
+            out.0.extend(self.via_crm.clone());
+        }
+        out
+    }
+
+    /// The snapshot to save when the platform side is not written at all (the
+    /// export leg matching a CRM record the import leg does not take): fields
+    /// that would have flowed to the platform are agreed as both sides hold
+    /// them now, so the next run sees no change that did not happen.
+    pub fn snapshot_as_found(&self, crm_applied: bool) -> Snapshot {
+        let mut out = self.base.clone();
+        out.0.extend(self.found.clone());
         if crm_applied {
             out.0.extend(self.via_crm.clone());
         }
@@ -137,6 +152,7 @@ impl Decision {
             base,
             via_platform: self.via_platform,
             via_crm: then.via_crm,
+            found: self.found,
         }
     }
 
@@ -191,6 +207,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         base: pair.snapshot.cloned().unwrap_or_default(),
         via_platform: BTreeMap::new(),
         via_crm: BTreeMap::new(),
+        found: BTreeMap::new(),
     };
     let mut to_platform = Values::new();
     let mut to_crm = Values::new();
@@ -342,6 +359,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                             c: cv.clone(),
                         },
                     );
+                    d.found.insert(m.platform_field.clone(), now);
                     to_platform.insert(m.platform_field.clone(), value);
                 }
                 None => {

@@ -243,6 +243,12 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// One page of records modified at or after `query.since`, oldest first.
     async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError>;
 
+    /// The records of `module` with these ids, normalised like `list`, in no
+    /// particular order. Ids the CRM does not return (deleted, unknown) are
+    /// simply absent. The client batches the ids as its CRM allows.
+    async fn get_many(&self, module: CrmModule, ids: &[String])
+    -> Result<Vec<CrmRecord>, CrmError>;
+
     /// Writes records; one result per write, in order. Retryable failures are
     /// retried inside (with backoff, honouring rate-limit headers); a create that
     /// timed out is looked up by e-mail before it is sent again, so it is never

@@ -634,6 +634,8 @@ struct ExportPair {
     contact: contact::Model,
     link: Option<crm_link::Model>,
     crm_id: Option<String>,
+    /// The modification time of a record matched by e-mail, as read.
+    crm_modified_at: Option<DateTime<Utc>>,
     decision: Decision,
 }
 
@@ -690,6 +692,23 @@ async fn export_page(
     .into_iter()
     .map(|l| l.crm_record_id)
     .collect();
+    // The records matched by e-mail, read in one batch: their values and
+    // modification times decide what the platform may overwrite (S6). A
+    // record the CRM no longer returns (deleted) is no match.
+    let wanted: Vec<String> = page
+        .iter()
+        .filter(|c| !links.contains_key(&c.id))
+        .filter_map(|c| winners.get(&c.email))
+        .filter(|id| !taken.contains(*id))
+        .cloned()
+        .collect();
+    let found: HashMap<String, CrmRecord> = run
+        .client
+        .get_many(module, &wanted)
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
 
     let mut items = Items {
         run: &run.run,
@@ -700,7 +719,7 @@ async fn export_page(
     let mut pairs = Vec::new();
     for contact in page {
         let link = links.get(&contact.id).cloned();
-        let matched = winners.get(&contact.email).cloned();
+        let mut matched = winners.get(&contact.email).cloned();
         if link.is_none()
             && let Some(id) = matched.as_ref().filter(|id| taken.contains(*id))
         {
@@ -724,37 +743,52 @@ async fn export_page(
             );
             continue;
         }
+        let record = match (&link, &matched) {
+            (None, Some(id)) => {
+                let record = found.get(id);
+                if record.is_none() {
+                    // Deleted in the CRM since it was indexed: create anew.
+                    matched = None;
+                }
+                record
+            }
+            _ => None,
+        };
         let snapshot = link.as_ref().and_then(|l| Snapshot::from_json(&l.snapshot));
         // The import leg just read every CRM change since the last sync, so a
         // linked record holds what the snapshot says.
-        let crm_values: Option<Values> = match (&link, &matched) {
-            (Some(_), _) => Some(
-                run.mappings
-                    .iter()
-                    .filter_map(|m| {
-                        snapshot
-                            .as_ref()
-                            .and_then(|s| s.0.get(&m.platform_field))
-                            .map(|a| (m.crm_field.clone(), a.c.clone()))
-                    })
-                    .collect(),
-            ),
-            (None, Some(_)) => Some(Values::new()),
-            (None, None) => None,
+        let linked_values: Option<Values> = link.as_ref().map(|_| {
+            run.mappings
+                .iter()
+                .filter_map(|m| {
+                    snapshot
+                        .as_ref()
+                        .and_then(|s| s.0.get(&m.platform_field))
+                        .map(|a| (m.crm_field.clone(), a.c.clone()))
+                })
+                .collect()
+        });
+        let crm_values = linked_values.as_ref().or(record.map(|r| &r.values));
+        // A record matched by e-mail may have been changed after the contact
+        // (and skipped by the import filter): the newer side wins (S6).
+        let newer = match record {
+            Some(r) if r.modified_at > contact.updated_at => Side::Crm,
+            _ => Side::Platform,
         };
         let platform = contact_values(&contact, &run.ctx.options.platform_url);
         let decision = decide::decide(
             &Pair {
                 platform: Some(&platform),
-                crm: crm_values.as_ref(),
-                crm_converted: false,
+                crm: crm_values,
+                crm_converted: record.is_some_and(|r| r.converted),
                 snapshot: snapshot.as_ref(),
-                newer: Side::Platform,
+                newer,
             },
             &rules,
         );
         let crm_id = link.as_ref().map(|l| l.crm_record_id.clone()).or(matched);
         pairs.push(ExportPair {
+            crm_modified_at: record.map(|r| r.modified_at),
             contact,
             link,
             crm_id,
@@ -793,7 +827,11 @@ async fn export_page(
         let mut to_crm = p.decision.to_crm.clone();
         let result = results.remove(&i);
         let mut crm_id = p.crm_id.clone();
-        let mut modified = p.link.as_ref().and_then(|l| l.crm_modified_at);
+        let mut modified = p
+            .link
+            .as_ref()
+            .and_then(|l| l.crm_modified_at)
+            .or(p.crm_modified_at);
         match &result {
             Some(Ok(r)) => {
                 crm_id = Some(r.id.clone());
@@ -827,7 +865,9 @@ async fn export_page(
                 contact_id: p.contact.id.clone(),
                 module,
                 crm_record_id: crm_id.clone(),
-                snapshot: p.decision.snapshot(true, applied).to_json(),
+                // The platform side is not written here: what flows to the
+                // platform is left as both sides hold it.
+                snapshot: p.decision.snapshot_as_found(applied).to_json(),
                 crm_modified_at: modified,
                 last_synced_at: now,
             });

@@ -414,3 +414,103 @@ async fn a_value_outside_a_picklist_is_rejected_with_the_allowed_values() {
     assert!(item.message.as_deref().unwrap().contains("allowed values:"));
     assert!(person_by_email(&app, "pigeon@x.com").await.is_empty());
 }
+
+/// A person the import filter skips (no flag), matched by e-mail on export, with
+/// a phone different from the contact's: the side modified last keeps it (S6).
+async fn export_match_of_an_unflagged_person(crm_newer: bool) -> (App, Value) {
+    let app = App::with(0, |s| {
+        s.filter_field = Some("sync_to_plezi".into());
+        s.filter_value = Some("yes".into());
+    })
+    .await;
+    let now = Utc::now();
+    let (person_at, contact_at) = if crm_newer {
+        (now - Duration::hours(1), now - Duration::hours(2))
+    } else {
+        (now - Duration::hours(2), now - Duration::hours(1))
+    };
+    let mut p = person(1, "Pat Match", Some("pat@x.com"), 0);
+    p["add_time"] = json!((now - Duration::hours(3)).to_rfc3339());
+    p["update_time"] = json!(person_at.to_rfc3339());
+    p["phones"] = json!([{"value": "+33 1 crm", "primary": true, "label": "work"}]);
+    app.crm.add_persons(json!([p])).await;
+    let contact = app
+        .add_contact("pat@x.com", Some("Pat"), Some("Match"), 5)
+        .await;
+    let mut am: crmsync_entity::models::contact::ActiveModel = contact.into();
+    am.phone = Set(Some("+33 2 platform".into()));
+    am.updated_at = Set(contact_at);
+    sea_orm::ActiveModelTrait::update(am, &app.db.db)
+        .await
+        .unwrap();
+
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.from_crm_created, 0,
+        "the unflagged person is not imported"
+    );
+    assert_eq!(run.to_crm_created, 0, "matched by e-mail, not created");
+    let stored = person_by_email(&app, "pat@x.com").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        app.contact("pat@x.com").await.unwrap().phone.as_deref(),
+        Some("+33 2 platform"),
+        "nothing imported from an unflagged person"
+    );
+
+    // The snapshot holds what both sides hold: no false change next time.
+    app.crm.reset_requests().await;
+    let second = app.sync(SyncMode::Incremental).await;
+    assert_eq!(second.status, SyncRunStatus::Succeeded);
+    assert_eq!(app.writes().await, 0, "{:?}", app.items(&second).await);
+    (app, stored[0].clone())
+}
+
+#[tokio::test]
+async fn a_person_matched_by_email_and_modified_after_the_contact_keeps_its_values() {
+    let (app, stored) = export_match_of_an_unflagged_person(true).await;
+    assert_eq!(stored["phones"][0]["value"], json!("+33 1 crm"));
+    // Fields the CRM leaves empty still get the platform's values (F6).
+    let score = app.crm.field_key("score");
+    assert_eq!(stored["custom_fields"][&score].as_f64(), Some(5.0));
+}
+
+#[tokio::test]
+async fn a_person_matched_by_email_and_modified_before_the_contact_takes_its_values() {
+    let (_app, stored) = export_match_of_an_unflagged_person(false).await;
+    assert_eq!(stored["phones"][0]["value"], json!("+33 2 platform"));
+}
+
+#[tokio::test]
+async fn a_matched_person_deleted_since_it_was_indexed_is_created_anew() {
+    let app = App::with(0, |s| {
+        s.filter_field = Some("sync_to_plezi".into());
+        s.filter_value = Some("yes".into());
+    })
+    .await;
+    app.crm
+        .add_persons(json!([person(1, "Gone Soon", Some("gone@x.com"), 2)]))
+        .await;
+    // Indexed by e-mail, not imported (no flag).
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.from_crm_created, 0);
+    let token = app.crm.sandbox.description().pipedrive.api_token.clone();
+    app.crm
+        .http
+        .delete(format!("{}/api/v2/persons/1", app.crm.base_url()))
+        .header("x-api-token", token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    app.add_contact("gone@x.com", Some("Gone"), Some("Soon"), 1)
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(run.to_crm_created, 1, "{:?}", app.items(&run).await);
+    let live = person_by_email(&app, "gone@x.com").await;
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0]["id"], json!(1));
+}

@@ -28,13 +28,15 @@ use tokio::sync::OnceCell;
 use self::pacer::Pacer;
 use self::wire::{Catalog, Envelope, WireField, WireUser};
 use super::{
-    ConnectionCheck, CrmClient, CrmError, CrmField, CrmUser, ListQuery, RecordPage, RecordWrite,
-    WriteResult,
+    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
+    RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
 
 /// Pipedrive's largest list page.
 pub const MAX_PAGE: u32 = 500;
+/// Pipedrive's most ids in one list call (`ids`).
+pub const MAX_IDS: usize = 100;
 /// Writes in flight at once (each is one call: Pipedrive has no batch write).
 const WRITE_CONCURRENCY: usize = 8;
 /// Pipedrive's documented search limit per token and 2 s.
@@ -587,6 +589,51 @@ impl CrmClient for PipedriveClient {
             records,
             next_cursor,
         })
+    }
+
+    async fn get_many(
+        &self,
+        module: CrmModule,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CrmError> {
+        if module != CrmModule::Persons {
+            return Err(CrmError::Protocol(format!(
+                "Pipedrive has persons, not {module}"
+            )));
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let catalog = self.catalog().await?;
+        let mut unique: Vec<&str> = ids.iter().map(|id| id.trim()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut out = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(MAX_IDS) {
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut params = vec![("ids", chunk.join(",")), ("limit", MAX_IDS.to_string())];
+                if let Some(cursor) = &cursor {
+                    params.push(("cursor", cursor.clone()));
+                }
+                let reply = self
+                    .call(Method::GET, "/api/v2/persons", &params, None, false)
+                    .await?;
+                for person in reply.data.as_array().into_iter().flatten() {
+                    if person["is_deleted"].as_bool() != Some(true) {
+                        out.push(wire::to_record(person, &catalog)?);
+                    }
+                }
+                match reply.additional["next_cursor"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn write(
