@@ -2,6 +2,7 @@
 //! (and awkward) contacts, and a Pipedrive connector on the sandbox, all created
 //! through the public GraphQL API, as a partner's script would.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -97,24 +98,15 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     let contacts = seed_contacts(&admin).await?;
     let connector = connect_pipedrive(&admin, &sandbox).await?;
 
-    println!();
-    println!("crmsync demo is ready");
-    println!(
-        "  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)"
-    );
-    println!("  Admin token:  {admin_token}");
-    println!("  Tenant:       {TENANT_SLUG} ({contacts} contacts)");
-    println!(
-        "  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons"
-    );
-    println!(
-        "  Sandbox:      {} (admin API; see sandbox/README.md)",
+    // A closed stdout (a script that read what it needed) must not stop the server.
+    let summary = format!(
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
-    println!(
-        "  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}"
-    );
-    println!();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(summary.as_bytes())
+        .and_then(|()| stdout.flush());
     Ok(sandbox)
 }
 

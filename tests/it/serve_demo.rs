@@ -37,9 +37,24 @@ async fn graphql(
     reply["data"].clone()
 }
 
-#[tokio::test]
-async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
-    let dir = std::env::temp_dir().join(format!("crmsync-demo-{}", std::process::id()));
+struct Demo {
+    _running: Running,
+    dir: std::path::PathBuf,
+    url: String,
+    token: String,
+    connector: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `crmsync serve --demo` and reads its summary. With `keep_reading`, the
+/// rest of stdout is drained; without, the pipe is closed as a script would.
+fn start_demo(name: &str, keep_reading: bool) -> Demo {
+    let dir = std::env::temp_dir().join(format!("crmsync-demo-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
         .args(["serve", "--demo"])
@@ -51,10 +66,10 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
-
+    let running = Running(child);
     let (mut url, mut token, mut connector) = (None, None, None);
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.expect("the demo prints its summary");
         let field = |prefix: &str| {
             line.trim()
@@ -74,7 +89,37 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
             break;
         }
     }
-    let (url, token, connector) = (url.unwrap(), token.unwrap(), connector.unwrap());
+    if keep_reading {
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    Demo {
+        _running: running,
+        dir,
+        url: url.unwrap(),
+        token: token.unwrap(),
+        connector: connector.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
+    let demo = start_demo("closed", false);
+    let http = reqwest::Client::new();
+    let data = graphql(
+        &http,
+        &demo.url,
+        &demo.token,
+        "{ connectors(first: 5) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(data["connectors"]["totalCount"], 1);
+}
+
+#[tokio::test]
+async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
+    let demo = start_demo("sync", true);
+    let (url, token, connector) = (demo.url.clone(), demo.token.clone(), demo.connector.clone());
     let http = reqwest::Client::new();
 
     let data = graphql(
@@ -132,5 +177,4 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         .map(|l| l["created"].as_i64().unwrap())
         .sum();
     assert!(created > 0, "the demo sync created records: {run}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -173,6 +173,30 @@ impl Query {
             true,
         )
         .await?;
+        // Prefetch what the nested fields ask for, one batch each, so the
+        // statement count does not depend on when a loader's timer fires.
+        let connector = ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("connector");
+        if connector.exists() {
+            let ids: Vec<String> = page
+                .items
+                .iter()
+                .map(|r| r.connector_id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let loaders = super::loaders(ctx)?;
+            loaders.connectors.load_many(ids.clone()).await?;
+            if connector.field("mappings").exists() {
+                loaders.mappings.load_many(ids.clone()).await?;
+            }
+            if connector.field("lastRun").exists() {
+                loaders.last_runs.load_many(ids).await?;
+            }
+        }
         Ok(pagination::connection(page, |m| &m.id, SyncRun))
     }
 
