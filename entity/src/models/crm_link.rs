@@ -22,7 +22,8 @@ pub struct Model {
     pub module: CrmModule,
     /// The CRM record id.
     pub crm_record_id: String,
-    /// Mapped field values as last synced: `{platform_field: value}`.
+    /// Mapped field values as last synced, by platform field, in each side's form:
+    /// `{"phone": {"p": <platform value>, "c": <CRM value>}}` (see `crmsync_worker::decide::Snapshot`).
     #[sea_orm(column_type = "JsonBinary")]
     pub snapshot: Json,
     /// The CRM record's own modification time at the last sync.

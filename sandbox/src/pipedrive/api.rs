@@ -468,6 +468,16 @@ fn visible_person(data: &Data, id: u64, now: i64) -> Result<&Person, ApiError> {
         .ok_or_else(|| ApiError::not_found("Person not found"))
 }
 
+/// A copy of a person that is not deleted, for a write; 404 otherwise (a deleted
+/// person can be read for 30 days but not changed).
+fn live_person(data: &Data, id: u64) -> Result<Person, ApiError> {
+    data.persons
+        .get(&id)
+        .filter(|p| !p.is_deleted)
+        .map(|p| Person::clone(p))
+        .ok_or_else(|| ApiError::not_found("Person not found"))
+}
+
 fn apply(person: &mut Person, input: PersonInput) {
     if let Some(name) = input.name {
         let (first, last) = validate::split_name(&name);
@@ -567,12 +577,7 @@ pub async fn update_person(
     serve(&state, &company, &headers, &query, Op::Write, |ctx| {
         let id = person_id(&id)?;
         let mut data = ctx.company.data.lock();
-        let mut person = data
-            .persons
-            .get(&id)
-            .filter(|p| !p.is_deleted)
-            .map(|p| Person::clone(p))
-            .ok_or_else(|| ApiError::not_found("Person not found"))?;
+        let mut person = live_person(&data, id)?;
         let input = validate::person_input(&body, &data, false)?;
         apply(&mut person, input);
         person.update_time = ctx.now;
@@ -593,12 +598,7 @@ pub async fn delete_person(
     serve(&state, &company, &headers, &query, Op::Delete, |ctx| {
         let id = person_id(&id)?;
         let mut data = ctx.company.data.lock();
-        let mut person = data
-            .persons
-            .get(&id)
-            .filter(|p| !p.is_deleted)
-            .map(|p| Person::clone(p))
-            .ok_or_else(|| ApiError::not_found("Person not found"))?;
+        let mut person = live_person(&data, id)?;
         person.is_deleted = true;
         person.delete_time = Some(ctx.now);
         person.update_time = ctx.now;
