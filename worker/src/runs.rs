@@ -182,33 +182,14 @@ async fn create_run(
         txn.commit().await?;
         return Ok(Created::Existing(run));
     }
-    let run = sync_run::Model {
-        id: crmsync_entity::new_id(),
-        tenant_id: tenant.as_str().to_owned(),
-        connector_id: connector_id.to_owned(),
+    let run = sync_run::Model::queued(
+        tenant.as_str(),
+        connector_id,
         trigger,
         mode,
-        status: SyncRunStatus::Queued,
-        error: None,
-        task_id: new_task_id(),
-        phase: "queued".into(),
-        processed: 0,
-        cancel_requested: false,
+        new_task_id(),
         retry_of,
-        queued_at: Utc::now(),
-        started_at: None,
-        finished_at: None,
-        to_crm_created: 0,
-        to_crm_updated: 0,
-        to_crm_unchanged: 0,
-        to_crm_rejected: 0,
-        to_crm_conflicts: 0,
-        from_crm_created: 0,
-        from_crm_updated: 0,
-        from_crm_unchanged: 0,
-        from_crm_rejected: 0,
-        from_crm_conflicts: 0,
-    };
+    );
     let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
     txn.commit().await?;
 

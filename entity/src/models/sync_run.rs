@@ -68,4 +68,44 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+impl Model {
+    /// A new QUEUED run with zero counts, not yet saved.
+    pub fn queued(
+        tenant_id: &str,
+        connector_id: &str,
+        trigger: SyncTrigger,
+        mode: SyncMode,
+        task_id: String,
+        retry_of: Option<String>,
+    ) -> Self {
+        Self {
+            id: crate::new_id(),
+            tenant_id: tenant_id.to_owned(),
+            connector_id: connector_id.to_owned(),
+            trigger,
+            mode,
+            status: SyncRunStatus::Queued,
+            error: None,
+            task_id,
+            phase: "queued".into(),
+            processed: 0,
+            cancel_requested: false,
+            retry_of,
+            queued_at: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+            to_crm_created: 0,
+            to_crm_updated: 0,
+            to_crm_unchanged: 0,
+            to_crm_rejected: 0,
+            to_crm_conflicts: 0,
+            from_crm_created: 0,
+            from_crm_updated: 0,
+            from_crm_unchanged: 0,
+            from_crm_rejected: 0,
+            from_crm_conflicts: 0,
+        }
+    }
+}
+
 super::tenant_scoped!(Entity, Column);

@@ -172,7 +172,7 @@ mod app {
 
     use chrono::Utc;
     use crmsync_entity::enums::{
-        ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncRunStatus, SyncTrigger,
+        ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncTrigger,
     };
     use crmsync_entity::models::{connector, contact, field_mapping, sync_item, sync_run, tenant};
     use crmsync_entity::testing::TestDatabase;
@@ -319,33 +319,14 @@ mod app {
             mode: SyncMode,
             retry_of: Option<String>,
         ) -> sync_run::Model {
-            sync_run::ActiveModel::from(sync_run::Model {
-                id: crmsync_entity::new_id(),
-                tenant_id: self.tenant.as_str().to_owned(),
-                connector_id: self.connector_id.clone(),
-                trigger: SyncTrigger::Manual,
+            sync_run::ActiveModel::from(sync_run::Model::queued(
+                self.tenant.as_str(),
+                &self.connector_id,
+                SyncTrigger::Manual,
                 mode,
-                status: SyncRunStatus::Queued,
-                error: None,
-                task_id: crmsync_worker::jobs::new_task_id(),
-                phase: "queued".into(),
-                processed: 0,
-                cancel_requested: false,
+                crmsync_worker::jobs::new_task_id(),
                 retry_of,
-                queued_at: Utc::now(),
-                started_at: None,
-                finished_at: None,
-                to_crm_created: 0,
-                to_crm_updated: 0,
-                to_crm_unchanged: 0,
-                to_crm_rejected: 0,
-                to_crm_conflicts: 0,
-                from_crm_created: 0,
-                from_crm_updated: 0,
-                from_crm_unchanged: 0,
-                from_crm_rejected: 0,
-                from_crm_conflicts: 0,
-            })
+            ))
             .insert(&self.db.db)
             .await
             .unwrap()
