@@ -142,7 +142,11 @@ async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
             .with_context(|| format!("creating the demo contact {email}"))?;
         upserted += 1;
     }
-    Ok(upserted)
+    // Duplicate e-mails were upserted onto one contact: report what is stored.
+    let count = admin.graphql("{ contacts(first: 1) { totalCount } }", json!({})).await?;
+    let stored = count["contacts"]["totalCount"].as_u64().context("no contact count in the reply")?;
+    tracing::debug!(upserted, stored, "demo contacts");
+    Ok(stored as usize)
 }
 
 /// Replaces the demo connector (the sandbox is new at every start).
