@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::credentials::Credentials;
 
 pub mod pipedrive;
+pub mod zoho;
 
 /// A CRM field as the CRM describes it (F3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,8 +274,10 @@ pub fn client_for(
             base_url,
             http,
         )?)),
-        Credentials::Zoho { .. } => Err(CrmError::Protocol(
-            "Zoho CRM connectors arrive with the Zoho issue".into(),
-        )),
+        Credentials::Zoho { .. } => Ok(Arc::new(zoho::ZohoClient::new(
+            credentials,
+            base_url,
+            http,
+        )?)),
     }
 }

@@ -6,3 +6,4 @@ mod pipedrive_client;
 mod runs;
 mod support;
 mod sync;
+mod zoho_client;

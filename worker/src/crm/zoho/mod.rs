@@ -1,0 +1,883 @@
+//! The Zoho CRM client: a self-client's refresh token, API v8, Leads and Contacts.
+//!
+//! - Tokens: the grant code is exchanged once for a refresh token
+//!   ([`exchange_grant_code`]); access tokens are cached per client and refreshed
+//!   single-flight, because Zoho gives at most ten access tokens per refresh token
+//!   per ten minutes. A 401 INVALID_TOKEN refreshes once and retries.
+//! - Calls go to the `api_domain` the token reply names, never to a guessed host.
+//! - Retries: 429, 5xx, timeouts and dropped connections, with jittered backoff.
+//!   An upsert batch is safe to re-send: upsert by Email does not duplicate.
+
+mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, OnceCell};
+
+use self::wire::{TokenReply, WireField, WireUser};
+pub use super::pipedrive::RetryPolicy;
+use super::{
+    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
+    RecordWrite, WriteResult,
+};
+use crate::credentials::Credentials;
+
+/// Zoho's largest page.
+pub const MAX_PAGE: u32 = 200;
+/// Records reachable with `page`; beyond, `page_token`.
+pub const DISCRETE_PAGE_LIMIT: u32 = 2000;
+/// Records per upsert call.
+pub const MAX_BATCH: usize = 100;
+/// Most api names in `fields`.
+pub const MAX_FIELDS: usize = 50;
+/// Upsert calls in flight at once (Zoho's heavy-call sub-limit is 10 per org).
+const WRITE_CONCURRENCY: usize = 4;
+/// Reads by id in flight at once.
+const READ_CONCURRENCY: usize = 8;
+/// An access token is renewed this long before Zoho says it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(120);
+/// The scope a self-client grant code needs.
+pub const SCOPE: &str = "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ";
+
+/// The accounts server of a Zoho data centre.
+pub fn accounts_url(data_center: &str) -> Option<&'static str> {
+    Some(match data_center.trim().trim_start_matches('.') {
+        "com" => "https://accounts.zoho.com",
+        "eu" => "https://accounts.zoho.eu",
+        "in" => "https://accounts.zoho.in",
+        "com.au" => "https://accounts.zoho.com.au",
+        "jp" => "https://accounts.zoho.jp",
+        "com.cn" => "https://accounts.zoho.com.cn",
+        "ca" => "https://accounts.zohocloud.ca",
+        "sa" => "https://accounts.zoho.sa",
+        _ => return None,
+    })
+}
+
+/// What a grant code is exchanged for.
+#[derive(Debug, Clone)]
+pub struct GrantExchange {
+    /// The refresh token (never expires): store it encrypted.
+    pub refresh_token: SecretString,
+    /// Where API calls go.
+    pub api_domain: String,
+}
+
+/// How to make a new grant code, for messages.
+fn new_code_hint() -> String {
+    format!(
+        "make a new grant code in the Zoho API console (Self Client > Generate Code) with scope {SCOPE}"
+    )
+}
+
+/// Exchanges a self-client's grant code (it lives minutes and works once) for a
+/// refresh token.
+pub async fn exchange_grant_code(
+    http: &reqwest::Client,
+    accounts_url: &str,
+    client_id: &str,
+    client_secret: &str,
+    code: &str,
+) -> Result<GrantExchange, CrmError> {
+    let reply = token_call(
+        http,
+        accounts_url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("code", code.trim()),
+        ],
+    )
+    .await?;
+    match (reply.access_token, reply.refresh_token, reply.api_domain) {
+        (Some(_), Some(refresh), Some(api_domain)) => Ok(GrantExchange {
+            refresh_token: SecretString::from(refresh),
+            api_domain: api_domain.trim_end_matches('/').to_owned(),
+        }),
+        (Some(_), _, _) => Err(CrmError::Protocol(
+            "Zoho's token reply has no refresh token or api_domain".into(),
+        )),
+        (None, _, _) => Err(grant_error(
+            reply.error.as_deref().unwrap_or("no access_token"),
+            reply.error_description.as_deref(),
+        )),
+    }
+}
+
+fn grant_error(error: &str, description: Option<&str>) -> CrmError {
+    let rejected = |code: &str, field: &str, message: String| CrmError::Rejected {
+        code: code.into(),
+        field: Some(field.into()),
+        message,
+    };
+    match error {
+        "invalid_code" => rejected(
+            "INVALID_GRANT_CODE",
+            "grantCode",
+            format!(
+                "Zoho refused the grant code: it was already used or has expired (codes last a few minutes); {}",
+                new_code_hint()
+            ),
+        ),
+        "invalid_client" => rejected(
+            "INVALID_CLIENT_ID",
+            "clientId",
+            "Zoho does not know this client id in this data centre: copy it from the Self Client in the Zoho API console and check the data centre".into(),
+        ),
+        "invalid_client_secret" => rejected(
+            "INVALID_CLIENT_SECRET",
+            "clientSecret",
+            "Zoho refused the client secret: copy it from the Self Client in the Zoho API console".into(),
+        ),
+        "Access Denied" => CrmError::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        other => CrmError::Rejected {
+            code: "CRM_VALIDATION".into(),
+            field: None,
+            message: format!(
+                "Zoho refused the grant code exchange: {other}{}",
+                description.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+        },
+    }
+}
+
+/// One call to the accounts server's token endpoint.
+async fn token_call(
+    http: &reqwest::Client,
+    accounts_url: &str,
+    form: &[(&str, &str)],
+) -> Result<TokenReply, CrmError> {
+    let response = http
+        .post(format!(
+            "{}/oauth/v2/token",
+            accounts_url.trim_end_matches('/')
+        ))
+        .form(form)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = response.status();
+    let text = response.text().await.map_err(transport_error)?;
+    if status.is_server_error() {
+        return Err(CrmError::Unavailable(format!(
+            "Zoho accounts answered {}",
+            status.as_u16()
+        )));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(CrmError::RateLimited { retry_after: None });
+    }
+    serde_json::from_str(&text).map_err(|_| {
+        CrmError::Protocol(format!(
+            "Zoho accounts answered {} with no token reply",
+            status.as_u16()
+        ))
+    })
+}
+
+/// A cached access token.
+#[derive(Debug)]
+struct AccessToken {
+    value: String,
+    api_domain: String,
+    renew_at: Instant,
+}
+
+/// A Zoho CRM org, reached through a self-client's refresh token.
+#[derive(Debug)]
+pub struct ZohoClient {
+    http: reqwest::Client,
+    accounts: String,
+    client_id: String,
+    client_secret: SecretString,
+    refresh_token: SecretString,
+    policy: RetryPolicy,
+    /// Held while a token is refreshed: concurrent callers wait for that refresh.
+    token: Mutex<Option<AccessToken>>,
+    leads_fields: OnceCell<Arc<Vec<CrmField>>>,
+    contacts_fields: OnceCell<Arc<Vec<CrmField>>>,
+    users: OnceCell<Arc<Vec<CrmUser>>>,
+}
+
+/// A successful reply; `body` is `Null` for 204 and 304.
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ZohoClient {
+    /// A client for the credentials' data centre; `base_url` replaces the accounts
+    /// server (the API is wherever the token reply says).
+    pub fn new(
+        credentials: &Credentials,
+        base_url: Option<&str>,
+        http: reqwest::Client,
+    ) -> Result<Self, CrmError> {
+        let Credentials::Zoho {
+            client_id,
+            client_secret,
+            data_center,
+            refresh_token,
+            ..
+        } = credentials
+        else {
+            return Err(CrmError::Protocol(
+                "Zoho client given credentials of another CRM".into(),
+            ));
+        };
+        let accounts = match base_url {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => accounts_url(data_center)
+                .ok_or_else(|| {
+                    CrmError::Unauthorized(format!(
+                        "unknown Zoho data centre \"{data_center}\": use com, eu, in, com.au, jp, com.cn, ca or sa"
+                    ))
+                })?
+                .to_owned(),
+        };
+        Ok(Self {
+            http,
+            accounts,
+            client_id: client_id.trim().to_owned(),
+            client_secret: client_secret.clone(),
+            refresh_token: refresh_token.clone(),
+            policy: RetryPolicy::default(),
+            token: Mutex::new(None),
+            leads_fields: OnceCell::new(),
+            contacts_fields: OnceCell::new(),
+            users: OnceCell::new(),
+        })
+    }
+
+    /// Replaces the retry policy (tests use short delays).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// A valid access token and the API domain. `stale` is a token the API just
+    /// refused: it is renewed unless another caller renewed it meanwhile.
+    async fn access_token(&self, stale: Option<&str>) -> Result<(String, String), CrmError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref()
+            && Instant::now() < token.renew_at
+            && stale != Some(token.value.as_str())
+        {
+            return Ok((token.value.clone(), token.api_domain.clone()));
+        }
+        // The lock is held across the refresh: callers queued behind it find the
+        // new token instead of refreshing again.
+        let reply = token_call(
+            &self.http,
+            &self.accounts,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &self.client_id),
+                ("client_secret", self.client_secret.expose_secret()),
+                ("refresh_token", self.refresh_token.expose_secret()),
+            ],
+        )
+        .await?;
+        let (Some(value), Some(api_domain)) = (reply.access_token, reply.api_domain) else {
+            return Err(refresh_error(
+                reply.error.as_deref().unwrap_or("no access_token"),
+            ));
+        };
+        let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3600));
+        let token = AccessToken {
+            value: value.clone(),
+            api_domain: api_domain.trim_end_matches('/').to_owned(),
+            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
+        };
+        let out = (value, token.api_domain.clone());
+        *cached = Some(token);
+        Ok(out)
+    }
+
+    /// One API call, once, with one token renewal on INVALID_TOKEN.
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_modified_since: Option<&str>,
+    ) -> Result<Reply, CrmError> {
+        let mut stale: Option<String> = None;
+        loop {
+            let (token, api_domain) = self.access_token(stale.as_deref()).await?;
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{api_domain}/crm/v8{path}"))
+                .header("Authorization", format!("Zoho-oauthtoken {token}"))
+                .timeout(self.policy.request_timeout)
+                .query(query);
+            if let Some(since) = if_modified_since {
+                request = request.header("If-Modified-Since", since);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.map_err(transport_error)?;
+            if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+                return Ok(Reply {
+                    status,
+                    body: Value::Null,
+                });
+            }
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let code = body["code"].as_str().unwrap_or_default().to_owned();
+            let message = body["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+            match status {
+                s if s.is_success() => return Ok(Reply { status, body }),
+                StatusCode::UNAUTHORIZED
+                    if stale.is_none()
+                        && matches!(code.as_str(), "INVALID_TOKEN" | "AUTHENTICATION_FAILURE") =>
+                {
+                    // Expired or revoked under us: renew once and retry.
+                    stale = Some(token);
+                }
+                StatusCode::UNAUTHORIZED if code == "OAUTH_SCOPE_MISMATCH" => {
+                    return Err(CrmError::Unauthorized(format!(
+                        "the Zoho grant lacks a scope this needs ({path}): make a new grant code with scope {SCOPE}"
+                    )));
+                }
+                StatusCode::UNAUTHORIZED => {
+                    return Err(CrmError::Unauthorized(format!(
+                        "Zoho refused a fresh access token ({code}: {message}); {}",
+                        new_code_hint()
+                    )));
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    if body["details"]["limit"].as_str() == Some("credits")
+                        || message.to_lowercase().contains("credit")
+                    {
+                        return Err(CrmError::DailyLimit(format!(
+                            "Zoho's API credits for the day are spent: {message}"
+                        )));
+                    }
+                    return Err(CrmError::RateLimited { retry_after });
+                }
+                s if s.is_server_error() => {
+                    return Err(CrmError::Unavailable(format!(
+                        "Zoho answered {}: {message}",
+                        s.as_u16()
+                    )));
+                }
+                // A write whose records all failed: the per-record results are the answer.
+                StatusCode::BAD_REQUEST if body["data"].is_array() => {
+                    return Ok(Reply { status, body });
+                }
+                StatusCode::FORBIDDEN => {
+                    return Err(CrmError::Unauthorized(format!(
+                        "the Zoho user of this grant may not do this ({path}: {code}): give the user the permission or make the grant code as an admin"
+                    )));
+                }
+                s => {
+                    let field = body["details"]["api_name"]
+                        .as_str()
+                        .or(body["details"]["param"].as_str())
+                        .map(str::to_owned);
+                    return Err(CrmError::Rejected {
+                        code: if code == "INVALID_MODULE" {
+                            "INVALID_MODULE".into()
+                        } else {
+                            "CRM_VALIDATION".into()
+                        },
+                        field,
+                        message: format!("Zoho answered {} {code}: {message}", s.as_u16()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One call with retries of the retryable failures.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_modified_since: Option<&str>,
+    ) -> Result<Reply, CrmError> {
+        let mut failures = 0;
+        let mut limited = 0;
+        loop {
+            match self
+                .send_once(method.clone(), path, query, body, if_modified_since)
+                .await
+            {
+                Err(CrmError::RateLimited { retry_after }) => {
+                    limited += 1;
+                    if limited >= self.policy.rate_limit_attempts {
+                        return Err(CrmError::RateLimited { retry_after });
+                    }
+                    let wait = retry_after.unwrap_or_else(|| backoff(&self.policy, limited + 2));
+                    tracing::debug!(path, ?wait, "Zoho rate limit: waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(CrmError::Unavailable(message)) => {
+                    failures += 1;
+                    if failures >= self.policy.attempts {
+                        return Err(CrmError::Unavailable(message));
+                    }
+                    tracing::debug!(path, failures, %message, "retrying Zoho call");
+                    tokio::time::sleep(backoff(&self.policy, failures)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn module_fields(&self, module: CrmModule) -> Result<Arc<Vec<CrmField>>, CrmError> {
+        let (cell, name) = match module {
+            CrmModule::Leads => (&self.leads_fields, "Leads"),
+            CrmModule::Contacts => (&self.contacts_fields, "Contacts"),
+            other => return Err(not_a_module(other)),
+        };
+        cell.get_or_try_init(|| async {
+            let reply = self
+                .call(
+                    Method::GET,
+                    "/settings/fields",
+                    &[("module", name.to_owned())],
+                    None,
+                    None,
+                )
+                .await?;
+            let fields: Vec<WireField> = serde_json::from_value(reply.body["fields"].clone())
+                .map_err(|e| CrmError::Protocol(format!("settings/fields: {e}")))?;
+            Ok(Arc::new(fields.iter().map(wire::to_crm_field).collect()))
+        })
+        .await
+        .cloned()
+    }
+
+    async fn active_users(&self) -> Result<Arc<Vec<CrmUser>>, CrmError> {
+        self.users
+            .get_or_try_init(|| async {
+                let reply = self
+                    .call(
+                        Method::GET,
+                        "/users",
+                        &[("type", "ActiveUsers".to_owned())],
+                        None,
+                        None,
+                    )
+                    .await?;
+                if reply.body.is_null() {
+                    return Ok(Arc::new(Vec::new()));
+                }
+                let users: Vec<WireUser> = serde_json::from_value(reply.body["users"].clone())
+                    .map_err(|e| CrmError::Protocol(format!("users: {e}")))?;
+                Ok(Arc::new(users.iter().map(wire::to_crm_user).collect()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The api names asked for in listings: the ones the sync needs first, then
+    /// the rest, at most fifty.
+    fn field_names(fields: &[CrmField]) -> String {
+        const FIRST: [&str; 6] = [
+            "Email",
+            "Last_Name",
+            "First_Name",
+            "Owner",
+            "Modified_Time",
+            "Email_Opt_Out",
+        ];
+        let mut names: Vec<&str> = FIRST
+            .iter()
+            .copied()
+            .filter(|n| fields.iter().any(|f| f.api_name == *n))
+            .collect();
+        for f in fields {
+            if names.len() >= MAX_FIELDS {
+                break;
+            }
+            if !names.contains(&f.api_name.as_str()) {
+                names.push(&f.api_name);
+            }
+        }
+        names.truncate(MAX_FIELDS);
+        names.join(",")
+    }
+
+    /// One upsert call of at most 100 records; one result per record.
+    async fn upsert_batch(
+        &self,
+        module: CrmModule,
+        writes: Vec<RecordWrite>,
+    ) -> Vec<Result<WriteResult, CrmError>> {
+        let prepared = match self.prepare(module, &writes).await {
+            Ok(p) => p,
+            Err(e) => return writes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut out: Vec<Option<Result<WriteResult, CrmError>>> = Vec::new();
+        let mut data = Vec::new();
+        for body in prepared {
+            match body {
+                Ok(body) => {
+                    data.push(body);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        if !data.is_empty() {
+            let sent = data.len();
+            let body = json!({
+                "data": data,
+                "trigger": [],
+                "duplicate_check_fields": ["Email"],
+            });
+            // Upsert by Email is idempotent: a batch whose reply was lost is re-sent.
+            let reply = self
+                .call(
+                    Method::POST,
+                    &format!("/{}/upsert", module_name(module)),
+                    &[],
+                    Some(&body),
+                    None,
+                )
+                .await;
+            let mut results: Vec<Result<WriteResult, CrmError>> = match reply {
+                Ok(reply) => match reply.body["data"].as_array() {
+                    Some(items) if items.len() == sent => {
+                        items.iter().map(wire::write_result).collect()
+                    }
+                    _ => (0..sent)
+                        .map(|_| {
+                            Err(CrmError::Protocol(format!(
+                                "Zoho's upsert answered {} without one result per record",
+                                reply.status.as_u16()
+                            )))
+                        })
+                        .collect(),
+                },
+                Err(e) => (0..sent).map(|_| Err(e.clone())).collect(),
+            };
+            results.reverse();
+            for slot in out.iter_mut().filter(|s| s.is_none()) {
+                *slot = results.pop();
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(CrmError::Protocol("no result".into()))))
+            .collect()
+    }
+
+    /// Bodies of a batch, picklists checked, owners resolved.
+    async fn prepare(
+        &self,
+        module: CrmModule,
+        writes: &[RecordWrite],
+    ) -> Result<Vec<Result<Value, CrmError>>, CrmError> {
+        let fields = self.module_fields(module).await?;
+        let needs_users = writes.iter().any(|w| w.owner_email.is_some());
+        let users = if needs_users {
+            Some(self.active_users().await?)
+        } else {
+            None
+        };
+        Ok(writes
+            .iter()
+            .map(|w| {
+                let owner_id = w.owner_email.as_deref().and_then(|e| {
+                    let e = e.trim().to_lowercase();
+                    users
+                        .as_ref()?
+                        .iter()
+                        .find(|u| u.active && u.email == e)
+                        .map(|u| u.id.as_str())
+                });
+                wire::record_body(&w.values, w.id.as_deref(), &w.email, owner_id, &fields)
+            })
+            .collect())
+    }
+
+    async fn get_one(&self, module: CrmModule, id: &str) -> Result<Option<CrmRecord>, CrmError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/{}/{}", module_name(module), id.trim()),
+                &[],
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(reply) => match reply.body["data"].as_array().and_then(|d| d.first()) {
+                Some(record) => Ok(Some(wire::to_record(record, module)?)),
+                None => Ok(None),
+            },
+            // Unknown or deleted ids are absent, as the trait asks.
+            Err(CrmError::Rejected { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn module_name(module: CrmModule) -> &'static str {
+    match module {
+        CrmModule::Contacts => "Contacts",
+        _ => "Leads",
+    }
+}
+
+fn not_a_module(module: CrmModule) -> CrmError {
+    CrmError::Protocol(format!("Zoho CRM has Leads and Contacts, not {module}"))
+}
+
+fn refresh_error(error: &str) -> CrmError {
+    match error {
+        "Access Denied" => CrmError::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        "invalid_client" | "invalid_client_secret" => CrmError::Unauthorized(format!(
+            "Zoho refused the self-client's id or secret ({error}): check them in the Zoho API console and reconnect with a new grant code"
+        )),
+        other => CrmError::Unauthorized(format!(
+            "Zoho refused the refresh token ({other}): the self-client was deleted or the grant revoked; {} and update the connector",
+            new_code_hint()
+        )),
+    }
+}
+
+/// Jittered exponential backoff: retries of several workers spread out.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .base_delay
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(policy.max_delay);
+    let ms = exp.as_millis() as u64;
+    Duration::from_millis(rand::Rng::random_range(
+        &mut rand::rng(),
+        ms / 2..=ms.max(1),
+    ))
+}
+
+/// Timeouts, refused and dropped connections: worth a retry.
+fn transport_error(e: reqwest::Error) -> CrmError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "connection lost"
+    };
+    CrmError::Unavailable(format!("Zoho {what}: {e}"))
+}
+
+/// Zoho's `If-Modified-Since` is exclusive and to the second; ours is inclusive.
+fn if_modified_since(t: DateTime<Utc>) -> String {
+    (t - chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+#[async_trait::async_trait]
+impl CrmClient for ZohoClient {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::ZohoCrm
+    }
+
+    async fn check(&self, filter_field: Option<&str>) -> Result<ConnectionCheck, CrmError> {
+        let fail = |message: String| Ok(ConnectionCheck { ok: false, message });
+        let fields = match self.module_fields(CrmModule::Leads).await {
+            Ok(fields) => fields,
+            Err(CrmError::Unauthorized(message)) => return fail(message),
+            Err(CrmError::Unavailable(message)) => {
+                return fail(format!("cannot reach Zoho at {}: {message}", self.accounts));
+            }
+            Err(CrmError::RateLimited { .. }) => {
+                return fail(
+                    "Zoho refuses new access tokens for now (more than ten in ten minutes): try again in a few minutes".into(),
+                );
+            }
+            Err(other) => return Err(other),
+        };
+        let names = Self::field_names(&fields);
+        match self
+            .call(
+                Method::GET,
+                "/Leads",
+                &[("fields", names), ("per_page", "1".into())],
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(CrmError::Unauthorized(message)) => {
+                return fail(format!("Zoho Leads are not readable: {message}"));
+            }
+            Err(other) => return Err(other),
+        }
+        if let Some(filter) = filter_field {
+            let found = fields.iter().any(|f| {
+                f.api_name.eq_ignore_ascii_case(filter.trim())
+                    || f.label.eq_ignore_ascii_case(filter.trim())
+            });
+            if !found {
+                return fail(format!(
+                    "connected to Zoho CRM, but Leads have no field \"{filter}\" for the import filter: create it in Zoho (Setup > Modules and Fields) or change the filter field"
+                ));
+            }
+        }
+        Ok(ConnectionCheck {
+            ok: true,
+            message: "connected to Zoho CRM: Leads are readable".into(),
+        })
+    }
+
+    async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError> {
+        Ok(self.module_fields(module).await?.as_ref().clone())
+    }
+
+    async fn users(&self) -> Result<Vec<CrmUser>, CrmError> {
+        Ok(self.active_users().await?.as_ref().clone())
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {
+        let module = query.module;
+        let fields = self.module_fields(module).await?;
+        let per_page = query.page_size.clamp(1, MAX_PAGE);
+        let mut params = vec![
+            ("fields", Self::field_names(&fields)),
+            ("per_page", per_page.to_string()),
+            ("sort_by", "Modified_Time".to_owned()),
+            ("sort_order", "asc".to_owned()),
+        ];
+        // The cursor says whether the next page is a page number or a page token.
+        let page = match query.cursor.as_deref() {
+            None => Some(1),
+            Some(c) => match c.split_once(':') {
+                Some(("p", n)) => Some(
+                    n.parse::<u32>()
+                        .map_err(|_| CrmError::Protocol(format!("bad Zoho cursor {c}")))?,
+                ),
+                Some(("t", token)) => {
+                    params.push(("page_token", token.to_owned()));
+                    None
+                }
+                _ => return Err(CrmError::Protocol(format!("bad Zoho cursor {c}"))),
+            },
+        };
+        if let Some(page) = page {
+            params.push(("page", page.to_string()));
+        }
+        let since = query.since.map(if_modified_since);
+        let reply = self
+            .call(
+                Method::GET,
+                &format!("/{}", module_name(module)),
+                &params,
+                None,
+                since.as_deref(),
+            )
+            .await?;
+        if reply.body.is_null() {
+            return Ok(RecordPage {
+                records: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let records = reply.body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| wire::to_record(r, module))
+            .collect::<Result<Vec<_>, _>>()?;
+        let info = &reply.body["info"];
+        let token = info["next_page_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("t:{t}"));
+        let next_cursor = if info["more_records"].as_bool() != Some(true) {
+            None
+        } else {
+            match page {
+                Some(n) if n * per_page < DISCRETE_PAGE_LIMIT => Some(format!("p:{}", n + 1)),
+                _ => Some(token.ok_or_else(|| {
+                    CrmError::Protocol("Zoho gave no next_page_token past 2,000 records".into())
+                })?),
+            }
+        };
+        Ok(RecordPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    async fn get_many(
+        &self,
+        module: CrmModule,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CrmError> {
+        if !matches!(module, CrmModule::Leads | CrmModule::Contacts) {
+            return Err(not_a_module(module));
+        }
+        let mut unique: Vec<String> = ids.iter().map(|id| id.trim().to_owned()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        // v8 documents reads by id one record at a time (`GET /{Module}/{id}`).
+        let found: Vec<Result<Option<CrmRecord>, CrmError>> = futures::stream::iter(unique)
+            .map(|id| async move { self.get_one(module, &id).await })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(found.len());
+        for record in found {
+            if let Some(record) = record? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write(
+        &self,
+        module: CrmModule,
+        writes: Vec<RecordWrite>,
+    ) -> Vec<Result<WriteResult, CrmError>> {
+        if !matches!(module, CrmModule::Leads | CrmModule::Contacts) {
+            return writes.iter().map(|_| Err(not_a_module(module))).collect();
+        }
+        let mut batches = Vec::new();
+        let mut rest = writes;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_BATCH));
+            batches.push(rest);
+            rest = tail;
+        }
+        futures::stream::iter(batches)
+            .map(|batch| self.upsert_batch(module, batch))
+            .buffered(WRITE_CONCURRENCY)
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await
+    }
+}

@@ -1,0 +1,482 @@
+//! The Zoho CRM client against the sandbox Zoho: tokens, fields, listing, upserts.
+
+use std::collections::BTreeMap;
+
+use crmsync_entity::enums::CrmModule;
+use crmsync_sandbox::{Sandbox, SandboxConfig};
+use crmsync_worker::credentials::Credentials;
+use crmsync_worker::crm::zoho::{self, ZohoClient};
+use crmsync_worker::crm::{CrmClient, CrmError, FieldType, ListQuery, RecordWrite};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::support::fast_retries;
+
+/// A sandbox Zoho org and the refresh token its grant code was exchanged for.
+struct Zoho {
+    sandbox: Sandbox,
+    http: reqwest::Client,
+    refresh_token: SecretString,
+}
+
+impl Zoho {
+    async fn start(people: usize) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig {
+            people,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox starts");
+        let http = reqwest::Client::new();
+        let d = sandbox.description().zoho.clone();
+        let grant = zoho::exchange_grant_code(
+            &http,
+            &d.accounts_url,
+            &d.client_id,
+            &d.client_secret,
+            &d.grant_code,
+        )
+        .await
+        .expect("the startup grant code is exchanged");
+        let zoho = Self {
+            sandbox,
+            http,
+            refresh_token: grant.refresh_token,
+        };
+        // Generous limits: these tests are about tokens and batches, not 429s.
+        zoho.admin(
+            reqwest::Method::PATCH,
+            &format!("/zoho/orgs/{}/limits", zoho.org()),
+            json!({"concurrency": 200, "heavy_concurrency": 200}),
+        )
+        .await;
+        zoho
+    }
+
+    fn org(&self) -> String {
+        self.sandbox.description().zoho.org_id.clone()
+    }
+
+    fn client(&self) -> ZohoClient {
+        let d = &self.sandbox.description().zoho;
+        let credentials = Credentials::Zoho {
+            client_id: d.client_id.clone(),
+            client_secret: SecretString::from(d.client_secret.clone()),
+            data_center: "com".into(),
+            org_id: Some(d.org_id.clone()),
+            refresh_token: self.refresh_token.clone(),
+        };
+        ZohoClient::new(&credentials, Some(&d.accounts_url), self.http.clone())
+            .expect("client")
+            .with_retry_policy(fast_retries())
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.sandbox.description().admin_url);
+        let mut request = self.http.request(method, url);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let reply = request.send().await.unwrap();
+        let status = reply.status();
+        let value: Value = reply.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    async fn token_calls(&self) -> u64 {
+        let usage = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/zoho/orgs/{}/usage", self.org()),
+                Value::Null,
+            )
+            .await;
+        usage["token_calls"].as_u64().expect("token_calls")
+    }
+
+    async fn advance_clock(&self, secs: u64) {
+        self.admin(
+            reqwest::Method::POST,
+            "/clock",
+            json!({ "advance_secs": secs }),
+        )
+        .await;
+    }
+
+    /// API calls whose endpoint contains `part`.
+    async fn calls(&self, part: &str) -> u64 {
+        let reply = self
+            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
+            .await;
+        reply["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|r| r["endpoint"].as_str().is_some_and(|e| e.contains(part)))
+            .map(|r| r["count"].as_u64().unwrap_or(1))
+            .sum()
+    }
+
+    async fn stored_leads(&self) -> Vec<Value> {
+        let reply = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/zoho/orgs/{}/records/Leads", self.org()),
+                Value::Null,
+            )
+            .await;
+        reply["records"]
+            .as_array()
+            .cloned()
+            .or_else(|| reply.as_array().cloned())
+            .expect("records")
+    }
+}
+
+fn lead(i: usize, last_name: Option<&str>) -> RecordWrite {
+    let email = format!("lead{i}@example.com");
+    let mut values = BTreeMap::new();
+    values.insert("First_Name".to_owned(), json!(format!("Lead{i}")));
+    if let Some(last) = last_name {
+        values.insert("Last_Name".to_owned(), json!(last));
+    }
+    values.insert("Email".to_owned(), json!(email));
+    RecordWrite {
+        id: None,
+        values,
+        owner_email: None,
+        email,
+    }
+}
+
+async fn list_all(
+    client: &ZohoClient,
+    module: CrmModule,
+) -> (Vec<crmsync_worker::crm::CrmRecord>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut cursors = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = client
+            .list(&ListQuery {
+                module,
+                since: None,
+                cursor,
+                page_size: 200,
+            })
+            .await
+            .unwrap();
+        out.extend(page.records);
+        match page.next_cursor {
+            Some(c) => {
+                cursors.push(c.clone());
+                cursor = Some(c);
+            }
+            None => return (out, cursors),
+        }
+    }
+}
+
+#[test]
+fn data_centres_have_their_accounts_servers() {
+    assert_eq!(zoho::accounts_url("com"), Some("https://accounts.zoho.com"));
+    assert_eq!(zoho::accounts_url("eu"), Some("https://accounts.zoho.eu"));
+    assert_eq!(
+        zoho::accounts_url("com.au"),
+        Some("https://accounts.zoho.com.au")
+    );
+    assert_eq!(
+        zoho::accounts_url("ca"),
+        Some("https://accounts.zohocloud.ca")
+    );
+    assert_eq!(zoho::accounts_url("sa"), Some("https://accounts.zoho.sa"));
+    assert_eq!(zoho::accounts_url("mars"), None);
+}
+
+#[tokio::test]
+async fn a_grant_code_gives_a_refresh_token_that_gives_access_tokens() {
+    let zoho = Zoho::start(0).await;
+    let users = zoho.client().users().await.unwrap();
+    assert_eq!(users.len(), 3, "four users, the last disabled: {users:?}");
+    assert!(users.iter().all(|u| u.active && u.email.contains('@')));
+}
+
+#[tokio::test]
+async fn a_used_grant_code_is_refused_naming_the_grant_code() {
+    let zoho = Zoho::start(0).await;
+    let d = zoho.sandbox.description().zoho.clone();
+    let err = zoho::exchange_grant_code(
+        &zoho.http,
+        &d.accounts_url,
+        &d.client_id,
+        &d.client_secret,
+        &d.grant_code,
+    )
+    .await
+    .unwrap_err();
+    let CrmError::Rejected {
+        code,
+        field,
+        message,
+    } = err
+    else {
+        panic!("expected a rejection, got {err:?}");
+    };
+    assert_eq!(code, "INVALID_GRANT_CODE");
+    assert_eq!(field.as_deref(), Some("grantCode"));
+    assert!(message.contains("Self Client"), "{message}");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_refused_naming_the_secret() {
+    let zoho = Zoho::start(0).await;
+    let d = zoho.sandbox.description().zoho.clone();
+    let code = zoho
+        .http
+        .post(&d.mint_grant_code_url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = zoho::exchange_grant_code(&zoho.http, &d.accounts_url, &d.client_id, "nope", &code)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrmError::Rejected { field: Some(f), .. } if f == "clientSecret"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_refresh_token_is_unauthorized_with_a_message_a_person_can_act_on() {
+    let mut zoho = Zoho::start(0).await;
+    zoho.refresh_token = SecretString::from("1000.nope.nope");
+    let err = zoho.client().users().await.unwrap_err();
+    let CrmError::Unauthorized(message) = err else {
+        panic!("expected Unauthorized, got {err:?}");
+    };
+    assert!(message.contains("grant code"), "{message}");
+}
+
+#[tokio::test]
+async fn an_access_token_expiring_mid_run_is_refreshed_transparently() {
+    let zoho = Zoho::start(20).await;
+    let client = zoho.client();
+    let before = zoho.token_calls().await;
+    client.fields(CrmModule::Leads).await.unwrap();
+    assert_eq!(zoho.token_calls().await, before + 1);
+
+    zoho.advance_clock(3700).await;
+    let (leads, _) = list_all(&client, CrmModule::Leads).await;
+
+    assert!(!leads.is_empty());
+    assert_eq!(zoho.token_calls().await, before + 2);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_calls_cause_one_refresh() {
+    let zoho = Zoho::start(20).await;
+    let client = zoho.client();
+    let before = zoho.token_calls().await;
+
+    // A fresh client: fifty callers need a first token at once.
+    let calls = (0..50).map(|_| client.get_many(CrmModule::Leads, &[]));
+    futures::future::join_all(calls).await;
+    let listings = (0..50).map(|_| {
+        client.list(&ListQuery {
+            module: CrmModule::Leads,
+            since: None,
+            cursor: None,
+            page_size: 5,
+        })
+    });
+    for page in futures::future::join_all(listings).await {
+        page.unwrap();
+    }
+    assert_eq!(zoho.token_calls().await, before + 1);
+
+    // The token expires: fifty callers are refused it at once.
+    zoho.advance_clock(3700).await;
+    let listings = (0..50).map(|_| {
+        client.list(&ListQuery {
+            module: CrmModule::Leads,
+            since: None,
+            cursor: None,
+            page_size: 5,
+        })
+    });
+    for page in futures::future::join_all(listings).await {
+        page.unwrap();
+    }
+    assert_eq!(zoho.token_calls().await, before + 2);
+}
+
+#[tokio::test]
+async fn fields_carry_types_picklist_actual_values_and_flags() {
+    let zoho = Zoho::start(0).await;
+    let fields = zoho.client().fields(CrmModule::Leads).await.unwrap();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.api_name == name)
+            .unwrap_or_else(|| panic!("no field {name}"))
+            .clone()
+    };
+    assert_eq!(field("Email").field_type, FieldType::Email);
+    assert_eq!(field("Owner").field_type, FieldType::User);
+    assert!(field("Last_Name").mandatory);
+    assert!(field("Full_Name").read_only);
+    assert!(field("sync_to_plezi").custom);
+    assert!(!field("Email").custom);
+    let industry = field("Industry");
+    assert_eq!(industry.field_type, FieldType::Picklist);
+    let software = industry
+        .options
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == "Software")
+        .expect("Software");
+    assert_eq!(software.label, "Software / SaaS");
+    let contacts = zoho.client().fields(CrmModule::Contacts).await.unwrap();
+    assert!(contacts.iter().any(|f| f.api_name == "Date_of_Birth"));
+}
+
+#[tokio::test]
+async fn two_hundred_fifty_leads_are_written_in_three_upserts() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let before = zoho.calls("upsert").await;
+
+    let writes = (0..250).map(|i| lead(i, Some("Smith"))).collect();
+    let results = client.write(CrmModule::Leads, writes).await;
+
+    assert_eq!(results.len(), 250);
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|w| w.created)));
+    assert_eq!(zoho.calls("upsert").await - before, 3);
+    assert_eq!(zoho.stored_leads().await.len(), 250);
+
+    // Again: upsert by Email updates, never duplicates.
+    let writes = (0..250).map(|i| lead(i, Some("Jones"))).collect();
+    let results = client.write(CrmModule::Leads, writes).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|w| !w.created)));
+    assert_eq!(zoho.stored_leads().await.len(), 250);
+}
+
+#[tokio::test]
+async fn a_batch_with_three_bad_records_writes_the_rest_and_says_why() {
+    let zoho = Zoho::start(0).await;
+    let writes = (0..100)
+        .map(|i| lead(i, (i % 40 != 7).then_some("Smith")))
+        .collect();
+
+    let results = zoho.client().write(CrmModule::Leads, writes).await;
+
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 97);
+    for i in [7, 47, 87] {
+        let err = results[i].as_ref().unwrap_err();
+        assert!(
+            matches!(err, CrmError::Rejected { code, field: Some(f), .. }
+                if code == "MISSING_LAST_NAME" && f == "Last_Name"),
+            "{i}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_picklist_value_is_checked_before_sending() {
+    let zoho = Zoho::start(0).await;
+    let mut bad = lead(1, Some("Smith"));
+    bad.values
+        .insert("Industry".into(), json!("Basket weaving"));
+    let mut by_label = lead(2, Some("Smith"));
+    by_label
+        .values
+        .insert("Industry".into(), json!("Software / SaaS"));
+
+    let results = zoho
+        .client()
+        .write(CrmModule::Leads, vec![bad, by_label])
+        .await;
+
+    let Err(CrmError::Rejected { code, message, .. }) = &results[0] else {
+        panic!("{:?}", results[0]);
+    };
+    assert_eq!(code, "INVALID_PICKLIST_VALUE");
+    assert!(message.contains("Software"), "{message}");
+    let id = results[1].as_ref().unwrap().id.clone();
+    let stored = zoho
+        .client()
+        .get_many(CrmModule::Leads, &[id])
+        .await
+        .unwrap();
+    assert_eq!(stored[0].values["Industry"], json!("Software"));
+}
+
+#[tokio::test]
+async fn listing_goes_past_two_thousand_records_with_page_tokens() {
+    let zoho = Zoho::start(0).await;
+    let records: Vec<Value> = (0..2100)
+        .map(|i| json!({"Last_Name": format!("L{i}"), "Email": format!("p{i}@example.com")}))
+        .collect();
+    for chunk in records.chunks(500) {
+        zoho.admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/records/Leads", zoho.org()),
+            json!({ "records": chunk }),
+        )
+        .await;
+    }
+
+    let (leads, cursors) = list_all(&zoho.client(), CrmModule::Leads).await;
+
+    assert_eq!(leads.len(), 2100);
+    let mut ids: Vec<_> = leads.iter().map(|l| l.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2100);
+    assert!(cursors.iter().any(|c| c.starts_with("t:")), "{cursors:?}");
+    assert!(
+        leads
+            .windows(2)
+            .all(|w| w[0].modified_at <= w[1].modified_at)
+    );
+    assert!(
+        leads
+            .iter()
+            .all(|l| l.owner_email.is_some() && l.email.is_some())
+    );
+}
+
+#[tokio::test]
+async fn nothing_modified_since_is_an_empty_page() {
+    let zoho = Zoho::start(10).await;
+    let page = zoho
+        .client()
+        .list(&ListQuery {
+            module: CrmModule::Leads,
+            since: Some(chrono::Utc::now() + chrono::Duration::days(30)),
+            cursor: None,
+            page_size: 200,
+        })
+        .await
+        .unwrap();
+    assert!(page.records.is_empty());
+    assert_eq!(page.next_cursor, None);
+}
+
+#[tokio::test]
+async fn check_names_a_missing_filter_field() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    assert!(client.check(Some("sync_to_plezi")).await.unwrap().ok);
+    let check = client.check(Some("No_Such_Field")).await.unwrap();
+    assert!(!check.ok);
+    assert!(check.message.contains("No_Such_Field"), "{}", check.message);
+}
