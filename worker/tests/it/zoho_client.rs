@@ -480,3 +480,116 @@ async fn check_names_a_missing_filter_field() {
     assert!(!check.ok);
     assert!(check.message.contains("No_Such_Field"), "{}", check.message);
 }
+
+impl Zoho {
+    /// The endpoint template the sandbox counts upserts under, learned from one write.
+    async fn upsert_endpoint(&self, client: &ZohoClient) -> String {
+        let results = client
+            .write(CrmModule::Leads, vec![lead(9999, Some("Probe"))])
+            .await;
+        assert!(results[0].is_ok(), "{results:?}");
+        let reply = self
+            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
+            .await;
+        reply["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["endpoint"].as_str())
+            .find(|e| e.contains("upsert"))
+            .expect("an upsert was counted")
+            .to_owned()
+    }
+
+    async fn fault(&self, endpoint: &str, rule: Value) {
+        let mut rule = rule;
+        rule["system"] = json!("zoho");
+        rule["endpoint"] = json!(endpoint);
+        self.admin(reqwest::Method::POST, "/faults", rule).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_reply_was_lost_is_resent_without_duplicates() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let endpoint = zoho.upsert_endpoint(&client).await;
+    zoho.fault(
+        &endpoint,
+        json!({"kind": "timeout_after_write", "delay_ms": 10, "count": 1}),
+    )
+    .await;
+
+    let writes = (0..100).map(|i| lead(i, Some("Smith"))).collect();
+    let results = client.write(CrmModule::Leads, writes).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // The probe, the batch whose reply was lost, the batch again.
+    assert_eq!(zoho.calls("upsert").await, 3);
+    assert_eq!(zoho.stored_leads().await.len(), 101);
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let endpoint = zoho.upsert_endpoint(&client).await;
+    zoho.fault(&endpoint, json!({"kind": "rate_limit", "count": 2}))
+        .await;
+    zoho.fault(
+        &endpoint,
+        json!({"kind": "error", "status": 503, "count": 1}),
+    )
+    .await;
+
+    let writes = (0..10).map(|i| lead(i, Some("Smith"))).collect();
+    let results = client.write(CrmModule::Leads, writes).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // The probe, two 429s, one 503, the write.
+    assert_eq!(zoho.calls("upsert").await, 5);
+    assert_eq!(zoho.stored_leads().await.len(), 11);
+}
+
+#[tokio::test]
+async fn a_converted_lead_is_never_updated() {
+    let zoho = Zoho::start(0).await;
+    zoho.admin(
+        reqwest::Method::POST,
+        &format!("/zoho/orgs/{}/records/Leads", zoho.org()),
+        json!({"records": [{"Last_Name": "Sold", "Email": "lead1@example.com", "$converted": true}]}),
+    )
+    .await;
+
+    let results = zoho
+        .client()
+        .write(CrmModule::Leads, vec![lead(1, Some("Smith"))])
+        .await;
+
+    let Err(CrmError::Rejected { code, message, .. }) = &results[0] else {
+        panic!("{:?}", results[0]);
+    };
+    assert_eq!(code, "CONVERTED_LEAD");
+    assert!(message.contains("owned by sales"), "{message}");
+}
+
+#[tokio::test]
+async fn listing_marks_converted_leads_and_maps_owners() {
+    let zoho = Zoho::start(0).await;
+    zoho.admin(
+        reqwest::Method::POST,
+        &format!("/zoho/orgs/{}/records/Contacts", zoho.org()),
+        json!({"records": [{"Last_Name": "Client", "Email": "c@example.com"}]}),
+    )
+    .await;
+    let client = zoho.client();
+    let (contacts, _) = list_all(&client, CrmModule::Contacts).await;
+    assert_eq!(contacts.len(), 1);
+    let users = client.users().await.unwrap();
+    assert_eq!(
+        contacts[0].owner_email.as_deref(),
+        Some(users[0].email.as_str())
+    );
+    assert_eq!(contacts[0].values["Last_Name"], json!("Client"));
+    assert!(!contacts[0].converted);
+}
