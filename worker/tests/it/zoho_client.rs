@@ -263,6 +263,9 @@ async fn a_bad_refresh_token_is_unauthorized_with_a_message_a_person_can_act_on(
         panic!("expected Unauthorized, got {err:?}");
     };
     assert!(message.contains("grant code"), "{message}");
+    let check = zoho.client().check(None).await.unwrap();
+    assert!(!check.ok);
+    assert!(check.message.contains("grant code"), "{}", check.message);
 }
 
 #[tokio::test]
@@ -592,4 +595,99 @@ async fn listing_marks_converted_leads_and_maps_owners() {
     );
     assert_eq!(contacts[0].values["Last_Name"], json!("Client"));
     assert!(!contacts[0].converted);
+}
+
+#[tokio::test]
+async fn the_token_throttle_is_a_rate_limit() {
+    let zoho = Zoho::start(0).await;
+    zoho.admin(
+        reqwest::Method::PATCH,
+        &format!("/zoho/orgs/{}/limits", zoho.org()),
+        json!({"token_throttle": 1}),
+    )
+    .await;
+    let client = zoho
+        .client()
+        .with_retry_policy(crmsync_worker::crm::zoho::RetryPolicy {
+            rate_limit_attempts: 1,
+            ..fast_retries()
+        });
+
+    let err = client.users().await.unwrap_err();
+
+    assert!(matches!(err, CrmError::RateLimited { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn spent_daily_credits_are_the_daily_limit() {
+    let zoho = Zoho::start(5).await;
+    let client = zoho.client();
+    client.fields(CrmModule::Leads).await.unwrap();
+    zoho.admin(
+        reqwest::Method::POST,
+        &format!("/zoho/orgs/{}/limits/exhaust-daily", zoho.org()),
+        json!({}),
+    )
+    .await;
+
+    let err = client
+        .list(&ListQuery {
+            module: CrmModule::Leads,
+            since: None,
+            cursor: None,
+            page_size: 200,
+        })
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, CrmError::DailyLimit(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_grant_without_a_needed_scope_says_which_scope_to_grant() {
+    let mut zoho = Zoho::start(0).await;
+    let d = zoho.sandbox.description().zoho.clone();
+    let minted = zoho
+        .admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/grant-codes", zoho.org()),
+            json!({"scope": "ZohoCRM.modules.all"}),
+        )
+        .await;
+    let grant = zoho::exchange_grant_code(
+        &zoho.http,
+        &d.accounts_url,
+        &d.client_id,
+        &d.client_secret,
+        minted["code"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    zoho.refresh_token = grant.refresh_token;
+
+    let err = zoho.client().users().await.unwrap_err();
+
+    let CrmError::Unauthorized(message) = err else {
+        panic!("{err:?}");
+    };
+    assert!(message.contains("ZohoCRM.users.READ"), "{message}");
+}
+
+#[tokio::test]
+async fn get_many_returns_the_known_ids_only() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let written = client
+        .write(
+            CrmModule::Leads,
+            (0..3).map(|i| lead(i, Some("Smith"))).collect(),
+        )
+        .await;
+    let mut ids: Vec<String> = written.into_iter().map(|w| w.unwrap().id).collect();
+    ids.push("1234567890123456789".into());
+
+    let records = client.get_many(CrmModule::Leads, &ids).await.unwrap();
+
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r.email.is_some()));
 }
