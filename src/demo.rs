@@ -143,8 +143,12 @@ async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
         upserted += 1;
     }
     // Duplicate e-mails were upserted onto one contact: report what is stored.
-    let count = admin.graphql("{ contacts(first: 1) { totalCount } }", json!({})).await?;
-    let stored = count["contacts"]["totalCount"].as_u64().context("no contact count in the reply")?;
+    let count = admin
+        .graphql("{ contacts(first: 1) { totalCount } }", json!({}))
+        .await?;
+    let stored = count["contacts"]["totalCount"]
+        .as_u64()
+        .context("no contact count in the reply")?;
     tracing::debug!(upserted, stored, "demo contacts");
     Ok(stored as usize)
 }
