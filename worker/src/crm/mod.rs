@@ -14,6 +14,9 @@ use serde_json::Value;
 use crate::credentials::Credentials;
 
 pub mod pipedrive;
+mod retry;
+
+pub use self::retry::RetryPolicy;
 pub mod zoho;
 
 /// A CRM field as the CRM describes it (F3).

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_worker::credentials::Credentials;
-use crmsync_worker::crm::pipedrive::{PipedriveClient, RetryPolicy};
+use crmsync_worker::crm::RetryPolicy;
+use crmsync_worker::crm::pipedrive::PipedriveClient;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

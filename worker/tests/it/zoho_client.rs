@@ -608,7 +608,7 @@ async fn the_token_throttle_is_a_rate_limit() {
     .await;
     let client = zoho
         .client()
-        .with_retry_policy(crmsync_worker::crm::zoho::RetryPolicy {
+        .with_retry_policy(crmsync_worker::crm::RetryPolicy {
             rate_limit_attempts: 1,
             ..fast_retries()
         });

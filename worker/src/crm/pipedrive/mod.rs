@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use futures::StreamExt;
-use rand::Rng;
+
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -27,6 +27,8 @@ use tokio::sync::OnceCell;
 
 use self::pacer::Pacer;
 use self::wire::{Catalog, Envelope, WireField, WireUser};
+use super::RetryPolicy;
+use super::retry::transport_error;
 use super::{
     ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
     RecordWrite, WriteResult,
@@ -41,46 +43,6 @@ pub const MAX_IDS: usize = 100;
 const WRITE_CONCURRENCY: usize = 8;
 /// Pipedrive's documented search limit per token and 2 s.
 const SEARCH_LIMIT: u32 = 10;
-
-/// How hard the client tries before giving up on a call.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts for 5xx, timeouts and dropped connections.
-    pub attempts: u32,
-    /// Attempts for 429s (each waits as long as the CRM asks).
-    pub rate_limit_attempts: u32,
-    /// First backoff delay; doubled per attempt, with jitter.
-    pub base_delay: Duration,
-    /// Longest backoff delay.
-    pub max_delay: Duration,
-    /// How long one call may take.
-    pub request_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            rate_limit_attempts: 12,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(20),
-            request_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        // Full jitter between half and all of the delay: retries of several
-        // workers spread out instead of arriving together.
-        let ms = exp.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
-    }
-}
 
 /// A Pipedrive company.
 #[derive(Debug)]
@@ -167,7 +129,10 @@ impl PipedriveClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error("Pipedrive", e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let header = |name: &str| {
@@ -184,7 +149,10 @@ impl PipedriveClient {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"));
-        let text = response.text().await.map_err(transport_error)?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport_error("Pipedrive", e))?;
         let envelope: Option<Envelope<Value>> = serde_json::from_str(&text).ok();
         let message = envelope
             .as_ref()
@@ -250,38 +218,15 @@ impl PipedriveClient {
         body: Option<&Value>,
         search: bool,
     ) -> Result<Reply, CrmError> {
-        let mut failures = 0;
-        let mut limited = 0;
-        loop {
-            match self
-                .send_once(method.clone(), path, query, body, search)
-                .await
-            {
-                Err(CrmError::RateLimited { retry_after }) => {
-                    limited += 1;
-                    if limited >= self.policy.rate_limit_attempts {
-                        return Err(CrmError::RateLimited { retry_after });
-                    }
-                    self.wait_rate_limited(retry_after, limited).await;
-                }
-                Err(CrmError::Unavailable(message)) => {
-                    failures += 1;
-                    if failures >= self.policy.attempts {
-                        return Err(CrmError::Unavailable(message));
-                    }
-                    tracing::debug!(path, failures, %message, "retrying Pipedrive call");
-                    tokio::time::sleep(self.policy.backoff(failures)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn wait_rate_limited(&self, retry_after: Option<Duration>, attempt: u32) {
-        let wait = retry_after.unwrap_or_else(|| self.policy.backoff(attempt + 2));
-        tracing::debug!(?wait, "Pipedrive rate limit: waiting");
-        // Every call of this client waits, not only this one.
-        self.pacer.pause(wait).await;
+        self.policy
+            .run(
+                "Pipedrive",
+                path,
+                || self.send_once(method.clone(), path, query, body, search),
+                // Every call of this client waits, not only this one.
+                |delay| self.pacer.pause(delay),
+            )
+            .await
     }
 
     /// Fields and users, read once per client.
@@ -425,7 +370,9 @@ impl PipedriveClient {
                     if limited >= self.policy.rate_limit_attempts {
                         return Err(CrmError::RateLimited { retry_after });
                     }
-                    self.wait_rate_limited(retry_after, limited).await;
+                    self.pacer
+                        .pause(self.policy.rate_limit_wait(retry_after, limited))
+                        .await;
                 }
                 Err(CrmError::Unavailable(message)) => {
                     failures += 1;
@@ -443,18 +390,6 @@ impl PipedriveClient {
             }
         }
     }
-}
-
-/// Timeouts, refused and dropped connections: worth a retry.
-fn transport_error(e: reqwest::Error) -> CrmError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "connection lost"
-    };
-    CrmError::Unavailable(format!("Pipedrive {what}: {e}"))
 }
 
 /// "Validation failed: owner_id: must be an integer" names the field.

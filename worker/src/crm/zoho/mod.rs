@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, OnceCell};
 
 use self::wire::{TokenReply, WireField, WireUser};
-pub use super::pipedrive::RetryPolicy;
+use super::RetryPolicy;
+use super::retry::transport_error;
 use super::{
     ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
     RecordWrite, WriteResult,
@@ -166,9 +167,12 @@ async fn token_call(
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(transport_error)?;
+        .map_err(|e| transport_error("Zoho", e))?;
     let status = response.status();
-    let text = response.text().await.map_err(transport_error)?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| transport_error("Zoho", e))?;
     if status.is_server_error() {
         return Err(CrmError::Unavailable(format!(
             "Zoho accounts answered {}",
@@ -329,7 +333,10 @@ impl ZohoClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request.send().await.map_err(transport_error)?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport_error("Zoho", e))?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -337,7 +344,10 @@ impl ZohoClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let text = response.text().await.map_err(transport_error)?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| transport_error("Zoho", e))?;
             if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
                 return Ok(Reply {
                     status,
@@ -423,33 +433,14 @@ impl ZohoClient {
         body: Option<&Value>,
         if_modified_since: Option<&str>,
     ) -> Result<Reply, CrmError> {
-        let mut failures = 0;
-        let mut limited = 0;
-        loop {
-            match self
-                .send_once(method.clone(), path, query, body, if_modified_since)
-                .await
-            {
-                Err(CrmError::RateLimited { retry_after }) => {
-                    limited += 1;
-                    if limited >= self.policy.rate_limit_attempts {
-                        return Err(CrmError::RateLimited { retry_after });
-                    }
-                    let wait = retry_after.unwrap_or_else(|| backoff(&self.policy, limited + 2));
-                    tracing::debug!(path, ?wait, "Zoho rate limit: waiting");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(CrmError::Unavailable(message)) => {
-                    failures += 1;
-                    if failures >= self.policy.attempts {
-                        return Err(CrmError::Unavailable(message));
-                    }
-                    tracing::debug!(path, failures, %message, "retrying Zoho call");
-                    tokio::time::sleep(backoff(&self.policy, failures)).await;
-                }
-                other => return other,
-            }
-        }
+        self.policy
+            .run(
+                "Zoho",
+                path,
+                || self.send_once(method.clone(), path, query, body, if_modified_since),
+                tokio::time::sleep,
+            )
+            .await
     }
 
     async fn module_fields(&self, module: CrmModule) -> Result<Arc<Vec<CrmField>>, CrmError> {
@@ -669,30 +660,6 @@ fn refresh_error(error: &str) -> CrmError {
 }
 
 /// Jittered exponential backoff: retries of several workers spread out.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exp = policy
-        .base_delay
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(policy.max_delay);
-    let ms = exp.as_millis() as u64;
-    Duration::from_millis(rand::Rng::random_range(
-        &mut rand::rng(),
-        ms / 2..=ms.max(1),
-    ))
-}
-
-/// Timeouts, refused and dropped connections: worth a retry.
-fn transport_error(e: reqwest::Error) -> CrmError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "connection lost"
-    };
-    CrmError::Unavailable(format!("Zoho {what}: {e}"))
-}
-
 /// Zoho's `If-Modified-Since` is exclusive and to the second; ours is inclusive.
 fn if_modified_since(t: DateTime<Utc>) -> String {
     (t - chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Secs, false)
