@@ -221,13 +221,6 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
             "the CRM record has no valid e-mail address; add one in the CRM to sync it",
         ));
     }
-    if pair.crm_converted {
-        crm_rejection = Some(Rejection::new(
-            "CONVERTED_LEAD",
-            None,
-            "the lead was converted in the CRM and is owned by sales: it is not overwritten",
-        ));
-    }
 
     let crm_name = crm_names(crm, rules);
     let name_flow = if rules.joined_name {
@@ -280,8 +273,9 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 );
                 !same_text(&join_pair(&crm_name), &join_pair(&before))
             }
-            // An owner we never sent is the CRM's default: agreed, not a change.
-            Some(a) if ftype == FieldType::User && a.c.is_null() && a.p.is_null() => false,
+            // An owner we never sent (none, or no CRM user) is the CRM's
+            // default: agreed, not a change.
+            Some(a) if ftype == FieldType::User && a.c.is_null() => false,
             Some(a) => !same(&cv, &a.c, kind),
         };
         let now = Agreed {
@@ -415,6 +409,14 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         }
     }
 
+    // S4: a converted lead is never overwritten; the attempt is reported.
+    if pair.crm_converted && pair.crm.is_some() && !to_crm.is_empty() {
+        crm_rejection = Some(Rejection::new(
+            "CONVERTED_LEAD",
+            None,
+            "the lead was converted in the CRM and is owned by sales: it is not overwritten",
+        ));
+    }
     d.to_crm = match (crm_rejection, pair.platform.is_some()) {
         (_, false) => Write::Unchanged,
         (Some(r), _) => Write::Reject(r),

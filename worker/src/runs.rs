@@ -173,6 +173,18 @@ async fn create_run(
             connector.name
         )));
     }
+    // A failed token refresh stops the connector's syncs until a person
+    // reconnects it (C4).
+    if connector.status == ConnectorStatus::NeedsReauth {
+        return Err(RunError::Conflict(format!(
+            "the connector \"{}\" needs new credentials ({}): update them with updateConnector, then sync",
+            connector.name,
+            connector
+                .status_message
+                .as_deref()
+                .unwrap_or("the CRM refused the stored ones")
+        )));
+    }
     let active = sync_run::Entity::for_tenant(tenant)
         .filter(sync_run::Column::ConnectorId.eq(connector_id))
         .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))

@@ -6,6 +6,8 @@ use crmsync_entity::Email;
 use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde::{Deserialize, Serialize};
 
+use crate::crm::ClientOptions;
+
 /// A validation failure: `field` is the path inside the settings (`minScoreToExport`,
 /// `notifyEmails[1]`), in the GraphQL input's spelling.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +48,29 @@ pub struct ConnectorSettings {
     pub schedule: String,
     /// Owner of records whose owner e-mail matches no CRM user.
     pub default_owner_email: Option<String>,
+    /// The CRM account's edition (Zoho: FREE, STANDARD, PROFESSIONAL,
+    /// ENTERPRISE, ULTIMATE), which sets how many calls may run at once.
+    #[serde(default)]
+    pub crm_edition: Option<String>,
+    /// Calls in flight at once against the CRM; overrides the edition's limit.
+    #[serde(default)]
+    pub max_concurrent_calls: Option<u32>,
+    /// Let the CRM run its workflow rules on the records we write (Zoho).
+    #[serde(default)]
+    pub run_workflows: bool,
 }
+
+/// Zoho editions and their concurrent-call limits per org (S11).
+pub const ZOHO_EDITIONS: [(&str, u32); 5] = [
+    ("FREE", 5),
+    ("STANDARD", 10),
+    ("PROFESSIONAL", 15),
+    ("ENTERPRISE", 20),
+    ("ULTIMATE", 25),
+];
+
+/// The most calls in flight a connector may ask for.
+pub const MAX_CONCURRENT_CALLS: u32 = 50;
 
 impl ConnectorSettings {
     /// The defaults for a kind of CRM.
@@ -62,6 +86,23 @@ impl ConnectorSettings {
             notify_emails: Vec::new(),
             schedule: "every 2h".to_owned(),
             default_owner_email: None,
+            crm_edition: None,
+            max_concurrent_calls: None,
+            run_workflows: false,
+        }
+    }
+
+    /// How the connector's CRM client treats the account.
+    pub fn client_options(&self) -> ClientOptions {
+        let by_edition = self.crm_edition.as_deref().and_then(|e| {
+            ZOHO_EDITIONS
+                .iter()
+                .find(|(name, _)| *name == e)
+                .map(|(_, limit)| *limit)
+        });
+        ClientOptions {
+            max_concurrent_calls: self.max_concurrent_calls.or(by_edition),
+            run_workflows: self.run_workflows,
         }
     }
 
@@ -125,6 +166,37 @@ impl ConnectorSettings {
                 .into_string();
         }
         Schedule::parse(&self.schedule).map_err(|m| FieldError::new("schedule", m))?;
+        if let Some(edition) = &mut self.crm_edition {
+            let wanted = edition.trim().to_uppercase();
+            let names: Vec<&str> = ZOHO_EDITIONS.iter().map(|(n, _)| *n).collect();
+            if kind != ConnectorKind::ZohoCrm {
+                return Err(FieldError::new(
+                    "crmEdition",
+                    format!("{kind} connectors have no edition setting; leave it out"),
+                ));
+            }
+            if !names.contains(&wanted.as_str()) {
+                return Err(FieldError::new(
+                    "crmEdition",
+                    format!("must be one of {}", names.join(", ")),
+                ));
+            }
+            *edition = wanted;
+        }
+        if let Some(n) = self.max_concurrent_calls
+            && !(1..=MAX_CONCURRENT_CALLS).contains(&n)
+        {
+            return Err(FieldError::new(
+                "maxConcurrentCalls",
+                format!("must be 1 to {MAX_CONCURRENT_CALLS}"),
+            ));
+        }
+        if self.run_workflows && kind != ConnectorKind::ZohoCrm {
+            return Err(FieldError::new(
+                "runWorkflows",
+                format!("{kind} has no workflow rules to run on our writes"),
+            ));
+        }
         if let Some(owner) = &mut self.default_owner_email {
             *owner = Email::parse(owner)
                 .map_err(|e| FieldError::new("defaultOwnerEmail", format!("{e}")))?

@@ -220,6 +220,22 @@ impl CrmError {
     }
 }
 
+/// A lead converted into a contact (S10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    /// The contact the lead became.
+    pub contact_id: String,
+}
+
+/// How a client treats its CRM account, from the connector's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Calls in flight at once against the account; `None`: the CRM's usual limit.
+    pub max_concurrent_calls: Option<u32>,
+    /// Let the CRM run its workflow rules on our writes (Zoho `trigger`).
+    pub run_workflows: bool,
+}
+
 /// What a connection test found (C3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionCheck {
@@ -262,6 +278,21 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
         module: CrmModule,
         writes: Vec<RecordWrite>,
     ) -> Vec<Result<WriteResult, CrmError>>;
+
+    /// True when the CRM keeps prospects and customers in two modules and
+    /// converts one into the other (Zoho's leads and contacts, S10).
+    fn converts_leads(&self) -> bool {
+        false
+    }
+
+    /// Converts a lead into a contact (S10). A lead converted already is
+    /// `Rejected` with code CONVERTED_LEAD.
+    async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
+        Err(CrmError::Protocol(format!(
+            "{} has no lead conversion (lead {lead_id})",
+            self.kind()
+        )))
+    }
 }
 
 /// The client for a connector's CRM. `base_url` overrides the CRM's address
@@ -271,16 +302,24 @@ pub fn client_for(
     base_url: Option<&str>,
     http: reqwest::Client,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {
+    client_with(credentials, base_url, http, &ClientOptions::default())
+}
+
+/// [`client_for`] with the connector's options (concurrency, workflows).
+pub fn client_with(
+    credentials: &Credentials,
+    base_url: Option<&str>,
+    http: reqwest::Client,
+    options: &ClientOptions,
+) -> Result<Arc<dyn CrmClient>, CrmError> {
     match credentials {
         Credentials::Pipedrive { .. } => Ok(Arc::new(pipedrive::PipedriveClient::new(
             credentials,
             base_url,
             http,
         )?)),
-        Credentials::Zoho { .. } => Ok(Arc::new(zoho::ZohoClient::new(
-            credentials,
-            base_url,
-            http,
-        )?)),
+        Credentials::Zoho { .. } => Ok(Arc::new(
+            zoho::ZohoClient::new(credentials, base_url, http)?.with_options(options),
+        )),
     }
 }

@@ -249,6 +249,23 @@ fn rejections_say_why() {
 }
 
 #[test]
+fn a_converted_lead_with_nothing_to_write_is_no_rejection() {
+    let w = World::new();
+    let mut p = contact();
+    let mut c = Values::new();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let snap = apply(&d, &mut p, &mut c);
+    let d = decide(
+        &Pair {
+            crm_converted: true,
+            ..pair(Some(&p), Some(&c), Some(&snap), Side::Crm)
+        },
+        &w.rules(),
+    );
+    assert_eq!(d.to_crm, Write::Unchanged);
+}
+
+#[test]
 fn a_field_changed_on_both_sides_takes_the_newer_side_and_is_a_conflict() {
     let w = World::new();
     let mut p = contact();

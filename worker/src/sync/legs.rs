@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use crmsync_entity::Email;
 use crmsync_entity::TenantScoped;
-use crmsync_entity::enums::{CrmModule, ItemOutcome, SyncDirection};
+use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
 use crmsync_entity::models::{contact, crm_link, crm_record, sync_item};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -13,27 +13,109 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
-use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
-use crate::crm::{CrmError, CrmRecord, ListQuery, RecordWrite, WriteResult};
+use futures::StreamExt;
+
+use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
+use crate::crm::{Conversion, CrmError, CrmField, CrmRecord, ListQuery, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
 use crate::events::LegCounts;
+use crate::platform::Mapping;
 
-fn module(run: &Run<'_>) -> CrmModule {
-    run.settings
-        .import_modules
-        .first()
-        .copied()
-        .unwrap_or(CrmModule::Persons)
+/// The CRM's fields of a module (loaded for every module a run uses).
+fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, CrmField> {
+    run.fields
+        .get(&module)
+        .expect("the run loads the fields of every module it uses")
 }
 
-fn rules<'a>(run: &'a Run<'_>) -> Rules<'a> {
+/// True for a module that only flows CRM to platform (Zoho's contacts: owned
+/// by sales, S4).
+fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
+    module != export_module(run.connector.kind)
+}
+
+/// The mappings that apply to a module: all of them for the module contacts
+/// are written to; for a one-way module, those whose CRM field it has, as
+/// FROM_CRM only.
+fn mappings_for(run: &Run<'_>, module: CrmModule) -> Vec<Mapping> {
+    if !one_way(run, module) {
+        return run.mappings.clone();
+    }
+    let fields = fields_of(run, module);
+    run.mappings
+        .iter()
+        .filter(|m| fields.contains_key(&m.crm_field))
+        .map(|m| Mapping {
+            direction: MappingDirection::FromCrm,
+            enabled: m.enabled && m.from_crm(),
+            ..m.clone()
+        })
+        .collect()
+}
+
+fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Rules<'a> {
     Rules {
-        mappings: &run.mappings,
-        fields: &run.fields,
+        mappings,
+        fields: fields_of(run, module),
         joined_name: run.connector.kind == crmsync_entity::enums::ConnectorKind::Pipedrive,
         owners: &run.owners,
         default_owner: run.settings.default_owner_email.as_deref(),
     }
+}
+
+/// S10: a CRM contact, or a lead converted in the CRM, makes the platform
+/// contact a client (never the other way: a client stays a client).
+fn make_client(decision: &mut Decision, contact: Option<&contact::Model>) {
+    if contact.is_some_and(|c| c.lifecycle == Lifecycle::Client) {
+        return;
+    }
+    let client = Value::String(Lifecycle::Client.as_str().to_owned());
+    match &mut decision.to_platform {
+        Write::Create(values) | Write::Update(values) => {
+            values.insert("lifecycle".into(), client);
+        }
+        Write::Unchanged if contact.is_some() => {
+            decision.to_platform = Write::Update(Values::from([("lifecycle".into(), client)]));
+        }
+        _ => {}
+    }
+}
+
+/// Converts the leads of contacts that became clients (S10), a few at a time.
+async fn convert_leads(
+    run: &Run<'_>,
+    leads: Vec<(usize, String)>,
+) -> HashMap<usize, Result<Conversion, CrmError>> {
+    if run.dry() || leads.is_empty() {
+        return HashMap::new();
+    }
+    let client = &run.client;
+    futures::stream::iter(leads)
+        .map(|(i, id)| async move { (i, client.convert_lead(&id).await) })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
+/// The link of a converted lead, moved to the contact it became.
+fn converted_link(
+    link: &mut crm_link::Model,
+    conversion: &Conversion,
+    index: &mut Vec<crm_record::Model>,
+    email: Option<&str>,
+) {
+    link.module = CrmModule::Contacts;
+    link.crm_record_id = conversion.contact_id.clone();
+    // Zoho's conversion reply carries no time; the next listing brings it.
+    link.crm_modified_at = None;
+    index.push(crm_record::Model {
+        tenant_id: link.tenant_id.clone(),
+        connector_id: link.connector_id.clone(),
+        module: CrmModule::Contacts,
+        crm_record_id: conversion.contact_id.clone(),
+        email: email.map(str::to_owned),
+        modified_at: link.last_synced_at,
+    });
 }
 
 /// One item row and its count.
@@ -120,14 +202,21 @@ fn stop_of(results: &[Result<WriteResult, CrmError>]) -> Option<Stop> {
     })
 }
 
+/// A conversion failure that stops the run (not a refusal of one lead).
+fn conversion_stop(conversions: &HashMap<usize, Result<Conversion, CrmError>>) -> Option<Stop> {
+    conversions.values().find_map(|r| match r {
+        Err(CrmError::Rejected { .. }) | Ok(_) => None,
+        Err(e) => Some(Stop::from(e.clone())),
+    })
+}
+
 /// True when the record carries the connector's filter value (C5).
 fn passes_filter(run: &Run<'_>, record: &CrmRecord) -> bool {
     let (Some(field), Some(wanted)) = (&run.settings.filter_field, &run.settings.filter_value)
     else {
         return true;
     };
-    let key = run
-        .fields
+    let key = fields_of(run, record.module)
         .values()
         .find(|f| &f.api_name == field || f.label.eq_ignore_ascii_case(field.trim()))
         .map_or(field.as_str(), |f| f.api_name.as_str());
@@ -150,9 +239,20 @@ fn normalised(email: Option<&str>) -> Option<String> {
         .map(Email::into_string)
 }
 
-/// CRM to platform: lists records changed since the checkpoint, page by page.
+/// CRM to platform: each imported module in turn, the one contacts are
+/// written to first (a lead's link exists before its contact takes it over).
 pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
-    let module = module(run);
+    let mut modules = run.settings.import_modules.clone();
+    let main = export_module(run.connector.kind);
+    modules.sort_by_key(|m| *m != main);
+    for module in modules {
+        import_module(run, module).await?;
+    }
+    Ok(())
+}
+
+/// One module's records changed since its checkpoint, page by page.
+async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
     let since = if run.ignores_checkpoints() {
         None
     } else {
@@ -167,6 +267,7 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
         .map(|c| c.at - OVERLAP)
     };
     run.progress("import").await?;
+    run.written_from = None;
     let mut cursor = None;
     loop {
         let page = run
@@ -178,12 +279,25 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
                 page_size: PAGE_SIZE,
             })
             .await?;
-        let count = page.records.len() as i64;
-        let stop = import_page(run, module, page.records).await?;
+        let mut records = page.records;
+        // Records modified since this leg first wrote to the CRM are its own
+        // write-backs (moved to the end of the listing) or changes made
+        // meanwhile: the next run reads them from the checkpoint, this one
+        // stops listing rather than reading its own writes back.
+        let listed = records.len();
+        if let Some(from) = run.written_from {
+            records.retain(|r| r.modified_at < from);
+        }
+        let caught_up = records.len() < listed;
+        let count = records.len() as i64;
+        let stop = import_page(run, module, records).await?;
         run.processed += count;
         run.progress("import").await?;
         if let Some(stop) = stop {
             return Err(stop);
+        }
+        if caught_up {
+            return Ok(());
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -259,7 +373,7 @@ async fn import_page(
         emails.clone(),
     )
     .await?;
-    let linked_contacts: HashMap<String, String> = store::links_by_contacts(
+    let linked_contacts: HashMap<String, crm_link::Model> = store::links_by_contacts(
         db,
         &tenant,
         &connector_id,
@@ -267,14 +381,14 @@ async fn import_page(
     )
     .await?
     .into_iter()
-    .map(|l| (l.contact_id, l.crm_record_id))
+    .map(|l| (l.contact_id.clone(), l))
     .collect();
     let by_id: HashMap<String, contact::Model> =
         contacts.iter().map(|c| (c.id.clone(), c.clone())).collect();
     let by_email: HashMap<String, contact::Model> =
         contacts.into_iter().map(|c| (c.email.clone(), c)).collect();
     let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
-    for r in store::crm_records_by_email(db, &tenant, &connector_id, emails).await? {
+    for r in store::crm_records_by_email(db, &tenant, &connector_id, module, emails).await? {
         if let Some(e) = r.email.clone() {
             groups.entry(e).or_default().push(r);
         }
@@ -286,10 +400,12 @@ async fn import_page(
     };
     let mut legs = run.legs;
     let mut pairs = Vec::new();
-    let rules = rules(run);
+    let one_way = one_way(run, module);
+    let mappings = mappings_for(run, module);
+    let rules = rules(run, module, &mappings);
     for record in records {
         let email = normalised(record.email.as_deref());
-        let link = link_by_record.get(&record.id).cloned();
+        let mut link = link_by_record.get(&record.id).cloned();
         let reject = |items: &mut Items<'_>, legs: &mut _, code: &str, message: String| {
             let rejection = Rejection {
                 code: code.into(),
@@ -330,11 +446,22 @@ async fn import_page(
                 let linked_elsewhere = contact
                     .as_ref()
                     .and_then(|c| linked_contacts.get(&c.id))
-                    .filter(|id| **id != record.id);
-                if let Some(other) = linked_elsewhere
-                    .cloned()
-                    .or(winner.filter(|w| *w != record.id))
-                {
+                    .filter(|l| l.crm_record_id != record.id || l.module != module);
+                match linked_elsewhere {
+                    // S10: the CRM contact a linked lead became takes the link over.
+                    Some(l) if one_way && l.module == export_module(run.connector.kind) => {
+                        link = Some(l.clone());
+                    }
+                    // A converted lead whose contact has moved on: nothing to do.
+                    Some(_) if record.converted => continue,
+                    _ => {}
+                }
+                let other = match (&link, linked_elsewhere) {
+                    (Some(_), _) => None,
+                    (None, Some(l)) => Some(l.crm_record_id.clone()),
+                    (None, None) => winner.filter(|w| *w != record.id),
+                };
+                if let Some(other) = other {
                     reject(
                         &mut items,
                         &mut legs,
@@ -356,7 +483,7 @@ async fn import_page(
             Some(c) if c.updated_at > record.modified_at => Side::Platform,
             _ => Side::Crm,
         };
-        let decision = decide::decide(
+        let mut decision = decide::decide(
             &Pair {
                 platform: platform.as_ref(),
                 crm: Some(&record.values),
@@ -366,9 +493,17 @@ async fn import_page(
             },
             &rules,
         );
+        if one_way || record.converted {
+            make_client(&mut decision, contact.as_ref());
+        }
         // A contact created from the CRM has platform fields of its own (its
-        // link, score, state) that go back to the CRM in the same pass (F6).
+        // link, score, state) that go back to the CRM in the same pass (F6),
+        // unless the record is not ours to write (a CRM contact, a converted lead).
         let (new_contact, decision) = match (&decision.to_platform, &email) {
+            (Write::Create(values), Some(email)) if one_way || record.converted => {
+                let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
+                (Some(model), decision)
+            }
             (Write::Create(values), Some(email)) => {
                 let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
                 let values = contact_values(&model, &run.ctx.options.platform_url);
@@ -421,7 +556,37 @@ async fn import_page(
         let results = run.client.write(module, writes).await;
         crm_results = idx.into_iter().zip(results).collect();
     }
-    let stop = stop_of(&crm_results.values().cloned().collect::<Vec<_>>());
+    let mut stop = stop_of(&crm_results.values().cloned().collect::<Vec<_>>());
+    let first_write = crm_results
+        .values()
+        .filter_map(|r| r.as_ref().ok().map(|w| w.modified_at))
+        .min();
+    run.written_from = run.written_from.into_iter().chain(first_write).min();
+    // S10: a platform client whose lead is not converted yet converts it.
+    let leads: Vec<(usize, String)> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            run.client.converts_leads()
+                && !one_way
+                && !p.record.converted
+                && p.contact
+                    .as_ref()
+                    .is_some_and(|c| c.lifecycle == Lifecycle::Client)
+                && !matches!(p.decision.to_crm, Write::Reject(_))
+                && crm_results.get(i).is_none_or(Result::is_ok)
+        })
+        .map(|(i, p)| (i, p.record.id.clone()))
+        .collect();
+    let mut conversions = if stop.is_none() {
+        convert_leads(run, leads).await
+    } else {
+        HashMap::new()
+    };
+    if stop.is_none() {
+        stop = conversion_stop(&conversions);
+    }
+    let mut index = Vec::new();
 
     // E-mails flowing in must not take another contact's.
     let incoming: Vec<String> = pairs
@@ -488,10 +653,19 @@ async fn import_page(
             }
             (_, c) => c.as_ref().map(|c| c.id.clone()),
         };
+        let conversion = match conversions.remove(&i) {
+            Some(Err(e @ CrmError::Rejected { .. })) => {
+                to_crm = Write::Reject(rejection_of(&e));
+                None
+            }
+            Some(Ok(c)) => Some(c),
+            _ => None,
+        };
+        let crm_applied = crm_applied && !matches!(to_crm, Write::Reject(_));
         if let Some(contact_id) = &contact_id {
             run.touched.insert(contact_id.clone());
             let snapshot = p.decision.snapshot(platform_applied, crm_applied);
-            links.push(crm_link::Model {
+            let mut link = crm_link::Model {
                 id: p
                     .link
                     .as_ref()
@@ -504,7 +678,11 @@ async fn import_page(
                 snapshot: snapshot.to_json(),
                 crm_modified_at: Some(crm_modified),
                 last_synced_at: now,
-            });
+            };
+            if let Some(c) = &conversion {
+                converted_link(&mut link, c, &mut index, p.email.as_deref());
+            }
+            links.push(link);
         }
         let reason = |w: &Write| match w {
             Write::Reject(r) => Some(r.clone()),
@@ -522,13 +700,18 @@ async fn import_page(
                 rejection: platform_reason.as_ref(),
             },
         );
-        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) {
+        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) || conversion.is_some() {
             let crm_reason = reason(&to_crm);
+            let outcome = match (&to_crm, &conversion) {
+                // The conversion is the change made to the CRM.
+                (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
+                _ => outcome_of(&to_crm, &p.decision.crm_conflicts),
+            };
             items.push(
                 &mut legs,
                 ItemInput {
                     direction: SyncDirection::ToCrm,
-                    outcome: outcome_of(&to_crm, &p.decision.crm_conflicts),
+                    outcome,
                     email: p.email.clone(),
                     contact_id: contact_id.clone(),
                     crm_record_id: Some(p.record.id.clone()),
@@ -549,6 +732,7 @@ async fn import_page(
         for am in updated_contacts {
             am.update(&txn).await?;
         }
+        store::upsert_crm_records(&txn, index).await?;
         store::upsert_links(&txn, links).await?;
         if stop.is_none()
             && let Some((at, id)) = &last
@@ -574,7 +758,7 @@ async fn import_page(
 /// Platform to CRM: contacts changed since the checkpoint with a high enough
 /// score, page by page, matched by link or by e-mail in the CRM-side index.
 pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
-    let module = module(run);
+    let module = export_module(run.connector.kind);
     let mut after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
         None
     } else {
@@ -636,6 +820,8 @@ struct ExportPair {
     crm_id: Option<String>,
     /// The modification time of a record matched by e-mail, as read.
     crm_modified_at: Option<DateTime<Utc>>,
+    /// The record matched by e-mail is a converted lead.
+    crm_converted: bool,
     decision: Decision,
 }
 
@@ -662,13 +848,18 @@ async fn export_page(
     .into_iter()
     .map(|l| (l.contact_id.clone(), l))
     .collect();
+    // Contacts linked to a one-way record (a CRM contact) only receive (S4).
+    let page: Vec<contact::Model> = page
+        .into_iter()
+        .filter(|c| links.get(&c.id).is_none_or(|l| l.module == module))
+        .collect();
     let unlinked: Vec<String> = page
         .iter()
         .filter(|c| !links.contains_key(&c.id))
         .map(|c| c.email.clone())
         .collect();
     let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
-    for r in store::crm_records_by_email(db, &tenant, &connector_id, unlinked).await? {
+    for r in store::crm_records_by_email(db, &tenant, &connector_id, module, unlinked).await? {
         if let Some(e) = r.email.clone() {
             groups.entry(e).or_default().push(r);
         }
@@ -715,7 +906,8 @@ async fn export_page(
         rows: Vec::new(),
     };
     let mut legs = run.legs;
-    let rules = rules(run);
+    let mappings = mappings_for(run, module);
+    let rules = rules(run, module, &mappings);
     let mut pairs = Vec::new();
     for contact in page {
         let link = links.get(&contact.id).cloned();
@@ -788,6 +980,7 @@ async fn export_page(
         );
         let crm_id = link.as_ref().map(|l| l.crm_record_id.clone()).or(matched);
         pairs.push(ExportPair {
+            crm_converted: record.is_some_and(|r| r.converted),
             crm_modified_at: record.map(|r| r.modified_at),
             contact,
             link,
@@ -818,7 +1011,31 @@ async fn export_page(
         let out = run.client.write(module, writes).await;
         results = idx.into_iter().zip(out).collect();
     }
-    let stop = stop_of(&results.values().cloned().collect::<Vec<_>>());
+    let mut stop = stop_of(&results.values().cloned().collect::<Vec<_>>());
+    // S10: a client's lead, once written, is converted into a contact.
+    let leads: Vec<(usize, String)> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            run.client.converts_leads()
+                && p.contact.lifecycle == Lifecycle::Client
+                && !p.crm_converted
+                && !matches!(p.decision.to_crm, Write::Reject(_))
+        })
+        .filter_map(|(i, p)| match results.get(&i) {
+            Some(Ok(r)) => Some((i, r.id.clone())),
+            Some(Err(_)) => None,
+            None => p.crm_id.clone().map(|id| (i, id)),
+        })
+        .collect();
+    let mut conversions = if stop.is_none() {
+        convert_leads(run, leads).await
+    } else {
+        HashMap::new()
+    };
+    if stop.is_none() {
+        stop = conversion_stop(&conversions);
+    }
 
     let now = Utc::now();
     let mut links = Vec::new();
@@ -850,12 +1067,20 @@ async fn export_page(
             Some(Err(_)) => continue,
             None => {}
         }
+        let conversion = match conversions.remove(&i) {
+            Some(Err(e @ CrmError::Rejected { .. })) => {
+                to_crm = Write::Reject(rejection_of(&e));
+                None
+            }
+            Some(Ok(c)) => Some(c),
+            _ => None,
+        };
         let applied = !matches!(to_crm, Write::Reject(_));
         if let Some(crm_id) = &crm_id
             && (applied || p.link.is_some())
             && !(run.dry() && p.link.is_none())
         {
-            links.push(crm_link::Model {
+            let mut link = crm_link::Model {
                 id: p
                     .link
                     .as_ref()
@@ -870,8 +1095,17 @@ async fn export_page(
                 snapshot: p.decision.snapshot_as_found(applied).to_json(),
                 crm_modified_at: modified,
                 last_synced_at: now,
-            });
+            };
+            if let Some(c) = &conversion {
+                converted_link(&mut link, c, &mut index, Some(&p.contact.email));
+            }
+            links.push(link);
         }
+        let outcome = match (&to_crm, &conversion) {
+            // The conversion is the change made to the CRM.
+            (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
+            _ => outcome_of(&to_crm, &p.decision.crm_conflicts),
+        };
         let rejection = match &to_crm {
             Write::Reject(r) => Some(r.clone()),
             _ => None,
@@ -880,7 +1114,7 @@ async fn export_page(
             &mut legs,
             ItemInput {
                 direction: SyncDirection::ToCrm,
-                outcome: outcome_of(&to_crm, &p.decision.crm_conflicts),
+                outcome,
                 email: Some(p.contact.email.clone()),
                 contact_id: Some(p.contact.id.clone()),
                 crm_record_id: crm_id,

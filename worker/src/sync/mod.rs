@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use crmsync_entity::enums::{ConnectorStatus, CrmModule, SyncMode, SyncRunStatus};
+use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus};
 use crmsync_entity::models::{connector, field_mapping, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::ActiveValue::Set;
@@ -92,14 +92,27 @@ pub(crate) struct Run<'a> {
     pub settings: ConnectorSettings,
     pub client: Arc<dyn CrmClient>,
     pub mappings: Vec<Mapping>,
-    pub fields: HashMap<String, CrmField>,
+    /// The CRM's fields by module, then by api name.
+    pub fields: HashMap<CrmModule, HashMap<String, CrmField>>,
     pub owners: HashSet<String>,
     pub legs: Legs,
     pub processed: i64,
     /// Contacts the import leg decided (both ways): the export leg skips them.
     pub touched: HashSet<String>,
+    /// The CRM's modification time of the import leg's first write-back in
+    /// the module being listed: records modified since are left for the next run.
+    pub written_from: Option<chrono::DateTime<Utc>>,
     /// For a retry run: the CRM records and contacts to retry.
     pub retry: Option<(HashSet<String>, HashSet<String>)>,
+}
+
+/// The module platform contacts are written to: Zoho's leads (contacts come
+/// from leads by conversion, S10), Pipedrive's persons.
+pub(crate) fn export_module(kind: ConnectorKind) -> CrmModule {
+    match kind {
+        ConnectorKind::Pipedrive => CrmModule::Persons,
+        _ => CrmModule::Leads,
+    }
 }
 
 impl Run<'_> {
@@ -245,6 +258,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         legs: Legs::default(),
         processed: 0,
         touched: HashSet::new(),
+        written_from: None,
         retry,
     };
 
@@ -304,7 +318,7 @@ type Prepared = (
     Arc<dyn CrmClient>,
     ConnectorSettings,
     Vec<Mapping>,
-    HashMap<String, CrmField>,
+    HashMap<CrmModule, HashMap<String, CrmField>>,
     HashSet<String>,
     Option<(HashSet<String>, HashSet<String>)>,
 );
@@ -326,10 +340,11 @@ async fn prepare(
         .credentials_key
         .open(tenant.as_str(), &connector.id, sealed)
         .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
-    let client = crate::crm::client_for(
+    let client = crate::crm::client_with(
         &credentials,
         connector.base_url.as_deref(),
         ctx.http.clone(),
+        &settings.client_options(),
     )?;
     let mappings = field_mapping::Entity::for_tenant(tenant)
         .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
@@ -345,17 +360,20 @@ async fn prepare(
             locked: m.locked,
         })
         .collect();
-    let module = settings
-        .import_modules
-        .first()
-        .copied()
-        .unwrap_or(CrmModule::Persons);
-    let fields = client
-        .fields(module)
-        .await?
-        .into_iter()
-        .map(|f| (f.api_name.clone(), f))
-        .collect();
+    let mut modules = vec![export_module(connector.kind)];
+    modules.extend(settings.import_modules.iter().copied());
+    let mut fields = HashMap::new();
+    for module in modules {
+        if !fields.contains_key(&module) {
+            let of_module = client
+                .fields(module)
+                .await?
+                .into_iter()
+                .map(|f| (f.api_name.clone(), f))
+                .collect();
+            fields.insert(module, of_module);
+        }
+    }
     let owners = client
         .users()
         .await?

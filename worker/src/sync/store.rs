@@ -140,7 +140,10 @@ pub(crate) async fn upsert_links(
     crm_link::Entity::insert_many(rows.into_iter().map(crm_link::ActiveModel::from))
         .on_conflict(
             OnConflict::column(crm_link::Column::Id)
+                // A converted lead's link moves to its contact (S10).
                 .update_columns([
+                    crm_link::Column::Module,
+                    crm_link::Column::CrmRecordId,
                     crm_link::Column::Snapshot,
                     crm_link::Column::CrmModifiedAt,
                     crm_link::Column::LastSyncedAt,
@@ -221,11 +224,12 @@ pub(crate) async fn contacts(
         .await
 }
 
-/// CRM records (from the index) with these e-mails.
+/// CRM records of one module (from the index) with these e-mails.
 pub(crate) async fn crm_records_by_email(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
     connector_id: &str,
+    module: CrmModule,
     emails: Vec<String>,
 ) -> Result<Vec<crm_record::Model>, DbErr> {
     if emails.is_empty() {
@@ -233,6 +237,7 @@ pub(crate) async fn crm_records_by_email(
     }
     crm_record::Entity::for_tenant(tenant)
         .filter(crm_record::Column::ConnectorId.eq(connector_id))
+        .filter(crm_record::Column::Module.eq(module))
         .filter(crm_record::Column::Email.is_in(emails))
         .all(db)
         .await

@@ -7,3 +7,4 @@ mod runs;
 mod support;
 mod sync;
 mod zoho_client;
+mod zoho_sync;

@@ -8,6 +8,7 @@ use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::RetryPolicy;
 use crmsync_worker::crm::pipedrive::PipedriveClient;
+use crmsync_worker::crm::zoho::{self, ZohoClient};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -165,6 +166,191 @@ pub fn primary_email(person: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A sandbox Zoho org and the refresh token its grant code was exchanged for.
+pub struct Zoho {
+    pub sandbox: Sandbox,
+    pub http: reqwest::Client,
+    pub refresh_token: SecretString,
+}
+
+impl Zoho {
+    pub async fn start(people: usize) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig {
+            people,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandbox starts");
+        let http = reqwest::Client::new();
+        let d = sandbox.description().zoho.clone();
+        let grant = zoho::exchange_grant_code(
+            &http,
+            &d.accounts_url,
+            &d.client_id,
+            &d.client_secret,
+            &d.grant_code,
+        )
+        .await
+        .expect("the startup grant code is exchanged");
+        let zoho = Self {
+            sandbox,
+            http,
+            refresh_token: grant.refresh_token,
+        };
+        // Generous limits: these tests are about tokens and batches, not 429s.
+        zoho.admin(
+            reqwest::Method::PATCH,
+            &format!("/zoho/orgs/{}/limits", zoho.org()),
+            json!({"concurrency": 200, "heavy_concurrency": 200}),
+        )
+        .await;
+        zoho
+    }
+
+    pub fn org(&self) -> String {
+        self.sandbox.description().zoho.org_id.clone()
+    }
+
+    /// The self-client's credentials with the exchanged refresh token.
+    pub fn credentials(&self) -> Credentials {
+        let d = &self.sandbox.description().zoho;
+        Credentials::Zoho {
+            client_id: d.client_id.clone(),
+            client_secret: SecretString::from(d.client_secret.clone()),
+            data_center: "com".into(),
+            org_id: Some(d.org_id.clone()),
+            refresh_token: self.refresh_token.clone(),
+        }
+    }
+
+    /// The accounts server: a connector's base URL.
+    pub fn accounts_url(&self) -> String {
+        self.sandbox.description().zoho.accounts_url.clone()
+    }
+
+    pub fn client(&self) -> ZohoClient {
+        ZohoClient::new(
+            &self.credentials(),
+            Some(&self.accounts_url()),
+            self.http.clone(),
+        )
+        .expect("client")
+        .with_retry_policy(fast_retries())
+    }
+
+    /// The org's limits, changed (absent keys are kept).
+    pub async fn set_limits(&self, limits: Value) {
+        self.admin(
+            reqwest::Method::PATCH,
+            &format!("/zoho/orgs/{}/limits", self.org()),
+            limits,
+        )
+        .await;
+    }
+
+    /// The org's usage: credits, in-flight calls, token calls.
+    pub async fn usage(&self) -> Value {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/zoho/orgs/{}/usage", self.org()),
+            Value::Null,
+        )
+        .await
+    }
+
+    /// Every record of a module as stored, converted leads included.
+    pub async fn stored(&self, module: &str) -> Vec<Value> {
+        let reply = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/zoho/orgs/{}/records/{module}", self.org()),
+                Value::Null,
+            )
+            .await;
+        reply["records"]
+            .as_array()
+            .cloned()
+            .or_else(|| reply.as_array().cloned())
+            .expect("records")
+    }
+
+    /// API calls answered with this status.
+    pub async fn calls_with_status(&self, status: u16) -> u64 {
+        let reply = self
+            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
+            .await;
+        reply["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|r| r["status"].as_u64() == Some(u64::from(status)))
+            .map(|r| r["count"].as_u64().unwrap_or(1))
+            .sum()
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.sandbox.description().admin_url);
+        let mut request = self.http.request(method, url);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let reply = request.send().await.unwrap();
+        let status = reply.status();
+        let value: Value = reply.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {value}");
+        value
+    }
+
+    pub async fn token_calls(&self) -> u64 {
+        let usage = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/zoho/orgs/{}/usage", self.org()),
+                Value::Null,
+            )
+            .await;
+        usage["token_calls"].as_u64().expect("token_calls")
+    }
+
+    pub async fn advance_clock(&self, secs: u64) {
+        self.admin(
+            reqwest::Method::POST,
+            "/clock",
+            json!({ "advance_secs": secs }),
+        )
+        .await;
+    }
+
+    /// API calls whose endpoint contains `part`.
+    pub async fn calls(&self, part: &str) -> u64 {
+        let reply = self
+            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
+            .await;
+        reply["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .filter(|r| r["endpoint"].as_str().is_some_and(|e| e.contains(part)))
+            .map(|r| r["count"].as_u64().unwrap_or(1))
+            .sum()
+    }
+
+    pub async fn stored_leads(&self) -> Vec<Value> {
+        let reply = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/zoho/orgs/{}/records/Leads", self.org()),
+                Value::Null,
+            )
+            .await;
+        reply["records"]
+            .as_array()
+            .cloned()
+            .or_else(|| reply.as_array().cloned())
+            .expect("records")
+    }
+}
+
 pub use app::App;
 
 mod app {
@@ -179,7 +365,7 @@ mod app {
     use crmsync_entity::testing::TestDatabase;
     use crmsync_entity::{TenantId, TenantScoped};
     use crmsync_worker::credentials::{Credentials, CredentialsKey};
-    use crmsync_worker::crm::CrmClient;
+    use crmsync_worker::crm::{CrmClient, CrmField};
     use crmsync_worker::events::InProcessBus;
     use crmsync_worker::jobs::{SyncJob, WorkerContext};
     use crmsync_worker::platform::default_mappings;
@@ -193,9 +379,10 @@ mod app {
 
     pub const PLATFORM_URL: &str = "https://app.platform.test";
 
-    /// A tenant with a Pipedrive connector on a sandbox, and a database.
-    pub struct App {
-        pub crm: Crm,
+    /// A tenant with a connector on a sandbox CRM (`C`: the test's handle on
+    /// it; Pipedrive by default), and a database.
+    pub struct App<C = Crm> {
+        pub crm: C,
         pub db: TestDatabase,
         pub ctx: WorkerContext,
         pub bus: Arc<InProcessBus>,
@@ -219,6 +406,41 @@ mod app {
             credentials: Credentials,
             settings: impl FnOnce(&mut ConnectorSettings),
         ) -> Self {
+            let fields = crm.client().fields(CrmModule::Persons).await.unwrap();
+            let base_url = crm.base_url();
+            App::assemble(
+                crm,
+                ConnectorKind::Pipedrive,
+                credentials,
+                &base_url,
+                &fields,
+                settings,
+            )
+            .await
+        }
+
+        pub async fn writes(&self) -> u64 {
+            self.crm
+                .request_count("endpoint=POST%20/pipedrive/{company}/api/v2/persons")
+                .await
+                + self
+                    .crm
+                    .request_count("endpoint=PATCH%20/pipedrive/{company}/api/v2/persons/{id}")
+                    .await
+        }
+    }
+
+    impl<C> App<C> {
+        /// A tenant, a connector of `kind` with these credentials at
+        /// `base_url`, and the default mappings for the CRM's `fields`.
+        pub async fn assemble(
+            crm: C,
+            kind: ConnectorKind,
+            credentials: Credentials,
+            base_url: &str,
+            fields: &[CrmField],
+            settings: impl FnOnce(&mut ConnectorSettings),
+        ) -> Self {
             let db = TestDatabase::new().await;
             let now = Utc::now();
             let tenant_id = crmsync_entity::new_id();
@@ -233,20 +455,20 @@ mod app {
             .unwrap();
             let key = Arc::new(CredentialsKey::generate().0);
             let connector_id = crmsync_entity::new_id();
-            let mut s = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
+            let mut s = ConnectorSettings::defaults_for(kind);
             settings(&mut s);
             connector::ActiveModel::from(connector::Model {
                 id: connector_id.clone(),
                 tenant_id: tenant_id.clone(),
-                kind: ConnectorKind::Pipedrive,
-                name: "Pipedrive".into(),
+                kind,
+                name: kind.as_str().into(),
                 status: ConnectorStatus::Connected,
                 status_message: None,
                 enabled: true,
                 settings: serde_json::to_value(&s).unwrap(),
                 credentials: Some(key.seal(&tenant_id, &connector_id, &credentials)),
-                credentials_set: json!(["apiToken", "companyDomain"]),
-                base_url: Some(crm.base_url()),
+                credentials_set: json!(credentials.names_set()),
+                base_url: Some(base_url.to_owned()),
                 full_resync_recommended: false,
                 created_at: now,
                 updated_at: now,
@@ -254,11 +476,7 @@ mod app {
             .insert(&db.db)
             .await
             .unwrap();
-            let fields = crm.client().fields(CrmModule::Persons).await.unwrap();
-            for (i, m) in default_mappings(ConnectorKind::Pipedrive, &fields)
-                .into_iter()
-                .enumerate()
-            {
+            for (i, m) in default_mappings(kind, fields).into_iter().enumerate() {
                 field_mapping::ActiveModel::from(field_mapping::Model {
                     id: crmsync_entity::new_id(),
                     tenant_id: tenant_id.clone(),
@@ -406,16 +624,6 @@ mod app {
                 .await
                 .unwrap()
                 .unwrap()
-        }
-
-        pub async fn writes(&self) -> u64 {
-            self.crm
-                .request_count("endpoint=POST%20/pipedrive/{company}/api/v2/persons")
-                .await
-                + self
-                    .crm
-                    .request_count("endpoint=PATCH%20/pipedrive/{company}/api/v2/persons/{id}")
-                    .await
         }
     }
 }

@@ -3,136 +3,12 @@
 use std::collections::BTreeMap;
 
 use crmsync_entity::enums::CrmModule;
-use crmsync_sandbox::{Sandbox, SandboxConfig};
-use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::zoho::{self, ZohoClient};
 use crmsync_worker::crm::{CrmClient, CrmError, FieldType, ListQuery, RecordWrite};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::support::fast_retries;
-
-/// A sandbox Zoho org and the refresh token its grant code was exchanged for.
-struct Zoho {
-    sandbox: Sandbox,
-    http: reqwest::Client,
-    refresh_token: SecretString,
-}
-
-impl Zoho {
-    async fn start(people: usize) -> Self {
-        let sandbox = Sandbox::start(SandboxConfig {
-            people,
-            ..SandboxConfig::default()
-        })
-        .await
-        .expect("sandbox starts");
-        let http = reqwest::Client::new();
-        let d = sandbox.description().zoho.clone();
-        let grant = zoho::exchange_grant_code(
-            &http,
-            &d.accounts_url,
-            &d.client_id,
-            &d.client_secret,
-            &d.grant_code,
-        )
-        .await
-        .expect("the startup grant code is exchanged");
-        let zoho = Self {
-            sandbox,
-            http,
-            refresh_token: grant.refresh_token,
-        };
-        // Generous limits: these tests are about tokens and batches, not 429s.
-        zoho.admin(
-            reqwest::Method::PATCH,
-            &format!("/zoho/orgs/{}/limits", zoho.org()),
-            json!({"concurrency": 200, "heavy_concurrency": 200}),
-        )
-        .await;
-        zoho
-    }
-
-    fn org(&self) -> String {
-        self.sandbox.description().zoho.org_id.clone()
-    }
-
-    fn client(&self) -> ZohoClient {
-        let d = &self.sandbox.description().zoho;
-        let credentials = Credentials::Zoho {
-            client_id: d.client_id.clone(),
-            client_secret: SecretString::from(d.client_secret.clone()),
-            data_center: "com".into(),
-            org_id: Some(d.org_id.clone()),
-            refresh_token: self.refresh_token.clone(),
-        };
-        ZohoClient::new(&credentials, Some(&d.accounts_url), self.http.clone())
-            .expect("client")
-            .with_retry_policy(fast_retries())
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.sandbox.description().admin_url);
-        let mut request = self.http.request(method, url);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let reply = request.send().await.unwrap();
-        let status = reply.status();
-        let value: Value = reply.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {value}");
-        value
-    }
-
-    async fn token_calls(&self) -> u64 {
-        let usage = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/zoho/orgs/{}/usage", self.org()),
-                Value::Null,
-            )
-            .await;
-        usage["token_calls"].as_u64().expect("token_calls")
-    }
-
-    async fn advance_clock(&self, secs: u64) {
-        self.admin(
-            reqwest::Method::POST,
-            "/clock",
-            json!({ "advance_secs": secs }),
-        )
-        .await;
-    }
-
-    /// API calls whose endpoint contains `part`.
-    async fn calls(&self, part: &str) -> u64 {
-        let reply = self
-            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
-            .await;
-        reply["requests"]
-            .as_array()
-            .expect("requests")
-            .iter()
-            .filter(|r| r["endpoint"].as_str().is_some_and(|e| e.contains(part)))
-            .map(|r| r["count"].as_u64().unwrap_or(1))
-            .sum()
-    }
-
-    async fn stored_leads(&self) -> Vec<Value> {
-        let reply = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/zoho/orgs/{}/records/Leads", self.org()),
-                Value::Null,
-            )
-            .await;
-        reply["records"]
-            .as_array()
-            .cloned()
-            .or_else(|| reply.as_array().cloned())
-            .expect("records")
-    }
-}
+use crate::support::{Zoho, fast_retries};
 
 fn lead(i: usize, last_name: Option<&str>) -> RecordWrite {
     let email = format!("lead{i}@example.com");
@@ -393,7 +269,7 @@ async fn a_batch_with_three_bad_records_writes_the_rest_and_says_why() {
 }
 
 #[tokio::test]
-async fn a_picklist_value_is_checked_before_sending() {
+async fn a_picklist_value_is_checked_before_sending_and_read_back_as_its_label() {
     let zoho = Zoho::start(0).await;
     let mut bad = lead(1, Some("Smith"));
     bad.values
@@ -419,7 +295,10 @@ async fn a_picklist_value_is_checked_before_sending() {
         .get_many(CrmModule::Leads, &[id])
         .await
         .unwrap();
-    assert_eq!(stored[0].values["Industry"], json!("Software"));
+    // Zoho stores the actual value; the client reads it back as people see it.
+    assert_eq!(stored[0].values["Industry"], json!("Software / SaaS"));
+    let leads = zoho.stored("Leads").await;
+    assert_eq!(leads[0]["Industry"], json!("Software"));
 }
 
 #[tokio::test]

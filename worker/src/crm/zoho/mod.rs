@@ -10,7 +10,8 @@
 
 mod wire;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -19,14 +20,15 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, OnceCell};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use self::wire::{TokenReply, WireField, WireUser};
 use super::RetryPolicy;
 use super::retry::transport_error;
 use super::{
-    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
-    RecordWrite, WriteResult,
+    ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
+    ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
 
@@ -38,9 +40,12 @@ pub const DISCRETE_PAGE_LIMIT: u32 = 2000;
 pub const MAX_BATCH: usize = 100;
 /// Most api names in `fields`.
 pub const MAX_FIELDS: usize = 50;
-/// Upsert calls in flight at once (Zoho's heavy-call sub-limit is 10 per org).
-const WRITE_CONCURRENCY: usize = 4;
-/// Reads by id in flight at once.
+/// Calls in flight at once when the connector does not say: the Standard
+/// edition's limit (Free 5, Standard 10, Professional 15, Enterprise 20, Ultimate 25).
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Zoho's sub-limit for heavy calls (writes of more than ten records, conversions).
+pub const HEAVY_CONCURRENCY: usize = 10;
+/// Reads by id in flight at once (at most the connector's limit).
 const READ_CONCURRENCY: usize = 8;
 /// An access token is renewed this long before Zoho says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
@@ -207,11 +212,55 @@ pub struct ZohoClient {
     client_secret: SecretString,
     refresh_token: SecretString,
     policy: RetryPolicy,
+    /// One permit per API call in flight: the org's concurrency limit (S11).
+    calls: Semaphore,
+    /// One permit per heavy call in flight, taken before `calls`.
+    heavy: Semaphore,
+    /// Permits of `calls` and `heavy`.
+    limits: (usize, usize),
+    /// `trigger: ["workflow"]` on writes instead of `[]`.
+    run_workflows: bool,
     /// Held while a token is refreshed: concurrent callers wait for that refresh.
-    token: Mutex<Option<AccessToken>>,
+    /// Shared by every client of the same self-client and refresh token in
+    /// this process, so runs one after another reuse one access token.
+    token: Arc<Mutex<Option<AccessToken>>>,
     leads_fields: OnceCell<Arc<Vec<CrmField>>>,
     contacts_fields: OnceCell<Arc<Vec<CrmField>>>,
     users: OnceCell<Arc<Vec<CrmUser>>>,
+}
+
+/// The access token slot of one self-client and refresh token, shared in the
+/// process (Zoho allows ten access tokens per refresh token per ten minutes).
+fn shared_token(
+    accounts: &str,
+    client_id: &str,
+    refresh_token: &SecretString,
+) -> Arc<Mutex<Option<AccessToken>>> {
+    type Slots = std::sync::Mutex<HashMap<[u8; 32], Arc<Mutex<Option<AccessToken>>>>>;
+    static SLOTS: LazyLock<Slots> = LazyLock::new(Default::default);
+    // Keyed by a digest: the refresh token itself is not kept as a key.
+    let mut digest = Sha256::new();
+    for part in [accounts, client_id, refresh_token.expose_secret()] {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    let key: [u8; 32] = digest.finalize().into();
+    let mut slots = SLOTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(slot) = slots.get(&key) {
+        return slot.clone();
+    }
+    // Slots no client holds whose token is spent are dropped on the way.
+    slots.retain(|_, slot| {
+        Arc::strong_count(slot) > 1
+            || slot.try_lock().map_or(true, |t| {
+                t.as_ref().is_some_and(|t| Instant::now() < t.renew_at)
+            })
+    });
+    let slot = Arc::new(Mutex::new(None));
+    slots.insert(key, slot.clone());
+    slot
 }
 
 /// A successful reply; `body` is `Null` for 204 and 304.
@@ -250,6 +299,7 @@ impl ZohoClient {
                 })?
                 .to_owned(),
         };
+        let token = shared_token(&accounts, client_id.trim(), refresh_token);
         Ok(Self {
             http,
             accounts,
@@ -257,11 +307,29 @@ impl ZohoClient {
             client_secret: client_secret.clone(),
             refresh_token: refresh_token.clone(),
             policy: RetryPolicy::default(),
-            token: Mutex::new(None),
+            calls: Semaphore::new(DEFAULT_CONCURRENCY),
+            heavy: Semaphore::new(HEAVY_CONCURRENCY),
+            limits: (DEFAULT_CONCURRENCY, HEAVY_CONCURRENCY),
+            run_workflows: false,
+            token,
             leads_fields: OnceCell::new(),
             contacts_fields: OnceCell::new(),
             users: OnceCell::new(),
         })
+    }
+
+    /// Applies the connector's options: the concurrency limit of its edition
+    /// and whether writes run Zoho's workflow rules.
+    pub fn with_options(mut self, options: &ClientOptions) -> Self {
+        let limit = options
+            .max_concurrent_calls
+            .map_or(DEFAULT_CONCURRENCY, |n| n.max(1) as usize);
+        let heavy = limit.min(HEAVY_CONCURRENCY);
+        self.calls = Semaphore::new(limit);
+        self.heavy = Semaphore::new(heavy);
+        self.limits = (limit, heavy);
+        self.run_workflows = options.run_workflows;
+        self
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -299,10 +367,12 @@ impl ZohoClient {
             ));
         };
         let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3600));
+        // Renewed a little early; a short-lived token keeps most of its life.
+        let margin = TOKEN_MARGIN.min(lifetime / 4);
         let token = AccessToken {
             value: value.clone(),
             api_domain: api_domain.trim_end_matches('/').to_owned(),
-            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
+            renew_at: Instant::now() + lifetime.saturating_sub(margin),
         };
         let out = (value, token.api_domain.clone());
         *cached = Some(token);
@@ -333,6 +403,12 @@ impl ZohoClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            // The org's concurrency limit, held for the call and its reply.
+            let permit = self
+                .calls
+                .acquire()
+                .await
+                .map_err(|_| CrmError::Protocol("the Zoho client was shut down".into()))?;
             let response = request
                 .send()
                 .await
@@ -348,6 +424,7 @@ impl ZohoClient {
                 .text()
                 .await
                 .map_err(|e| transport_error("Zoho", e))?;
+            drop(permit);
             if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
                 return Ok(Reply {
                     status,
@@ -541,11 +618,22 @@ impl ZohoClient {
         }
         if !data.is_empty() {
             let sent = data.len();
+            let trigger: &[&str] = if self.run_workflows {
+                &["workflow"]
+            } else {
+                &[]
+            };
             let body = json!({
                 "data": data,
-                "trigger": [],
+                "trigger": trigger,
                 "duplicate_check_fields": ["Email"],
             });
+            // Writes of more than ten records are heavy calls (a sub-limit of their own).
+            let _heavy = if sent > 10 {
+                self.heavy.acquire().await.ok()
+            } else {
+                None
+            };
             // Upsert by Email is idempotent: a batch whose reply was lost is re-sent.
             let reply = self
                 .call(
@@ -589,7 +677,9 @@ impl ZohoClient {
         writes: &[RecordWrite],
     ) -> Result<Vec<Result<Value, CrmError>>, CrmError> {
         let fields = self.module_fields(module).await?;
-        let needs_users = writes.iter().any(|w| w.owner_email.is_some());
+        let needs_users = writes.iter().any(|w| {
+            w.owner_email.is_some() || w.values.get("Owner").is_some_and(Value::is_string)
+        });
         let users = if needs_users {
             Some(self.active_users().await?)
         } else {
@@ -598,7 +688,12 @@ impl ZohoClient {
         Ok(writes
             .iter()
             .map(|w| {
-                let owner_id = w.owner_email.as_deref().and_then(|e| {
+                let owner = w
+                    .owner_email
+                    .as_deref()
+                    .or_else(|| w.values.get("Owner").and_then(Value::as_str));
+                // An owner who is no active user is left out: Zoho keeps the record's own.
+                let owner_id = owner.and_then(|e| {
                     let e = e.trim().to_lowercase();
                     users
                         .as_ref()?
@@ -623,7 +718,12 @@ impl ZohoClient {
             .await
         {
             Ok(reply) => match reply.body["data"].as_array().and_then(|d| d.first()) {
-                Some(record) => Ok(Some(wire::to_record(record, module)?)),
+                Some(record) => {
+                    let fields = self.module_fields(module).await?;
+                    let mut record = wire::to_record(record, module)?;
+                    wire::show_labels(&mut record, &fields);
+                    Ok(Some(record))
+                }
                 None => Ok(None),
             },
             // Unknown or deleted ids are absent, as the trait asks.
@@ -631,6 +731,53 @@ impl ZohoClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Where the next page of a listing starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cursor {
+    /// `page=n`.
+    Page(u32),
+    /// `page_token=...`.
+    Token(String),
+    /// A new listing from this record's modification time, skipping it and
+    /// what came before it.
+    After(DateTime<Utc>, String),
+}
+
+impl Cursor {
+    fn parse(c: &str) -> Result<Self, CrmError> {
+        let bad = || CrmError::Protocol(format!("bad Zoho cursor {c}"));
+        match c.split_once(':').ok_or_else(bad)? {
+            ("p", n) => n.parse().map(Self::Page).map_err(|_| bad()),
+            ("t", token) => Ok(Self::Token(token.to_owned())),
+            ("a", rest) => {
+                let (millis, id) = rest.split_once(':').ok_or_else(bad)?;
+                let at = millis
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(DateTime::from_timestamp_millis)
+                    .ok_or_else(bad)?;
+                Ok(Self::After(at, id.to_owned()))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Page(n) => write!(f, "p:{n}"),
+            Self::Token(t) => write!(f, "t:{t}"),
+            Self::After(at, id) => write!(f, "a:{}:{id}", at.timestamp_millis()),
+        }
+    }
+}
+
+/// Zoho's listing order: modification time, then id (ids are numbers).
+fn record_key(at: DateTime<Utc>, id: &str) -> (DateTime<Utc>, usize, &str) {
+    (at, id.len(), id)
 }
 
 fn module_name(module: CrmModule) -> &'static str {
@@ -659,7 +806,6 @@ fn refresh_error(error: &str) -> CrmError {
     }
 }
 
-/// Jittered exponential backoff: retries of several workers spread out.
 /// Zoho's `If-Modified-Since` is exclusive and to the second; ours is inclusive.
 fn if_modified_since(t: DateTime<Utc>) -> String {
     (t - chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Secs, false)
@@ -738,25 +884,32 @@ impl CrmClient for ZohoClient {
             ("sort_by", "Modified_Time".to_owned()),
             ("sort_order", "asc".to_owned()),
         ];
-        // The cursor says whether the next page is a page number or a page token.
-        let page = match query.cursor.as_deref() {
+        if module == CrmModule::Leads {
+            // Converted leads too: their conversion makes the contact a client (S10).
+            params.push(("converted", "both".to_owned()));
+        }
+        let mut since = query.since;
+        // Records at or before this key were listed already (a restarted listing).
+        let mut after: Option<(DateTime<Utc>, String)> = None;
+        // The cursor says how the next page is reached: a page number, Zoho's
+        // page token, or a new listing from the last record's time.
+        let page = match query.cursor.as_deref().map(Cursor::parse).transpose()? {
             None => Some(1),
-            Some(c) => match c.split_once(':') {
-                Some(("p", n)) => Some(
-                    n.parse::<u32>()
-                        .map_err(|_| CrmError::Protocol(format!("bad Zoho cursor {c}")))?,
-                ),
-                Some(("t", token)) => {
-                    params.push(("page_token", token.to_owned()));
-                    None
-                }
-                _ => return Err(CrmError::Protocol(format!("bad Zoho cursor {c}"))),
-            },
+            Some(Cursor::Page(n)) => Some(n),
+            Some(Cursor::Token(token)) => {
+                params.push(("page_token", token));
+                None
+            }
+            Some(Cursor::After(at, id)) => {
+                since = Some(at);
+                after = Some((at, id));
+                Some(1)
+            }
         };
         if let Some(page) = page {
             params.push(("page", page.to_string()));
         }
-        let since = query.since.map(if_modified_since);
+        let since = since.map(if_modified_since);
         let reply = self
             .call(
                 Method::GET,
@@ -772,30 +925,46 @@ impl CrmClient for ZohoClient {
                 next_cursor: None,
             });
         }
-        let records = reply.body["data"]
+        let mut records = reply.body["data"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|r| wire::to_record(r, module))
             .collect::<Result<Vec<_>, _>>()?;
+        let last = records.last().map(|r| (r.modified_at, r.id.clone()));
+        if let Some(after) = &after {
+            records.retain(|r| record_key(r.modified_at, &r.id) > record_key(after.0, &after.1));
+        }
+        for record in &mut records {
+            wire::show_labels(record, &fields);
+        }
         let info = &reply.body["info"];
         let token = info["next_page_token"]
             .as_str()
             .filter(|t| !t.is_empty())
-            .map(|t| format!("t:{t}"));
-        let next_cursor = if info["more_records"].as_bool() != Some(true) {
+            .map(|t| Cursor::Token(t.to_owned()));
+        // The page token resumes after the last record's key, so records this
+        // run writes (and moves to the end) never shift a page; page numbers
+        // only where Zoho gives no token.
+        let next = if info["more_records"].as_bool() != Some(true) {
             None
+        } else if let Some(token) = token {
+            Some(token)
         } else {
-            match page {
-                Some(n) if n * per_page < DISCRETE_PAGE_LIMIT => Some(format!("p:{}", n + 1)),
-                _ => Some(token.ok_or_else(|| {
-                    CrmError::Protocol("Zoho gave no next_page_token past 2,000 records".into())
-                })?),
+            match (page, last) {
+                (Some(n), _) if n * per_page < DISCRETE_PAGE_LIMIT => Some(Cursor::Page(n + 1)),
+                // Past what tokens reach (100,000 records): list again from here.
+                (_, Some((at, id))) => Some(Cursor::After(at, id)),
+                (_, None) => {
+                    return Err(CrmError::Protocol(
+                        "Zoho said more records follow an empty page".into(),
+                    ));
+                }
             }
         };
         Ok(RecordPage {
             records,
-            next_cursor,
+            next_cursor: next.map(|c| c.to_string()),
         })
     }
 
@@ -813,7 +982,7 @@ impl CrmClient for ZohoClient {
         // v8 documents reads by id one record at a time (`GET /{Module}/{id}`).
         let found: Vec<Result<Option<CrmRecord>, CrmError>> = futures::stream::iter(unique)
             .map(|id| async move { self.get_one(module, &id).await })
-            .buffer_unordered(READ_CONCURRENCY)
+            .buffer_unordered(READ_CONCURRENCY.min(self.limits.0))
             .collect()
             .await;
         let mut out = Vec::with_capacity(found.len());
@@ -823,6 +992,26 @@ impl CrmClient for ZohoClient {
             }
         }
         Ok(out)
+    }
+
+    fn converts_leads(&self) -> bool {
+        true
+    }
+
+    async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
+        // A conversion is a heavy call.
+        let _heavy = self.heavy.acquire().await.ok();
+        let body = json!({ "data": [{ "overwrite": true, "notify_lead_owner": false }] });
+        let reply = self
+            .call(
+                Method::POST,
+                &format!("/Leads/{}/actions/convert", lead_id.trim()),
+                &[],
+                Some(&body),
+                None,
+            )
+            .await?;
+        wire::conversion(&reply.body["data"][0], lead_id)
     }
 
     async fn write(
@@ -842,7 +1031,7 @@ impl CrmClient for ZohoClient {
         }
         futures::stream::iter(batches)
             .map(|batch| self.upsert_batch(module, batch))
-            .buffered(WRITE_CONCURRENCY)
+            .buffered(self.limits.1)
             .flat_map(futures::stream::iter)
             .collect()
             .await

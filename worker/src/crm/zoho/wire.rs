@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::super::{
-    CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption, WriteResult,
+    Conversion, CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption, WriteResult,
 };
 
 /// The accounts server's token reply; errors come back with HTTP 200 and `error`.
@@ -141,8 +141,8 @@ fn is_meta(key: &str) -> bool {
         )
 }
 
-/// A Zoho record, normalised: values by api name, picklists as Zoho's actual
-/// values (Zoho compares those), the owner as an e-mail.
+/// A Zoho record, normalised: values by api name, the owner's e-mail as
+/// `Owner`. Picklists hold Zoho's actual values until [`show_labels`].
 pub(super) fn to_record(record: &Value, module: CrmModule) -> Result<CrmRecord, CrmError> {
     let object = record
         .as_object()
@@ -169,11 +169,14 @@ pub(super) fn to_record(record: &Value, module: CrmModule) -> Result<CrmRecord, 
         .and_then(Value::as_str)
         .filter(|e| !e.trim().is_empty())
         .map(str::to_owned);
-    let values: BTreeMap<String, Value> = object
+    let mut values: BTreeMap<String, Value> = object
         .iter()
         .filter(|(k, _)| !is_meta(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if let Some(owner) = &owner_email {
+        values.insert("Owner".into(), Value::String(owner.clone()));
+    }
     Ok(CrmRecord {
         id,
         module,
@@ -183,6 +186,72 @@ pub(super) fn to_record(record: &Value, module: CrmModule) -> Result<CrmRecord, 
         owner_email,
         converted,
     })
+}
+
+/// Picklist values as people see them (display values), as the engine keeps
+/// them; writes turn them back into actual values ([`record_body`]).
+pub(super) fn show_labels(record: &mut CrmRecord, fields: &[CrmField]) {
+    let label = |f: &CrmField, v: &Value| match v {
+        Value::String(s) => f
+            .options
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|o| o.id == *s)
+            .map_or_else(|| v.clone(), |o| Value::String(o.label.clone())),
+        other => other.clone(),
+    };
+    for f in fields
+        .iter()
+        .filter(|f| matches!(f.field_type, FieldType::Picklist | FieldType::MultiPicklist))
+        .filter(|f| {
+            f.options
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.id != o.label)
+        })
+    {
+        if let Some(v) = record.values.get_mut(&f.api_name) {
+            let shown = match &*v {
+                Value::Array(items) => Value::Array(items.iter().map(|i| label(f, i)).collect()),
+                other => label(f, other),
+            };
+            *v = shown;
+        }
+    }
+}
+
+/// The reply to one lead conversion.
+pub(super) fn conversion(result: &Value, lead_id: &str) -> Result<Conversion, CrmError> {
+    match result["code"].as_str().unwrap_or_default() {
+        "SUCCESS" => match &result["details"]["Contacts"]["id"] {
+            Value::String(s) => Ok(Conversion {
+                contact_id: s.clone(),
+            }),
+            Value::Number(n) => Ok(Conversion {
+                contact_id: n.to_string(),
+            }),
+            _ => Err(CrmError::Protocol(format!(
+                "Zoho converted lead {lead_id} but named no contact"
+            ))),
+        },
+        "ID_ALREADY_CONVERTED" => Err(CrmError::Rejected {
+            code: "CONVERTED_LEAD".into(),
+            field: None,
+            message: format!(
+                "the lead {lead_id} was converted in Zoho already and is owned by sales; enable the CONTACTS import to follow its contact"
+            ),
+        }),
+        other => Err(CrmError::Rejected {
+            code: "CRM_VALIDATION".into(),
+            field: None,
+            message: format!(
+                "Zoho did not convert the lead {lead_id}: {other}: {}",
+                result["message"].as_str().unwrap_or("no message")
+            ),
+        }),
+    }
 }
 
 /// A value checked against a picklist's actual values: an actual value is kept, a
