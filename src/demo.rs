@@ -1,6 +1,7 @@
 //! `crmsync serve --demo`: sandbox CRMs in-process, a demo tenant with realistic
-//! (and awkward) contacts, and a Pipedrive connector on the sandbox, all created
-//! through the public GraphQL API, as a partner's script would.
+//! (and awkward) contacts, and a Pipedrive and a Zoho CRM connector on the
+//! sandbox, all created through the public GraphQL API, as a partner's script
+//! would.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use crate::config::Config;
 
 const TENANT_SLUG: &str = "demo";
 const CONNECTOR_NAME: &str = "Sandbox Pipedrive";
+const ZOHO_CONNECTOR_NAME: &str = "Sandbox Zoho CRM";
 /// Platform contact states; "Nurturing" is in no CRM picklist, on purpose.
 const STATES: &[&str] = &["Prospect", "Client", "Prospect", "Nurturing"];
 
@@ -96,11 +98,13 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     };
 
     let contacts = seed_contacts(&admin).await?;
+    remove_previous_connectors(&admin).await?;
     let connector = connect_pipedrive(&admin, &sandbox).await?;
+    let zoho = connect_zoho(&admin, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
-        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
     let mut stdout = std::io::stdout().lock();
@@ -153,8 +157,9 @@ async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
     Ok(stored as usize)
 }
 
-/// Replaces the demo connector (the sandbox is new at every start).
-async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
+/// Removes the demo connectors of a previous start (the sandbox is new at
+/// every start, so their credentials are dead).
+async fn remove_previous_connectors(admin: &Client) -> anyhow::Result<()> {
     let existing = admin
         .graphql(
             "{ connectors(first: 100) { edges { node { id name } } } }",
@@ -166,7 +171,7 @@ async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<
         .into_iter()
         .flatten()
     {
-        if edge["node"]["name"] == CONNECTOR_NAME {
+        if edge["node"]["name"] == CONNECTOR_NAME || edge["node"]["name"] == ZOHO_CONNECTOR_NAME {
             admin
                 .graphql(
                     "mutation($id: ID!) { deleteConnector(input: {id: $id}) { deletedId } }",
@@ -176,6 +181,11 @@ async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<
                 .context("replacing the previous demo connector")?;
         }
     }
+    Ok(())
+}
+
+/// The demo Pipedrive connector.
+async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
     let pipedrive = &sandbox.description().pipedrive;
     let filter_key = pipedrive
         .field_keys
@@ -194,6 +204,40 @@ async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<
         )
         .await
         .context("creating the demo Pipedrive connector")?;
+    created["createConnector"]["connector"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no connector id in the reply")
+}
+
+/// The demo Zoho CRM connector: the sandbox's self-client and its fresh grant
+/// code, exchanged by `createConnector`; leads both ways, contacts one way.
+async fn connect_zoho(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
+    let zoho = &sandbox.description().zoho;
+    let created = admin
+        .graphql(
+            "mutation($input: CreateConnectorInput!) { createConnector(input: $input) { connector { id } } }",
+            json!({ "input": {
+                "kind": "ZOHO_CRM",
+                "name": ZOHO_CONNECTOR_NAME,
+                "zoho": {
+                    "clientId": zoho.client_id,
+                    "clientSecret": zoho.client_secret,
+                    "dataCenter": "com",
+                    "orgId": zoho.org_id,
+                    "grantCode": zoho.grant_code,
+                },
+                "baseUrl": zoho.accounts_url,
+                "settings": {
+                    "importModules": ["LEADS", "CONTACTS"],
+                    "filterField": "sync_to_plezi",
+                    "filterValue": "yes",
+                    "minScoreToExport": 40,
+                },
+            }}),
+        )
+        .await
+        .context("creating the demo Zoho CRM connector")?;
     created["createConnector"]["connector"]["id"]
         .as_str()
         .map(str::to_owned)

@@ -1,5 +1,6 @@
 //! The README's first command: `crmsync serve --demo` serves GraphQL, the demo
-//! tenant has contacts and a working Pipedrive connector, and a sync runs to the end.
+//! tenant has contacts and working Pipedrive and Zoho CRM connectors, and a sync
+//! of each runs to the end.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -42,7 +43,8 @@ struct Demo {
     dir: std::path::PathBuf,
     url: String,
     token: String,
-    connector: String,
+    /// The Pipedrive connector's id, then the Zoho CRM one's.
+    connectors: Vec<String>,
 }
 
 impl Drop for Demo {
@@ -67,7 +69,7 @@ fn start_demo(name: &str, keep_reading: bool) -> Demo {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let running = Running(child);
-    let (mut url, mut token, mut connector) = (None, None, None);
+    let (mut url, mut token, mut connectors) = (None, None, Vec::new());
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref() {
         let line = line.expect("the demo prints its summary");
@@ -81,11 +83,13 @@ fn start_demo(name: &str, keep_reading: bool) -> Demo {
         } else if let Some(t) = field("Admin token:") {
             token = Some(t);
         } else if let Some(rest) = line.trim().strip_prefix("Connector:") {
-            connector = rest
-                .split('(')
-                .nth(1)
-                .and_then(|s| s.split(')').next())
-                .map(str::to_owned);
+            connectors.extend(
+                rest.split('(')
+                    .nth(1)
+                    .and_then(|s| s.split(')').next())
+                    .map(str::to_owned),
+            );
+        } else if line.trim().starts_with("Sandbox:") {
             break;
         }
     }
@@ -97,7 +101,7 @@ fn start_demo(name: &str, keep_reading: bool) -> Demo {
         dir,
         url: url.unwrap(),
         token: token.unwrap(),
-        connector: connector.unwrap(),
+        connectors,
     }
 }
 
@@ -113,13 +117,14 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
         json!({}),
     )
     .await;
-    assert_eq!(data["connectors"]["totalCount"], 1);
+    assert_eq!(data["connectors"]["totalCount"], 2);
 }
 
 #[tokio::test]
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let demo = start_demo("sync", true);
-    let (url, token, connector) = (demo.url.clone(), demo.token.clone(), demo.connector.clone());
+    let (url, token) = (demo.url.clone(), demo.token.clone());
+    assert_eq!(demo.connectors.len(), 2, "{:?}", demo.connectors);
     let http = reqwest::Client::new();
 
     let data = graphql(
@@ -134,12 +139,17 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         data["contacts"]["totalCount"].as_i64().unwrap() >= 150,
         "{data}"
     );
-    assert_eq!(data["connectors"]["totalCount"], 1);
+    assert_eq!(data["connectors"]["totalCount"], 2);
+    for connector in &demo.connectors {
+        full_sync_runs_to_the_end(&http, &url, &token, connector).await;
+    }
+}
 
+async fn full_sync_runs_to_the_end(http: &reqwest::Client, url: &str, token: &str, connector: &str) {
     let started = graphql(
-        &http,
-        &url,
-        &token,
+        http,
+        url,
+        token,
         "mutation($id: ID!) { startSync(input: {connectorId: $id, mode: FULL}) { run { id status } } }",
         json!({ "id": connector }),
     )
@@ -152,9 +162,9 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = loop {
         let data = graphql(
-            &http,
-            &url,
-            &token,
+            http,
+            url,
+            token,
             "query($id: ID!) { syncRun(id: $id) { status error legs { direction created updated rejected } } }",
             json!({ "id": run_id }),
         )
