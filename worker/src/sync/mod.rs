@@ -362,16 +362,18 @@ async fn prepare(
         .collect();
     let mut modules = vec![export_module(connector.kind)];
     modules.extend(settings.import_modules.iter().copied());
+    modules.dedup();
     let mut fields = HashMap::new();
     for module in modules {
-        if !fields.contains_key(&module) {
-            let of_module = client
-                .fields(module)
-                .await?
-                .into_iter()
-                .map(|f| (f.api_name.clone(), f))
-                .collect();
-            fields.insert(module, of_module);
+        if let std::collections::hash_map::Entry::Vacant(slot) = fields.entry(module) {
+            slot.insert(
+                client
+                    .fields(module)
+                    .await?
+                    .into_iter()
+                    .map(|f| (f.api_name.clone(), f))
+                    .collect(),
+            );
         }
     }
     let owners = client
