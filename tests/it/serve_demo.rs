@@ -145,7 +145,12 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     }
 }
 
-async fn full_sync_runs_to_the_end(http: &reqwest::Client, url: &str, token: &str, connector: &str) {
+async fn full_sync_runs_to_the_end(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    connector: &str,
+) {
     let started = graphql(
         http,
         url,

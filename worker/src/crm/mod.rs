@@ -279,6 +279,13 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
         writes: Vec<RecordWrite>,
     ) -> Vec<Result<WriteResult, CrmError>>;
 
+    /// How many records one round of concurrent writes carries (a batch's
+    /// size times the batches in flight); the export leg reads pages at least
+    /// this large so that a page keeps every write slot busy.
+    fn writes_in_flight(&self) -> usize {
+        1
+    }
+
     /// True when the CRM keeps prospects and customers in two modules and
     /// converts one into the other (Zoho's leads and contacts, S10).
     fn converts_leads(&self) -> bool {

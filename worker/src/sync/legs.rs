@@ -759,6 +759,8 @@ async fn import_page(
 /// score, page by page, matched by link or by e-mail in the CRM-side index.
 pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
     let module = export_module(run.connector.kind);
+    // A page fills every write the CRM takes at once (Zoho: ten upserts of 100).
+    let page_size = run.client.writes_in_flight().max(PAGE_SIZE as usize) as u32;
     let mut after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
         None
     } else {
@@ -793,13 +795,13 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
         let page = query
             .order_by_asc(contact::Column::UpdatedAt)
             .order_by_asc(contact::Column::Id)
-            .limit(u64::from(PAGE_SIZE))
+            .limit(u64::from(page_size))
             .all(&run.ctx.db)
             .await?;
         let Some(last) = page.last().map(|c| (c.updated_at, c.id.clone())) else {
             return Ok(());
         };
-        let full = page.len() as u64 == u64::from(PAGE_SIZE);
+        let full = page.len() as u64 == u64::from(page_size);
         let count = page.len() as i64;
         let stop = export_page(run, module, page, &last).await?;
         run.processed += count;

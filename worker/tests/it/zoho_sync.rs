@@ -386,8 +386,8 @@ async fn converting_a_lead_twice_is_refused_as_converted() {
 async fn spent_daily_credits_end_the_run_partial_and_the_next_run_resumes() {
     let app = app(0, |_| {}).await;
     add_contacts(&app, "d", 600, &[]).await;
-    // Room for the set-up calls and the first page (500 contacts: 50
-    // credits), not for the second page's 10.
+    // Room for the set-up calls (fields, users, the empty listing: 3) and
+    // five of the six upserts of 100 (10 credits each), not the sixth.
     let used = app.crm.usage().await["credits_used"].as_u64().unwrap();
     app.crm
         .set_limits(json!({ "daily_credits": used + 3 + 50 + 5 }))

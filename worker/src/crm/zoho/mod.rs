@@ -998,6 +998,10 @@ impl CrmClient for ZohoClient {
         true
     }
 
+    fn writes_in_flight(&self) -> usize {
+        MAX_BATCH * self.limits.1
+    }
+
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
         // A conversion is a heavy call.
         let _heavy = self.heavy.acquire().await.ok();
