@@ -50,6 +50,12 @@ pub struct SettingsPatch {
     pub schedule: Option<String>,
     /// Default owner.
     pub default_owner_email: Patch<String>,
+    /// Zoho edition.
+    pub crm_edition: Patch<String>,
+    /// Calls in flight at once.
+    pub max_concurrent_calls: Patch<i32>,
+    /// Workflow rules on our writes.
+    pub run_workflows: Option<bool>,
 }
 
 impl SettingsPatch {
@@ -69,6 +75,18 @@ impl SettingsPatch {
             base.schedule = s;
         }
         base.default_owner_email = self.default_owner_email.apply(base.default_owner_email);
+        base.crm_edition = self.crm_edition.apply(base.crm_edition);
+        // A negative count is kept as 0, which validation refuses by name.
+        base.max_concurrent_calls = self
+            .max_concurrent_calls
+            .apply(
+                base.max_concurrent_calls
+                    .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            )
+            .map(|n| u32::try_from(n).unwrap_or(0));
+        if let Some(run) = self.run_workflows {
+            base.run_workflows = run;
+        }
         base
     }
 }

@@ -287,6 +287,32 @@ mod tests {
     }
 
     #[test]
+    fn the_edition_sets_the_concurrency_unless_the_connector_says() {
+        let base = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
+        assert_eq!(base.client_options().max_concurrent_calls, None);
+        let enterprise = ConnectorSettings {
+            crm_edition: Some(" enterprise ".into()),
+            ..base.clone()
+        }
+        .validate(ConnectorKind::ZohoCrm)
+        .unwrap();
+        assert_eq!(enterprise.crm_edition.as_deref(), Some("ENTERPRISE"));
+        assert_eq!(enterprise.client_options().max_concurrent_calls, Some(20));
+        let capped = ConnectorSettings {
+            max_concurrent_calls: Some(3),
+            ..enterprise
+        };
+        assert_eq!(capped.client_options().max_concurrent_calls, Some(3));
+        let unknown = ConnectorSettings {
+            crm_edition: Some("GOLD".into()),
+            ..base
+        };
+        let error = unknown.validate(ConnectorKind::ZohoCrm).unwrap_err();
+        assert_eq!(error.field, "crmEdition");
+        assert!(error.message.contains("PROFESSIONAL"), "{error}");
+    }
+
+    #[test]
     fn validation_names_the_setting() {
         let base = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
         let negative = ConnectorSettings {

@@ -49,6 +49,13 @@ pub(crate) struct ConnectorSettingsInput {
     pub(crate) schedule: Option<String>,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: MaybeUndefined<String>,
+    /// Zoho edition (FREE, STANDARD, PROFESSIONAL, ENTERPRISE, ULTIMATE): sets
+    /// how many calls run at once (5, 10, 15, 20, 25; STANDARD's when unset).
+    pub(crate) crm_edition: MaybeUndefined<String>,
+    /// Calls in flight at once against the CRM (1-50); overrides the edition's.
+    pub(crate) max_concurrent_calls: MaybeUndefined<i32>,
+    /// Let Zoho run its workflow rules on the records we write (default false).
+    pub(crate) run_workflows: Option<bool>,
 }
 
 impl From<ConnectorSettingsInput> for SettingsPatch {
@@ -63,6 +70,9 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             notify_emails: i.notify_emails,
             schedule: i.schedule,
             default_owner_email: i.default_owner_email.into(),
+            crm_edition: i.crm_edition.into(),
+            max_concurrent_calls: i.max_concurrent_calls.into(),
+            run_workflows: i.run_workflows,
         }
     }
 }

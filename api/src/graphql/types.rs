@@ -285,6 +285,18 @@ pub(crate) struct CrmField {
     pub(crate) custom: bool,
     /// Picklist options (labels), for picklists.
     pub(crate) options: Option<Vec<String>>,
+    /// Picklist options with the value the CRM stores for each (Zoho's
+    /// actual value, Pipedrive's option id), for picklists.
+    pub(crate) picklist_values: Option<Vec<PicklistValue>>,
+}
+
+/// One option of a CRM picklist.
+#[derive(SimpleObject)]
+pub(crate) struct PicklistValue {
+    /// What the CRM stores and compares (Zoho's actual value, Pipedrive's option id).
+    pub(crate) value: String,
+    /// What people see; mappings and platform values use it.
+    pub(crate) label: String,
 }
 
 impl From<crmsync_worker::crm::CrmField> for CrmField {
@@ -296,7 +308,18 @@ impl From<crmsync_worker::crm::CrmField> for CrmField {
             mandatory: f.mandatory,
             read_only: f.read_only,
             custom: f.custom,
-            options: f.options.map(|o| o.into_iter().map(|o| o.label).collect()),
+            options: f
+                .options
+                .as_ref()
+                .map(|o| o.iter().map(|o| o.label.clone()).collect()),
+            picklist_values: f.options.map(|o| {
+                o.into_iter()
+                    .map(|o| PicklistValue {
+                        value: o.id,
+                        label: o.label,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -345,6 +368,12 @@ pub(crate) struct ConnectorSettings {
     pub(crate) schedule: String,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: Option<String>,
+    /// Zoho edition, which sets how many calls run at once.
+    pub(crate) crm_edition: Option<String>,
+    /// Calls in flight at once against the CRM, when set (overrides the edition's).
+    pub(crate) max_concurrent_calls: Option<i32>,
+    /// Zoho runs its workflow rules on the records we write.
+    pub(crate) run_workflows: bool,
 }
 
 /// One CRM account of the tenant.
@@ -387,6 +416,11 @@ impl Connector {
             notify_emails: s.notify_emails,
             schedule: s.schedule,
             default_owner_email: s.default_owner_email,
+            crm_edition: s.crm_edition,
+            max_concurrent_calls: s
+                .max_concurrent_calls
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            run_workflows: s.run_workflows,
         })
     }
     /// Never the secrets themselves: which ones are set.

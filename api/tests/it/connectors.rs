@@ -40,6 +40,36 @@ async fn a_negative_minimum_score_is_refused() {
 }
 
 #[tokio::test]
+async fn concurrency_and_edition_settings_are_checked_for_the_crm() {
+    let app = TestApp::spawn().await;
+    invalid(
+        &app,
+        input(json!({ "maxConcurrentCalls": 0 })),
+        "input.settings.maxConcurrentCalls",
+    )
+    .await;
+    invalid(
+        &app,
+        input(json!({ "maxConcurrentCalls": -3 })),
+        "input.settings.maxConcurrentCalls",
+    )
+    .await;
+    // Editions and workflow rules are Zoho's; this connector is Pipedrive.
+    invalid(
+        &app,
+        input(json!({ "crmEdition": "ENTERPRISE" })),
+        "input.settings.crmEdition",
+    )
+    .await;
+    invalid(
+        &app,
+        input(json!({ "runWorkflows": true })),
+        "input.settings.runWorkflows",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_bad_schedule_is_refused() {
     let app = TestApp::spawn().await;
     invalid(
