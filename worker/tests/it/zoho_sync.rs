@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{
-    ConnectorKind, ConnectorStatus, CrmModule, ItemOutcome, Lifecycle, SyncDirection, SyncMode,
-    SyncRunStatus, SyncTrigger,
+    ConnectorKind, ConnectorStatus, CrmModule, ItemOutcome, Lifecycle, MappingDirection,
+    SyncDirection, SyncMode, SyncRunStatus, SyncTrigger,
 };
-use crmsync_entity::models::crm_link;
+use crmsync_entity::models::{crm_link, field_mapping};
 use crmsync_worker::crm::{CrmClient, RecordWrite};
 use crmsync_worker::runs::{RunError, start_sync};
 use crmsync_worker::settings::ConnectorSettings;
@@ -539,4 +539,63 @@ async fn contacts_of_zoho_come_in_one_way_as_clients() {
         .await
         .unwrap();
     assert_eq!(links.len() as i64, run.from_crm_created);
+}
+
+#[tokio::test]
+async fn picklist_values_are_checked_before_sending_and_labels_do_not_echo() {
+    let app = app(0, |_| {}).await;
+    // The platform's source goes to Zoho's Lead_Source picklist, whose option
+    // "Web Form" is shown as "Web-Form".
+    let mapping = field_mapping::Entity::for_tenant(&app.tenant)
+        .filter(field_mapping::Column::PlatformField.eq("source"))
+        .one(&app.db.db)
+        .await
+        .unwrap()
+        .expect("source is mapped by default");
+    let mut row = field_mapping::ActiveModel::from(mapping);
+    row.crm_field = Set("Lead_Source".into());
+    row.direction = Set(MappingDirection::Both);
+    sea_orm::ActiveModelTrait::update(row, &app.db.db)
+        .await
+        .unwrap();
+    for (email, source) in [("web@x.com", "Web-Form"), ("bird@x.com", "Carrier pigeon")] {
+        let contact = app.add_contact(email, Some("Pat"), Some("Doe"), 10).await;
+        app.edit_contact(&contact, |c| c.source = Set(Some(source.into())))
+            .await;
+    }
+    let run = app.sync(SyncMode::Full).await;
+    assert_eq!(run.status, SyncRunStatus::Partial, "{:?}", run.error);
+    assert_eq!(run.to_crm_created, 1);
+    let rejected = app
+        .items(&run)
+        .await
+        .into_iter()
+        .find(|i| i.outcome == ItemOutcome::Rejected)
+        .expect("the unknown source is refused");
+    assert_eq!(rejected.email.as_deref(), Some("bird@x.com"));
+    assert_eq!(
+        rejected.reason_code.as_deref(),
+        Some("INVALID_PICKLIST_VALUE")
+    );
+    assert_eq!(rejected.field.as_deref(), Some("Lead_Source"));
+    let message = rejected.message.unwrap();
+    assert!(
+        message.contains("Web-Form") && message.contains("Trade Show"),
+        "{message}"
+    );
+    // Zoho holds the actual value; read back as its label, it is no change.
+    let leads = app.crm.stored("Leads").await;
+    assert_eq!(
+        lead_by_email(&leads, "web@x.com")["Lead_Source"],
+        json!("Web Form")
+    );
+    let upserts = app.crm.calls("/upsert").await;
+    let again = app.sync(SyncMode::Incremental).await;
+    assert_eq!(again.from_crm_updated, 0, "{again:?}");
+    assert_eq!(again.to_crm_updated, 0, "{again:?}");
+    assert_eq!(app.crm.calls("/upsert").await, upserts);
+    assert_eq!(
+        app.contact("web@x.com").await.unwrap().source.as_deref(),
+        Some("Web-Form")
+    );
 }
