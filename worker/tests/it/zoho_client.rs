@@ -160,6 +160,29 @@ async fn an_access_token_expiring_mid_run_is_refreshed_transparently() {
 }
 
 #[tokio::test]
+async fn fifty_jobs_of_one_connector_share_one_access_token() {
+    let zoho = Zoho::start(20).await;
+    let before = zoho.token_calls().await;
+    // Each job (run) makes its own client from the connector's credentials.
+    let clients: Vec<ZohoClient> = (0..50).map(|_| zoho.client()).collect();
+    let listings = clients.iter().map(|client| {
+        client.list(&ListQuery {
+            module: CrmModule::Leads,
+            since: None,
+            cursor: None,
+            page_size: 5,
+        })
+    });
+    for page in futures::future::join_all(listings).await {
+        page.unwrap();
+    }
+    assert_eq!(zoho.token_calls().await, before + 1);
+    // A later job reuses it too.
+    zoho.client().users().await.unwrap();
+    assert_eq!(zoho.token_calls().await, before + 1);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_calls_cause_one_refresh() {
     let zoho = Zoho::start(20).await;
     let client = zoho.client();
