@@ -9,7 +9,7 @@ use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
 use crmsync_entity::models::{connector, field_mapping};
 use crmsync_entity::{TenantId, TenantScoped};
 use crmsync_worker::credentials::Credentials;
-use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField};
+use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, Expectations, zoho};
 use crmsync_worker::platform::{self, Mapping, MappingInput};
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::{
@@ -500,8 +500,19 @@ pub async fn test(
 ) -> Result<(bool, String), ApiError> {
     let model = find(state, tenant, id).await?;
     let settings = settings_of(&model)?;
+    let platform_link_field = mappings_of(state, tenant, id)
+        .await?
+        .into_iter()
+        .find(|m| m.enabled && m.platform_field == "platform_url")
+        .map(|m| m.crm_field);
+    let expect = Expectations {
+        modules: settings.import_modules,
+        filter_field: settings.filter_field,
+        filter_value: settings.filter_value,
+        platform_link_field,
+    };
     let client = client_of(state, &model).await?;
-    let (ok, message, status) = match client.check(settings.filter_field.as_deref()).await {
+    let (ok, message, status) = match client.check(&expect).await {
         Ok(check) => (
             check.ok,
             check.message,
@@ -513,7 +524,7 @@ pub async fn test(
         ),
         Err(CrmError::Unauthorized(_)) => (
             false,
-            "the CRM refused the credentials: check the API token and company domain".to_owned(),
+            refused_credentials(model.kind),
             ConnectorStatus::NeedsReauth,
         ),
         Err(e @ (CrmError::RateLimited { .. } | CrmError::DailyLimit(_))) => {
@@ -537,6 +548,21 @@ pub async fn test(
         row.update(&state.db).await?;
     }
     Ok((ok, message))
+}
+
+/// What a connection test says when the CRM refuses the stored credentials, in
+/// the terms of the CRM's own console.
+fn refused_credentials(kind: ConnectorKind) -> String {
+    match kind {
+        ConnectorKind::Pipedrive => {
+            "the CRM refused the credentials: check the API token and company domain".to_owned()
+        }
+        ConnectorKind::ZohoCrm => format!(
+            "Zoho refused the connector's grant: the refresh token was revoked, the self-client deleted or its secret changed, or the grant lacks a scope. Make a new grant code in the Zoho API console (Self Client > Generate Code, scope {}) and update the connector with it",
+            zoho::SCOPE
+        ),
+        other => format!("{other} refused the credentials: update them"),
+    }
 }
 
 /// Replaces a connector's mappings, validated as a whole against the CRM's
