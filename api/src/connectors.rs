@@ -1,6 +1,7 @@
-//! Connectors (C1-C5): create with sealed credentials, validated settings and
-//! default mappings; update, delete, test; live CRM fields; mappings replaced
-//! as a whole (F1-F4).
+//! Connectors (C1-C5): create with sealed credentials (for Zoho, the refresh
+//! token a grant code is exchanged for), validated settings and default
+//! mappings; update, delete, test; live CRM fields; mappings replaced as a
+//! whole (F1-F4).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
 use crmsync_entity::models::{connector, field_mapping};
 use crmsync_entity::{TenantId, TenantScoped};
 use crmsync_worker::credentials::Credentials;
-use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField};
+use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, Expectations, zoho};
 use crmsync_worker::platform::{self, Mapping, MappingInput};
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::{
@@ -30,6 +31,22 @@ pub struct PipedriveCredentialsIn {
     pub api_token: SecretString,
     /// `acme` for acme.pipedrive.com.
     pub company_domain: String,
+}
+
+/// Zoho credentials as a client sends them: a self-client and a grant code,
+/// which is exchanged at once for a refresh token and then forgotten.
+#[derive(Debug)]
+pub struct ZohoCredentialsIn {
+    /// The self-client's id.
+    pub client_id: String,
+    /// The self-client's secret.
+    pub client_secret: SecretString,
+    /// com, eu, in, com.au, jp, com.cn, ca or sa.
+    pub data_center: String,
+    /// The org id, when given.
+    pub org_id: Option<String>,
+    /// The grant code: it works once and lives minutes.
+    pub grant_code: SecretString,
 }
 
 /// Settings as a client sends them: what is left out keeps its current (or
@@ -100,8 +117,8 @@ pub struct NewConnector {
     pub name: String,
     /// Pipedrive credentials.
     pub pipedrive: Option<PipedriveCredentialsIn>,
-    /// True when Zoho credentials were sent.
-    pub zoho_given: bool,
+    /// Zoho credentials.
+    pub zoho: Option<ZohoCredentialsIn>,
     /// Settings.
     pub settings: Option<SettingsPatch>,
     /// Base-URL override.
@@ -121,11 +138,12 @@ pub struct ConnectorUpdate {
     pub settings: Option<SettingsPatch>,
     /// New Pipedrive credentials.
     pub pipedrive: Option<PipedriveCredentialsIn>,
-    /// True when Zoho credentials were sent.
-    pub zoho_given: bool,
+    /// New Zoho credentials (a fresh grant code).
+    pub zoho: Option<ZohoCredentialsIn>,
 }
 
-const ZOHO_LATER: &str = "Zoho CRM connectors arrive with a later release (issue 4); only PIPEDRIVE can be created today";
+/// Zoho's data centres, as `dataCenter` takes them.
+pub const ZOHO_DATA_CENTERS: &[&str] = &["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa"];
 
 /// The module a connector's mappings and default fields refer to.
 pub fn main_module(kind: ConnectorKind) -> CrmModule {
@@ -186,6 +204,200 @@ fn validate_pipedrive(creds: &PipedriveCredentialsIn, prefix: &str) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// Checks Zoho credentials as sent, before the grant code is spent; returns them
+/// trimmed, with the data centre in its canonical form.
+fn validate_zoho(creds: ZohoCredentialsIn, prefix: &str) -> Result<ZohoCredentialsIn, ApiError> {
+    let at = |field: &str| format!("{prefix}.{field}");
+    let client_id = creds.client_id.trim().to_owned();
+    if client_id.is_empty() {
+        return Err(ApiError::validation(
+            at("clientId"),
+            "must not be empty: copy it from the Self Client in the Zoho API console",
+        ));
+    }
+    if creds.client_secret.expose_secret().trim().is_empty() {
+        return Err(ApiError::validation(
+            at("clientSecret"),
+            "must not be empty: copy it from the Self Client in the Zoho API console",
+        ));
+    }
+    let data_center = creds
+        .data_center
+        .trim()
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
+    if !ZOHO_DATA_CENTERS.contains(&data_center.as_str()) {
+        return Err(ApiError::validation(
+            at("dataCenter"),
+            format!(
+                "must be one of {}: the end of the Zoho accounts address you sign in at (accounts.zoho.eu is eu)",
+                ZOHO_DATA_CENTERS.join(", ")
+            ),
+        ));
+    }
+    let org_id = match creds.org_id {
+        None => None,
+        Some(org) => {
+            let org = org.trim().to_owned();
+            if org.is_empty() || org.len() > 30 || !org.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ApiError::validation(
+                    at("orgId"),
+                    "must be the org's numeric id (Zoho CRM: Setup > Company Details), or left out",
+                ));
+            }
+            Some(org)
+        }
+    };
+    if creds.grant_code.expose_secret().trim().is_empty() {
+        return Err(ApiError::validation(
+            at("grantCode"),
+            format!(
+                "must not be empty: make one in the Zoho API console (Self Client > Generate Code) with scope {}",
+                zoho::SCOPE
+            ),
+        ));
+    }
+    Ok(ZohoCredentialsIn {
+        client_id,
+        client_secret: creds.client_secret,
+        data_center,
+        org_id,
+        grant_code: creds.grant_code,
+    })
+}
+
+/// Exchanges a grant code for a refresh token (Zoho's refusals name the input
+/// field at fault), then reads the Leads fields with it, which proves the grant's
+/// scope and gives the default mappings. `base_url` replaces the accounts server.
+async fn connect_zoho(
+    state: &ApiState,
+    creds: ZohoCredentialsIn,
+    base_url: Option<&str>,
+    prefix: &str,
+) -> Result<(Credentials, Vec<CrmField>), ApiError> {
+    let accounts = base_url
+        .or_else(|| zoho::accounts_url(&creds.data_center))
+        .ok_or_else(|| {
+            ApiError::Internal(format!("no accounts server for {}", creds.data_center))
+        })?;
+    let grant = zoho::exchange_grant_code(
+        &state.http,
+        accounts,
+        &creds.client_id,
+        creds.client_secret.expose_secret(),
+        creds.grant_code.expose_secret(),
+    )
+    .await
+    .map_err(|e| match e {
+        CrmError::Rejected {
+            field: Some(field),
+            message,
+            ..
+        } if matches!(field.as_str(), "grantCode" | "clientId" | "clientSecret") => {
+            ApiError::validation(format!("{prefix}.{field}"), message)
+        }
+        CrmError::Rejected { message, .. } => ApiError::validation(prefix, message),
+        other => ApiError::from_crm(other),
+    })?;
+    let credentials = Credentials::Zoho {
+        client_id: creds.client_id,
+        client_secret: creds.client_secret,
+        data_center: creds.data_center,
+        org_id: creds.org_id,
+        refresh_token: grant.refresh_token,
+    };
+    let crm = client(state, &credentials, base_url)?;
+    let fields = match crm.fields(CrmModule::Leads).await {
+        Ok(fields) => fields,
+        Err(CrmError::Unauthorized(_)) => {
+            return Err(ApiError::validation(
+                format!("{prefix}.grantCode"),
+                format!(
+                    "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {}",
+                    zoho::SCOPE
+                ),
+            ));
+        }
+        Err(e) => return Err(ApiError::from_crm(e)),
+    };
+    Ok((credentials, fields))
+}
+
+/// Reads the person fields with a Pipedrive API token, which proves the token.
+async fn connect_pipedrive(
+    state: &ApiState,
+    creds: PipedriveCredentialsIn,
+    base_url: Option<&str>,
+) -> Result<(Credentials, Vec<CrmField>), ApiError> {
+    let credentials = Credentials::Pipedrive {
+        api_token: creds.api_token,
+        company_domain: creds.company_domain,
+    };
+    let crm = client(state, &credentials, base_url)?;
+    match crm.fields(CrmModule::Persons).await {
+        Ok(fields) => Ok((credentials, fields)),
+        Err(CrmError::Unauthorized(_)) => Err(ApiError::validation(
+            "input.pipedrive.apiToken",
+            "Pipedrive refused this API token for this company",
+        )),
+        Err(e) => Err(ApiError::from_crm(e)),
+    }
+}
+
+/// Credentials of the kind a connector needs, checked as sent.
+enum CredentialsIn {
+    Pipedrive(PipedriveCredentialsIn),
+    Zoho(ZohoCredentialsIn),
+}
+
+/// The one set of credentials that belongs to a new connector of `kind`;
+/// credentials of another CRM are refused by name.
+fn credentials_for(
+    kind: ConnectorKind,
+    pipedrive: Option<PipedriveCredentialsIn>,
+    zoho: Option<ZohoCredentialsIn>,
+) -> Result<CredentialsIn, ApiError> {
+    match kind {
+        ConnectorKind::Pipedrive => {
+            if zoho.is_some() {
+                return Err(ApiError::validation(
+                    "input.zoho",
+                    "Zoho credentials do not belong on a PIPEDRIVE connector",
+                ));
+            }
+            let pipedrive = pipedrive.ok_or_else(|| {
+                ApiError::validation(
+                    "input.pipedrive",
+                    "a PIPEDRIVE connector needs its API token and company domain",
+                )
+            })?;
+            validate_pipedrive(&pipedrive, "input.pipedrive")?;
+            Ok(CredentialsIn::Pipedrive(pipedrive))
+        }
+        ConnectorKind::ZohoCrm => {
+            if pipedrive.is_some() {
+                return Err(ApiError::validation(
+                    "input.pipedrive",
+                    "Pipedrive credentials do not belong on a ZOHO_CRM connector",
+                ));
+            }
+            let zoho = zoho.ok_or_else(|| {
+                ApiError::validation(
+                    "input.zoho",
+                    "a ZOHO_CRM connector needs its self-client's id and secret, its data centre and a fresh grant code",
+                )
+            })?;
+            Ok(CredentialsIn::Zoho(validate_zoho(zoho, "input.zoho")?))
+        }
+        other => Err(ApiError::validation(
+            "input.kind",
+            format!(
+                "{other} connectors are not available yet; PIPEDRIVE and ZOHO_CRM can be created today"
+            ),
+        )),
+    }
 }
 
 fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
@@ -268,32 +480,8 @@ pub async fn create(
             return find(state, tenant, &id).await;
         }
     }
-    match input.kind {
-        ConnectorKind::Pipedrive => {}
-        ConnectorKind::ZohoCrm => return Err(ApiError::validation("input.kind", ZOHO_LATER)),
-        other => {
-            return Err(ApiError::validation(
-                "input.kind",
-                format!(
-                    "{other} connectors are not available yet; only PIPEDRIVE can be created today"
-                ),
-            ));
-        }
-    }
+    let credentials_in = credentials_for(input.kind, input.pipedrive, input.zoho)?;
     let name = validate_name(&input.name, "input.name")?;
-    if input.zoho_given {
-        return Err(ApiError::validation(
-            "input.zoho",
-            "Zoho credentials do not belong on a PIPEDRIVE connector",
-        ));
-    }
-    let pipedrive = input.pipedrive.ok_or_else(|| {
-        ApiError::validation(
-            "input.pipedrive",
-            "a PIPEDRIVE connector needs its API token and company domain",
-        )
-    })?;
-    validate_pipedrive(&pipedrive, "input.pipedrive")?;
     let base_url = input
         .base_url
         .as_deref()
@@ -306,20 +494,15 @@ pub async fn create(
         .validate(input.kind)
         .map_err(|e| ApiError::from_field_error("input.settings", e))?;
 
-    let credentials = Credentials::Pipedrive {
-        api_token: pipedrive.api_token,
-        company_domain: pipedrive.company_domain,
-    };
-    let crm = client(state, &credentials, base_url.as_deref())?;
-    let fields = match crm.fields(main_module(input.kind)).await {
-        Ok(fields) => fields,
-        Err(CrmError::Unauthorized(_)) => {
-            return Err(ApiError::validation(
-                "input.pipedrive.apiToken",
-                "Pipedrive refused this API token for this company",
-            ));
+    // Only now the CRM: everything a person can fix is checked first, because a
+    // Zoho grant code works once.
+    let (credentials, fields) = match credentials_in {
+        CredentialsIn::Pipedrive(creds) => {
+            connect_pipedrive(state, creds, base_url.as_deref()).await?
         }
-        Err(e) => return Err(ApiError::from_crm(e)),
+        CredentialsIn::Zoho(creds) => {
+            connect_zoho(state, creds, base_url.as_deref(), "input.zoho").await?
+        }
     };
     let mappings = platform::default_mappings(input.kind, &fields);
 
@@ -402,14 +585,22 @@ pub async fn update(
     input: ConnectorUpdate,
 ) -> Result<connector::Model, ApiError> {
     let model = find(state, tenant, id).await?;
-    if input.zoho_given {
+    if input.zoho.is_some() && model.kind != ConnectorKind::ZohoCrm {
         return Err(ApiError::validation(
             "input.zoho",
-            if model.kind == ConnectorKind::ZohoCrm {
-                ZOHO_LATER
-            } else {
-                "Zoho credentials do not belong on this connector"
-            },
+            format!(
+                "Zoho credentials do not belong on a {} connector",
+                model.kind
+            ),
+        ));
+    }
+    if input.pipedrive.is_some() && model.kind != ConnectorKind::Pipedrive {
+        return Err(ApiError::validation(
+            "input.pipedrive",
+            format!(
+                "Pipedrive credentials do not belong on a {} connector",
+                model.kind
+            ),
         ));
     }
     let mut changed = Vec::new();
@@ -426,18 +617,22 @@ pub async fn update(
         row.settings = Set(serde_json::to_value(&settings).expect("settings serialise"));
         changed.push("settings");
     }
-    if let Some(creds) = input.pipedrive {
-        if model.kind != ConnectorKind::Pipedrive {
-            return Err(ApiError::validation(
-                "input.pipedrive",
-                "Pipedrive credentials do not belong on this connector",
-            ));
-        }
+    let credentials = if let Some(creds) = input.pipedrive {
         validate_pipedrive(&creds, "input.pipedrive")?;
-        let credentials = Credentials::Pipedrive {
+        Some(Credentials::Pipedrive {
             api_token: creds.api_token,
             company_domain: creds.company_domain,
-        };
+        })
+    } else if let Some(creds) = input.zoho {
+        let creds = validate_zoho(creds, "input.zoho")?;
+        // The grant code is spent last, once everything else has passed.
+        let (credentials, _) =
+            connect_zoho(state, creds, model.base_url.as_deref(), "input.zoho").await?;
+        Some(credentials)
+    } else {
+        None
+    };
+    if let Some(credentials) = credentials {
         row.credentials = Set(Some(state.credentials_key.seal(
             tenant.as_str(),
             id,
@@ -518,8 +713,19 @@ pub async fn test(
 ) -> Result<(bool, String), ApiError> {
     let model = find(state, tenant, id).await?;
     let settings = settings_of(&model)?;
+    let platform_link_field = mappings_of(state, tenant, id)
+        .await?
+        .into_iter()
+        .find(|m| m.enabled && m.platform_field == "platform_url")
+        .map(|m| m.crm_field);
+    let expect = Expectations {
+        modules: settings.import_modules,
+        filter_field: settings.filter_field,
+        filter_value: settings.filter_value,
+        platform_link_field,
+    };
     let client = client_of(state, &model).await?;
-    let (ok, message, status) = match client.check(settings.filter_field.as_deref()).await {
+    let (ok, message, status) = match client.check(&expect).await {
         Ok(check) => (
             check.ok,
             check.message,
@@ -531,7 +737,7 @@ pub async fn test(
         ),
         Err(CrmError::Unauthorized(_)) => (
             false,
-            "the CRM refused the credentials: check the API token and company domain".to_owned(),
+            refused_credentials(model.kind),
             ConnectorStatus::NeedsReauth,
         ),
         Err(e @ (CrmError::RateLimited { .. } | CrmError::DailyLimit(_))) => {
@@ -555,6 +761,21 @@ pub async fn test(
         row.update(&state.db).await?;
     }
     Ok((ok, message))
+}
+
+/// What a connection test says when the CRM refuses the stored credentials, in
+/// the terms of the CRM's own console.
+fn refused_credentials(kind: ConnectorKind) -> String {
+    match kind {
+        ConnectorKind::Pipedrive => {
+            "the CRM refused the credentials: check the API token and company domain".to_owned()
+        }
+        ConnectorKind::ZohoCrm => format!(
+            "Zoho refused the connector's grant: the refresh token was revoked, the self-client deleted or its secret changed, or the grant lacks a scope. Make a new grant code in the Zoho API console (Self Client > Generate Code, scope {}) and update the connector with it",
+            zoho::SCOPE
+        ),
+        other => format!("{other} refused the credentials: update them"),
+    }
 }
 
 /// Replaces a connector's mappings, validated as a whole against the CRM's

@@ -109,7 +109,8 @@ impl Mapping {
 
 /// Default mappings for a new connector: the mandatory fields (locked), the usual
 /// ones, and the special fields written back (F6) when the CRM has fields of
-/// those names (matched by api name or label, case-insensitively).
+/// those names (matched by api name or label, case-insensitively) and types
+/// that the mapping rules accept.
 pub fn default_mappings(kind: ConnectorKind, crm_fields: &[CrmField]) -> Vec<Mapping> {
     let candidates: &[(&str, &[&str], MappingDirection)] = match kind {
         ConnectorKind::Pipedrive => &[
@@ -151,21 +152,25 @@ pub fn default_mappings(kind: ConnectorKind, crm_fields: &[CrmField]) -> Vec<Map
     };
     candidates
         .iter()
-        .filter_map(|(platform, names, direction)| {
+        .filter_map(|(name, names, direction)| {
             let crm = find(names)?;
-            let mandatory = platform_field(platform).is_some_and(|f| f.mandatory);
+            let platform = platform_field(name)?;
             // A read-only CRM field can only be read.
             let direction = if crm.read_only {
                 MappingDirection::FromCrm
             } else {
                 *direction
             };
+            // A field of the right name but the wrong type (a number where the link
+            // goes, a multi-select for the job title) is left for a person to map:
+            // defaults must pass the rules `validate_mappings` enforces.
+            direction_and_types(platform, name, crm, direction).ok()?;
             Some(Mapping {
-                platform_field: (*platform).to_owned(),
+                platform_field: (*name).to_owned(),
                 crm_field: crm.api_name.clone(),
                 direction,
                 enabled: true,
-                locked: mandatory,
+                locked: platform.mandatory,
             })
         })
         .collect()
@@ -211,6 +216,11 @@ pub fn validate_mappings(
                     format!("the CRM has no field \"{}\" (see crmFields)", row.crm_field),
                 )
             })?;
+        if let Err((part, message)) =
+            direction_and_types(platform, &row.platform_field, crm, row.direction)
+        {
+            return Err(FieldError::new(at(part), message));
+        }
         let reads = matches!(
             row.direction,
             MappingDirection::FromCrm | MappingDirection::Both
@@ -219,48 +229,6 @@ pub fn validate_mappings(
             row.direction,
             MappingDirection::ToCrm | MappingDirection::Both
         );
-        if platform.computed && reads {
-            return Err(FieldError::new(
-                at("direction"),
-                format!(
-                    "{} is computed by the platform: it can only go TO_CRM",
-                    row.platform_field
-                ),
-            ));
-        }
-        if crm.read_only && writes {
-            return Err(FieldError::new(
-                at("direction"),
-                format!(
-                    "{} is read-only in the CRM: it can only be FROM_CRM",
-                    crm.label
-                ),
-            ));
-        }
-        if reads
-            && crm.field_type == FieldType::MultiPicklist
-            && platform.field_type != FieldType::Other
-        {
-            return Err(FieldError::new(
-                at("direction"),
-                format!(
-                    "{} holds several values; {} holds one: map it to a custom field or TO_CRM only",
-                    crm.label, row.platform_field
-                ),
-            ));
-        }
-        if !compatible(platform.field_type, crm.field_type) {
-            return Err(FieldError::new(
-                at("crmField"),
-                format!(
-                    "{} ({}) cannot hold {} ({})",
-                    crm.label,
-                    crm.field_type.as_str(),
-                    row.platform_field,
-                    platform.field_type.as_str()
-                ),
-            ));
-        }
         if row.enabled && reads && !from_crm_targets.insert(row.platform_field.clone()) {
             return Err(FieldError::new(
                 at("platformField"),
@@ -308,6 +276,62 @@ pub fn validate_mappings(
         }
     }
     Ok(out)
+}
+
+/// The rules one row must follow on its own: which way it may flow and whether
+/// the types fit. On failure, the part of the row at fault (`direction`,
+/// `crmField`) and why.
+fn direction_and_types(
+    platform: PlatformField,
+    platform_name: &str,
+    crm: &CrmField,
+    direction: MappingDirection,
+) -> Result<(), (&'static str, String)> {
+    let reads = matches!(
+        direction,
+        MappingDirection::FromCrm | MappingDirection::Both
+    );
+    let writes = matches!(direction, MappingDirection::ToCrm | MappingDirection::Both);
+    if platform.computed && reads {
+        return Err((
+            "direction",
+            format!("{platform_name} is computed by the platform: it can only go TO_CRM"),
+        ));
+    }
+    if crm.read_only && writes {
+        return Err((
+            "direction",
+            format!(
+                "{} is read-only in the CRM: it can only be FROM_CRM",
+                crm.label
+            ),
+        ));
+    }
+    // Several values cannot be read into a single-value field; a custom field holds JSON.
+    if reads
+        && crm.field_type == FieldType::MultiPicklist
+        && platform.field_type != FieldType::Other
+    {
+        return Err((
+            "direction",
+            format!(
+                "{} holds several values; {platform_name} holds one: map it to a custom field or TO_CRM only",
+                crm.label
+            ),
+        ));
+    }
+    if !compatible(platform.field_type, crm.field_type) {
+        return Err((
+            "crmField",
+            format!(
+                "{} ({}) cannot hold {platform_name} ({})",
+                crm.label,
+                crm.field_type.as_str(),
+                platform.field_type.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a platform value of one type can live in a CRM field of another.
@@ -471,5 +495,158 @@ mod tests {
             "0123456789abcdef0123456789abcdef01234567"
         );
         assert_eq!(defaults[3].direction, MappingDirection::ToCrm);
+    }
+
+    /// Leads fields as Zoho describes them (types normalised as the Zoho client does).
+    fn zoho_leads() -> Vec<CrmField> {
+        let read_only = |f: CrmField| CrmField {
+            read_only: true,
+            ..f
+        };
+        vec![
+            crm("Owner", FieldType::User),
+            crm("Email", FieldType::Email),
+            crm("First_Name", FieldType::Text),
+            CrmField {
+                mandatory: true,
+                ..crm("Last_Name", FieldType::Text)
+            },
+            read_only(crm("Full_Name", FieldType::Text)),
+            crm("Phone", FieldType::Phone),
+            crm("Company", FieldType::Text),
+            crm("Designation", FieldType::Text),
+            crm("Email_Opt_Out", FieldType::Boolean),
+            crm("Industry", FieldType::Picklist),
+            crm("Interests", FieldType::MultiPicklist),
+            crm("Account_Name", FieldType::Lookup),
+            crm("Date_of_Birth", FieldType::Date),
+            read_only(crm("Created_Time", FieldType::DateTime)),
+            crm("sync_to_plezi", FieldType::Text),
+            crm("plezi_url", FieldType::Url),
+            crm("score", FieldType::Integer),
+            crm("status", FieldType::Text),
+            crm("source", FieldType::Text),
+        ]
+    }
+
+    fn zoho_base() -> Vec<MappingInput> {
+        vec![
+            row("email", "Email", MappingDirection::Both),
+            row("first_name", "First_Name", MappingDirection::Both),
+            row("last_name", "Last_Name", MappingDirection::Both),
+        ]
+    }
+
+    fn zoho_error_with(extra: MappingInput) -> FieldError {
+        let mut rows = zoho_base();
+        rows.push(extra);
+        validate_mappings(&rows, &zoho_leads()).unwrap_err()
+    }
+
+    fn as_inputs(mappings: &[Mapping]) -> Vec<MappingInput> {
+        mappings
+            .iter()
+            .map(|m| MappingInput {
+                platform_field: m.platform_field.clone(),
+                crm_field: m.crm_field.clone(),
+                direction: m.direction,
+                enabled: m.enabled,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn zoho_defaults_pass_the_mapping_rules() {
+        let defaults = default_mappings(ConnectorKind::ZohoCrm, &zoho_leads());
+        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "email",
+                "first_name",
+                "last_name",
+                "phone",
+                "company",
+                "job_title",
+                "opted_out",
+                "owner_email",
+                "platform_url",
+                "source",
+                "behaviour_score",
+                "state"
+            ]
+        );
+        let validated = validate_mappings(&as_inputs(&defaults), &zoho_leads()).unwrap();
+        assert_eq!(validated, defaults);
+    }
+
+    #[test]
+    fn a_multi_select_is_never_read_into_a_single_value_field() {
+        for direction in [MappingDirection::FromCrm, MappingDirection::Both] {
+            let error = zoho_error_with(row("company", "Interests", direction));
+            assert_eq!(error.field, "mappings[3].direction", "{direction:?}");
+            assert!(
+                error.message.contains("several values"),
+                "{}",
+                error.message
+            );
+        }
+        let error = zoho_error_with(row("job_title", "Interests", MappingDirection::ToCrm));
+        assert_eq!(error.field, "mappings[3].crmField");
+        let mut rows = zoho_base();
+        rows.push(row("custom.interests", "Interests", MappingDirection::Both));
+        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
+    }
+
+    #[test]
+    fn a_read_only_crm_field_is_only_ever_read() {
+        for direction in [MappingDirection::ToCrm, MappingDirection::Both] {
+            let error = zoho_error_with(row("company", "Full_Name", direction));
+            assert_eq!(error.field, "mappings[3].direction", "{direction:?}");
+            assert!(error.message.contains("read-only"), "{}", error.message);
+        }
+        let mut rows = zoho_base();
+        rows.push(row("company", "Full_Name", MappingDirection::FromCrm));
+        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
+    }
+
+    #[test]
+    fn zoho_types_that_hold_no_platform_value_are_refused() {
+        for (platform, crm_field) in [
+            ("company", "Account_Name"),
+            ("company", "Date_of_Birth"),
+            ("company", "Owner"),
+            ("opted_out", "sync_to_plezi"),
+            ("platform_url", "score"),
+        ] {
+            let error = zoho_error_with(row(platform, crm_field, MappingDirection::ToCrm));
+            assert_eq!(
+                error.field, "mappings[3].crmField",
+                "{platform} <- {crm_field}"
+            );
+        }
+        let mut rows = zoho_base();
+        rows.push(row("owner_email", "Owner", MappingDirection::Both));
+        rows.push(row("company", "Industry", MappingDirection::Both));
+        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
+    }
+
+    #[test]
+    fn defaults_leave_out_fields_of_the_right_name_and_the_wrong_type() {
+        let mut fields = zoho_leads();
+        for f in &mut fields {
+            match f.api_name.as_str() {
+                "plezi_url" => f.field_type = FieldType::Integer,
+                "Designation" => f.field_type = FieldType::MultiPicklist,
+                "score" => f.read_only = true,
+                _ => {}
+            }
+        }
+        let defaults = default_mappings(ConnectorKind::ZohoCrm, &fields);
+        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
+        for left_out in ["platform_url", "job_title", "behaviour_score"] {
+            assert!(!names.contains(&left_out), "{left_out} in {names:?}");
+        }
+        assert!(validate_mappings(&as_inputs(&defaults), &fields).is_ok());
     }
 }

@@ -4,7 +4,7 @@ use async_graphql::{ID, InputObject, Json, MaybeUndefined};
 use secrecy::SecretString;
 
 use super::types::{ConnectorKind, CrmModule, MappingDirection, Role, SyncMode};
-use crate::connectors::{PipedriveCredentialsIn, SettingsPatch};
+use crate::connectors::{PipedriveCredentialsIn, SettingsPatch, ZohoCredentialsIn};
 use crate::contacts::ContactUpsert;
 
 /// A new tenant.
@@ -35,7 +35,7 @@ pub(crate) struct RevokeApiKeyInput {
 /// Settings; what is left out keeps its value, an explicit null clears the optional ones.
 #[derive(InputObject, Default)]
 pub(crate) struct ConnectorSettingsInput {
-    /// CRM modules to import (PERSONS for Pipedrive).
+    /// CRM modules to import (PERSONS for Pipedrive; LEADS and/or CONTACTS for Zoho CRM).
     pub(crate) import_modules: Option<Vec<CrmModule>>,
     /// The CRM field a record must carry to be imported (e.g. sync_to_plezi).
     pub(crate) filter_field: MaybeUndefined<String>,
@@ -77,19 +77,32 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
     }
 }
 
-/// Zoho CRM credentials (Zoho connectors arrive with a later release).
+/// Zoho CRM credentials: a self-client of the Zoho API console and a grant code
+/// made there with scope ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ.
 #[derive(InputObject)]
 pub(crate) struct ZohoCredentialsInput {
     /// Client id of the self-client.
     pub(crate) client_id: String,
-    /// Client secret.
+    /// Client secret of the self-client (stored encrypted, never shown again).
     pub(crate) client_secret: String,
-    /// com, eu, in, com.au, jp, com.cn, ca, sa
+    /// Where the Zoho account lives: com, eu, in, com.au, jp, com.cn, ca or sa.
     pub(crate) data_center: String,
-    /// Org id.
+    /// The org's numeric id (Setup > Company Details), kept for reference.
     pub(crate) org_id: Option<String>,
     /// Self-client grant code; exchanged at once for a refresh token, then discarded.
     pub(crate) grant_code: String,
+}
+
+impl From<ZohoCredentialsInput> for ZohoCredentialsIn {
+    fn from(i: ZohoCredentialsInput) -> Self {
+        Self {
+            client_id: i.client_id,
+            client_secret: SecretString::from(i.client_secret),
+            data_center: i.data_center,
+            org_id: i.org_id,
+            grant_code: SecretString::from(i.grant_code),
+        }
+    }
 }
 
 /// Pipedrive credentials.
@@ -123,7 +136,8 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
-    /// Base URL override for the CRM's API and auth servers (sandbox CRMs, proxies).
+    /// Base URL override (sandbox CRMs, proxies): Pipedrive's API, or Zoho's accounts
+    /// server (Zoho's token reply names its API server).
     pub(crate) base_url: Option<String>,
     /// Replays within 24 h return the first result instead of creating twice.
     pub(crate) idempotency_key: Option<String>,
@@ -140,7 +154,7 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) enabled: Option<bool>,
     /// Settings changes (left-out settings are kept).
     pub(crate) settings: Option<ConnectorSettingsInput>,
-    /// New Zoho credentials.
+    /// New Zoho credentials: a fresh grant code re-authorises the connector.
     pub(crate) zoho: Option<ZohoCredentialsInput>,
     /// New Pipedrive credentials.
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,

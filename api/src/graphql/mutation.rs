@@ -63,8 +63,9 @@ impl Mutation {
         })
     }
 
-    /// Creates a connector: credentials checked against the CRM and stored
-    /// encrypted, settings validated, default mappings from the CRM's fields.
+    /// Creates a connector: credentials checked against the CRM (a Zoho grant
+    /// code exchanged for a refresh token) and stored encrypted, settings
+    /// validated, default mappings from the CRM's fields.
     async fn create_connector(
         &self,
         ctx: &Context<'_>,
@@ -75,7 +76,7 @@ impl Mutation {
             kind: input.kind.into(),
             name: input.name,
             pipedrive: input.pipedrive.map(Into::into),
-            zoho_given: input.zoho.is_some(),
+            zoho: input.zoho.map(Into::into),
             settings: input.settings.map(Into::into),
             base_url: input.base_url,
             idempotency_key: input.idempotency_key,
@@ -98,7 +99,7 @@ impl Mutation {
             enabled: input.enabled,
             settings: input.settings.map(Into::into),
             pipedrive: input.pipedrive.map(Into::into),
-            zoho_given: input.zoho.is_some(),
+            zoho: input.zoho.map(Into::into),
         };
         let model =
             connectors::update(state(ctx), &scope.tenant, &scope.actor, &input.id, update).await?;

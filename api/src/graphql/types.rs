@@ -40,7 +40,7 @@ remote_enum!(
 remote_enum!(
     /// The CRM behind a connector.
     ConnectorKind = "crmsync_entity::enums::ConnectorKind" {
-        /// Zoho CRM (arrives with a later release).
+        /// Zoho CRM (API v8): Leads and Contacts.
         ZohoCrm = "ZOHO_CRM",
         /// Pipedrive.
         Pipedrive = "PIPEDRIVE",

@@ -1,5 +1,5 @@
-//! Connectors: settings validation (before any CRM call), Zoho refused for now,
-//! and — against the sandbox Pipedrive — creation, mappings and their rules.
+//! Connectors: settings and credentials validation, before any CRM call
+//! (Zoho connectors against the sandbox are in `zoho.rs`).
 
 use crmsync_entity::enums::Role;
 use serde_json::{Value, json};
@@ -148,30 +148,6 @@ async fn bad_credentials_and_urls_are_refused_before_any_call() {
     let mut i = input(json!({}));
     i.as_object_mut().unwrap().remove("pipedrive");
     invalid(&app, i, "input.pipedrive").await;
-}
-
-#[tokio::test]
-async fn a_zoho_connector_is_refused_until_its_release() {
-    let app = TestApp::spawn().await;
-    let body = app
-        .gql(
-            &app.token(Role::Admin),
-            CREATE_CONNECTOR,
-            json!({ "input": {
-                "kind": "ZOHO_CRM",
-                "name": "Zoho",
-                "zoho": { "clientId": "id", "clientSecret": "s", "dataCenter": "eu", "grantCode": "g" },
-            } }),
-        )
-        .await;
-    assert_eq!(code(&body), "VALIDATION", "{body}");
-    assert_eq!(field(&body), "input.kind");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("later release")
-    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! API integration tests: the real router on port 0, a fresh database and
-//! tenant per test, the sandbox Pipedrive on port 0 where a CRM is needed.
+//! tenant per test, the sandbox CRMs on port 0 where a CRM is needed.
 
 mod helpers;
 
@@ -14,3 +14,4 @@ mod nplus1;
 mod schema;
 mod sync_flow;
 mod ws;
+mod zoho;

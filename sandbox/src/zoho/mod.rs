@@ -96,6 +96,8 @@ struct AccessToken {
     user_id: u64,
     scope: String,
     expires_ms: i64,
+    /// The refresh token it was minted from: revoking that one revokes this one too.
+    refresh_token: String,
 }
 
 impl ZohoState {
@@ -179,6 +181,7 @@ pub struct ZohoDescription {
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/accounts/oauth/v2/token", post(oauth::token))
+        .route("/accounts/oauth/v2/token/revoke", post(oauth::revoke))
         .route("/api/crm/v8/users", get(read::users))
         .route("/api/crm/v8/settings/fields", get(read::fields))
         .route(

@@ -1,6 +1,7 @@
 //! The accounts server's token endpoint: `authorization_code` and `refresh_token` grants.
 //! Errors come back as Zoho sends them: HTTP 200 with `{"error": "..."}`, except the
-//! access-token throttle (HTTP 400).
+//! access-token throttle (HTTP 400). Also the revoke endpoint, which answers an unknown
+//! token with HTTP 400.
 
 use std::collections::HashMap;
 
@@ -120,6 +121,7 @@ pub(crate) async fn token(
                     user_id: grant.user_id,
                     scope: grant.scope.clone(),
                     expires_ms,
+                    refresh_token: refresh.clone(),
                 },
             );
             json!({
@@ -165,6 +167,7 @@ pub(crate) async fn token(
                 user_id: refresh.user_id,
                 scope: refresh.scope.clone(),
                 expires_ms,
+                refresh_token: get("refresh_token").to_owned(),
             };
             let scope = token.scope.clone();
             registry.access_tokens.insert(access.clone(), token);
@@ -181,6 +184,41 @@ pub(crate) async fn token(
     drop(registry);
     let mut response = Json::<Value>(reply).into_response();
     response.extensions_mut().insert(TenantLabel(client.org_id));
+    response
+}
+
+/// `POST /oauth/v2/token/revoke?token=...`: revokes a refresh token, with every access
+/// token minted from it, or one access token. Zoho documents `{"status":"success"}` and
+/// HTTP 400 for a token it does not know (the 400 body is our choice).
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut params: HashMap<String, String> = parse_form(query.as_deref().unwrap_or(""))
+        .into_iter()
+        .collect();
+    params.extend(parse_form(&String::from_utf8_lossy(&body)));
+    let token = params.get("token").map(String::as_str).unwrap_or("");
+    let mut registry = state.zoho.registry.write();
+    let org = if let Some(refresh) = registry.refresh_tokens.remove(token) {
+        registry
+            .access_tokens
+            .retain(|_, a| a.refresh_token != token);
+        Some(refresh.org_id)
+    } else {
+        registry.access_tokens.remove(token).map(|a| a.org_id)
+    };
+    drop(registry);
+    let Some(org) = org else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "invalid_token", "status": "failure" })),
+        )
+            .into_response();
+    };
+    let mut response = Json(json!({ "status": "success" })).into_response();
+    response.extensions_mut().insert(TenantLabel(org));
     response
 }
 

@@ -13,9 +13,11 @@ use serde_json::Value;
 
 use crate::credentials::Credentials;
 
+mod expect;
 pub mod pipedrive;
 mod retry;
 
+pub use self::expect::{Expectations, FieldsHelp};
 pub use self::retry::RetryPolicy;
 pub mod zoho;
 
@@ -251,8 +253,13 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// Which CRM.
     fn kind(&self) -> ConnectorKind;
 
-    /// Checks the credentials and, when given, that the filter field exists (C3).
-    async fn check(&self, filter_field: Option<&str>) -> Result<ConnectionCheck, CrmError>;
+    /// Checks the credentials, that the modules are readable, and that the fields
+    /// `expect` names exist with usable types (C3). What a person must fix in the
+    /// CRM comes back as `ok: false` with a message that says what and how.
+    /// Credentials the CRM refuses come back as `Err(Unauthorized)` when the
+    /// connector needs a person to re-authorise (the caller words the fix for
+    /// its CRM); the Pipedrive client reports a refused token as `ok: false`.
+    async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError>;
 
     /// The fields of a module, with types and picklist options (F3).
     async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError>;

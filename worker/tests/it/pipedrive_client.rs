@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crmsync_entity::enums::CrmModule;
-use crmsync_worker::crm::{CrmClient, CrmError, FieldType, ListQuery, RecordWrite};
+use crmsync_worker::crm::{CrmClient, CrmError, Expectations, FieldType, ListQuery, RecordWrite};
 use serde_json::{Value, json};
 
 use crate::support::{Crm, primary_email};
@@ -335,10 +335,18 @@ async fn a_spent_daily_budget_is_a_daily_limit_error() {
 #[tokio::test]
 async fn check_says_what_is_wrong() {
     let crm = Crm::start(0).await;
-    let ok = crm.client().check(Some("sync_to_plezi")).await.unwrap();
+    let ok = crm
+        .client()
+        .check(&Expectations::filter("sync_to_plezi", "yes"))
+        .await
+        .unwrap();
     assert!(ok.ok, "{}", ok.message);
 
-    let missing = crm.client().check(Some("no_such_field")).await.unwrap();
+    let missing = crm
+        .client()
+        .check(&Expectations::filter("no_such_field", "yes"))
+        .await
+        .unwrap();
     assert!(!missing.ok);
     assert!(
         missing.message.contains("no_such_field"),
@@ -355,7 +363,7 @@ async fn check_says_what_is_wrong() {
         reqwest::Client::new(),
     )
     .unwrap();
-    let refused = bad.check(None).await.unwrap();
+    let refused = bad.check(&Expectations::default()).await.unwrap();
     assert!(!refused.ok);
     assert!(refused.message.contains("token"), "{}", refused.message);
     assert!(matches!(bad.users().await, Err(CrmError::Unauthorized(_))));
@@ -369,7 +377,7 @@ async fn check_says_what_is_wrong() {
         reqwest::Client::new(),
     )
     .unwrap();
-    let unknown = unknown.check(None).await.unwrap();
+    let unknown = unknown.check(&Expectations::default()).await.unwrap();
     assert!(!unknown.ok);
     assert!(unknown.message.contains("company"), "{}", unknown.message);
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crmsync_entity::enums::CrmModule;
 use crmsync_worker::crm::zoho::{self, ZohoClient};
-use crmsync_worker::crm::{CrmClient, CrmError, FieldType, ListQuery, RecordWrite};
+use crmsync_worker::crm::{CrmClient, CrmError, Expectations, FieldType, ListQuery, RecordWrite};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -139,9 +139,16 @@ async fn a_bad_refresh_token_is_unauthorized_with_a_message_a_person_can_act_on(
         panic!("expected Unauthorized, got {err:?}");
     };
     assert!(message.contains("grant code"), "{message}");
-    let check = zoho.client().check(None).await.unwrap();
-    assert!(!check.ok);
-    assert!(check.message.contains("grant code"), "{}", check.message);
+    // A refused grant is for a person to fix: check hands it on as Unauthorized.
+    let err = zoho
+        .client()
+        .check(&Expectations::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrmError::Unauthorized(m) if m.contains("grant code")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -380,10 +387,47 @@ async fn nothing_modified_since_is_an_empty_page() {
 async fn check_names_a_missing_filter_field() {
     let zoho = Zoho::start(0).await;
     let client = zoho.client();
-    assert!(client.check(Some("sync_to_plezi")).await.unwrap().ok);
-    let check = client.check(Some("No_Such_Field")).await.unwrap();
+    assert!(
+        client
+            .check(&Expectations::filter("sync_to_plezi", "yes"))
+            .await
+            .unwrap()
+            .ok
+    );
+    let check = client
+        .check(&Expectations::filter("No_Such_Field", "yes"))
+        .await
+        .unwrap();
     assert!(!check.ok);
     assert!(check.message.contains("No_Such_Field"), "{}", check.message);
+}
+
+#[tokio::test]
+async fn check_reads_contacts_when_they_are_imported_and_names_a_missing_link_field() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let both = Expectations {
+        modules: vec![CrmModule::Leads, CrmModule::Contacts],
+        platform_link_field: Some("plezi_url".into()),
+        ..Expectations::filter("sync_to_plezi", "yes")
+    };
+    let check = client.check(&both).await.unwrap();
+    assert!(check.ok, "{}", check.message);
+    assert!(check.message.contains("Contacts"), "{}", check.message);
+
+    let gone = Expectations {
+        platform_link_field: Some("plezi_link".into()),
+        ..Expectations::default()
+    };
+    let check = client.check(&gone).await.unwrap();
+    assert!(!check.ok);
+    assert!(
+        check
+            .message
+            .contains("Leads have no field \"plezi_link\" for the link back"),
+        "{}",
+        check.message
+    );
 }
 
 impl Zoho {

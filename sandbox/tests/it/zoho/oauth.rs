@@ -180,6 +180,36 @@ async fn an_unknown_refresh_token_is_invalid_code() {
 }
 
 #[tokio::test]
+async fn a_revoked_refresh_token_refreshes_nothing_and_takes_its_access_tokens_along() {
+    let z = Zoho::start().await;
+    let d = z.sb.desc().zoho.clone();
+    let revoke = |token: &str| {
+        z.sb.http
+            .post(format!("{}/oauth/v2/token/revoke", d.accounts_url))
+            .query(&[("token", token)])
+    };
+
+    let (status, body) = split(revoke(&z.refresh).send().await.unwrap()).await;
+
+    assert_eq!((status, body), (200, json!({ "status": "success" })));
+    let (s, b) = token_request(
+        &z.sb,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &d.client_id),
+            ("client_secret", &d.client_secret),
+            ("refresh_token", &z.refresh),
+        ],
+    )
+    .await;
+    assert_eq!((s, b), (200, json!({ "error": "invalid_code" })));
+    let (s, b) = z.get("/users").await;
+    assert_eq!((s, b["code"].clone()), (401, json!("INVALID_TOKEN")));
+    let (s, _) = split(revoke(&z.refresh).send().await.unwrap()).await;
+    assert_eq!(s, 400, "a token revoked twice is unknown the second time");
+}
+
+#[tokio::test]
 async fn the_eleventh_access_token_in_ten_minutes_is_denied_until_the_window_moves() {
     let z = Zoho::start().await;
     let d = z.sb.desc().zoho.clone();

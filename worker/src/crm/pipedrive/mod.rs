@@ -30,8 +30,8 @@ use self::wire::{Catalog, Envelope, WireField, WireUser};
 use super::RetryPolicy;
 use super::retry::transport_error;
 use super::{
-    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, ListQuery, RecordPage,
-    RecordWrite, WriteResult,
+    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations, FieldsHelp,
+    ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
 
@@ -415,7 +415,7 @@ impl CrmClient for PipedriveClient {
         ConnectorKind::Pipedrive
     }
 
-    async fn check(&self, filter_field: Option<&str>) -> Result<ConnectionCheck, CrmError> {
+    async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError> {
         let me = match self
             .call(Method::GET, "/api/v1/users/me", &[], None, false)
             .await
@@ -452,17 +452,19 @@ impl CrmClient for PipedriveClient {
             .as_str()
             .unwrap_or(&self.company)
             .to_owned();
-        if let Some(filter) = filter_field {
+        if expect.filter_field.is_some() || expect.platform_link_field.is_some() {
             let fields = self.fields(CrmModule::Persons).await?;
-            let found = fields
-                .iter()
-                .any(|f| f.api_name == filter || f.label.eq_ignore_ascii_case(filter.trim()));
-            if !found {
+            let help = FieldsHelp {
+                records: "Pipedrive persons",
+                settings: "Pipedrive (Company settings > Data fields > Person)",
+            };
+            if let Some(problem) = expect
+                .filter_problem(&fields, help)
+                .or_else(|| expect.link_problem(&fields, help))
+            {
                 return Ok(ConnectionCheck {
                     ok: false,
-                    message: format!(
-                        "connected to {company} as {user}, but Pipedrive has no person field \"{filter}\" for the import filter: create it or change the filter field"
-                    ),
+                    message: format!("connected to {company} as {user}, but {problem}"),
                 });
             }
         }

@@ -817,52 +817,64 @@ impl CrmClient for ZohoClient {
         ConnectorKind::ZohoCrm
     }
 
-    async fn check(&self, filter_field: Option<&str>) -> Result<ConnectionCheck, CrmError> {
+    async fn check(&self, expect: &super::Expectations) -> Result<ConnectionCheck, CrmError> {
         let fail = |message: String| Ok(ConnectionCheck { ok: false, message });
-        let fields = match self.module_fields(CrmModule::Leads).await {
-            Ok(fields) => fields,
-            Err(CrmError::Unauthorized(message)) => return fail(message),
-            Err(CrmError::Unavailable(message)) => {
-                return fail(format!("cannot reach Zoho at {}: {message}", self.accounts));
-            }
-            Err(CrmError::RateLimited { .. }) => {
-                return fail(
-                    "Zoho refuses new access tokens for now (more than ten in ten minutes): try again in a few minutes".into(),
-                );
-            }
-            Err(other) => return Err(other),
-        };
-        let names = Self::field_names(&fields);
-        match self
-            .call(
+        // Leads hold the mappings' fields, so they must be readable even when only
+        // Contacts are imported.
+        let mut modules = vec![CrmModule::Leads];
+        if expect.modules.contains(&CrmModule::Contacts) {
+            modules.push(CrmModule::Contacts);
+        }
+        for &module in &modules {
+            let name = module_name(module);
+            // A refused refresh token, client or scope is `Err(Unauthorized)`:
+            // the caller marks the connector NEEDS_REAUTH.
+            let fields = match self.module_fields(module).await {
+                Ok(fields) => fields,
+                Err(CrmError::Unavailable(message)) => {
+                    return fail(format!("cannot reach Zoho at {}: {message}", self.accounts));
+                }
+                Err(CrmError::RateLimited { .. }) => {
+                    return fail(
+                        "Zoho refuses new access tokens for now (more than ten in ten minutes): try again in a few minutes".into(),
+                    );
+                }
+                Err(other) => return Err(other),
+            };
+            self.call(
                 Method::GET,
-                "/Leads",
-                &[("fields", names), ("per_page", "1".into())],
+                &format!("/{name}"),
+                &[
+                    ("fields", Self::field_names(&fields)),
+                    ("per_page", "1".into()),
+                ],
                 None,
                 None,
             )
-            .await
-        {
-            Ok(_) => {}
-            Err(CrmError::Unauthorized(message)) => {
-                return fail(format!("Zoho Leads are not readable: {message}"));
-            }
-            Err(other) => return Err(other),
-        }
-        if let Some(filter) = filter_field {
-            let found = fields.iter().any(|f| {
-                f.api_name.eq_ignore_ascii_case(filter.trim())
-                    || f.label.eq_ignore_ascii_case(filter.trim())
-            });
-            if !found {
-                return fail(format!(
-                    "connected to Zoho CRM, but Leads have no field \"{filter}\" for the import filter: create it in Zoho (Setup > Modules and Fields) or change the filter field"
-                ));
+            .await?;
+            let help = super::FieldsHelp {
+                records: name,
+                settings: "Zoho (Setup > Modules and Fields)",
+            };
+            let filter = expect
+                .imports(module, CrmModule::Leads)
+                .then(|| expect.filter_problem(&fields, help))
+                .flatten();
+            let link = (module == CrmModule::Leads)
+                .then(|| expect.link_problem(&fields, help))
+                .flatten();
+            if let Some(problem) = filter.or(link) {
+                return fail(format!("connected to Zoho CRM, but {problem}"));
             }
         }
+        let readable = modules
+            .iter()
+            .map(|m| module_name(*m))
+            .collect::<Vec<_>>()
+            .join(" and ");
         Ok(ConnectionCheck {
             ok: true,
-            message: "connected to Zoho CRM: Leads are readable".into(),
+            message: format!("connected to Zoho CRM: {readable} are readable"),
         })
     }
 
