@@ -599,3 +599,18 @@ async fn picklist_values_are_checked_before_sending_and_labels_do_not_echo() {
         Some("Web-Form")
     );
 }
+
+#[tokio::test]
+async fn zoho_workflows_run_on_our_writes_only_when_the_connector_asks() {
+    let quiet = app(0, |_| {}).await;
+    add_contacts(&quiet, "w", 3, &[]).await;
+    let run = quiet.sync(SyncMode::Full).await;
+    assert_eq!(run.to_crm_created, 3, "{:?}", run.error);
+    assert_eq!(quiet.crm.usage().await["workflow_runs"], json!(0));
+
+    let asks = app(0, |s| s.run_workflows = true).await;
+    add_contacts(&asks, "w", 3, &[]).await;
+    let run = asks.sync(SyncMode::Full).await;
+    assert_eq!(run.to_crm_created, 3, "{:?}", run.error);
+    assert_eq!(asks.crm.usage().await["workflow_runs"], json!(3));
+}
