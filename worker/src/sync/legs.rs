@@ -653,6 +653,7 @@ async fn import_page(
             }
             (_, c) => c.as_ref().map(|c| c.id.clone()),
         };
+        // A refused conversion is reported; the write before it stays applied.
         let conversion = match conversions.remove(&i) {
             Some(Err(e @ CrmError::Rejected { .. })) => {
                 to_crm = Write::Reject(rejection_of(&e));
@@ -661,7 +662,6 @@ async fn import_page(
             Some(Ok(c)) => Some(c),
             _ => None,
         };
-        let crm_applied = crm_applied && !matches!(to_crm, Write::Reject(_));
         if let Some(contact_id) = &contact_id {
             run.touched.insert(contact_id.clone());
             let snapshot = p.decision.snapshot(platform_applied, crm_applied);
@@ -1069,6 +1069,8 @@ async fn export_page(
             Some(Err(_)) => continue,
             None => {}
         }
+        let applied = !matches!(to_crm, Write::Reject(_));
+        // A refused conversion is reported; the write before it stays applied.
         let conversion = match conversions.remove(&i) {
             Some(Err(e @ CrmError::Rejected { .. })) => {
                 to_crm = Write::Reject(rejection_of(&e));
@@ -1077,7 +1079,6 @@ async fn export_page(
             Some(Ok(c)) => Some(c),
             _ => None,
         };
-        let applied = !matches!(to_crm, Write::Reject(_));
         if let Some(crm_id) = &crm_id
             && (applied || p.link.is_some())
             && !(run.dry() && p.link.is_none())
