@@ -21,6 +21,10 @@ use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Valu
 use crate::events::LegCounts;
 use crate::platform::Mapping;
 
+/// Owners before they are needed: no contact of the page has one to match.
+static NO_OWNERS: std::sync::LazyLock<std::collections::HashSet<String>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// The CRM's fields of a module (loaded for every module a run uses).
 fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, CrmField> {
     run.fields
@@ -58,7 +62,7 @@ fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Ru
         mappings,
         fields: fields_of(run, module),
         joined_name: run.connector.kind == crmsync_entity::enums::ConnectorKind::Pipedrive,
-        owners: &run.owners,
+        owners: run.owners.as_ref().unwrap_or(&NO_OWNERS),
         default_owner: run.settings.default_owner_email.as_deref(),
     }
 }
@@ -383,6 +387,10 @@ async fn import_page(
     .into_iter()
     .map(|l| (l.contact_id.clone(), l))
     .collect();
+    // Owners are matched when a contact already has one to send (S9).
+    if contacts.iter().any(|c| c.owner_email.is_some()) {
+        run.load_owners().await?;
+    }
     let by_id: HashMap<String, contact::Model> =
         contacts.iter().map(|c| (c.id.clone(), c.clone())).collect();
     let by_email: HashMap<String, contact::Model> =
@@ -855,6 +863,9 @@ async fn export_page(
         .into_iter()
         .filter(|c| links.get(&c.id).is_none_or(|l| l.module == module))
         .collect();
+    if page.iter().any(|c| c.owner_email.is_some()) {
+        run.load_owners().await?;
+    }
     let unlinked: Vec<String> = page
         .iter()
         .filter(|c| !links.contains_key(&c.id))

@@ -94,7 +94,9 @@ pub(crate) struct Run<'a> {
     pub mappings: Vec<Mapping>,
     /// The CRM's fields by module, then by api name.
     pub fields: HashMap<CrmModule, HashMap<String, CrmField>>,
-    pub owners: HashSet<String>,
+    /// E-mails of the CRM's active users, read when a page first has a
+    /// contact with an owner (a run that never needs them never asks).
+    pub owners: Option<HashSet<String>>,
     pub legs: Legs,
     pub processed: i64,
     /// Contacts the import leg decided (both ways): the export leg skips them.
@@ -124,6 +126,21 @@ impl Run<'_> {
     /// True when checkpoints are ignored.
     pub fn ignores_checkpoints(&self) -> bool {
         self.run.mode != SyncMode::Incremental || self.retry.is_some()
+    }
+
+    /// Reads the CRM's active users once, for owner matching (S9).
+    pub async fn load_owners(&mut self) -> Result<(), Stop> {
+        if self.owners.is_none() {
+            let users = self.client.users().await?;
+            self.owners = Some(
+                users
+                    .into_iter()
+                    .filter(|u| u.active)
+                    .map(|u| u.email)
+                    .collect(),
+            );
+        }
+        Ok(())
     }
 
     /// Saves counters and phase, publishes an event, and stops if cancelled.
@@ -244,7 +261,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         }
         Err(Stop::Db(e)) => return Err(e.into()),
     };
-    let (client, settings, mappings, fields, owners, retry) = prepared;
+    let (client, settings, mappings, fields, retry) = prepared;
     let mut state = Run {
         ctx,
         tenant,
@@ -254,7 +271,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         client,
         mappings,
         fields,
-        owners,
+        owners: None,
         legs: Legs::default(),
         processed: 0,
         touched: HashSet::new(),
@@ -319,7 +336,6 @@ type Prepared = (
     ConnectorSettings,
     Vec<Mapping>,
     HashMap<CrmModule, HashMap<String, CrmField>>,
-    HashSet<String>,
     Option<(HashSet<String>, HashSet<String>)>,
 );
 
@@ -376,18 +392,11 @@ async fn prepare(
             );
         }
     }
-    let owners = client
-        .users()
-        .await?
-        .into_iter()
-        .filter(|u| u.active)
-        .map(|u| u.email)
-        .collect();
     let retry = match &run.retry_of {
         Some(of) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
         None => None,
     };
-    Ok((client, settings, mappings, fields, owners, retry))
+    Ok((client, settings, mappings, fields, retry))
 }
 
 async fn needs_reauth(

@@ -10,7 +10,7 @@ use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    ExprTrait, QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Opens a write transaction (IMMEDIATE on SQLite, so it never fails to upgrade its lock).
@@ -211,17 +211,31 @@ pub(crate) async fn contacts(
     ids: Vec<String>,
     emails: Vec<String>,
 ) -> Result<Vec<contact::Model>, DbErr> {
-    if ids.is_empty() && emails.is_empty() {
-        return Ok(Vec::new());
+    // Two indexed lookups, not one `id IN .. OR email IN ..`: SQLite plans
+    // the OR as a scan of all the tenant's contacts (quadratic over an import).
+    let mut found = Vec::new();
+    if !ids.is_empty() {
+        found = contact::Entity::for_tenant(tenant)
+            .filter(contact::Column::Id.is_in(ids))
+            .all(db)
+            .await?;
     }
-    contact::Entity::for_tenant(tenant)
-        .filter(
-            contact::Column::Id
-                .is_in(ids)
-                .or(contact::Column::Email.is_in(emails)),
-        )
-        .all(db)
-        .await
+    let known: std::collections::HashSet<&str> = found.iter().map(|c| c.email.as_str()).collect();
+    let emails: Vec<String> = emails
+        .into_iter()
+        .filter(|e| !known.contains(e.as_str()))
+        .collect();
+    if !emails.is_empty() {
+        found.extend(
+            contact::Entity::for_tenant(tenant)
+                .filter(contact::Column::Email.is_in(emails))
+                .all(db)
+                .await?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|c| seen.insert(c.id.clone()));
+    Ok(found)
 }
 
 /// CRM records of one module (from the index) with these e-mails.
