@@ -1,15 +1,35 @@
-//! Benchmark of a full two-way sync against the sandbox Pipedrive: N platform
-//! contacts to export and N CRM persons to import (disjoint e-mails, so both
-//! legs create N records). Reports wall time, CRM calls by endpoint, calls per
-//! contact, 429s and the peak memory of this process (the sandbox runs in a
-//! child process, so its memory is not counted).
+//! Benchmarks of FULL syncs against the sandbox CRMs, through the real job
+//! queue and worker. The sandbox runs in a child process (`crmsync sandbox`),
+//! so the peak memory reported is this process's alone; CRM calls are the
+//! sandbox's own request counts.
+//!
+//! - Pipedrive (the default): a two-way sync of N platform contacts to export
+//!   and N CRM persons to import (disjoint e-mails, so both legs create N
+//!   records). Reports wall time, CRM calls by endpoint, calls per contact,
+//!   429s and peak memory.
+//! - Zoho CRM (`--crm zoho`), one scenario at a time. Both report 429s, the
+//!   org's calls in flight (its usage, sampled every 5 ms), the time of each
+//!   leg's pages, the CPU time of crmsync and of the sandbox during the run,
+//!   and peak memory. `--concurrency` (default 10) sets the connector's
+//!   `max_concurrent_calls` and the org's `concurrency` and
+//!   `heavy_concurrency`; `--latency-ms` injects that delay on every Zoho API
+//!   POST, served while the call holds its concurrency slot.
+//!   - `--export`: N platform contacts and an empty org. Reports the upsert
+//!     calls against ceil(N/100) and the wall time against the bound
+//!     upserts x latency / concurrency.
+//!   - `--import`: N plain leads (with e-mails, none converted) and no
+//!     platform contacts. Reports the read calls by endpoint against
+//!     N/200 + 2, the write-back upserts and the contacts created.
 //!
 //! ```sh
 //! cargo bench --bench sync -- --people 10000            # limits off
 //! cargo bench --bench sync -- --people 2000 --limits    # sandbox burst limit 80 per 2 s
+//! cargo bench --bench sync -- --crm zoho --export --people 100000 --latency-ms 50 --concurrency 10
+//! cargo bench --bench sync -- --crm zoho --import --people 100000
 //! ```
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,21 +41,212 @@ use crmsync_entity::enums::{
 use crmsync_entity::models::{connector, contact, field_mapping, tenant};
 use crmsync_entity::{TenantId, new_id};
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
-use crmsync_worker::events::{EventBus, InProcessBus};
+use crmsync_worker::events::{EventBus, InProcessBus, SyncEvent};
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::platform::Mapping;
 use crmsync_worker::settings::ConnectorSettings;
 use crmsync_worker::sync::SyncOptions;
 use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use reqwest::Method;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-struct Sandbox(Child);
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let sandbox = Sandbox::start();
+    let http = reqwest::Client::new();
+    match args.crm.as_str() {
+        "pipedrive" => pipedrive(&args, &http, &sandbox).await,
+        "zoho" if args.export == args.import => {
+            panic!("--crm zoho needs exactly one of --export and --import")
+        }
+        "zoho" => zoho(&args, &http, &sandbox).await,
+        other => panic!("--crm: pipedrive or zoho, got {other}"),
+    }
+}
+
+/// The command line. `cargo bench` adds arguments of its own (`--bench`),
+/// so unknown ones are ignored.
+struct Args {
+    crm: String,
+    people: usize,
+    limits: bool,
+    export: bool,
+    import: bool,
+    latency_ms: u64,
+    concurrency: u32,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .map(|i| args.get(i + 1).cloned().unwrap_or_default())
+        };
+        let number = |name: &str, default: u64| {
+            value(name).map_or(default, |v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name}: a whole number, got {v:?}"))
+            })
+        };
+        let flag = |name: &str| args.iter().any(|a| a == name);
+        Self {
+            crm: value("--crm").unwrap_or_else(|| "pipedrive".into()),
+            people: number("--people", 10_000) as usize,
+            limits: flag("--limits"),
+            export: flag("--export"),
+            import: flag("--import"),
+            latency_ms: number("--latency-ms", 0),
+            concurrency: number("--concurrency", 10) as u32,
+        }
+    }
+}
+
+/// The sandbox CRMs in a child process, killed on drop.
+struct Sandbox {
+    child: Child,
+    pid: String,
+    description: Value,
+    admin: String,
+}
+
+impl Sandbox {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .args(["sandbox", "--bind", "127.0.0.1:0", "--people", "0"])
+            .env("CRMSYNC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("crmsync sandbox starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let description: Value = serde_json::from_str(&line).unwrap();
+        let admin = description["admin_url"].as_str().unwrap().to_owned();
+        Self {
+            pid: child.id().to_string(),
+            child,
+            description,
+            admin,
+        }
+    }
+
+    /// An admin call that must succeed; its JSON reply (`Null` when empty).
+    async fn admin(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
+        let resp = http
+            .request(method, format!("{}{path}", self.admin))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let ok = resp.status().is_success();
+        let text = resp.text().await.unwrap();
+        assert!(ok, "{path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The sandbox's request counts for one CRM since they were last reset.
+    async fn requests(&self, http: &reqwest::Client, system: &str) -> Requests {
+        let counts = self
+            .admin(
+                http,
+                Method::GET,
+                &format!("/requests?system={system}"),
+                Value::Null,
+            )
+            .await;
+        Requests {
+            total: counts["total"].as_u64().unwrap(),
+            rows: counts["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["endpoint"].as_str().unwrap().to_owned(),
+                        r["status"].as_u64().unwrap(),
+                        r["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Request counts: endpoint (`METHOD /route`), status, count.
+struct Requests {
+    total: u64,
+    rows: Vec<(String, u64, u64)>,
+}
+
+impl Requests {
+    /// Calls to endpoints `pick` accepts, whatever their status.
+    fn calls(&self, pick: impl Fn(&str) -> bool) -> u64 {
+        self.rows
+            .iter()
+            .filter(|(e, _, _)| pick(e))
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    /// Replies with status 429.
+    fn throttled(&self) -> u64 {
+        self.rows
+            .iter()
+            .filter(|(_, s, _)| *s == 429)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    fn print_table(&self) {
+        println!("\n| endpoint | status | calls |\n| --- | ---: | ---: |");
+        for (endpoint, status, count) in &self.rows {
+            println!("| `{endpoint}` | {status} | {count} |");
+        }
+    }
+}
+
+/// Zoho API calls of this method whose route ends with `suffix`.
+fn zoho_api(method: &str, suffix: &'static str) -> impl Fn(&str) -> bool {
+    let prefix = format!("{method} /zoho/api/crm/v8/");
+    move |e: &str| e.starts_with(&prefix) && e.ends_with(suffix)
+}
+
+/// CPU time (user and system) a process has used so far, from
+/// `/proc/{pid}/stat` (`self` for this one).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks
+    // of 1/100 s (USER_HZ on Linux).
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
     }
 }
 
@@ -48,99 +259,253 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let people: usize = args
-        .iter()
-        .position(|a| a == "--people")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let limits = args.iter().any(|a| a == "--limits");
+/// The platform side: a fresh SQLite database, one tenant, N contacts.
+struct Platform {
+    db: DatabaseConnection,
+    tenant_id: String,
+    key: Arc<CredentialsKey>,
+    dir: PathBuf,
+}
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
-        .args(["sandbox", "--bind", "127.0.0.1:0", "--people", "0"])
-        .env("CRMSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("crmsync sandbox starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _sandbox = Sandbox(child);
-    let d: Value = serde_json::from_str(&line).unwrap();
-    let admin = d["admin_url"].as_str().unwrap().to_owned();
-    let pd = &d["pipedrive"];
-    let company = pd["company_domain"].as_str().unwrap().to_owned();
-    let http = reqwest::Client::new();
-    let admin_call = |method: reqwest::Method, path: String, body: Value| {
-        let http = http.clone();
-        async move {
-            let resp = http.request(method, path).json(&body).send().await.unwrap();
-            assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+impl Platform {
+    async fn with_contacts(people: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("crmsync-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+        let db = crmsync_entity::db::connect(&url).await.unwrap();
+        crmsync_entity::db::migrate(&db).await.unwrap();
+        let tenant_id = new_id();
+        tenant::ActiveModel {
+            id: Set(tenant_id.clone()),
+            name: Set("Bench".into()),
+            slug: Set("bench".into()),
+            created_at: Set(Utc::now()),
         }
-    };
-    if !limits {
-        admin_call(
-            reqwest::Method::PATCH,
-            format!("{admin}/pipedrive/companies/{company}/limits"),
-            json!({"burst_limit": 1_000_000_000_u64, "daily_budget": 1_000_000_000_000_u64, "abuse_threshold": 0}),
-        )
-        .await;
+        .insert(&db)
+        .await
+        .unwrap();
+        let now = Utc::now();
+        for chunk in (0..people).collect::<Vec<_>>().chunks(1000) {
+            let rows = chunk.iter().map(|i| contact::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(tenant_id.clone()),
+                email: Set(format!("platform{i}@bench.example")),
+                first_name: Set(Some(format!("Bench{i}"))),
+                last_name: Set(Some("Contact".into())),
+                company: Set(None),
+                phone: Set(None),
+                job_title: Set(None),
+                source: Set(Some("Website".into())),
+                behaviour_score: Set(50),
+                state: Set(Some("Prospect".into())),
+                lifecycle: Set(Lifecycle::Prospect),
+                opted_out: Set(false),
+                owner_email: Set(None),
+                custom_fields: Set(json!({})),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+            contact::Entity::insert_many(rows).exec(&db).await.unwrap();
+        }
+        let (key, _) = CredentialsKey::generate();
+        Self {
+            db,
+            tenant_id,
+            key: Arc::new(key),
+            dir,
+        }
     }
-    admin_call(
-        reqwest::Method::POST,
-        format!("{admin}/pipedrive/companies/{company}/seed"),
-        json!({"seed": 11, "people": people, "filter": 1.0, "missing_email": 0.0, "duplicate_email": 0.0}),
-    )
-    .await;
 
-    // The platform side: a fresh SQLite database with N contacts.
-    let dir = std::env::temp_dir().join(format!("crmsync-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    let db = crmsync_entity::db::connect(&url).await.unwrap();
-    crmsync_entity::db::migrate(&db).await.unwrap();
-    let tenant_id = new_id();
-    tenant::ActiveModel {
-        id: Set(tenant_id.clone()),
-        name: Set("Bench".into()),
-        slug: Set("bench".into()),
-        created_at: Set(Utc::now()),
-    }
-    .insert(&db)
-    .await
-    .unwrap();
-    let now = Utc::now();
-    for chunk in (0..people).collect::<Vec<_>>().chunks(1000) {
-        let rows = chunk.iter().map(|i| contact::ActiveModel {
-            id: Set(new_id()),
-            tenant_id: Set(tenant_id.clone()),
-            email: Set(format!("platform{i}@bench.example")),
-            first_name: Set(Some(format!("Bench{i}"))),
-            last_name: Set(Some("Contact".into())),
-            company: Set(None),
-            phone: Set(None),
-            job_title: Set(None),
-            source: Set(Some("Website".into())),
-            behaviour_score: Set(50),
-            state: Set(Some("Prospect".into())),
-            lifecycle: Set(Lifecycle::Prospect),
-            opted_out: Set(false),
-            owner_email: Set(None),
-            custom_fields: Set(json!({})),
+    /// A connected connector with these credentials, settings and mappings.
+    async fn connector(
+        &self,
+        kind: ConnectorKind,
+        credentials: &Credentials,
+        base_url: &str,
+        settings: &ConnectorSettings,
+        mappings: Vec<Mapping>,
+    ) -> String {
+        let connector_id = new_id();
+        let now = Utc::now();
+        connector::ActiveModel {
+            id: Set(connector_id.clone()),
+            tenant_id: Set(self.tenant_id.clone()),
+            kind: Set(kind),
+            name: Set("Bench".into()),
+            status: Set(ConnectorStatus::Connected),
+            status_message: Set(None),
+            enabled: Set(true),
+            settings: Set(serde_json::to_value(settings).unwrap()),
+            credentials: Set(Some(self.key.seal(
+                &self.tenant_id,
+                &connector_id,
+                credentials,
+            ))),
+            credentials_set: Set(json!(credentials.names_set())),
+            base_url: Set(Some(base_url.to_owned())),
+            full_resync_recommended: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
-        });
-        contact::Entity::insert_many(rows).exec(&db).await.unwrap();
+        }
+        .insert(&self.db)
+        .await
+        .unwrap();
+        for (position, m) in mappings.into_iter().enumerate() {
+            field_mapping::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(self.tenant_id.clone()),
+                connector_id: Set(connector_id.clone()),
+                position: Set(position as i32),
+                platform_field: Set(m.platform_field),
+                crm_field: Set(m.crm_field),
+                direction: Set(m.direction),
+                enabled: Set(m.enabled),
+                locked: Set(m.locked),
+            }
+            .insert(&self.db)
+            .await
+            .unwrap();
+        }
+        connector_id
     }
 
-    let (key, _) = CredentialsKey::generate();
-    let key = Arc::new(key);
-    let connector_id = new_id();
+    /// One FULL sync of the connector through the job queue and a worker,
+    /// with the sandbox's request counts reset just before it starts.
+    async fn full_sync(
+        &self,
+        http: &reqwest::Client,
+        sandbox: &Sandbox,
+        connector_id: &str,
+    ) -> Finished {
+        let queue = JobQueue::connect(&self.db).await.unwrap();
+        let bus = Arc::new(InProcessBus::default());
+        let context = WorkerContext {
+            db: self.db.clone(),
+            bus: bus.clone(),
+            credentials_key: self.key.clone(),
+            http: http.clone(),
+            options: SyncOptions {
+                platform_url: "http://bench.example".into(),
+            },
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
+            queue.clone(),
+            context,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        sandbox
+            .admin(http, Method::DELETE, "/requests", Value::Null)
+            .await;
+
+        let mut events = bus.subscribe(&self.tenant_id);
+        let started = Instant::now();
+        let tenant = TenantId::new(self.tenant_id.clone());
+        let run = crmsync_worker::runs::start_sync(
+            &self.db,
+            &queue,
+            bus.as_ref(),
+            &tenant,
+            connector_id,
+            SyncTrigger::Api,
+            SyncMode::Full,
+        )
+        .await
+        .unwrap();
+        let mut pages = Vec::new();
+        let mut previous: Option<(Instant, String)> = None;
+        let last = loop {
+            let event = tokio::time::timeout(Duration::from_secs(3600), events.next())
+                .await
+                .expect("progress")
+                .expect("event");
+            if event.run_id != run.id {
+                continue;
+            }
+            if event.status.is_final() {
+                break event;
+            }
+            // A leg publishes once as it starts, then once after each page.
+            let now = Instant::now();
+            if let Some((at, phase)) = &previous
+                && *phase == event.phase
+            {
+                pages.push((event.phase.clone(), now - *at));
+            }
+            previous = Some((now, event.phase));
+        };
+        let wall = started.elapsed();
+        let _ = stop.send(());
+        let _ = worker.await;
+        Finished { last, wall, pages }
+    }
+}
+
+/// How a FULL sync ended.
+struct Finished {
+    /// The run's final event.
+    last: SyncEvent,
+    /// From the run's start to its final event.
+    wall: Duration,
+    /// Each page's time (from one progress event of a leg to the next), by leg
+    /// (`import`, `export`), in order.
+    pages: Vec<(String, Duration)>,
+}
+
+impl Finished {
+    /// How many pages the leg had, their total time and the mean time of
+    /// its first and last ten.
+    fn pace(&self, leg: &str) -> (usize, Duration, Duration, Duration) {
+        let times: Vec<Duration> = self
+            .pages
+            .iter()
+            .filter(|(phase, _)| phase == leg)
+            .map(|(_, t)| *t)
+            .collect();
+        let mean = |ts: &[Duration]| ts.iter().sum::<Duration>() / ts.len().max(1) as u32;
+        let ten = times.len().min(10);
+        (
+            times.len(),
+            times.iter().sum(),
+            mean(&times[..ten]),
+            mean(&times[times.len() - ten..]),
+        )
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// N platform contacts and N Pipedrive persons, both legs.
+async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let pd = &sandbox.description["pipedrive"];
+    let company = pd["company_domain"].as_str().unwrap().to_owned();
+    if !args.limits {
+        sandbox
+            .admin(
+                http,
+                Method::PATCH,
+                &format!("/pipedrive/companies/{company}/limits"),
+                json!({"burst_limit": 1_000_000_000_u64, "daily_budget": 1_000_000_000_000_u64, "abuse_threshold": 0}),
+            )
+            .await;
+    }
+    sandbox
+        .admin(
+            http,
+            Method::POST,
+            &format!("/pipedrive/companies/{company}/seed"),
+            json!({"seed": 11, "people": people, "filter": 1.0, "missing_email": 0.0, "duplicate_email": 0.0}),
+        )
+        .await;
+
+    let platform = Platform::with_contacts(people).await;
     let credentials = Credentials::Pipedrive {
         api_token: SecretString::from(pd["api_token"].as_str().unwrap().to_owned()),
         company_domain: company.clone(),
@@ -151,116 +516,24 @@ async fn main() {
     let fields = client.fields(CrmModule::Persons).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
     settings.filter_field = None;
-    connector::ActiveModel {
-        id: Set(connector_id.clone()),
-        tenant_id: Set(tenant_id.clone()),
-        kind: Set(ConnectorKind::Pipedrive),
-        name: Set("Bench".into()),
-        status: Set(ConnectorStatus::Connected),
-        status_message: Set(None),
-        enabled: Set(true),
-        settings: Set(serde_json::to_value(&settings).unwrap()),
-        credentials: Set(Some(key.seal(&tenant_id, &connector_id, &credentials))),
-        credentials_set: Set(json!(credentials.names_set())),
-        base_url: Set(Some(base_url)),
-        full_resync_recommended: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&db)
-    .await
-    .unwrap();
-    for (position, m) in
-        crmsync_worker::platform::default_mappings(ConnectorKind::Pipedrive, &fields)
-            .into_iter()
-            .enumerate()
-    {
-        field_mapping::ActiveModel {
-            id: Set(new_id()),
-            tenant_id: Set(tenant_id.clone()),
-            connector_id: Set(connector_id.clone()),
-            position: Set(position as i32),
-            platform_field: Set(m.platform_field),
-            crm_field: Set(m.crm_field),
-            direction: Set(m.direction),
-            enabled: Set(m.enabled),
-            locked: Set(m.locked),
-        }
-        .insert(&db)
-        .await
-        .unwrap();
-    }
+    let mappings = crmsync_worker::platform::default_mappings(ConnectorKind::Pipedrive, &fields);
+    let connector_id = platform
+        .connector(
+            ConnectorKind::Pipedrive,
+            &credentials,
+            &base_url,
+            &settings,
+            mappings,
+        )
+        .await;
 
-    let queue = JobQueue::connect(&db).await.unwrap();
-    let bus = Arc::new(InProcessBus::default());
-    let context = WorkerContext {
-        db: db.clone(),
-        bus: bus.clone(),
-        credentials_key: key,
-        http: http.clone(),
-        options: SyncOptions {
-            platform_url: "http://bench.example".into(),
-        },
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
-        queue.clone(),
-        context,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    http.delete(format!("{admin}/requests"))
-        .send()
-        .await
-        .unwrap();
-
-    let mut events = bus.subscribe(&tenant_id);
-    let started = Instant::now();
-    let tenant = TenantId::new(tenant_id.clone());
-    let run = crmsync_worker::runs::start_sync(
-        &db,
-        &queue,
-        bus.as_ref(),
-        &tenant,
-        &connector_id,
-        SyncTrigger::Api,
-        SyncMode::Full,
-    )
-    .await
-    .unwrap();
-    let last = loop {
-        let event = tokio::time::timeout(Duration::from_secs(3600), events.next())
-            .await
-            .expect("progress")
-            .expect("event");
-        if event.run_id == run.id && event.status.is_final() {
-            break event;
-        }
-    };
-    let wall = started.elapsed();
-    let _ = stop.send(());
-    let _ = worker.await;
-
-    let counts: Value = http
-        .get(format!("{admin}/requests?system=pipedrive"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let total = counts["total"].as_u64().unwrap();
-    let throttled: u64 = counts["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == 429)
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum();
+    let Finished { last, wall, .. } = platform.full_sync(http, sandbox, &connector_id).await;
+    let counts = sandbox.requests(http, "pipedrive").await;
+    let total = counts.total;
+    let throttled = counts.throttled();
     println!(
         "Two-way sync benchmark: {people} platform contacts and {people} Pipedrive persons, sandbox limits {}.",
-        if limits {
+        if args.limits {
             "on (burst 80 per 2 s)"
         } else {
             "off"
@@ -295,19 +568,266 @@ async fn main() {
         100.0 * throttled as f64 / total.max(1) as f64
     );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    println!("\n| endpoint | status | calls |\n| --- | ---: | ---: |");
-    for r in counts["requests"].as_array().unwrap() {
-        println!(
-            "| `{}` | {} | {} |",
-            r["endpoint"].as_str().unwrap(),
-            r["status"],
-            r["count"]
-        );
-    }
+    counts.print_table();
     assert_eq!(
         last.status,
         SyncRunStatus::Succeeded,
         "the benchmark run must succeed"
     );
-    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One FULL sync against the sandbox Zoho with one side empty: N platform
+/// contacts exported to an empty org, or N leads imported into an empty
+/// platform.
+async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let z = &sandbox.description["zoho"];
+    let org = z["org_id"].as_str().unwrap().to_owned();
+    let accounts_url = z["accounts_url"].as_str().unwrap().to_owned();
+    let client_id = z["client_id"].as_str().unwrap().to_owned();
+    let client_secret = z["client_secret"].as_str().unwrap().to_owned();
+    let concurrency = args.concurrency as usize;
+    sandbox
+        .admin(
+            http,
+            Method::PATCH,
+            &format!("/zoho/orgs/{org}/limits"),
+            json!({"concurrency": concurrency, "heavy_concurrency": concurrency}),
+        )
+        .await;
+    if args.import {
+        // Plain leads: no conversions, no missing or shared e-mails, no values
+        // outside the picklists. The seed makes every seventh person a Contact,
+        // which the default settings do not import: enough people for N leads.
+        let spec_people = (people..).find(|p| p - p / 7 >= people).unwrap();
+        let seeded = sandbox
+            .admin(
+                http,
+                Method::POST,
+                &format!("/zoho/orgs/{org}/seed"),
+                json!({"seed": 11, "people": spec_people, "converted": 0.0, "missing_email": 0.0,
+                       "duplicate_email": 0.0, "unknown_picklist": 0.0}),
+            )
+            .await;
+        assert_eq!(seeded["leads"], people, "seeded {seeded}");
+    }
+    if args.latency_ms > 0 {
+        sandbox
+            .admin(
+                http,
+                Method::POST,
+                "/faults",
+                json!({"kind": "latency", "system": "zoho", "endpoint": "POST /zoho/api/*",
+                       "fixed_ms": args.latency_ms}),
+            )
+            .await;
+    }
+
+    let platform = Platform::with_contacts(if args.export { people } else { 0 }).await;
+    let grant = crmsync_worker::crm::zoho::exchange_grant_code(
+        http,
+        &accounts_url,
+        &client_id,
+        &client_secret,
+        z["grant_code"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    let credentials = Credentials::Zoho {
+        client_id,
+        client_secret: SecretString::from(client_secret),
+        data_center: "com".into(),
+        org_id: Some(org.clone()),
+        refresh_token: grant.refresh_token,
+    };
+    let client =
+        crmsync_worker::crm::client_for(&credentials, Some(&accounts_url), http.clone()).unwrap();
+    let fields = client.fields(CrmModule::Leads).await.unwrap();
+    let mut settings = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
+    settings.max_concurrent_calls = Some(args.concurrency);
+    let mappings = crmsync_worker::platform::default_mappings(ConnectorKind::ZohoCrm, &fields);
+    let connector_id = platform
+        .connector(
+            ConnectorKind::ZohoCrm,
+            &credentials,
+            &accounts_url,
+            &settings,
+            mappings,
+        )
+        .await;
+
+    let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
+    let sampler = tokio::spawn(sample_in_flight(
+        http.clone(),
+        format!("{}/zoho/orgs/{org}/usage", sandbox.admin),
+        sampling_stopped,
+    ));
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&sandbox.pid));
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let cpu = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&sandbox.pid) - cpu_before.1,
+    );
+    let (last, wall) = (&finished.last, finished.wall);
+    let _ = stop_sampling.send(());
+    let in_flight = sampler.await.unwrap();
+    let counts = sandbox.requests(http, "zoho").await;
+    let usage = sandbox
+        .admin(
+            http,
+            Method::GET,
+            &format!("/zoho/orgs/{org}/usage"),
+            Value::Null,
+        )
+        .await;
+
+    let upserts = counts.calls(zoho_api("POST", "/upsert"));
+    let reads = counts.calls(zoho_api("GET", ""));
+    let secs = wall.as_secs_f64();
+    let latency = if args.latency_ms > 0 {
+        format!("{} ms latency on API POSTs", args.latency_ms)
+    } else {
+        "no injected latency".into()
+    };
+    if args.export {
+        println!(
+            "Zoho export benchmark: {people} platform contacts to an empty org, {latency}, concurrency {concurrency}."
+        );
+    } else {
+        println!(
+            "Zoho import benchmark: {people} leads to an empty platform, {latency}, concurrency {concurrency}."
+        );
+    }
+    println!("\n| figure | value |\n| --- | ---: |");
+    println!("| final status | {:?} |", last.status);
+    println!(
+        "| rejected (to / from) | {} / {} |",
+        last.legs.to_crm.rejected, last.legs.from_crm.rejected
+    );
+    println!("| wall time of the run | {secs:.2} s |");
+    println!(
+        "| contacts per second | {:.0} |",
+        people as f64 / secs.max(f64::EPSILON)
+    );
+    if args.export {
+        let expected = people.div_ceil(100) as u64;
+        let bound = upserts as f64 * args.latency_ms as f64 / 1000.0 / concurrency as f64;
+        println!("| created in Zoho | {} |", last.legs.to_crm.created);
+        println!("| upsert calls (target ceil(N/100) = {expected}) | **{upserts}** |");
+        if bound > 0.0 {
+            println!(
+                "| bound: upserts x latency / concurrency | {bound:.2} s (target: wall at most {:.2} s) |",
+                1.2 * bound
+            );
+            println!(
+                "| wall / bound (target at most 1.2) | **{:.2}** |",
+                secs / bound
+            );
+        }
+    } else {
+        println!(
+            "| contacts created in the platform | {} |",
+            last.legs.from_crm.created
+        );
+        println!(
+            "| read calls (target at most N/200 + 2 = {}) | **{reads}** |",
+            people / 200 + 2
+        );
+        println!(
+            "| of which list pages / settings/fields / users / by id | {} / {} / {} / {} |",
+            counts.calls(|e| e == "GET /zoho/api/crm/v8/{module}"),
+            counts.calls(zoho_api("GET", "/settings/fields")),
+            counts.calls(zoho_api("GET", "/users")),
+            counts.calls(|e| e == "GET /zoho/api/crm/v8/{module}/{id}"),
+        );
+        println!("| upsert calls (write-backs) | {upserts} |");
+    }
+    println!("| CRM calls during the run | {} |", counts.total);
+    println!(
+        "| token calls (the org's, since the sandbox started) | {} |",
+        usage["token_calls"]
+    );
+    println!("| 429 replies | {} |", counts.throttled());
+    println!(
+        "| time with at least one call in flight | {:.2} s ({:.0} %) |",
+        in_flight.busy_share() * secs,
+        100.0 * in_flight.busy_share()
+    );
+    println!(
+        "| calls in flight: mean while busy / max | {:.1} / {} |",
+        in_flight.mean_while_busy(),
+        in_flight.max
+    );
+    for leg in ["import", "export"] {
+        let (pages, total, first, last_pages) = finished.pace(leg);
+        println!(
+            "| {leg} leg: pages, their time, mean of the first / last ten | {pages}, {:.2} s, {:.0} / {:.0} ms |",
+            total.as_secs_f64(),
+            first.as_secs_f64() * 1000.0,
+            last_pages.as_secs_f64() * 1000.0
+        );
+    }
+    println!(
+        "| CPU time during the run: crmsync / sandbox | {:.2} s / {:.2} s |",
+        cpu.0, cpu.1
+    );
+    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+    counts.print_table();
+    assert_eq!(
+        last.status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
+}
+
+/// Samples of the Zoho org's calls in flight (the sandbox counts a call from
+/// the moment it takes its concurrency slot, injected latency included).
+#[derive(Debug, Default)]
+struct InFlight {
+    samples: u64,
+    busy: u64,
+    sum: u64,
+    max: u64,
+}
+
+impl InFlight {
+    /// Share of samples with at least one call in flight.
+    fn busy_share(&self) -> f64 {
+        self.busy as f64 / self.samples.max(1) as f64
+    }
+
+    /// Calls in flight on average when there was at least one.
+    fn mean_while_busy(&self) -> f64 {
+        self.sum as f64 / self.busy.max(1) as f64
+    }
+}
+
+/// Reads the org's usage every 5 ms until `stop` fires.
+async fn sample_in_flight(
+    http: reqwest::Client,
+    url: String,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> InFlight {
+    let mut out = InFlight::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return out,
+            _ = tick.tick() => {}
+        }
+        let Ok(resp) = http.get(&url).send().await else {
+            continue;
+        };
+        let Ok(usage) = resp.json::<Value>().await else {
+            continue;
+        };
+        let n = usage["in_flight"].as_u64().unwrap_or(0);
+        out.samples += 1;
+        out.sum += n;
+        out.max = out.max.max(n);
+        if n > 0 {
+            out.busy += 1;
+        }
+    }
 }
