@@ -1,10 +1,18 @@
 //! The Zoho CRM client: a self-client's refresh token, API v8, Leads and Contacts.
 //!
 //! - Tokens: the grant code is exchanged once for a refresh token
-//!   ([`exchange_grant_code`]); access tokens are cached per client and refreshed
-//!   single-flight, because Zoho gives at most ten access tokens per refresh token
-//!   per ten minutes. A 401 INVALID_TOKEN refreshes once and retries.
+//!   ([`exchange_grant_code`]); access tokens are shared by every client of one
+//!   refresh token in the process and refreshed single-flight, because Zoho gives
+//!   at most ten access tokens per refresh token per ten minutes. A 401
+//!   INVALID_TOKEN refreshes once and retries.
 //! - Calls go to the `api_domain` the token reply names, never to a guessed host.
+//! - Limits: every call holds a permit of the connector's concurrency limit (its
+//!   edition's); writes of more than ten records and conversions also one of the
+//!   heavy-call sub-limit.
+//! - Listing: `If-Modified-Since`, sorted by `Modified_Time`, converted leads
+//!   included; from the second page on Zoho's page token, which resumes after the
+//!   last record's key (records written meanwhile never shift a page).
+//! - Picklists are read as their display labels and written as actual values.
 //! - Retries: 429, 5xx, timeouts and dropped connections, with jittered backoff.
 //!   An upsert batch is safe to re-send: upsert by Email does not duplicate.
 
