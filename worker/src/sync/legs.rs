@@ -85,20 +85,52 @@ fn make_client(decision: &mut Decision, contact: Option<&contact::Model>) {
     }
 }
 
-/// Converts the leads of contacts that became clients (S10), a few at a time.
+/// Converts the leads of contacts that became clients (S10), a few at a time,
+/// unless the page already stops the run; a failure that stops it is `stop`.
 async fn convert_leads(
     run: &Run<'_>,
     leads: Vec<(usize, String)>,
+    stop: &mut Option<Stop>,
 ) -> HashMap<usize, Result<Conversion, CrmError>> {
-    if run.dry() || leads.is_empty() {
+    if run.dry() || leads.is_empty() || stop.is_some() {
         return HashMap::new();
     }
     let client = &run.client;
-    futures::stream::iter(leads)
+    let conversions: HashMap<usize, Result<Conversion, CrmError>> = futures::stream::iter(leads)
         .map(|(i, id)| async move { (i, client.convert_lead(&id).await) })
         .buffer_unordered(4)
         .collect()
-        .await
+        .await;
+    *stop = stop_of(conversions.values());
+    conversions
+}
+
+/// One lead's conversion: a refusal is reported on the item (the write before
+/// it stays applied).
+fn conversion_of(
+    result: Option<Result<Conversion, CrmError>>,
+    to_crm: &mut Write,
+) -> Option<Conversion> {
+    match result {
+        Some(Err(e @ CrmError::Rejected { .. })) => {
+            *to_crm = Write::Reject(rejection_of(&e));
+            None
+        }
+        Some(Ok(c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// The outcome of the CRM side, a conversion counting as the change made.
+fn crm_outcome(
+    to_crm: &Write,
+    conversion: Option<&Conversion>,
+    conflicts: &[String],
+) -> ItemOutcome {
+    match (to_crm, conversion) {
+        (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
+        _ => outcome_of(to_crm, conflicts),
+    }
 }
 
 /// The link of a converted lead, moved to the contact it became.
@@ -199,16 +231,8 @@ fn rejection_of(e: &CrmError) -> Rejection {
 }
 
 /// Splits write results into what was applied and what stops the run.
-fn stop_of(results: &[Result<WriteResult, CrmError>]) -> Option<Stop> {
-    results.iter().find_map(|r| match r {
-        Err(CrmError::Rejected { .. }) | Ok(_) => None,
-        Err(e) => Some(Stop::from(e.clone())),
-    })
-}
-
-/// A conversion failure that stops the run (not a refusal of one lead).
-fn conversion_stop(conversions: &HashMap<usize, Result<Conversion, CrmError>>) -> Option<Stop> {
-    conversions.values().find_map(|r| match r {
+fn stop_of<'a, T: 'a>(results: impl IntoIterator<Item = &'a Result<T, CrmError>>) -> Option<Stop> {
+    results.into_iter().find_map(|r| match r {
         Err(CrmError::Rejected { .. }) | Ok(_) => None,
         Err(e) => Some(Stop::from(e.clone())),
     })
@@ -564,7 +588,7 @@ async fn import_page(
         let results = run.client.write(module, writes).await;
         crm_results = idx.into_iter().zip(results).collect();
     }
-    let mut stop = stop_of(&crm_results.values().cloned().collect::<Vec<_>>());
+    let mut stop = stop_of(crm_results.values());
     let first_write = crm_results
         .values()
         .filter_map(|r| r.as_ref().ok().map(|w| w.modified_at))
@@ -586,14 +610,7 @@ async fn import_page(
         })
         .map(|(i, p)| (i, p.record.id.clone()))
         .collect();
-    let mut conversions = if stop.is_none() {
-        convert_leads(run, leads).await
-    } else {
-        HashMap::new()
-    };
-    if stop.is_none() {
-        stop = conversion_stop(&conversions);
-    }
+    let mut conversions = convert_leads(run, leads, &mut stop).await;
     let mut index = Vec::new();
 
     // E-mails flowing in must not take another contact's.
@@ -661,15 +678,7 @@ async fn import_page(
             }
             (_, c) => c.as_ref().map(|c| c.id.clone()),
         };
-        // A refused conversion is reported; the write before it stays applied.
-        let conversion = match conversions.remove(&i) {
-            Some(Err(e @ CrmError::Rejected { .. })) => {
-                to_crm = Write::Reject(rejection_of(&e));
-                None
-            }
-            Some(Ok(c)) => Some(c),
-            _ => None,
-        };
+        let conversion = conversion_of(conversions.remove(&i), &mut to_crm);
         if let Some(contact_id) = &contact_id {
             run.touched.insert(contact_id.clone());
             let snapshot = p.decision.snapshot(platform_applied, crm_applied);
@@ -710,11 +719,7 @@ async fn import_page(
         );
         if matches!(to_crm, Write::Update(_) | Write::Reject(_)) || conversion.is_some() {
             let crm_reason = reason(&to_crm);
-            let outcome = match (&to_crm, &conversion) {
-                // The conversion is the change made to the CRM.
-                (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
-                _ => outcome_of(&to_crm, &p.decision.crm_conflicts),
-            };
+            let outcome = crm_outcome(&to_crm, conversion.as_ref(), &p.decision.crm_conflicts);
             items.push(
                 &mut legs,
                 ItemInput {
@@ -1024,7 +1029,7 @@ async fn export_page(
         let out = run.client.write(module, writes).await;
         results = idx.into_iter().zip(out).collect();
     }
-    let mut stop = stop_of(&results.values().cloned().collect::<Vec<_>>());
+    let mut stop = stop_of(results.values());
     // S10: a client's lead, once written, is converted into a contact.
     let leads: Vec<(usize, String)> = pairs
         .iter()
@@ -1041,14 +1046,7 @@ async fn export_page(
             None => p.crm_id.clone().map(|id| (i, id)),
         })
         .collect();
-    let mut conversions = if stop.is_none() {
-        convert_leads(run, leads).await
-    } else {
-        HashMap::new()
-    };
-    if stop.is_none() {
-        stop = conversion_stop(&conversions);
-    }
+    let mut conversions = convert_leads(run, leads, &mut stop).await;
 
     let now = Utc::now();
     let mut links = Vec::new();
@@ -1081,15 +1079,7 @@ async fn export_page(
             None => {}
         }
         let applied = !matches!(to_crm, Write::Reject(_));
-        // A refused conversion is reported; the write before it stays applied.
-        let conversion = match conversions.remove(&i) {
-            Some(Err(e @ CrmError::Rejected { .. })) => {
-                to_crm = Write::Reject(rejection_of(&e));
-                None
-            }
-            Some(Ok(c)) => Some(c),
-            _ => None,
-        };
+        let conversion = conversion_of(conversions.remove(&i), &mut to_crm);
         if let Some(crm_id) = &crm_id
             && (applied || p.link.is_some())
             && !(run.dry() && p.link.is_none())
@@ -1115,11 +1105,7 @@ async fn export_page(
             }
             links.push(link);
         }
-        let outcome = match (&to_crm, &conversion) {
-            // The conversion is the change made to the CRM.
-            (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
-            _ => outcome_of(&to_crm, &p.decision.crm_conflicts),
-        };
+        let outcome = crm_outcome(&to_crm, conversion.as_ref(), &p.decision.crm_conflicts);
         let rejection = match &to_crm {
             Write::Reject(r) => Some(r.clone()),
             _ => None,
