@@ -774,7 +774,7 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
     let module = export_module(run.connector.kind);
     // A page fills every write the CRM takes at once (Zoho: ten upserts of 100).
     let page_size = run.client.writes_in_flight().max(PAGE_SIZE as usize) as u32;
-    let mut after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
+    let after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
         None
     } else {
         store::checkpoint(
@@ -788,6 +788,36 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
         .map(|c| (c.at - OVERLAP, String::new()))
     };
     run.progress("export").await?;
+    // Each page's transaction runs while the next page is read, decided and
+    // written to the CRM; a page's transaction starts after the previous
+    // one's ends, so checkpoints advance in order.
+    let mut applying: Option<tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>> = None;
+    let outcome = export_pages(run, module, page_size, after, &mut applying).await;
+    let applied = match applying {
+        Some(task) => joined(task).await,
+        None => Ok(()),
+    };
+    applied?;
+    outcome
+}
+
+/// The end of a page's transaction.
+async fn joined(task: tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>) -> Result<(), Stop> {
+    match task.await {
+        Ok(done) => Ok(done?),
+        Err(e) => Err(Stop::Db(sea_orm::DbErr::Custom(format!(
+            "an export page's transaction did not finish: {e}"
+        )))),
+    }
+}
+
+async fn export_pages(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    page_size: u32,
+    mut after: Option<(DateTime<Utc>, String)>,
+    applying: &mut Option<tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>>,
+) -> Result<(), Stop> {
     loop {
         let mut query = contact::Entity::for_tenant(&run.tenant)
             .filter(contact::Column::BehaviourScore.gte(run.settings.min_score_to_export));
@@ -816,7 +846,11 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
         };
         let full = page.len() as u64 == u64::from(page_size);
         let count = page.len() as i64;
-        let stop = export_page(run, module, page, &last).await?;
+        let (stop, apply) = export_page(run, module, page, &last).await?;
+        if let Some(previous) = applying.take() {
+            joined(previous).await?;
+        }
+        *applying = Some(tokio::spawn(apply.run()));
         run.processed += count;
         run.progress("export").await?;
         if let Some(stop) = stop {
@@ -845,7 +879,7 @@ async fn export_page(
     module: CrmModule,
     page: Vec<contact::Model>,
     last: &(DateTime<Utc>, String),
-) -> Result<Option<Stop>, Stop> {
+) -> Result<(Option<Stop>, ExportApply), Stop> {
     let db = &run.ctx.db;
     let tenant = run.tenant.clone();
     let connector_id = run.connector.id.clone();
@@ -1124,25 +1158,55 @@ async fn export_page(
     }
 
     let rows = std::mem::take(&mut items.rows);
-    let txn = store::begin(db).await?;
-    if !run.dry() {
-        store::upsert_crm_records(&txn, index).await?;
-        store::upsert_links(&txn, links).await?;
-        if stop.is_none() {
-            store::save_checkpoint(
-                &txn,
-                &tenant,
-                &connector_id,
-                SyncDirection::ToCrm,
-                module,
-                last.0,
-                &last.1,
-            )
-            .await?;
-        }
-    }
-    store::insert_items(&txn, rows).await?;
-    txn.commit().await?;
     run.legs = legs;
-    Ok(stop)
+    let apply = ExportApply {
+        db: db.clone(),
+        tenant,
+        connector_id,
+        module,
+        dry: run.dry(),
+        checkpoint: stop.is_none().then(|| last.clone()),
+        index,
+        links,
+        rows,
+    };
+    Ok((stop, apply))
+}
+
+/// What one export page stores, in one transaction: CRM index rows, links,
+/// the checkpoint (unless the run stops at this page) and items.
+struct ExportApply {
+    db: sea_orm::DatabaseConnection,
+    tenant: crmsync_entity::TenantId,
+    connector_id: String,
+    module: CrmModule,
+    dry: bool,
+    checkpoint: Option<(DateTime<Utc>, String)>,
+    index: Vec<crm_record::Model>,
+    links: Vec<crm_link::Model>,
+    rows: Vec<sync_item::Model>,
+}
+
+impl ExportApply {
+    async fn run(self) -> Result<(), sea_orm::DbErr> {
+        let txn = store::begin(&self.db).await?;
+        if !self.dry {
+            store::upsert_crm_records(&txn, self.index).await?;
+            store::upsert_links(&txn, self.links).await?;
+            if let Some((at, id)) = &self.checkpoint {
+                store::save_checkpoint(
+                    &txn,
+                    &self.tenant,
+                    &self.connector_id,
+                    SyncDirection::ToCrm,
+                    self.module,
+                    *at,
+                    id,
+                )
+                .await?;
+            }
+        }
+        store::insert_items(&txn, self.rows).await?;
+        txn.commit().await
+    }
 }
