@@ -2,7 +2,9 @@
 //! tenant, then the import leg (CRM to platform) and the export leg (platform
 //! to CRM), page by page. Each page is read, decided (`decide`), written to the
 //! CRM, then applied to the database in one transaction with its items, links
-//! and checkpoint. Progress events go out after every page.
+//! and checkpoint; on the export leg that transaction runs while the next page
+//! is read and written (one at a time, in page order). Progress events go out
+//! after every page.
 //!
 //! **Invariant:** a checkpoint is saved only in the transaction that applies its
 //! page, and never in a dry run.
