@@ -115,10 +115,12 @@ impl PipedriveClient {
         body: Option<&Value>,
         search: bool,
     ) -> Result<Reply, CrmError> {
-        if search {
-            self.search_pacer.acquire().await;
-        }
-        self.pacer.acquire().await;
+        let search_slot = if search {
+            Some(self.search_pacer.acquire().await)
+        } else {
+            None
+        };
+        let slot = self.pacer.acquire().await;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -133,6 +135,10 @@ impl PipedriveClient {
             .send()
             .await
             .map_err(|e| transport_error("Pipedrive", e))?;
+        self.pacer.replied(slot).await;
+        if let Some(slot) = search_slot {
+            self.search_pacer.replied(slot).await;
+        }
         let status = response.status();
         let headers = response.headers().clone();
         let header = |name: &str| {

@@ -2,8 +2,10 @@
 //!
 //! Pipedrive counts calls per API token in a rolling 2-second window (and search
 //! calls in a separate one) and blocks clients that keep calling after 429s. We
-//! keep our own record of when we sent calls and wait before a call that would
-//! overflow the window, so 429s stay rare instead of being the signal we steer by.
+//! keep our own record of our calls (when each was answered, or sent while it is
+//! in flight: the CRM counts a call when it arrives, which is no later than its
+//! reply, however slow the network) and wait before a call that would overflow
+//! the window, so 429s stay rare instead of being the signal we steer by.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,11 +28,18 @@ pub(crate) struct Pacer {
 struct PacerState {
     /// Calls allowed per window; `None` until a reply says.
     limit: Option<u32>,
-    /// Send times of our calls in the current window, oldest first.
-    sent: VecDeque<Instant>,
+    /// Our calls in the current window: when each was sent, or, once it was
+    /// answered, when its reply came (the CRM counted it no later than that).
+    sent: VecDeque<(u64, Instant)>,
+    /// The next call's number.
+    next: u64,
     /// No call before this (the CRM said the window is full, or asked us to wait).
     blocked_until: Option<Instant>,
 }
+
+/// A call let through by [`Pacer::acquire`]; hand it to [`Pacer::replied`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot(u64);
 
 impl Pacer {
     /// A pacer with an initial limit (`None`: learn it from the first reply).
@@ -39,24 +48,21 @@ impl Pacer {
             state: Mutex::new(PacerState {
                 limit,
                 sent: VecDeque::new(),
+                next: 0,
                 blocked_until: None,
             }),
         }
     }
 
     /// Waits until a call fits in the window, then counts it as sent.
-    pub(crate) async fn acquire(&self) {
+    pub(crate) async fn acquire(&self) -> Slot {
         loop {
             let wait_until = {
                 let mut state = self.state.lock().await;
                 let now = Instant::now();
-                while state
+                state
                     .sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= WINDOW + MARGIN)
-                {
-                    state.sent.pop_front();
-                }
+                    .retain(|(_, t)| now.saturating_duration_since(*t) < WINDOW + MARGIN);
                 let blocked = state.blocked_until.filter(|t| *t > now);
                 // One call short of the limit: other clients of the same token
                 // (a connection test, another worker) need a little room too.
@@ -67,7 +73,12 @@ impl Pacer {
                 match (blocked, full || unknown_busy) {
                     (Some(t), _) => t,
                     (None, true) => {
-                        let oldest = *state.sent.front().expect("a full window has calls");
+                        let oldest = state
+                            .sent
+                            .iter()
+                            .map(|(_, t)| *t)
+                            .min()
+                            .expect("a full window has calls");
                         if state.limit.is_none() {
                             // Wait briefly for the first reply to tell us the limit.
                             now + Duration::from_millis(20)
@@ -76,12 +87,25 @@ impl Pacer {
                         }
                     }
                     (None, false) => {
-                        state.sent.push_back(now);
-                        return;
+                        let slot = Slot(state.next);
+                        state.next += 1;
+                        state.sent.push_back((slot.0, now));
+                        return slot;
                     }
                 }
             };
             tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// The reply to a call came: its place in the window counts from here.
+    /// A call may reach the CRM late (a busy network or machine), and the CRM
+    /// counts it when it arrives, which is before its reply.
+    pub(crate) async fn replied(&self, slot: Slot) {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if let Some(entry) = state.sent.iter_mut().find(|(id, _)| *id == slot.0) {
+            entry.1 = now;
         }
     }
 
@@ -134,6 +158,28 @@ mod tests {
         assert!(
             Instant::now() >= start + WINDOW,
             "the fifth waits for the window"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_counts_from_its_reply_when_it_was_answered_late() {
+        let pacer = Pacer::new(Some(3));
+        let start = Instant::now();
+        let first = pacer.acquire().await;
+        pacer.acquire().await;
+        // The first call's reply comes a second later: the CRM may have
+        // counted it as late as that.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        pacer.replied(first).await;
+        tokio::time::advance(Duration::from_millis(1_100)).await;
+        // The second call (sent at the start, never answered) has left the
+        // window; the first (answered at 1 s) has not.
+        pacer.acquire().await;
+        assert_eq!(Instant::now(), start + Duration::from_millis(2_100));
+        pacer.acquire().await;
+        assert!(
+            Instant::now() >= start + Duration::from_secs(1) + WINDOW,
+            "the window counts the first call from its reply"
         );
     }
 
