@@ -198,12 +198,8 @@ impl Zoho {
             refresh_token: grant.refresh_token,
         };
         // Generous limits: these tests are about tokens and batches, not 429s.
-        zoho.admin(
-            reqwest::Method::PATCH,
-            &format!("/zoho/orgs/{}/limits", zoho.org()),
-            json!({"concurrency": 200, "heavy_concurrency": 200}),
-        )
-        .await;
+        zoho.set_limits(json!({"concurrency": 200, "heavy_concurrency": 200}))
+            .await;
         zoho
     }
 
@@ -276,6 +272,12 @@ impl Zoho {
 
     /// API calls answered with this status.
     pub async fn calls_with_status(&self, status: u16) -> u64 {
+        self.count_requests(|r| r["status"].as_u64() == Some(u64::from(status)))
+            .await
+    }
+
+    /// Zoho requests the sandbox counted, of the rows `keep` keeps.
+    async fn count_requests(&self, keep: impl Fn(&Value) -> bool) -> u64 {
         let reply = self
             .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
             .await;
@@ -283,7 +285,7 @@ impl Zoho {
             .as_array()
             .expect("requests")
             .iter()
-            .filter(|r| r["status"].as_u64() == Some(u64::from(status)))
+            .filter(|r| keep(r))
             .map(|r| r["count"].as_u64().unwrap_or(1))
             .sum()
     }
@@ -302,14 +304,9 @@ impl Zoho {
     }
 
     pub async fn token_calls(&self) -> u64 {
-        let usage = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/zoho/orgs/{}/usage", self.org()),
-                Value::Null,
-            )
-            .await;
-        usage["token_calls"].as_u64().expect("token_calls")
+        self.usage().await["token_calls"]
+            .as_u64()
+            .expect("token_calls")
     }
 
     pub async fn advance_clock(&self, secs: u64) {
@@ -323,31 +320,12 @@ impl Zoho {
 
     /// API calls whose endpoint contains `part`.
     pub async fn calls(&self, part: &str) -> u64 {
-        let reply = self
-            .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
-            .await;
-        reply["requests"]
-            .as_array()
-            .expect("requests")
-            .iter()
-            .filter(|r| r["endpoint"].as_str().is_some_and(|e| e.contains(part)))
-            .map(|r| r["count"].as_u64().unwrap_or(1))
-            .sum()
+        self.count_requests(|r| r["endpoint"].as_str().is_some_and(|e| e.contains(part)))
+            .await
     }
 
     pub async fn stored_leads(&self) -> Vec<Value> {
-        let reply = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/zoho/orgs/{}/records/Leads", self.org()),
-                Value::Null,
-            )
-            .await;
-        reply["records"]
-            .as_array()
-            .cloned()
-            .or_else(|| reply.as_array().cloned())
-            .expect("records")
+        self.stored("Leads").await
     }
 }
 

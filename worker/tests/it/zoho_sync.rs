@@ -413,14 +413,10 @@ async fn spent_daily_credits_end_the_run_partial_and_the_next_run_resumes() {
 async fn a_refused_refresh_token_needs_reauth_and_stops_the_connectors_syncs() {
     let zoho = Zoho::start(0).await;
     let fields = zoho.client().fields(CrmModule::Leads).await.unwrap();
-    let d = zoho.sandbox.description().zoho.clone();
-    let credentials = crmsync_worker::credentials::Credentials::Zoho {
-        client_id: d.client_id.clone(),
-        client_secret: SecretString::from(d.client_secret.clone()),
-        data_center: "com".into(),
-        org_id: None,
-        refresh_token: SecretString::from("1000.revoked.token".to_owned()),
-    };
+    let mut credentials = zoho.credentials();
+    if let crmsync_worker::credentials::Credentials::Zoho { refresh_token, .. } = &mut credentials {
+        *refresh_token = SecretString::from("1000.revoked.token".to_owned());
+    }
     let base_url = zoho.accounts_url();
     let app = App::assemble(
         zoho,

@@ -729,7 +729,7 @@ impl ZohoClient {
                 Some(record) => {
                     let fields = self.module_fields(module).await?;
                     let mut record = wire::to_record(record, module)?;
-                    wire::show_labels(&mut record, &fields);
+                    wire::show_labels(std::slice::from_mut(&mut record), &fields);
                     Ok(Some(record))
                 }
                 None => Ok(None),
@@ -955,9 +955,7 @@ impl CrmClient for ZohoClient {
         if let Some(after) = &after {
             records.retain(|r| record_key(r.modified_at, &r.id) > record_key(after.0, &after.1));
         }
-        for record in &mut records {
-            wire::show_labels(record, &fields);
-        }
+        wire::show_labels(&mut records, &fields);
         let info = &reply.body["info"];
         let token = info["next_page_token"]
             .as_str()

@@ -190,7 +190,22 @@ pub(super) fn to_record(record: &Value, module: CrmModule) -> Result<CrmRecord, 
 
 /// Picklist values as people see them (display values), as the engine keeps
 /// them; writes turn them back into actual values ([`record_body`]).
-pub(super) fn show_labels(record: &mut CrmRecord, fields: &[CrmField]) {
+pub(super) fn show_labels(records: &mut [CrmRecord], fields: &[CrmField]) {
+    // The picklists whose labels differ from their values, found once per page.
+    let relabelled: Vec<&CrmField> = fields
+        .iter()
+        .filter(|f| matches!(f.field_type, FieldType::Picklist | FieldType::MultiPicklist))
+        .filter(|f| {
+            f.options
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.id != o.label)
+        })
+        .collect();
+    if relabelled.is_empty() {
+        return;
+    }
     let label = |f: &CrmField, v: &Value| match v {
         Value::String(s) => f
             .options
@@ -201,23 +216,17 @@ pub(super) fn show_labels(record: &mut CrmRecord, fields: &[CrmField]) {
             .map_or_else(|| v.clone(), |o| Value::String(o.label.clone())),
         other => other.clone(),
     };
-    for f in fields
-        .iter()
-        .filter(|f| matches!(f.field_type, FieldType::Picklist | FieldType::MultiPicklist))
-        .filter(|f| {
-            f.options
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|o| o.id != o.label)
-        })
-    {
-        if let Some(v) = record.values.get_mut(&f.api_name) {
-            let shown = match &*v {
-                Value::Array(items) => Value::Array(items.iter().map(|i| label(f, i)).collect()),
-                other => label(f, other),
-            };
-            *v = shown;
+    for record in records {
+        for f in &relabelled {
+            if let Some(v) = record.values.get_mut(&f.api_name) {
+                let shown = match &*v {
+                    Value::Array(items) => {
+                        Value::Array(items.iter().map(|i| label(f, i)).collect())
+                    }
+                    other => label(f, other),
+                };
+                *v = shown;
+            }
         }
     }
 }
