@@ -384,14 +384,13 @@ impl Platform {
             bus: bus.clone(),
             credentials_key: self.key.clone(),
             http: http.clone(),
-            options: SyncOptions {
-                platform_url: "http://bench.example".into(),
-            },
+            options: SyncOptions::new("http://bench.example"),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
             queue.clone(),
             context,
+            1,
             async move {
                 let _ = stopped.await;
             },

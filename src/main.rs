@@ -29,9 +29,20 @@ enum Command {
         /// Pipedrive connector, and print the GraphiQL URL and an admin token.
         #[arg(long)]
         demo: bool,
+        /// Serve the API only: sync jobs are left to `crmsync worker` processes
+        /// on the shared database and queue.
+        #[arg(long, conflicts_with = "demo")]
+        no_worker: bool,
+        /// Sync runs the in-process worker carries out at once.
+        #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
     },
     /// Run a worker only: it takes sync jobs from the shared queue.
-    Worker,
+    Worker {
+        /// Sync runs this worker carries out at once.
+        #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL).
@@ -62,6 +73,9 @@ enum Command {
         people: usize,
     },
 }
+
+/// Runs one worker process carries out at once, unless told otherwise.
+const DEFAULT_CONCURRENCY: u16 = 4;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CliRole {
@@ -111,9 +125,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve { demo: false }) {
-        Command::Serve { demo } => run::serve(Config::load()?, demo).await,
-        Command::Worker => run::worker(Config::load()?).await,
+    let default = Command::Serve {
+        demo: false,
+        no_worker: false,
+        concurrency: DEFAULT_CONCURRENCY,
+    };
+    match cli.command.unwrap_or(default) {
+        Command::Serve {
+            demo,
+            no_worker,
+            concurrency,
+        } => {
+            let worker = (!no_worker).then_some(usize::from(concurrency));
+            run::serve(Config::load()?, demo, worker).await
+        }
+        Command::Worker { concurrency } => {
+            run::worker(Config::load()?, usize::from(concurrency)).await
+        }
         Command::Migrate => run::migrate(Config::load()?).await,
         Command::Schema => {
             print!("{}", crmsync_api::sdl());

@@ -66,13 +66,29 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// Ctrl-C or SIGTERM (what process managers and orchestrators send).
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops crmsync");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
     tracing::info!("shutting down");
 }
 
-/// `crmsync serve`: the API and an in-process worker.
-pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+/// `crmsync serve`: the API and, unless `worker` is `None` (`--no-worker`), an
+/// in-process worker carrying out that many runs at once.
+pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> anyhow::Result<()> {
     config.ensure_keys()?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -88,6 +104,11 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let key = credentials_key(&config)?;
     let http = http_client()?;
+    let (stop, shutdown) = crmsync_api::Shutdown::new();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
     let state = ApiState {
         db: db.clone(),
         queue: queue.clone(),
@@ -96,24 +117,26 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         auth: Arc::new(Authenticator::new(jwt_settings(&config)?)?),
         http: http.clone(),
         public_url: config.public_url.clone(),
+        shutdown: shutdown.clone(),
     };
-    let worker = WorkerContext {
+    let context = WorkerContext {
         db,
         bus,
         credentials_key: key,
         http,
-        options: SyncOptions {
-            platform_url: config.public_url.clone(),
-        },
+        options: SyncOptions::new(config.public_url.clone()),
     };
-    let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
-        queue,
-        worker,
-        shutdown_signal(),
-    ));
+    let worker = worker.map(|concurrency| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started()).await
+        })
+    });
+    // On shutdown: no new connections, open subscriptions closed with 1001,
+    // requests in flight answered; the worker hands its runs back.
     let server = tokio::spawn(async move {
         axum::serve(listener, crmsync_api::router(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move { shutdown.started().await })
             .await
     });
     tracing::info!(graphql = %format!("http://{addr}/graphql"), "crmsync is serving");
@@ -123,12 +146,15 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         None
     };
     server.await?.context("the API server failed")?;
-    worker.await?.context("the worker failed")?;
+    if let Some(worker) = worker {
+        worker.await?.context("the worker failed")?;
+    }
     Ok(())
 }
 
-/// `crmsync worker`: a worker alone, on the shared queue.
-pub async fn worker(mut config: Config) -> anyhow::Result<()> {
+/// `crmsync worker`: a worker alone, on the shared queue, carrying out
+/// `concurrency` runs at once.
+pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()> {
     config.ensure_keys()?;
     let db = database(&config).await?;
     let queue = JobQueue::connect(&db)
@@ -139,12 +165,10 @@ pub async fn worker(mut config: Config) -> anyhow::Result<()> {
         bus: Arc::new(InProcessBus::default()),
         credentials_key: credentials_key(&config)?,
         http: http_client()?,
-        options: SyncOptions {
-            platform_url: config.public_url.clone(),
-        },
+        options: SyncOptions::new(config.public_url.clone()),
     };
-    tracing::info!("worker started");
-    crmsync_worker::jobs::run_worker(queue, context, shutdown_signal()).await?;
+    tracing::info!(concurrency, "worker started");
+    crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown_signal()).await?;
     Ok(())
 }
 

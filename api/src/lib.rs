@@ -42,6 +42,47 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// The address clients reach us at (links, GraphiQL).
     pub public_url: String,
+    /// Completes when the process shuts down: open subscriptions are closed
+    /// with 1001 (going away) so clients reconnect to another process.
+    pub shutdown: Shutdown,
+}
+
+/// The process's shutdown, as open WebSockets see it.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    started: tokio::sync::watch::Receiver<bool>,
+    /// For [`Shutdown::never`]: the sender, kept so the channel stays open.
+    _sender: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+}
+
+impl Shutdown {
+    /// A shutdown and the sender that starts it (`send(true)`).
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let shutdown = Self {
+            started: rx,
+            _sender: None,
+        };
+        (tx, shutdown)
+    }
+
+    /// A shutdown that never comes (tests, tools).
+    pub fn never() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        Self {
+            started: rx,
+            _sender: Some(Arc::new(tx)),
+        }
+    }
+
+    /// Completes once the shutdown has started.
+    pub async fn started(&self) {
+        let mut rx = self.started.clone();
+        if rx.wait_for(|s| *s).await.is_err() {
+            // The sender is gone without a shutdown: wait forever.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl std::fmt::Debug for ApiState {

@@ -1,6 +1,7 @@
 //! Subscriptions over graphql-transport-ws at `/graphql/ws`: authenticated in
 //! `connection_init`, closed with 4408 when no init arrives in time, and
-//! closed when the token expires (T3).
+//! closed when the token expires (T3), or with 1001 (going away) when the
+//! process shuts down.
 
 use std::time::Duration;
 
@@ -123,6 +124,10 @@ async fn serve(app: App, socket: WebSocket) {
             }
             () = sleep_until(expiry.unwrap_or(far)), if expiry.is_some() => {
                 let _ = sink.send(close(4401, "Unauthorized: the token has expired")).await;
+                break;
+            }
+            () = app.state.shutdown.started() => {
+                let _ = sink.send(close(1001, "the server is shutting down: reconnect")).await;
                 break;
             }
         }

@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_backbone;
+mod m20261121_000002_run_leases;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -10,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_backbone::Migration)]
+        vec![
+            Box::new(m20261121_000001_backbone::Migration),
+            Box::new(m20261121_000002_run_leases::Migration),
+        ]
     }
 }

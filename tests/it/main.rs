@@ -2,4 +2,5 @@
 
 mod commands;
 mod sandbox_cli;
+mod scale_out;
 mod serve_demo;

@@ -25,8 +25,9 @@ use crate::sync::{SyncError, SyncOptions};
 
 /// The named queue every process reads (never the type path: see stack notes).
 pub const QUEUE: &str = "crmsync-sync";
-/// Deliveries of one job before it is given up.
-pub const MAX_ATTEMPTS: usize = 3;
+/// Deliveries of one job before it is given up. A delivery is also spent when
+/// a worker shuts down and hands the run back, or dies and another takes over.
+pub const MAX_ATTEMPTS: usize = 8;
 /// The longest a run may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// How often SQLite storage looks for new jobs.
@@ -171,6 +172,13 @@ fn worker_name() -> String {
     format!("crmsync-{host}-{}-{suffix:08x}", std::process::id())
 }
 
+/// This process's name, made once: host, process id and a random suffix
+/// (the holder named on the runs it executes).
+pub fn instance_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(worker_name).clone()
+}
+
 async fn handle(job: SyncJob, ctx: Data<WorkerContext>) -> Result<(), BoxDynError> {
     match crate::sync::run_sync(&ctx, &job).await {
         Ok(run) => {
@@ -183,16 +191,30 @@ async fn handle(job: SyncJob, ctx: Data<WorkerContext>) -> Result<(), BoxDynErro
     }
 }
 
-/// Runs jobs from the queue until `shutdown` completes. A backend error
-/// restarts the worker after a pause (under a new name).
+/// Runs jobs from the queue, at most `concurrency` at a time, until
+/// `shutdown` completes. A backend error restarts the worker after a pause
+/// (under a new name).
+///
+/// Shutdown is graceful: no new job is taken, and the runs in flight stop at
+/// their next page (checkpoint saved), release their lease and go back to the
+/// queue, where another worker takes them over at once.
 pub async fn run_worker(
     queue: JobQueue,
     ctx: WorkerContext,
+    concurrency: usize,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), QueueError> {
+    let concurrency = concurrency.max(1);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let draining = ctx.options.draining.clone();
     tokio::pin!(shutdown);
     loop {
         let name = worker_name();
+        let mut stopped = stopped.clone();
+        let signal = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            Ok::<(), WorkerError>(())
+        };
         let run = async {
             match &queue.storage {
                 Storage::Sqlite(s) => {
@@ -200,9 +222,10 @@ pub async fn run_worker(
                     WorkerBuilder::new(name.as_str())
                         .backend(backend)
                         .data(ctx.clone())
+                        .concurrency(concurrency)
                         .timeout(JOB_TIMEOUT)
                         .build(handle)
-                        .run()
+                        .run_until(signal)
                         .await
                 }
                 Storage::Postgres(s) => {
@@ -210,15 +233,17 @@ pub async fn run_worker(
                     WorkerBuilder::new(name.as_str())
                         .backend(backend)
                         .data(ctx.clone())
+                        .concurrency(concurrency)
                         .timeout(JOB_TIMEOUT)
                         .build(handle)
-                        .run()
+                        .run_until(signal)
                         .await
                 }
             }
         };
+        tokio::pin!(run);
         tokio::select! {
-            result = run => {
+            result = &mut run => {
                 match result {
                     Ok(()) => return Ok(()),
                     Err(e) => {
@@ -226,7 +251,15 @@ pub async fn run_worker(
                     }
                 }
             }
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                tracing::info!(worker = %name, "stopping: runs in flight go back to the queue at their next page");
+                draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = stop.send(true);
+                if let Err(e) = run.await {
+                    tracing::warn!(worker = %name, error = %e, "job worker stopped with an error");
+                }
+                return Ok(());
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}

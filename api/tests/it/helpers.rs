@@ -77,6 +77,7 @@ impl TestApp {
             auth: Arc::new(auth),
             http: reqwest::Client::new(),
             public_url: "http://127.0.0.1".into(),
+            shutdown: crmsync_api::Shutdown::never(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -106,13 +107,11 @@ impl TestApp {
             bus: self.state.bus.clone(),
             credentials_key: self.state.credentials_key.clone(),
             http: self.state.http.clone(),
-            options: crmsync_worker::sync::SyncOptions {
-                platform_url: "http://127.0.0.1/app".into(),
-            },
+            options: crmsync_worker::sync::SyncOptions::new("http://127.0.0.1/app"),
         };
         let queue = self.state.queue.clone();
         tokio::spawn(async move {
-            crmsync_worker::jobs::run_worker(queue, ctx, std::future::pending::<()>())
+            crmsync_worker::jobs::run_worker(queue, ctx, 4, std::future::pending::<()>())
                 .await
                 .unwrap();
         });
@@ -325,6 +324,8 @@ pub async fn insert_run(
         from_crm_unchanged: Set(0),
         from_crm_rejected: Set(1),
         from_crm_conflicts: Set(0),
+        lease_holder: Set(None),
+        lease_expires_at: Set(None),
     }
     .insert(db)
     .await

@@ -60,6 +60,11 @@ pub struct Model {
     pub from_crm_rejected: i64,
     /// FROM_CRM leg: conflicts.
     pub from_crm_conflicts: i64,
+    /// The worker executing the run (its lease), while it runs.
+    pub lease_holder: Option<String>,
+    /// When the holder's lease lapses unless renewed; past it, another worker
+    /// may take the run over.
+    pub lease_expires_at: Option<DateTimeUtc>,
 }
 
 /// No navigable relations.
@@ -104,6 +109,8 @@ impl Model {
             from_crm_unchanged: 0,
             from_crm_rejected: 0,
             from_crm_conflicts: 0,
+            lease_holder: None,
+            lease_expires_at: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! **Invariant:** a checkpoint is saved only in the transaction that applies its
 //! page, and never in a dry run.
 
+mod lease;
 mod legs;
 mod platform_side;
 mod store;
@@ -17,14 +18,18 @@ pub(crate) use store::begin as begin_write;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus};
-use crmsync_entity::models::{connector, field_mapping, sync_run};
+use crmsync_entity::enums::{ItemOutcome, SyncDirection};
+use crmsync_entity::models::{connector, field_mapping, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::crm::{CrmClient, CrmError, CrmField};
 use crate::events::{Legs, SyncEvent};
@@ -38,7 +43,30 @@ pub struct SyncOptions {
     /// Base URL of the platform's contact pages, for the platform link (F6):
     /// `{platform_url}/contacts/{id}`.
     pub platform_url: String,
+    /// This worker's name on the runs it executes (unique per process).
+    pub holder: String,
+    /// How long a run's lease lasts unless renewed (renewed every third):
+    /// how soon another worker may take over a run whose worker died.
+    pub lease: Duration,
+    /// Set when the process is shutting down: runs stop at their next page
+    /// and go back to the queue for another worker.
+    pub draining: Arc<AtomicBool>,
 }
+
+impl SyncOptions {
+    /// Defaults: a one-minute lease, this process's name.
+    pub fn new(platform_url: impl Into<String>) -> Self {
+        Self {
+            platform_url: platform_url.into(),
+            holder: crate::jobs::instance_name(),
+            lease: DEFAULT_LEASE,
+            draining: Arc::default(),
+        }
+    }
+}
+
+/// A run's lease when nothing else is configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Records per page, both legs (Pipedrive's largest list page).
 pub const PAGE_SIZE: u32 = 500;
@@ -52,6 +80,10 @@ pub enum SyncError {
     /// No such run or connector for the job's tenant.
     #[error("the run or its connector does not exist for this tenant")]
     NotFound,
+    /// The process is shutting down: the run stopped at a page boundary and
+    /// its job goes back to the queue (retried by another worker).
+    #[error("the worker is shutting down: the run goes back to the queue")]
+    HandedBack,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -68,6 +100,10 @@ pub(crate) enum Stop {
     Crm(CrmError),
     /// The database failed.
     Db(DbErr),
+    /// The process is shutting down: give the run back to the queue.
+    HandBack,
+    /// Another worker took the run over (this one was presumed dead).
+    LeaseLost,
 }
 
 impl From<DbErr> for Stop {
@@ -108,6 +144,8 @@ pub(crate) struct Run<'a> {
     pub written_from: Option<chrono::DateTime<Utc>>,
     /// For a retry run: the CRM records and contacts to retry.
     pub retry: Option<(HashSet<String>, HashSet<String>)>,
+    /// This worker's lease on the run.
+    pub lease: lease::Lease,
 }
 
 /// The module platform contacts are written to: Zoho's leads (contacts come
@@ -145,8 +183,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Saves counters and phase, publishes an event, and stops if cancelled.
+    /// Saves counters and phase, publishes an event, and stops if cancelled,
+    /// shutting down, or taken over.
     pub async fn progress(&mut self, phase: &str) -> Result<(), Stop> {
+        if self.lease.lost() {
+            return Err(Stop::LeaseLost);
+        }
         let db = &self.ctx.db;
         let current = sync_run::Entity::find_for_tenant(&self.tenant, &self.run.id)
             .one(db)
@@ -160,6 +202,9 @@ impl Run<'_> {
         self.ctx.bus.publish(SyncEvent::of_run(&self.run));
         if current.cancel_requested {
             return Err(Stop::Cancelled);
+        }
+        if self.ctx.options.draining.load(Ordering::Relaxed) {
+            return Err(Stop::HandBack);
         }
         Ok(())
     }
@@ -196,33 +241,47 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         .await?
         .ok_or(SyncError::NotFound)?;
     if run.cancel_requested {
-        return finish(ctx, run, &Legs::default(), SyncRunStatus::Cancelled, None).await;
+        return finish(
+            ctx,
+            run,
+            &Legs::default(),
+            SyncRunStatus::Cancelled,
+            None,
+            None,
+        )
+        .await;
     }
 
-    // Only a run still going starts: a cancel may have won the race.
-    let started = sync_run::Entity::update_many()
-        .col_expr(
-            sync_run::Column::Status,
-            Expr::value(SyncRunStatus::Running),
-        )
-        .col_expr(sync_run::Column::Phase, Expr::value("starting"))
-        .col_expr(sync_run::Column::StartedAt, Expr::value(Utc::now()))
-        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
-        .filter(sync_run::Column::Id.eq(&run.id))
-        // A RUNNING run is a job redelivered after its worker died: it goes on
-        // from its checkpoints.
-        .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
-        .filter(sync_run::Column::CancelRequested.eq(false))
-        .exec(db)
-        .await?;
+    // Only a run still going starts (a cancel may have won the race), and only
+    // here: a RUNNING run is a job delivered again after its worker died or
+    // handed it back; it goes on from its checkpoints once that worker's lease
+    // has lapsed.
+    let options = &ctx.options;
+    let lease = match lease::claim(db, &tenant, &run.id, &options.holder, options.lease).await? {
+        lease::Claim::Held(lease) => lease,
+        lease::Claim::Elsewhere => {
+            return sync_run::Entity::find_for_tenant(&tenant, &run.id)
+                .one(db)
+                .await?
+                .ok_or(SyncError::NotFound);
+        }
+    };
+    let resumed = run.status == SyncRunStatus::Running;
     let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)
         .one(db)
         .await?
         .ok_or(SyncError::NotFound)?;
-    if started.rows_affected == 0 {
-        return Ok(run);
+    let (legs, processed) = if resumed {
+        resumed_counts(db, &tenant, &run).await?
+    } else {
+        (Legs::default(), 0)
+    };
+    if resumed {
+        tracing::info!(run = %run.id, "taking over a run whose worker stopped");
     }
     ctx.bus.publish(SyncEvent::of_run(&run));
+    let holder = Some(lease.holder().to_owned());
+    let holder = holder.as_deref();
 
     let prepared = match prepare(ctx, &tenant, &run, &connector).await {
         Ok(p) => p,
@@ -231,36 +290,29 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             return finish(
                 ctx,
                 run,
-                &Legs::default(),
+                &legs,
                 SyncRunStatus::Failed,
                 Some(message),
+                holder,
             )
             .await;
         }
         Err(Stop::Crm(e)) => {
-            return finish(
-                ctx,
-                run,
-                &Legs::default(),
-                SyncRunStatus::Failed,
-                Some(e.to_string()),
-            )
-            .await;
+            let message = Some(e.to_string());
+            return finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await;
         }
         Err(Stop::DailyLimit(m)) => {
-            let message = format!("stopped: {m}; the next run resumes from here");
-            return finish(
-                ctx,
-                run,
-                &Legs::default(),
-                SyncRunStatus::Partial,
-                Some(message),
-            )
-            .await;
+            let message = Some(format!("stopped: {m}; the next run resumes from here"));
+            return finish(ctx, run, &legs, SyncRunStatus::Partial, message, holder).await;
         }
         Err(Stop::Cancelled) => {
-            return finish(ctx, run, &Legs::default(), SyncRunStatus::Cancelled, None).await;
+            return finish(ctx, run, &legs, SyncRunStatus::Cancelled, None, holder).await;
         }
+        Err(Stop::HandBack) => {
+            lease::release(db, &tenant, &run.id, &lease).await?;
+            return Err(SyncError::HandedBack);
+        }
+        Err(Stop::LeaseLost) => return Ok(run),
         Err(Stop::Db(e)) => return Err(e.into()),
     };
     let (client, settings, mappings, fields, retry) = prepared;
@@ -274,11 +326,12 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         mappings,
         fields,
         owners: None,
-        legs: Legs::default(),
-        processed: 0,
+        legs,
+        processed,
         touched: HashSet::new(),
         written_from: None,
         retry,
+        lease,
     };
 
     let outcome = async {
@@ -304,20 +357,31 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             } else {
                 (SyncRunStatus::Succeeded, None)
             };
-            finish(ctx, run, &legs, status, message).await
+            finish(ctx, run, &legs, status, message, holder).await
         }
-        Err(Stop::Cancelled) => finish(ctx, run, &legs, SyncRunStatus::Cancelled, None).await,
+        Err(Stop::Cancelled) => {
+            finish(ctx, run, &legs, SyncRunStatus::Cancelled, None, holder).await
+        }
         Err(Stop::DailyLimit(m)) => {
             let message = format!("stopped: {m}; the next run resumes from the last checkpoint");
-            finish(ctx, run, &legs, SyncRunStatus::Partial, Some(message)).await
+            let message = Some(message);
+            finish(ctx, run, &legs, SyncRunStatus::Partial, message, holder).await
         }
         Err(Stop::Crm(CrmError::Unauthorized(message))) => {
             needs_reauth(ctx, &state.connector, &message).await?;
-            finish(ctx, run, &legs, SyncRunStatus::Failed, Some(message)).await
+            let message = Some(message);
+            finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await
         }
         Err(Stop::Crm(e)) => {
-            finish(ctx, run, &legs, SyncRunStatus::Failed, Some(e.to_string())).await
+            let message = Some(e.to_string());
+            finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await
         }
+        Err(Stop::HandBack) => {
+            lease::release(db, &state.tenant, &run.id, &state.lease).await?;
+            ctx.bus.publish(SyncEvent::of_run(&run));
+            Err(SyncError::HandedBack)
+        }
+        Err(Stop::LeaseLost) => Ok(run),
         Err(Stop::Db(e)) => {
             tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
             // The run is marked failed rather than retried: a person starts it again.
@@ -327,6 +391,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
                 &legs,
                 SyncRunStatus::Failed,
                 Some("internal error while saving the run's results; start the sync again".into()),
+                holder,
             )
             .await
         }
@@ -415,21 +480,89 @@ async fn needs_reauth(
     Ok(())
 }
 
-/// Stores the run's end and publishes it.
+/// Stores the run's end, releases its lease and publishes it. With a lease
+/// (`holder`), nothing is written once another worker has taken the run over.
 async fn finish(
     ctx: &WorkerContext,
     run: sync_run::Model,
     legs: &Legs,
     status: SyncRunStatus,
     message: Option<String>,
+    holder: Option<&str>,
 ) -> Result<sync_run::Model, SyncError> {
+    let id = run.id.clone();
+    let tenant = TenantId::new(run.tenant_id.clone());
     let mut am = sync_run::ActiveModel::from(run);
     am.status = Set(status);
     am.phase = Set("done".into());
     am.error = Set(message);
     am.finished_at = Set(Some(Utc::now()));
+    am.lease_holder = Set(None);
+    am.lease_expires_at = Set(None);
     set_legs(&mut am, legs);
-    let run = am.update(&ctx.db).await?;
-    ctx.bus.publish(SyncEvent::of_run(&run));
-    Ok(run)
+    let mut update = sync_run::Entity::update(am).validate()?;
+    if let Some(holder) = holder {
+        update = update.filter(sync_run::Column::LeaseHolder.eq(holder));
+    }
+    match update.exec(&ctx.db).await {
+        Ok(run) => {
+            ctx.bus.publish(SyncEvent::of_run(&run));
+            Ok(run)
+        }
+        Err(DbErr::RecordNotUpdated) => {
+            tracing::warn!(run = %id, "another worker took the run over; leaving its end to it");
+            sync_run::Entity::find_for_tenant(&tenant, &id)
+                .one(&ctx.db)
+                .await?
+                .ok_or(SyncError::NotFound)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The counts of a run taken over: those of the items its earlier worker
+/// committed with their pages (the run row's counters may lag a page). A FULL
+/// run or dry run reads everything again from the start, so its earlier items
+/// go and its counts start at zero.
+async fn resumed_counts(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+) -> Result<(Legs, i64), DbErr> {
+    if run.mode != SyncMode::Incremental {
+        sync_item::Entity::delete_many()
+            .filter(sync_item::Column::TenantId.eq(tenant.as_str()))
+            .filter(sync_item::Column::RunId.eq(&run.id))
+            .exec(db)
+            .await?;
+        return Ok((Legs::default(), 0));
+    }
+    let counts: Vec<(SyncDirection, ItemOutcome, i64)> = sync_item::Entity::for_tenant(tenant)
+        .select_only()
+        .column(sync_item::Column::Direction)
+        .column(sync_item::Column::Outcome)
+        .column_as(sync_item::Column::Id.count(), "n")
+        .filter(sync_item::Column::RunId.eq(&run.id))
+        .group_by(sync_item::Column::Direction)
+        .group_by(sync_item::Column::Outcome)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut legs = Legs::default();
+    let mut processed = 0;
+    for (direction, outcome, n) in counts {
+        let leg = match direction {
+            SyncDirection::ToCrm => &mut legs.to_crm,
+            SyncDirection::FromCrm => &mut legs.from_crm,
+        };
+        *match outcome {
+            ItemOutcome::Created => &mut leg.created,
+            ItemOutcome::Updated => &mut leg.updated,
+            ItemOutcome::Unchanged => &mut leg.unchanged,
+            ItemOutcome::Rejected => &mut leg.rejected,
+            ItemOutcome::Conflict => &mut leg.conflicts,
+        } += n;
+        processed += n;
+    }
+    Ok((legs, processed))
 }

@@ -17,7 +17,7 @@ async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
     let mut events = app.bus.subscribe(app.tenant.as_str());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), async {
+    let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), 1, async {
         let _ = stopped.await;
     }));
     let run = start_sync(

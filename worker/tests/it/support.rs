@@ -476,9 +476,7 @@ mod app {
                 bus: bus.clone(),
                 credentials_key: key,
                 http: reqwest::Client::new(),
-                options: SyncOptions {
-                    platform_url: PLATFORM_URL.into(),
-                },
+                options: SyncOptions::new(PLATFORM_URL),
             };
             Self {
                 crm,

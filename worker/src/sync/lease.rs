@@ -1,0 +1,208 @@
+//! A run's lease: one run executes in one place, across processes (R4).
+//!
+//! The worker that starts a run writes its name and an expiry on the run row,
+//! in the same conditional update that marks the run RUNNING, and renews the
+//! expiry in the background. Another worker may take a RUNNING run over only
+//! once its lease has lapsed: its holder died (`kill -9`, a lost machine) and
+//! the queue delivered the job again. A holder that finds its lease taken
+//! stops at the next page and writes nothing more to the run.
+//!
+//! Times are the workers' own clocks; the lease is several heartbeats long, so
+//! small clock differences between machines do not matter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::enums::SyncRunStatus;
+use crmsync_entity::models::sync_run;
+use crmsync_entity::{TenantId, TenantScoped};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter};
+
+/// A lease held by this worker, renewed until dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    holder: String,
+    lost: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// The holder's name.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// True once another worker holds the run (this one was presumed dead).
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+/// What [`claim`] found.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// The run is ours: QUEUED or RUNNING, not cancelled, no live lease of another.
+    Held(Lease),
+    /// The run is not to be executed here: final, cancelled, or executing
+    /// elsewhere under a lease its holder keeps renewing.
+    Elsewhere,
+}
+
+fn expiry(ttl: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// Marks the run RUNNING under this worker's lease. When another worker's
+/// lease is still live, waits for it to lapse (its holder died) or to be
+/// renewed (its holder is alive and executing the run: [`Claim::Elsewhere`]).
+pub(crate) async fn claim(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run_id: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Claim, DbErr> {
+    let mut seen: Option<DateTime<Utc>> = None;
+    loop {
+        let now = Utc::now();
+        let taken = sync_run::Entity::update_many()
+            .col_expr(
+                sync_run::Column::Status,
+                Expr::value(SyncRunStatus::Running),
+            )
+            .col_expr(sync_run::Column::Phase, Expr::value("starting"))
+            // A run taken over keeps the time it first started.
+            .col_expr(
+                sync_run::Column::StartedAt,
+                Func::coalesce([
+                    Expr::col(sync_run::Column::StartedAt).into(),
+                    Expr::value(now),
+                ])
+                .into(),
+            )
+            .col_expr(sync_run::Column::LeaseHolder, Expr::value(holder))
+            .col_expr(sync_run::Column::LeaseExpiresAt, Expr::value(expiry(ttl)))
+            .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+            .filter(sync_run::Column::Id.eq(run_id))
+            .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
+            .filter(sync_run::Column::CancelRequested.eq(false))
+            .filter(
+                sync_run::Column::LeaseHolder
+                    .is_null()
+                    .or(sync_run::Column::LeaseHolder.eq(holder))
+                    .or(sync_run::Column::LeaseExpiresAt.lt(now)),
+            )
+            .exec(db)
+            .await?;
+        if taken.rows_affected == 1 {
+            return Ok(Claim::Held(renewed(
+                db.clone(),
+                tenant,
+                run_id,
+                holder,
+                ttl,
+            )));
+        }
+        let Some(run) = sync_run::Entity::find_for_tenant(tenant, run_id)
+            .one(db)
+            .await?
+        else {
+            return Ok(Claim::Elsewhere);
+        };
+        let live_until = match (run.status, run.cancel_requested, run.lease_expires_at) {
+            (SyncRunStatus::Queued | SyncRunStatus::Running, false, Some(at)) if at >= now => at,
+            // Released or lapsed since we looked: try again at once.
+            (SyncRunStatus::Queued | SyncRunStatus::Running, false, _) => continue,
+            _ => return Ok(Claim::Elsewhere),
+        };
+        if seen.is_some_and(|before| live_until > before) {
+            // Its holder renewed: it is alive and executing the run.
+            return Ok(Claim::Elsewhere);
+        }
+        seen = Some(live_until);
+        let wait = (live_until - now).to_std().unwrap_or_default() + Duration::from_millis(50);
+        tokio::time::sleep(wait.min(ttl / 3).max(Duration::from_millis(50))).await;
+    }
+}
+
+/// Renews the lease every third of its length until dropped; marks it lost
+/// when the row no longer names this holder.
+fn renewed(
+    db: DatabaseConnection,
+    tenant: &TenantId,
+    run_id: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Lease {
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewal = tokio::spawn({
+        let lost = lost.clone();
+        let tenant = tenant.as_str().to_owned();
+        let run_id = run_id.to_owned();
+        let holder = holder.to_owned();
+        async move {
+            let mut every = tokio::time::interval(ttl / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let renewed = sync_run::Entity::update_many()
+                    .col_expr(sync_run::Column::LeaseExpiresAt, Expr::value(expiry(ttl)))
+                    .filter(sync_run::Column::TenantId.eq(&tenant))
+                    .filter(sync_run::Column::Id.eq(&run_id))
+                    .filter(sync_run::Column::LeaseHolder.eq(&holder))
+                    .exec(&db)
+                    .await;
+                match renewed {
+                    Ok(r) if r.rows_affected == 0 => {
+                        tracing::warn!(run = %run_id, "another worker took the run over; stopping");
+                        lost.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(_) => {}
+                    // A passing database error: the lease still has two thirds to go.
+                    Err(e) => tracing::warn!(run = %run_id, error = %e, "renewing the run's lease"),
+                }
+            }
+        }
+    });
+    Lease {
+        holder: holder.to_owned(),
+        lost,
+        renewal,
+    }
+}
+
+/// Gives the run back to the queue (graceful shutdown): RUNNING, no holder,
+/// so the next worker to get its job takes it over at once.
+pub(crate) async fn release(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run_id: &str,
+    lease: &Lease,
+) -> Result<(), DbErr> {
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Phase, Expr::value("handed back"))
+        .col_expr(
+            sync_run::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_run::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::LeaseHolder.eq(lease.holder()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
