@@ -1,0 +1,157 @@
+//! Run leases (issue 5): a run executes in one place. A worker leaves alone a
+//! run whose holder keeps renewing its lease, takes over one whose lease has
+//! lapsed (its worker died), and a worker shutting down hands its run back,
+//! for another to finish without writing anything twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use crmsync_entity::enums::{SyncMode, SyncRunStatus};
+use crmsync_entity::models::sync_run;
+use crmsync_worker::events::EventBus;
+use crmsync_worker::jobs::{SyncJob, WorkerContext};
+use crmsync_worker::sync::{SyncError, run_sync};
+use futures::StreamExt;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+use crate::support::App;
+
+fn job(app: &App, run: &sync_run::Model) -> SyncJob {
+    SyncJob {
+        tenant_id: app.tenant.as_str().to_owned(),
+        run_id: run.id.clone(),
+        connector_id: app.connector_id.clone(),
+    }
+}
+
+/// Marks the run RUNNING under another worker's lease, lapsing in `ms`.
+async fn held_by(app: &App, run: &sync_run::Model, holder: &str, ms: i64) -> sync_run::Model {
+    let mut am = sync_run::ActiveModel::from(run.clone());
+    am.status = Set(SyncRunStatus::Running);
+    am.started_at = Set(Some(Utc::now()));
+    am.lease_holder = Set(Some(holder.to_owned()));
+    am.lease_expires_at = Set(Some(Utc::now() + chrono::Duration::milliseconds(ms)));
+    am.update(&app.db.db).await.unwrap()
+}
+
+async fn row(app: &App, run: &sync_run::Model) -> sync_run::Model {
+    sync_run::Entity::find_by_id(&run.id)
+        .one(&app.db.db)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn add_contacts(app: &App, n: usize) {
+    for i in 0..n {
+        let email = format!("lease{i}@example.com");
+        app.add_contact(&email, Some("Lea"), Some(&format!("Se{i}")), 50)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_holder_renews_its_lease_is_left_to_it() {
+    let app = App::start(0).await;
+    add_contacts(&app, 5).await;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let run = held_by(&app, &run, "alive-elsewhere", 400).await;
+    // The live holder renews its lease while we look.
+    let renewing = Arc::new(AtomicBool::new(true));
+    let renewer = tokio::spawn({
+        let db = app.db.db.clone();
+        let run = run.clone();
+        let renewing = renewing.clone();
+        async move {
+            while renewing.load(Ordering::Relaxed) {
+                let mut am = sync_run::ActiveModel::from(run.clone());
+                am.lease_expires_at = Set(Some(Utc::now() + chrono::Duration::milliseconds(400)));
+                am.update(&db).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let seen = run_sync(&app.ctx, &job(&app, &run)).await.unwrap();
+    renewing.store(false, Ordering::Relaxed);
+    renewer.await.unwrap();
+
+    assert_eq!(seen.status, SyncRunStatus::Running);
+    assert_eq!(seen.lease_holder.as_deref(), Some("alive-elsewhere"));
+    assert!(
+        app.crm.persons().await.is_empty(),
+        "nothing was written here"
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_holder_died_is_taken_over_once_its_lease_lapses() {
+    let app = App::start(0).await;
+    add_contacts(&app, 30).await;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let run = held_by(&app, &run, "dead-worker", 300).await;
+
+    let done = run_sync(&app.ctx, &job(&app, &run)).await.unwrap();
+
+    assert_eq!(done.status, SyncRunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.to_crm_created, 30);
+    assert_eq!(done.lease_holder, None, "released at the end");
+    assert_eq!(done.lease_expires_at, None);
+    assert_eq!(app.crm.persons().await.len(), 30);
+}
+
+#[tokio::test]
+async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
+    const CONTACTS: usize = 1200;
+    let app = App::start(0).await;
+    add_contacts(&app, CONTACTS).await;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+
+    // Worker A is told to shut down once its first export page is applied.
+    let mut a = app.ctx.clone();
+    a.options.holder = "worker-a".into();
+    a.options.draining = Arc::new(AtomicBool::new(false));
+    let draining = a.options.draining.clone();
+    let mut events = app.bus.subscribe(app.tenant.as_str());
+    let watcher = async {
+        while let Some(event) = events.next().await {
+            if event.phase == "export" && event.processed > 0 {
+                draining.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+    };
+    let first = job(&app, &run);
+    let (handed, ()) = tokio::join!(run_sync(&a, &first), watcher);
+    assert!(matches!(handed, Err(SyncError::HandedBack)), "{handed:?}");
+    let back = row(&app, &run).await;
+    assert_eq!(back.status, SyncRunStatus::Running);
+    assert_eq!(
+        back.lease_holder, None,
+        "handed back: no holder to wait for"
+    );
+    assert_eq!(back.phase, "handed back");
+    let written = app.crm.persons().await.len();
+    assert!(
+        written > 0 && written < CONTACTS,
+        "{written} persons before the hand-back"
+    );
+
+    // Worker B gets the job again and goes on from the checkpoint.
+    let b = WorkerContext {
+        options: crmsync_worker::sync::SyncOptions {
+            holder: "worker-b".into(),
+            ..app.ctx.options.clone()
+        },
+        ..app.ctx.clone()
+    };
+    let done = run_sync(&b, &job(&app, &run)).await.unwrap();
+    assert_eq!(done.status, SyncRunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(
+        done.to_crm_created as usize, CONTACTS,
+        "the counts include worker A's pages"
+    );
+    let persons = app.crm.persons().await;
+    assert_eq!(persons.len(), CONTACTS, "every contact once");
+}
