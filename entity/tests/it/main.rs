@@ -1,4 +1,5 @@
 //! The entity layer against a real database (SQLite, or PostgreSQL when
 //! `CRMSYNC_TEST_POSTGRES_URL` is set).
 
+mod isolation;
 mod scoped;
