@@ -6,6 +6,7 @@
 
 mod bus;
 mod pipedrive_client;
+mod redis_queue;
 mod runs;
 mod support;
 mod sync;
