@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -39,6 +40,28 @@ struct Raw {
     jwt_audience: Option<String>,
     credentials_key: Option<String>,
     public_url: Option<String>,
+    queue_url: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    queue_heartbeat_secs: Option<String>,
+}
+
+/// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
+/// variables are strings anyway.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString {
+        Number(u64),
+        String(String),
+    }
+    Ok(
+        Option::<NumberOrString>::deserialize(deserializer)?.map(|v| match v {
+            NumberOrString::Number(n) => n.to_string(),
+            NumberOrString::String(s) => s,
+        }),
+    )
 }
 
 /// crmsync's configuration.
@@ -64,6 +87,13 @@ pub struct Config {
     /// Base URL of the platform, for links written to CRMs (`CRMSYNC_PUBLIC_URL`,
     /// default `http://{bind}`).
     pub public_url: String,
+    /// Redis for the job queue and the progress events (`CRMSYNC_QUEUE_URL`,
+    /// `redis://…` or `rediss://…`). Unset: both stay in the database
+    /// (PostgreSQL: its queue tables and LISTEN/NOTIFY; SQLite: in-process events).
+    pub queue_url: Option<SecretString>,
+    /// Interval of worker heartbeats (`CRMSYNC_QUEUE_HEARTBEAT_SECS`, default 20);
+    /// a worker silent for three is dead and its jobs run again elsewhere.
+    pub queue_heartbeat: Duration,
 }
 
 impl Config {
@@ -103,6 +133,8 @@ impl Config {
         overlay!(jwt_audience, "CRMSYNC_JWT_AUDIENCE");
         overlay!(credentials_key, "CRMSYNC_CREDENTIALS_KEY");
         overlay!(public_url, "CRMSYNC_PUBLIC_URL");
+        overlay!(queue_url, "CRMSYNC_QUEUE_URL");
+        overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
 
         let bind: SocketAddr = raw
             .bind
@@ -165,6 +197,26 @@ impl Config {
                 "expected an http:// or https:// URL",
             ));
         }
+        if let Some(url) = &raw.queue_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(err(
+                "CRMSYNC_QUEUE_URL",
+                "expected redis://… or rediss://… (unset, the queue stays in the database)",
+            ));
+        }
+        let queue_heartbeat = match raw.queue_heartbeat_secs.as_deref().map(str::trim) {
+            None => crmsync_worker::jobs::DEFAULT_HEARTBEAT,
+            Some(secs) => match secs.parse::<u64>() {
+                Ok(secs @ 1..=3600) => Duration::from_secs(secs),
+                _ => {
+                    return Err(err(
+                        "CRMSYNC_QUEUE_HEARTBEAT_SECS",
+                        "expected whole seconds between 1 and 3600",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -175,7 +227,18 @@ impl Config {
             jwt_audience: raw.jwt_audience.unwrap_or_else(|| "crmsync".into()),
             credentials_key: raw.credentials_key.map(SecretString::from),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            queue_url: raw.queue_url.map(SecretString::from),
+            queue_heartbeat,
         })
+    }
+
+    /// Where the job queue lives and how often its workers beat.
+    pub fn queue_settings(&self) -> crmsync_worker::jobs::QueueSettings {
+        crmsync_worker::jobs::QueueSettings {
+            redis_url: self.queue_url.clone(),
+            heartbeat: self.queue_heartbeat,
+            ..Default::default()
+        }
     }
 
     /// True for the embedded default (SQLite).
@@ -301,6 +364,28 @@ mod tests {
         assert!(config.is_embedded());
         assert!(config.database_url.contains("data/crmsync.db"));
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert!(config.queue_url.is_none());
+        assert_eq!(config.queue_heartbeat, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_redis_queue_url_and_heartbeat_reach_the_queue_settings() {
+        let config = Config::from_sources(&env(&[
+            ("CRMSYNC_QUEUE_URL", "rediss://:pw@redis.internal:6380/2"),
+            ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "2"),
+        ]))
+        .unwrap();
+        let settings = config.queue_settings();
+        assert_eq!(
+            settings.redis_url.unwrap().expose_secret(),
+            "rediss://:pw@redis.internal:6380/2"
+        );
+        assert_eq!(settings.heartbeat, Duration::from_secs(2));
+        assert_eq!(settings.queue, crmsync_worker::jobs::QUEUE);
+        assert!(
+            !format!("{config:?}").contains(":pw@"),
+            "the URL's password is not printed"
+        );
     }
 
     #[test]
@@ -312,6 +397,10 @@ mod tests {
             ("CRMSYNC_JWT_PUBLIC_KEY", "not a pem"),
             ("CRMSYNC_CREDENTIALS_KEY", "c2hvcnQ="),
             ("CRMSYNC_PUBLIC_URL", "ftp://x"),
+            ("CRMSYNC_QUEUE_URL", "amqp://localhost"),
+            ("CRMSYNC_QUEUE_URL", "127.0.0.1:6379"),
+            ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "0"),
+            ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "1.5"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();
@@ -326,7 +415,7 @@ mod tests {
         let file = dir.join("crmsync.toml");
         std::fs::write(
             &file,
-            "bind = \"127.0.0.1:9000\"\njwt_issuer = \"from-file\"\n",
+            "bind = \"127.0.0.1:9000\"\njwt_issuer = \"from-file\"\nqueue_heartbeat_secs = 5\n",
         )
         .unwrap();
         let path = file.to_str().unwrap();
@@ -337,6 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.bind.port(), 9000);
         assert_eq!(config.jwt_issuer, "from-env");
+        assert_eq!(config.queue_heartbeat, Duration::from_secs(5));
         std::fs::write(&file, "bnid = \"x\"\n").unwrap();
         assert_eq!(
             Config::from_sources(&env(&[("CRMSYNC_CONFIG", path)]))

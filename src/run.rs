@@ -8,7 +8,7 @@ use crmsync_api::ApiState;
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
 use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
-use crmsync_worker::events::{EventBus, InProcessBus};
+use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
 use crmsync_worker::sync::SyncOptions;
 use sea_orm::DatabaseConnection;
@@ -33,6 +33,29 @@ async fn database(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .await
         .context("applying database migrations")?;
     Ok(db)
+}
+
+/// The job queue: on Redis when `CRMSYNC_QUEUE_URL` is set, else in the database.
+async fn job_queue(config: &Config, db: &DatabaseConnection) -> anyhow::Result<JobQueue> {
+    JobQueue::connect_with(db, &config.queue_settings())
+        .await
+        .context(if config.queue_url.is_some() {
+            "CRMSYNC_QUEUE_URL: cannot set up the job queue on Redis"
+        } else {
+            "setting up the job queue"
+        })
+}
+
+/// Progress events across processes: Redis pub/sub with `CRMSYNC_QUEUE_URL`,
+/// else PostgreSQL LISTEN/NOTIFY; in-process in the embedded default.
+async fn event_bus(config: &Config, db: &DatabaseConnection) -> anyhow::Result<Arc<dyn EventBus>> {
+    crmsync_worker::events::connect(db, config.queue_url.as_ref())
+        .await
+        .context(if config.queue_url.is_some() {
+            "CRMSYNC_QUEUE_URL: cannot subscribe to progress events on Redis"
+        } else {
+            "CRMSYNC_DATABASE_URL: cannot LISTEN for progress events"
+        })
 }
 
 fn jwt_settings(config: &Config) -> anyhow::Result<JwtSettings> {
@@ -98,10 +121,8 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         config.public_url = format!("http://{addr}");
     }
     let db = database(&config).await?;
-    let queue = JobQueue::connect(&db)
-        .await
-        .context("setting up the job queue")?;
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let queue = job_queue(&config, &db).await?;
+    let bus = event_bus(&config, &db).await?;
     let key = credentials_key(&config)?;
     let http = http_client()?;
     let (stop, shutdown) = crmsync_api::Shutdown::new();
@@ -157,12 +178,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
 pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()> {
     config.ensure_keys()?;
     let db = database(&config).await?;
-    let queue = JobQueue::connect(&db)
-        .await
-        .context("setting up the job queue")?;
+    let queue = job_queue(&config, &db).await?;
     let context = WorkerContext {
+        bus: event_bus(&config, &db).await?,
         db,
-        bus: Arc::new(InProcessBus::default()),
         credentials_key: credentials_key(&config)?,
         http: http_client()?,
         options: SyncOptions::new(config.public_url.clone()),

@@ -1,13 +1,17 @@
-//! Sync jobs on the apalis queue, stored in the application's own database
-//! (SQLite or PostgreSQL, the same pool sea-orm uses), and the worker loop that
-//! runs them.
+//! Sync jobs on the apalis queue, and the worker loop that runs them. The queue
+//! is stored in the application's own database (SQLite or PostgreSQL, the same
+//! pool sea-orm uses), or on Redis when a queue URL is configured.
 //!
 //! - The queue is named ([`QUEUE`]): the default name is the Rust type path,
 //!   which differs between binaries.
 //! - We make the task id (a ULID) and store it on the run; `max_attempts` is set
 //!   (the storage default is 25 immediate retries).
-//! - SQLite polls every 250 ms (its heartbeat alone is 30 s); PostgreSQL is told
-//!   of new jobs by LISTEN/NOTIFY. Either way a job is picked up within a second.
+//! - SQLite and Redis poll every 250 ms (their heartbeat alone is 20 s);
+//!   PostgreSQL is told of new jobs by LISTEN/NOTIFY. Either way a job is picked
+//!   up within a second.
+//! - Workers beat every [`QueueSettings::heartbeat`] (20 s by default); one
+//!   silent for [`MISSED_HEARTBEATS`] beats is dead, and its jobs are taken back
+//!   by a peer's next beat: 60 to 80 s after the death by default.
 //! - Jobs run under a timeout, so a hung run is not held forever.
 
 use std::sync::Arc;
@@ -15,8 +19,11 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
+use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
+use redis::aio::ConnectionManagerConfig;
 use sea_orm::{DatabaseBackend, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::credentials::CredentialsKey;
@@ -30,10 +37,37 @@ pub const QUEUE: &str = "crmsync-sync";
 pub const MAX_ATTEMPTS: usize = 8;
 /// The longest a run may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
-/// How often SQLite storage looks for new jobs.
-const SQLITE_POLL: Duration = Duration::from_millis(250);
-/// Heartbeats: a dead worker's jobs are taken back after about a minute.
-const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How often SQLite and Redis storage look for new jobs.
+const POLL: Duration = Duration::from_millis(250);
+/// The default interval of worker heartbeats.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
+/// Heartbeats a worker may miss before its jobs are handed to another.
+pub const MISSED_HEARTBEATS: usize = 3;
+/// The longest [`JobQueue::ping`] waits.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where the queue lives and how soon a dead worker's jobs come back.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// `redis://…` or `rediss://…` to keep the queue on Redis; `None` keeps it in
+    /// the application's database.
+    pub redis_url: Option<SecretString>,
+    /// Interval of worker heartbeats ([`DEFAULT_HEARTBEAT`]; tests that kill
+    /// workers use a second or two).
+    pub heartbeat: Duration,
+    /// The queue's name: [`QUEUE`], except in tests that share one Redis.
+    pub queue: String,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            heartbeat: DEFAULT_HEARTBEAT,
+            queue: QUEUE.to_owned(),
+        }
+    }
+}
 
 /// What a worker needs to run one sync: re-checked against the database by tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,64 +89,126 @@ pub struct QueueError(pub String);
 enum Storage {
     Sqlite(SqliteStorage<SyncJob>),
     Postgres(PostgresStorage<SyncJob>),
+    Redis(RedisStorage<SyncJob>),
 }
 
-/// The job queue, on the application's database pool.
+/// The job queue: on the application's database pool, or on Redis.
 #[derive(Clone)]
 pub struct JobQueue {
     storage: Storage,
+    /// For [`JobQueue::ping`] when the queue is in the database.
+    db: DatabaseConnection,
+    queue: String,
 }
 
 impl std::fmt::Debug for JobQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match self.storage {
-            Storage::Sqlite(_) => "sqlite",
-            Storage::Postgres(_) => "postgres",
-        };
         f.debug_struct("JobQueue")
-            .field("backend", &backend)
-            .field("queue", &QUEUE)
+            .field("backend", &self.backend())
+            .field("queue", &self.queue)
             .finish()
     }
 }
 
-fn sqlite_config() -> apalis_sqlite::Config {
-    apalis_sqlite::Config::default()
-        .queue(QUEUE)
-        .heartbeat_interval(HEARTBEAT)
-        .missed_heartbeats(3)
-        .batch_size(4)
-}
-
-fn postgres_config() -> apalis_postgres::Config {
-    apalis_postgres::Config::default()
-        .queue(QUEUE)
-        .heartbeat_interval(HEARTBEAT)
-        .missed_heartbeats(3)
-        .batch_size(4)
-}
-
 impl JobQueue {
-    /// Sets up the queue's tables on the database's pool (SQLite or PostgreSQL).
+    /// The queue in the application's database, with the default settings.
     pub async fn connect(db: &DatabaseConnection) -> Result<Self, QueueError> {
-        let storage = match db.get_database_backend() {
-            DatabaseBackend::Sqlite => {
+        Self::connect_with(db, &QueueSettings::default()).await
+    }
+
+    /// The queue on Redis when `settings` names it, else in the application's
+    /// database (its tables are created on the database's pool if missing).
+    pub async fn connect_with(
+        db: &DatabaseConnection,
+        settings: &QueueSettings,
+    ) -> Result<Self, QueueError> {
+        let heartbeat = settings.heartbeat;
+        let queue = settings.queue.as_str();
+        let storage = match (&settings.redis_url, db.get_database_backend()) {
+            (Some(url), _) => {
+                let client = redis::Client::open(url.expose_secret())
+                    .map_err(|e| QueueError(format!("the Redis URL: {e}")))?;
+                // The default 500 ms reply timeout is short for the queue's
+                // Lua scripts on a busy server.
+                let connection = client
+                    .get_connection_manager_with_config(
+                        ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(Duration::from_secs(5)))
+                            .set_response_timeout(Some(Duration::from_secs(5))),
+                    )
+                    .await
+                    .map_err(|e| QueueError(format!("connecting to Redis: {e}")))?;
+                let config = apalis_redis::Config::default()
+                    .queue(queue)
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS)
+                    .batch_size(4);
+                Storage::Redis(RedisStorage::new(connection).with_config(config))
+            }
+            (None, DatabaseBackend::Sqlite) => {
                 let pool = db.get_sqlite_connection_pool();
                 SqliteStorage::setup(pool)
                     .await
                     .map_err(|e| QueueError(format!("setting up the SQLite queue: {e}")))?;
-                Storage::Sqlite(SqliteStorage::new(pool).with_config(sqlite_config()))
+                let config = apalis_sqlite::Config::default()
+                    .queue(queue)
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS)
+                    .batch_size(4);
+                Storage::Sqlite(SqliteStorage::new(pool).with_config(config))
             }
-            DatabaseBackend::Postgres => {
+            (None, DatabaseBackend::Postgres) => {
                 let pool = db.get_postgres_connection_pool();
                 PostgresStorage::<()>::setup(pool)
                     .await
                     .map_err(|e| QueueError(format!("setting up the PostgreSQL queue: {e}")))?;
-                Storage::Postgres(PostgresStorage::new(pool).with_config(postgres_config()))
+                let config = apalis_postgres::Config::default()
+                    .queue(queue)
+                    .heartbeat_interval(heartbeat)
+                    .missed_heartbeats(MISSED_HEARTBEATS)
+                    .batch_size(4);
+                Storage::Postgres(PostgresStorage::new(pool).with_config(config))
             }
-            other => return Err(QueueError(format!("unsupported database {other:?}"))),
+            (None, other) => return Err(QueueError(format!("unsupported database {other:?}"))),
         };
-        Ok(Self { storage })
+        Ok(Self {
+            storage,
+            db: db.clone(),
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// Where the jobs are stored: `sqlite`, `postgres` or `redis`.
+    pub fn backend(&self) -> &'static str {
+        match self.storage {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgres",
+            Storage::Redis(_) => "redis",
+        }
+    }
+
+    /// Checks that the queue's store answers (the database, or Redis), within
+    /// three seconds: for readiness probes.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let check = async {
+            match &self.storage {
+                Storage::Redis(s) => {
+                    let mut s = s.clone();
+                    redis::cmd("PING")
+                        .query_async::<()>(s.get_connection())
+                        .await
+                        .map_err(|e| QueueError(format!("Redis does not answer: {e}")))
+                }
+                Storage::Sqlite(_) | Storage::Postgres(_) => self
+                    .db
+                    .ping()
+                    .await
+                    .map_err(|e| QueueError(format!("the database does not answer: {e}"))),
+            }
+        };
+        tokio::time::timeout(PING_TIMEOUT, check)
+            .await
+            .map_err(|_| QueueError(format!("no answer within {PING_TIMEOUT:?}")))?
     }
 
     /// Enqueues a job under a task id we generate; returns that id.
@@ -135,6 +231,7 @@ impl JobQueue {
         let result = match &self.storage {
             Storage::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
             Storage::Postgres(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
+            Storage::Redis(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
         };
         result.map_err(|e| QueueError(format!("enqueueing run {}: {e}", job.run_id)))
     }
@@ -218,7 +315,7 @@ pub async fn run_worker(
         let run = async {
             match &queue.storage {
                 Storage::Sqlite(s) => {
-                    let backend = s.clone().poll_with_interval(SQLITE_POLL);
+                    let backend = s.clone().poll_with_interval(POLL);
                     WorkerBuilder::new(name.as_str())
                         .backend(backend)
                         .data(ctx.clone())
@@ -237,6 +334,16 @@ pub async fn run_worker(
                         .timeout(JOB_TIMEOUT)
                         .build(handle)
                         .run_until(signal)
+                        .await
+                }
+                Storage::Redis(s) => {
+                    let backend = s.clone().poll_with_interval(POLL);
+                    WorkerBuilder::new(name.as_str())
+                        .backend(backend)
+                        .data(ctx.clone())
+                        .timeout(JOB_TIMEOUT)
+                        .build(handle)
+                        .run()
                         .await
                 }
             }

@@ -1,9 +1,13 @@
 //! Worker integration tests: black-box against the sandbox Pipedrive on port 0
 //! and a fresh database per test (SQLite, or PostgreSQL when
-//! `CRMSYNC_TEST_POSTGRES_URL` is set).
+//! `CRMSYNC_TEST_POSTGRES_URL` is set). The Redis tests (event bus, queue) run
+//! when `CRMSYNC_TEST_REDIS_URL` is set, or against `redis://127.0.0.1:6379`
+//! when `CI=true`.
 
+mod bus;
 mod leases;
 mod pipedrive_client;
+mod redis_queue;
 mod runs;
 mod support;
 mod sync;

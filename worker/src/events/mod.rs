@@ -1,17 +1,41 @@
 //! Progress events (R3): published by the run as it works, delivered to
 //! `syncProgress` / `syncEvents` subscribers of the same tenant only (T3).
 //!
-//! In-process here (a broadcast channel); the scale-out issue puts a cross-process
-//! bus behind the same trait.
+//! Three buses behind one trait, chosen by [`connect`]:
+//!
+//! - [`InProcessBus`]: a broadcast channel, for the embedded default (SQLite,
+//!   one process). Needs neither PostgreSQL nor Redis.
+//! - [`PgBus`]: PostgreSQL LISTEN/NOTIFY on the application's database, when it
+//!   is PostgreSQL and no Redis is configured.
+//! - [`RedisBus`]: Redis pub/sub, when the queue is on Redis (`CRMSYNC_QUEUE_URL`).
+//!
+//! The cross-process buses deliver an event to the publishing process's own
+//! subscribers at once (no round trip through the server), and send it on the
+//! wire from a background task, tagged with the process's origin id; each
+//! process skips its own echoes, so a local subscriber sees an event exactly
+//! once. Every bus has the same semantics: tenant isolation, a publish that
+//! never blocks the run, and a lagging subscriber that loses intermediate
+//! events (the next one carries the full counts) but never its stream.
+//! Events are transient: one sent while a listener is reconnecting is lost.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crmsync_entity::enums::SyncRunStatus;
 use crmsync_entity::models::sync_run;
 use futures::Stream;
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+mod pg;
+mod redis_bus;
+mod relay;
+
+pub use pg::PgBus;
+pub use redis_bus::RedisBus;
 
 /// Counts of one leg (R1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +131,39 @@ pub trait EventBus: Send + Sync + std::fmt::Debug {
     fn subscribe(&self, tenant_id: &str) -> EventStream;
 }
 
+/// Why a cross-process bus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// LISTEN on PostgreSQL failed.
+    #[error("event bus on PostgreSQL: {0}")]
+    Postgres(#[from] sea_orm::sqlx::Error),
+    /// Subscribing on Redis failed.
+    #[error("event bus on Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The bus for this deployment: Redis pub/sub when `redis_url` is given (the
+/// queue is on Redis), else LISTEN/NOTIFY when the database is PostgreSQL, else
+/// (SQLite, one process) in-process.
+///
+/// The cross-process buses are listening when this returns, so an event
+/// published anywhere afterwards reaches this process's subscribers.
+pub async fn connect(
+    db: &DatabaseConnection,
+    redis_url: Option<&SecretString>,
+) -> Result<Arc<dyn EventBus>, BusError> {
+    if let Some(url) = redis_url {
+        return Ok(Arc::new(RedisBus::connect(url.expose_secret()).await?));
+    }
+    let bus: Arc<dyn EventBus> = match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            Arc::new(PgBus::connect(db.get_postgres_connection_pool()).await?)
+        }
+        _ => Arc::new(InProcessBus::default()),
+    };
+    Ok(bus)
+}
+
 /// A bus inside one process.
 #[derive(Debug, Clone)]
 pub struct InProcessBus {
@@ -159,7 +216,7 @@ mod tests {
 
     use super::*;
 
-    fn event(tenant: &str, run: &str) -> SyncEvent {
+    pub(super) fn event(tenant: &str, run: &str) -> SyncEvent {
         SyncEvent {
             tenant_id: tenant.into(),
             run_id: run.into(),
