@@ -43,6 +43,7 @@ struct Raw {
     queue_url: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     queue_heartbeat_secs: Option<String>,
+    queue_name: Option<String>,
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -94,6 +95,9 @@ pub struct Config {
     /// Interval of worker heartbeats (`CRMSYNC_QUEUE_HEARTBEAT_SECS`, default 20);
     /// a worker silent for three is dead and its jobs run again elsewhere.
     pub queue_heartbeat: Duration,
+    /// The queue's name (`CRMSYNC_QUEUE_NAME`, default `crmsync-sync`): two
+    /// deployments sharing one Redis or database keep apart by it.
+    pub queue_name: String,
 }
 
 impl Config {
@@ -135,6 +139,7 @@ impl Config {
         overlay!(public_url, "CRMSYNC_PUBLIC_URL");
         overlay!(queue_url, "CRMSYNC_QUEUE_URL");
         overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
+        overlay!(queue_name, "CRMSYNC_QUEUE_NAME");
 
         let bind: SocketAddr = raw
             .bind
@@ -217,6 +222,23 @@ impl Config {
                 }
             },
         };
+        let queue_name = match raw.queue_name.as_deref().map(str::trim) {
+            None => crmsync_worker::jobs::QUEUE.to_owned(),
+            Some(name)
+                if (1..=64).contains(&name.len())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+            {
+                name.to_owned()
+            }
+            Some(_) => {
+                return Err(err(
+                    "CRMSYNC_QUEUE_NAME",
+                    "expected 1 to 64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -229,6 +251,7 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_owned(),
             queue_url: raw.queue_url.map(SecretString::from),
             queue_heartbeat,
+            queue_name,
         })
     }
 
@@ -237,8 +260,15 @@ impl Config {
         crmsync_worker::jobs::QueueSettings {
             redis_url: self.queue_url.clone(),
             heartbeat: self.queue_heartbeat,
-            ..Default::default()
+            queue: self.queue_name.clone(),
         }
+    }
+
+    /// How long a run's lease lasts: as long as the queue takes to notice a
+    /// dead worker, so a run comes back to the queue and its lease lapses
+    /// together.
+    pub fn run_lease(&self) -> Duration {
+        self.queue_heartbeat * crmsync_worker::jobs::MISSED_HEARTBEATS as u32
     }
 
     /// True for the embedded default (SQLite).
@@ -386,6 +416,19 @@ mod tests {
             !format!("{config:?}").contains(":pw@"),
             "the URL's password is not printed"
         );
+    }
+
+    #[test]
+    fn the_queue_name_and_run_lease_follow_the_settings() {
+        let config = Config::from_sources(&env(&[
+            ("CRMSYNC_QUEUE_NAME", "staging-eu"),
+            ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(config.queue_settings().queue, "staging-eu");
+        assert_eq!(config.run_lease(), Duration::from_secs(6));
+        let bad = Config::from_sources(&env(&[("CRMSYNC_QUEUE_NAME", "a b")])).unwrap_err();
+        assert_eq!(bad.variable, "CRMSYNC_QUEUE_NAME");
     }
 
     #[test]

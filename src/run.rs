@@ -145,7 +145,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         bus,
         credentials_key: key,
         http,
-        options: SyncOptions::new(config.public_url.clone()),
+        options: SyncOptions {
+            lease: config.run_lease(),
+            ..SyncOptions::new(config.public_url.clone())
+        },
     };
     let worker = worker.map(|concurrency| {
         let shutdown = shutdown.clone();
@@ -184,7 +187,10 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         db,
         credentials_key: credentials_key(&config)?,
         http: http_client()?,
-        options: SyncOptions::new(config.public_url.clone()),
+        options: SyncOptions {
+            lease: config.run_lease(),
+            ..SyncOptions::new(config.public_url.clone())
+        },
     };
     tracing::info!(concurrency, "worker started");
     crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown_signal()).await?;

@@ -7,8 +7,9 @@
 //! - We make the task id (a ULID) and store it on the run; `max_attempts` is set
 //!   (the storage default is 25 immediate retries).
 //! - SQLite and Redis poll every 250 ms (their heartbeat alone is 20 s);
-//!   PostgreSQL is told of new jobs by LISTEN/NOTIFY. Either way a job is picked
-//!   up within a second.
+//!   PostgreSQL is told of new jobs by LISTEN/NOTIFY, and polls every second
+//!   for jobs that come back without an insert (re-enqueued or handed back).
+//!   Either way a job is picked up within a second.
 //! - Workers beat every [`QueueSettings::heartbeat`] (20 s by default); one
 //!   silent for [`MISSED_HEARTBEATS`] beats is dead, and its jobs are taken back
 //!   by a peer's next beat: 60 to 80 s after the death by default.
@@ -39,6 +40,9 @@ pub const MAX_ATTEMPTS: usize = 8;
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// How often SQLite and Redis storage look for new jobs.
 const POLL: Duration = Duration::from_millis(250);
+/// How often PostgreSQL storage looks for jobs that came back without a
+/// NOTIFY (re-enqueued after a worker died, or handed back at shutdown).
+const PG_POLL: Duration = Duration::from_secs(1);
 /// The default interval of worker heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
 /// Heartbeats a worker may miss before its jobs are handed to another.
@@ -326,7 +330,12 @@ pub async fn run_worker(
                         .await
                 }
                 Storage::Postgres(s) => {
-                    let backend = s.clone().with_pubsub();
+                    // Woken by LISTEN/NOTIFY for new jobs, and polling for the
+                    // ones that come back without an insert: a dead worker's,
+                    // re-enqueued by a peer's heartbeat, and handed-back ones.
+                    let pubsub = apalis_postgres::Pubsub::new(s.pool().clone(), s.config().queue.to_string());
+                    let strategy = Strategy::new().stream(pubsub).interval(PG_POLL);
+                    let backend = s.clone().poll_with_strategy(strategy);
                     WorkerBuilder::new(name.as_str())
                         .backend(backend)
                         .data(ctx.clone())
@@ -341,9 +350,10 @@ pub async fn run_worker(
                     WorkerBuilder::new(name.as_str())
                         .backend(backend)
                         .data(ctx.clone())
+                        .concurrency(concurrency)
                         .timeout(JOB_TIMEOUT)
                         .build(handle)
-                        .run()
+                        .run_until(signal)
                         .await
                 }
             }

@@ -60,7 +60,7 @@ async fn a_run_on_the_redis_queue_is_carried_out_and_streams_to_another_process(
     app.ctx.bus = worker_bus.clone();
     let mut events = api_bus.subscribe(app.tenant.as_str());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), async {
+    let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), 1, async {
         let _ = stopped.await;
     }));
 
