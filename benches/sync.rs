@@ -43,6 +43,7 @@ use crmsync_entity::{TenantId, new_id};
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
 use crmsync_worker::events::{EventBus, InProcessBus, SyncEvent};
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::metrics::Metrics;
 use crmsync_worker::platform::Mapping;
 use crmsync_worker::settings::ConnectorSettings;
 use crmsync_worker::sync::SyncOptions;
@@ -387,6 +388,7 @@ impl Platform {
             options: SyncOptions {
                 platform_url: "http://bench.example".into(),
             },
+            metrics: Metrics::new(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
@@ -511,8 +513,13 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         company_domain: company.clone(),
     };
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&base_url), http.clone()).unwrap();
+    let client = crmsync_worker::crm::client_for(
+        &credentials,
+        Some(&base_url),
+        http.clone(),
+        &Metrics::new(),
+    )
+    .unwrap();
     let fields = client.fields(CrmModule::Persons).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
     settings.filter_field = None;
@@ -640,8 +647,13 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         org_id: Some(org.clone()),
         refresh_token: grant.refresh_token,
     };
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&accounts_url), http.clone()).unwrap();
+    let client = crmsync_worker::crm::client_for(
+        &credentials,
+        Some(&accounts_url),
+        http.clone(),
+        &Metrics::new(),
+    )
+    .unwrap();
     let fields = client.fields(CrmModule::Leads).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
     settings.max_concurrent_calls = Some(args.concurrency);

@@ -10,6 +10,7 @@ use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::{EventBus, InProcessBus};
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::metrics::Metrics;
 use crmsync_worker::sync::SyncOptions;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
@@ -88,6 +89,7 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let key = credentials_key(&config)?;
     let http = http_client()?;
+    let metrics = Metrics::new();
     let state = ApiState {
         db: db.clone(),
         queue: queue.clone(),
@@ -96,6 +98,7 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         auth: Arc::new(Authenticator::new(jwt_settings(&config)?)?),
         http: http.clone(),
         public_url: config.public_url.clone(),
+        metrics: metrics.clone(),
     };
     let worker = WorkerContext {
         db,
@@ -105,6 +108,7 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
         options: SyncOptions {
             platform_url: config.public_url.clone(),
         },
+        metrics,
     };
     let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
         queue,
@@ -134,6 +138,7 @@ pub async fn worker(mut config: Config) -> anyhow::Result<()> {
     let queue = JobQueue::connect(&db)
         .await
         .context("setting up the job queue")?;
+    let metrics = Metrics::new();
     let context = WorkerContext {
         db,
         bus: Arc::new(InProcessBus::default()),
@@ -142,6 +147,7 @@ pub async fn worker(mut config: Config) -> anyhow::Result<()> {
         options: SyncOptions {
             platform_url: config.public_url.clone(),
         },
+        metrics,
     };
     tracing::info!("worker started");
     crmsync_worker::jobs::run_worker(queue, context, shutdown_signal()).await?;

@@ -42,6 +42,8 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// The address clients reach us at (links, GraphiQL).
     pub public_url: String,
+    /// The process's metrics (shared with its in-process worker, if any).
+    pub metrics: crmsync_worker::metrics::Metrics,
 }
 
 impl std::fmt::Debug for ApiState {

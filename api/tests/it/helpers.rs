@@ -15,6 +15,7 @@ use crmsync_entity::testing::TestDatabase;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::InProcessBus;
+use crmsync_worker::metrics::Metrics;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -77,6 +78,7 @@ impl TestApp {
             auth: Arc::new(auth),
             http: reqwest::Client::new(),
             public_url: "http://127.0.0.1".into(),
+            metrics: Metrics::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -109,6 +111,7 @@ impl TestApp {
             options: crmsync_worker::sync::SyncOptions {
                 platform_url: "http://127.0.0.1/app".into(),
             },
+            metrics: self.state.metrics.clone(),
         };
         let queue = self.state.queue.clone();
         tokio::spawn(async move {

@@ -223,6 +223,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         return Ok(run);
     }
     ctx.bus.publish(SyncEvent::of_run(&run));
+    ctx.metrics.run_started(&run);
 
     let prepared = match prepare(ctx, &tenant, &run, &connector).await {
         Ok(p) => p,
@@ -363,6 +364,7 @@ async fn prepare(
         connector.base_url.as_deref(),
         ctx.http.clone(),
         &settings.client_options(),
+        &ctx.metrics,
     )?;
     let mappings = field_mapping::Entity::for_tenant(tenant)
         .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
@@ -431,5 +433,6 @@ async fn finish(
     set_legs(&mut am, legs);
     let run = am.update(&ctx.db).await?;
     ctx.bus.publish(SyncEvent::of_run(&run));
+    ctx.metrics.run_finished(&run);
     Ok(run)
 }

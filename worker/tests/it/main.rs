@@ -2,6 +2,7 @@
 //! and a fresh database per test (SQLite, or PostgreSQL when
 //! `CRMSYNC_TEST_POSTGRES_URL` is set).
 
+mod metrics;
 mod pipedrive_client;
 mod runs;
 mod support;

@@ -346,6 +346,7 @@ mod app {
     use crmsync_worker::crm::{CrmClient, CrmField};
     use crmsync_worker::events::InProcessBus;
     use crmsync_worker::jobs::{SyncJob, WorkerContext};
+    use crmsync_worker::metrics::Metrics;
     use crmsync_worker::platform::default_mappings;
     use crmsync_worker::settings::ConnectorSettings;
     use crmsync_worker::sync::SyncOptions;
@@ -479,6 +480,7 @@ mod app {
                 options: SyncOptions {
                     platform_url: PLATFORM_URL.into(),
                 },
+                metrics: Metrics::new(),
             };
             Self {
                 crm,
