@@ -15,6 +15,7 @@ mod error;
 mod graphql;
 mod http;
 mod idempotency;
+pub mod ops;
 pub mod patch;
 pub mod runs;
 pub mod tenants;
@@ -55,9 +56,15 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
-/// only), `/graphql/ws` (graphql-transport-ws) and `GET /healthz`.
+/// only), `/graphql/ws` (graphql-transport-ws), and the operations endpoints
+/// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));
+    let ops = ops::Ops {
+        db: state.db.clone(),
+        queue: state.queue.clone(),
+        metrics: state.metrics.clone(),
+    };
     let app = http::App { state, schema };
     Router::new()
         .route(
@@ -67,8 +74,8 @@ pub fn router(state: ApiState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route("/graphql/ws", get(ws::upgrade))
-        .route("/healthz", get(http::healthz))
         .with_state(app)
+        .merge(ops::router(ops))
 }
 
 /// The schema in SDL, as `schema.graphql` holds it.
