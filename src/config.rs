@@ -39,6 +39,7 @@ struct Raw {
     jwt_audience: Option<String>,
     credentials_key: Option<String>,
     public_url: Option<String>,
+    worker_bind: Option<String>,
 }
 
 /// crmsync's configuration.
@@ -64,6 +65,9 @@ pub struct Config {
     /// Base URL of the platform, for links written to CRMs (`CRMSYNC_PUBLIC_URL`,
     /// default `http://{bind}`).
     pub public_url: String,
+    /// Where `crmsync worker` serves `/healthz`, `/readyz` and `/metrics`
+    /// (`CRMSYNC_WORKER_BIND`, default `127.0.0.1:9464`; port 0 picks a free one).
+    pub worker_bind: SocketAddr,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
         overlay!(jwt_audience, "CRMSYNC_JWT_AUDIENCE");
         overlay!(credentials_key, "CRMSYNC_CREDENTIALS_KEY");
         overlay!(public_url, "CRMSYNC_PUBLIC_URL");
+        overlay!(worker_bind, "CRMSYNC_WORKER_BIND");
 
         let bind: SocketAddr = raw
             .bind
@@ -113,6 +118,17 @@ impl Config {
                 err(
                     "CRMSYNC_BIND",
                     "expected an address and port, e.g. 127.0.0.1:8080",
+                )
+            })?;
+        let worker_bind: SocketAddr = raw
+            .worker_bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:9464")
+            .parse()
+            .map_err(|_| {
+                err(
+                    "CRMSYNC_WORKER_BIND",
+                    "expected an address and port, e.g. 127.0.0.1:9464",
                 )
             })?;
         let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
@@ -175,6 +191,7 @@ impl Config {
             jwt_audience: raw.jwt_audience.unwrap_or_else(|| "crmsync".into()),
             credentials_key: raw.credentials_key.map(SecretString::from),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            worker_bind,
         })
     }
 
@@ -301,6 +318,7 @@ mod tests {
         assert!(config.is_embedded());
         assert!(config.database_url.contains("data/crmsync.db"));
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.worker_bind.to_string(), "127.0.0.1:9464");
     }
 
     #[test]
@@ -312,6 +330,7 @@ mod tests {
             ("CRMSYNC_JWT_PUBLIC_KEY", "not a pem"),
             ("CRMSYNC_CREDENTIALS_KEY", "c2hvcnQ="),
             ("CRMSYNC_PUBLIC_URL", "ftp://x"),
+            ("CRMSYNC_WORKER_BIND", "9464"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use crmsync_api::ApiState;
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
+use crmsync_api::ops::Ops;
 use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::{EventBus, InProcessBus};
@@ -139,6 +140,19 @@ pub async fn worker(mut config: Config) -> anyhow::Result<()> {
         .await
         .context("setting up the job queue")?;
     let metrics = Metrics::new();
+    let ops = Ops {
+        db: db.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+    };
+    crmsync_api::ops::spawn(config.worker_bind, ops)
+        .await
+        .with_context(|| {
+            format!(
+                "CRMSYNC_WORKER_BIND: cannot listen on {} (port 0 picks a free one)",
+                config.worker_bind
+            )
+        })?;
     let context = WorkerContext {
         db,
         bus: Arc::new(InProcessBus::default()),
