@@ -43,6 +43,7 @@ use crmsync_entity::{TenantId, new_id};
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
 use crmsync_worker::events::{EventBus, InProcessBus, SyncEvent};
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::metrics::Metrics;
 use crmsync_worker::platform::Mapping;
 use crmsync_worker::settings::ConnectorSettings;
 use crmsync_worker::sync::SyncOptions;
@@ -385,6 +386,7 @@ impl Platform {
             credentials_key: self.key.clone(),
             http: http.clone(),
             options: SyncOptions::new("http://bench.example"),
+            metrics: Metrics::new(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
@@ -510,8 +512,13 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         company_domain: company.clone(),
     };
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&base_url), http.clone()).unwrap();
+    let client = crmsync_worker::crm::client_for(
+        &credentials,
+        Some(&base_url),
+        http.clone(),
+        &Metrics::new(),
+    )
+    .unwrap();
     let fields = client.fields(CrmModule::Persons).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
     settings.filter_field = None;
@@ -639,8 +646,13 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         org_id: Some(org.clone()),
         refresh_token: grant.refresh_token,
     };
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&accounts_url), http.clone()).unwrap();
+    let client = crmsync_worker::crm::client_for(
+        &credentials,
+        Some(&accounts_url),
+        http.clone(),
+        &Metrics::new(),
+    )
+    .unwrap();
     let fields = client.fields(CrmModule::Leads).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
     settings.max_concurrent_calls = Some(args.concurrency);

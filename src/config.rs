@@ -44,6 +44,7 @@ struct Raw {
     #[serde(default, deserialize_with = "number_or_string")]
     queue_heartbeat_secs: Option<String>,
     queue_name: Option<String>,
+    worker_bind: Option<String>,
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -98,6 +99,9 @@ pub struct Config {
     /// The queue's name (`CRMSYNC_QUEUE_NAME`, default `crmsync-sync`): two
     /// deployments sharing one Redis or database keep apart by it.
     pub queue_name: String,
+    /// Where `crmsync worker` serves `/healthz`, `/readyz` and `/metrics`
+    /// (`CRMSYNC_WORKER_BIND`, default `127.0.0.1:9464`; port 0 picks a free one).
+    pub worker_bind: SocketAddr,
 }
 
 impl Config {
@@ -140,6 +144,7 @@ impl Config {
         overlay!(queue_url, "CRMSYNC_QUEUE_URL");
         overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
         overlay!(queue_name, "CRMSYNC_QUEUE_NAME");
+        overlay!(worker_bind, "CRMSYNC_WORKER_BIND");
 
         let bind: SocketAddr = raw
             .bind
@@ -150,6 +155,17 @@ impl Config {
                 err(
                     "CRMSYNC_BIND",
                     "expected an address and port, e.g. 127.0.0.1:8080",
+                )
+            })?;
+        let worker_bind: SocketAddr = raw
+            .worker_bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:9464")
+            .parse()
+            .map_err(|_| {
+                err(
+                    "CRMSYNC_WORKER_BIND",
+                    "expected an address and port, e.g. 127.0.0.1:9464",
                 )
             })?;
         let data_dir = PathBuf::from(raw.data_dir.as_deref().unwrap_or("./data"));
@@ -252,6 +268,7 @@ impl Config {
             queue_url: raw.queue_url.map(SecretString::from),
             queue_heartbeat,
             queue_name,
+            worker_bind,
         })
     }
 
@@ -396,6 +413,7 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
         assert!(config.queue_url.is_none());
         assert_eq!(config.queue_heartbeat, Duration::from_secs(20));
+        assert_eq!(config.worker_bind.to_string(), "127.0.0.1:9464");
     }
 
     #[test]
@@ -444,6 +462,7 @@ mod tests {
             ("CRMSYNC_QUEUE_URL", "127.0.0.1:6379"),
             ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "0"),
             ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "1.5"),
+            ("CRMSYNC_WORKER_BIND", "9464"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();

@@ -6,10 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use crmsync_api::ApiState;
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
+use crmsync_api::ops::Ops;
 use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::metrics::Metrics;
 use crmsync_worker::sync::SyncOptions;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
@@ -130,6 +132,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let metrics = Metrics::new();
     let state = ApiState {
         db: db.clone(),
         queue: queue.clone(),
@@ -139,6 +142,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         http: http.clone(),
         public_url: config.public_url.clone(),
         shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
     };
     let context = WorkerContext {
         db,
@@ -149,6 +153,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
             lease: config.run_lease(),
             ..SyncOptions::new(config.public_url.clone())
         },
+        metrics,
     };
     let worker = worker.map(|concurrency| {
         let shutdown = shutdown.clone();
@@ -182,6 +187,20 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
     config.ensure_keys()?;
     let db = database(&config).await?;
     let queue = job_queue(&config, &db).await?;
+    let metrics = Metrics::new();
+    let ops = Ops {
+        db: db.clone(),
+        queue: queue.clone(),
+        metrics: metrics.clone(),
+    };
+    crmsync_api::ops::spawn(config.worker_bind, ops)
+        .await
+        .with_context(|| {
+            format!(
+                "CRMSYNC_WORKER_BIND: cannot listen on {} (port 0 picks a free one)",
+                config.worker_bind
+            )
+        })?;
     let context = WorkerContext {
         bus: event_bus(&config, &db).await?,
         db,
@@ -191,6 +210,7 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
             lease: config.run_lease(),
             ..SyncOptions::new(config.public_url.clone())
         },
+        metrics,
     };
     tracing::info!(concurrency, "worker started");
     crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown_signal()).await?;

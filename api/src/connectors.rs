@@ -426,7 +426,8 @@ fn client(
     credentials: &Credentials,
     base_url: Option<&str>,
 ) -> Result<Arc<dyn CrmClient>, ApiError> {
-    crm::client_for(credentials, base_url, state.http.clone()).map_err(ApiError::from_crm)
+    crm::client_for(credentials, base_url, state.http.clone(), &state.metrics)
+        .map_err(ApiError::from_crm)
 }
 
 /// The CRM client of a stored connector.

@@ -24,10 +24,6 @@ pub(crate) struct App {
 /// The response header carrying the request id.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
-pub(crate) async fn healthz() -> &'static str {
-    "ok"
-}
-
 /// The client's request id when it is sane, else a fresh one.
 fn request_id(headers: &HeaderMap) -> RequestId {
     headers

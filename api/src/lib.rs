@@ -15,6 +15,7 @@ mod error;
 mod graphql;
 mod http;
 mod idempotency;
+pub mod ops;
 pub mod patch;
 pub mod runs;
 pub mod tenants;
@@ -42,6 +43,8 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// The address clients reach us at (links, GraphiQL).
     pub public_url: String,
+    /// The process's metrics (shared with its in-process worker, if any).
+    pub metrics: crmsync_worker::metrics::Metrics,
     /// Completes when the process shuts down: open subscriptions are closed
     /// with 1001 (going away) so clients reconnect to another process.
     pub shutdown: Shutdown,
@@ -94,9 +97,15 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
-/// only), `/graphql/ws` (graphql-transport-ws) and `GET /healthz`.
+/// only), `/graphql/ws` (graphql-transport-ws), and the operations endpoints
+/// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));
+    let ops = ops::Ops {
+        db: state.db.clone(),
+        queue: state.queue.clone(),
+        metrics: state.metrics.clone(),
+    };
     let app = http::App { state, schema };
     Router::new()
         .route(
@@ -106,8 +115,8 @@ pub fn router(state: ApiState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route("/graphql/ws", get(ws::upgrade))
-        .route("/healthz", get(http::healthz))
         .with_state(app)
+        .merge(ops::router(ops))
 }
 
 /// The schema in SDL, as `schema.graphql` holds it.

@@ -146,22 +146,12 @@ impl Cluster {
     /// `crmsync serve --no-worker`, once it listens.
     fn api(&self) -> Process {
         let mut child = self.command(&["serve", "--no-worker"]).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut graphql = None;
-        for line in lines.by_ref() {
-            let line = line.expect("the API logs its address");
-            if let Some(at) = line.find("graphql=") {
-                let url = line[at + "graphql=".len()..].split_whitespace().next();
-                graphql = url.map(|u| u.trim_matches('"').to_owned());
-                break;
-            }
-        }
-        // Keep draining, so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let line = logged(&mut child, "crmsync is serving");
+        let at = line.find("graphql=").expect("the address is logged") + "graphql=".len();
+        let url = line[at..].split_whitespace().next().unwrap();
         Process {
             child,
-            graphql: Some(graphql.expect("the API printed its GraphQL address")),
+            graphql: Some(url.trim_matches('"').to_owned()),
         }
     }
 
@@ -171,17 +161,7 @@ impl Cluster {
             .command(&["worker", "--concurrency", "2"])
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref() {
-            if line
-                .expect("the worker logs its start")
-                .contains("worker started")
-            {
-                break;
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
+        logged(&mut child, "worker started");
         Process {
             child,
             graphql: None,
@@ -319,6 +299,30 @@ impl Cluster {
                 Instant::now() < deadline,
                 "run {run_id} still {status} after {within:?}"
             );
+        }
+    }
+}
+
+/// Waits (30 s at most) for the process to log a line containing `text`,
+/// and returns it; the rest of its log is drained in the background, so it
+/// never blocks on a full pipe.
+fn logged(child: &mut Child, text: &str) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            // Nobody listens any more: keep draining.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("the process did not log \"{text}\" in 30 s ({e})"),
         }
     }
 }

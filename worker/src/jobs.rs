@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::credentials::CredentialsKey;
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::sync::{SyncError, SyncOptions};
 
 /// The named queue every process reads (never the type path: see stack notes).
@@ -239,6 +240,37 @@ impl JobQueue {
         };
         result.map_err(|e| QueueError(format!("enqueueing run {}: {e}", job.run_id)))
     }
+
+    /// Checks that the queue's storage answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.pending_jobs().await.map(|_| ())
+    }
+
+    /// Jobs of our queue waiting for a worker, failed ones due for a retry
+    /// included (what apalis fetches next); `None` where the storage cannot say.
+    pub async fn pending_jobs(&self) -> Result<Option<u64>, QueueError> {
+        use sea_orm::sqlx;
+        // The storages' own tables and states (apalis-sqlite and -postgres 1.0).
+        let count: i64 = match &self.storage {
+            Storage::Sqlite(s) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = ?1 \
+                 AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+            )
+            .bind(QUEUE)
+            .fetch_one(s.pool())
+            .await
+            .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
+            Storage::Postgres(s) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 \
+                 AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+            )
+            .bind(QUEUE)
+            .fetch_one(s.pool())
+            .await
+            .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
+        };
+        Ok(Some(count.max(0) as u64))
+    }
 }
 
 /// A fresh task id (a ULID).
@@ -259,6 +291,8 @@ pub struct WorkerContext {
     pub http: reqwest::Client,
     /// Tuning.
     pub options: SyncOptions,
+    /// Where runs, items and CRM calls are counted.
+    pub metrics: Metrics,
 }
 
 /// Host, process id and a random suffix: a name no other worker holds.

@@ -5,6 +5,7 @@ pub mod crm;
 pub mod decide;
 pub mod events;
 pub mod jobs;
+pub mod metrics;
 pub mod platform;
 pub mod runs;
 pub mod settings;

@@ -16,6 +16,7 @@ mod mutation;
 pub(crate) mod pagination;
 mod query;
 mod subscription;
+mod timing;
 mod types;
 
 pub(crate) use loaders::Loaders;
@@ -41,7 +42,9 @@ pub(crate) fn build(state: Option<ApiState>) -> ApiSchema {
         .limit_directives(MAX_DIRECTIVES)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH);
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder
+            .extension(timing::Timing(state.metrics.clone()))
+            .data(state);
     }
     builder.finish()
 }

@@ -15,6 +15,7 @@ use crmsync_entity::testing::TestDatabase;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::InProcessBus;
+use crmsync_worker::metrics::Metrics;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -78,6 +79,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             public_url: "http://127.0.0.1".into(),
             shutdown: crmsync_api::Shutdown::never(),
+            metrics: Metrics::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -108,6 +110,7 @@ impl TestApp {
             credentials_key: self.state.credentials_key.clone(),
             http: self.state.http.clone(),
             options: crmsync_worker::sync::SyncOptions::new("http://127.0.0.1/app"),
+            metrics: self.state.metrics.clone(),
         };
         let queue = self.state.queue.clone();
         tokio::spawn(async move {

@@ -11,6 +11,7 @@ mod errors;
 mod isolation;
 mod limits;
 mod nplus1;
+mod ops;
 mod schema;
 mod sync_flow;
 mod ws;

@@ -1,6 +1,7 @@
 //! Sync runs (R1) with their two legs' counts as columns, so a page of runs with
 //! legs is one query.
 
+use sea_orm::QuerySelect;
 use sea_orm::entity::prelude::*;
 
 use crate::enums::{SyncMode, SyncRunStatus, SyncTrigger};
@@ -116,3 +117,23 @@ impl Model {
 }
 
 super::tenant_scoped!(Entity, Column);
+
+/// Runs by status across all tenants, counts only: for the operators' metrics,
+/// which every process reads from here so that they all report the same truth.
+/// Statuses with no run are absent.
+pub async fn count_by_status(
+    db: &impl ConnectionTrait,
+) -> Result<Vec<(SyncRunStatus, u64)>, DbErr> {
+    let rows: Vec<(String, i64)> = Entity::find()
+        .select_only()
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(status, n)| Some((SyncRunStatus::parse(&status)?, n.max(0) as u64)))
+        .collect())
+}

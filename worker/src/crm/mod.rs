@@ -12,6 +12,7 @@ use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde_json::Value;
 
 use crate::credentials::Credentials;
+use crate::metrics::Metrics;
 
 mod expect;
 pub mod pipedrive;
@@ -309,14 +310,21 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The client for a connector's CRM. `base_url` overrides the CRM's address
-/// (sandbox CRMs, proxies).
+/// The client for a connector's CRM, counting its calls in `metrics`.
+/// `base_url` overrides the CRM's address (sandbox CRMs, proxies).
 pub fn client_for(
     credentials: &Credentials,
     base_url: Option<&str>,
     http: reqwest::Client,
+    metrics: &Metrics,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {
-    client_with(credentials, base_url, http, &ClientOptions::default())
+    client_with(
+        credentials,
+        base_url,
+        http,
+        &ClientOptions::default(),
+        metrics,
+    )
 }
 
 /// [`client_for`] with the connector's options (concurrency, workflows).
@@ -325,15 +333,17 @@ pub fn client_with(
     base_url: Option<&str>,
     http: reqwest::Client,
     options: &ClientOptions,
+    metrics: &Metrics,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {
     match credentials {
-        Credentials::Pipedrive { .. } => Ok(Arc::new(pipedrive::PipedriveClient::new(
-            credentials,
-            base_url,
-            http,
-        )?)),
+        Credentials::Pipedrive { .. } => Ok(Arc::new(
+            pipedrive::PipedriveClient::new(credentials, base_url, http)?
+                .with_metrics(metrics.clone()),
+        )),
         Credentials::Zoho { .. } => Ok(Arc::new(
-            zoho::ZohoClient::new(credentials, base_url, http)?.with_options(options),
+            zoho::ZohoClient::new(credentials, base_url, http)?
+                .with_options(options)
+                .with_metrics(metrics.clone()),
         )),
     }
 }

@@ -762,8 +762,9 @@ async fn import_page(
             .await?;
         }
     }
-    store::insert_items(&txn, rows).await?;
+    store::insert_items(&txn, &rows).await?;
     txn.commit().await?;
+    run.ctx.metrics.items_recorded(&rows);
     run.legs = legs;
     Ok(stop)
 }
@@ -1169,6 +1170,7 @@ async fn export_page(
         index,
         links,
         rows,
+        metrics: run.ctx.metrics.clone(),
     };
     Ok((stop, apply))
 }
@@ -1185,6 +1187,7 @@ struct ExportApply {
     index: Vec<crm_record::Model>,
     links: Vec<crm_link::Model>,
     rows: Vec<sync_item::Model>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl ExportApply {
@@ -1206,7 +1209,9 @@ impl ExportApply {
                 .await?;
             }
         }
-        store::insert_items(&txn, self.rows).await?;
-        txn.commit().await
+        store::insert_items(&txn, &self.rows).await?;
+        txn.commit().await?;
+        self.metrics.items_recorded(&self.rows);
+        Ok(())
     }
 }

@@ -282,6 +282,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     ctx.bus.publish(SyncEvent::of_run(&run));
     let holder = Some(lease.holder().to_owned());
     let holder = holder.as_deref();
+    ctx.metrics.run_started(&run);
 
     let prepared = match prepare(ctx, &tenant, &run, &connector).await {
         Ok(p) => p,
@@ -428,6 +429,7 @@ async fn prepare(
         connector.base_url.as_deref(),
         ctx.http.clone(),
         &settings.client_options(),
+        &ctx.metrics,
     )?;
     let mappings = field_mapping::Entity::for_tenant(tenant)
         .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
@@ -507,6 +509,7 @@ async fn finish(
     match update.exec(&ctx.db).await {
         Ok(run) => {
             ctx.bus.publish(SyncEvent::of_run(&run));
+            ctx.metrics.run_finished(&run);
             Ok(run)
         }
         Err(DbErr::RecordNotUpdated) => {

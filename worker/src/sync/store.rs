@@ -158,7 +158,7 @@ pub(crate) async fn upsert_links(
 /// Items, in one statement per page (chunked to stay under bind limits).
 pub(crate) async fn insert_items(
     db: &impl ConnectionTrait,
-    rows: Vec<sync_item::Model>,
+    rows: &[sync_item::Model],
 ) -> Result<(), DbErr> {
     for chunk in rows.chunks(500) {
         sync_item::Entity::insert_many(chunk.iter().cloned().map(sync_item::ActiveModel::from))

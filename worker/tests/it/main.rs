@@ -6,6 +6,7 @@
 
 mod bus;
 mod leases;
+mod metrics;
 mod pipedrive_client;
 mod redis_queue;
 mod runs;

@@ -346,6 +346,7 @@ mod app {
     use crmsync_worker::crm::{CrmClient, CrmField};
     use crmsync_worker::events::InProcessBus;
     use crmsync_worker::jobs::{SyncJob, WorkerContext};
+    use crmsync_worker::metrics::Metrics;
     use crmsync_worker::platform::default_mappings;
     use crmsync_worker::settings::ConnectorSettings;
     use crmsync_worker::sync::SyncOptions;
@@ -477,6 +478,7 @@ mod app {
                 credentials_key: key,
                 http: reqwest::Client::new(),
                 options: SyncOptions::new(PLATFORM_URL),
+                metrics: Metrics::new(),
             };
             Self {
                 crm,

@@ -14,7 +14,7 @@ mod pacer;
 mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crmsync_entity::enums::{ConnectorKind, CrmModule};
@@ -34,6 +34,7 @@ use super::{
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
+use crate::metrics::{CallStatus, Metrics, endpoint};
 
 /// Pipedrive's largest list page.
 pub const MAX_PAGE: u32 = 500;
@@ -55,6 +56,7 @@ pub struct PipedriveClient {
     pacer: Pacer,
     search_pacer: Pacer,
     catalog: OnceCell<Arc<Catalog>>,
+    metrics: Option<Metrics>,
 }
 
 /// A successful reply: `data` and `additional_data`.
@@ -97,7 +99,14 @@ impl PipedriveClient {
             pacer: Pacer::new(None),
             search_pacer: Pacer::new(Some(SEARCH_LIMIT)),
             catalog: OnceCell::new(),
+            metrics: None,
         })
+    }
+
+    /// Counts this client's calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -121,6 +130,11 @@ impl PipedriveClient {
             None
         };
         let slot = self.pacer.acquire().await;
+        // The route template, made only when calls are counted.
+        let route = self
+            .metrics
+            .as_ref()
+            .map(|_| endpoint(method.as_str(), path));
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -131,10 +145,13 @@ impl PipedriveClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error("Pipedrive", e))?;
+        let started = Instant::now();
+        let response = request.send().await;
+        if let (Some(metrics), Some(route)) = (&self.metrics, route) {
+            let status = CallStatus::of(&response);
+            metrics.crm_call(ConnectorKind::Pipedrive, route, status, started.elapsed());
+        }
+        let response = response.map_err(|e| transport_error("Pipedrive", e))?;
         self.pacer.replied(slot).await;
         if let Some(slot) = search_slot {
             self.search_pacer.replied(slot).await;

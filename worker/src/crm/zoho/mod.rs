@@ -39,6 +39,7 @@ use super::{
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
+use crate::metrics::{CallStatus, Metrics, endpoint};
 
 /// Zoho's largest page.
 pub const MAX_PAGE: u32 = 200;
@@ -109,6 +110,7 @@ pub async fn exchange_grant_code(
             ("client_secret", client_secret),
             ("code", code.trim()),
         ],
+        None,
     )
     .await?;
     match (reply.access_token, reply.refresh_token, reply.api_domain) {
@@ -166,11 +168,15 @@ fn grant_error(error: &str, description: Option<&str>) -> CrmError {
 }
 
 /// One call to the accounts server's token endpoint.
+/// The grant-code exchange is not counted (`metrics` is `None`): it happens
+/// once, when a connector is created.
 async fn token_call(
     http: &reqwest::Client,
     accounts_url: &str,
     form: &[(&str, &str)],
+    metrics: Option<&Metrics>,
 ) -> Result<TokenReply, CrmError> {
+    let started = Instant::now();
     let response = http
         .post(format!(
             "{}/oauth/v2/token",
@@ -179,8 +185,16 @@ async fn token_call(
         .form(form)
         .timeout(Duration::from_secs(30))
         .send()
-        .await
-        .map_err(|e| transport_error("Zoho", e))?;
+        .await;
+    if let Some(metrics) = metrics {
+        metrics.crm_call(
+            ConnectorKind::ZohoCrm,
+            endpoint("POST", "/oauth/v2/token"),
+            CallStatus::of(&response),
+            started.elapsed(),
+        );
+    }
+    let response = response.map_err(|e| transport_error("Zoho", e))?;
     let status = response.status();
     let text = response
         .text()
@@ -235,6 +249,7 @@ pub struct ZohoClient {
     leads_fields: OnceCell<Arc<Vec<CrmField>>>,
     contacts_fields: OnceCell<Arc<Vec<CrmField>>>,
     users: OnceCell<Arc<Vec<CrmUser>>>,
+    metrics: Option<Metrics>,
 }
 
 /// The access token slot of one self-client and refresh token, shared in the
@@ -323,6 +338,7 @@ impl ZohoClient {
             leads_fields: OnceCell::new(),
             contacts_fields: OnceCell::new(),
             users: OnceCell::new(),
+            metrics: None,
         })
     }
 
@@ -337,6 +353,12 @@ impl ZohoClient {
         self.heavy = Semaphore::new(heavy);
         self.limits = (limit, heavy);
         self.run_workflows = options.run_workflows;
+        self
+    }
+
+    /// Counts this client's calls (token refreshes included) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -367,6 +389,7 @@ impl ZohoClient {
                 ("client_secret", self.client_secret.expose_secret()),
                 ("refresh_token", self.refresh_token.expose_secret()),
             ],
+            self.metrics.as_ref(),
         )
         .await?;
         let (Some(value), Some(api_domain)) = (reply.access_token, reply.api_domain) else {
@@ -417,10 +440,17 @@ impl ZohoClient {
                 .acquire()
                 .await
                 .map_err(|_| CrmError::Protocol("the Zoho client was shut down".into()))?;
-            let response = request
-                .send()
-                .await
-                .map_err(|e| transport_error("Zoho", e))?;
+            let started = Instant::now();
+            let response = request.send().await;
+            if let Some(metrics) = &self.metrics {
+                metrics.crm_call(
+                    ConnectorKind::ZohoCrm,
+                    endpoint(method.as_str(), &format!("/crm/v8{path}")),
+                    CallStatus::of(&response),
+                    started.elapsed(),
+                );
+            }
+            let response = response.map_err(|e| transport_error("Zoho", e))?;
             let status = response.status();
             let retry_after = response
                 .headers()
