@@ -103,6 +103,7 @@ pub struct JobQueue {
     storage: Storage,
     /// For [`JobQueue::ping`] when the queue is in the database.
     db: DatabaseConnection,
+    /// The queue's name.
     queue: String,
 }
 
@@ -241,22 +242,19 @@ impl JobQueue {
         result.map_err(|e| QueueError(format!("enqueueing run {}: {e}", job.run_id)))
     }
 
-    /// Checks that the queue's storage answers (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), QueueError> {
-        self.pending_jobs().await.map(|_| ())
-    }
-
-    /// Jobs of our queue waiting for a worker, failed ones due for a retry
-    /// included (what apalis fetches next); `None` where the storage cannot say.
+    /// Jobs of our queue waiting for a worker: on the databases, failed ones
+    /// due for a retry included (what apalis fetches next); on Redis, the
+    /// queue's active list.
     pub async fn pending_jobs(&self) -> Result<Option<u64>, QueueError> {
         use sea_orm::sqlx;
-        // The storages' own tables and states (apalis-sqlite and -postgres 1.0).
+        // The storages' own tables, states and keys (apalis-sqlite, -postgres
+        // and -redis 1.0).
         let count: i64 = match &self.storage {
             Storage::Sqlite(s) => sqlx::query_scalar(
                 "SELECT COUNT(*) FROM Jobs WHERE job_type = ?1 \
                  AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
             )
-            .bind(QUEUE)
+            .bind(&self.queue)
             .fetch_one(s.pool())
             .await
             .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
@@ -264,10 +262,19 @@ impl JobQueue {
                 "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 \
                  AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
             )
-            .bind(QUEUE)
+            .bind(&self.queue)
             .fetch_one(s.pool())
             .await
             .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
+            Storage::Redis(s) => {
+                let mut s = s.clone();
+                let list = s.get_config().active_jobs_list();
+                redis::cmd("LLEN")
+                    .arg(list)
+                    .query_async(s.get_connection())
+                    .await
+                    .map_err(|e| QueueError(format!("reading the queue: {e}")))?
+            }
         };
         Ok(Some(count.max(0) as u64))
     }
