@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const ISSUER: &str = "crmsync";
-const AUDIENCE: &str = "crmsync-api";
+const AUDIENCE: &str = "crmsync";
 /// The workers' queue heartbeat in these tests: a killed worker's job comes
 /// back after three missed beats, and a run's lease lapses as soon.
 const HEARTBEAT_SECS: &str = "1";
@@ -523,7 +523,10 @@ async fn workers_killed_mid_run(cluster: Cluster) {
         let holder = loop {
             let written = persons(&cluster.http, &sandbox).await.len();
             let (status, holder) = cluster.run_row(&run_id).await;
-            assert_eq!(status, "RUNNING", "the run ended before kill {kill}");
+            assert!(
+                status == "QUEUED" || status == "RUNNING",
+                "the run ended ({status}) before kill {kill}"
+            );
             if written >= threshold
                 && let Some(holder) = holder
             {

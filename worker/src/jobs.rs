@@ -374,7 +374,10 @@ pub async fn run_worker(
                     // Woken by LISTEN/NOTIFY for new jobs, and polling for the
                     // ones that come back without an insert: a dead worker's,
                     // re-enqueued by a peer's heartbeat, and handed-back ones.
-                    let pubsub = apalis_postgres::Pubsub::new(s.pool().clone(), s.config().queue.to_string());
+                    let pubsub = apalis_postgres::Pubsub::new(
+                        s.pool().clone(),
+                        s.config().queue.to_string(),
+                    );
                     let strategy = Strategy::new().stream(pubsub).interval(PG_POLL);
                     let backend = s.clone().poll_with_strategy(strategy);
                     WorkerBuilder::new(name.as_str())
