@@ -84,7 +84,7 @@ pub(crate) async fn claim(
             .col_expr(
                 sync_run::Column::StartedAt,
                 Func::coalesce([
-                    Expr::col(sync_run::Column::StartedAt).into(),
+                    Expr::col(sync_run::Column::StartedAt),
                     Expr::value(now),
                 ])
                 .into(),
