@@ -163,6 +163,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     });
     // On shutdown: no new connections, open subscriptions closed with 1001,
     // requests in flight answered; the worker hands its runs back.
+    let shutdown_sockets = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, crmsync_api::router(state))
             .with_graceful_shutdown(async move { shutdown.started().await })
@@ -175,6 +176,14 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         None
     };
     server.await?.context("the API server failed")?;
+    // Upgraded connections outlive the server: let the subscriptions send
+    // their close frames before the process ends.
+    if tokio::time::timeout(Duration::from_secs(5), shutdown_sockets.sockets_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some subscriptions did not close within 5 s");
+    }
     if let Some(worker) = worker {
         worker.await?.context("the worker failed")?;
     }

@@ -50,12 +50,25 @@ pub struct ApiState {
     pub shutdown: Shutdown,
 }
 
-/// The process's shutdown, as open WebSockets see it.
+/// The process's shutdown, as open WebSockets see it: they close when it
+/// starts, and the process waits for them to have said goodbye.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     started: tokio::sync::watch::Receiver<bool>,
     /// For [`Shutdown::never`]: the sender, kept so the channel stays open.
     _sender: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+    /// WebSockets still open.
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Held by an open WebSocket; dropping it counts the socket closed.
+#[derive(Debug)]
+pub struct OpenSocket(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Shutdown {
@@ -65,6 +78,7 @@ impl Shutdown {
         let shutdown = Self {
             started: rx,
             _sender: None,
+            open: Arc::new(tokio::sync::watch::channel(0).0),
         };
         (tx, shutdown)
     }
@@ -75,6 +89,7 @@ impl Shutdown {
         Self {
             started: rx,
             _sender: Some(Arc::new(tx)),
+            open: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -85,6 +100,17 @@ impl Shutdown {
             // The sender is gone without a shutdown: wait forever.
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Counts a WebSocket open until the returned guard is dropped.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.open.send_modify(|n| *n += 1);
+        OpenSocket(self.open.clone())
+    }
+
+    /// Completes once every WebSocket has closed.
+    pub async fn sockets_closed(&self) {
+        let _ = self.open.subscribe().wait_for(|n| *n == 0).await;
     }
 }
 

@@ -39,6 +39,7 @@ pub(crate) async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -
 }
 
 async fn serve(app: App, socket: WebSocket) {
+    let _open = app.state.shutdown.socket_opened();
     let request_id = RequestId(ulid::Ulid::generate().to_string());
     let (mut sink, stream) = socket.split();
     let input = stream

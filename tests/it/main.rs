@@ -1,5 +1,6 @@
 //! Black-box tests of the `crmsync` binary.
 
+mod cluster;
 mod commands;
 mod sandbox_cli;
 mod scale_out;

@@ -3,9 +3,17 @@
 //! The worker that starts a run writes its name and an expiry on the run row,
 //! in the same conditional update that marks the run RUNNING, and renews the
 //! expiry in the background. Another worker may take a RUNNING run over only
-//! once its lease has lapsed: its holder died (`kill -9`, a lost machine) and
-//! the queue delivered the job again. A holder that finds its lease taken
-//! stops at the next page and writes nothing more to the run.
+//! once its lease has lapsed (its holder died: `kill -9`, a lost machine) or
+//! was released (its holder shut down and handed the run back). A holder that
+//! finds its lease taken stops at the next page and writes nothing more to
+//! the run.
+//!
+//! A worker handed a job whose run is held under a live lease waits, holding
+//! the job, until the run ends or the lease is free: the queue can deliver a
+//! job again while its first worker still runs it (a worker shutting down
+//! stops its queue heartbeats before its runs reach their next page), and
+//! completing that delivery at once would leave no job behind a run its
+//! holder then hands back.
 //!
 //! Times are the workers' own clocks; the lease is several heartbeats long, so
 //! small clock differences between machines do not matter.
@@ -52,26 +60,27 @@ impl Drop for Lease {
 pub(crate) enum Claim {
     /// The run is ours: QUEUED or RUNNING, not cancelled, no live lease of another.
     Held(Lease),
-    /// The run is not to be executed here: final, cancelled, or executing
-    /// elsewhere under a lease its holder keeps renewing.
-    Elsewhere,
+    /// The run is not to be executed: final, cancelled or gone.
+    Ended,
+    /// This worker is shutting down while it waited for another's lease.
+    Draining,
 }
 
 fn expiry(ttl: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(60))
 }
 
-/// Marks the run RUNNING under this worker's lease. When another worker's
-/// lease is still live, waits for it to lapse (its holder died) or to be
-/// renewed (its holder is alive and executing the run: [`Claim::Elsewhere`]).
+/// Marks the run RUNNING under this worker's lease. While another worker's
+/// lease is live, waits (checking at least every third of a lease) for the run
+/// to end, or for the lease to lapse or be released, then takes it.
 pub(crate) async fn claim(
     db: &DatabaseConnection,
     tenant: &TenantId,
     run_id: &str,
     holder: &str,
     ttl: Duration,
+    draining: &AtomicBool,
 ) -> Result<Claim, DbErr> {
-    let mut seen: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
         let taken = sync_run::Entity::update_many()
@@ -83,11 +92,7 @@ pub(crate) async fn claim(
             // A run taken over keeps the time it first started.
             .col_expr(
                 sync_run::Column::StartedAt,
-                Func::coalesce([
-                    Expr::col(sync_run::Column::StartedAt),
-                    Expr::value(now),
-                ])
-                .into(),
+                Func::coalesce([Expr::col(sync_run::Column::StartedAt), Expr::value(now)]).into(),
             )
             .col_expr(sync_run::Column::LeaseHolder, Expr::value(holder))
             .col_expr(sync_run::Column::LeaseExpiresAt, Expr::value(expiry(ttl)))
@@ -116,19 +121,17 @@ pub(crate) async fn claim(
             .one(db)
             .await?
         else {
-            return Ok(Claim::Elsewhere);
+            return Ok(Claim::Ended);
         };
         let live_until = match (run.status, run.cancel_requested, run.lease_expires_at) {
             (SyncRunStatus::Queued | SyncRunStatus::Running, false, Some(at)) if at >= now => at,
             // Released or lapsed since we looked: try again at once.
             (SyncRunStatus::Queued | SyncRunStatus::Running, false, _) => continue,
-            _ => return Ok(Claim::Elsewhere),
+            _ => return Ok(Claim::Ended),
         };
-        if seen.is_some_and(|before| live_until > before) {
-            // Its holder renewed: it is alive and executing the run.
-            return Ok(Claim::Elsewhere);
+        if draining.load(Ordering::Relaxed) {
+            return Ok(Claim::Draining);
         }
-        seen = Some(live_until);
         let wait = (live_until - now).to_std().unwrap_or_default() + Duration::from_millis(50);
         tokio::time::sleep(wait.min(ttl / 3).max(Duration::from_millis(50))).await;
     }

@@ -255,16 +255,26 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     // Only a run still going starts (a cancel may have won the race), and only
     // here: a RUNNING run is a job delivered again after its worker died or
     // handed it back; it goes on from its checkpoints once that worker's lease
-    // has lapsed.
+    // has lapsed or been released.
     let options = &ctx.options;
-    let lease = match lease::claim(db, &tenant, &run.id, &options.holder, options.lease).await? {
+    let lease = match lease::claim(
+        db,
+        &tenant,
+        &run.id,
+        &options.holder,
+        options.lease,
+        &options.draining,
+    )
+    .await?
+    {
         lease::Claim::Held(lease) => lease,
-        lease::Claim::Elsewhere => {
+        lease::Claim::Ended => {
             return sync_run::Entity::find_for_tenant(&tenant, &run.id)
                 .one(db)
                 .await?
                 .ok_or(SyncError::NotFound);
         }
+        lease::Claim::Draining => return Err(SyncError::HandedBack),
     };
     let resumed = run.status == SyncRunStatus::Running;
     let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)

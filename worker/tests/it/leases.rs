@@ -1,7 +1,7 @@
-//! Run leases (issue 5): a run executes in one place. A worker leaves alone a
-//! run whose holder keeps renewing its lease, takes over one whose lease has
-//! lapsed (its worker died), and a worker shutting down hands its run back,
-//! for another to finish without writing anything twice.
+//! Run leases (issue 5): a run executes in one place. A worker handed a run
+//! whose holder keeps renewing its lease waits for it (and writes nothing),
+//! takes over one whose lease lapsed (its worker died) or was released (its
+//! worker shut down and handed it back) without writing anything twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,37 +52,66 @@ async fn add_contacts(app: &App, n: usize) {
     }
 }
 
+/// Keeps renewing another worker's lease on the run for `renewals` x 100 ms,
+/// then ends it as that worker would: SUCCEEDED, or handed back.
+fn live_holder(
+    app: &App,
+    run: &sync_run::Model,
+    renewals: u32,
+    hand_back: bool,
+) -> tokio::task::JoinHandle<()> {
+    let db = app.db.db.clone();
+    let run = run.clone();
+    tokio::spawn(async move {
+        for _ in 0..renewals {
+            let mut am = sync_run::ActiveModel::from(run.clone());
+            am.lease_expires_at = Set(Some(Utc::now() + chrono::Duration::milliseconds(400)));
+            am.update(&db).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut am = sync_run::ActiveModel::from(run.clone());
+        am.lease_holder = Set(None);
+        am.lease_expires_at = Set(None);
+        if !hand_back {
+            am.status = Set(SyncRunStatus::Succeeded);
+            am.phase = Set("done".into());
+        }
+        am.update(&db).await.unwrap();
+    })
+}
+
 #[tokio::test]
-async fn a_run_whose_holder_renews_its_lease_is_left_to_it() {
+async fn a_run_executing_elsewhere_is_waited_for_and_not_run_twice() {
     let app = App::start(0).await;
     add_contacts(&app, 5).await;
     let run = app.queued_run(SyncMode::Incremental, None).await;
     let run = held_by(&app, &run, "alive-elsewhere", 400).await;
-    // The live holder renews its lease while we look.
-    let renewing = Arc::new(AtomicBool::new(true));
-    let renewer = tokio::spawn({
-        let db = app.db.db.clone();
-        let run = run.clone();
-        let renewing = renewing.clone();
-        async move {
-            while renewing.load(Ordering::Relaxed) {
-                let mut am = sync_run::ActiveModel::from(run.clone());
-                am.lease_expires_at = Set(Some(Utc::now() + chrono::Duration::milliseconds(400)));
-                am.update(&db).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
-    let seen = run_sync(&app.ctx, &job(&app, &run)).await.unwrap();
-    renewing.store(false, Ordering::Relaxed);
-    renewer.await.unwrap();
+    let holder = live_holder(&app, &run, 10, false);
 
-    assert_eq!(seen.status, SyncRunStatus::Running);
-    assert_eq!(seen.lease_holder.as_deref(), Some("alive-elsewhere"));
+    let seen = run_sync(&app.ctx, &job(&app, &run)).await.unwrap();
+    holder.await.unwrap();
+
+    assert_eq!(seen.status, SyncRunStatus::Succeeded, "the holder's end");
     assert!(
         app.crm.persons().await.is_empty(),
         "nothing was written here"
     );
+}
+
+#[tokio::test]
+async fn a_run_handed_back_while_waited_for_is_taken_over() {
+    let app = App::start(0).await;
+    add_contacts(&app, 5).await;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let run = held_by(&app, &run, "shutting-down", 400).await;
+    let holder = live_holder(&app, &run, 5, true);
+
+    let done = run_sync(&app.ctx, &job(&app, &run)).await.unwrap();
+    holder.await.unwrap();
+
+    assert_eq!(done.status, SyncRunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.to_crm_created, 5);
+    assert_eq!(app.crm.persons().await.len(), 5);
 }
 
 #[tokio::test]
