@@ -27,9 +27,18 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates and migrates a fresh database.
     pub async fn new() -> Self {
+        Self::create(std::env::var(POSTGRES_ENV).ok()).await
+    }
+
+    /// A fresh database on this PostgreSQL server, whatever the environment.
+    pub async fn postgres(server: &str) -> Self {
+        Self::create(Some(server.to_owned())).await
+    }
+
+    async fn create(server: Option<String>) -> Self {
         let name = format!("crmsync_t_{}", crate::new_id().to_lowercase());
-        let (url, dir) = match std::env::var(POSTGRES_ENV) {
-            Ok(server) if !server.is_empty() => {
+        let (url, dir) = match server {
+            Some(server) if !server.is_empty() => {
                 let admin = db::connect(&server)
                     .await
                     .expect("connect to the test PostgreSQL server");

@@ -3,10 +3,10 @@
 //! against the sandbox Pipedrive over HTTP.
 //!
 //! These tests need the machine's PostgreSQL: they run in the PostgreSQL pass
-//! of `.ci/run` (`CRMSYNC_TEST_POSTGRES_URL` set) and say so and return in the
-//! SQLite pass. The Redis variants need `CRMSYNC_TEST_REDIS_URL` as well (set by
-//! `.ci/run`); when a variable is set, a service that does not answer fails
-//! the test.
+//! of `.ci/run` (`CRMSYNC_TEST_POSTGRES_URL` set), or on its default address
+//! when `CI=true`; otherwise they say so and return. The Redis variants need
+//! `CRMSYNC_TEST_REDIS_URL` as well (set by `.ci/run`). A service that does
+//! not answer fails the test.
 
 use std::time::Duration;
 
@@ -16,24 +16,35 @@ use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Subscription, email, persons, sandbox};
 
-/// The cluster's database, or `None` (with a note) outside the PostgreSQL pass.
+/// The cluster's database: in the PostgreSQL pass (`CRMSYNC_TEST_POSTGRES_URL`),
+/// or on the machine's PostgreSQL when `CI=true` (where a missing service is a
+/// failure, never a skip); otherwise `None`, with a note.
 async fn postgres() -> Option<TestDatabase> {
-    if std::env::var(crmsync_entity::testing::POSTGRES_ENV).is_err() {
-        eprintln!("scale-out tests run in the PostgreSQL pass (CRMSYNC_TEST_POSTGRES_URL)");
+    let db = if std::env::var(crmsync_entity::testing::POSTGRES_ENV).is_ok() {
+        TestDatabase::new().await
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        TestDatabase::postgres("postgres://postgres@127.0.0.1:5432/postgres").await
+    } else {
+        eprintln!(
+            "scale-out tests run in the PostgreSQL pass (CRMSYNC_TEST_POSTGRES_URL) or with CI=true"
+        );
         return None;
-    }
-    let db = TestDatabase::new().await;
+    };
     assert!(db.is_postgres());
     Some(db)
 }
 
-/// The Redis URL for the Redis variants, or `None` (with a note).
+/// The Redis URL for the Redis variants: `CRMSYNC_TEST_REDIS_URL`, or the
+/// machine's Redis when `CI=true`; otherwise `None`, with a note.
 fn redis() -> Option<String> {
     match std::env::var("CRMSYNC_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            Some("redis://127.0.0.1:6379".into())
+        }
         _ => {
             eprintln!(
-                "the Redis variant runs when CRMSYNC_TEST_REDIS_URL is set (.ci/run sets it)"
+                "the Redis variants run when CRMSYNC_TEST_REDIS_URL is set (.ci/run sets it)"
             );
             None
         }

@@ -357,19 +357,22 @@ pub async fn run_worker(
             let _ = stopped.wait_for(|s| *s).await;
             Ok::<(), WorkerError>(())
         };
+        // The same worker on each storage (their backend types differ).
+        macro_rules! worker_on {
+            ($backend:expr) => {
+                WorkerBuilder::new(name.as_str())
+                    .backend($backend)
+                    .data(ctx.clone())
+                    .concurrency(concurrency)
+                    .timeout(JOB_TIMEOUT)
+                    .build(handle)
+                    .run_until(signal)
+                    .await
+            };
+        }
         let run = async {
             match &queue.storage {
-                Storage::Sqlite(s) => {
-                    let backend = s.clone().poll_with_interval(POLL);
-                    WorkerBuilder::new(name.as_str())
-                        .backend(backend)
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .timeout(JOB_TIMEOUT)
-                        .build(handle)
-                        .run_until(signal)
-                        .await
-                }
+                Storage::Sqlite(s) => worker_on!(s.clone().poll_with_interval(POLL)),
                 Storage::Postgres(s) => {
                     // Woken by LISTEN/NOTIFY for new jobs, and polling for the
                     // ones that come back without an insert: a dead worker's,
@@ -379,27 +382,9 @@ pub async fn run_worker(
                         s.config().queue.to_string(),
                     );
                     let strategy = Strategy::new().stream(pubsub).interval(PG_POLL);
-                    let backend = s.clone().poll_with_strategy(strategy);
-                    WorkerBuilder::new(name.as_str())
-                        .backend(backend)
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .timeout(JOB_TIMEOUT)
-                        .build(handle)
-                        .run_until(signal)
-                        .await
+                    worker_on!(s.clone().poll_with_strategy(strategy))
                 }
-                Storage::Redis(s) => {
-                    let backend = s.clone().poll_with_interval(POLL);
-                    WorkerBuilder::new(name.as_str())
-                        .backend(backend)
-                        .data(ctx.clone())
-                        .concurrency(concurrency)
-                        .timeout(JOB_TIMEOUT)
-                        .build(handle)
-                        .run_until(signal)
-                        .await
-                }
+                Storage::Redis(s) => worker_on!(s.clone().poll_with_interval(POLL)),
             }
         };
         tokio::pin!(run);
