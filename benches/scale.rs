@@ -33,7 +33,7 @@ use crmsync_entity::testing::{POSTGRES_ENV, TestDatabase};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, Subscription, persons_of, sandbox};
+use crate::cluster::{Cluster, Subscription, graphql, persons_of, sandbox};
 
 struct Args {
     connectors: usize,
@@ -213,16 +213,14 @@ async fn run(args: &Args, workers: usize) -> Measured {
                 let mut latencies = Vec::new();
                 while running.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let reply = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&json!({ "query": "{ syncRuns(first: 50) { edges { node { id status processed } } } }" }))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(reply.status().is_success());
-                    let body: Value = reply.json().await.unwrap();
-                    assert!(body.get("errors").is_none_or(Value::is_null), "{body}");
+                    graphql(
+                        &http,
+                        &url,
+                        &token,
+                        "{ syncRuns(first: 50) { edges { node { id status processed } } } }",
+                        json!({}),
+                    )
+                    .await;
                     latencies.push(started.elapsed());
                 }
                 latencies

@@ -188,19 +188,14 @@ impl Cluster {
         query: &str,
         variables: Value,
     ) -> Value {
-        let reply: Value = self
-            .http
-            .post(api.graphql.as_deref().unwrap())
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(reply.get("errors").is_none_or(Value::is_null), "{reply}");
-        reply["data"].clone()
+        graphql(
+            &self.http,
+            api.graphql.as_deref().unwrap(),
+            token,
+            query,
+            variables,
+        )
+        .await
     }
 
     /// A tenant with `n` contacts and a Pipedrive connector on the sandbox;
@@ -367,6 +362,28 @@ pub(crate) fn logged(child: &mut Child, text: &str) -> String {
             Err(e) => panic!("the process did not log \"{text}\" in 30 s ({e})"),
         }
     }
+}
+
+/// One GraphQL operation; panics on any error in the reply; returns `data`.
+pub(crate) async fn graphql(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let reply: Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(reply.get("errors").is_none_or(Value::is_null), "{reply}");
+    reply["data"].clone()
 }
 
 pub(crate) fn email(i: usize) -> String {
