@@ -7,6 +7,12 @@
 //!
 //! **Invariant:** a job is enqueued only after its run row is committed, so a
 //! worker never picks up a job whose run it cannot read.
+//!
+//! A RUNNING run whose lease has been free for [`ABANDONED_AFTER`] (its worker
+//! died or handed it back, and no worker took it over: its job is gone, e.g.
+//! a Redis queue restarted without persistence, or its deliveries ran out) no
+//! longer blocks its connector: the next `startSync` ends it FAILED and starts
+//! anew (from the checkpoints), and `cancelSync` cancels it at once.
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncMode, SyncRunStatus, SyncTrigger};
@@ -36,6 +42,43 @@ pub enum RunError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+/// How long a RUNNING run's lease may stay free before the run is taken for
+/// abandoned (a dead worker's run is normally taken over within about a
+/// minute and a half with the default heartbeat).
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::minutes(10);
+
+/// True for a RUNNING run nobody has held for [`ABANDONED_AFTER`].
+fn abandoned(run: &sync_run::Model, now: chrono::DateTime<Utc>) -> bool {
+    run.status == SyncRunStatus::Running
+        && run
+            .lease_expires_at
+            .is_some_and(|free| free < now - ABANDONED_AFTER)
+}
+
+/// Ends an abandoned run (see [`abandoned`]) as `status`, if it still is one;
+/// true when it did.
+async fn end_abandoned(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+    status: SyncRunStatus,
+    message: Option<&str>,
+) -> Result<bool, sea_orm::DbErr> {
+    let now = Utc::now();
+    let ended = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, Expr::value(status))
+        .col_expr(sync_run::Column::Phase, Expr::value("done"))
+        .col_expr(sync_run::Column::Error, Expr::value(message))
+        .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(&run.id))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
+        .filter(sync_run::Column::LeaseExpiresAt.lt(now - ABANDONED_AFTER))
+        .exec(db)
+        .await?;
+    Ok(ended.rows_affected == 1)
 }
 
 /// Creates a QUEUED run and enqueues its job, or returns the connector's run
@@ -69,8 +112,15 @@ pub async fn cancel_sync(
             run.status
         )));
     }
-    // Conditional updates: a worker may be starting the run at this moment.
     let now = Utc::now();
+    if abandoned(&run, now)
+        && end_abandoned(db, tenant, &run, SyncRunStatus::Cancelled, None).await?
+    {
+        let run = find().await?.ok_or(RunError::NotFound)?;
+        bus.publish(SyncEvent::of_run(&run));
+        return Ok(run);
+    }
+    // Conditional updates: a worker may be starting the run at this moment.
     let cancelled = sync_run::Entity::update_many()
         .col_expr(
             sync_run::Column::Status,
@@ -190,9 +240,18 @@ async fn create_run(
         .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
         .one(&txn)
         .await?;
+    let mut ended = None;
     if let Some(run) = active {
-        txn.commit().await?;
-        return Ok(Created::Existing(run));
+        if !abandoned(&run, Utc::now()) {
+            txn.commit().await?;
+            return Ok(Created::Existing(run));
+        }
+        let message = "its worker stopped and no worker took it over; a new run goes on from the last saved page";
+        if !end_abandoned(&txn, tenant, &run, SyncRunStatus::Failed, Some(message)).await? {
+            txn.commit().await?;
+            return Ok(Created::Existing(run));
+        }
+        ended = Some(run.id);
     }
     let run = sync_run::Model::queued(
         tenant.as_str(),
@@ -204,6 +263,13 @@ async fn create_run(
     );
     let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
     txn.commit().await?;
+    if let Some(id) = ended
+        && let Some(failed) = sync_run::Entity::find_for_tenant(tenant, &id)
+            .one(db)
+            .await?
+    {
+        bus.publish(SyncEvent::of_run(&failed));
+    }
 
     let job = SyncJob {
         tenant_id: tenant.as_str().to_owned(),

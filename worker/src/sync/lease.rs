@@ -198,10 +198,8 @@ pub(crate) async fn release(
             sync_run::Column::LeaseHolder,
             Expr::value(Option::<String>::None),
         )
-        .col_expr(
-            sync_run::Column::LeaseExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+        // Free from now: the time a stale run is judged by (`runs::ABANDONED_AFTER`).
+        .col_expr(sync_run::Column::LeaseExpiresAt, Expr::value(Utc::now()))
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
         .filter(sync_run::Column::Id.eq(run_id))
         .filter(sync_run::Column::LeaseHolder.eq(lease.holder()))

@@ -8,6 +8,7 @@ use crmsync_worker::jobs::{JobQueue, run_worker};
 use crmsync_worker::runs::{RunError, cancel_sync, start_sync};
 use futures::StreamExt;
 use sea_orm::ActiveValue::Set;
+use sea_orm::EntityTrait;
 
 use crate::support::App;
 
@@ -201,4 +202,78 @@ async fn retry_rejected_starts_a_run_for_the_rejected_contacts_only() {
     )
     .await;
     assert!(matches!(nothing, Err(RunError::Conflict(_))), "{nothing:?}");
+}
+
+/// A RUNNING run whose lease has been free for `minutes`.
+async fn running_unheld(app: &App, minutes: i64) -> crmsync_entity::models::sync_run::Model {
+    use sea_orm::ActiveModelTrait;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let mut am = crmsync_entity::models::sync_run::ActiveModel::from(run);
+    am.status = Set(SyncRunStatus::Running);
+    am.lease_holder = Set(None);
+    am.lease_expires_at = Set(Some(
+        chrono::Utc::now() - chrono::Duration::minutes(minutes),
+    ));
+    am.update(&app.db.db).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_run_nobody_took_over_no_longer_blocks_its_connector() {
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let start = || {
+        start_sync(
+            &app.db.db,
+            &queue,
+            app.bus.as_ref(),
+            &app.tenant,
+            &app.connector_id,
+            SyncTrigger::Manual,
+            SyncMode::Incremental,
+        )
+    };
+    // Free for a minute: a takeover may still come; the run stands.
+    let recent = running_unheld(&app, 1).await;
+    assert_eq!(start().await.unwrap().id, recent.id);
+
+    // Free for eleven minutes: nobody will take it over.
+    let mut am = crmsync_entity::models::sync_run::ActiveModel::from(recent.clone());
+    am.lease_expires_at = Set(Some(chrono::Utc::now() - chrono::Duration::minutes(11)));
+    sea_orm::ActiveModelTrait::update(am, &app.db.db)
+        .await
+        .unwrap();
+    let mut events = app.bus.subscribe(app.tenant.as_str());
+    let new = start().await.unwrap();
+    assert_ne!(new.id, recent.id);
+    assert_eq!(new.status, SyncRunStatus::Queued);
+    let old = crmsync_entity::models::sync_run::Entity::find_by_id(&recent.id)
+        .one(&app.db.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.status, SyncRunStatus::Failed);
+    assert!(
+        old.error
+            .as_deref()
+            .unwrap()
+            .contains("no worker took it over"),
+        "{:?}",
+        old.error
+    );
+    let first = events.next().await.unwrap();
+    assert_eq!(
+        (first.run_id, first.status),
+        (recent.id.clone(), SyncRunStatus::Failed)
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_run_nobody_took_over_ends_it_at_once() {
+    let app = App::start(0).await;
+    let run = running_unheld(&app, 11).await;
+    let cancelled = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, SyncRunStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some());
 }
