@@ -162,11 +162,13 @@ fn renewed(
                     .filter(sync_run::Column::TenantId.eq(&tenant))
                     .filter(sync_run::Column::Id.eq(&run_id))
                     .filter(sync_run::Column::LeaseHolder.eq(&holder))
+                    // Ended by someone else (cancelled or failed as abandoned): lost too.
+                    .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
                     .exec(&db)
                     .await;
                 match renewed {
                     Ok(r) if r.rows_affected == 0 => {
-                        tracing::warn!(run = %run_id, "another worker took the run over; stopping");
+                        tracing::warn!(run = %run_id, "the run was taken over or ended elsewhere; stopping");
                         lost.store(true, Ordering::Relaxed);
                         return;
                     }

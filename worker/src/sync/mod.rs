@@ -194,6 +194,12 @@ impl Run<'_> {
             .one(db)
             .await?
             .ok_or(Stop::Db(DbErr::RecordNotFound("sync run".into())))?;
+        // Taken over, or ended elsewhere, since the last renewal.
+        if current.status != SyncRunStatus::Running
+            || current.lease_holder.as_deref() != Some(self.lease.holder())
+        {
+            return Err(Stop::LeaseLost);
+        }
         let mut am = sync_run::ActiveModel::from(current.clone());
         am.phase = Set(phase.to_owned());
         am.processed = Set(self.processed);
@@ -268,26 +274,18 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     .await?
     {
         lease::Claim::Held(lease) => lease,
-        lease::Claim::Ended => {
-            return sync_run::Entity::find_for_tenant(&tenant, &run.id)
-                .one(db)
-                .await?
-                .ok_or(SyncError::NotFound);
-        }
+        lease::Claim::Ended => return current_row(db, &tenant, &run.id).await,
         lease::Claim::Draining => return Err(SyncError::HandedBack),
     };
-    let resumed = run.status == SyncRunStatus::Running;
     let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)
         .one(db)
         .await?
         .ok_or(SyncError::NotFound)?;
-    let (legs, processed) = if resumed {
-        resumed_counts(db, &tenant, &run).await?
-    } else {
-        (Legs::default(), 0)
-    };
-    if resumed {
-        tracing::info!(run = %run.id, "taking over a run whose worker stopped");
+    // A run another worker started (even one seen QUEUED before waiting for
+    // its lease) goes on with that worker's committed counts.
+    let (legs, processed) = counts_so_far(db, &tenant, &run).await?;
+    if processed > 0 {
+        tracing::info!(run = %run.id, processed, "taking over a run whose worker stopped");
     }
     ctx.bus.publish(SyncEvent::of_run(&run));
     let holder = Some(lease.holder().to_owned());
@@ -323,7 +321,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             lease::release(db, &tenant, &run.id, &lease).await?;
             return Err(SyncError::HandedBack);
         }
-        Err(Stop::LeaseLost) => return Ok(run),
+        Err(Stop::LeaseLost) => return current_row(db, &tenant, &run.id).await,
         Err(Stop::Db(e)) => return Err(e.into()),
     };
     let (client, settings, mappings, fields, retry) = prepared;
@@ -389,10 +387,15 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         }
         Err(Stop::HandBack) => {
             lease::release(db, &state.tenant, &run.id, &state.lease).await?;
-            ctx.bus.publish(SyncEvent::of_run(&run));
+            if let Some(back) = sync_run::Entity::find_for_tenant(&state.tenant, &run.id)
+                .one(db)
+                .await?
+            {
+                ctx.bus.publish(SyncEvent::of_run(&back));
+            }
             Err(SyncError::HandedBack)
         }
-        Err(Stop::LeaseLost) => Ok(run),
+        Err(Stop::LeaseLost) => current_row(db, &state.tenant, &run.id).await,
         Err(Stop::Db(e)) => {
             tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
             // The run is marked failed rather than retried: a person starts it again.
@@ -514,7 +517,10 @@ async fn finish(
     set_legs(&mut am, legs);
     let mut update = sync_run::Entity::update(am).validate()?;
     if let Some(holder) = holder {
-        update = update.filter(sync_run::Column::LeaseHolder.eq(holder));
+        // Still ours, and not ended meanwhile (cancelled or failed as abandoned).
+        update = update
+            .filter(sync_run::Column::LeaseHolder.eq(holder))
+            .filter(sync_run::Column::Status.eq(SyncRunStatus::Running));
     }
     match update.exec(&ctx.db).await {
         Ok(run) => {
@@ -523,21 +529,30 @@ async fn finish(
             Ok(run)
         }
         Err(DbErr::RecordNotUpdated) => {
-            tracing::warn!(run = %id, "another worker took the run over; leaving its end to it");
-            sync_run::Entity::find_for_tenant(&tenant, &id)
-                .one(&ctx.db)
-                .await?
-                .ok_or(SyncError::NotFound)
+            tracing::warn!(run = %id, "the run was taken over or ended elsewhere; leaving its end");
+            current_row(&ctx.db, &tenant, &id).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The counts of a run taken over: those of the items its earlier worker
-/// committed with their pages (the run row's counters may lag a page). A FULL
-/// run or dry run reads everything again from the start, so its earlier items
-/// go and its counts start at zero.
-async fn resumed_counts(
+/// The run as stored now (another worker's, once this one lost its lease).
+async fn current_row(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<sync_run::Model, SyncError> {
+    sync_run::Entity::find_for_tenant(tenant, id)
+        .one(db)
+        .await?
+        .ok_or(SyncError::NotFound)
+}
+
+/// The counts a run starts from: none for a new run; for a run taken over,
+/// those of the items its earlier worker committed with their pages (the run
+/// row's counters may lag a page). A FULL run or dry run reads everything
+/// again from the start, so its earlier items go and its counts start at zero.
+async fn counts_so_far(
     db: &sea_orm::DatabaseConnection,
     tenant: &TenantId,
     run: &sync_run::Model,

@@ -184,3 +184,41 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
     let persons = app.crm.persons().await;
     assert_eq!(persons.len(), CONTACTS, "every contact once");
 }
+
+#[tokio::test]
+async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
+    const CONTACTS: usize = 1200;
+    let app = App::start(0).await;
+    add_contacts(&app, CONTACTS).await;
+    let run = app.queued_run(SyncMode::Incremental, None).await;
+    let mut ctx = app.ctx.clone();
+    // Renewed every 200 ms: the holder learns of the end quickly.
+    ctx.options.lease = Duration::from_millis(600);
+    let mut events = app.bus.subscribe(app.tenant.as_str());
+    // Once the first export page is applied, the run is ended elsewhere, as
+    // `startSync` ends a run it takes for abandoned.
+    let ender = async {
+        while let Some(event) = events.next().await {
+            if event.phase == "export" && event.processed > 0 {
+                let mut am = sync_run::ActiveModel::from(row(&app, &run).await);
+                am.status = Set(SyncRunStatus::Failed);
+                am.error = Set(Some("ended elsewhere".into()));
+                am.finished_at = Set(Some(Utc::now()));
+                am.update(&app.db.db).await.unwrap();
+                return;
+            }
+        }
+    };
+    let first = job(&app, &run);
+    let (done, ()) = tokio::join!(run_sync(&ctx, &first), ender);
+
+    let done = done.unwrap();
+    assert_eq!(done.status, SyncRunStatus::Failed);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("ended elsewhere"),
+        "kept, not overwritten"
+    );
+    let written = app.crm.persons().await.len();
+    assert!(written < CONTACTS, "stopped early: {written} persons");
+}
