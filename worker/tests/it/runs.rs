@@ -12,6 +12,23 @@ use sea_orm::EntityTrait;
 
 use crate::support::App;
 
+/// A manual incremental `startSync` of the app's connector.
+async fn start(
+    app: &App,
+    queue: &JobQueue,
+) -> Result<crmsync_entity::models::sync_run::Model, RunError> {
+    start_sync(
+        &app.db.db,
+        queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &app.connector_id,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
     let app = App::start(20).await;
@@ -21,17 +38,7 @@ async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
     let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), 1, async {
         let _ = stopped.await;
     }));
-    let run = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap();
+    let run = start(&app, &queue).await.unwrap();
     assert_eq!(run.status, SyncRunStatus::Queued);
     assert_eq!(run.phase, "queued");
     assert_eq!(run.task_id.len(), 26);
@@ -68,18 +75,11 @@ async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
 async fn a_second_start_returns_the_run_already_queued() {
     let app = App::start(0).await;
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
-    let start = || {
-        start_sync(
-            &app.db.db,
-            &queue,
-            app.bus.as_ref(),
-            &app.tenant,
-            &app.connector_id,
-            SyncTrigger::Manual,
-            SyncMode::Incremental,
-        )
-    };
-    let (a, b, c) = tokio::join!(start(), start(), start());
+    let (a, b, c) = tokio::join!(
+        start(&app, &queue),
+        start(&app, &queue),
+        start(&app, &queue)
+    );
     let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert_eq!(a.id, b.id);
     assert_eq!(b.id, c.id);
@@ -95,17 +95,7 @@ async fn a_disabled_connector_cannot_start() {
     sea_orm::ActiveModelTrait::update(connector, &app.db.db)
         .await
         .unwrap();
-    let err = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap_err();
+    let err = start(&app, &queue).await.unwrap_err();
     assert!(
         matches!(&err, RunError::Conflict(m) if m.contains("disabled")),
         "{err:?}"
@@ -116,17 +106,7 @@ async fn a_disabled_connector_cannot_start() {
 async fn a_queued_run_is_cancelled_at_once_and_never_runs() {
     let app = App::start(5).await;
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
-    let run = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap();
+    let run = start(&app, &queue).await.unwrap();
     let cancelled = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id)
         .await
         .unwrap();
@@ -221,20 +201,9 @@ async fn running_unheld(app: &App, minutes: i64) -> crmsync_entity::models::sync
 async fn a_run_nobody_took_over_no_longer_blocks_its_connector() {
     let app = App::start(0).await;
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
-    let start = || {
-        start_sync(
-            &app.db.db,
-            &queue,
-            app.bus.as_ref(),
-            &app.tenant,
-            &app.connector_id,
-            SyncTrigger::Manual,
-            SyncMode::Incremental,
-        )
-    };
     // Free for a minute: a takeover may still come; the run stands.
     let recent = running_unheld(&app, 1).await;
-    assert_eq!(start().await.unwrap().id, recent.id);
+    assert_eq!(start(&app, &queue).await.unwrap().id, recent.id);
 
     // Free for eleven minutes: nobody will take it over.
     let mut am = crmsync_entity::models::sync_run::ActiveModel::from(recent.clone());
@@ -243,7 +212,7 @@ async fn a_run_nobody_took_over_no_longer_blocks_its_connector() {
         .await
         .unwrap();
     let mut events = app.bus.subscribe(app.tenant.as_str());
-    let new = start().await.unwrap();
+    let new = start(&app, &queue).await.unwrap();
     assert_ne!(new.id, recent.id);
     assert_eq!(new.status, SyncRunStatus::Queued);
     let old = crmsync_entity::models::sync_run::Entity::find_by_id(&recent.id)
