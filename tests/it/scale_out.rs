@@ -168,8 +168,9 @@ async fn workers_killed_mid_run(cluster: Cluster) {
             assert!(Instant::now() < deadline, "{written} persons written");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        // Holders are named `crmsync-{host}-{pid}-{suffix}`.
-        let pid: u32 = holder.rsplit('-').nth(1).unwrap().parse().unwrap();
+        // Holders are named `crmsync-{host}-{pid}-{suffix}/{execution}`.
+        let worker = holder.split('/').next().unwrap();
+        let pid: u32 = worker.rsplit('-').nth(1).unwrap().parse().unwrap();
         let index = workers
             .iter()
             .position(|w| w.pid() == pid)

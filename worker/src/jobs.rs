@@ -310,6 +310,8 @@ fn worker_name() -> String {
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "host".into());
+    // Short enough for a run's lease column with an execution id after it.
+    let host: String = host.chars().take(40).collect();
     let suffix: u32 = rand::random();
     format!("crmsync-{host}-{}-{suffix:08x}", std::process::id())
 }

@@ -70,17 +70,21 @@ fn expiry(ttl: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(60))
 }
 
-/// Marks the run RUNNING under this worker's lease. While another worker's
-/// lease is live, waits (checking at least every third of a lease) for the run
-/// to end, or for the lease to lapse or be released, then takes it.
+/// Marks the run RUNNING under a lease of this execution (`worker/ulid`:
+/// the worker's name, and one per claim, so that the same process handed the
+/// job twice never runs it twice). While another lease is live, waits
+/// (checking at least every third of a lease) for the run to end, or for the
+/// lease to lapse or be released, then takes it.
 pub(crate) async fn claim(
     db: &DatabaseConnection,
     tenant: &TenantId,
     run_id: &str,
-    holder: &str,
+    worker: &str,
     ttl: Duration,
     draining: &AtomicBool,
 ) -> Result<Claim, DbErr> {
+    let holder = format!("{worker}/{}", ulid::Ulid::generate());
+    let holder = holder.as_str();
     loop {
         let now = Utc::now();
         let taken = sync_run::Entity::update_many()
@@ -103,7 +107,6 @@ pub(crate) async fn claim(
             .filter(
                 sync_run::Column::LeaseHolder
                     .is_null()
-                    .or(sync_run::Column::LeaseHolder.eq(holder))
                     .or(sync_run::Column::LeaseExpiresAt.lt(now)),
             )
             .exec(db)

@@ -43,7 +43,8 @@ pub struct SyncOptions {
     /// Base URL of the platform's contact pages, for the platform link (F6):
     /// `{platform_url}/contacts/{id}`.
     pub platform_url: String,
-    /// This worker's name on the runs it executes (unique per process).
+    /// This worker's name (unique per process); a run's lease names it and
+    /// the execution (`{holder}/{ulid}`).
     pub holder: String,
     /// How long a run's lease lasts unless renewed (renewed every third):
     /// how soon another worker may take over a run whose worker died.
