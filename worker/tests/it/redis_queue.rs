@@ -9,7 +9,6 @@ use crmsync_entity::enums::{SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_worker::events::{EventBus, RedisBus};
 use crmsync_worker::jobs::{JobQueue, QueueSettings, run_worker};
 use crmsync_worker::runs::start_sync;
-use futures::StreamExt;
 use secrecy::SecretString;
 
 use crate::bus::redis_url;
@@ -76,21 +75,7 @@ async fn a_run_on_the_redis_queue_is_carried_out_and_streams_to_another_process(
     .await
     .unwrap();
 
-    let mut seen = Vec::new();
-    let last = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = events.next().await {
-            if event.run_id != run.id {
-                continue;
-            }
-            seen.push(event.status);
-            if event.status.is_final() {
-                return event;
-            }
-        }
-        panic!("the bus closed");
-    })
-    .await
-    .expect("the run ends within a minute");
+    let (seen, last) = crate::support::until_final(&mut events, &run.id).await;
     assert!(
         matches!(
             last.status,

@@ -1,7 +1,5 @@
 //! Runs through the queue: start, one at a time, cancel, a worker picking jobs up.
 
-use std::time::Duration;
-
 use crmsync_entity::enums::{SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, run_worker};
@@ -43,21 +41,7 @@ async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
     assert_eq!(run.phase, "queued");
     assert_eq!(run.task_id.len(), 26);
 
-    let mut seen = Vec::new();
-    let final_event = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = events.next().await {
-            if event.run_id != run.id {
-                continue;
-            }
-            seen.push(event.status);
-            if event.status.is_final() {
-                return event;
-            }
-        }
-        panic!("the bus closed");
-    })
-    .await
-    .expect("the run ends within a minute");
+    let (seen, final_event) = crate::support::until_final(&mut events, &run.id).await;
     assert!(
         matches!(
             final_event.status,

@@ -12,6 +12,34 @@ use crmsync_worker::crm::zoho::{self, ZohoClient};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+/// The statuses of `run_id`'s events, in order, up to its final event (within
+/// a minute), and that final event.
+pub async fn until_final(
+    events: &mut crmsync_worker::events::EventStream,
+    run_id: &str,
+) -> (
+    Vec<crmsync_entity::enums::SyncRunStatus>,
+    crmsync_worker::events::SyncEvent,
+) {
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    let last = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = events.next().await {
+            if event.run_id != run_id {
+                continue;
+            }
+            seen.push(event.status);
+            if event.status.is_final() {
+                return event;
+            }
+        }
+        panic!("the bus closed");
+    })
+    .await
+    .expect("the run ends within a minute");
+    (seen, last)
+}
+
 /// A sandbox with `people` seeded persons in company `sandbox`.
 pub struct Crm {
     pub sandbox: Sandbox,
