@@ -345,6 +345,7 @@ impl Platform {
             credentials_set: Set(json!(credentials.names_set())),
             base_url: Set(Some(base_url.to_owned())),
             full_resync_recommended: Set(false),
+            next_sync_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

@@ -45,6 +45,8 @@ struct Raw {
     queue_heartbeat_secs: Option<String>,
     queue_name: Option<String>,
     worker_bind: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    schedule_min_interval_secs: Option<String>,
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -102,6 +104,9 @@ pub struct Config {
     /// Where `crmsync worker` serves `/healthz`, `/readyz` and `/metrics`
     /// (`CRMSYNC_WORKER_BIND`, default `127.0.0.1:9464`; port 0 picks a free one).
     pub worker_bind: SocketAddr,
+    /// The shortest schedule a connector may ask for
+    /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, default 60).
+    pub schedule_min_interval: Duration,
 }
 
 impl Config {
@@ -145,6 +150,10 @@ impl Config {
         overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
         overlay!(queue_name, "CRMSYNC_QUEUE_NAME");
         overlay!(worker_bind, "CRMSYNC_WORKER_BIND");
+        overlay!(
+            schedule_min_interval_secs,
+            "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS"
+        );
 
         let bind: SocketAddr = raw
             .bind
@@ -255,6 +264,18 @@ impl Config {
                 ));
             }
         };
+        let schedule_min_interval = match raw.schedule_min_interval_secs.as_deref().map(str::trim) {
+            None => crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
+            Some(secs) => match secs.parse::<u64>() {
+                Ok(secs @ 1..=86_400) => Duration::from_secs(secs),
+                _ => {
+                    return Err(err(
+                        "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS",
+                        "expected whole seconds between 1 and 86400",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -269,6 +290,7 @@ impl Config {
             queue_heartbeat,
             queue_name,
             worker_bind,
+            schedule_min_interval,
         })
     }
 
@@ -414,6 +436,19 @@ mod tests {
         assert!(config.queue_url.is_none());
         assert_eq!(config.queue_heartbeat, Duration::from_secs(20));
         assert_eq!(config.worker_bind.to_string(), "127.0.0.1:9464");
+        assert_eq!(config.schedule_min_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_shortest_schedule_is_configurable_within_bounds() {
+        let config =
+            Config::from_sources(&env(&[("CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS", "1")])).unwrap();
+        assert_eq!(config.schedule_min_interval, Duration::from_secs(1));
+        for bad in ["0", "soon", "100000"] {
+            let e = Config::from_sources(&env(&[("CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS", bad)]))
+                .unwrap_err();
+            assert_eq!(e.variable, "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS", "{bad}");
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         public_url: config.public_url.clone(),
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
+        schedule_min_interval: config.schedule_min_interval,
     };
     let context = WorkerContext {
         db,
@@ -155,6 +156,12 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         },
         metrics,
     };
+    // A process with a worker also offers to schedule (one process does).
+    let scheduler = worker.map(|_| {
+        let scheduler = scheduler(&config, &context, &queue);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { scheduler.run(shutdown.started()).await })
+    });
     let worker = worker.map(|concurrency| {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -187,7 +194,26 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     if let Some(worker) = worker {
         worker.await?.context("the worker failed")?;
     }
+    if let Some(scheduler) = scheduler {
+        scheduler.await?;
+    }
     Ok(())
+}
+
+/// The scheduler of a process that runs a worker: it ticks while it holds
+/// the scheduler lease, which lasts as long as a run's.
+fn scheduler(
+    config: &Config,
+    context: &WorkerContext,
+    queue: &JobQueue,
+) -> crmsync_worker::scheduler::Scheduler {
+    crmsync_worker::scheduler::Scheduler {
+        db: context.db.clone(),
+        queue: queue.clone(),
+        bus: context.bus.clone(),
+        holder: crmsync_worker::jobs::instance_name(),
+        lease: config.run_lease(),
+    }
 }
 
 /// `crmsync worker`: a worker alone, on the shared queue, carrying out
@@ -221,8 +247,21 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         },
         metrics,
     };
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    };
+    let scheduler = tokio::spawn(scheduler(&config, &context, &queue).run(stopped()));
     tracing::info!(concurrency, "worker started");
-    crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown_signal()).await?;
+    crmsync_worker::jobs::run_worker(queue, context, concurrency, stopped()).await?;
+    scheduler.await?;
     Ok(())
 }
 

@@ -492,7 +492,7 @@ pub async fn create(
         .settings
         .unwrap_or_default()
         .apply(ConnectorSettings::defaults_for(input.kind))
-        .validate(input.kind)
+        .validate_with(input.kind, state.schedule_min_interval)
         .map_err(|e| ApiError::from_field_error("input.settings", e))?;
 
     // Only now the CRM: everything a person can fix is checked first, because a
@@ -527,6 +527,7 @@ pub async fn create(
         credentials_set: Set(serde_json::json!(names)),
         base_url: Set(base_url.clone()),
         full_resync_recommended: Set(false),
+        next_sync_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -611,10 +612,15 @@ pub async fn update(
         changed.push("name");
     }
     if let Some(patch) = input.settings {
+        let before = settings_of(&model)?;
         let settings = patch
-            .apply(settings_of(&model)?)
-            .validate(model.kind)
+            .apply(before.clone())
+            .validate_with(model.kind, state.schedule_min_interval)
             .map_err(|e| ApiError::from_field_error("input.settings", e))?;
+        // A new schedule is planned afresh from now by the scheduler.
+        if settings.schedule != before.schedule {
+            row.next_sync_at = Set(None);
+        }
         row.settings = Set(serde_json::to_value(&settings).expect("settings serialise"));
         changed.push("settings");
     }

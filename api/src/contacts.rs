@@ -2,8 +2,8 @@
 //! trigger a sync of each enabled connector (S3).
 
 use chrono::Utc;
-use crmsync_entity::enums::{Lifecycle, SyncMode, SyncTrigger};
-use crmsync_entity::models::{connector, contact};
+use crmsync_entity::enums::Lifecycle;
+use crmsync_entity::models::contact;
 use crmsync_entity::{Email, TenantId, TenantScoped};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, QueryFilter, Set};
 
@@ -186,8 +186,9 @@ pub async fn upsert_contact(
     Ok(saved)
 }
 
-/// A form submission: upserts the contact, then starts a FORM-triggered sync
-/// of each enabled connector (or joins the run already queued or running).
+/// A form submission: upserts the contact, then pushes it alone, within
+/// seconds, to every enabled connector whose export filter it passes (a FORM
+/// run; submissions close together share one).
 pub async fn submit_form(
     state: &ApiState,
     tenant: &TenantId,
@@ -201,30 +202,16 @@ pub async fn submit_form(
         ));
     }
     let contact = upsert_contact(&state.db, tenant, input, "input.contact").await?;
-    let connectors = connector::Entity::for_tenant(tenant)
-        .filter(connector::Column::Enabled.eq(true))
-        .all(&state.db)
-        .await?;
-    for c in connectors {
-        match crmsync_worker::runs::start_sync(
-            &state.db,
-            &state.queue,
-            state.bus.as_ref(),
-            tenant,
-            &c.id,
-            SyncTrigger::Form,
-            SyncMode::Incremental,
-        )
-        .await
-        {
-            Ok(run) => {
-                tracing::info!(run_id = %run.id, connector_id = %c.id, form, "form submission triggered a sync")
-            }
-            Err(crmsync_worker::runs::RunError::Conflict(why)) => {
-                tracing::info!(connector_id = %c.id, why, "form submission: sync not started");
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let runs = crmsync_worker::runs::push_contact(
+        &state.db,
+        &state.queue,
+        state.bus.as_ref(),
+        tenant,
+        &contact,
+    )
+    .await?;
+    for run in &runs {
+        tracing::info!(run_id = %run.id, connector_id = %run.connector_id, form, "form submission: contact pushed");
     }
     Ok(contact)
 }

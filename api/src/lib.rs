@@ -45,6 +45,9 @@ pub struct ApiState {
     pub public_url: String,
     /// The process's metrics (shared with its in-process worker, if any).
     pub metrics: crmsync_worker::metrics::Metrics,
+    /// The shortest schedule interval a connector may ask for
+    /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, one minute by default).
+    pub schedule_min_interval: std::time::Duration,
     /// Completes when the process shuts down: open subscriptions are closed
     /// with 1001 (going away) so clients reconnect to another process.
     pub shutdown: Shutdown,

@@ -107,6 +107,8 @@ impl Cluster {
                 secrecy::ExposeSecret::expose_secret(&key).to_owned(),
             ),
             ("CRMSYNC_QUEUE_HEARTBEAT_SECS".into(), HEARTBEAT_SECS.into()),
+            // Schedules of a second or two, for the scheduling tests.
+            ("CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS".into(), "1".into()),
             ("CRMSYNC_LOG".into(), "info".into()),
         ];
         if let Some(url) = redis {

@@ -4,4 +4,5 @@ mod cluster;
 mod commands;
 mod sandbox_cli;
 mod scale_out;
+mod scheduling;
 mod serve_demo;

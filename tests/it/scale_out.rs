@@ -19,7 +19,7 @@ use crate::cluster::{Cluster, Subscription, email, persons, sandbox};
 /// The cluster's database: in the PostgreSQL pass (`CRMSYNC_TEST_POSTGRES_URL`),
 /// or on the machine's PostgreSQL when `CI=true` (where a missing service is a
 /// failure, never a skip); otherwise `None`, with a note.
-async fn postgres() -> Option<TestDatabase> {
+pub(crate) async fn postgres() -> Option<TestDatabase> {
     let db = if std::env::var(crmsync_entity::testing::POSTGRES_ENV).is_ok() {
         TestDatabase::new().await
     } else if std::env::var("CI").is_ok_and(|v| v == "true") {

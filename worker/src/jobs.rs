@@ -323,10 +323,24 @@ pub fn instance_name() -> String {
     NAME.get_or_init(worker_name).clone()
 }
 
-async fn handle(job: SyncJob, ctx: Data<WorkerContext>) -> Result<(), BoxDynError> {
+async fn handle(
+    job: SyncJob,
+    ctx: Data<WorkerContext>,
+    queue: Data<JobQueue>,
+) -> Result<(), BoxDynError> {
     match crate::sync::run_sync(&ctx, &job).await {
         Ok(run) => {
             tracing::info!(run = %run.id, status = %run.status, "sync run ended");
+            // Form submissions that came while it ran go in a run of their own.
+            match crate::runs::after_run(&ctx.db, &queue, ctx.bus.as_ref(), &run).await {
+                Ok(Some(next)) => {
+                    tracing::info!(run = %next.id, "form submissions made while the run went on: FORM run queued");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(run = %run.id, error = %e, "could not queue the FORM run of waiting submissions; the next run exports them");
+                }
+            }
             Ok(())
         }
         // A job for a run or tenant that does not exist never will: do not retry.
@@ -365,6 +379,7 @@ pub async fn run_worker(
                 WorkerBuilder::new(name.as_str())
                     .backend($backend)
                     .data(ctx.clone())
+                    .data(queue.clone())
                     .concurrency(concurrency)
                     .timeout(JOB_TIMEOUT)
                     .build(handle)

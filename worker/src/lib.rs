@@ -8,5 +8,6 @@ pub mod jobs;
 pub mod metrics;
 pub mod platform;
 pub mod runs;
+pub mod scheduler;
 pub mod settings;
 pub mod sync;

@@ -16,7 +16,7 @@
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncMode, SyncRunStatus, SyncTrigger};
-use crmsync_entity::models::{connector, sync_item, sync_run};
+use crmsync_entity::models::{connector, contact, pending_push, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -26,6 +26,7 @@ use sea_orm::{
 
 use crate::events::{EventBus, SyncEvent};
 use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
+use crate::settings::ConnectorSettings;
 
 /// Why a run could not be started, cancelled or retried.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +201,42 @@ enum Created {
     Existing(sync_run::Model),
 }
 
+/// A request for a whole run (schedule, manual, API) that finds a FORM run
+/// still QUEUED takes it over: the run becomes the one requested, which
+/// exports every changed contact, the submitted ones included. The
+/// submissions stay pending, so a FORM run after it still pushes them (and
+/// finds them unchanged if the wider run did).
+async fn widen_form_run(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: &TenantId,
+    run: sync_run::Model,
+    trigger: SyncTrigger,
+    mode: SyncMode,
+) -> Result<sync_run::Model, sea_orm::DbErr> {
+    if run.trigger != SyncTrigger::Form
+        || run.status != SyncRunStatus::Queued
+        || trigger == SyncTrigger::Form
+    {
+        return Ok(run);
+    }
+    let widened = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Trigger, Expr::value(trigger))
+        .col_expr(sync_run::Column::Mode, Expr::value(mode))
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(&run.id))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Queued))
+        .exec(txn)
+        .await?;
+    if widened.rows_affected == 0 {
+        return Ok(run);
+    }
+    Ok(sync_run::Model {
+        trigger,
+        mode,
+        ..run
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn create_run(
     db: &DatabaseConnection,
@@ -243,6 +280,7 @@ async fn create_run(
     let mut ended = None;
     if let Some(run) = active {
         if !abandoned(&run, Utc::now()) {
+            let run = widen_form_run(&txn, tenant, run, trigger, mode).await?;
             txn.commit().await?;
             return Ok(Created::Existing(run));
         }
@@ -289,4 +327,161 @@ async fn create_run(
     }
     bus.publish(SyncEvent::of_run(&run));
     Ok(Created::New(run))
+}
+
+/// How long a FORM run waits after it was queued before taking its
+/// contacts, so that a burst of submissions goes in one small run.
+pub const FORM_GATHER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After a form submission (S3): queues `contact` for every enabled connector
+/// of the tenant whose export filter it passes (S5) and starts a FORM run of
+/// each, or leaves it to the run already queued or going, which hands it to
+/// a FORM run when it ends ([`after_run`]). Returns the runs that will push it.
+pub async fn push_contact(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    contact: &contact::Model,
+) -> Result<Vec<sync_run::Model>, RunError> {
+    let connectors = connector::Entity::for_tenant(tenant)
+        .filter(connector::Column::Enabled.eq(true))
+        .all(db)
+        .await?;
+    let mut runs = Vec::new();
+    for c in connectors {
+        let Ok(settings) = serde_json::from_value::<ConnectorSettings>(c.settings.clone()) else {
+            tracing::warn!(connector = %c.id, "form push: the connector's settings are unreadable");
+            continue;
+        };
+        if contact.behaviour_score < settings.min_score_to_export {
+            continue;
+        }
+        if matches!(
+            c.status,
+            ConnectorStatus::Disabled | ConnectorStatus::NeedsReauth
+        ) {
+            tracing::info!(connector = %c.id, status = %c.status, "form push: the connector cannot sync now; the contact goes with its next run");
+            continue;
+        }
+        pending_push::ActiveModel::from(pending_push::Model {
+            id: crmsync_entity::new_id(),
+            tenant_id: tenant.as_str().to_owned(),
+            connector_id: c.id.clone(),
+            contact_id: contact.id.clone(),
+            run_id: None,
+            submitted_at: Utc::now(),
+        })
+        .insert(db)
+        .await?;
+        match create_run(
+            db,
+            queue,
+            bus,
+            tenant,
+            &c.id,
+            SyncTrigger::Form,
+            SyncMode::Incremental,
+            None,
+        )
+        .await
+        {
+            Ok(Created::New(run) | Created::Existing(run)) => runs.push(run),
+            // Disabled or needing credentials since it was read: the
+            // submission waits for the connector's next run.
+            Err(RunError::Conflict(why)) => {
+                tracing::info!(connector = %c.id, why, "form push: no run started");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(runs)
+}
+
+/// The contacts a FORM run pushes: those submitted for its connector and not
+/// taken by another run, taken now (once [`FORM_GATHER`] has passed since it
+/// was queued), with those it took before it was handed over.
+pub async fn take_pushes(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+) -> Result<std::collections::HashSet<String>, sea_orm::DbErr> {
+    let gathered = run.queued_at + chrono::Duration::from_std(FORM_GATHER).unwrap_or_default();
+    if let Ok(wait) = (gathered - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    pending_push::Entity::update_many()
+        .col_expr(pending_push::Column::RunId, Expr::value(run.id.clone()))
+        .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
+        .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
+        .filter(pending_push::Column::RunId.is_null())
+        .exec(db)
+        .await?;
+    Ok(pending_push::Entity::for_tenant(tenant)
+        .filter(pending_push::Column::RunId.eq(&run.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| p.contact_id)
+        .collect())
+}
+
+/// After a run ends: its pushes are done (a failed push is not lost: the
+/// contact changed since the export checkpoint, so the next run exports it);
+/// submissions that came while it ran start a FORM run of their own. A FORM
+/// run cancelled before it started drops the submissions it would have
+/// taken (the next run still exports those contacts).
+pub async fn after_run(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    run: &sync_run::Model,
+) -> Result<Option<sync_run::Model>, RunError> {
+    if !run.status.is_final() {
+        return Ok(None);
+    }
+    let tenant = TenantId::new(run.tenant_id.clone());
+    pending_push::Entity::delete_many()
+        .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
+        .filter(pending_push::Column::RunId.eq(&run.id))
+        .exec(db)
+        .await?;
+    if run.trigger == SyncTrigger::Form && run.status == SyncRunStatus::Cancelled {
+        let until = run.finished_at.unwrap_or_else(Utc::now);
+        pending_push::Entity::delete_many()
+            .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
+            .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
+            .filter(pending_push::Column::RunId.is_null())
+            .filter(pending_push::Column::SubmittedAt.lte(until))
+            .exec(db)
+            .await?;
+    }
+    let waiting = pending_push::Entity::for_tenant(&tenant)
+        .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
+        .filter(pending_push::Column::RunId.is_null())
+        .count(db)
+        .await?;
+    if waiting == 0 {
+        return Ok(None);
+    }
+    match create_run(
+        db,
+        queue,
+        bus,
+        &tenant,
+        &run.connector_id,
+        SyncTrigger::Form,
+        SyncMode::Incremental,
+        None,
+    )
+    .await
+    {
+        Ok(Created::New(run)) => Ok(Some(run)),
+        Ok(Created::Existing(_)) => Ok(None),
+        Err(RunError::Conflict(why)) => {
+            tracing::info!(connector = %run.connector_id, why, "submissions wait: no FORM run started");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crmsync_entity::Email;
 use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde::{Deserialize, Serialize};
@@ -106,8 +108,19 @@ impl ConnectorSettings {
         }
     }
 
-    /// Checks every setting for a connector of `kind`; e-mails come back normalised.
-    pub fn validate(mut self, kind: ConnectorKind) -> Result<Self, FieldError> {
+    /// Checks every setting for a connector of `kind`, with schedules at
+    /// least [`DEFAULT_MIN_INTERVAL`] apart; e-mails come back normalised.
+    pub fn validate(self, kind: ConnectorKind) -> Result<Self, FieldError> {
+        self.validate_with(kind, DEFAULT_MIN_INTERVAL)
+    }
+
+    /// Checks every setting for a connector of `kind`, with schedules at least
+    /// `min_interval` apart (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`).
+    pub fn validate_with(
+        mut self,
+        kind: ConnectorKind,
+        min_interval: Duration,
+    ) -> Result<Self, FieldError> {
         if self.import_modules.is_empty() {
             return Err(FieldError::new(
                 "importModules",
@@ -165,7 +178,19 @@ impl ConnectorSettings {
                 .map_err(|e| FieldError::new(format!("notifyEmails[{i}]"), format!("{e}")))?
                 .into_string();
         }
-        Schedule::parse(&self.schedule).map_err(|m| FieldError::new("schedule", m))?;
+        let schedule =
+            Schedule::parse(&self.schedule).map_err(|m| FieldError::new("schedule", m))?;
+        if schedule.shortest_gap() < min_interval {
+            return Err(FieldError::new(
+                "schedule",
+                format!(
+                    "\"{}\" runs more often than the shortest interval allowed ({})",
+                    self.schedule.trim(),
+                    human(min_interval)
+                ),
+            ));
+        }
+        self.schedule = self.schedule.trim().to_owned();
         if let Some(edition) = &mut self.crm_edition {
             let wanted = edition.trim().to_uppercase();
             let names: Vec<&str> = ZOHO_EDITIONS.iter().map(|(n, _)| *n).collect();
@@ -206,6 +231,20 @@ impl ConnectorSettings {
     }
 }
 
+/// The shortest schedule interval allowed by default (one minute); tests and
+/// demos lower it with `CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A duration in the words of a schedule ("1 minute", "30 s").
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s % 3600 == 0 && s > 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// When a connector syncs by itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
@@ -216,8 +255,10 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    /// Parses "every 30m", "every 2h", "every 1d", or a cron expression
-    /// ("0 */2 * * *", 5 or 6 fields). Intervals are at least one minute.
+    /// Parses "every 30m", "every 2h", "every 1d", "every 90s", or a cron
+    /// expression ("0 */2 * * *", 5 fields, or 6 with seconds first), in UTC.
+    /// How short an interval may be is the caller's rule
+    /// ([`ConnectorSettings::validate_with`]).
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("every ") {
@@ -230,13 +271,18 @@ impl Schedule {
                 format!("\"{s}\": expected a number, e.g. \"every 30m\" or \"every 2h\"")
             })?;
             let secs = match unit.trim() {
+                "s" | "sec" | "secs" | "second" | "seconds" => n,
                 "m" | "min" | "mins" | "minute" | "minutes" => n * 60,
                 "h" | "hour" | "hours" => n * 3600,
                 "d" | "day" | "days" => n * 86_400,
-                other => return Err(format!("\"{s}\": unknown unit \"{other}\" (use m, h or d)")),
+                other => {
+                    return Err(format!(
+                        "\"{s}\": unknown unit \"{other}\" (use s, m, h or d)"
+                    ));
+                }
             };
-            if secs < 60 {
-                return Err(format!("\"{s}\": the shortest interval is 1 minute"));
+            if secs == 0 {
+                return Err(format!("\"{s}\": the interval must be longer than zero"));
             }
             return Ok(Self::Every(Duration::from_secs(secs)));
         }
@@ -250,9 +296,39 @@ impl Schedule {
                 ));
             }
         };
-        expr.parse::<cron::Schedule>()
-            .map(|c| Self::Cron(Box::new(c)))
-            .map_err(|e| format!("\"{s}\": not a valid cron expression ({e})"))
+        let cron = expr
+            .parse::<cron::Schedule>()
+            .map_err(|e| format!("\"{s}\": not a valid cron expression ({e})"))?;
+        if cron.upcoming(chrono::Utc).next().is_none() {
+            return Err(format!("\"{s}\": this cron expression never fires again"));
+        }
+        Ok(Self::Cron(Box::new(cron)))
+    }
+
+    /// The first time after `t` the schedule fires. Ticks missed before `t`
+    /// are not made up one by one: the caller fires once, then asks for the
+    /// next time after now.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| t + d),
+            Self::Cron(c) => c.after(&t).next(),
+        }
+    }
+
+    /// The shortest time between two fires (a cron expression's, over its
+    /// next hundred fires).
+    pub fn shortest_gap(&self) -> Duration {
+        match self {
+            Self::Every(d) => *d,
+            Self::Cron(c) => {
+                let fires: Vec<DateTime<Utc>> = c.upcoming(Utc).take(100).collect();
+                fires
+                    .windows(2)
+                    .filter_map(|w| (w[1] - w[0]).to_std().ok())
+                    .min()
+                    .unwrap_or(Duration::MAX)
+            }
+        }
     }
 }
 
@@ -277,13 +353,52 @@ mod tests {
         for bad in [
             "every",
             "every 0m",
-            "every 10s",
+            "every 0s",
             "every 2 weeks",
             "sometimes",
             "61 * * * *",
         ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn schedules_below_the_minimum_are_refused_with_the_minimum_named() {
+        let with = |schedule: &str, min: u64| {
+            ConnectorSettings {
+                schedule: schedule.into(),
+                ..ConnectorSettings::defaults_for(ConnectorKind::Pipedrive)
+            }
+            .validate_with(ConnectorKind::Pipedrive, Duration::from_secs(min))
+        };
+        let e = with("every 30s", 60).unwrap_err();
+        assert_eq!(e.field, "schedule");
+        assert!(e.message.contains("1 min"), "{}", e.message);
+        // Cron with seconds: every tenth second.
+        assert!(with("*/10 * * * * *", 60).is_err());
+        assert!(with("every 1m", 60).is_ok());
+        assert!(with("0 */2 * * *", 60).is_ok());
+        // Where the operator allows it (tests), every second.
+        assert!(with("every 1s", 1).is_ok());
+        assert!(with("* * * * * *", 1).is_ok());
+        assert_eq!(with(" every 2h ", 60).unwrap().schedule, "every 2h");
+    }
+
+    #[test]
+    fn the_next_time_comes_after_the_given_one() {
+        let t: DateTime<Utc> = "2026-11-21T10:17:30Z".parse().unwrap();
+        let every = Schedule::parse("every 30m").unwrap();
+        assert_eq!(
+            every.next_after(t),
+            Some("2026-11-21T10:47:30Z".parse().unwrap())
+        );
+        let cron = Schedule::parse("0 */2 * * *").unwrap();
+        assert_eq!(
+            cron.next_after(t),
+            Some("2026-11-21T12:00:00Z".parse().unwrap())
+        );
+        assert_eq!(cron.shortest_gap(), Duration::from_secs(7200));
+        assert!(Schedule::parse("0 0 0 1 1 * 2020").is_err(), "never again");
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub(crate) struct ConnectorSettingsInput {
     pub(crate) min_score_to_export: Option<i32>,
     /// Who is told after each run.
     pub(crate) notify_emails: Option<Vec<String>>,
-    /// "every 2h", "every 30m" or a cron expression.
+    /// When the connector syncs by itself: "every 2h" (the default),
+    /// "every 30m", "every 1d", or a cron expression in UTC ("0 */2 * * *";
+    /// 6 fields for seconds); at least a minute apart unless the operator
+    /// allows less.
     pub(crate) schedule: Option<String>,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: MaybeUndefined<String>,

@@ -364,7 +364,8 @@ pub(crate) struct ConnectorSettings {
     pub(crate) min_score_to_export: i32,
     /// Who is told after each run.
     pub(crate) notify_emails: Vec<String>,
-    /// "every 2h", "every 30m" or a cron expression.
+    /// When the connector syncs by itself: "every 2h", "every 30m", or a
+    /// cron expression in UTC.
     pub(crate) schedule: String,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: Option<String>,
@@ -434,6 +435,12 @@ impl Connector {
     /// True after a mapping change, until a FULL run succeeds.
     async fn full_resync_recommended(&self) -> bool {
         self.0.full_resync_recommended
+    }
+    /// When the schedule next starts a sync (trigger SCHEDULE), in UTC; null
+    /// until the scheduler has planned it (within seconds of a change), and
+    /// while the connector is disabled or needs new credentials it does not fire.
+    async fn next_sync_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_sync_at
     }
     /// The mapping rows, in order.
     async fn mappings(&self, ctx: &Context<'_>) -> GqlResult<Vec<FieldMapping>> {

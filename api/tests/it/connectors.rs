@@ -84,6 +84,56 @@ async fn a_bad_schedule_is_refused() {
         "input.settings.schedule",
     )
     .await;
+    // Cron with seconds: every second is below the one-minute floor.
+    invalid(
+        &app,
+        input(json!({ "schedule": "* * * * * *" })),
+        "input.settings.schedule",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_schedule_is_planned_afresh_and_other_changes_keep_the_plan() {
+    use crmsync_entity::models::connector;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = TestApp::spawn().await;
+    let id = insert_connector(&app.database.db, &app.tenant_id, "Sales").await;
+    let planned = chrono::Utc::now() + chrono::Duration::hours(2);
+    connector::Entity::update_many()
+        .col_expr(connector::Column::NextSyncAt, Expr::value(planned))
+        .filter(connector::Column::Id.eq(&id))
+        .exec(&app.database.db)
+        .await
+        .unwrap();
+    let update = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { nextSyncAt settings { schedule } } } }";
+    let data = app
+        .admin_ok(
+            update,
+            json!({ "input": { "id": id, "settings": { "minScoreToExport": 5 } } }),
+        )
+        .await;
+    let kept = data["updateConnector"]["connector"]["nextSyncAt"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    assert_eq!(kept.timestamp(), planned.timestamp());
+    let data = app
+        .admin_ok(
+            update,
+            json!({ "input": { "id": id, "settings": { "schedule": " 0 */6 * * * " } } }),
+        )
+        .await;
+    let c = &data["updateConnector"]["connector"];
+    assert_eq!(c["settings"]["schedule"], "0 */6 * * *", "trimmed");
+    assert_eq!(
+        c["nextSyncAt"],
+        Value::Null,
+        "planned again by the scheduler"
+    );
 }
 
 #[tokio::test]

@@ -80,6 +80,7 @@ impl TestApp {
             public_url: "http://127.0.0.1".into(),
             shutdown: crmsync_api::Shutdown::never(),
             metrics: Metrics::new(),
+            schedule_min_interval: crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -265,6 +266,7 @@ pub async fn insert_connector(
         credentials_set: Set(json!([])),
         base_url: Set(None),
         full_resync_recommended: Set(false),
+        next_sync_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -66,6 +66,78 @@ async fn submit_form_triggers_a_form_run() {
 }
 
 #[tokio::test]
+async fn a_form_submission_reaches_the_crm_within_seconds() {
+    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
+        people: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let id = app.pipedrive_connector(&sandbox).await;
+    let pd = &sandbox.description().pipedrive;
+    let persons = format!(
+        "{}/pipedrive/companies/{}/persons",
+        sandbox.description().admin_url,
+        pd.company_domain
+    );
+    let submitted = tokio::time::Instant::now();
+    app.admin_ok(
+        "mutation { submitForm(input: {form: \"webinar\", contact: {email: \"Grace@Acme.com\", firstName: \"Grace\", lastName: \"Hopper\", behaviourScore: 50}}) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    // The promise: in the CRM within 5 s of the submission.
+    let person = loop {
+        let stored: serde_json::Value = app
+            .client
+            .get(&persons)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = stored["persons"].as_array().unwrap().iter().find(|p| {
+            p["emails"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["value"] == "grace@acme.com")
+        });
+        if let Some(person) = found {
+            break person.clone();
+        }
+        assert!(
+            submitted.elapsed() < Duration::from_secs(5),
+            "the submitted contact is not in the CRM 5 s after the submission"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(person["last_name"], "Hopper", "{person}");
+    let data = app
+        .admin_ok(
+            "query($id: ID!) { syncRuns(connectorId: $id) { totalCount edges { node { id trigger } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["syncRuns"]["totalCount"], 1, "{data}");
+    let run = &data["syncRuns"]["edges"][0]["node"];
+    assert_eq!(run["trigger"], "FORM", "{data}");
+    let done = wait_final(&app, run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["legs"],
+        json!([
+            { "direction": "TO_CRM", "created": 1, "updated": 0, "rejected": 0 },
+            { "direction": "FROM_CRM", "created": 0, "updated": 0, "rejected": 0 }
+        ]),
+        "the contact alone, and nothing read from the CRM"
+    );
+}
+
+#[tokio::test]
 async fn a_subscription_sees_a_real_run_from_queued_to_succeeded() {
     use crate::ws::{connect, init, next, send};
     // No seeded people: the awkward ones (no e-mail, no name) would make it PARTIAL.

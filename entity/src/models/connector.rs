@@ -37,6 +37,9 @@ pub struct Model {
     pub base_url: Option<String>,
     /// True after a mapping change, until a FULL run succeeds.
     pub full_resync_recommended: bool,
+    /// When the schedule next starts a sync; null until the scheduler first
+    /// sees the connector (or its schedule changed).
+    pub next_sync_at: Option<DateTimeUtc>,
     /// When it was created.
     pub created_at: DateTimeUtc,
     /// When its configuration last changed.
@@ -50,3 +53,21 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 super::tenant_scoped!(Entity, Column);
+
+impl Entity {
+    /// The scheduler's scan, the one read across tenants (each run it starts
+    /// then goes through the tenant-scoped path): enabled connectors that can
+    /// sync (not disabled, not waiting for new credentials) whose next
+    /// scheduled sync is due at `now` or not planned yet.
+    pub fn schedule_due(now: DateTimeUtc) -> Select<Entity> {
+        use sea_orm::Condition;
+        Self::find()
+            .filter(Column::Enabled.eq(true))
+            .filter(Column::Status.is_in([ConnectorStatus::Connected, ConnectorStatus::Error]))
+            .filter(
+                Condition::any()
+                    .add(Column::NextSyncAt.is_null())
+                    .add(Column::NextSyncAt.lte(now)),
+            )
+    }
+}

@@ -8,6 +8,8 @@ pub mod crm_link;
 pub mod crm_record;
 pub mod field_mapping;
 pub mod idempotency_key;
+pub mod pending_push;
+pub mod process_lease;
 pub mod sync_checkpoint;
 pub mod sync_item;
 pub mod sync_run;

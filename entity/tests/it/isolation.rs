@@ -14,6 +14,7 @@ const TENANT_OWNED: &[&str] = &[
     "crm_link",
     "crm_record",
     "field_mapping",
+    "pending_push",
     "sync_checkpoint",
     "sync_item",
     "sync_run",

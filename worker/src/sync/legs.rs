@@ -270,6 +270,11 @@ fn normalised(email: Option<&str>) -> Option<String> {
 /// CRM to platform: each imported module in turn, the one contacts are
 /// written to first (a lead's link exists before its contact takes it over).
 pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
+    // A run of some contacts only (a FORM run, a retry of export rejections)
+    // has no CRM record to read.
+    if run.retry.as_ref().is_some_and(|(crm, _)| crm.is_empty()) {
+        return Ok(());
+    }
     let mut modules = run.settings.import_modules.clone();
     let main = export_module(run.connector.kind);
     modules.sort_by_key(|m| *m != main);
@@ -748,6 +753,7 @@ async fn import_page(
         store::upsert_crm_records(&txn, index).await?;
         store::upsert_links(&txn, links).await?;
         if stop.is_none()
+            && run.saves_checkpoints()
             && let Some((at, id)) = &last
         {
             store::save_checkpoint(
@@ -1166,7 +1172,7 @@ async fn export_page(
         connector_id,
         module,
         dry: run.dry(),
-        checkpoint: stop.is_none().then(|| last.clone()),
+        checkpoint: (stop.is_none() && run.saves_checkpoints()).then(|| last.clone()),
         index,
         links,
         rows,

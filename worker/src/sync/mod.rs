@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus};
+use crmsync_entity::enums::{
+    ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus, SyncTrigger,
+};
 use crmsync_entity::enums::{ItemOutcome, SyncDirection};
 use crmsync_entity::models::{connector, field_mapping, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
@@ -143,7 +145,9 @@ pub(crate) struct Run<'a> {
     /// The CRM's modification time of the import leg's first write-back in
     /// the module being listed: records modified since are left for the next run.
     pub written_from: Option<chrono::DateTime<Utc>>,
-    /// For a retry run: the CRM records and contacts to retry.
+    /// For a run of some records only (a retry run, a FORM run): the CRM
+    /// records and contacts it takes. Such a run reads from the start and
+    /// saves no checkpoint (it did not read everything up to one).
     pub retry: Option<(HashSet<String>, HashSet<String>)>,
     /// This worker's lease on the run.
     pub lease: lease::Lease,
@@ -167,6 +171,12 @@ impl Run<'_> {
     /// True when checkpoints are ignored.
     pub fn ignores_checkpoints(&self) -> bool {
         self.run.mode != SyncMode::Incremental || self.retry.is_some()
+    }
+
+    /// True when the run's pages move the checkpoints on: not in a run of
+    /// some records only, which skips everything else it reads.
+    pub fn saves_checkpoints(&self) -> bool {
+        self.retry.is_none()
     }
 
     /// Reads the CRM's active users once, for owner matching (S9).
@@ -475,9 +485,15 @@ async fn prepare(
             );
         }
     }
-    let retry = match &run.retry_of {
-        Some(of) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
-        None => None,
+    // A retry run takes its run's rejected records and contacts; a FORM run,
+    // the contacts submitted for its connector (and no CRM record).
+    let retry = match (&run.retry_of, run.trigger) {
+        (Some(of), _) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
+        (None, SyncTrigger::Form) => Some((
+            HashSet::new(),
+            crate::runs::take_pushes(&ctx.db, tenant, run).await?,
+        )),
+        (None, _) => None,
     };
     Ok((client, settings, mappings, fields, retry))
 }

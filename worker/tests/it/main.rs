@@ -5,11 +5,13 @@
 //! when `CI=true`.
 
 mod bus;
+mod forms;
 mod leases;
 mod metrics;
 mod pipedrive_client;
 mod redis_queue;
 mod runs;
+mod schedule;
 mod support;
 mod sync;
 mod zoho_client;

@@ -168,6 +168,55 @@ async fn retry_rejected_starts_a_run_for_the_rejected_contacts_only() {
     assert!(matches!(nothing, Err(RunError::Conflict(_))), "{nothing:?}");
 }
 
+#[tokio::test]
+async fn a_retry_run_moves_no_checkpoint_past_contacts_it_did_not_read() {
+    use crmsync_entity::models::contact;
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let at = |minutes: i64| chrono::Utc::now() - chrono::Duration::minutes(minutes);
+    let backdate = |c: contact::Model, when: chrono::DateTime<chrono::Utc>| {
+        let db = app.db.db.clone();
+        async move {
+            let mut am = contact::ActiveModel::from(c);
+            am.updated_at = Set(when);
+            sea_orm::ActiveModelTrait::update(am, &db).await.unwrap()
+        }
+    };
+    let nameless = app.add_contact("nameless@x.com", None, None, 1).await;
+    let nameless = backdate(nameless, at(10)).await;
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.to_crm_rejected, 1);
+    // Changed after that run: the next incremental run must export it.
+    let late = app
+        .add_contact("late@x.com", Some("Late"), Some("One"), 1)
+        .await;
+    backdate(late, at(5)).await;
+    // The rejected contact changes again (still nameless), then is retried.
+    app.edit_contact(&nameless, |c| c.behaviour_score = Set(2))
+        .await;
+    let retry = crmsync_worker::runs::retry_rejected(
+        &app.db.db,
+        &queue,
+        app.bus.as_ref(),
+        &app.tenant,
+        &first.id,
+    )
+    .await
+    .unwrap();
+    let retried = app.execute(&retry).await;
+    assert_eq!(retried.processed, 1, "only the rejected contact");
+    let next = app.sync(SyncMode::Incremental).await;
+    assert_eq!(next.to_crm_created, 1, "{next:?}");
+    let emails: Vec<_> = app
+        .crm
+        .persons()
+        .await
+        .iter()
+        .filter_map(crate::support::primary_email)
+        .collect();
+    assert_eq!(emails, vec!["late@x.com"]);
+}
+
 /// A RUNNING run whose lease has been free for `minutes`.
 async fn running_unheld(app: &App, minutes: i64) -> crmsync_entity::models::sync_run::Model {
     use sea_orm::ActiveModelTrait;

@@ -379,7 +379,7 @@ mod app {
     use crmsync_worker::settings::ConnectorSettings;
     use crmsync_worker::sync::SyncOptions;
     use sea_orm::ActiveValue::Set;
-    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter, QueryOrder};
     use serde_json::json;
 
     use super::Crm;
@@ -477,6 +477,7 @@ mod app {
                 credentials_set: json!(credentials.names_set()),
                 base_url: Some(base_url.to_owned()),
                 full_resync_recommended: false,
+                next_sync_at: None,
                 created_at: now,
                 updated_at: now,
             })
@@ -619,6 +620,16 @@ mod app {
         pub async fn items(&self, run: &sync_run::Model) -> Vec<sync_item::Model> {
             sync_item::Entity::for_tenant(&self.tenant)
                 .filter(sync_item::Column::RunId.eq(&run.id))
+                .all(&self.db.db)
+                .await
+                .unwrap()
+        }
+
+        /// The connector's runs, in the order they were queued.
+        pub async fn runs(&self) -> Vec<sync_run::Model> {
+            sync_run::Entity::for_tenant(&self.tenant)
+                .filter(sync_run::Column::ConnectorId.eq(&self.connector_id))
+                .order_by_asc(sync_run::Column::QueuedAt)
                 .all(&self.db.db)
                 .await
                 .unwrap()
