@@ -5,6 +5,7 @@
 //! when `CI=true`.
 
 mod bus;
+mod dry_run;
 mod leases;
 mod metrics;
 mod pipedrive_client;
