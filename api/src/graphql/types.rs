@@ -119,7 +119,9 @@ remote_enum!(
         Incremental,
         /// Everything, ignoring checkpoints.
         Full,
-        /// Computes and records, writes nothing.
+        /// What the next incremental run would do (from the same
+        /// checkpoints), recorded with its field changes; writes nothing to
+        /// either side.
         DryRun = "DRY_RUN",
     }
 );

@@ -217,3 +217,21 @@ async fn invalid_proposed_mappings_are_refused_as_set_field_mappings_refuses_the
     assert_eq!(field(&body), "input.mappings", "{body}");
     assert_eq!(runs(&app, &id).await, 0, "no run for a refused preview");
 }
+
+#[tokio::test]
+async fn a_preview_never_joins_a_run_already_queued() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    // No worker: the first run stays QUEUED.
+    let id = app.pipedrive_connector(&sandbox).await;
+    let queued = start(&app, json!({ "connectorId": id })).await;
+    assert!(queued.get("errors").is_none(), "{queued}");
+    let current = mappings(&app, &id).await;
+    let body = start(
+        &app,
+        json!({ "connectorId": id, "mode": "DRY_RUN", "mappings": current }),
+    )
+    .await;
+    assert_eq!(code(&body), "CONFLICT", "{body}");
+    assert_eq!(runs(&app, &id).await, 1);
+}
