@@ -344,6 +344,73 @@ async fn a_first_dry_run_matches_by_email_as_the_real_run_does() {
     assert_eq!(persons[0]["phones"][0]["value"], json!("+33 2 platform"));
 }
 
+#[tokio::test]
+async fn a_dry_run_reads_from_the_checkpoints_as_the_next_incremental_run_would() {
+    // The persons the export creates lack the import filter's flag: the
+    // import leaves them alone, so the export leg reads its own checkpoint.
+    let app = App::with(0, |s| {
+        s.filter_field = Some("sync_to_plezi".into());
+        s.filter_value = Some("yes".into());
+    })
+    .await;
+    let old = app
+        .add_contact("old@x.com", Some("Old"), Some("Timer"), 5)
+        .await;
+    let mut am: contact::ActiveModel = old.into();
+    am.updated_at = Set(chrono::Utc::now() - chrono::Duration::hours(5));
+    sea_orm::ActiveModelTrait::update(am, &app.db.db)
+        .await
+        .unwrap();
+    app.add_contact("new@x.com", Some("New"), Some("Comer"), 5)
+        .await;
+    succeeded(&app.sync(SyncMode::Incremental).await);
+    let checkpoints = platform_state(&app).await.checkpoints;
+    assert!(!checkpoints.is_empty());
+
+    let dry = app.sync(SyncMode::DryRun).await;
+    succeeded(&dry);
+    let listed = summary(&app.items(&dry).await);
+    assert!(
+        listed.keys().all(|(_, email, _)| email != "old@x.com"),
+        "a contact unchanged since long before the checkpoint is not read: {listed:#?}"
+    );
+    assert_eq!(
+        outcome_of(&listed, "TO_CRM", "new@x.com"),
+        ItemOutcome::Unchanged
+    );
+    assert_eq!(
+        platform_state(&app).await.checkpoints,
+        checkpoints,
+        "none saved"
+    );
+    let real = app.sync(SyncMode::Incremental).await;
+    succeeded(&real);
+    assert_eq!(summary(&app.items(&real).await), listed);
+}
+
+#[tokio::test]
+async fn a_dry_run_refused_by_the_crm_fails_and_leaves_the_connector_alone() {
+    let crm = crate::support::Crm::start(0).await;
+    let credentials = crmsync_worker::credentials::Credentials::Pipedrive {
+        api_token: "not-a-token".to_owned().into(),
+        company_domain: crm.domain(),
+    };
+    let app = App::build(crm, credentials, |_| {}).await;
+    let before = platform_state(&app).await;
+    let run = app.sync(SyncMode::DryRun).await;
+    assert_eq!(run.status, SyncRunStatus::Failed);
+    assert!(
+        run.error.as_deref().unwrap().contains("token"),
+        "{:?}",
+        run.error
+    );
+    assert_eq!(
+        platform_state(&app).await,
+        before,
+        "the connector is not marked NEEDS_REAUTH by a dry run"
+    );
+}
+
 // --------------------------------------------------------------------- Zoho
 
 async fn zoho_app(settings: impl FnOnce(&mut ConnectorSettings)) -> App<Zoho> {
