@@ -785,6 +785,18 @@ fn refused_credentials(kind: ConnectorKind) -> String {
     }
 }
 
+/// Checks a whole mapping list against the connector's CRM's live fields
+/// (F1-F4): for `setFieldMappings`, and for the mappings a dry run previews,
+/// so both refuse the same rows with the same `input.mappings[i]...` fields.
+pub async fn validate_mappings(
+    state: &ApiState,
+    model: &connector::Model,
+    rows: &[MappingInput],
+) -> Result<Vec<Mapping>, ApiError> {
+    let fields = crm_fields(state, model, main_module(model.kind)).await?;
+    platform::validate_mappings(rows, &fields).map_err(|e| ApiError::from_field_error("input", e))
+}
+
 /// Replaces a connector's mappings, validated as a whole against the CRM's
 /// live fields; marks a full resync as recommended.
 pub async fn set_mappings(
@@ -795,9 +807,7 @@ pub async fn set_mappings(
     rows: Vec<MappingInput>,
 ) -> Result<connector::Model, ApiError> {
     let model = find(state, tenant, id).await?;
-    let fields = crm_fields(state, &model, main_module(model.kind)).await?;
-    let mappings = platform::validate_mappings(&rows, &fields)
-        .map_err(|e| ApiError::from_field_error("input", e))?;
+    let mappings = validate_mappings(state, &model, &rows).await?;
     let txn = state.db.begin().await?;
     field_mapping::Entity::delete_many()
         .filter(field_mapping::Column::TenantId.eq(tenant.as_str()))

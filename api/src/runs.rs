@@ -5,6 +5,7 @@ use crmsync_entity::TenantId;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{SyncMode, SyncTrigger};
 use crmsync_entity::models::sync_run;
+use crmsync_worker::platform::MappingInput;
 
 use crate::ApiState;
 use crate::connectors;
@@ -13,6 +14,11 @@ use crate::idempotency;
 
 /// Starts a run of one connector, or returns the one already queued or
 /// running (R4). A replayed idempotency key returns the first run.
+///
+/// `mappings` previews a mapping change: a DRY_RUN only, validated exactly
+/// as `setFieldMappings` validates, used by that run instead of the
+/// connector's, and saved nowhere else (the connector keeps its mappings and
+/// its `fullResyncRecommended`). Such a run never joins one already going.
 pub async fn start(
     state: &ApiState,
     tenant: &TenantId,
@@ -20,8 +26,15 @@ pub async fn start(
     trigger: SyncTrigger,
     mode: SyncMode,
     idempotency_key: Option<&str>,
+    mappings: Option<Vec<MappingInput>>,
 ) -> Result<sync_run::Model, ApiError> {
     const OPERATION: &str = "startSync";
+    if mappings.is_some() && mode != SyncMode::DryRun {
+        return Err(ApiError::validation(
+            "input.mappings",
+            "proposed mappings are previewed by a dry run only: set mode: DRY_RUN, or apply them with setFieldMappings",
+        ));
+    }
     if let Some(key) = idempotency_key {
         idempotency::check(key, "input.idempotencyKey")?;
         if let Some(id) = idempotency::lookup(&state.db, tenant, OPERATION, key).await? {
@@ -34,16 +47,33 @@ pub async fn start(
             "the connector is disabled: enable it to sync".into(),
         ));
     }
-    let run = crmsync_worker::runs::start_sync(
-        &state.db,
-        &state.queue,
-        state.bus.as_ref(),
-        tenant,
-        connector_id,
-        trigger,
-        mode,
-    )
-    .await?;
+    let run = match mappings {
+        Some(rows) => {
+            let proposed = connectors::validate_mappings(state, &connector, &rows).await?;
+            crmsync_worker::runs::preview_mappings(
+                &state.db,
+                &state.queue,
+                state.bus.as_ref(),
+                tenant,
+                connector_id,
+                trigger,
+                &proposed,
+            )
+            .await?
+        }
+        None => {
+            crmsync_worker::runs::start_sync(
+                &state.db,
+                &state.queue,
+                state.bus.as_ref(),
+                tenant,
+                connector_id,
+                trigger,
+                mode,
+            )
+            .await?
+        }
+    };
     if let Some(key) = idempotency_key {
         idempotency::remember(&state.db, tenant, OPERATION, key, &run.id).await?;
     }

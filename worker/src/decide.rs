@@ -9,11 +9,18 @@
 //! value (the snapshot keeps both forms), so lossy translations between the
 //! sides (a name split differently by the CRM, an e-mail's case, `42` read back
 //! as `42.0`) never look like changes: no echo (S7).
+//!
+//! A decision also describes itself field by field ([`Decision::changes`]):
+//! which value each write replaces on its target side, and whether the field
+//! was in conflict. Real runs and dry runs record the same description.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crmsync_entity::enums::{CrmModule, SyncDirection};
+pub use crmsync_entity::models::sync_item::FieldChange;
 
 use crate::crm::{CrmField, FieldType};
 use crate::platform::{Mapping, platform_field};
@@ -108,6 +115,28 @@ pub struct Decision {
     via_crm: BTreeMap<String, Agreed>,
     /// The values both sides held, for the fields in `via_platform`.
     found: BTreeMap<String, Agreed>,
+    /// Where each value written to the platform comes from, by platform field.
+    platform_origins: BTreeMap<String, Origin>,
+    /// Where each value written to the CRM comes from, by CRM field.
+    crm_origins: BTreeMap<String, Origin>,
+    /// A CRM with one name field (F5) receives the name parts as one value.
+    joined_name: Option<JoinedName>,
+}
+
+/// The mapping a written value follows, and the value the target side held.
+#[derive(Debug, Clone, PartialEq)]
+struct Origin {
+    platform_field: String,
+    crm_field: Option<String>,
+    from: Value,
+}
+
+/// The name a CRM with one name field held, and the platform fields whose
+/// values make the new one.
+#[derive(Debug, Clone, PartialEq)]
+struct JoinedName {
+    parts: Vec<String>,
+    from: Value,
 }
 
 impl Decision {
@@ -153,7 +182,114 @@ impl Decision {
             via_platform: self.via_platform,
             via_crm: then.via_crm,
             found: self.found,
+            platform_origins: self.platform_origins,
+            crm_origins: then.crm_origins,
+            joined_name: then.joined_name,
         }
+    }
+
+    /// Writes a platform field that follows no mapping (S10: the lifecycle
+    /// follows the CRM record's module) on top of the mapped writes. `current`
+    /// is the contact's value, `None` when there is no contact yet; a side
+    /// refused, or a contact neither created nor there, is left alone.
+    pub fn set_platform_field(&mut self, field: &str, current: Option<Value>, value: Value) {
+        match &mut self.to_platform {
+            Write::Create(values) | Write::Update(values) => {
+                values.insert(field.to_owned(), value);
+            }
+            Write::Unchanged if current.is_some() => {
+                self.to_platform = Write::Update(Values::from([(field.to_owned(), value)]));
+            }
+            _ => return,
+        }
+        self.platform_origins
+            .entry(field.to_owned())
+            .or_insert_with(|| Origin {
+                platform_field: field.to_owned(),
+                crm_field: None,
+                from: current.unwrap_or(Value::Null),
+            });
+    }
+
+    /// What the writes change, field by field, on their target side: the
+    /// value the side held (null for a creation) and the value it gets, and
+    /// whether the field changed on both sides (S6). A refused or empty
+    /// write changes nothing; a value written unchanged (a name part sent
+    /// along with the other, F5) is no change. A CRM with one name field
+    /// gets the name parts as one change of its `name`.
+    pub fn changes(&self) -> Vec<FieldChange> {
+        let mut out = self.changes_to(SyncDirection::FromCrm);
+        out.extend(self.changes_to(SyncDirection::ToCrm));
+        out
+    }
+
+    /// [`Decision::changes`] of one side: FROM_CRM, the platform's; TO_CRM, the CRM's.
+    pub fn changes_to(&self, direction: SyncDirection) -> Vec<FieldChange> {
+        let write = match direction {
+            SyncDirection::FromCrm => &self.to_platform,
+            SyncDirection::ToCrm => &self.to_crm,
+        };
+        let (Write::Create(values) | Write::Update(values)) = write else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(values.len());
+        let mut name_done = false;
+        for (key, to) in values {
+            let change = match direction {
+                // Keyed by platform field.
+                SyncDirection::FromCrm => {
+                    let origin = self.platform_origins.get(key);
+                    FieldChange {
+                        platform_field: key.clone(),
+                        crm_field: origin.and_then(|o| o.crm_field.clone()),
+                        direction,
+                        from: origin.map_or(Value::Null, |o| o.from.clone()),
+                        to: to.clone(),
+                        conflict: self.platform_conflicts.contains(key),
+                    }
+                }
+                // Keyed by CRM field; one name field takes both parts at once.
+                SyncDirection::ToCrm => match self.joined_name.as_ref().filter(|_| is_name(key)) {
+                    Some(_) if name_done => continue,
+                    Some(name) => {
+                        name_done = true;
+                        let joined = join_pair(&(
+                            clean(values.get("first_name")),
+                            clean(values.get("last_name")),
+                        ));
+                        FieldChange {
+                            platform_field: name.parts.join(" + "),
+                            crm_field: Some("name".into()),
+                            direction,
+                            from: name.from.clone(),
+                            to: if joined.is_empty() {
+                                Value::Null
+                            } else {
+                                Value::String(joined)
+                            },
+                            conflict: name.parts.iter().any(|p| self.crm_conflicts.contains(p)),
+                        }
+                    }
+                    None => {
+                        let origin = self.crm_origins.get(key);
+                        let platform_field = origin.map_or(key, |o| &o.platform_field);
+                        FieldChange {
+                            platform_field: platform_field.clone(),
+                            crm_field: Some(key.clone()),
+                            direction,
+                            from: origin.map_or(Value::Null, |o| o.from.clone()),
+                            to: to.clone(),
+                            conflict: self.crm_conflicts.contains(platform_field),
+                        }
+                    }
+                },
+            };
+            // A value sent unchanged (a name part going along) is no change.
+            if change.from != change.to {
+                out.push(change);
+            }
+        }
+        out
     }
 
     /// True when nothing is written to either side.
@@ -208,6 +344,9 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         via_platform: BTreeMap::new(),
         via_crm: BTreeMap::new(),
         found: BTreeMap::new(),
+        platform_origins: BTreeMap::new(),
+        crm_origins: BTreeMap::new(),
+        joined_name: None,
     };
     let mut to_platform = Values::new();
     let mut to_crm = Values::new();
@@ -334,6 +473,14 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                             c: value.clone(),
                         },
                     );
+                    d.crm_origins.insert(
+                        m.crm_field.clone(),
+                        Origin {
+                            platform_field: m.platform_field.clone(),
+                            crm_field: Some(m.crm_field.clone()),
+                            from: cv.clone(),
+                        },
+                    );
                     to_crm.insert(m.crm_field.clone(), value);
                 }
                 // No owner to give: the CRM keeps its own.
@@ -354,6 +501,14 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                         },
                     );
                     d.found.insert(m.platform_field.clone(), now);
+                    d.platform_origins.insert(
+                        m.platform_field.clone(),
+                        Origin {
+                            platform_field: m.platform_field.clone(),
+                            crm_field: Some(m.crm_field.clone()),
+                            from: pv.clone(),
+                        },
+                    );
                     to_platform.insert(m.platform_field.clone(), value);
                 }
                 None => {
@@ -385,6 +540,24 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
     // F5: Pipedrive takes one name, so both parts travel together.
     if rules.joined_name && (to_crm.contains_key("first_name") || to_crm.contains_key("last_name"))
     {
+        let cj = join_pair(&crm_name);
+        d.joined_name = Some(JoinedName {
+            parts: ["first_name", "last_name"]
+                .into_iter()
+                .filter_map(|part| {
+                    rules
+                        .mappings
+                        .iter()
+                        .find(|m| m.enabled && m.crm_field == part)
+                        .map(|m| m.platform_field.clone())
+                })
+                .collect(),
+            from: if cj.is_empty() {
+                Value::Null
+            } else {
+                Value::String(cj)
+            },
+        });
         for part in ["first_name", "last_name"] {
             if !to_crm.contains_key(part)
                 && let Some(m) = rules
@@ -508,6 +681,20 @@ fn name_flow(
     };
     conflicts.extend(parts.iter().map(|m| m.platform_field.clone()));
     Some(target)
+}
+
+/// The change a lead conversion makes in the CRM (S10): the record moves
+/// from the leads module to the contacts module, as the platform contact
+/// became a client. It follows no mapped field.
+pub fn lead_conversion() -> FieldChange {
+    FieldChange {
+        platform_field: "lifecycle".into(),
+        crm_field: None,
+        direction: SyncDirection::ToCrm,
+        from: Value::String(CrmModule::Leads.as_str().to_owned()),
+        to: Value::String(CrmModule::Contacts.as_str().to_owned()),
+        conflict: false,
+    }
 }
 
 /// Which of several CRM records with one e-mail is used (S8): the most

@@ -72,8 +72,10 @@ pub fn platform_field(name: &str) -> Option<PlatformField> {
     })
 }
 
-/// A mapping row (F1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A mapping row (F1); its JSON form (a dry run's proposed mappings) is
+/// camelCase with the directions' GraphQL names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Mapping {
     /// Platform field name.
     pub platform_field: String,

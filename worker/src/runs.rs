@@ -26,6 +26,7 @@ use sea_orm::{
 
 use crate::events::{EventBus, SyncEvent};
 use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
+use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
 
 /// Why a run could not be started, cancelled or retried.
@@ -93,8 +94,56 @@ pub async fn start_sync(
     trigger: SyncTrigger,
     mode: SyncMode,
 ) -> Result<sync_run::Model, RunError> {
-    match create_run(db, queue, bus, tenant, connector_id, trigger, mode, None).await? {
+    match create_run(
+        db,
+        queue,
+        bus,
+        tenant,
+        connector_id,
+        trigger,
+        mode,
+        None,
+        None,
+    )
+    .await?
+    {
         Created::New(run) | Created::Existing(run) => Ok(run),
+    }
+}
+
+/// Creates a DRY_RUN that uses `mappings` instead of the connector's (a
+/// preview of a mapping change, validated by the caller as a mapping change
+/// is), and enqueues it. Nothing about the connector changes. A run already
+/// queued or running for the connector is not joined (it does not use these
+/// mappings): that is a conflict.
+pub async fn preview_mappings(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    connector_id: &str,
+    trigger: SyncTrigger,
+    mappings: &[Mapping],
+) -> Result<sync_run::Model, RunError> {
+    let proposed = serde_json::to_value(mappings).expect("mappings serialise");
+    match create_run(
+        db,
+        queue,
+        bus,
+        tenant,
+        connector_id,
+        trigger,
+        SyncMode::DryRun,
+        None,
+        Some(proposed),
+    )
+    .await?
+    {
+        Created::New(run) => Ok(run),
+        Created::Existing(run) => Err(RunError::Conflict(format!(
+            "run {} is already {} for this connector: preview the mappings once it has ended",
+            run.id, run.status
+        ))),
     }
 }
 
@@ -185,6 +234,7 @@ pub async fn retry_rejected(
         SyncTrigger::Manual,
         SyncMode::Incremental,
         Some(run_id.to_owned()),
+        None,
     )
     .await?
     {
@@ -247,6 +297,7 @@ async fn create_run(
     trigger: SyncTrigger,
     mode: SyncMode,
     retry_of: Option<String>,
+    mappings: Option<serde_json::Value>,
 ) -> Result<Created, RunError> {
     let txn = crate::sync::begin_write(db).await?;
     let connector = connector::Entity::find_for_tenant(tenant, connector_id)
@@ -280,7 +331,13 @@ async fn create_run(
     let mut ended = None;
     if let Some(run) = active {
         if !abandoned(&run, Utc::now()) {
-            let run = widen_form_run(&txn, tenant, run, trigger, mode).await?;
+            // A whole run takes a waiting FORM run's place; a retry or a
+            // preview of other mappings is a run of its own (refused).
+            let run = if mappings.is_none() && retry_of.is_none() {
+                widen_form_run(&txn, tenant, run, trigger, mode).await?
+            } else {
+                run
+            };
             txn.commit().await?;
             return Ok(Created::Existing(run));
         }
@@ -291,7 +348,7 @@ async fn create_run(
         }
         ended = Some(run.id);
     }
-    let run = sync_run::Model::queued(
+    let mut run = sync_run::Model::queued(
         tenant.as_str(),
         connector_id,
         trigger,
@@ -299,6 +356,7 @@ async fn create_run(
         new_task_id(),
         retry_of,
     );
+    run.mappings = mappings;
     let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
     txn.commit().await?;
     if let Some(id) = ended
@@ -382,6 +440,7 @@ pub async fn push_contact(
             &c.id,
             SyncTrigger::Form,
             SyncMode::Incremental,
+            None,
             None,
         )
         .await
@@ -472,6 +531,7 @@ pub async fn after_run(
         &run.connector_id,
         SyncTrigger::Form,
         SyncMode::Incremental,
+        None,
         None,
     )
     .await

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use super::types::{ConnectorKind, CrmModule, MappingDirection, Role, SyncMode};
 use crate::connectors::{PipedriveCredentialsIn, SettingsPatch, ZohoCredentialsIn};
 use crate::contacts::ContactUpsert;
+use crmsync_worker::platform::MappingInput;
 
 /// A new tenant.
 #[derive(InputObject)]
@@ -190,6 +191,17 @@ pub(crate) struct FieldMappingInput {
     pub(crate) enabled: bool,
 }
 
+impl From<FieldMappingInput> for MappingInput {
+    fn from(m: FieldMappingInput) -> Self {
+        Self {
+            platform_field: m.platform_field,
+            crm_field: m.crm_field,
+            direction: m.direction.into(),
+            enabled: m.enabled,
+        }
+    }
+}
+
 /// The whole mapping list of a connector.
 #[derive(InputObject)]
 pub(crate) struct SetFieldMappingsInput {
@@ -264,11 +276,18 @@ pub(crate) struct SubmitFormInput {
 pub(crate) struct StartSyncInput {
     /// The connector.
     pub(crate) connector_id: ID,
-    /// Incremental (default), full or dry run.
+    /// Incremental (default), full or dry run. A dry run reads from the
+    /// checkpoints as the next incremental run would, and saves none.
     #[graphql(default_with = "SyncMode::Incremental")]
     pub(crate) mode: SyncMode,
     /// Replays within 24 h return the first run.
     pub(crate) idempotency_key: Option<String>,
+    /// A mapping change to preview, with mode DRY_RUN only: the whole list,
+    /// validated as setFieldMappings validates it, used by this run instead
+    /// of the connector's, and saved nowhere else. Such a dry run reads
+    /// everything (as the full resync a mapping change calls for) and never
+    /// joins a run already queued or running.
+    pub(crate) mappings: Option<Vec<FieldMappingInput>>,
 }
 
 /// A run to cancel.

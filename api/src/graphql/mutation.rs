@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, Object};
 use crmsync_entity::enums::{self, Role};
-use crmsync_worker::platform::MappingInput;
 
 use super::inputs::*;
 use super::types::*;
@@ -139,16 +138,7 @@ impl Mutation {
         input: SetFieldMappingsInput,
     ) -> GqlResult<ConnectorPayload> {
         let scope = admin(ctx)?;
-        let rows = input
-            .mappings
-            .into_iter()
-            .map(|m| MappingInput {
-                platform_field: m.platform_field,
-                crm_field: m.crm_field,
-                direction: m.direction.into(),
-                enabled: m.enabled,
-            })
-            .collect();
+        let rows = input.mappings.into_iter().map(Into::into).collect();
         let model = connectors::set_mappings(
             state(ctx),
             &scope.tenant,
@@ -191,7 +181,8 @@ impl Mutation {
         })
     }
 
-    /// Enqueues a run and returns it QUEUED (or the run already queued or running).
+    /// Enqueues a run and returns it QUEUED (or the run already queued or
+    /// running). With `mappings` (DRY_RUN only), previews a mapping change.
     async fn start_sync(
         &self,
         ctx: &Context<'_>,
@@ -210,6 +201,9 @@ impl Mutation {
             trigger,
             input.mode.into(),
             input.idempotency_key.as_deref(),
+            input
+                .mappings
+                .map(|rows| rows.into_iter().map(Into::into).collect()),
         )
         .await?;
         Ok(SyncRunPayload { run: SyncRun(run) })

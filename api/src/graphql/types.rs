@@ -9,6 +9,7 @@ use crmsync_entity::models::{
 };
 use crmsync_worker::events::{LegCounts, Legs, SyncEvent};
 use sea_orm::{ColumnTrait, QueryFilter};
+use serde::Deserialize;
 
 use super::pagination::{self, Conn};
 use super::{loaders, reader, state};
@@ -118,7 +119,9 @@ remote_enum!(
         Incremental,
         /// Everything, ignoring checkpoints.
         Full,
-        /// Computes and records, writes nothing.
+        /// What the next incremental run would do (from the same
+        /// checkpoints), recorded with its field changes; writes nothing to
+        /// either side.
         DryRun = "DRY_RUN",
     }
 );
@@ -337,6 +340,18 @@ pub(crate) struct FieldMapping {
     pub(crate) enabled: bool,
     /// Mandatory mappings (e-mail, names) cannot be removed or disabled.
     pub(crate) locked: bool,
+}
+
+impl From<crmsync_worker::platform::Mapping> for FieldMapping {
+    fn from(m: crmsync_worker::platform::Mapping) -> Self {
+        Self {
+            platform_field: m.platform_field,
+            crm_field: m.crm_field,
+            direction: m.direction.into(),
+            enabled: m.enabled,
+            locked: m.locked,
+        }
+    }
 }
 
 impl From<field_mapping::Model> for FieldMapping {
@@ -667,6 +682,13 @@ impl SyncRun {
     async fn retry_of(&self) -> Option<ID> {
         self.0.retry_of.clone().map(ID)
     }
+    /// The mappings a dry run previewed instead of the connector's (given to
+    /// startSync); null when the run used the connector's own.
+    async fn proposed_mappings(&self) -> Option<Vec<FieldMapping>> {
+        let stored = self.0.mappings.as_ref()?;
+        let mappings = Vec::<crmsync_worker::platform::Mapping>::deserialize(stored).ok()?;
+        Some(mappings.into_iter().map(Into::into).collect())
+    }
     /// When it was queued.
     async fn queued_at(&self) -> DateTime<Utc> {
         self.0.queued_at
@@ -772,9 +794,52 @@ impl SyncItem {
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
     }
+    /// What the run changed on the target side (a dry run: would change),
+    /// field by field; empty unless the outcome is CREATED, UPDATED or CONFLICT.
+    async fn changes(&self) -> Vec<FieldChange> {
+        self.0.field_changes().into_iter().map(Into::into).collect()
+    }
     /// When it was recorded.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+/// One field a run changed (a dry run: would change) on one side (S6).
+#[derive(SimpleObject)]
+pub(crate) struct FieldChange {
+    /// The platform field (see platformFields). For a CRM with one name field
+    /// (Pipedrive), the name parts sent together as one value, joined with
+    /// " + " (e.g. "first_name + last_name").
+    pub(crate) platform_field: String,
+    /// The CRM field (see Connector.crmFields): Pipedrive's one name field is
+    /// "name". Null when the change is the CRM record's module, which follows
+    /// the platform lifecycle (a lead converted to a contact: from LEADS to
+    /// CONTACTS).
+    pub(crate) crm_field: Option<String>,
+    /// The side that changes: TO_CRM, the CRM's value; FROM_CRM, the platform's.
+    pub(crate) direction: SyncDirection,
+    /// The value before, as that side held it; null when it held none (and on creation).
+    pub(crate) from: Option<Json<serde_json::Value>>,
+    /// The value after, as that side holds it (picklist labels, owners by
+    /// e-mail); null when the value is cleared.
+    pub(crate) to: Option<Json<serde_json::Value>>,
+    /// The field changed on both sides since the last sync, and the side
+    /// modified last won (S6): this is the losing side's value being replaced.
+    pub(crate) conflict: bool,
+}
+
+impl From<sync_item::FieldChange> for FieldChange {
+    fn from(c: sync_item::FieldChange) -> Self {
+        let json = |v: serde_json::Value| (!v.is_null()).then_some(Json(v));
+        Self {
+            platform_field: c.platform_field,
+            crm_field: c.crm_field,
+            direction: c.direction.into(),
+            from: json(c.from),
+            to: json(c.to),
+            conflict: c.conflict,
+        }
     }
 }
 

@@ -331,6 +331,7 @@ pub async fn insert_run(
         from_crm_conflicts: Set(0),
         lease_holder: Set(None),
         lease_expires_at: Set(None),
+        mappings: Set(None),
     }
     .insert(db)
     .await
@@ -348,6 +349,7 @@ pub async fn insert_run(
         reason_code: Set(Some("MISSING_EMAIL".into())),
         field: Set(Some("email".into())),
         message: Set(Some("the person has no e-mail address".into())),
+        changes: Set(None),
         created_at: Set(now),
     }
     .insert(db)

@@ -7,6 +7,7 @@ mod access;
 mod connectors;
 mod contacts;
 mod crm;
+mod dry_run;
 mod errors;
 mod isolation;
 mod limits;

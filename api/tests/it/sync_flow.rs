@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 const START: &str = "mutation($id: ID!, $key: String) { startSync(input: {connectorId: $id, idempotencyKey: $key}) { run { id status trigger } } }";
 
-async fn wait_final(app: &TestApp, run: &str) -> serde_json::Value {
+pub(crate) async fn wait_final(app: &TestApp, run: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let data = app

@@ -1,6 +1,7 @@
 //! Every contact a run touched, with its outcome and, when rejected, why (R2).
 
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::enums::{ItemOutcome, SyncDirection};
 
@@ -33,6 +34,10 @@ pub struct Model {
     pub field: Option<String>,
     /// What a person can do about it.
     pub message: Option<String>,
+    /// The fields the run changed (a dry run: would change) on the item's
+    /// target side, as a JSON list of [`FieldChange`]; null when none.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub changes: Option<Json>,
     /// When it was recorded.
     pub created_at: DateTimeUtc,
 }
@@ -44,3 +49,60 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 super::tenant_scoped!(Entity, Column);
+
+/// One field a run changed on the item's target side (S6, R2): the CRM's
+/// value on a TO_CRM item, the platform's on a FROM_CRM item. Stored lean in
+/// [`Model::changes`]: empty values, `false` and the direction (the item's)
+/// are left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    /// The platform field; for a CRM with one name field (Pipedrive) the
+    /// name parts sent together, joined with ` + `.
+    pub platform_field: String,
+    /// The CRM field; `None` for the record's module, which follows the
+    /// platform lifecycle (S10: a lead converted to a contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm_field: Option<String>,
+    /// The side whose value changes: TO_CRM, the CRM's; FROM_CRM, the platform's.
+    #[serde(skip, default = "to_crm")]
+    pub direction: SyncDirection,
+    /// The value before, as that side held it (null: none, or a creation).
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub from: Json,
+    /// The value after, as that side holds it.
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub to: Json,
+    /// Changed on both sides since the last sync; this side's value lost to
+    /// the side modified last (S6).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
+}
+
+fn to_crm() -> SyncDirection {
+    SyncDirection::ToCrm
+}
+
+impl FieldChange {
+    /// The stored form of one item's changes (all in the item's direction);
+    /// null for none.
+    pub fn to_column(changes: &[FieldChange]) -> Option<Json> {
+        (!changes.is_empty())
+            .then(|| serde_json::to_value(changes).expect("field changes serialise"))
+    }
+}
+
+impl Model {
+    /// The item's field changes, in its direction; none when the column is
+    /// null or unreadable.
+    pub fn field_changes(&self) -> Vec<FieldChange> {
+        let Some(stored) = &self.changes else {
+            return Vec::new();
+        };
+        let mut changes = Vec::<FieldChange>::deserialize(stored).unwrap_or_default();
+        for change in &mut changes {
+            change.direction = self.direction;
+        }
+        changes
+    }
+}

@@ -66,6 +66,10 @@ pub struct Model {
     /// When the holder's lease lapses unless renewed; past it, another worker
     /// may take the run over.
     pub lease_expires_at: Option<DateTimeUtc>,
+    /// A dry run's proposed mappings (a JSON list), used instead of the
+    /// connector's; null when the run uses the connector's own.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub mappings: Option<Json>,
 }
 
 /// No navigable relations.
@@ -112,6 +116,7 @@ impl Model {
             from_crm_conflicts: 0,
             lease_holder: None,
             lease_expires_at: None,
+            mappings: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use crmsync_entity::enums::MappingDirection;
+use crmsync_entity::enums::{MappingDirection, SyncDirection};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -308,6 +308,299 @@ fn duplicates_pick_the_most_recently_modified() {
     assert_eq!(others.len(), 2);
 }
 
+fn change(
+    direction: SyncDirection,
+    platform_field: &str,
+    crm_field: &str,
+    from: Value,
+    to: Value,
+    conflict: bool,
+) -> FieldChange {
+    FieldChange {
+        platform_field: platform_field.into(),
+        crm_field: Some(crm_field.into()),
+        direction,
+        from,
+        to,
+        conflict,
+    }
+}
+
+/// A contact synced once: (platform, CRM, snapshot).
+fn synced(p: Values) -> (Values, Values, Snapshot) {
+    let w = World::new();
+    let mut p = p;
+    let mut c = Values::new();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let snap = apply(&d, &mut p, &mut c);
+    (p, c, snap)
+}
+
+#[test]
+fn a_creation_lists_every_value_sent_from_nothing() {
+    let w = World::new();
+    let p = contact();
+    let d = decide(&pair(Some(&p), None, None, Side::Platform), &w.rules());
+    let changes = d.changes();
+    let by_field = |f: &str| {
+        changes
+            .iter()
+            .find(|c| c.platform_field == f)
+            .unwrap_or_else(|| panic!("no change of {f}: {changes:?}"))
+    };
+    assert_eq!(
+        by_field("source"),
+        &change(
+            SyncDirection::ToCrm,
+            "source",
+            SOURCE,
+            Value::Null,
+            json!("Web"),
+            false
+        )
+    );
+    assert_eq!(by_field("behaviour_score").to, json!(42));
+    assert_eq!(by_field("owner_email").to, json!("bob@crm.test"));
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.from.is_null() && c.direction == SyncDirection::ToCrm)
+    );
+    // Into the platform: a record from the CRM creates a contact.
+    let c = vals(&[
+        ("email", json!("new@crm.test")),
+        ("first_name", json!("Neo")),
+        ("last_name", json!("Crm")),
+        ("phone", json!("+44 1")),
+    ]);
+    let d = decide(&pair(None, Some(&c), None, Side::Crm), &w.rules());
+    let changes = d.changes();
+    assert!(
+        changes.contains(&change(
+            SyncDirection::FromCrm,
+            "phone",
+            "phone",
+            Value::Null,
+            json!("+44 1"),
+            false
+        )),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.direction == SyncDirection::FromCrm)
+    );
+}
+
+#[test]
+fn an_update_lists_the_old_and_new_value_of_the_field_that_changed() {
+    let w = World::new();
+    let (mut p, c, snap) = synced(contact());
+    p.insert("phone".into(), json!("+33 9 99"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    assert_eq!(
+        d.changes(),
+        [change(
+            SyncDirection::ToCrm,
+            "phone",
+            "phone",
+            json!("+33 1 23"),
+            json!("+33 9 99"),
+            false
+        )]
+    );
+
+    let (p, mut c, snap) = synced(contact());
+    c.insert("phone".into(), Value::Null);
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert_eq!(
+        d.changes(),
+        [change(
+            SyncDirection::FromCrm,
+            "phone",
+            "phone",
+            json!("+33 1 23"),
+            Value::Null,
+            false
+        )],
+        "a value cleared in the CRM clears the platform's"
+    );
+}
+
+#[test]
+fn a_conflict_is_marked_on_the_field_that_lost() {
+    let w = World::new();
+    let (mut p, mut c, snap) = synced(contact());
+    p.insert("phone".into(), json!("+1 platform"));
+    c.insert("phone".into(), json!("+1 crm"));
+    let crm_won = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert_eq!(
+        crm_won.changes(),
+        [change(
+            SyncDirection::FromCrm,
+            "phone",
+            "phone",
+            json!("+1 platform"),
+            json!("+1 crm"),
+            true
+        )]
+    );
+    let platform_won = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    assert_eq!(
+        platform_won.changes(),
+        [change(
+            SyncDirection::ToCrm,
+            "phone",
+            "phone",
+            json!("+1 crm"),
+            json!("+1 platform"),
+            true
+        )]
+    );
+}
+
+#[test]
+fn a_joined_name_goes_out_as_one_change_of_the_crms_name() {
+    let w = World::new();
+    // The CRM split "Marie Claire Dupont" its own way ("Marie" / "Claire Dupont").
+    let (mut p, c, snap) = synced(contact());
+    assert_eq!(c["last_name"], json!("Claire Dupont"));
+    p.insert("last_name".into(), json!("Durand"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    let Write::Update(sent) = &d.to_crm else {
+        panic!("{:?}", d.to_crm)
+    };
+    assert!(sent.contains_key("first_name") && sent.contains_key("last_name"));
+    assert_eq!(
+        d.changes(),
+        [FieldChange {
+            platform_field: "first_name + last_name".into(),
+            crm_field: Some("name".into()),
+            direction: SyncDirection::ToCrm,
+            from: json!("Marie Claire Dupont"),
+            to: json!("Marie Claire Durand"),
+            conflict: false,
+        }]
+    );
+
+    // On the way in, the platform's parts change one by one; a part that
+    // stays the same is no change.
+    let mut ann = contact();
+    ann.insert("first_name".into(), json!("Ann"));
+    ann.insert("last_name".into(), json!("Lee"));
+    let (p, mut c, snap) = synced(ann);
+    c.insert("last_name".into(), json!("Smith"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert_eq!(
+        d.changes(),
+        [change(
+            SyncDirection::FromCrm,
+            "last_name",
+            "last_name",
+            json!("Lee"),
+            json!("Smith"),
+            false
+        )]
+    );
+}
+
+#[test]
+fn nothing_written_or_a_refused_write_is_no_change() {
+    let w = World::new();
+    let (p, c, snap) = synced(contact());
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert!(d.writes_nothing());
+    assert_eq!(d.changes(), []);
+
+    let mut p = p;
+    p.insert("source".into(), json!("Carrier pigeon"));
+    p.insert("phone".into(), json!("+99"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    assert!(matches!(d.to_crm, Write::Reject(_)));
+    assert_eq!(d.changes(), []);
+}
+
+#[test]
+fn a_lifecycle_that_follows_the_crm_module_is_a_change_without_crm_field() {
+    let w = World::new();
+    let (p, c, snap) = synced(contact());
+    let mut d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    d.set_platform_field("lifecycle", Some(json!("PROSPECT")), json!("CLIENT"));
+    assert_eq!(
+        d.changes(),
+        [FieldChange {
+            platform_field: "lifecycle".into(),
+            crm_field: None,
+            direction: SyncDirection::FromCrm,
+            from: json!("PROSPECT"),
+            to: json!("CLIENT"),
+            conflict: false,
+        }]
+    );
+}
+
+#[test]
+fn changes_are_stored_lean_and_read_back_in_the_items_direction() {
+    let w = World::new();
+    let (mut p, c, snap) = synced(contact());
+    p.insert("phone".into(), json!("+33 9 99"));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
+        &w.rules(),
+    );
+    let stored = FieldChange::to_column(&d.changes()).unwrap();
+    assert_eq!(
+        stored,
+        json!([{"platformField": "phone", "crmField": "phone", "from": "+33 1 23", "to": "+33 9 99"}])
+    );
+    assert_eq!(FieldChange::to_column(&[]), None);
+    let item = crmsync_entity::models::sync_item::Model {
+        id: "i".into(),
+        tenant_id: "t".into(),
+        run_id: "r".into(),
+        connector_id: "c".into(),
+        direction: SyncDirection::ToCrm,
+        outcome: crmsync_entity::enums::ItemOutcome::Updated,
+        email: None,
+        contact_id: None,
+        crm_record_id: None,
+        reason_code: None,
+        field: None,
+        message: None,
+        changes: Some(stored),
+        created_at: chrono::Utc::now(),
+    };
+    assert_eq!(item.field_changes(), d.changes());
+}
+
 fn text_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
@@ -388,6 +681,7 @@ proptest! {
             again.writes_nothing() || matches!(again.to_crm, Write::Reject(_)) || matches!(again.to_platform, Write::Reject(_)),
             "{:?}", again
         );
+        prop_assert!(again.changes().is_empty(), "{:?}", again.changes());
     }
 
     #[test]
@@ -404,6 +698,12 @@ proptest! {
         prop_assume!(!same(&p.get(pf).cloned().unwrap_or(Value::Null), &value, Kind::Plain));
         if on_platform { p.insert(pf.into(), value.clone()); } else { c.insert(cf.into(), value.clone()); }
         let d = decide(&pair(Some(&p), Some(&c), Some(&snap), newer), &w.rules());
+        let before = if on_platform { c.get(cf) } else { p.get(pf) };
+        let changes = d.changes();
+        prop_assert_eq!(changes.len(), 1, "{:?}", changes);
+        prop_assert_eq!(&changes[0].platform_field, pf);
+        prop_assert_eq!(&changes[0].to, &value);
+        prop_assert_eq!(&changes[0].from, &before.cloned().unwrap_or(Value::Null));
         if on_platform {
             prop_assert_eq!(&d.to_crm, &Write::Update(vals(&[(cf, value)])));
         } else {

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use crmsync_entity::Email;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
-use crmsync_entity::models::{contact, crm_link, crm_record, sync_item};
+use crmsync_entity::models::sync_item::{self, FieldChange};
+use crmsync_entity::models::{contact, crm_link, crm_record};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -73,20 +74,17 @@ fn make_client(decision: &mut Decision, contact: Option<&contact::Model>) {
     if contact.is_some_and(|c| c.lifecycle == Lifecycle::Client) {
         return;
     }
-    let client = Value::String(Lifecycle::Client.as_str().to_owned());
-    match &mut decision.to_platform {
-        Write::Create(values) | Write::Update(values) => {
-            values.insert("lifecycle".into(), client);
-        }
-        Write::Unchanged if contact.is_some() => {
-            decision.to_platform = Write::Update(Values::from([("lifecycle".into(), client)]));
-        }
-        _ => {}
-    }
+    let lifecycle = |l: Lifecycle| Value::String(l.as_str().to_owned());
+    decision.set_platform_field(
+        "lifecycle",
+        contact.map(|c| lifecycle(c.lifecycle)),
+        lifecycle(Lifecycle::Client),
+    );
 }
 
 /// Converts the leads of contacts that became clients (S10), a few at a time,
 /// unless the page already stops the run; a failure that stops it is `stop`.
+/// A dry run converts nothing (see [`would_convert`]).
 async fn convert_leads(
     run: &Run<'_>,
     leads: Vec<(usize, String)>,
@@ -103,6 +101,16 @@ async fn convert_leads(
         .await;
     *stop = stop_of(conversions.values());
     conversions
+}
+
+/// The leads a dry run would convert: all it was given (it sends nothing,
+/// so nothing is refused); none in a real run.
+fn would_convert(run: &Run<'_>, leads: &[(usize, String)]) -> std::collections::HashSet<usize> {
+    if run.dry() {
+        leads.iter().map(|(i, _)| *i).collect()
+    } else {
+        std::collections::HashSet::new()
+    }
 }
 
 /// One lead's conversion: a refusal is reported on the item (the write before
@@ -122,15 +130,33 @@ fn conversion_of(
 }
 
 /// The outcome of the CRM side, a conversion counting as the change made.
-fn crm_outcome(
-    to_crm: &Write,
-    conversion: Option<&Conversion>,
-    conflicts: &[String],
-) -> ItemOutcome {
-    match (to_crm, conversion) {
-        (Write::Unchanged, Some(_)) => ItemOutcome::Updated,
+fn crm_outcome(to_crm: &Write, converted: bool, conflicts: &[String]) -> ItemOutcome {
+    match (to_crm, converted) {
+        (Write::Unchanged, true) => ItemOutcome::Updated,
         _ => outcome_of(to_crm, conflicts),
     }
+}
+
+/// The stored field changes of an item that changes its target side
+/// (CREATED, UPDATED, CONFLICT): the decision's, in the item's direction,
+/// and a lead's conversion (S10) on the CRM side. One serialisation per item.
+fn item_changes(
+    decision: &Decision,
+    direction: SyncDirection,
+    outcome: ItemOutcome,
+    converted: bool,
+) -> Option<Value> {
+    if !matches!(
+        outcome,
+        ItemOutcome::Created | ItemOutcome::Updated | ItemOutcome::Conflict
+    ) {
+        return None;
+    }
+    let mut changes = decision.changes_to(direction);
+    if converted && direction == SyncDirection::ToCrm {
+        changes.push(decide::lead_conversion());
+    }
+    FieldChange::to_column(&changes)
 }
 
 /// The link of a converted lead, moved to the contact it became.
@@ -167,6 +193,8 @@ struct ItemInput<'a> {
     contact_id: Option<String>,
     crm_record_id: Option<String>,
     rejection: Option<&'a Rejection>,
+    /// The stored field changes ([`item_changes`]).
+    changes: Option<Value>,
 }
 
 impl Items<'_> {
@@ -195,6 +223,7 @@ impl Items<'_> {
             reason_code: item.rejection.map(|r| r.code.clone()),
             field: item.rejection.and_then(|r| r.field.clone()),
             message: item.rejection.map(|r| r.message.clone()),
+            changes: item.changes,
             created_at: Utc::now(),
         });
     }
@@ -322,6 +351,13 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
             records.retain(|r| r.modified_at < from);
         }
         let caught_up = records.len() < listed;
+        // The CRM contacts this run's lead conversions made (S10), listed in
+        // a later module, are its own writes too, and their links already
+        // moved: not read back (so a dry run, which converts nothing, lists
+        // what the real run lists).
+        if !run.converted.is_empty() {
+            records.retain(|r| !run.converted.contains(&r.id));
+        }
         let count = records.len() as i64;
         let stop = import_page(run, module, records).await?;
         run.processed += count;
@@ -369,7 +405,10 @@ async fn import_page(
             modified_at: r.modified_at,
         })
         .collect();
-    store::upsert_crm_records(db, index).await?;
+    match &mut run.shadow {
+        Some(shadow) => shadow.put_index(index),
+        None => store::upsert_crm_records(db, index).await?,
+    }
 
     let records: Vec<CrmRecord> = records
         .into_iter()
@@ -384,38 +423,28 @@ async fn import_page(
         .iter()
         .filter_map(|r| normalised(r.email.as_deref()))
         .collect();
-    let links = store::links_by_records(
-        db,
-        &tenant,
-        &connector_id,
-        module,
-        records.iter().map(|r| r.id.clone()).collect(),
-    )
-    .await?;
+    let links = run
+        .links_by_records(module, records.iter().map(|r| r.id.clone()).collect())
+        .await?;
     let link_by_record: HashMap<String, crm_link::Model> = links
         .into_iter()
         .map(|l| (l.crm_record_id.clone(), l))
         .collect();
-    let contacts = store::contacts(
-        db,
-        &tenant,
-        link_by_record
-            .values()
-            .map(|l| l.contact_id.clone())
-            .collect(),
-        emails.clone(),
-    )
-    .await?;
-    let linked_contacts: HashMap<String, crm_link::Model> = store::links_by_contacts(
-        db,
-        &tenant,
-        &connector_id,
-        contacts.iter().map(|c| c.id.clone()).collect(),
-    )
-    .await?
-    .into_iter()
-    .map(|l| (l.contact_id.clone(), l))
-    .collect();
+    let contacts = run
+        .contacts(
+            link_by_record
+                .values()
+                .map(|l| l.contact_id.clone())
+                .collect(),
+            emails.clone(),
+        )
+        .await?;
+    let linked_contacts: HashMap<String, crm_link::Model> = run
+        .links_by_contacts(contacts.iter().map(|c| c.id.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|l| (l.contact_id.clone(), l))
+        .collect();
     // Owners are matched when a contact already has one to send (S9).
     if contacts.iter().any(|c| c.owner_email.is_some()) {
         run.load_owners().await?;
@@ -425,7 +454,7 @@ async fn import_page(
     let by_email: HashMap<String, contact::Model> =
         contacts.into_iter().map(|c| (c.email.clone(), c)).collect();
     let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
-    for r in store::crm_records_by_email(db, &tenant, &connector_id, module, emails).await? {
+    for r in run.crm_records_by_email(module, emails).await? {
         if let Some(e) = r.email.clone() {
             groups.entry(e).or_default().push(r);
         }
@@ -458,6 +487,7 @@ async fn import_page(
                     contact_id: None,
                     crm_record_id: Some(record.id.clone()),
                     rejection: Some(&rejection),
+                    changes: None,
                 },
             );
         };
@@ -615,6 +645,7 @@ async fn import_page(
         })
         .map(|(i, p)| (i, p.record.id.clone()))
         .collect();
+    let dry_conversions = would_convert(run, &leads);
     let mut conversions = convert_leads(run, leads, &mut stop).await;
     let mut index = Vec::new();
 
@@ -626,7 +657,8 @@ async fn import_page(
             _ => None,
         })
         .collect();
-    let taken: HashMap<String, String> = store::contacts(db, &tenant, Vec::new(), incoming)
+    let taken: HashMap<String, String> = run
+        .contacts(Vec::new(), incoming)
         .await?
         .into_iter()
         .map(|c| (c.email, c.id))
@@ -672,18 +704,20 @@ async fn import_page(
             (Write::Create(_), None) => {
                 let model = p.new_contact.clone().expect("made with the decision");
                 let id = model.id.clone();
-                new_contacts.push(contact::ActiveModel::from(model));
+                new_contacts.push(model);
                 Some(id)
             }
             (Write::Update(values), Some(c)) => {
                 let mut updated = c.clone();
                 apply_values(&mut updated, values);
-                updated_contacts.push(update_model(updated, now));
+                updated.updated_at = now;
+                updated_contacts.push(updated);
                 Some(c.id.clone())
             }
             (_, c) => c.as_ref().map(|c| c.id.clone()),
         };
         let conversion = conversion_of(conversions.remove(&i), &mut to_crm);
+        let converted = conversion.is_some() || dry_conversions.contains(&i);
         if let Some(contact_id) = &contact_id {
             run.touched.insert(contact_id.clone());
             let snapshot = p.decision.snapshot(platform_applied, crm_applied);
@@ -703,6 +737,7 @@ async fn import_page(
             };
             if let Some(c) = &conversion {
                 converted_link(&mut link, c, &mut index, p.email.as_deref());
+                run.converted.insert(c.contact_id.clone());
             }
             links.push(link);
         }
@@ -711,29 +746,36 @@ async fn import_page(
             _ => None,
         };
         let platform_reason = reason(&to_platform);
+        let outcome = outcome_of(&to_platform, &p.decision.platform_conflicts);
+        // A contact a dry run would create has no id yet.
+        let item_contact = contact_id
+            .clone()
+            .filter(|_| !(run.dry() && matches!(to_platform, Write::Create(_))));
         items.push(
             &mut legs,
             ItemInput {
                 direction: SyncDirection::FromCrm,
-                outcome: outcome_of(&to_platform, &p.decision.platform_conflicts),
+                outcome,
                 email: p.email.clone().or(p.record.email.clone()),
-                contact_id: contact_id.clone(),
+                contact_id: item_contact.clone(),
                 crm_record_id: Some(p.record.id.clone()),
                 rejection: platform_reason.as_ref(),
+                changes: item_changes(&p.decision, SyncDirection::FromCrm, outcome, false),
             },
         );
-        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) || conversion.is_some() {
+        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) || converted {
             let crm_reason = reason(&to_crm);
-            let outcome = crm_outcome(&to_crm, conversion.as_ref(), &p.decision.crm_conflicts);
+            let outcome = crm_outcome(&to_crm, converted, &p.decision.crm_conflicts);
             items.push(
                 &mut legs,
                 ItemInput {
                     direction: SyncDirection::ToCrm,
                     outcome,
                     email: p.email.clone(),
-                    contact_id: contact_id.clone(),
+                    contact_id: item_contact,
                     crm_record_id: Some(p.record.id.clone()),
                     rejection: crm_reason.as_ref(),
+                    changes: item_changes(&p.decision, SyncDirection::ToCrm, outcome, converted),
                 },
             );
         }
@@ -741,14 +783,20 @@ async fn import_page(
 
     let rows = std::mem::take(&mut items.rows);
     let txn = store::begin(db).await?;
-    if !run.dry() {
+    if let Some(shadow) = &mut run.shadow {
+        // A dry run: only for its own later reads.
+        for c in new_contacts.into_iter().chain(updated_contacts) {
+            shadow.put_contact(c);
+        }
+        shadow.put_links(links);
+    } else {
         if !new_contacts.is_empty() {
-            contact::Entity::insert_many(new_contacts)
+            contact::Entity::insert_many(new_contacts.into_iter().map(contact::ActiveModel::from))
                 .exec_without_returning(&txn)
                 .await?;
         }
-        for am in updated_contacts {
-            am.update(&txn).await?;
+        for updated in updated_contacts {
+            update_model(updated, now).update(&txn).await?;
         }
         store::upsert_crm_records(&txn, index).await?;
         store::upsert_links(&txn, links).await?;
@@ -894,16 +942,12 @@ async fn export_page(
         .into_iter()
         .filter(|c| !run.touched.contains(&c.id))
         .collect();
-    let links: HashMap<String, crm_link::Model> = store::links_by_contacts(
-        db,
-        &tenant,
-        &connector_id,
-        page.iter().map(|c| c.id.clone()).collect(),
-    )
-    .await?
-    .into_iter()
-    .map(|l| (l.contact_id.clone(), l))
-    .collect();
+    let links: HashMap<String, crm_link::Model> = run
+        .links_by_contacts(page.iter().map(|c| c.id.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|l| (l.contact_id.clone(), l))
+        .collect();
     // Contacts linked to a one-way record (a CRM contact) only receive (S4).
     let page: Vec<contact::Model> = page
         .into_iter()
@@ -918,7 +962,7 @@ async fn export_page(
         .map(|c| c.email.clone())
         .collect();
     let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
-    for r in store::crm_records_by_email(db, &tenant, &connector_id, module, unlinked).await? {
+    for r in run.crm_records_by_email(module, unlinked).await? {
         if let Some(e) = r.email.clone() {
             groups.entry(e).or_default().push(r);
         }
@@ -931,17 +975,12 @@ async fn export_page(
         })
         .collect();
     // A record already linked to another contact is not taken over.
-    let taken: std::collections::HashSet<String> = store::links_by_records(
-        db,
-        &tenant,
-        &connector_id,
-        module,
-        winners.values().cloned().collect(),
-    )
-    .await?
-    .into_iter()
-    .map(|l| l.crm_record_id)
-    .collect();
+    let taken: std::collections::HashSet<String> = run
+        .links_by_records(module, winners.values().cloned().collect())
+        .await?
+        .into_iter()
+        .map(|l| l.crm_record_id)
+        .collect();
     // The records matched by e-mail, read in one batch: their values and
     // modification times decide what the platform may overwrite (S6). A
     // record the CRM no longer returns (deleted) is no match.
@@ -990,6 +1029,7 @@ async fn export_page(
                     contact_id: Some(contact.id.clone()),
                     crm_record_id: Some(id.clone()),
                     rejection: Some(&rejection),
+                    changes: None,
                 },
             );
             continue;
@@ -1084,9 +1124,16 @@ async fn export_page(
         .filter_map(|(i, p)| match results.get(&i) {
             Some(Ok(r)) => Some((i, r.id.clone())),
             Some(Err(_)) => None,
+            // A dry run's write would have gone through: its record too.
+            None if run.dry()
+                && matches!(p.decision.to_crm, Write::Create(_) | Write::Update(_)) =>
+            {
+                Some((i, p.crm_id.clone().unwrap_or_default()))
+            }
             None => p.crm_id.clone().map(|id| (i, id)),
         })
         .collect();
+    let dry_conversions = would_convert(run, &leads);
     let mut conversions = convert_leads(run, leads, &mut stop).await;
 
     let now = Utc::now();
@@ -1121,6 +1168,7 @@ async fn export_page(
         }
         let applied = !matches!(to_crm, Write::Reject(_));
         let conversion = conversion_of(conversions.remove(&i), &mut to_crm);
+        let converted = conversion.is_some() || dry_conversions.contains(&i);
         if let Some(crm_id) = &crm_id
             && (applied || p.link.is_some())
             && !(run.dry() && p.link.is_none())
@@ -1146,7 +1194,7 @@ async fn export_page(
             }
             links.push(link);
         }
-        let outcome = crm_outcome(&to_crm, conversion.as_ref(), &p.decision.crm_conflicts);
+        let outcome = crm_outcome(&to_crm, converted, &p.decision.crm_conflicts);
         let rejection = match &to_crm {
             Write::Reject(r) => Some(r.clone()),
             _ => None,
@@ -1160,6 +1208,7 @@ async fn export_page(
                 contact_id: Some(p.contact.id.clone()),
                 crm_record_id: crm_id,
                 rejection: rejection.as_ref(),
+                changes: item_changes(&p.decision, SyncDirection::ToCrm, outcome, converted),
             },
         );
     }

@@ -8,10 +8,17 @@
 //!
 //! **Invariant:** a checkpoint is saved only in the transaction that applies its
 //! page, and never in a dry run.
+//!
+//! **Invariant:** a dry run writes to neither side: no CRM write or lead
+//! conversion, no contact, link, snapshot, checkpoint or index row, and no
+//! change to its connector (status, `fullResyncRecommended`); only its run row
+//! and its items. What its pages would have written is kept in memory
+//! (`shadow`) for its own later reads, so it lists what the real run would do.
 
 mod lease;
 mod legs;
 mod platform_side;
+mod shadow;
 mod store;
 
 pub(crate) use store::begin as begin_write;
@@ -32,6 +39,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use serde::Deserialize;
 
 use crate::crm::{CrmClient, CrmError, CrmField};
 use crate::events::{Legs, SyncEvent};
@@ -145,12 +153,17 @@ pub(crate) struct Run<'a> {
     /// The CRM's modification time of the import leg's first write-back in
     /// the module being listed: records modified since are left for the next run.
     pub written_from: Option<chrono::DateTime<Utc>>,
+    /// The CRM contacts this run's lead conversions made (S10): a later
+    /// module's listing stops before them rather than read them back.
+    pub converted: HashSet<String>,
     /// For a run of some records only (a retry run, a FORM run): the CRM
     /// records and contacts it takes. Such a run reads from the start and
     /// saves no checkpoint (it did not read everything up to one).
     pub retry: Option<(HashSet<String>, HashSet<String>)>,
     /// This worker's lease on the run.
     pub lease: lease::Lease,
+    /// A dry run's writes, kept in memory for its own later reads.
+    pub shadow: Option<shadow::Shadow>,
 }
 
 /// The module platform contacts are written to: Zoho's leads (contacts come
@@ -168,9 +181,16 @@ impl Run<'_> {
         self.run.mode == SyncMode::DryRun
     }
 
-    /// True when checkpoints are ignored.
+    /// True when checkpoints are ignored: FULL runs, retries, and dry runs
+    /// previewing proposed mappings (a mapping change calls for a full
+    /// resync, so its preview reads everything). Any other dry run reads from
+    /// the checkpoints as the next incremental run would, and saves none.
     pub fn ignores_checkpoints(&self) -> bool {
-        self.run.mode != SyncMode::Incremental || self.retry.is_some()
+        match self.run.mode {
+            SyncMode::Full => true,
+            SyncMode::DryRun => self.run.mappings.is_some() || self.retry.is_some(),
+            SyncMode::Incremental => self.retry.is_some(),
+        }
     }
 
     /// True when the run's pages move the checkpoints on: not in a run of
@@ -306,7 +326,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     let prepared = match prepare(ctx, &tenant, &run, &connector).await {
         Ok(p) => p,
         Err(Stop::Crm(CrmError::Unauthorized(message))) => {
-            needs_reauth(ctx, &connector, &message).await?;
+            needs_reauth(ctx, &run, &connector, &message).await?;
             return finish(
                 ctx,
                 run,
@@ -336,6 +356,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         Err(Stop::Db(e)) => return Err(e.into()),
     };
     let (client, settings, mappings, fields, retry) = prepared;
+    let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
     let mut state = Run {
         ctx,
         tenant,
@@ -350,8 +371,10 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         processed,
         touched: HashSet::new(),
         written_from: None,
+        converted: HashSet::new(),
         retry,
         lease,
+        shadow,
     };
 
     let outcome = async {
@@ -364,6 +387,8 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     let rejected = legs.to_crm.rejected + legs.from_crm.rejected;
     match outcome {
         Ok(()) => {
+            // Only a FULL run that went through answers the recommendation
+            // (never a dry run, even one previewing the new mappings).
             if run.mode == SyncMode::Full {
                 let mut am = connector::ActiveModel::from(state.connector.clone());
                 am.full_resync_recommended = Set(false);
@@ -388,7 +413,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             finish(ctx, run, &legs, SyncRunStatus::Partial, message, holder).await
         }
         Err(Stop::Crm(CrmError::Unauthorized(message))) => {
-            needs_reauth(ctx, &state.connector, &message).await?;
+            needs_reauth(ctx, &run, &state.connector, &message).await?;
             let message = Some(message);
             finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await
         }
@@ -455,20 +480,26 @@ async fn prepare(
         &settings.client_options(),
         &ctx.metrics,
     )?;
-    let mappings = field_mapping::Entity::for_tenant(tenant)
-        .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
-        .order_by_asc(field_mapping::Column::Position)
-        .all(&ctx.db)
-        .await?
-        .into_iter()
-        .map(|m| Mapping {
-            platform_field: m.platform_field,
-            crm_field: m.crm_field,
-            direction: m.direction,
-            enabled: m.enabled,
-            locked: m.locked,
-        })
-        .collect();
+    // A dry run previewing proposed mappings uses them instead of the
+    // connector's (validated by the API as setFieldMappings validates).
+    let mappings = match &run.mappings {
+        Some(proposed) => Vec::<Mapping>::deserialize(proposed)
+            .map_err(|e| fail(format!("the run's proposed mappings are unreadable: {e}")))?,
+        None => field_mapping::Entity::for_tenant(tenant)
+            .filter(field_mapping::Column::ConnectorId.eq(&connector.id))
+            .order_by_asc(field_mapping::Column::Position)
+            .all(&ctx.db)
+            .await?
+            .into_iter()
+            .map(|m| Mapping {
+                platform_field: m.platform_field,
+                crm_field: m.crm_field,
+                direction: m.direction,
+                enabled: m.enabled,
+                locked: m.locked,
+            })
+            .collect(),
+    };
     let mut modules = vec![export_module(connector.kind)];
     modules.extend(settings.import_modules.iter().copied());
     modules.dedup();
@@ -498,11 +529,17 @@ async fn prepare(
     Ok((client, settings, mappings, fields, retry))
 }
 
+/// Marks the connector NEEDS_REAUTH after the CRM refused its credentials
+/// (C4); a dry run leaves its connector as it is (its run says why it failed).
 async fn needs_reauth(
     ctx: &WorkerContext,
+    run: &sync_run::Model,
     connector: &connector::Model,
     message: &str,
 ) -> Result<(), DbErr> {
+    if run.mode == SyncMode::DryRun {
+        return Ok(());
+    }
     let mut am = connector::ActiveModel::from(connector.clone());
     am.status = Set(ConnectorStatus::NeedsReauth);
     am.status_message = Set(Some(format!(

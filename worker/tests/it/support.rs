@@ -357,7 +357,7 @@ impl Zoho {
     }
 }
 
-pub use app::App;
+pub use app::{App, PLATFORM_URL};
 
 mod app {
     use std::sync::Arc;
