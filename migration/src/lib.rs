@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_backbone;
 mod m20261121_000002_run_leases;
+mod m20261121_000004_deliveries;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_backbone::Migration),
             Box::new(m20261121_000002_run_leases::Migration),
+            Box::new(m20261121_000004_deliveries::Migration),
         ]
     }
 }
