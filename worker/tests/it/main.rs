@@ -7,6 +7,7 @@
 mod bus;
 mod leases;
 mod metrics;
+mod notify;
 mod pipedrive_client;
 mod redis_queue;
 mod runs;
