@@ -477,3 +477,74 @@ async fn notify_a_cancelled_queued_run_is_announced_as_finished() {
     app.execute(&cancelled).await;
     assert_eq!(deliveries(&app.db.db, &app.tenant).await.len(), 1);
 }
+
+#[tokio::test]
+async fn notify_a_dispatcher_shutting_down_finishes_the_attempt_in_flight() {
+    let app = App::start(0).await;
+    // A receiver that holds its reply until the test releases it.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let arrived_tx = arrived_tx.clone();
+            let mut released = released.clone();
+            async move {
+                let _ = arrived_tx.send(());
+                let _ = released.wait_for(|r| *r).await;
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    let id = crmsync_entity::new_id();
+    let now = Utc::now();
+    webhook::ActiveModel::from(webhook::Model {
+        id: id.clone(),
+        tenant_id: app.tenant.as_str().to_owned(),
+        url,
+        events: serde_json::json!(["sync.finished"]),
+        description: None,
+        enabled: true,
+        secret: app.ctx.credentials_key.seal_webhook_secret(
+            app.tenant.as_str(),
+            &id,
+            &SecretString::from("whsec_x"),
+        ),
+        created_at: now,
+        updated_at: now,
+    })
+    .insert(&app.db.db)
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = Dispatcher::new(
+        app.db.db.clone(),
+        app.ctx.credentials_key.clone(),
+        fast(DeliverySettings::new(PUBLIC_URL)),
+    );
+    let running = tokio::spawn(dispatcher.run(async {
+        let _ = stopped.await;
+    }));
+
+    app.sync(SyncMode::Incremental).await;
+    tokio::time::timeout(Duration::from_secs(20), arrived.recv())
+        .await
+        .expect("the webhook is called")
+        .unwrap();
+    // Shut down while the receiver has not answered, then let it answer.
+    stop.send(()).unwrap();
+    release.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("the dispatcher stops")
+        .unwrap();
+
+    let rows = deliveries(&app.db.db, &app.tenant).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, DeliveryStatus::Delivered, "{:?}", rows[0]);
+    assert_eq!(rows[0].attempt_list()[0].http_status, Some(204));
+    assert!(rows[0].claimed_by.is_none(), "the claim is cleared");
+}
