@@ -523,6 +523,11 @@ async fn finish(
         update = update
             .filter(sync_run::Column::LeaseHolder.eq(holder))
             .filter(sync_run::Column::Status.eq(SyncRunStatus::Running));
+    } else {
+        // Not ended meanwhile either: a run ends once, and is announced once.
+        update = update.filter(
+            sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]),
+        );
     }
     // The end and its notifications (R5) commit together.
     let txn = begin_write(&ctx.db).await?;
