@@ -47,6 +47,12 @@ struct Raw {
     worker_bind: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     schedule_min_interval_secs: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    delivery_retry_base_ms: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    delivery_max_attempts: Option<String>,
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -107,6 +113,18 @@ pub struct Config {
     /// The shortest schedule a connector may ask for
     /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, default 60).
     pub schedule_min_interval: Duration,
+    /// The SMTP server for run summaries (`CRMSYNC_SMTP_URL`:
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`, `smtp://host:25`).
+    /// Unset: summaries are logged instead of e-mailed.
+    pub smtp_url: Option<SecretString>,
+    /// The summaries' sender (`CRMSYNC_SMTP_FROM`, default `crmsync <crmsync@localhost>`).
+    pub smtp_from: String,
+    /// The wait before a failed delivery's first retry; it doubles with each
+    /// further one, up to an hour (`CRMSYNC_DELIVERY_RETRY_BASE_MS`, default 10000).
+    pub delivery_retry_base: Duration,
+    /// Attempts before a delivery is given up (`CRMSYNC_DELIVERY_MAX_ATTEMPTS`,
+    /// default 10).
+    pub delivery_max_attempts: u32,
 }
 
 impl Config {
@@ -154,6 +172,10 @@ impl Config {
             schedule_min_interval_secs,
             "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS"
         );
+        overlay!(smtp_url, "CRMSYNC_SMTP_URL");
+        overlay!(smtp_from, "CRMSYNC_SMTP_FROM");
+        overlay!(delivery_retry_base_ms, "CRMSYNC_DELIVERY_RETRY_BASE_MS");
+        overlay!(delivery_max_attempts, "CRMSYNC_DELIVERY_MAX_ATTEMPTS");
 
         let bind: SocketAddr = raw
             .bind
@@ -276,6 +298,46 @@ impl Config {
                 }
             },
         };
+        let smtp_from = raw
+            .smtp_from
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(crmsync_worker::notify::DEFAULT_FROM)
+            .to_owned();
+        crmsync_worker::notify::parse_mailbox(&smtp_from)
+            .map_err(|e| err("CRMSYNC_SMTP_FROM", e))?;
+        if let Some(url) = &raw.smtp_url {
+            crmsync_worker::notify::SmtpSettings::new(
+                url.trim(),
+                &smtp_from,
+                crmsync_worker::notify::ATTEMPT_TIMEOUT,
+            )
+            .map_err(|e| err("CRMSYNC_SMTP_URL", e))?;
+        }
+        let delivery_retry_base = match raw.delivery_retry_base_ms.as_deref().map(str::trim) {
+            None => crmsync_worker::notify::DEFAULT_RETRY_BASE,
+            Some(ms) => match ms.parse::<u64>() {
+                Ok(ms @ 1..=3_600_000) => Duration::from_millis(ms),
+                _ => {
+                    return Err(err(
+                        "CRMSYNC_DELIVERY_RETRY_BASE_MS",
+                        "expected whole milliseconds between 1 and 3600000",
+                    ));
+                }
+            },
+        };
+        let delivery_max_attempts = match raw.delivery_max_attempts.as_deref().map(str::trim) {
+            None => crmsync_worker::notify::DEFAULT_MAX_ATTEMPTS,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n @ 1..=100) => n,
+                _ => {
+                    return Err(err(
+                        "CRMSYNC_DELIVERY_MAX_ATTEMPTS",
+                        "expected a whole number of attempts between 1 and 100",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -291,7 +353,34 @@ impl Config {
             queue_name,
             worker_bind,
             schedule_min_interval,
+            smtp_url: raw
+                .smtp_url
+                .map(|u| SecretString::from(u.trim().to_owned())),
+            smtp_from,
+            delivery_retry_base,
+            delivery_max_attempts,
         })
+    }
+
+    /// How notifications are sent (R5): SMTP when `CRMSYNC_SMTP_URL` is set,
+    /// links under the public URL, the retry settings.
+    pub fn delivery_settings(
+        &self,
+    ) -> Result<crmsync_worker::notify::DeliverySettings, ConfigError> {
+        let mut settings = crmsync_worker::notify::DeliverySettings::new(self.public_url.clone());
+        settings.retry_base = self.delivery_retry_base;
+        settings.max_attempts = self.delivery_max_attempts;
+        if let Some(url) = &self.smtp_url {
+            settings.smtp = Some(
+                crmsync_worker::notify::SmtpSettings::new(
+                    url.expose_secret(),
+                    &self.smtp_from,
+                    settings.timeout,
+                )
+                .map_err(|e| err("CRMSYNC_SMTP_URL", e))?,
+            );
+        }
+        Ok(settings)
     }
 
     /// Where the job queue lives and how often its workers beat.
@@ -485,6 +574,49 @@ mod tests {
     }
 
     #[test]
+    fn without_smtp_summaries_are_logged_and_deliveries_retry_by_default() {
+        let config = Config::from_sources(&env(&[])).unwrap();
+        assert!(config.smtp_url.is_none());
+        assert_eq!(config.smtp_from, "crmsync <crmsync@localhost>");
+        let settings = config.delivery_settings().unwrap();
+        assert!(settings.smtp.is_none());
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert_eq!(settings.retry_base, Duration::from_secs(10));
+        assert_eq!(settings.max_attempts, 10);
+    }
+
+    #[test]
+    fn smtp_and_delivery_settings_reach_the_dispatcher_without_printing_the_password() {
+        let config = Config::from_sources(&env(&[
+            (
+                "CRMSYNC_SMTP_URL",
+                "smtp://mailer:s3cret-pw@mail.example:587?tls=required",
+            ),
+            ("CRMSYNC_SMTP_FROM", "Sync <sync@acme.example>"),
+            ("CRMSYNC_DELIVERY_RETRY_BASE_MS", "250"),
+            ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "3"),
+            ("CRMSYNC_PUBLIC_URL", "https://app.acme.example/"),
+        ]))
+        .unwrap();
+        let settings = config.delivery_settings().unwrap();
+        assert!(settings.smtp.is_some());
+        assert_eq!(settings.public_url, "https://app.acme.example");
+        assert_eq!(settings.retry_base, Duration::from_millis(250));
+        assert_eq!(settings.max_attempts, 3);
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
+        assert!(!format!("{settings:?}").contains("s3cret-pw"));
+        let smtps = Config::from_sources(&env(&[("CRMSYNC_SMTP_URL", "smtps://mail.example")]));
+        assert!(smtps.unwrap().delivery_settings().unwrap().smtp.is_some());
+        let bad = Config::from_sources(&env(&[(
+            "CRMSYNC_SMTP_URL",
+            "imap://mailer:s3cret-pw@mail.example",
+        )]))
+        .unwrap_err();
+        assert_eq!(bad.variable, "CRMSYNC_SMTP_URL");
+        assert!(!bad.to_string().contains("s3cret-pw"), "{bad}");
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let cases = [
             ("CRMSYNC_BIND", "nowhere"),
@@ -498,6 +630,13 @@ mod tests {
             ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "0"),
             ("CRMSYNC_QUEUE_HEARTBEAT_SECS", "1.5"),
             ("CRMSYNC_WORKER_BIND", "9464"),
+            ("CRMSYNC_SMTP_URL", "http://mail.example"),
+            ("CRMSYNC_SMTP_URL", "smtp://mail.example?tls=sometimes"),
+            ("CRMSYNC_SMTP_FROM", "not an address"),
+            ("CRMSYNC_DELIVERY_RETRY_BASE_MS", "0"),
+            ("CRMSYNC_DELIVERY_RETRY_BASE_MS", "1s"),
+            ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "0"),
+            ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "many"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();

@@ -12,6 +12,7 @@ use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
 use crmsync_worker::metrics::Metrics;
+use crmsync_worker::notify::Dispatcher;
 use crmsync_worker::sync::SyncOptions;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
@@ -162,10 +163,25 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         let shutdown = shutdown.clone();
         tokio::spawn(async move { scheduler.run(shutdown.started()).await })
     });
+    let delivery = config.delivery_settings()?;
     let worker = worker.map(|concurrency| {
         let shutdown = shutdown.clone();
+        // Every worker process sends the notifications outbox (R5).
+        let dispatcher = Dispatcher::new(
+            context.db.clone(),
+            context.credentials_key.clone(),
+            delivery,
+        );
+        let dispatching = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { dispatcher.run(shutdown.started()).await })
+        };
         tokio::spawn(async move {
-            crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started()).await
+            let worked =
+                crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started())
+                    .await;
+            let _ = dispatching.await;
+            worked
         })
     });
     // On shutdown: no new connections, open subscriptions closed with 1001,
@@ -247,21 +263,31 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         },
         metrics,
     };
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (stop, shutdown) = crmsync_api::Shutdown::new();
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let stopped = move || {
-        let mut stopping = stopping.clone();
-        async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        }
+    // Every worker process sends the notifications outbox (R5) and offers
+    // to schedule (one process does).
+    let dispatcher = Dispatcher::new(
+        context.db.clone(),
+        context.credentials_key.clone(),
+        config.delivery_settings()?,
+    );
+    let dispatching = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { dispatcher.run(shutdown.started()).await })
     };
-    let scheduler = tokio::spawn(scheduler(&config, &context, &queue).run(stopped()));
+    let scheduling = {
+        let scheduler = scheduler(&config, &context, &queue);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { scheduler.run(shutdown.started()).await })
+    };
     tracing::info!(concurrency, "worker started");
-    crmsync_worker::jobs::run_worker(queue, context, concurrency, stopped()).await?;
-    scheduler.await?;
+    crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started()).await?;
+    dispatching.await?;
+    scheduling.await?;
     Ok(())
 }
 

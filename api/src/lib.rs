@@ -19,6 +19,7 @@ pub mod ops;
 pub mod patch;
 pub mod runs;
 pub mod tenants;
+pub mod webhooks;
 mod ws;
 
 pub use error::ApiError;

@@ -195,3 +195,25 @@ string_enum!(
         Client = "CLIENT",
     }
 );
+
+string_enum!(
+    /// Where a delivery of the notifications outbox stands (R5).
+    DeliveryStatus {
+        /// Waiting for its next attempt (or being attempted now).
+        Pending = "PENDING",
+        /// The receiver accepted it.
+        Delivered = "DELIVERED",
+        /// Given up: every attempt failed, or one failed for good.
+        Failed = "FAILED",
+    }
+);
+
+string_enum!(
+    /// How a delivery of the notifications outbox is sent (R5).
+    DeliveryChannel {
+        /// A signed POST to a partner's webhook.
+        Webhook = "WEBHOOK",
+        /// A run summary e-mail to a connector's notification addresses.
+        Email = "EMAIL",
+    }
+);

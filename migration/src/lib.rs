@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_backbone;
 mod m20261121_000002_run_leases;
 mod m20261121_000003_schedules_forms;
+mod m20261121_000004_deliveries;
 mod m20261121_000005_item_changes;
 
 /// All migrations, in order.
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_backbone::Migration),
             Box::new(m20261121_000002_run_leases::Migration),
             Box::new(m20261121_000003_schedules_forms::Migration),
+            Box::new(m20261121_000004_deliveries::Migration),
             Box::new(m20261121_000005_item_changes::Migration),
         ]
     }

@@ -1,6 +1,7 @@
 //! Connector credentials (C2) and their encryption at rest: AES-256-GCM with a
 //! random nonce, the tenant id and connector id as associated data (a ciphertext
-//! moved to another row does not decrypt). Secrets live in `secrecy` types and
+//! moved to another row does not decrypt). Webhook signing secrets (R5) are
+//! sealed with the same key, bound to their tenant and webhook. Secrets live in `secrecy` types and
 //! never reach `Debug` output, responses or logs.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -111,22 +112,10 @@ impl CredentialsKey {
         let plaintext = SecretBox::new(Box::new(
             serde_json::to_vec(credentials).expect("credentials serialise"),
         ));
-        let mut nonce = [0u8; 12];
-        rand::rng().fill_bytes(&mut nonce);
-        let aad = associated_data(tenant_id, connector_id);
-        let ciphertext = self
-            .cipher()
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext.expose_secret(),
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encryption does not fail for in-memory buffers");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ciphertext);
-        out
+        self.seal_bytes(
+            &associated_data(tenant_id, connector_id),
+            plaintext.expose_secret(),
+        )
     }
 
     /// Decrypts what `seal` made for the same tenant and connector.
@@ -136,29 +125,84 @@ impl CredentialsKey {
         connector_id: &str,
         sealed: &[u8],
     ) -> Result<Credentials, CryptoError> {
+        let plaintext = self.open_bytes(&associated_data(tenant_id, connector_id), sealed)?;
+        serde_json::from_slice(plaintext.expose_secret()).map_err(|_| CryptoError::Undecryptable)
+    }
+
+    /// Encrypts a webhook's signing secret for that webhook only (R5).
+    pub fn seal_webhook_secret(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        secret: &SecretString,
+    ) -> Vec<u8> {
+        self.seal_bytes(
+            &webhook_associated_data(tenant_id, webhook_id),
+            secret.expose_secret().as_bytes(),
+        )
+    }
+
+    /// Decrypts what `seal_webhook_secret` made for the same tenant and webhook.
+    pub fn open_webhook_secret(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, CryptoError> {
+        let plaintext = self.open_bytes(&webhook_associated_data(tenant_id, webhook_id), sealed)?;
+        let text = std::str::from_utf8(plaintext.expose_secret())
+            .map_err(|_| CryptoError::Undecryptable)?;
+        Ok(SecretString::from(text.to_owned()))
+    }
+
+    /// Nonce (12 random bytes) followed by the ciphertext of `plaintext`
+    /// bound to `aad`.
+    fn seal_bytes(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("AES-GCM encryption does not fail for in-memory buffers");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    fn open_bytes(&self, aad: &[u8], sealed: &[u8]) -> Result<SecretBox<Vec<u8>>, CryptoError> {
         if sealed.len() < 12 + 16 {
             return Err(CryptoError::Undecryptable);
         }
         let (nonce, ciphertext) = sealed.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Undecryptable)?;
-        let aad = associated_data(tenant_id, connector_id);
-        let plaintext = SecretBox::new(Box::new(
+        Ok(SecretBox::new(Box::new(
             self.cipher()
                 .decrypt(
                     &Nonce::from(nonce),
                     Payload {
                         msg: ciphertext,
-                        aad: &aad,
+                        aad,
                     },
                 )
                 .map_err(|_| CryptoError::Undecryptable)?,
-        ));
-        serde_json::from_slice(plaintext.expose_secret()).map_err(|_| CryptoError::Undecryptable)
+        )))
     }
 }
 
 fn associated_data(tenant_id: &str, connector_id: &str) -> Vec<u8> {
     format!("crmsync:credentials:v1:{tenant_id}:{connector_id}").into_bytes()
+}
+
+/// Distinct from the credentials' associated data, so neither ciphertext
+/// opens as the other.
+fn webhook_associated_data(tenant_id: &str, webhook_id: &str) -> Vec<u8> {
+    format!("crmsync:webhook-secret:v1:{tenant_id}:{webhook_id}").into_bytes()
 }
 
 #[cfg(test)]
@@ -200,6 +244,23 @@ mod tests {
         let sealed = key.seal("t1", "c1", &creds);
         assert!(!sealed.windows(7).any(|w| w == b"tok-123"));
         assert!(!format!("{key:?}").contains(|c: char| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn webhook_secrets_open_for_the_same_webhook_only() {
+        let (key, _) = CredentialsKey::generate();
+        let secret = SecretString::from("whsec_abc");
+        let sealed = key.seal_webhook_secret("t1", "w1", &secret);
+        assert!(!sealed.windows(9).any(|w| w == b"whsec_abc"));
+        assert_eq!(
+            key.open_webhook_secret("t1", "w1", &sealed)
+                .unwrap()
+                .expose_secret(),
+            "whsec_abc"
+        );
+        assert!(key.open_webhook_secret("t2", "w1", &sealed).is_err());
+        assert!(key.open_webhook_secret("t1", "w2", &sealed).is_err());
+        assert!(key.open("t1", "w1", &sealed).is_err(), "not as credentials");
     }
 
     #[test]

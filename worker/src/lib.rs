@@ -6,6 +6,7 @@ pub mod decide;
 pub mod events;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod platform;
 pub mod runs;
 pub mod scheduler;

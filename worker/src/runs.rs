@@ -59,7 +59,8 @@ fn abandoned(run: &sync_run::Model, now: chrono::DateTime<Utc>) -> bool {
             .is_some_and(|free| free < now - ABANDONED_AFTER)
 }
 
-/// Ends an abandoned run (see [`abandoned`]) as `status`, if it still is one;
+/// Ends an abandoned run (see [`abandoned`]) as `status`, if it still is one,
+/// with its notifications (R5; [`crate::notify::wake`] once `db` commits);
 /// true when it did.
 async fn end_abandoned(
     db: &impl sea_orm::ConnectionTrait,
@@ -80,6 +81,9 @@ async fn end_abandoned(
         .filter(sync_run::Column::LeaseExpiresAt.lt(now - ABANDONED_AFTER))
         .exec(db)
         .await?;
+    if ended.rows_affected == 1 {
+        crate::notify::run_ended(db, tenant, &run.id).await?;
+    }
     Ok(ended.rows_affected == 1)
 }
 
@@ -163,9 +167,13 @@ pub async fn cancel_sync(
         )));
     }
     let now = Utc::now();
+    // A run ended here is ended with its notifications, in one transaction.
+    let txn = crate::sync::begin_write(db).await?;
     if abandoned(&run, now)
-        && end_abandoned(db, tenant, &run, SyncRunStatus::Cancelled, None).await?
+        && end_abandoned(&txn, tenant, &run, SyncRunStatus::Cancelled, None).await?
     {
+        txn.commit().await?;
+        crate::notify::wake();
         let run = find().await?.ok_or(RunError::NotFound)?;
         bus.publish(SyncEvent::of_run(&run));
         return Ok(run);
@@ -182,16 +190,24 @@ pub async fn cancel_sync(
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
         .filter(sync_run::Column::Id.eq(run_id))
         .filter(sync_run::Column::Status.eq(SyncRunStatus::Queued))
-        .exec(db)
+        .exec(&txn)
         .await?;
-    if cancelled.rows_affected == 0 {
+    let ended = cancelled.rows_affected == 1;
+    if ended {
+        crate::notify::run_ended(&txn, tenant, run_id).await?;
+    } else {
+        // A RUNNING run ends at its next page, where its worker notifies.
         sync_run::Entity::update_many()
             .col_expr(sync_run::Column::CancelRequested, Expr::value(true))
             .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
             .filter(sync_run::Column::Id.eq(run_id))
             .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
-            .exec(db)
+            .exec(&txn)
             .await?;
+    }
+    txn.commit().await?;
+    if ended {
+        crate::notify::wake();
     }
     let run = find().await?.ok_or(RunError::NotFound)?;
     bus.publish(SyncEvent::of_run(&run));
@@ -359,6 +375,9 @@ async fn create_run(
     run.mappings = mappings;
     let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
     txn.commit().await?;
+    if ended.is_some() {
+        crate::notify::wake();
+    }
     if let Some(id) = ended
         && let Some(failed) = sync_run::Entity::find_for_tenant(tenant, &id)
             .one(db)
@@ -379,7 +398,11 @@ async fn create_run(
         am.error =
             sea_orm::ActiveValue::Set(Some("the run could not be queued; start it again".into()));
         am.finished_at = sea_orm::ActiveValue::Set(Some(Utc::now()));
-        let failed = am.update(db).await?;
+        let txn = crate::sync::begin_write(db).await?;
+        let failed = am.update(&txn).await?;
+        crate::notify::run_ended(&txn, tenant, &failed.id).await?;
+        txn.commit().await?;
+        crate::notify::wake();
         bus.publish(SyncEvent::of_run(&failed));
         return Err(e.into());
     }

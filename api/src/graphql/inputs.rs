@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use super::types::{ConnectorKind, CrmModule, MappingDirection, Role, SyncMode};
 use crate::connectors::{PipedriveCredentialsIn, SettingsPatch, ZohoCredentialsIn};
 use crate::contacts::ContactUpsert;
+use crate::webhooks::{NewWebhook, WebhookUpdate};
 use crmsync_worker::platform::MappingInput;
 
 /// A new tenant.
@@ -302,4 +303,66 @@ pub(crate) struct CancelSyncInput {
 pub(crate) struct RetryRejectedInput {
     /// The run.
     pub(crate) run_id: ID,
+}
+
+/// A new webhook.
+#[derive(InputObject)]
+pub(crate) struct CreateWebhookInput {
+    /// Where events are POSTed: an http:// or https:// URL.
+    pub(crate) url: String,
+    /// The events to receive (`sync.started`, `sync.finished`); left out: all.
+    pub(crate) events: Option<Vec<String>>,
+    /// What it is for (at most 500 characters).
+    pub(crate) description: Option<String>,
+}
+
+impl From<CreateWebhookInput> for NewWebhook {
+    fn from(i: CreateWebhookInput) -> Self {
+        Self {
+            url: i.url,
+            events: i.events,
+            description: i.description,
+        }
+    }
+}
+
+/// Changes to a webhook; what is left out keeps its value.
+#[derive(InputObject)]
+pub(crate) struct UpdateWebhookInput {
+    /// The webhook.
+    pub(crate) id: ID,
+    /// A new http:// or https:// URL.
+    pub(crate) url: Option<String>,
+    /// The events to receive (`sync.started`, `sync.finished`).
+    pub(crate) events: Option<Vec<String>>,
+    /// On or off: a disabled webhook gets no new deliveries, and its pending
+    /// ones are given up.
+    pub(crate) enabled: Option<bool>,
+    /// A new description; null clears it.
+    pub(crate) description: MaybeUndefined<String>,
+}
+
+impl From<UpdateWebhookInput> for WebhookUpdate {
+    fn from(i: UpdateWebhookInput) -> Self {
+        Self {
+            url: i.url,
+            events: i.events,
+            enabled: i.enabled,
+            description: i.description.into(),
+        }
+    }
+}
+
+/// The webhook to delete.
+#[derive(InputObject)]
+pub(crate) struct DeleteWebhookInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
+/// The webhook whose signing secret to replace.
+#[derive(InputObject)]
+pub(crate) struct RotateWebhookSecretInput {
+    /// Its id.
+    pub(crate) id: ID,
 }

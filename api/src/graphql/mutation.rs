@@ -8,7 +8,7 @@ use super::types::*;
 use super::{admin, operator, state};
 use crate::connectors::{ConnectorUpdate, NewConnector};
 use crate::error::GqlResult;
-use crate::{api_keys, connectors, contacts, runs, tenants};
+use crate::{api_keys, connectors, contacts, runs, tenants, webhooks};
 
 pub(crate) struct Mutation;
 
@@ -229,5 +229,65 @@ impl Mutation {
         let scope = admin(ctx)?;
         let run = runs::retry_rejected(state(ctx), &scope.tenant, &input.run_id).await?;
         Ok(SyncRunPayload { run: SyncRun(run) })
+    }
+
+    /// Creates a partner webhook (R5); its signing secret is in this payload only.
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookInput,
+    ) -> GqlResult<WebhookPayload> {
+        let scope = admin(ctx)?;
+        let (model, secret) =
+            webhooks::create(state(ctx), &scope.tenant, &scope.actor, input.into()).await?;
+        Ok(WebhookPayload {
+            webhook: Webhook(model),
+            secret: Some(secret),
+        })
+    }
+
+    /// Changes a webhook's URL, events, state or description.
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateWebhookInput,
+    ) -> GqlResult<WebhookPayload> {
+        let scope = admin(ctx)?;
+        let id = input.id.0.clone();
+        let model =
+            webhooks::update(state(ctx), &scope.tenant, &scope.actor, &id, input.into()).await?;
+        Ok(WebhookPayload {
+            webhook: Webhook(model),
+            secret: None,
+        })
+    }
+
+    /// Deletes a webhook with its delivery log; pending deliveries are not sent.
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteWebhookInput,
+    ) -> GqlResult<DeleteWebhookPayload> {
+        let scope = admin(ctx)?;
+        webhooks::delete(state(ctx), &scope.tenant, &scope.actor, &input.id).await?;
+        Ok(DeleteWebhookPayload {
+            deleted_id: input.id,
+        })
+    }
+
+    /// Replaces a webhook's signing secret; the new one is in this payload
+    /// only. Attempts from now on, retries included, are signed with it.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        input: RotateWebhookSecretInput,
+    ) -> GqlResult<WebhookPayload> {
+        let scope = admin(ctx)?;
+        let (model, secret) =
+            webhooks::rotate_secret(state(ctx), &scope.tenant, &scope.actor, &input.id).await?;
+        Ok(WebhookPayload {
+            webhook: Webhook(model),
+            secret: Some(secret),
+        })
     }
 }

@@ -2,7 +2,9 @@
 
 use async_graphql::{Context, ID, Object};
 use crmsync_entity::enums;
-use crmsync_entity::models::{api_key, audit_log, connector, contact, sync_item, sync_run, tenant};
+use crmsync_entity::models::{
+    api_key, audit_log, connector, contact, sync_item, sync_run, tenant, webhook,
+};
 use crmsync_entity::{Email, TenantScoped};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
@@ -10,7 +12,7 @@ use super::pagination::{self, Conn};
 use super::types::*;
 use super::{admin, operator, principal, reader, state};
 use crate::error::{ApiError, GqlResult};
-use crate::{connectors, runs};
+use crate::{connectors, runs, webhooks};
 
 pub(crate) struct Query;
 
@@ -296,5 +298,33 @@ impl Query {
         )
         .await?;
         Ok(pagination::connection(page, |m| &m.id, AuditEntry::from))
+    }
+
+    /// The tenant's partner webhooks (R5), oldest first; secrets are never shown again.
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<Webhook>> {
+        let scope = reader(ctx)?;
+        let page = pagination::page(
+            &state(ctx).db,
+            webhook::Entity::for_tenant(&scope.tenant),
+            webhook::Column::Id,
+            first,
+            after,
+            false,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, Webhook))
+    }
+
+    /// One webhook, with its delivery log; another tenant's is NOT_FOUND.
+    async fn webhook(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Webhook>> {
+        let scope = reader(ctx)?;
+        Ok(Some(Webhook(
+            webhooks::find(state(ctx), &scope.tenant, &id).await?,
+        )))
     }
 }

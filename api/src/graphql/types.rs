@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums;
 use crmsync_entity::models::{
-    api_key, audit_log, connector, contact, crm_link, field_mapping, sync_item, sync_run, tenant,
+    api_key, audit_log, connector, contact, crm_link, delivery, field_mapping, sync_item, sync_run,
+    tenant, webhook,
 };
 use crmsync_worker::events::{LegCounts, Legs, SyncEvent};
 use sea_orm::{ColumnTrait, QueryFilter};
@@ -155,6 +156,18 @@ remote_enum!(
         Rejected,
         /// Changed on both sides; the newer side won.
         Conflict,
+    }
+);
+
+remote_enum!(
+    /// Where a webhook delivery stands.
+    DeliveryStatus = "crmsync_entity::enums::DeliveryStatus" {
+        /// Waiting for its next attempt (or being attempted now).
+        Pending,
+        /// The receiver answered 2xx.
+        Delivered,
+        /// Given up: every attempt failed (or the webhook was disabled meanwhile).
+        Failed,
     }
 );
 
@@ -936,4 +949,166 @@ pub(crate) struct ContactPayload {
 pub(crate) struct SyncRunPayload {
     /// The run.
     pub(crate) run: SyncRun,
+}
+
+/// A partner's URL that receives signed run events (R5). Each event is a POST
+/// of a JSON body with the headers `X-Crmsync-Event`, `X-Crmsync-Delivery`
+/// (the same across retries), `X-Crmsync-Timestamp` (unix seconds) and
+/// `X-Crmsync-Signature` (`v1=` and the hex HMAC-SHA256, keyed with the
+/// webhook's secret, of `"{timestamp}.{body}"`). The secret is shown once,
+/// by `createWebhook` and `rotateWebhookSecret`.
+pub(crate) struct Webhook(pub(crate) webhook::Model);
+
+#[Object]
+impl Webhook {
+    /// Its id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// Where events are POSTed.
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+    /// The events it receives: `sync.started` (a run went RUNNING) and
+    /// `sync.finished` (a run ended, with its counts).
+    async fn events(&self) -> Vec<String> {
+        self.0.event_names()
+    }
+    /// What it is for.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// Off: no new deliveries, and pending ones are given up.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed (a new secret included).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Its delivery log, newest first, optionally of one status.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<DeliveryStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Conn<WebhookDelivery>> {
+        let scope = reader(ctx)?;
+        let mut select = delivery::Entity::for_tenant(&scope.tenant)
+            .filter(delivery::Column::WebhookId.eq(self.0.id.as_str()));
+        if let Some(status) = status {
+            select =
+                select.filter(delivery::Column::Status.eq(enums::DeliveryStatus::from(status)));
+        }
+        let page = pagination::page(
+            &state(ctx).db,
+            select,
+            delivery::Column::Id,
+            first,
+            after,
+            true,
+        )
+        .await?;
+        Ok(pagination::connection(page, |m| &m.id, WebhookDelivery))
+    }
+}
+
+/// One event sent (or being sent) to a webhook, with every attempt.
+pub(crate) struct WebhookDelivery(pub(crate) delivery::Model);
+
+#[Object]
+impl WebhookDelivery {
+    /// Its id, sent as `X-Crmsync-Delivery` (and `deliveryId` in the body), the
+    /// same across retries: receivers deduplicate by it.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The event: `sync.started` or `sync.finished`.
+    async fn event(&self) -> &str {
+        &self.0.event
+    }
+    /// The run the event is about.
+    async fn run_id(&self) -> Option<ID> {
+        self.0.run_id.clone().map(ID)
+    }
+    /// Where it stands.
+    async fn status(&self) -> DeliveryStatus {
+        self.0.status.into()
+    }
+    /// How many attempts were made.
+    async fn attempt_count(&self) -> i32 {
+        self.0.attempts
+    }
+    /// Every attempt, oldest first.
+    async fn attempts(&self) -> Vec<DeliveryAttempt> {
+        self.0
+            .attempt_list()
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| DeliveryAttempt {
+                number: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                at: a.at,
+                http_status: a.http_status.map(i32::from),
+                error: a.error,
+                duration_ms: i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+            })
+            .collect()
+    }
+    /// When the next attempt is due; none once delivered or failed.
+    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_attempt_at
+    }
+    /// When the event happened (and the delivery was created).
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the receiver accepted it.
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    /// The JSON body, exactly as sent at each attempt.
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(
+            serde_json::from_str(&self.0.payload)
+                .unwrap_or_else(|_| serde_json::Value::String(self.0.payload.clone())),
+        )
+    }
+}
+
+/// One attempt at a delivery.
+#[derive(SimpleObject)]
+pub(crate) struct DeliveryAttempt {
+    /// 1 for the first attempt.
+    pub(crate) number: i32,
+    /// When it started.
+    pub(crate) at: DateTime<Utc>,
+    /// The receiver's HTTP status, when it replied.
+    pub(crate) http_status: Option<i32>,
+    /// Why it failed (`HTTP 500 Internal Server Error`, `no reply within 10 s`,
+    /// `could not connect: ...`); none when it succeeded.
+    pub(crate) error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub(crate) duration_ms: i64,
+}
+
+/// Payload of the webhook mutations.
+#[derive(SimpleObject)]
+pub(crate) struct WebhookPayload {
+    /// The webhook.
+    pub(crate) webhook: Webhook,
+    /// Only from `createWebhook` and `rotateWebhookSecret`: the signing
+    /// secret, shown this once. Keep it where the receiver can read it.
+    pub(crate) secret: Option<String>,
+}
+
+/// Payload of `deleteWebhook`.
+#[derive(SimpleObject)]
+pub(crate) struct DeleteWebhookPayload {
+    /// The id of the deleted webhook.
+    pub(crate) deleted_id: ID,
 }

@@ -15,5 +15,6 @@ mod nplus1;
 mod ops;
 mod schema;
 mod sync_flow;
+mod webhooks;
 mod ws;
 mod zoho;

@@ -6,6 +6,7 @@ pub mod connector;
 pub mod contact;
 pub mod crm_link;
 pub mod crm_record;
+pub mod delivery;
 pub mod field_mapping;
 pub mod idempotency_key;
 pub mod pending_push;
@@ -14,6 +15,7 @@ pub mod sync_checkpoint;
 pub mod sync_item;
 pub mod sync_run;
 pub mod tenant;
+pub mod webhook;
 
 /// Implements `TenantScoped` for an entity with `tenant_id` and `id` columns.
 macro_rules! tenant_scoped {

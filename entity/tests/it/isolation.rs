@@ -13,11 +13,13 @@ const TENANT_OWNED: &[&str] = &[
     "contact",
     "crm_link",
     "crm_record",
+    "delivery",
     "field_mapping",
     "pending_push",
     "sync_checkpoint",
     "sync_item",
     "sync_run",
+    "webhook",
 ];
 
 /// The code that queries the database, outside the entity crate.

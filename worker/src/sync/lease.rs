@@ -27,7 +27,9 @@ use crmsync_entity::enums::SyncRunStatus;
 use crmsync_entity::models::sync_run;
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
+};
 
 /// A lease held by this worker, renewed until dropped.
 #[derive(Debug)]
@@ -87,6 +89,18 @@ pub(crate) async fn claim(
     let holder = holder.as_str();
     loop {
         let now = Utc::now();
+        // The row is read and updated in one write transaction (holding it on
+        // PostgreSQL), so `before` is what the update saw: a run that was
+        // QUEUED starts here, and its `sync.started` deliveries are written
+        // with the change or not at all (a run taken over is not started again).
+        let txn = crate::sync::begin_write(db).await?;
+        let Some(before) = sync_run::Entity::find_for_tenant(tenant, run_id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+        else {
+            return Ok(Claim::Ended);
+        };
         let taken = sync_run::Entity::update_many()
             .col_expr(
                 sync_run::Column::Status,
@@ -109,9 +123,15 @@ pub(crate) async fn claim(
                     .is_null()
                     .or(sync_run::Column::LeaseExpiresAt.lt(now)),
             )
-            .exec(db)
+            .exec(&txn)
             .await?;
         if taken.rows_affected == 1 {
+            let notified = before.status == SyncRunStatus::Queued
+                && crate::notify::run_started(&txn, tenant, run_id).await?;
+            txn.commit().await?;
+            if notified {
+                crate::notify::wake();
+            }
             return Ok(Claim::Held(renewed(
                 db.clone(),
                 tenant,
@@ -120,12 +140,8 @@ pub(crate) async fn claim(
                 ttl,
             )));
         }
-        let Some(run) = sync_run::Entity::find_for_tenant(tenant, run_id)
-            .one(db)
-            .await?
-        else {
-            return Ok(Claim::Ended);
-        };
+        txn.commit().await?;
+        let run = before;
         let live_until = match (run.status, run.cancel_requested, run.lease_expires_at) {
             (SyncRunStatus::Queued | SyncRunStatus::Running, false, Some(at)) if at >= now => at,
             // Released or lapsed since we looked: try again at once.

@@ -549,8 +549,9 @@ async fn needs_reauth(
     Ok(())
 }
 
-/// Stores the run's end, releases its lease and publishes it. With a lease
-/// (`holder`), nothing is written once another worker has taken the run over.
+/// Stores the run's end with its notifications, releases its lease and
+/// publishes it. With a lease (`holder`), nothing is written once another
+/// worker has taken the run over.
 async fn finish(
     ctx: &WorkerContext,
     run: sync_run::Model,
@@ -575,14 +576,27 @@ async fn finish(
         update = update
             .filter(sync_run::Column::LeaseHolder.eq(holder))
             .filter(sync_run::Column::Status.eq(SyncRunStatus::Running));
+    } else {
+        // Not ended meanwhile either: a run ends once, and is announced once.
+        update = update.filter(
+            sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]),
+        );
     }
-    match update.exec(&ctx.db).await {
+    // The end and its notifications (R5) commit together.
+    let txn = begin_write(&ctx.db).await?;
+    match update.exec(&txn).await {
         Ok(run) => {
+            let notified = crate::notify::run_ended(&txn, &tenant, &run.id).await?;
+            txn.commit().await?;
+            if notified {
+                crate::notify::wake();
+            }
             ctx.bus.publish(SyncEvent::of_run(&run));
             ctx.metrics.run_finished(&run);
             Ok(run)
         }
         Err(DbErr::RecordNotUpdated) => {
+            drop(txn);
             tracing::warn!(run = %id, "the run was taken over or ended elsewhere; leaving its end");
             current_row(&ctx.db, &tenant, &id).await
         }

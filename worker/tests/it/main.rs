@@ -9,6 +9,7 @@ mod dry_run;
 mod forms;
 mod leases;
 mod metrics;
+mod notify;
 mod pipedrive_client;
 mod redis_queue;
 mod runs;

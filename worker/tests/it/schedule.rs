@@ -124,7 +124,10 @@ async fn disabled_connectors_and_those_needing_credentials_never_fire() {
             .unwrap();
         assert_eq!(done, scheduler::Tick::default(), "{status}");
         assert_eq!(
-            app.connector().await.next_sync_at.map(|t| t.timestamp_millis()),
+            app.connector()
+                .await
+                .next_sync_at
+                .map(|t| t.timestamp_millis()),
             Some(due.timestamp_millis()),
             "{status}: not moved"
         );
