@@ -53,6 +53,10 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+/// The binary's allocator, so the sync in this process allocates as `crmsync` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();

@@ -14,6 +14,11 @@ use crmsync_entity::enums::Role;
 
 use crate::config::Config;
 
+/// mimalloc: glibc's malloc spent about half of a sync's CPU time on its many
+/// small allocations freed across threads (BENCHMARKS.md, "The fixes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "crmsync", version, about = "Two-way CRM contact sync backend")]
 struct Cli {

@@ -905,9 +905,15 @@ async fn export_pages(
         if let Some(previous) = applying.take() {
             joined(previous).await?;
         }
-        *applying = Some(tokio::spawn(apply.run()));
+        // The run's progress is written between two pages' transactions: a
+        // write made while one runs would wait for it (one writer at a time
+        // on SQLite), and the next page's reads and CRM calls with it. The
+        // page is applied whatever the progress says (its CRM writes are
+        // done); the leg stops after.
         run.processed += count;
-        run.progress("export").await?;
+        let progress = run.progress("export").await;
+        *applying = Some(tokio::spawn(apply.run()));
+        progress?;
         if let Some(stop) = stop {
             return Err(stop);
         }

@@ -618,7 +618,8 @@ async fn current_row(
 
 /// The counts a run starts from: none for a new run; for a run taken over,
 /// those of the items its earlier worker committed with their pages (the run
-/// row's counters may lag a page). A FULL run or dry run reads everything
+/// row's counters may be a page behind, or ahead: the export leg writes a page's
+/// progress just before its transaction). A FULL run or dry run reads everything
 /// again from the start, so its earlier items go and its counts start at zero.
 async fn counts_so_far(
     db: &sea_orm::DatabaseConnection,
