@@ -8,7 +8,7 @@ use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{ItemOutcome, SyncDirection, SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_entity::models::{pending_push, sync_checkpoint, sync_run};
 use crmsync_worker::jobs::{JobQueue, run_worker};
-use crmsync_worker::runs::{push_contact, start_sync};
+use crmsync_worker::runs::push_contact;
 use sea_orm::PaginatorTrait;
 
 use crate::support::{App, primary_email};
@@ -134,17 +134,7 @@ async fn a_submission_during_a_run_gets_a_form_run_after_it() {
         .add_contact("ada@acme.test", Some("Ada"), Some("Lovelace"), 10)
         .await;
     // A manual run is queued (no worker yet): the submission waits for it.
-    let manual = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap();
+    let manual = app.start_sync(&queue).await.unwrap();
     let joined = push_contact(&app.db.db, &queue, app.bus.as_ref(), &app.tenant, &ada)
         .await
         .unwrap();
@@ -182,17 +172,7 @@ async fn a_whole_run_requested_while_a_form_run_waits_takes_it_over() {
     let form = push_contact(&app.db.db, &queue, app.bus.as_ref(), &app.tenant, &ada)
         .await
         .unwrap();
-    let manual = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap();
+    let manual = app.start_sync(&queue).await.unwrap();
     assert_eq!(manual.id, form[0].id, "one run at a time (R4)");
     assert_eq!(manual.trigger, SyncTrigger::Manual);
     worker(&app, &queue);

@@ -1,31 +1,14 @@
 //! Runs through the queue: start, one at a time, cancel, a worker picking jobs up.
 
-use crmsync_entity::enums::{SyncMode, SyncRunStatus, SyncTrigger};
+use crmsync_entity::enums::{SyncMode, SyncRunStatus};
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, run_worker};
-use crmsync_worker::runs::{RunError, cancel_sync, start_sync};
+use crmsync_worker::runs::{RunError, cancel_sync};
 use futures::StreamExt;
 use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
 
 use crate::support::App;
-
-/// A manual incremental `startSync` of the app's connector.
-async fn start(
-    app: &App,
-    queue: &JobQueue,
-) -> Result<crmsync_entity::models::sync_run::Model, RunError> {
-    start_sync(
-        &app.db.db,
-        queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-}
 
 #[tokio::test]
 async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
@@ -36,7 +19,7 @@ async fn the_worker_picks_up_a_started_run_and_carries_it_out() {
     let worker = tokio::spawn(run_worker(queue.clone(), app.ctx.clone(), 1, async {
         let _ = stopped.await;
     }));
-    let run = start(&app, &queue).await.unwrap();
+    let run = app.start_sync(&queue).await.unwrap();
     assert_eq!(run.status, SyncRunStatus::Queued);
     assert_eq!(run.phase, "queued");
     assert_eq!(run.task_id.len(), 26);
@@ -60,9 +43,9 @@ async fn a_second_start_returns_the_run_already_queued() {
     let app = App::start(0).await;
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
     let (a, b, c) = tokio::join!(
-        start(&app, &queue),
-        start(&app, &queue),
-        start(&app, &queue)
+        app.start_sync(&queue),
+        app.start_sync(&queue),
+        app.start_sync(&queue)
     );
     let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert_eq!(a.id, b.id);
@@ -79,7 +62,7 @@ async fn a_disabled_connector_cannot_start() {
     sea_orm::ActiveModelTrait::update(connector, &app.db.db)
         .await
         .unwrap();
-    let err = start(&app, &queue).await.unwrap_err();
+    let err = app.start_sync(&queue).await.unwrap_err();
     assert!(
         matches!(&err, RunError::Conflict(m) if m.contains("disabled")),
         "{err:?}"
@@ -90,7 +73,7 @@ async fn a_disabled_connector_cannot_start() {
 async fn a_queued_run_is_cancelled_at_once_and_never_runs() {
     let app = App::start(5).await;
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
-    let run = start(&app, &queue).await.unwrap();
+    let run = app.start_sync(&queue).await.unwrap();
     let cancelled = cancel_sync(&app.db.db, app.bus.as_ref(), &app.tenant, &run.id)
         .await
         .unwrap();
@@ -236,7 +219,7 @@ async fn a_run_nobody_took_over_no_longer_blocks_its_connector() {
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
     // Free for a minute: a takeover may still come; the run stands.
     let recent = running_unheld(&app, 1).await;
-    assert_eq!(start(&app, &queue).await.unwrap().id, recent.id);
+    assert_eq!(app.start_sync(&queue).await.unwrap().id, recent.id);
 
     // Free for eleven minutes: nobody will take it over.
     let mut am = crmsync_entity::models::sync_run::ActiveModel::from(recent.clone());
@@ -245,7 +228,7 @@ async fn a_run_nobody_took_over_no_longer_blocks_its_connector() {
         .await
         .unwrap();
     let mut events = app.bus.subscribe(app.tenant.as_str());
-    let new = start(&app, &queue).await.unwrap();
+    let new = app.start_sync(&queue).await.unwrap();
     assert_ne!(new.id, recent.id);
     assert_eq!(new.status, SyncRunStatus::Queued);
     let old = crmsync_entity::models::sync_run::Entity::find_by_id(&recent.id)

@@ -519,6 +519,23 @@ mod app {
             }
         }
 
+        /// A manual incremental `startSync` of the connector, on `queue`.
+        pub async fn start_sync(
+            &self,
+            queue: &crmsync_worker::jobs::JobQueue,
+        ) -> Result<sync_run::Model, crmsync_worker::runs::RunError> {
+            crmsync_worker::runs::start_sync(
+                &self.db.db,
+                queue,
+                self.bus.as_ref(),
+                &self.tenant,
+                &self.connector_id,
+                SyncTrigger::Manual,
+                SyncMode::Incremental,
+            )
+            .await
+        }
+
         /// Inserts a QUEUED run and carries it out in this task (no queue).
         pub async fn sync(&self, mode: SyncMode) -> sync_run::Model {
             let run = self.queued_run(mode, None).await;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{
     ConnectorKind, ConnectorStatus, CrmModule, ItemOutcome, Lifecycle, MappingDirection,
-    SyncDirection, SyncMode, SyncRunStatus, SyncTrigger,
+    SyncDirection, SyncMode, SyncRunStatus,
 };
 use crmsync_entity::models::{crm_link, field_mapping};
 use crmsync_worker::crm::{CrmClient, RecordWrite};
-use crmsync_worker::runs::{RunError, start_sync};
+use crmsync_worker::runs::RunError;
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ColumnTrait, QueryFilter};
@@ -437,17 +437,7 @@ async fn a_refused_refresh_token_needs_reauth_and_stops_the_connectors_syncs() {
     let queue = crmsync_worker::jobs::JobQueue::connect(&app.db.db)
         .await
         .unwrap();
-    let refused = start_sync(
-        &app.db.db,
-        &queue,
-        app.bus.as_ref(),
-        &app.tenant,
-        &app.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-    )
-    .await
-    .unwrap_err();
+    let refused = app.start_sync(&queue).await.unwrap_err();
     assert!(
         matches!(&refused, RunError::Conflict(m) if m.contains("needs new credentials")),
         "{refused:?}"
