@@ -231,6 +231,12 @@ pub async fn retry_rejected(
             "the run is still going: retry its rejected contacts once it has ended".into(),
         ));
     }
+    if original.mode == SyncMode::DryRun {
+        return Err(RunError::Conflict(
+            "the run was a dry run: it wrote nothing, so nothing is to be retried; start a sync instead"
+                .into(),
+        ));
+    }
     let rejected = sync_item::Entity::for_tenant(tenant)
         .filter(sync_item::Column::RunId.eq(run_id))
         .filter(sync_item::Column::Outcome.eq(ItemOutcome::Rejected))

@@ -211,6 +211,8 @@ impl Query {
     }
 
     /// Rejected contacts (R2), filtered by connector, run and reason code.
+    /// Dry runs' rejections (what a sync would meet) are listed only with
+    /// their `runId`.
     async fn rejected_contacts(
         &self,
         ctx: &Context<'_>,
@@ -230,6 +232,16 @@ impl Query {
         if let Some(id) = &run_id {
             runs::find(state(ctx), &scope.tenant, id).await?;
             select = select.filter(sync_item::Column::RunId.eq(id.as_str()));
+        } else {
+            // A dry run's rejections are what a sync would meet, not contacts
+            // left behind: they are listed by that run only.
+            let dry_runs = sea_orm::sea_query::Query::select()
+                .column(sync_run::Column::Id)
+                .from(sync_run::Entity)
+                .and_where(sync_run::Column::TenantId.eq(scope.tenant.as_str()))
+                .and_where(sync_run::Column::Mode.eq(enums::SyncMode::DryRun))
+                .to_owned();
+            select = select.filter(sync_item::Column::RunId.not_in_subquery(dry_runs));
         }
         if let Some(reason) = reason {
             select = select.filter(sync_item::Column::ReasonCode.eq(reason));

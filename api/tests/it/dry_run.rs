@@ -235,3 +235,60 @@ async fn a_preview_never_joins_a_run_already_queued() {
     assert_eq!(code(&body), "CONFLICT", "{body}");
     assert_eq!(runs(&app, &id).await, 1);
 }
+
+#[tokio::test]
+async fn a_dry_runs_rejections_are_listed_by_that_run_only_and_cannot_be_retried() {
+    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
+        people: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let connector = app.pipedrive_connector(&sandbox).await;
+    // Pipedrive needs a name: this contact is rejected (MISSING_NAME).
+    app.admin_ok(
+        "mutation { upsertContact(input: {email: \"nameless@acme.com\", behaviourScore: 10}) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    let rejected = |run: Option<&str>| {
+        let app = &app;
+        let connector = connector.clone();
+        let run = run.map(str::to_owned);
+        async move {
+            let data = app
+                .admin_ok(
+                    "query($c: ID, $r: ID) { rejectedContacts(connectorId: $c, runId: $r) { totalCount } }",
+                    json!({ "c": connector, "r": run }),
+                )
+                .await;
+            data["rejectedContacts"]["totalCount"].as_u64().unwrap()
+        }
+    };
+    let dry = start(&app, json!({ "connectorId": connector, "mode": "DRY_RUN" })).await;
+    let dry = dry["data"]["startSync"]["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(wait_final(&app, &dry).await["status"], "PARTIAL");
+    assert_eq!(rejected(Some(&dry)).await, 1, "listed by its run");
+    assert_eq!(rejected(None).await, 0, "not a contact left behind");
+    let retry = app
+        .gql(
+            &app.token(Role::Admin),
+            "mutation($id: ID!) { retryRejected(input: {runId: $id}) { run { id } } }",
+            json!({ "id": dry }),
+        )
+        .await;
+    assert_eq!(code(&retry), "CONFLICT", "{retry}");
+
+    let real = start(&app, json!({ "connectorId": connector })).await;
+    let real = real["data"]["startSync"]["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(wait_final(&app, &real).await["status"], "PARTIAL");
+    assert_eq!(rejected(None).await, 1, "the real run's rejection");
+}

@@ -200,6 +200,25 @@ async fn a_retry_run_moves_no_checkpoint_past_contacts_it_did_not_read() {
     assert_eq!(emails, vec!["late@x.com"]);
 }
 
+#[tokio::test]
+async fn only_a_full_run_clears_the_full_resync_recommendation() {
+    use sea_orm::ActiveModelTrait;
+    let app = App::start(0).await;
+    app.add_contact("ada@acme.test", Some("Ada"), Some("Lovelace"), 10)
+        .await;
+    let mut am = crmsync_entity::models::connector::ActiveModel::from(app.connector().await);
+    am.full_resync_recommended = Set(true);
+    am.update(&app.db.db).await.unwrap();
+    for mode in [SyncMode::Incremental, SyncMode::DryRun] {
+        let run = app.sync(mode).await;
+        assert_eq!(run.status, SyncRunStatus::Succeeded, "{mode:?}");
+        assert!(app.connector().await.full_resync_recommended, "{mode:?}");
+    }
+    let full = app.sync(SyncMode::Full).await;
+    assert_eq!(full.status, SyncRunStatus::Succeeded);
+    assert!(!app.connector().await.full_resync_recommended);
+}
+
 /// A RUNNING run whose lease has been free for `minutes`.
 async fn running_unheld(app: &App, minutes: i64) -> crmsync_entity::models::sync_run::Model {
     use sea_orm::ActiveModelTrait;
