@@ -37,12 +37,7 @@ async fn runs(app: &TestApp, connector: &str) -> u64 {
 
 #[tokio::test]
 async fn a_dry_run_previews_a_new_mapping_and_leaves_the_connector_as_it_was() {
-    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
-        people: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = empty_sandbox().await;
     // A field the default mappings leave alone: a job title in Pipedrive.
     let pd = &sandbox.description().pipedrive;
     let field: Value = reqwest::Client::new()
@@ -238,12 +233,7 @@ async fn a_preview_never_joins_a_run_already_queued() {
 
 #[tokio::test]
 async fn a_dry_runs_rejections_are_listed_by_that_run_only_and_cannot_be_retried() {
-    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
-        people: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = empty_sandbox().await;
     let app = TestApp::spawn().await;
     app.start_worker();
     let connector = app.pipedrive_connector(&sandbox).await;

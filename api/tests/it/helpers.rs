@@ -212,6 +212,17 @@ pub async fn sandbox() -> Sandbox {
     .unwrap()
 }
 
+/// A sandbox with no seeded people (the awkward ones, without e-mail or
+/// name, would make runs PARTIAL).
+pub async fn empty_sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        people: 0,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// An HS256 token with the test key.
 pub fn token_for(role: Role, tenant: Option<&str>, ttl: Duration) -> String {
     mint_hs256(

@@ -67,12 +67,7 @@ async fn submit_form_triggers_a_form_run() {
 
 #[tokio::test]
 async fn a_form_submission_reaches_the_crm_within_seconds() {
-    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
-        people: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = empty_sandbox().await;
     let app = TestApp::spawn().await;
     app.start_worker();
     let id = app.pipedrive_connector(&sandbox).await;
@@ -141,12 +136,7 @@ async fn a_form_submission_reaches_the_crm_within_seconds() {
 async fn a_subscription_sees_a_real_run_from_queued_to_succeeded() {
     use crate::ws::{connect, init, next, send};
     // No seeded people: the awkward ones (no e-mail, no name) would make it PARTIAL.
-    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
-        people: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = empty_sandbox().await;
     let app = TestApp::spawn().await;
     let id = app.pipedrive_connector(&sandbox).await;
     app.admin_ok(

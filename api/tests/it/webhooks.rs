@@ -127,12 +127,7 @@ async fn setup(
     url: &str,
     max_attempts: u32,
 ) -> (crmsync_sandbox::Sandbox, String, String, String) {
-    let sandbox = crmsync_sandbox::Sandbox::start(crmsync_sandbox::SandboxConfig {
-        people: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sandbox = empty_sandbox().await;
     app.start_worker();
     dispatch(app, max_attempts);
     let connector = app.pipedrive_connector(&sandbox).await;

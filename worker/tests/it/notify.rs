@@ -396,18 +396,15 @@ async fn receiver(secret: String) -> (String, Arc<Mutex<Vec<(String, String, boo
     (url, got)
 }
 
-#[tokio::test]
-async fn notify_two_dispatchers_on_one_outbox_send_each_delivery_once() {
-    let app = App::start(0).await;
-    let secret = "whsec_test-secret".to_owned();
-    let (url, got) = receiver(secret.clone()).await;
+/// A webhook of the app's tenant at `url`, signed with `secret`.
+async fn add_webhook(app: &App, url: String, events: serde_json::Value, secret: String) {
     let id = crmsync_entity::new_id();
     let now = Utc::now();
     webhook::ActiveModel::from(webhook::Model {
         id: id.clone(),
         tenant_id: app.tenant.as_str().to_owned(),
         url,
-        events: serde_json::json!(["sync.started", "sync.finished"]),
+        events,
         description: None,
         enabled: true,
         secret: app.ctx.credentials_key.seal_webhook_secret(
@@ -421,6 +418,20 @@ async fn notify_two_dispatchers_on_one_outbox_send_each_delivery_once() {
     .insert(&app.db.db)
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn notify_two_dispatchers_on_one_outbox_send_each_delivery_once() {
+    let app = App::start(0).await;
+    let secret = "whsec_test-secret".to_owned();
+    let (url, got) = receiver(secret.clone()).await;
+    add_webhook(
+        &app,
+        url,
+        serde_json::json!(["sync.started", "sync.finished"]),
+        secret,
+    )
+    .await;
     let _first = dispatch(&app, fast(DeliverySettings::new(PUBLIC_URL)));
     let _second = dispatch(&app, fast(DeliverySettings::new(PUBLIC_URL)));
 
@@ -499,26 +510,13 @@ async fn notify_a_dispatcher_shutting_down_finishes_the_attempt_in_flight() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
-    let id = crmsync_entity::new_id();
-    let now = Utc::now();
-    webhook::ActiveModel::from(webhook::Model {
-        id: id.clone(),
-        tenant_id: app.tenant.as_str().to_owned(),
+    add_webhook(
+        &app,
         url,
-        events: serde_json::json!(["sync.finished"]),
-        description: None,
-        enabled: true,
-        secret: app.ctx.credentials_key.seal_webhook_secret(
-            app.tenant.as_str(),
-            &id,
-            &SecretString::from("whsec_x"),
-        ),
-        created_at: now,
-        updated_at: now,
-    })
-    .insert(&app.db.db)
-    .await
-    .unwrap();
+        serde_json::json!(["sync.finished"]),
+        "whsec_x".into(),
+    )
+    .await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let dispatcher = Dispatcher::new(
         app.db.db.clone(),
