@@ -104,10 +104,7 @@ pub async fn start_sync(
         bus,
         tenant,
         connector_id,
-        trigger,
-        mode,
-        None,
-        None,
+        NewRun::new(trigger, mode),
     )
     .await?
     {
@@ -136,10 +133,10 @@ pub async fn preview_mappings(
         bus,
         tenant,
         connector_id,
-        trigger,
-        SyncMode::DryRun,
-        None,
-        Some(proposed),
+        NewRun {
+            mappings: Some(proposed),
+            ..NewRun::new(trigger, SyncMode::DryRun)
+        },
     )
     .await?
     {
@@ -253,10 +250,10 @@ pub async fn retry_rejected(
         bus,
         tenant,
         &original.connector_id,
-        SyncTrigger::Manual,
-        SyncMode::Incremental,
-        Some(run_id.to_owned()),
-        None,
+        NewRun {
+            retry_of: Some(run_id.to_owned()),
+            ..NewRun::new(SyncTrigger::Manual, SyncMode::Incremental)
+        },
     )
     .await?
     {
@@ -309,18 +306,40 @@ async fn widen_form_run(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a new run is: its trigger and mode, the run whose rejections it
+/// retries, and the mappings it previews (a DRY_RUN).
+struct NewRun {
+    trigger: SyncTrigger,
+    mode: SyncMode,
+    retry_of: Option<String>,
+    mappings: Option<serde_json::Value>,
+}
+
+impl NewRun {
+    fn new(trigger: SyncTrigger, mode: SyncMode) -> Self {
+        Self {
+            trigger,
+            mode,
+            retry_of: None,
+            mappings: None,
+        }
+    }
+}
+
 async fn create_run(
     db: &DatabaseConnection,
     queue: &JobQueue,
     bus: &dyn EventBus,
     tenant: &TenantId,
     connector_id: &str,
-    trigger: SyncTrigger,
-    mode: SyncMode,
-    retry_of: Option<String>,
-    mappings: Option<serde_json::Value>,
+    new: NewRun,
 ) -> Result<Created, RunError> {
+    let NewRun {
+        trigger,
+        mode,
+        retry_of,
+        mappings,
+    } = new;
     let txn = crate::sync::begin_write(db).await?;
     let connector = connector::Entity::find_for_tenant(tenant, connector_id)
         .lock_exclusive()
@@ -467,10 +486,7 @@ pub async fn push_contact(
             bus,
             tenant,
             &c.id,
-            SyncTrigger::Form,
-            SyncMode::Incremental,
-            None,
-            None,
+            NewRun::new(SyncTrigger::Form, SyncMode::Incremental),
         )
         .await
         {
@@ -558,10 +574,7 @@ pub async fn after_run(
         bus,
         &tenant,
         &run.connector_id,
-        SyncTrigger::Form,
-        SyncMode::Incremental,
-        None,
-        None,
+        NewRun::new(SyncTrigger::Form, SyncMode::Incremental),
     )
     .await
     {
