@@ -54,6 +54,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // The scheduler's scan, every second: connectors due by now.
+        m.create_index(
+            Index::create()
+                .name("ix_connectors_next_sync_at")
+                .table(Connectors::Table)
+                .col(Connectors::NextSyncAt)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(PendingPushes::Table)
@@ -106,6 +115,13 @@ impl MigrationTrait for Migration {
             .await?;
         m.drop_table(Table::drop().table(PendingPushes::Table).to_owned())
             .await?;
+        m.drop_index(
+            Index::drop()
+                .name("ix_connectors_next_sync_at")
+                .table(Connectors::Table)
+                .to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter()
                 .table(Connectors::Table)
