@@ -111,22 +111,39 @@ pub(crate) async fn upsert_crm_records(
     db: &impl ConnectionTrait,
     rows: Vec<crm_record::Model>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    crm_record::Entity::insert_many(rows.into_iter().map(crm_record::ActiveModel::from))
-        .on_conflict(
-            OnConflict::columns([
-                crm_record::Column::ConnectorId,
-                crm_record::Column::Module,
-                crm_record::Column::CrmRecordId,
-            ])
-            .update_columns([crm_record::Column::Email, crm_record::Column::ModifiedAt])
-            .to_owned(),
+    const TABLE: Rows<'static> = Rows {
+        table: "crm_records",
+        columns: &[
+            "tenant_id",
+            "connector_id",
+            "module",
+            "crm_record_id",
+            "email",
+            "modified_at",
+        ],
+        json: &[],
+        conflict: Some((
+            &["connector_id", "module", "crm_record_id"],
+            &["email", "modified_at"],
+        )),
+    };
+    TABLE
+        .insert(
+            db,
+            rows.into_iter()
+                .map(|r| {
+                    vec![
+                        r.tenant_id.into(),
+                        r.connector_id.into(),
+                        r.module.into(),
+                        r.crm_record_id.into(),
+                        r.email.into(),
+                        r.modified_at.into(),
+                    ]
+                })
+                .collect(),
         )
-        .exec(db)
-        .await?;
-    Ok(())
+        .await
 }
 
 /// Links and snapshots, created or updated (one statement per page).
@@ -134,25 +151,52 @@ pub(crate) async fn upsert_links(
     db: &impl ConnectionTrait,
     rows: Vec<crm_link::Model>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    crm_link::Entity::insert_many(rows.into_iter().map(crm_link::ActiveModel::from))
-        .on_conflict(
-            OnConflict::column(crm_link::Column::Id)
-                // A converted lead's link moves to its contact (S10).
-                .update_columns([
-                    crm_link::Column::Module,
-                    crm_link::Column::CrmRecordId,
-                    crm_link::Column::Snapshot,
-                    crm_link::Column::CrmModifiedAt,
-                    crm_link::Column::LastSyncedAt,
-                ])
-                .to_owned(),
+    const TABLE: Rows<'static> = Rows {
+        table: "crm_links",
+        columns: &[
+            "id",
+            "tenant_id",
+            "connector_id",
+            "contact_id",
+            "module",
+            "crm_record_id",
+            "snapshot",
+            "crm_modified_at",
+            "last_synced_at",
+        ],
+        json: &["snapshot"],
+        // A converted lead's link moves to its contact (S10).
+        conflict: Some((
+            &["id"],
+            &[
+                "module",
+                "crm_record_id",
+                "snapshot",
+                "crm_modified_at",
+                "last_synced_at",
+            ],
+        )),
+    };
+    TABLE
+        .insert(
+            db,
+            rows.into_iter()
+                .map(|r| {
+                    vec![
+                        r.id.into(),
+                        r.tenant_id.into(),
+                        r.connector_id.into(),
+                        r.contact_id.into(),
+                        r.module.into(),
+                        r.crm_record_id.into(),
+                        json_text(Some(&r.snapshot)),
+                        r.crm_modified_at.into(),
+                        r.last_synced_at.into(),
+                    ]
+                })
+                .collect(),
         )
-        .exec(db)
-        .await?;
-    Ok(())
+        .await
 }
 
 /// Items, in one statement per page (chunked to stay under bind limits).
@@ -160,12 +204,151 @@ pub(crate) async fn insert_items(
     db: &impl ConnectionTrait,
     rows: &[sync_item::Model],
 ) -> Result<(), DbErr> {
-    for chunk in rows.chunks(500) {
-        sync_item::Entity::insert_many(chunk.iter().cloned().map(sync_item::ActiveModel::from))
-            .exec_without_returning(db)
+    const TABLE: Rows<'static> = Rows {
+        table: "sync_items",
+        columns: &[
+            "id",
+            "tenant_id",
+            "run_id",
+            "connector_id",
+            "direction",
+            "outcome",
+            "email",
+            "contact_id",
+            "crm_record_id",
+            "reason_code",
+            "field",
+            "message",
+            "changes",
+            "created_at",
+        ],
+        json: &["changes"],
+        conflict: None,
+    };
+    TABLE
+        .insert(
+            db,
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone().into(),
+                        r.tenant_id.clone().into(),
+                        r.run_id.clone().into(),
+                        r.connector_id.clone().into(),
+                        r.direction.into(),
+                        r.outcome.into(),
+                        r.email.clone().into(),
+                        r.contact_id.clone().into(),
+                        r.crm_record_id.clone().into(),
+                        r.reason_code.clone().into(),
+                        r.field.clone().into(),
+                        r.message.clone().into(),
+                        json_text(r.changes.as_ref()),
+                        r.created_at.into(),
+                    ]
+                })
+                .collect(),
+        )
+        .await
+}
+
+/// A page's rows of one table, written as multi-row INSERT statements built
+/// here: the values are moved into the statement and each JSON value is
+/// serialised once. sea-query's `insert_many` builds an expression per value
+/// and clones every value, JSON trees included, on its way to the driver,
+/// which took most of an export page's transaction (BENCHMARKS.md, fix 7).
+struct Rows<'a> {
+    table: &'a str,
+    columns: &'a [&'a str],
+    /// The columns holding JSON, bound as text (SQLite stores JSON as text;
+    /// PostgreSQL casts it to `jsonb`).
+    json: &'a [&'a str],
+    /// The conflict target and the columns an existing row takes.
+    conflict: Option<(&'a [&'a str], &'a [&'a str])>,
+}
+
+/// Bind parameters per statement: under SQLite's limit (32,766) and
+/// PostgreSQL's (65,535).
+const MAX_PARAMS: usize = 30_000;
+
+impl Rows<'_> {
+    async fn insert(
+        &self,
+        db: &impl ConnectionTrait,
+        rows: Vec<Vec<sea_orm::Value>>,
+    ) -> Result<(), DbErr> {
+        let per_statement = (MAX_PARAMS / self.columns.len()).max(1);
+        let backend = db.get_database_backend();
+        let mut rows = rows.into_iter();
+        loop {
+            let chunk: Vec<Vec<sea_orm::Value>> = rows.by_ref().take(per_statement).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let sql = self.sql(backend, chunk.len());
+            let values: Vec<sea_orm::Value> = chunk.into_iter().flatten().collect();
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
             .await?;
+        }
     }
-    Ok(())
+
+    /// `INSERT INTO t (..) VALUES (..), .. [ON CONFLICT (..) DO UPDATE SET ..]`.
+    fn sql(&self, backend: sea_orm::DbBackend, rows: usize) -> String {
+        use std::fmt::Write as _;
+        let postgres = backend == sea_orm::DbBackend::Postgres;
+        let mut sql = format!(
+            "INSERT INTO \"{}\" ({}) VALUES ",
+            self.table,
+            quoted(self.columns)
+        );
+        let mut n = 0;
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ",(" });
+            for (i, column) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                n += 1;
+                match (postgres, self.json.contains(column)) {
+                    (true, true) => {
+                        write!(sql, "CAST(${n} AS jsonb)").expect("a String takes writes")
+                    }
+                    (true, false) => write!(sql, "${n}").expect("a String takes writes"),
+                    (false, _) => sql.push('?'),
+                }
+            }
+            sql.push(')');
+        }
+        if let Some((target, update)) = self.conflict {
+            let set: Vec<String> = update
+                .iter()
+                .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+                .collect();
+            write!(
+                sql,
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                quoted(target),
+                set.join(", ")
+            )
+            .expect("a String takes writes");
+        }
+        sql
+    }
+}
+
+fn quoted(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A JSON column's value as text (NULL for none).
+fn json_text(value: Option<&serde_json::Value>) -> sea_orm::Value {
+    sea_orm::Value::String(value.map(serde_json::Value::to_string))
 }
 
 /// Links of these CRM records.
