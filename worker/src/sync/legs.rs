@@ -8,9 +8,8 @@ use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
 use crmsync_entity::models::sync_item::{self, FieldChange};
 use crmsync_entity::models::{contact, crm_link, crm_record};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
@@ -843,8 +842,8 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
         .map(|c| (c.at - OVERLAP, String::new()))
     };
     run.progress("export").await?;
-    // Each page's transaction runs while the next page is read, decided and
-    // written to the CRM; a page's transaction starts after the previous
+    // Each page's transaction runs while the next pages are read, decided
+    // and written to the CRM; a page's transaction starts after the previous
     // one's ends, so checkpoints advance in order.
     let mut applying: Option<tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>> = None;
     let outcome = export_pages(run, module, page_size, after, &mut applying).await;
@@ -866,42 +865,55 @@ async fn joined(task: tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>) -> Re
     }
 }
 
+/// A page's CRM writes under way, by the page's pair index.
+type Writing = tokio::task::JoinHandle<HashMap<usize, Result<WriteResult, CrmError>>>;
+
+/// The pages in a pipeline: while a page's CRM writes are in flight, the
+/// next page is read and decided and its writes queue behind them (the
+/// client's concurrency limit lets them through as slots free up), so the
+/// CRM always has writes to take; then the page's results are recorded and
+/// its transaction starts. Every page whose writes started is recorded, even
+/// when the run stops: what the CRM applied is never left unlinked.
 async fn export_pages(
     run: &mut Run<'_>,
     module: CrmModule,
     page_size: u32,
-    mut after: Option<(DateTime<Utc>, String)>,
+    after: Option<(DateTime<Utc>, String)>,
     applying: &mut Option<tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>>,
 ) -> Result<(), Stop> {
+    let Some(mut current) = next_page(run, module, page_size, after).await? else {
+        return Ok(());
+    };
+    let mut writing = start_writes(run, module, &current);
+    // Why the run stops, once a page or its progress says so: the pages
+    // whose writes started are still recorded, and no further page is read.
+    let mut ending: Option<Stop> = None;
+    // After a page that did not apply everything, no checkpoint moves on.
+    let mut checkpoints = run.saves_checkpoints();
     loop {
-        let mut query = contact::Entity::for_tenant(&run.tenant)
-            .filter(contact::Column::BehaviourScore.gte(run.settings.min_score_to_export));
-        if let Some((at, id)) = &after {
-            query = query.filter(
-                Condition::any()
-                    .add(contact::Column::UpdatedAt.gt(*at))
-                    .add(
-                        Condition::all()
-                            .add(contact::Column::UpdatedAt.eq(*at))
-                            .add(contact::Column::Id.gt(id.clone())),
-                    ),
-            );
-        }
-        if let Some((_, contacts)) = &run.retry {
-            query = query.filter(contact::Column::Id.is_in(contacts.iter().cloned()));
-        }
-        let page = query
-            .order_by_asc(contact::Column::UpdatedAt)
-            .order_by_asc(contact::Column::Id)
-            .limit(u64::from(page_size))
-            .all(&run.ctx.db)
-            .await?;
-        let Some(last) = page.last().map(|c| (c.updated_at, c.id.clone())) else {
-            return Ok(());
+        let next = match (&ending, current.full) {
+            (None, true) if !run.stopping() => {
+                next_page(run, module, page_size, Some(current.last.clone())).await
+            }
+            _ => Ok(None),
         };
-        let full = page.len() as u64 == u64::from(page_size);
-        let count = page.len() as i64;
-        let (stop, apply) = export_page(run, module, page, &last).await?;
+        // A page read as the run must stop is left for whoever goes on.
+        let next = next.map(|page| page.filter(|_| !run.stopping()));
+        let next_writing = match &next {
+            Ok(Some(page)) => start_writes(run, module, page),
+            _ => None,
+        };
+        let results = match writing {
+            Some(task) => task.await.unwrap_or_else(|e| {
+                let lost = CrmError::Protocol(format!("a page's CRM writes did not finish: {e}"));
+                write_indexes(&current)
+                    .map(|i| (i, Err(lost.clone())))
+                    .collect()
+            }),
+            None => HashMap::new(),
+        };
+        let count = current.count;
+        let (stop, apply) = finish_page(run, module, current, results, checkpoints).await;
         if let Some(previous) = applying.take() {
             joined(previous).await?;
         }
@@ -913,15 +925,32 @@ async fn export_pages(
         run.processed += count;
         let progress = run.progress("export").await;
         *applying = Some(tokio::spawn(apply.run()));
-        progress?;
-        if let Some(stop) = stop {
-            return Err(stop);
+        if stop.is_some() {
+            checkpoints = false;
         }
-        if !full {
-            return Ok(());
+        if ending.is_none() {
+            ending = progress.err().or(stop);
         }
-        after = Some(last);
+        current = match next {
+            Ok(Some(page)) => page,
+            Ok(None) => return ending.map_or(Ok(()), Err),
+            Err(e) => return Err(ending.unwrap_or(e)),
+        };
+        writing = next_writing;
     }
+}
+
+/// A page read and decided, its CRM writes not made yet.
+struct Decided {
+    pairs: Vec<ExportPair>,
+    /// Item rows made while deciding (a record linked to another contact).
+    rows: Vec<sync_item::Model>,
+    /// The last contact read: where the next page starts.
+    last: (DateTime<Utc>, String),
+    /// Contacts read (the run's progress).
+    count: i64,
+    /// A full page: there may be more.
+    full: bool,
 }
 
 struct ExportPair {
@@ -935,15 +964,98 @@ struct ExportPair {
     decision: Decision,
 }
 
-async fn export_page(
+/// The pairs whose decision writes to the CRM.
+fn write_indexes(page: &Decided) -> impl Iterator<Item = usize> + '_ {
+    page.pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matches!(p.decision.to_crm, Write::Create(_) | Write::Update(_)))
+        .map(|(i, _)| i)
+}
+
+/// Starts a page's CRM writes (none in a dry run).
+fn start_writes(run: &Run<'_>, module: CrmModule, page: &Decided) -> Option<Writing> {
+    if run.dry() {
+        return None;
+    }
+    let (idx, writes): (Vec<usize>, Vec<RecordWrite>) = write_indexes(page)
+        .map(|i| {
+            let p = &page.pairs[i];
+            let (Write::Create(values) | Write::Update(values)) = &p.decision.to_crm else {
+                unreachable!("write_indexes keeps writes only")
+            };
+            let write = RecordWrite {
+                id: p.crm_id.clone(),
+                values: values.clone(),
+                owner_email: None,
+                email: p.contact.email.clone(),
+            };
+            (i, write)
+        })
+        .unzip();
+    if writes.is_empty() {
+        return None;
+    }
+    let client = run.client.clone();
+    Some(tokio::spawn(async move {
+        let out = client.write(module, writes).await;
+        idx.into_iter().zip(out).collect()
+    }))
+}
+
+/// Reads the page after `after` and decides it; `None` past the last page.
+async fn next_page(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    page_size: u32,
+    after: Option<(DateTime<Utc>, String)>,
+) -> Result<Option<Decided>, Stop> {
+    let mut query = contact::Entity::for_tenant(&run.tenant)
+        .filter(contact::Column::BehaviourScore.gte(run.settings.min_score_to_export));
+    if let Some((at, id)) = &after {
+        // A row-value comparison, which SQLite seeks in the (tenant, updated,
+        // id) index; `updated > at OR (updated = at AND id > ..)` scanned
+        // every contact updated at `at` again at each page (a bulk import
+        // updates thousands at once).
+        query = query.filter(
+            Expr::tuple([
+                Expr::col(contact::Column::UpdatedAt),
+                Expr::col(contact::Column::Id),
+            ])
+            .gt(Expr::tuple([Expr::val(*at), Expr::val(id.clone())])),
+        );
+    }
+    if let Some((_, contacts)) = &run.retry {
+        query = query.filter(contact::Column::Id.is_in(contacts.iter().cloned()));
+    }
+    let page = query
+        .order_by_asc(contact::Column::UpdatedAt)
+        .order_by_asc(contact::Column::Id)
+        .limit(u64::from(page_size))
+        .all(&run.ctx.db)
+        .await?;
+    let Some(last) = page.last().map(|c| (c.updated_at, c.id.clone())) else {
+        return Ok(None);
+    };
+    let full = page.len() as u64 == u64::from(page_size);
+    let count = page.len() as i64;
+    let (pairs, rows) = decide_page(run, module, page).await?;
+    Ok(Some(Decided {
+        pairs,
+        rows,
+        last,
+        count,
+        full,
+    }))
+}
+
+/// Matches a page's contacts to CRM records (by link, else by e-mail in the
+/// index) and decides each pair.
+async fn decide_page(
     run: &mut Run<'_>,
     module: CrmModule,
     page: Vec<contact::Model>,
-    last: &(DateTime<Utc>, String),
-) -> Result<(Option<Stop>, ExportApply), Stop> {
-    let db = &run.ctx.db;
-    let tenant = run.tenant.clone();
-    let connector_id = run.connector.id.clone();
+) -> Result<(Vec<ExportPair>, Vec<sync_item::Model>), Stop> {
     let page: Vec<contact::Model> = page
         .into_iter()
         .filter(|c| !run.touched.contains(&c.id))
@@ -1093,29 +1205,27 @@ async fn export_page(
             decision,
         });
     }
+    let rows = items.rows;
+    run.legs = legs;
+    Ok((pairs, rows))
+}
 
-    let writes: Vec<(usize, RecordWrite)> = pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match &p.decision.to_crm {
-            Write::Create(values) | Write::Update(values) => Some((
-                i,
-                RecordWrite {
-                    id: p.crm_id.clone(),
-                    values: values.clone(),
-                    owner_email: None,
-                    email: p.contact.email.clone(),
-                },
-            )),
-            _ => None,
-        })
-        .collect();
-    let mut results: HashMap<usize, Result<WriteResult, CrmError>> = HashMap::new();
-    if !run.dry() && !writes.is_empty() {
-        let (idx, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
-        let out = run.client.write(module, writes).await;
-        results = idx.into_iter().zip(out).collect();
-    }
+/// Records a page's CRM write results: converts clients' leads (S10), then
+/// builds the index rows, links and items its transaction stores. The
+/// checkpoint moves on when `checkpoint` allows and the page applied
+/// everything.
+async fn finish_page(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    page: Decided,
+    mut results: HashMap<usize, Result<WriteResult, CrmError>>,
+    checkpoint: bool,
+) -> (Option<Stop>, ExportApply) {
+    let Decided {
+        pairs, rows, last, ..
+    } = page;
+    let tenant = run.tenant.clone();
+    let connector_id = run.connector.id.clone();
     let mut stop = stop_of(results.values());
     // S10: a client's lead, once written, is converted into a contact.
     let leads: Vec<(usize, String)> = pairs
@@ -1142,6 +1252,11 @@ async fn export_page(
     let dry_conversions = would_convert(run, &leads);
     let mut conversions = convert_leads(run, leads, &mut stop).await;
 
+    let mut items = Items {
+        run: &run.run,
+        rows,
+    };
+    let mut legs = run.legs;
     let now = Utc::now();
     let mut links = Vec::new();
     let mut index = Vec::new();
@@ -1219,21 +1334,21 @@ async fn export_page(
         );
     }
 
-    let rows = std::mem::take(&mut items.rows);
+    let rows = items.rows;
     run.legs = legs;
     let apply = ExportApply {
-        db: db.clone(),
+        db: run.ctx.db.clone(),
         tenant,
         connector_id,
         module,
         dry: run.dry(),
-        checkpoint: (stop.is_none() && run.saves_checkpoints()).then(|| last.clone()),
+        checkpoint: (stop.is_none() && checkpoint).then_some(last),
         index,
         links,
         rows,
         metrics: run.ctx.metrics.clone(),
     };
-    Ok((stop, apply))
+    (stop, apply)
 }
 
 /// What one export page stores, in one transaction: CRM index rows, links,

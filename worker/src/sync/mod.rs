@@ -214,6 +214,13 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// True once the run must stop without asking the database: the process
+    /// is shutting down, or another worker took the run over. A leg starts
+    /// no further CRM writes then.
+    pub fn stopping(&self) -> bool {
+        self.lease.lost() || self.ctx.options.draining.load(Ordering::Relaxed)
+    }
+
     /// Saves counters and phase, publishes an event, and stops if cancelled,
     /// shutting down, or taken over.
     pub async fn progress(&mut self, phase: &str) -> Result<(), Stop> {

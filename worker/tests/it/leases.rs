@@ -187,7 +187,7 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
 
 #[tokio::test]
 async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
-    const CONTACTS: usize = 1200;
+    const CONTACTS: usize = 3000;
     let app = App::start(0).await;
     add_contacts(&app, CONTACTS).await;
     let run = app.queued_run(SyncMode::Incremental, None).await;
