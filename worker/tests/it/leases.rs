@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{SyncMode, SyncRunStatus};
-use crmsync_entity::models::sync_run;
+use crmsync_entity::models::{crm_link, sync_run};
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{SyncJob, WorkerContext};
 use crmsync_worker::sync::{SyncError, run_sync};
 use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 
 use crate::support::App;
 
@@ -42,6 +43,14 @@ async fn row(app: &App, run: &sync_run::Model) -> sync_run::Model {
         .await
         .unwrap()
         .unwrap()
+}
+
+/// Links stored: one per CRM record the runs wrote.
+async fn links(app: &App) -> usize {
+    crm_link::Entity::for_tenant(&app.tenant)
+        .count(&app.db.db)
+        .await
+        .unwrap() as usize
 }
 
 async fn add_contacts(app: &App, n: usize) {
@@ -166,6 +175,9 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
         written > 0 && written < CONTACTS,
         "{written} persons before the hand-back"
     );
+    // Pages go in a pipeline: the pages whose writes had started when the
+    // worker was told to stop are recorded, and no later page is written.
+    assert_eq!(links(&app).await, written, "every person written is linked");
 
     // Worker B gets the job again and goes on from the checkpoint.
     let b = WorkerContext {
@@ -221,4 +233,5 @@ async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
     );
     let written = app.crm.persons().await.len();
     assert!(written < CONTACTS, "stopped early: {written} persons");
+    assert_eq!(links(&app).await, written, "every person written is linked");
 }
