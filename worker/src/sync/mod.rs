@@ -2,9 +2,11 @@
 //! tenant, then the import leg (CRM to platform) and the export leg (platform
 //! to CRM), page by page. Each page is read, decided (`decide`), written to the
 //! CRM, then applied to the database in one transaction with its items, links
-//! and checkpoint; on the export leg that transaction runs while the next page
-//! is read and written (one at a time, in page order). Progress events go out
-//! after every page.
+//! and checkpoint. The export leg runs its pages in a pipeline: while a page's
+//! CRM writes are in flight, the next page is read and decided and its writes
+//! queue behind them; a page's transaction runs while later pages go on (one
+//! at a time, in page order). Every page whose CRM writes started is
+//! recorded, even when the run stops. Progress events go out after every page.
 //!
 //! **Invariant:** a checkpoint is saved only in the transaction that applies its
 //! page, and never in a dry run.

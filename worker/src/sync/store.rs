@@ -106,28 +106,80 @@ pub(crate) async fn save_checkpoint(
     Ok(())
 }
 
+/// The CRM-side e-mail index, upserted by record.
+const CRM_RECORDS: Rows<'static> = Rows {
+    table: "crm_records",
+    columns: &[
+        "tenant_id",
+        "connector_id",
+        "module",
+        "crm_record_id",
+        "email",
+        "modified_at",
+    ],
+    json: &[],
+    conflict: Some((
+        &["connector_id", "module", "crm_record_id"],
+        &["email", "modified_at"],
+    )),
+};
+
+/// Links, upserted by id: a converted lead's link moves to its contact (S10).
+const CRM_LINKS: Rows<'static> = Rows {
+    table: "crm_links",
+    columns: &[
+        "id",
+        "tenant_id",
+        "connector_id",
+        "contact_id",
+        "module",
+        "crm_record_id",
+        "snapshot",
+        "crm_modified_at",
+        "last_synced_at",
+    ],
+    json: &["snapshot"],
+    conflict: Some((
+        &["id"],
+        &[
+            "module",
+            "crm_record_id",
+            "snapshot",
+            "crm_modified_at",
+            "last_synced_at",
+        ],
+    )),
+};
+
+/// Items, inserted.
+const SYNC_ITEMS: Rows<'static> = Rows {
+    table: "sync_items",
+    columns: &[
+        "id",
+        "tenant_id",
+        "run_id",
+        "connector_id",
+        "direction",
+        "outcome",
+        "email",
+        "contact_id",
+        "crm_record_id",
+        "reason_code",
+        "field",
+        "message",
+        "changes",
+        "created_at",
+    ],
+    json: &["changes"],
+    conflict: None,
+};
+
 /// Keeps the CRM-side e-mail index up to date (one statement per page).
 pub(crate) async fn upsert_crm_records(
     db: &impl ConnectionTrait,
     rows: Vec<crm_record::Model>,
 ) -> Result<(), DbErr> {
-    const TABLE: Rows<'static> = Rows {
-        table: "crm_records",
-        columns: &[
-            "tenant_id",
-            "connector_id",
-            "module",
-            "crm_record_id",
-            "email",
-            "modified_at",
-        ],
-        json: &[],
-        conflict: Some((
-            &["connector_id", "module", "crm_record_id"],
-            &["email", "modified_at"],
-        )),
-    };
-    TABLE
+    CRM_RECORDS
         .insert(
             db,
             rows.into_iter()
@@ -151,33 +203,7 @@ pub(crate) async fn upsert_links(
     db: &impl ConnectionTrait,
     rows: Vec<crm_link::Model>,
 ) -> Result<(), DbErr> {
-    const TABLE: Rows<'static> = Rows {
-        table: "crm_links",
-        columns: &[
-            "id",
-            "tenant_id",
-            "connector_id",
-            "contact_id",
-            "module",
-            "crm_record_id",
-            "snapshot",
-            "crm_modified_at",
-            "last_synced_at",
-        ],
-        json: &["snapshot"],
-        // A converted lead's link moves to its contact (S10).
-        conflict: Some((
-            &["id"],
-            &[
-                "module",
-                "crm_record_id",
-                "snapshot",
-                "crm_modified_at",
-                "last_synced_at",
-            ],
-        )),
-    };
-    TABLE
+    CRM_LINKS
         .insert(
             db,
             rows.into_iter()
@@ -204,28 +230,7 @@ pub(crate) async fn insert_items(
     db: &impl ConnectionTrait,
     rows: &[sync_item::Model],
 ) -> Result<(), DbErr> {
-    const TABLE: Rows<'static> = Rows {
-        table: "sync_items",
-        columns: &[
-            "id",
-            "tenant_id",
-            "run_id",
-            "connector_id",
-            "direction",
-            "outcome",
-            "email",
-            "contact_id",
-            "crm_record_id",
-            "reason_code",
-            "field",
-            "message",
-            "changes",
-            "created_at",
-        ],
-        json: &["changes"],
-        conflict: None,
-    };
-    TABLE
+    SYNC_ITEMS
         .insert(
             db,
             rows.iter()
@@ -438,4 +443,46 @@ pub(crate) async fn crm_records_by_email(
         .filter(crm_record::Column::Email.is_in(emails))
         .all(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+
+    use super::*;
+
+    fn columns_of<E: EntityTrait>() -> BTreeSet<String> {
+        E::Column::iter().map(|c| c.as_str().to_owned()).collect()
+    }
+
+    fn written(rows: &Rows<'_>) -> BTreeSet<String> {
+        rows.columns.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    #[test]
+    fn each_direct_insert_writes_every_column_of_its_entity() {
+        assert_eq!(written(&CRM_RECORDS), columns_of::<crm_record::Entity>());
+        assert_eq!(written(&CRM_LINKS), columns_of::<crm_link::Entity>());
+        assert_eq!(written(&SYNC_ITEMS), columns_of::<sync_item::Entity>());
+    }
+
+    #[test]
+    fn postgres_numbers_the_parameters_and_casts_json() {
+        let sql = CRM_LINKS.sql(sea_orm::DbBackend::Postgres, 2);
+        assert!(
+            sql.contains("($1,$2,$3,$4,$5,$6,CAST($7 AS jsonb),$8,$9),($10,"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("\"last_synced_at\" = excluded.\"last_synced_at\""),
+            "{sql}"
+        );
+        let sql = CRM_LINKS.sql(sea_orm::DbBackend::Sqlite, 2);
+        assert!(
+            sql.contains("VALUES (?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?) ON CONFLICT (\"id\")"),
+            "{sql}"
+        );
+    }
 }
