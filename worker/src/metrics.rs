@@ -19,8 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crmsync_entity::enums::{ConnectorKind, SyncRunStatus};
-use crmsync_entity::models::{sync_item, sync_run};
+use crmsync_entity::enums::{ConnectorKind, ItemOutcome, SyncDirection, SyncRunStatus};
+use crmsync_entity::models::sync_run;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -249,13 +249,13 @@ impl Metrics {
     }
 
     /// Counts the items a run recorded (call once the page's transaction commits).
-    pub fn items_recorded(&self, items: &[sync_item::Model]) {
-        for item in items {
+    pub fn items_recorded(&self, items: &[(SyncDirection, ItemOutcome)]) {
+        for (direction, outcome) in items {
             self.inner
                 .items
                 .get_or_create(&ItemLabels {
-                    direction: item.direction.as_str(),
-                    outcome: item.outcome.as_str(),
+                    direction: direction.as_str(),
+                    outcome: outcome.as_str(),
                 })
                 .inc();
         }

@@ -815,9 +815,9 @@ async fn import_page(
             .await?;
         }
     }
-    store::insert_items(&txn, &rows).await?;
+    let recorded = store::insert_items(&txn, rows).await?;
     txn.commit().await?;
-    run.ctx.metrics.items_recorded(&rows);
+    run.ctx.metrics.items_recorded(&recorded);
     run.legs = legs;
     Ok(stop)
 }
@@ -1385,9 +1385,9 @@ impl ExportApply {
                 .await?;
             }
         }
-        store::insert_items(&txn, &self.rows).await?;
+        let recorded = store::insert_items(&txn, self.rows).await?;
         txn.commit().await?;
-        self.metrics.items_recorded(&self.rows);
+        self.metrics.items_recorded(&recorded);
         Ok(())
     }
 }

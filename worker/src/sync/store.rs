@@ -225,36 +225,39 @@ pub(crate) async fn upsert_links(
         .await
 }
 
-/// Items, in one statement per page (chunked to stay under bind limits).
+/// Items, in one statement per page (chunked to stay under bind limits);
+/// returns each item's direction and outcome, for the metrics once committed.
 pub(crate) async fn insert_items(
     db: &impl ConnectionTrait,
-    rows: &[sync_item::Model],
-) -> Result<(), DbErr> {
+    rows: Vec<sync_item::Model>,
+) -> Result<Vec<(SyncDirection, ItemOutcome)>, DbErr> {
+    let recorded = rows.iter().map(|r| (r.direction, r.outcome)).collect();
     SYNC_ITEMS
         .insert(
             db,
-            rows.iter()
+            rows.into_iter()
                 .map(|r| {
                     vec![
-                        r.id.clone().into(),
-                        r.tenant_id.clone().into(),
-                        r.run_id.clone().into(),
-                        r.connector_id.clone().into(),
+                        r.id.into(),
+                        r.tenant_id.into(),
+                        r.run_id.into(),
+                        r.connector_id.into(),
                         r.direction.into(),
                         r.outcome.into(),
-                        r.email.clone().into(),
-                        r.contact_id.clone().into(),
-                        r.crm_record_id.clone().into(),
-                        r.reason_code.clone().into(),
-                        r.field.clone().into(),
-                        r.message.clone().into(),
+                        r.email.into(),
+                        r.contact_id.into(),
+                        r.crm_record_id.into(),
+                        r.reason_code.into(),
+                        r.field.into(),
+                        r.message.into(),
                         json_text(r.changes.as_ref()),
                         r.created_at.into(),
                     ]
                 })
                 .collect(),
         )
-        .await
+        .await?;
+    Ok(recorded)
 }
 
 /// A page's rows of one table, written as multi-row INSERT statements built
