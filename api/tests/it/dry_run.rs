@@ -120,28 +120,12 @@ async fn a_dry_run_previews_a_new_mapping_and_leaves_the_connector_as_it_was() {
         after, before,
         "the connector's mappings and recommendation are as they were"
     );
-    let persons: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/pipedrive/companies/{}/persons",
-            sandbox.description().admin_url,
-            pd.company_domain
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let persons = persons.get("persons").unwrap_or(&persons);
+    let persons = sandbox_persons(&sandbox).await;
     assert!(
-        persons
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["custom_fields"]
-                .get(&job_title_key)
-                .is_none_or(Value::is_null)),
-        "nothing written to the CRM: {persons}"
+        persons.iter().all(|p| p["custom_fields"]
+            .get(&job_title_key)
+            .is_none_or(Value::is_null)),
+        "nothing written to the CRM: {persons:?}"
     );
 }
 

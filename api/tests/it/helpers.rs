@@ -223,6 +223,20 @@ pub async fn empty_sandbox() -> Sandbox {
     .unwrap()
 }
 
+/// The persons the sandbox Pipedrive holds, read through its admin API.
+pub async fn sandbox_persons(sandbox: &Sandbox) -> Vec<Value> {
+    let url = format!(
+        "{}/pipedrive/companies/{}/persons",
+        sandbox.description().admin_url,
+        sandbox.description().pipedrive.company_domain
+    );
+    let stored: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    stored["persons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no persons in {stored}"))
+        .clone()
+}
+
 /// An HS256 token with the test key.
 pub fn token_for(role: Role, tenant: Option<&str>, ttl: Duration) -> String {
     mint_hs256(

@@ -71,12 +71,6 @@ async fn a_form_submission_reaches_the_crm_within_seconds() {
     let app = TestApp::spawn().await;
     app.start_worker();
     let id = app.pipedrive_connector(&sandbox).await;
-    let pd = &sandbox.description().pipedrive;
-    let persons = format!(
-        "{}/pipedrive/companies/{}/persons",
-        sandbox.description().admin_url,
-        pd.company_domain
-    );
     let submitted = tokio::time::Instant::now();
     app.admin_ok(
         "mutation { submitForm(input: {form: \"webinar\", contact: {email: \"Grace@Acme.com\", firstName: \"Grace\", lastName: \"Hopper\", behaviourScore: 50}}) { contact { id } } }",
@@ -85,16 +79,7 @@ async fn a_form_submission_reaches_the_crm_within_seconds() {
     .await;
     // The promise: in the CRM within 5 s of the submission.
     let person = loop {
-        let stored: serde_json::Value = app
-            .client
-            .get(&persons)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let found = stored["persons"].as_array().unwrap().iter().find(|p| {
+        let found = sandbox_persons(&sandbox).await.into_iter().find(|p| {
             p["emails"]
                 .as_array()
                 .into_iter()
@@ -102,7 +87,7 @@ async fn a_form_submission_reaches_the_crm_within_seconds() {
                 .any(|e| e["value"] == "grace@acme.com")
         });
         if let Some(person) = found {
-            break person.clone();
+            break person;
         }
         assert!(
             submitted.elapsed() < Duration::from_secs(5),
