@@ -58,11 +58,17 @@ impl Snapshot {
             .ok()
             .filter(|s: &Snapshot| !s.0.is_empty())
     }
+}
 
-    /// The stored form.
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).expect("snapshots serialise")
+/// A snapshot's stored form (JSON text) from layers of agreed values, a later
+/// layer's field over an earlier one's; the same text as the [`Snapshot`]
+/// they make would serialise to.
+fn stored(layers: &[Option<&BTreeMap<String, Agreed>>]) -> String {
+    let mut merged: BTreeMap<&str, &Agreed> = BTreeMap::new();
+    for (field, agreed) in layers.iter().flatten().flat_map(|layer| layer.iter()) {
+        merged.insert(field, agreed);
     }
+    serde_json::to_string(&merged).expect("snapshots serialise")
 }
 
 /// Why a pair was refused, in words a person can act on (R2).
@@ -154,17 +160,27 @@ impl Decision {
         out
     }
 
+    /// [`Decision::snapshot`] in its stored form (JSON text), serialised from
+    /// the decision's own maps rather than a copy of them.
+    pub fn stored_snapshot(&self, platform_applied: bool, crm_applied: bool) -> String {
+        stored(&[
+            Some(&self.base.0),
+            platform_applied.then_some(&self.via_platform),
+            crm_applied.then_some(&self.via_crm),
+        ])
+    }
+
     /// The snapshot to save when the platform side is not written at all (the
-    /// export leg matching a CRM record the import leg does not take): fields
-    /// that would have flowed to the platform are agreed as both sides hold
-    /// them now, so the next run sees no change that did not happen.
-    pub fn snapshot_as_found(&self, crm_applied: bool) -> Snapshot {
-        let mut out = self.base.clone();
-        out.0.extend(self.found.clone());
-        if crm_applied {
-            out.0.extend(self.via_crm.clone());
-        }
-        out
+    /// export leg matching a CRM record the import leg does not take), in its
+    /// stored form: fields that would have flowed to the platform are agreed
+    /// as both sides hold them now, so the next run sees no change that did
+    /// not happen.
+    pub fn stored_snapshot_as_found(&self, crm_applied: bool) -> String {
+        stored(&[
+            Some(&self.base.0),
+            Some(&self.found),
+            crm_applied.then_some(&self.via_crm),
+        ])
     }
 
     /// This decision's platform side with `then`'s CRM side: for a contact

@@ -84,11 +84,11 @@ fn to_crm() -> SyncDirection {
 }
 
 impl FieldChange {
-    /// The stored form of one item's changes (all in the item's direction);
-    /// null for none.
-    pub fn to_column(changes: &[FieldChange]) -> Option<Json> {
+    /// The stored form of one item's changes (all in the item's direction),
+    /// as the JSON text a page's insert binds; `None` (null) for none.
+    pub fn to_text(changes: &[FieldChange]) -> Option<String> {
         (!changes.is_empty())
-            .then(|| serde_json::to_value(changes).expect("field changes serialise"))
+            .then(|| serde_json::to_string(changes).expect("field changes serialise"))
     }
 }
 

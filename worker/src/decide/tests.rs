@@ -140,10 +140,16 @@ fn apply(d: &Decision, platform: &mut Values, crm: &mut Values) -> Snapshot {
         Write::Create(v) | Write::Update(v) => apply_to_crm(crm, v),
         _ => {}
     }
-    d.snapshot(
+    let (platform_applied, crm_applied) = (
         !matches!(d.to_platform, Write::Reject(_)),
         !matches!(d.to_crm, Write::Reject(_)),
-    )
+    );
+    let kept = d.snapshot(platform_applied, crm_applied);
+    // The stored form is the same snapshot, as text.
+    let stored: Snapshot =
+        serde_json::from_str(&d.stored_snapshot(platform_applied, crm_applied)).unwrap();
+    assert_eq!(stored, kept);
+    kept
 }
 
 fn pair<'a>(
@@ -576,12 +582,12 @@ fn changes_are_stored_lean_and_read_back_in_the_items_direction() {
         &pair(Some(&p), Some(&c), Some(&snap), Side::Platform),
         &w.rules(),
     );
-    let stored = FieldChange::to_column(&d.changes()).unwrap();
+    let stored: Value = serde_json::from_str(&FieldChange::to_text(&d.changes()).unwrap()).unwrap();
     assert_eq!(
         stored,
         json!([{"platformField": "phone", "crmField": "phone", "from": "+33 1 23", "to": "+33 9 99"}])
     );
-    assert_eq!(FieldChange::to_column(&[]), None);
+    assert_eq!(FieldChange::to_text(&[]), None);
     let item = crmsync_entity::models::sync_item::Model {
         id: "i".into(),
         tenant_id: "t".into(),
@@ -742,4 +748,37 @@ proptest! {
         let kept = d.snapshot(true, false);
         prop_assert_eq!(kept.0.get("phone"), snap.0.get("phone"));
     }
+}
+
+#[test]
+fn the_snapshot_as_found_agrees_what_would_flow_to_the_platform_as_both_sides_hold_it() {
+    let w = World::new();
+    let (mut p, mut c, snap) = synced(contact());
+    c.insert("phone".into(), json!("+33 7 77"));
+    p.insert("behaviour_score".into(), json!(50));
+    let d = decide(
+        &pair(Some(&p), Some(&c), Some(&snap), Side::Crm),
+        &w.rules(),
+    );
+    assert!(matches!(&d.to_platform, Write::Update(v) if v.contains_key("phone")));
+    assert!(matches!(&d.to_crm, Write::Update(v) if v.contains_key(SCORE)));
+    let stored = |crm_applied| -> Snapshot {
+        serde_json::from_str(&d.stored_snapshot_as_found(crm_applied)).unwrap()
+    };
+    let agreed = |p: &str, c: &str| Agreed {
+        p: json!(p),
+        c: json!(c),
+    };
+
+    let applied = stored(true);
+    assert_eq!(applied.0["phone"], agreed("+33 1 23", "+33 7 77"));
+    assert_eq!(applied.0["behaviour_score"], d.via_crm["behaviour_score"]);
+    assert_eq!(applied.0["behaviour_score"].p, json!(50));
+    assert_eq!(applied.0["email"], snap.0["email"]);
+    assert_eq!(applied.0.len(), snap.0.len());
+
+    // A refused CRM write keeps the field's previous agreed value.
+    let refused = stored(false);
+    assert_eq!(refused.0["behaviour_score"], snap.0["behaviour_score"]);
+    assert_eq!(refused.0["phone"], agreed("+33 1 23", "+33 7 77"));
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crmsync_entity::Email;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
-use crmsync_entity::models::sync_item::{self, FieldChange};
+use crmsync_entity::models::sync_item::FieldChange;
 use crmsync_entity::models::{contact, crm_link, crm_record};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -144,7 +144,7 @@ fn item_changes(
     direction: SyncDirection,
     outcome: ItemOutcome,
     converted: bool,
-) -> Option<Value> {
+) -> Option<String> {
     if !matches!(
         outcome,
         ItemOutcome::Created | ItemOutcome::Updated | ItemOutcome::Conflict
@@ -155,12 +155,12 @@ fn item_changes(
     if converted && direction == SyncDirection::ToCrm {
         changes.push(decide::lead_conversion());
     }
-    FieldChange::to_column(&changes)
+    FieldChange::to_text(&changes)
 }
 
 /// The link of a converted lead, moved to the contact it became.
 fn converted_link(
-    link: &mut crm_link::Model,
+    link: &mut store::LinkRow,
     conversion: &Conversion,
     index: &mut Vec<crm_record::Model>,
     email: Option<&str>,
@@ -182,7 +182,7 @@ fn converted_link(
 /// One item row and its count.
 struct Items<'a> {
     run: &'a crmsync_entity::models::sync_run::Model,
-    rows: Vec<sync_item::Model>,
+    rows: Vec<store::ItemRow>,
 }
 
 struct ItemInput<'a> {
@@ -193,7 +193,7 @@ struct ItemInput<'a> {
     crm_record_id: Option<String>,
     rejection: Option<&'a Rejection>,
     /// The stored field changes ([`item_changes`]).
-    changes: Option<Value>,
+    changes: Option<String>,
 }
 
 impl Items<'_> {
@@ -209,7 +209,7 @@ impl Items<'_> {
             ItemOutcome::Rejected => counts.rejected += 1,
             ItemOutcome::Conflict => counts.conflicts += 1,
         }
-        self.rows.push(sync_item::Model {
+        self.rows.push(store::ItemRow {
             id: crmsync_entity::new_id(),
             tenant_id: self.run.tenant_id.clone(),
             run_id: self.run.id.clone(),
@@ -719,8 +719,7 @@ async fn import_page(
         let converted = conversion.is_some() || dry_conversions.contains(&i);
         if let Some(contact_id) = &contact_id {
             run.touched.insert(contact_id.clone());
-            let snapshot = p.decision.snapshot(platform_applied, crm_applied);
-            let mut link = crm_link::Model {
+            let mut link = store::LinkRow {
                 id: p
                     .link
                     .as_ref()
@@ -730,7 +729,7 @@ async fn import_page(
                 contact_id: contact_id.clone(),
                 module,
                 crm_record_id: p.record.id.clone(),
-                snapshot: snapshot.to_json(),
+                snapshot: p.decision.stored_snapshot(platform_applied, crm_applied),
                 crm_modified_at: Some(crm_modified),
                 last_synced_at: now,
             };
@@ -787,7 +786,7 @@ async fn import_page(
         for c in new_contacts.into_iter().chain(updated_contacts) {
             shadow.put_contact(c);
         }
-        shadow.put_links(links);
+        shadow.put_links(links.into_iter().map(store::LinkRow::into_model).collect());
     } else {
         if !new_contacts.is_empty() {
             contact::Entity::insert_many(new_contacts.into_iter().map(contact::ActiveModel::from))
@@ -944,7 +943,7 @@ async fn export_pages(
 struct Decided {
     pairs: Vec<ExportPair>,
     /// Item rows made while deciding (a record linked to another contact).
-    rows: Vec<sync_item::Model>,
+    rows: Vec<store::ItemRow>,
     /// The last contact read: where the next page starts.
     last: (DateTime<Utc>, String),
     /// Contacts read (the run's progress).
@@ -1055,7 +1054,7 @@ async fn decide_page(
     run: &mut Run<'_>,
     module: CrmModule,
     page: Vec<contact::Model>,
-) -> Result<(Vec<ExportPair>, Vec<sync_item::Model>), Stop> {
+) -> Result<(Vec<ExportPair>, Vec<store::ItemRow>), Stop> {
     let page: Vec<contact::Model> = page
         .into_iter()
         .filter(|c| !run.touched.contains(&c.id))
@@ -1260,10 +1259,12 @@ async fn finish_page(
     let now = Utc::now();
     let mut links = Vec::new();
     let mut index = Vec::new();
-    for (i, p) in pairs.into_iter().enumerate() {
-        let mut to_crm = p.decision.to_crm.clone();
+    for (i, mut p) in pairs.into_iter().enumerate() {
+        // The CRM side's write as the CRM took it; put back for the item's
+        // changes (a refused write changes nothing).
+        let mut to_crm = std::mem::replace(&mut p.decision.to_crm, Write::Unchanged);
         let result = results.remove(&i);
-        let mut crm_id = p.crm_id.clone();
+        let mut crm_id = p.crm_id.take();
         let mut modified = p
             .link
             .as_ref()
@@ -1294,7 +1295,7 @@ async fn finish_page(
             && (applied || p.link.is_some())
             && !(run.dry() && p.link.is_none())
         {
-            let mut link = crm_link::Model {
+            let mut link = store::LinkRow {
                 id: p
                     .link
                     .as_ref()
@@ -1306,7 +1307,7 @@ async fn finish_page(
                 crm_record_id: crm_id.clone(),
                 // The platform side is not written here: what flows to the
                 // platform is left as both sides hold it.
-                snapshot: p.decision.snapshot_as_found(applied).to_json(),
+                snapshot: p.decision.stored_snapshot_as_found(applied),
                 crm_modified_at: modified,
                 last_synced_at: now,
             };
@@ -1316,8 +1317,9 @@ async fn finish_page(
             links.push(link);
         }
         let outcome = crm_outcome(&to_crm, converted, &p.decision.crm_conflicts);
-        let rejection = match &to_crm {
-            Write::Reject(r) => Some(r.clone()),
+        p.decision.to_crm = to_crm;
+        let rejection = match &p.decision.to_crm {
+            Write::Reject(r) => Some(r),
             _ => None,
         };
         items.push(
@@ -1325,10 +1327,10 @@ async fn finish_page(
             ItemInput {
                 direction: SyncDirection::ToCrm,
                 outcome,
-                email: Some(p.contact.email.clone()),
-                contact_id: Some(p.contact.id.clone()),
+                email: Some(p.contact.email),
+                contact_id: Some(p.contact.id),
                 crm_record_id: crm_id,
-                rejection: rejection.as_ref(),
+                rejection,
                 changes: item_changes(&p.decision, SyncDirection::ToCrm, outcome, converted),
             },
         );
@@ -1361,8 +1363,8 @@ struct ExportApply {
     dry: bool,
     checkpoint: Option<(DateTime<Utc>, String)>,
     index: Vec<crm_record::Model>,
-    links: Vec<crm_link::Model>,
-    rows: Vec<sync_item::Model>,
+    links: Vec<store::LinkRow>,
+    rows: Vec<store::ItemRow>,
     metrics: crate::metrics::Metrics,
 }
 

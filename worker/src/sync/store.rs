@@ -198,10 +198,44 @@ pub(crate) async fn upsert_crm_records(
         .await
 }
 
+/// A link as a page writes it: [`crm_link::Model`]'s columns, with the
+/// snapshot already in its stored form (JSON text), serialised straight from
+/// the decision (no JSON tree in between; BENCHMARKS.md, fix 10).
+#[derive(Debug, Clone)]
+pub(crate) struct LinkRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub connector_id: String,
+    pub contact_id: String,
+    pub module: CrmModule,
+    pub crm_record_id: String,
+    /// The snapshot as JSON text.
+    pub snapshot: String,
+    pub crm_modified_at: Option<DateTime<Utc>>,
+    pub last_synced_at: DateTime<Utc>,
+}
+
+impl LinkRow {
+    /// The link as the database would return it (a dry run's shadow keeps it).
+    pub fn into_model(self) -> crm_link::Model {
+        crm_link::Model {
+            snapshot: serde_json::from_str(&self.snapshot).unwrap_or_default(),
+            id: self.id,
+            tenant_id: self.tenant_id,
+            connector_id: self.connector_id,
+            contact_id: self.contact_id,
+            module: self.module,
+            crm_record_id: self.crm_record_id,
+            crm_modified_at: self.crm_modified_at,
+            last_synced_at: self.last_synced_at,
+        }
+    }
+}
+
 /// Links and snapshots, created or updated (one statement per page).
 pub(crate) async fn upsert_links(
     db: &impl ConnectionTrait,
-    rows: Vec<crm_link::Model>,
+    rows: Vec<LinkRow>,
 ) -> Result<(), DbErr> {
     CRM_LINKS
         .insert(
@@ -215,7 +249,7 @@ pub(crate) async fn upsert_links(
                         r.contact_id.into(),
                         r.module.into(),
                         r.crm_record_id.into(),
-                        json_text(Some(&r.snapshot)),
+                        r.snapshot.into(),
                         r.crm_modified_at.into(),
                         r.last_synced_at.into(),
                     ]
@@ -225,11 +259,33 @@ pub(crate) async fn upsert_links(
         .await
 }
 
+/// An item as a page writes it: [`sync_item::Model`]'s columns, with the
+/// field changes already in their stored form (JSON text; see
+/// [`sync_item::FieldChange::to_text`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub run_id: String,
+    pub connector_id: String,
+    pub direction: SyncDirection,
+    pub outcome: ItemOutcome,
+    pub email: Option<String>,
+    pub contact_id: Option<String>,
+    pub crm_record_id: Option<String>,
+    pub reason_code: Option<String>,
+    pub field: Option<String>,
+    pub message: Option<String>,
+    /// The field changes as JSON text; `None` for none.
+    pub changes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Items, in one statement per page (chunked to stay under bind limits);
 /// returns each item's direction and outcome, for the metrics once committed.
 pub(crate) async fn insert_items(
     db: &impl ConnectionTrait,
-    rows: Vec<sync_item::Model>,
+    rows: Vec<ItemRow>,
 ) -> Result<Vec<(SyncDirection, ItemOutcome)>, DbErr> {
     let recorded = rows.iter().map(|r| (r.direction, r.outcome)).collect();
     SYNC_ITEMS
@@ -250,7 +306,7 @@ pub(crate) async fn insert_items(
                         r.reason_code.into(),
                         r.field.into(),
                         r.message.into(),
-                        json_text(r.changes.as_ref()),
+                        r.changes.into(),
                         r.created_at.into(),
                     ]
                 })
@@ -261,8 +317,8 @@ pub(crate) async fn insert_items(
 }
 
 /// A page's rows of one table, written as multi-row INSERT statements built
-/// here: the values are moved into the statement and each JSON value is
-/// serialised once. sea-query's `insert_many` builds an expression per value
+/// here: the values are moved into the statement, JSON as the text the
+/// rows carry. sea-query's `insert_many` builds an expression per value
 /// and clones every value, JSON trees included, on its way to the driver,
 /// which took most of an export page's transaction (BENCHMARKS.md, fix 7).
 struct Rows<'a> {
@@ -352,11 +408,6 @@ fn quoted(columns: &[&str]) -> String {
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A JSON column's value as text (NULL for none).
-fn json_text(value: Option<&serde_json::Value>) -> sea_orm::Value {
-    sea_orm::Value::String(value.map(serde_json::Value::to_string))
 }
 
 /// Links of these CRM records.
