@@ -54,7 +54,8 @@ pub struct Snapshot(pub BTreeMap<String, Agreed>);
 impl Snapshot {
     /// Reads a stored snapshot; anything unreadable is no snapshot.
     pub fn from_json(value: &Value) -> Option<Self> {
-        serde_json::from_value(value.clone())
+        // Read from the stored value in place, not from a copy of it.
+        Snapshot::deserialize(value)
             .ok()
             .filter(|s: &Snapshot| !s.0.is_empty())
     }

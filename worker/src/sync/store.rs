@@ -201,7 +201,7 @@ pub(crate) async fn upsert_crm_records(
 /// A link as a page writes it: [`crm_link::Model`]'s columns, with the
 /// snapshot already in its stored form (JSON text), serialised straight from
 /// the decision (no JSON tree in between; BENCHMARKS.md, fix 10).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct LinkRow {
     pub id: String,
     pub tenant_id: String,
@@ -262,7 +262,7 @@ pub(crate) async fn upsert_links(
 /// An item as a page writes it: [`sync_item::Model`]'s columns, with the
 /// field changes already in their stored form (JSON text; see
 /// [`sync_item::FieldChange::to_text`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ItemRow {
     pub id: String,
     pub tenant_id: String,
