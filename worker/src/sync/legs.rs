@@ -867,8 +867,13 @@ async fn joined(task: tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>) -> Re
 /// A page's CRM writes under way, by the page's pair index.
 type Writing = tokio::task::JoinHandle<HashMap<usize, Result<WriteResult, CrmError>>>;
 
+/// Pages whose CRM writes queue behind those of the page being finished. With
+/// two, a slow step between pages (a checkpoint of the database, a page whose
+/// contacts take longer to decide) does not leave the CRM without writes.
+const PAGES_AHEAD: usize = 2;
+
 /// The pages in a pipeline: while a page's CRM writes are in flight, the
-/// next page is read and decided and its writes queue behind them (the
+/// next pages are read and decided and their writes queue behind them (the
 /// client's concurrency limit lets them through as slots free up), so the
 /// CRM always has writes to take; then the page's results are recorded and
 /// its transaction starts. Every page whose writes started is recorded, even
@@ -877,30 +882,40 @@ async fn export_pages(
     run: &mut Run<'_>,
     module: CrmModule,
     page_size: u32,
-    after: Option<(DateTime<Utc>, String)>,
+    mut after: Option<(DateTime<Utc>, String)>,
     applying: &mut Option<tokio::task::JoinHandle<Result<(), sea_orm::DbErr>>>,
 ) -> Result<(), Stop> {
-    let Some(mut current) = next_page(run, module, page_size, after).await? else {
-        return Ok(());
-    };
-    let mut writing = start_writes(run, module, &current);
+    // Pages read and decided, in order, each with its writes under way.
+    let mut queued: std::collections::VecDeque<(Decided, Option<Writing>)> =
+        std::collections::VecDeque::new();
+    // There may be a page after the last one read.
+    let mut more = true;
+    // A failed read: the pages already queued are still recorded.
+    let mut failed: Option<Stop> = None;
     // Why the run stops, once a page or its progress says so: the pages
     // whose writes started are still recorded, and no further page is read.
     let mut ending: Option<Stop> = None;
     // After a page that did not apply everything, no checkpoint moves on.
     let mut checkpoints = run.saves_checkpoints();
     loop {
-        let next = match (&ending, current.full) {
-            (None, true) if !run.stopping() => {
-                next_page(run, module, page_size, Some(current.last.clone())).await
+        while more && ending.is_none() && queued.len() <= PAGES_AHEAD && !run.stopping() {
+            match next_page(run, module, page_size, after.clone()).await {
+                // A page read as the run must stop is left for whoever goes on.
+                Ok(Some(page)) if !run.stopping() => {
+                    more = page.full;
+                    after = Some(page.last.clone());
+                    let writing = start_writes(run, module, &page);
+                    queued.push_back((page, writing));
+                }
+                Ok(_) => more = false,
+                Err(e) => {
+                    failed = Some(e);
+                    more = false;
+                }
             }
-            _ => Ok(None),
-        };
-        // A page read as the run must stop is left for whoever goes on.
-        let next = next.map(|page| page.filter(|_| !run.stopping()));
-        let next_writing = match &next {
-            Ok(Some(page)) => start_writes(run, module, page),
-            _ => None,
+        }
+        let Some((current, writing)) = queued.pop_front() else {
+            break;
         };
         let results = match writing {
             Some(task) => task.await.unwrap_or_else(|e| {
@@ -930,12 +945,10 @@ async fn export_pages(
         if ending.is_none() {
             ending = progress.err().or(stop);
         }
-        current = match next {
-            Ok(Some(page)) => page,
-            Ok(None) => return ending.map_or(Ok(()), Err),
-            Err(e) => return Err(ending.unwrap_or(e)),
-        };
-        writing = next_writing;
+    }
+    match ending.or(failed) {
+        Some(stop) => Err(stop),
+        None => Ok(()),
     }
 }
 
