@@ -38,12 +38,48 @@ pub enum Side {
 }
 
 /// One field's last agreed value, in each side's form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Stored as `{"p": .., "c": ..}`, with `c` left out when both forms are the
+/// same (most fields): a link's snapshot is written at every sync of every
+/// contact, and this keeps it about half as long. A stored `c` is always read,
+/// `null` included.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agreed {
     /// The platform's form.
     pub p: Value,
     /// The CRM's form (as the client reads it back).
     pub c: Value,
+}
+
+impl Serialize for Agreed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let same = self.p == self.c;
+        let mut out = serializer.serialize_struct("Agreed", if same { 1 } else { 2 })?;
+        out.serialize_field("p", &self.p)?;
+        if !same {
+            out.serialize_field("c", &self.c)?;
+        }
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Agreed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The stored form: `c` absent means the same as `p`; `c: null` is null.
+        #[derive(Deserialize)]
+        struct Stored {
+            p: Value,
+            #[serde(default, deserialize_with = "present")]
+            c: Option<Value>,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+            Value::deserialize(d).map(Some)
+        }
+        let Stored { p, c } = Stored::deserialize(deserializer)?;
+        let c = c.unwrap_or_else(|| p.clone());
+        Ok(Agreed { p, c })
+    }
 }
 
 /// The last-synced values of a pair, by platform field (stored on the link).

@@ -782,3 +782,45 @@ fn the_snapshot_as_found_agrees_what_would_flow_to_the_platform_as_both_sides_ho
     assert_eq!(refused.0["behaviour_score"], snap.0["behaviour_score"]);
     assert_eq!(refused.0["phone"], agreed("+33 1 23", "+33 7 77"));
 }
+
+#[test]
+fn a_snapshot_stores_the_crm_form_only_where_it_differs_and_reads_both_stored_forms() {
+    let snapshot = Snapshot(BTreeMap::from([
+        (
+            "email".to_owned(),
+            Agreed {
+                p: json!("ada@example.com"),
+                c: json!("ada@example.com"),
+            },
+        ),
+        (
+            "phone".to_owned(),
+            Agreed {
+                p: json!("+33 1 23"),
+                c: json!(null),
+            },
+        ),
+        (
+            "behaviour_score".to_owned(),
+            Agreed {
+                p: json!(42),
+                c: json!(42.0),
+            },
+        ),
+    ]));
+    let text = serde_json::to_string(&snapshot).unwrap();
+    assert_eq!(
+        text,
+        r#"{"behaviour_score":{"p":42,"c":42.0},"email":{"p":"ada@example.com"},"phone":{"p":"+33 1 23","c":null}}"#
+    );
+    assert_eq!(serde_json::from_str::<Snapshot>(&text).unwrap(), snapshot);
+    // Links stored before the short form keep both forms of every field.
+    let long = json!({
+        "behaviour_score": {"p": 42, "c": 42.0},
+        "email": {"p": "ada@example.com", "c": "ada@example.com"},
+        "phone": {"p": "+33 1 23", "c": null},
+    });
+    assert_eq!(Snapshot::from_json(&long), Some(snapshot));
+    // A field without its platform form is unreadable, so is the snapshot.
+    assert_eq!(Snapshot::from_json(&json!({"email": {"c": "x"}})), None);
+}

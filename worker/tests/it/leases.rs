@@ -141,7 +141,9 @@ async fn a_run_whose_holder_died_is_taken_over_once_its_lease_lapses() {
 
 #[tokio::test]
 async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
-    const CONTACTS: usize = 1200;
+    // Five export pages of 500: the first, the two whose writes queue behind
+    // it, and two that worker A must leave to worker B.
+    const CONTACTS: usize = 2500;
     let app = App::start(0).await;
     add_contacts(&app, CONTACTS).await;
     let run = app.queued_run(SyncMode::Incremental, None).await;
