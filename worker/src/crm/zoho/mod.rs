@@ -286,10 +286,24 @@ fn shared_token(
     slot
 }
 
-/// A successful reply; `body` is `Null` for 204 and 304.
+/// A successful reply's JSON; `Null` for 204 and 304.
 struct Reply {
-    status: StatusCode,
     body: Value,
+}
+
+/// A successful reply as it came: its text (empty for 204 and 304), for a
+/// caller that reads it into its own types.
+struct RawReply {
+    status: StatusCode,
+    text: String,
+}
+
+impl From<RawReply> for Reply {
+    fn from(raw: RawReply) -> Self {
+        Reply {
+            body: serde_json::from_str(&raw.text).unwrap_or(Value::Null),
+        }
+    }
 }
 
 impl ZohoClient {
@@ -418,7 +432,7 @@ impl ZohoClient {
         query: &[(&str, String)],
         body: Option<&Value>,
         if_modified_since: Option<&str>,
-    ) -> Result<Reply, CrmError> {
+    ) -> Result<RawReply, CrmError> {
         let mut stale: Option<String> = None;
         loop {
             let (token, api_domain) = self.access_token(stale.as_deref()).await?;
@@ -463,11 +477,8 @@ impl ZohoClient {
                 .await
                 .map_err(|e| transport_error("Zoho", e))?;
             drop(permit);
-            if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
-                return Ok(Reply {
-                    status,
-                    body: Value::Null,
-                });
+            if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                return Ok(RawReply { status, text });
             }
             let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let code = body["code"].as_str().unwrap_or_default().to_owned();
@@ -476,7 +487,6 @@ impl ZohoClient {
                 .map(str::to_owned)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
             match status {
-                s if s.is_success() => return Ok(Reply { status, body }),
                 StatusCode::UNAUTHORIZED
                     if stale.is_none()
                         && matches!(code.as_str(), "INVALID_TOKEN" | "AUTHENTICATION_FAILURE") =>
@@ -513,7 +523,7 @@ impl ZohoClient {
                 }
                 // A write whose records all failed: the per-record results are the answer.
                 StatusCode::BAD_REQUEST if body["data"].is_array() => {
-                    return Ok(Reply { status, body });
+                    return Ok(RawReply { status, text });
                 }
                 StatusCode::FORBIDDEN => {
                     return Err(CrmError::Unauthorized(format!(
@@ -548,6 +558,20 @@ impl ZohoClient {
         body: Option<&Value>,
         if_modified_since: Option<&str>,
     ) -> Result<Reply, CrmError> {
+        self.call_raw(method, path, query, body, if_modified_since)
+            .await
+            .map(Reply::from)
+    }
+
+    /// [`Self::call`], the reply left as text.
+    async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_modified_since: Option<&str>,
+    ) -> Result<RawReply, CrmError> {
         self.policy
             .run(
                 "Zoho",
@@ -674,7 +698,7 @@ impl ZohoClient {
             };
             // Upsert by Email is idempotent: a batch whose reply was lost is re-sent.
             let reply = self
-                .call(
+                .call_raw(
                     Method::POST,
                     &format!("/{}/upsert", module_name(module)),
                     &[],
@@ -682,20 +706,21 @@ impl ZohoClient {
                     None,
                 )
                 .await;
-            let mut results: Vec<Result<WriteResult, CrmError>> = match reply {
-                Ok(reply) => match reply.body["data"].as_array() {
-                    Some(items) if items.len() == sent => {
-                        items.iter().map(wire::write_result).collect()
-                    }
-                    _ => (0..sent)
-                        .map(|_| {
-                            Err(CrmError::Protocol(format!(
-                                "Zoho's upsert answered {} without one result per record",
-                                reply.status.as_u16()
-                            )))
-                        })
-                        .collect(),
-                },
+            let read = reply.and_then(|reply| {
+                let bad = |why: String| {
+                    CrmError::Protocol(format!(
+                        "Zoho's upsert answered {} without one result per record ({why})",
+                        reply.status.as_u16()
+                    ))
+                };
+                match serde_json::from_str::<wire::WireUpsertReply>(&reply.text) {
+                    Ok(r) if r.data.len() == sent => Ok(r.data),
+                    Ok(r) => Err(bad(format!("{} results for {sent} records", r.data.len()))),
+                    Err(e) => Err(bad(e.to_string())),
+                }
+            });
+            let mut results: Vec<Result<WriteResult, CrmError>> = match read {
+                Ok(items) => items.iter().map(wire::write_result).collect(),
                 Err(e) => (0..sent).map(|_| Err(e.clone())).collect(),
             };
             results.reverse();

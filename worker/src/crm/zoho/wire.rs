@@ -333,23 +333,56 @@ pub(super) fn record_body(
     Ok(Value::Object(out))
 }
 
+/// An upsert's reply: one result per record, in the order sent. Read into
+/// these few fields only, not into a JSON tree: each result is about a third
+/// of a kilobyte, mostly the record's creator and modifier.
+#[derive(Debug, Deserialize)]
+pub(super) struct WireUpsertReply {
+    pub data: Vec<WireWriteResult>,
+}
+
 /// One per-record result of an upsert.
-pub(super) fn write_result(result: &Value) -> Result<WriteResult, CrmError> {
-    let code = result["code"].as_str().unwrap_or_default();
-    let details = &result["details"];
-    let field = details["api_name"].as_str().map(str::to_owned);
-    let message = result["message"].as_str().unwrap_or("no message");
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct WireWriteResult {
+    pub code: String,
+    pub message: Option<String>,
+    pub action: Option<String>,
+    pub details: Option<WireWriteDetails>,
+}
+
+/// What a per-record result says of the record, or of the field at fault.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct WireWriteDetails {
+    /// A string (Zoho's ids are 64-bit), or a number from older clients' mocks.
+    pub id: Value,
+    #[serde(rename = "Modified_Time")]
+    pub modified_time: Value,
+    pub api_name: Option<String>,
+    pub expected_data_type: Option<String>,
+}
+
+/// One per-record result of an upsert.
+pub(super) fn write_result(result: &WireWriteResult) -> Result<WriteResult, CrmError> {
+    let code = result.code.as_str();
+    let details = result.details.as_ref();
+    let field = details.and_then(|d| d.api_name.clone());
+    let message = result.message.as_deref().unwrap_or("no message");
     match code {
         "SUCCESS" => {
-            let id = match &details["id"] {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
+            let id = match details.map(|d| &d.id) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
                 _ => return Err(CrmError::Protocol("an upsert result has no id".into())),
             };
             Ok(WriteResult {
                 id,
-                modified_at: parse_time(&details["Modified_Time"], "upsert Modified_Time")?,
-                created: result["action"].as_str() == Some("insert"),
+                modified_at: parse_time(
+                    details.map_or(&Value::Null, |d| &d.modified_time),
+                    "upsert Modified_Time",
+                )?,
+                created: result.action.as_deref() == Some("insert"),
             })
         }
         "MANDATORY_NOT_FOUND" if field.as_deref() == Some("Last_Name") => Err(CrmError::Rejected {
@@ -373,8 +406,8 @@ pub(super) fn write_result(result: &Value) -> Result<WriteResult, CrmError> {
             message: "converted lead, owned by sales: Zoho does not let us update it".into(),
         }),
         _ => {
-            let expected = details["expected_data_type"]
-                .as_str()
+            let expected = details
+                .and_then(|d| d.expected_data_type.as_deref())
                 .map(|t| format!(" (expected {t})"))
                 .unwrap_or_default();
             Err(CrmError::Rejected {
