@@ -219,7 +219,8 @@ impl LinkRow {
     /// The link as the database would return it (a dry run's shadow keeps it).
     pub fn into_model(self) -> crm_link::Model {
         crm_link::Model {
-            snapshot: serde_json::from_str(&self.snapshot).unwrap_or_default(),
+            snapshot: serde_json::from_str(&self.snapshot)
+                .expect("a link's snapshot is serialised JSON"),
             id: self.id,
             tenant_id: self.tenant_id,
             connector_id: self.connector_id,

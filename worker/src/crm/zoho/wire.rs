@@ -355,7 +355,7 @@ pub(super) struct WireWriteResult {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct WireWriteDetails {
-    /// A string (Zoho's ids are 64-bit), or a number from older clients' mocks.
+    /// A string (Zoho's ids are 64-bit integers); a number is read too.
     pub id: Value,
     #[serde(rename = "Modified_Time")]
     pub modified_time: Value,
