@@ -17,7 +17,7 @@ use super::auth::{Need, begin};
 use super::criteria::{self, Condition, CriteriaError, Expr, Op};
 use super::fields::FieldDef;
 use super::org::{Module, OrgData, Record, Store};
-use super::{Reject, error};
+use super::{Reject, data_reply, error, json_reply};
 use crate::AppState;
 
 type Reply = Result<Response, Reject>;
@@ -391,7 +391,10 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
         "next_page_token": next,
         "previous_page_token": Value::Null,
     });
-    Ok(Json(json!({ "data": rows, "info": info })).into_response())
+    Ok(json_reply(
+        StatusCode::OK,
+        &data_reply(rows, [("info", info)]),
+    ))
 }
 
 pub(crate) async fn get_one(

@@ -11,7 +11,7 @@ use super::auth::{Call, Need, begin};
 use super::fields::{Invalid, check, lookup_id, stored_lookup};
 use super::org::{Deleted, Module, OrgData, norm_email};
 use super::read::{invalid, module_of, unknown_id};
-use super::{Reject, error};
+use super::{Reject, data_reply, error, json_reply};
 use crate::AppState;
 
 type Reply = Result<Response, Reject>;
@@ -35,10 +35,10 @@ struct WriteBody {
 fn parse_body(body: &[u8]) -> Result<WriteBody, Reject> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(&format!("the body is not valid JSON: {e}"), json!({})))?;
-    let Some(obj) = value.as_object() else {
+    let Value::Object(mut obj) = value else {
         return Err(invalid("the body must be a JSON object", json!({})));
     };
-    let records = match obj.get("data") {
+    let records = match obj.remove("data") {
         None | Some(Value::Null) => {
             return Err(error(
                 400,
@@ -47,7 +47,7 @@ fn parse_body(body: &[u8]) -> Result<WriteBody, Reject> {
                 json!({ "param": "data" }),
             ));
         }
-        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
+        Some(Value::Array(a)) if !a.is_empty() => a,
         Some(_) => {
             return Err(invalid(
                 "data must be a non-empty array of records",
@@ -162,7 +162,7 @@ fn validate(
     data: &OrgData,
     m: Module,
     i: usize,
-    obj: &Map<String, Value>,
+    obj: Map<String, Value>,
     insert: bool,
 ) -> Result<Changes, Value> {
     for f in data
@@ -185,27 +185,26 @@ fn validate(
         owner: None,
     };
     for (key, value) in obj {
-        let Some(def) = data.field(m, key) else {
+        let Some(def) = data.field(m, &key) else {
             continue;
         };
         if def.read_only {
             continue;
         }
-        check(def, value, data).map_err(|why| invalid_field(key, i, why))?;
+        check(def, &value, data).map_err(|why| invalid_field(&key, i, why))?;
         match def.data_type.as_str() {
             "ownerlookup" => {
                 if value.is_null() {
-                    return Err(invalid_field(key, i, Invalid::Type("jsonobject")));
+                    return Err(invalid_field(&key, i, Invalid::Type("jsonobject")));
                 }
-                changes.owner = lookup_id(value);
+                changes.owner = lookup_id(&value);
             }
             "lookup" => {
-                changes
-                    .values
-                    .insert(key.clone(), stored_lookup(value, data));
+                let stored = stored_lookup(&value, data);
+                changes.values.insert(key, stored);
             }
             _ => {
-                changes.values.insert(key.clone(), value.clone());
+                changes.values.insert(key, value);
             }
         }
     }
@@ -219,24 +218,49 @@ struct Written {
     duplicate_field: Option<String>,
 }
 
-fn success(data: &OrgData, m: Module, w: &Written) -> Value {
-    let r = &data.store(m).records[&w.id];
-    let by = |id: u64| {
-        data.user(id).map_or(
+/// The users and times of one call's success replies, each made once: a
+/// batch's records mostly share them (the caller, the call's second).
+#[derive(Default)]
+struct Replies {
+    users: Vec<(u64, Value)>,
+    times: Vec<(i64, String)>,
+}
+
+impl Replies {
+    fn user(&mut self, data: &OrgData, id: u64) -> Value {
+        if let Some((_, v)) = self.users.iter().find(|(u, _)| *u == id) {
+            return v.clone();
+        }
+        let v = data.user(id).map_or(
             json!({}),
             |u| json!({ "name": u.full_name(), "id": u.id.to_string() }),
-        )
-    };
+        );
+        self.users.push((id, v.clone()));
+        v
+    }
+
+    fn time(&mut self, data: &OrgData, secs: i64) -> String {
+        if let Some((_, t)) = self.times.iter().find(|(s, _)| *s == secs) {
+            return t.clone();
+        }
+        let t = data.time(secs);
+        self.times.push((secs, t.clone()));
+        t
+    }
+}
+
+fn success(data: &OrgData, m: Module, w: &Written, replies: &mut Replies) -> Value {
+    let r = &data.store(m).records[&w.id];
     json!({
         "code": "SUCCESS",
         "duplicate_field": w.duplicate_field,
         "action": if w.update { "update" } else { "insert" },
         "details": {
-            "Modified_Time": data.time(r.modified),
-            "Modified_By": by(r.modified_by),
-            "Created_Time": data.time(r.created),
+            "Modified_Time": replies.time(data, r.modified),
+            "Modified_By": replies.user(data, r.modified_by),
+            "Created_Time": replies.time(data, r.created),
             "id": r.id.to_string(),
-            "Created_By": by(r.created_by),
+            "Created_By": replies.user(data, r.created_by),
         },
         "message": if w.update { "record updated" } else { "record added" },
         "status": "success",
@@ -261,7 +285,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn insert(&mut self, i: usize, obj: &Map<String, Value>) -> Result<Written, Value> {
+    fn insert(&mut self, i: usize, obj: Map<String, Value>) -> Result<Written, Value> {
         let changes = validate(self.data, self.m, i, obj, true)?;
         let owner = changes.owner.unwrap_or(self.user);
         let id = self
@@ -279,7 +303,7 @@ impl Ctx<'_> {
         &mut self,
         i: usize,
         id: u64,
-        obj: &Map<String, Value>,
+        obj: Map<String, Value>,
         duplicate_field: Option<String>,
     ) -> Result<Written, Value> {
         let Some(existing) = self.data.store(self.m).records.get(&id) else {
@@ -432,15 +456,11 @@ async fn write(
         data: &mut data,
     };
     let mut results = Vec::with_capacity(n);
+    let mut replies = Replies::default();
     let (mut ok, mut updated) = (0, 0);
-    for (i, rec) in body.records.iter().enumerate() {
-        let outcome = match rec.as_object() {
-            None => Err(rec_error(
-                "INVALID_DATA",
-                "invalid data",
-                json!({ "json_path": format!("$.data[{i}]") }),
-            )),
-            Some(obj) => match (kind, record_id(obj)) {
+    for (i, rec) in body.records.into_iter().enumerate() {
+        let outcome = match rec {
+            Value::Object(obj) => match (kind, record_id(&obj)) {
                 (Kind::Insert, _) => ctx.insert(i, obj),
                 (Kind::Update, None) => Err(mandatory("id", i)),
                 (_, Some(None)) => Err(rec_error(
@@ -449,11 +469,16 @@ async fn write(
                     json!({ "api_name": "id", "json_path": format!("$.data[{i}].id"), "expected_data_type": "bigint" }),
                 )),
                 (Kind::Update | Kind::Upsert, Some(Some(id))) => ctx.update(i, id, obj, None),
-                (Kind::Upsert, None) => match ctx.duplicate(obj, &dup_fields) {
+                (Kind::Upsert, None) => match ctx.duplicate(&obj, &dup_fields) {
                     Some((id, field)) => ctx.update(i, id, obj, Some(field)),
                     None => ctx.insert(i, obj),
                 },
             },
+            _ => Err(rec_error(
+                "INVALID_DATA",
+                "invalid data",
+                json!({ "json_path": format!("$.data[{i}]") }),
+            )),
         };
         results.push(match outcome {
             Ok(w) => {
@@ -461,7 +486,7 @@ async fn write(
                 if w.update {
                     updated += 1;
                 }
-                success(ctx.data, m, &w)
+                success(ctx.data, m, &w, &mut replies)
             }
             Err(e) => e,
         });
@@ -476,7 +501,7 @@ async fn write(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(json!({ "data": results }))).into_response())
+    Ok(json_reply(status, &data_reply(results, [])))
 }
 
 fn scope_of(state: &AppState, headers: &HeaderMap) -> String {
@@ -624,7 +649,7 @@ async fn delete(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "data": results }))).into_response())
+    Ok(json_reply(status, &data_reply(results, [])))
 }
 
 pub(crate) async fn convert(
