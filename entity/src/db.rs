@@ -38,6 +38,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // A backstop only: a sync's pages have the WAL copied
+                    // into the database in the background ([`checkpoint_soon`]).
+                    .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
             });
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         options.max_connections(20).min_connections(1);
@@ -45,6 +48,38 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
         return Err(DbError::UnsupportedScheme);
     }
     Ok(Database::connect(options).await?)
+}
+
+/// WAL pages after which the committing connection copies the WAL into the
+/// database itself (SQLite's auto-checkpoint; its default is 1,000, 4 MB). A
+/// sync page's transaction writes several hundred pages, so at the default
+/// every other page's commit also waited for a checkpoint, and the next
+/// page's transaction with it; [`checkpoint_soon`] does that work beside the
+/// writes instead, and this only bounds the WAL (40 MB) should it fall behind.
+const WAL_BACKSTOP_PAGES: u32 = 10_000;
+
+/// Copies the WAL into the database on another connection, in the
+/// background (SQLite only; a PASSIVE checkpoint, which neither waits for nor
+/// blocks readers and writers). Called after each committed page of a sync,
+/// so the next page's transaction does not wait for a checkpoint (BENCHMARKS.md,
+/// the Zoho export). One at a time per process: a call made while one runs
+/// does nothing, the running one or a later one copies its pages.
+pub fn checkpoint_soon(db: &DatabaseConnection) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    if !is_sqlite(db) || RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = db
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+        {
+            tracing::debug!(error = %e, "background WAL checkpoint failed; the next one retries");
+        }
+        RUNNING.store(false, Ordering::Release);
+    });
 }
 
 /// Applies every pending migration.

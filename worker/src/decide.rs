@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crmsync_entity::enums::{CrmModule, SyncDirection};
-pub use crmsync_entity::models::sync_item::FieldChange;
+pub use crmsync_entity::models::sync_item::{FieldChange, FieldChangeRef};
 
 use crate::crm::{CrmField, FieldType};
 use crate::platform::{Mapping, platform_field};
@@ -174,6 +174,16 @@ struct Origin {
     from: Value,
 }
 
+/// The change of a CRM's one name field: the name parts' platform fields
+/// joined with ` + `, and the joined name written.
+struct NameChange {
+    platform_field: String,
+    to: Value,
+}
+
+/// The null value, for borrowed lookups that find nothing.
+static NULL: Value = Value::Null;
+
 /// The name a CRM with one name field held, and the platform fields whose
 /// values make the new one.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +288,60 @@ impl Decision {
 
     /// [`Decision::changes`] of one side: FROM_CRM, the platform's; TO_CRM, the CRM's.
     pub fn changes_to(&self, direction: SyncDirection) -> Vec<FieldChange> {
+        let name = self.name_change(direction);
+        self.change_refs(direction, name.as_ref())
+            .iter()
+            .map(|c| c.to_owned(direction))
+            .collect()
+    }
+
+    /// The stored form of one side's changes ([`FieldChange::to_text`]),
+    /// followed by `then` (a lead's conversion), serialised from the
+    /// decision without a copy of its values; `None` for none.
+    pub fn changes_text(&self, direction: SyncDirection, then: &[FieldChange]) -> Option<String> {
+        let name = self.name_change(direction);
+        let changes = self.change_refs(direction, name.as_ref());
+        FieldChangeRef::to_text(
+            changes
+                .into_iter()
+                .chain(then.iter().map(FieldChange::as_ref)),
+        )
+    }
+
+    /// The one change of a CRM's single name field (F5) when the CRM write
+    /// carries a name part: the parts' platform fields and the joined name.
+    fn name_change(&self, direction: SyncDirection) -> Option<NameChange> {
+        if direction != SyncDirection::ToCrm {
+            return None;
+        }
+        let name = self.joined_name.as_ref()?;
+        let (Write::Create(values) | Write::Update(values)) = &self.to_crm else {
+            return None;
+        };
+        if !values.keys().any(|k| is_name(k)) {
+            return None;
+        }
+        let joined = join_pair(&(
+            clean(values.get("first_name")),
+            clean(values.get("last_name")),
+        ));
+        Some(NameChange {
+            platform_field: name.parts.join(" + "),
+            to: if joined.is_empty() {
+                Value::Null
+            } else {
+                Value::String(joined)
+            },
+        })
+    }
+
+    /// One side's changes, borrowed from the decision (and from `name`, the
+    /// side's [`Decision::name_change`]).
+    fn change_refs<'a>(
+        &'a self,
+        direction: SyncDirection,
+        name: Option<&'a NameChange>,
+    ) -> Vec<FieldChangeRef<'a>> {
         let write = match direction {
             SyncDirection::FromCrm => &self.to_platform,
             SyncDirection::ToCrm => &self.to_crm,
@@ -292,47 +356,37 @@ impl Decision {
                 // Keyed by platform field.
                 SyncDirection::FromCrm => {
                     let origin = self.platform_origins.get(key);
-                    FieldChange {
-                        platform_field: key.clone(),
-                        crm_field: origin.and_then(|o| o.crm_field.clone()),
-                        direction,
-                        from: origin.map_or(Value::Null, |o| o.from.clone()),
-                        to: to.clone(),
+                    FieldChangeRef {
+                        platform_field: key,
+                        crm_field: origin.and_then(|o| o.crm_field.as_deref()),
+                        from: origin.map_or(&NULL, |o| &o.from),
+                        to,
                         conflict: self.platform_conflicts.contains(key),
                     }
                 }
                 // Keyed by CRM field; one name field takes both parts at once.
                 SyncDirection::ToCrm => match self.joined_name.as_ref().filter(|_| is_name(key)) {
                     Some(_) if name_done => continue,
-                    Some(name) => {
+                    Some(joined) => {
                         name_done = true;
-                        let joined = join_pair(&(
-                            clean(values.get("first_name")),
-                            clean(values.get("last_name")),
-                        ));
-                        FieldChange {
-                            platform_field: name.parts.join(" + "),
-                            crm_field: Some("name".into()),
-                            direction,
-                            from: name.from.clone(),
-                            to: if joined.is_empty() {
-                                Value::Null
-                            } else {
-                                Value::String(joined)
-                            },
-                            conflict: name.parts.iter().any(|p| self.crm_conflicts.contains(p)),
+                        let name = name.expect("made for a write with a name part");
+                        FieldChangeRef {
+                            platform_field: &name.platform_field,
+                            crm_field: Some("name"),
+                            from: &joined.from,
+                            to: &name.to,
+                            conflict: joined.parts.iter().any(|p| self.crm_conflicts.contains(p)),
                         }
                     }
                     None => {
                         let origin = self.crm_origins.get(key);
-                        let platform_field = origin.map_or(key, |o| &o.platform_field);
-                        FieldChange {
-                            platform_field: platform_field.clone(),
-                            crm_field: Some(key.clone()),
-                            direction,
-                            from: origin.map_or(Value::Null, |o| o.from.clone()),
-                            to: to.clone(),
-                            conflict: self.crm_conflicts.contains(platform_field),
+                        let platform_field = origin.map_or(key.as_str(), |o| &o.platform_field);
+                        FieldChangeRef {
+                            platform_field,
+                            crm_field: Some(key),
+                            from: origin.map_or(&NULL, |o| &o.from),
+                            to,
+                            conflict: self.crm_conflicts.iter().any(|c| c == platform_field),
                         }
                     }
                 },
@@ -426,25 +480,29 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         };
         let crm_field = rules.fields.get(&m.crm_field);
         let ftype = crm_field.map_or(FieldType::Text, |f| f.field_type);
-        let pv = clean(platform.get(&m.platform_field));
+        let pv = cleaned(platform.get(&m.platform_field));
         let cv = match (rules.joined_name, m.crm_field.as_str()) {
-            (true, "first_name") => clean(Some(&crm_name.0)),
-            (true, "last_name") => clean(Some(&crm_name.1)),
-            _ => clean(crm.get(&m.crm_field)),
+            (true, "first_name") => cleaned(Some(&crm_name.0)),
+            (true, "last_name") => cleaned(Some(&crm_name.1)),
+            _ => cleaned(crm.get(&m.crm_field)),
         };
         let kind = compare_kind(pfield.field_type, ftype);
         let name_part = rules.joined_name && is_name(&m.crm_field);
         let agreed = pair.snapshot.and_then(|s| s.0.get(&m.platform_field));
+        // The comparisons below are made only where the flow needs them: a
+        // pair missing a side (a creation) needs none.
         // Values already equal across sides need nothing (names compared joined).
-        let equal_now = if name_part {
-            same_text(&joined(platform, rules), &join_pair(&crm_name))
-        } else {
-            same_across(&pv, &cv, kind)
+        let equal_now = || {
+            if name_part {
+                same_text(&joined(platform, rules), &join_pair(&crm_name))
+            } else {
+                same_across(pv, cv, kind)
+            }
         };
         let can_to_crm = m.to_crm();
         let can_to_platform = m.from_crm() && !pfield.computed;
         // The two name parts move together: compared joined on both sides (F5).
-        let p_changed = match (agreed, pair.snapshot) {
+        let p_changed = || match (agreed, pair.snapshot) {
             (None, _) | (_, None) => true,
             (Some(_), Some(snap)) if name_part => {
                 let before = (
@@ -453,9 +511,9 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 );
                 !same_text(&joined(platform, rules), &join_pair(&before))
             }
-            (Some(a), Some(_)) => !same(&pv, &a.p, kind),
+            (Some(a), Some(_)) => !same(pv, &a.p, kind),
         };
-        let c_changed = match agreed {
+        let c_changed = || match agreed {
             None => true,
             Some(_) if name_part => {
                 let snap = pair.snapshot.expect("agreed comes from it");
@@ -468,9 +526,9 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
             // An owner we never sent (none, or no CRM user) is the CRM's
             // default: agreed, not a change.
             Some(a) if ftype == FieldType::User && a.c.is_null() => false,
-            Some(a) => !same(&cv, &a.c, kind),
+            Some(a) => !same(cv, &a.c, kind),
         };
-        let now = Agreed {
+        let now = || Agreed {
             p: pv.clone(),
             c: cv.clone(),
         };
@@ -486,12 +544,12 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
             (m.to_crm() && !pv.is_null()).then_some(Side::Crm)
         } else if pair.platform.is_none() {
             (can_to_platform && !cv.is_null()).then_some(Side::Platform)
-        } else if equal_now {
+        } else if equal_now() {
             None
         } else {
             match (can_to_crm, can_to_platform, agreed) {
-                (true, false, _) => (p_changed || agreed.is_none()).then_some(Side::Crm),
-                (false, true, _) => (c_changed || agreed.is_none()).then_some(Side::Platform),
+                (true, false, _) => (p_changed() || agreed.is_none()).then_some(Side::Crm),
+                (false, true, _) => (c_changed() || agreed.is_none()).then_some(Side::Platform),
                 (false, false, _) => None,
                 (true, true, None) => Some(if pv.is_null() {
                     Side::Platform
@@ -500,7 +558,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 } else {
                     opposite(pair.newer)
                 }),
-                (true, true, Some(_)) => match (p_changed, c_changed) {
+                (true, true, Some(_)) => match (p_changed(), c_changed()) {
                     (false, false) => None,
                     (true, false) => Some(Side::Crm),
                     (false, true) => Some(Side::Platform),
@@ -517,7 +575,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         };
 
         match flow {
-            Some(Side::Crm) => match to_crm_value(&pv, crm_field, &m.crm_field, rules) {
+            Some(Side::Crm) => match to_crm_value(pv, crm_field, &m.crm_field, rules) {
                 Ok(Some(value)) => {
                     d.via_crm.insert(
                         m.platform_field.clone(),
@@ -538,13 +596,13 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 }
                 // No owner to give: the CRM keeps its own.
                 Ok(None) => {
-                    d.base.0.insert(m.platform_field.clone(), now);
+                    d.base.0.insert(m.platform_field.clone(), now());
                 }
                 Err(rejection) => {
                     crm_rejection.get_or_insert(rejection);
                 }
             },
-            Some(Side::Platform) => match to_platform_value(&cv, pfield.field_type) {
+            Some(Side::Platform) => match to_platform_value(cv, pfield.field_type) {
                 Some(value) => {
                     d.via_platform.insert(
                         m.platform_field.clone(),
@@ -553,7 +611,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                             c: cv.clone(),
                         },
                     );
-                    d.found.insert(m.platform_field.clone(), now);
+                    d.found.insert(m.platform_field.clone(), now());
                     d.platform_origins.insert(
                         m.platform_field.clone(),
                         Origin {
@@ -584,7 +642,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 // that does not send them are left alone. A field left empty
                 // on create is agreed empty.
                 if pair.platform.is_some() {
-                    d.base.0.insert(m.platform_field.clone(), now);
+                    d.base.0.insert(m.platform_field.clone(), now());
                 }
             }
         }
@@ -859,11 +917,16 @@ fn same_text(a: &str, b: &str) -> bool {
 
 /// Empty strings, blank strings and empty lists are no value.
 fn clean(v: Option<&Value>) -> Value {
+    cleaned(v).clone()
+}
+
+/// [`clean`], borrowed.
+fn cleaned(v: Option<&Value>) -> &Value {
     match v {
-        None | Some(Value::Null) => Value::Null,
-        Some(Value::String(s)) if s.trim().is_empty() => Value::Null,
-        Some(Value::Array(a)) if a.is_empty() => Value::Null,
-        Some(v) => v.clone(),
+        None | Some(Value::Null) => &NULL,
+        Some(Value::String(s)) if s.trim().is_empty() => &NULL,
+        Some(Value::Array(a)) if a.is_empty() => &NULL,
+        Some(v) => v,
     }
 }
 
@@ -920,7 +983,8 @@ fn norm(v: &Value, kind: Kind) -> Value {
 
 /// Equality of two values of one side (or one side and its snapshot).
 fn same(a: &Value, b: &Value, kind: Kind) -> bool {
-    norm(&clean(Some(a)), kind) == norm(&clean(Some(b)), kind)
+    // Equal values normalise alike.
+    a == b || norm(cleaned(Some(a)), kind) == norm(cleaned(Some(b)), kind)
 }
 
 /// Equality of a platform value and a CRM value.

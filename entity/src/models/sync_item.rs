@@ -87,8 +87,65 @@ impl FieldChange {
     /// The stored form of one item's changes (all in the item's direction),
     /// as the JSON text a page's insert binds; `None` (null) for none.
     pub fn to_text(changes: &[FieldChange]) -> Option<String> {
+        FieldChangeRef::to_text(changes.iter().map(FieldChange::as_ref))
+    }
+
+    /// The change, borrowed.
+    pub fn as_ref(&self) -> FieldChangeRef<'_> {
+        FieldChangeRef {
+            platform_field: &self.platform_field,
+            crm_field: self.crm_field.as_deref(),
+            from: &self.from,
+            to: &self.to,
+            conflict: self.conflict,
+        }
+    }
+}
+
+/// A [`FieldChange`] borrowed from what made it (the direction is the
+/// item's): a page's items are serialised from their decisions without a
+/// copy of every value. It serialises to the same stored form.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChangeRef<'a> {
+    /// [`FieldChange::platform_field`].
+    pub platform_field: &'a str,
+    /// [`FieldChange::crm_field`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_field: Option<&'a str>,
+    /// [`FieldChange::from`].
+    #[serde(skip_serializing_if = "is_null")]
+    pub from: &'a Json,
+    /// [`FieldChange::to`].
+    #[serde(skip_serializing_if = "is_null")]
+    pub to: &'a Json,
+    /// [`FieldChange::conflict`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
+}
+
+fn is_null(value: &&Json) -> bool {
+    value.is_null()
+}
+
+impl FieldChangeRef<'_> {
+    /// The stored form of one item's changes, as [`FieldChange::to_text`].
+    pub fn to_text<'a>(changes: impl IntoIterator<Item = FieldChangeRef<'a>>) -> Option<String> {
+        let changes: Vec<FieldChangeRef<'a>> = changes.into_iter().collect();
         (!changes.is_empty())
-            .then(|| serde_json::to_string(changes).expect("field changes serialise"))
+            .then(|| serde_json::to_string(&changes).expect("field changes serialise"))
+    }
+
+    /// The change, owned, in this direction.
+    pub fn to_owned(&self, direction: SyncDirection) -> FieldChange {
+        FieldChange {
+            platform_field: self.platform_field.to_owned(),
+            crm_field: self.crm_field.map(str::to_owned),
+            direction,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            conflict: self.conflict,
+        }
     }
 }
 

@@ -3,3 +3,4 @@
 
 mod isolation;
 mod scoped;
+mod wal;

@@ -691,6 +691,31 @@ proptest! {
     }
 
     #[test]
+    fn the_stored_changes_are_those_of_the_decision_in_each_direction(
+        p0 in platform_values(), edits in edits(), newer in side()
+    ) {
+        let w = World::new();
+        let mut p = p0;
+        let mut c = Values::new();
+        let first = decide(&pair(Some(&p), None, None, newer), &w.rules());
+        let snap = apply(&first, &mut p, &mut c);
+        for (on_platform, i, v) in edits {
+            let (pf, cf) = EDITABLE[i];
+            if on_platform { p.insert(pf.into(), v); } else { c.insert(cf.into(), v); }
+        }
+        let then = decide(&pair(Some(&p), Some(&c), Some(&snap), newer), &w.rules());
+        let conversion = [crate::decide::lead_conversion()];
+        for d in [&first, &then] {
+            for direction in [SyncDirection::FromCrm, SyncDirection::ToCrm] {
+                let mut owned = d.changes_to(direction);
+                prop_assert_eq!(d.changes_text(direction, &[]), FieldChange::to_text(&owned));
+                owned.extend(conversion.iter().cloned());
+                prop_assert_eq!(d.changes_text(direction, &conversion), FieldChange::to_text(&owned));
+            }
+        }
+    }
+
+    #[test]
     fn a_field_changed_on_one_side_only_flows_to_the_other(
         p0 in platform_values(), i in 2usize..3, value in "[a-z]{3,8}", on_platform in any::<bool>(), newer in side()
     ) {

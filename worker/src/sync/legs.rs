@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use crmsync_entity::Email;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
-use crmsync_entity::models::sync_item::FieldChange;
 use crmsync_entity::models::{contact, crm_link, crm_record};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -151,11 +150,8 @@ fn item_changes(
     ) {
         return None;
     }
-    let mut changes = decision.changes_to(direction);
-    if converted && direction == SyncDirection::ToCrm {
-        changes.push(decide::lead_conversion());
-    }
-    FieldChange::to_text(&changes)
+    let conversion = (converted && direction == SyncDirection::ToCrm).then(decide::lead_conversion);
+    decision.changes_text(direction, conversion.as_slice())
 }
 
 /// The link of a converted lead, moved to the contact it became.
@@ -815,7 +811,7 @@ async fn import_page(
         }
     }
     let recorded = store::insert_items(&txn, rows).await?;
-    txn.commit().await?;
+    store::commit(txn, db).await?;
     run.ctx.metrics.items_recorded(&recorded);
     run.legs = legs;
     Ok(stop)
@@ -1401,7 +1397,7 @@ impl ExportApply {
             }
         }
         let recorded = store::insert_items(&txn, self.rows).await?;
-        txn.commit().await?;
+        store::commit(txn, &self.db).await?;
         self.metrics.items_recorded(&recorded);
         Ok(())
     }

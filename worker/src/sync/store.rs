@@ -22,6 +22,15 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction
     .await
 }
 
+/// Commits a page's transaction, then has the WAL copied into the database
+/// in the background ([`crmsync_entity::db::checkpoint_soon`]), so that the
+/// next page's commit does not do it.
+pub(crate) async fn commit(txn: DatabaseTransaction, db: &DatabaseConnection) -> Result<(), DbErr> {
+    txn.commit().await?;
+    crmsync_entity::db::checkpoint_soon(db);
+    Ok(())
+}
+
 /// The CRM records and contacts a run rejected (for a retry run).
 pub(crate) async fn rejected_of(
     db: &DatabaseConnection,
