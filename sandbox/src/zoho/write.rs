@@ -404,6 +404,9 @@ async fn write(
         Kind::Insert => "create",
         Kind::Update | Kind::Upsert => "update",
     };
+    // Parsed before the call takes its concurrency slot (its errors still
+    // come after the token's and the scope's).
+    let parsed = parse_body(body);
     let mut call = begin(state, headers, Need::Module(m, op)).await?;
     if kind == Kind::Upsert
         && !super::auth::scope_allows(&scope_of(state, headers), Need::Module(m, "create"))
@@ -415,7 +418,7 @@ async fn write(
             json!({}),
         ));
     }
-    let mut body = parse_body(body)?;
+    let mut body = parsed?;
     if let Some(id) = path_id {
         if body.records.len() != 1 {
             return Err(invalid(

@@ -448,7 +448,9 @@ impl ZohoClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            // The org's concurrency limit, held for the call and its reply.
+            // The org's concurrency limit, held for the call until its reply
+            // begins: Zoho has finished with a call when it answers, and the
+            // next call need not wait for this reply's body.
             let permit = self
                 .calls
                 .acquire()
@@ -464,6 +466,7 @@ impl ZohoClient {
                     started.elapsed(),
                 );
             }
+            drop(permit);
             let response = response.map_err(|e| transport_error("Zoho", e))?;
             let status = response.status();
             let retry_after = response
@@ -476,7 +479,6 @@ impl ZohoClient {
                 .text()
                 .await
                 .map_err(|e| transport_error("Zoho", e))?;
-            drop(permit);
             if status.is_success() || status == StatusCode::NOT_MODIFIED {
                 return Ok(RawReply { status, text });
             }
