@@ -34,6 +34,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
             .min_connections(1)
             .map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
+                    // Set before WAL mode: it applies to new files only.
+                    .page_size(PAGE_SIZE)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
@@ -50,12 +52,19 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
     Ok(Database::connect(options).await?)
 }
 
+/// The page size of a new SQLite database (SQLite's default is 4 KiB). A
+/// sync page stores a link and an item of a kilobyte or two per contact;
+/// with 8 KiB pages its B-trees split half as often, and the 100k-contact
+/// Zoho export took 5-10 % less CPU (BENCHMARKS.md, fix 19). An existing
+/// database keeps the size it was made with (WAL mode fixes it).
+const PAGE_SIZE: u32 = 8192;
+
 /// WAL pages after which the committing connection copies the WAL into the
-/// database itself (SQLite's auto-checkpoint; its default is 1,000, 4 MB). A
-/// sync page's transaction writes several hundred pages, so at the default
+/// database itself (SQLite's auto-checkpoint; its default is 1,000, 8 MB at
+/// [`PAGE_SIZE`]). A sync page's transaction writes a few hundred pages, so at the default
 /// every other page's commit also waited for a checkpoint, and the next
 /// page's transaction with it; [`checkpoint_soon`] does that work beside the
-/// writes instead, and this only bounds the WAL (40 MB) should it fall behind.
+/// writes instead, and this only bounds the WAL (80 MB) should it fall behind.
 const WAL_BACKSTOP_PAGES: u32 = 10_000;
 
 /// Copies the WAL into the database on another connection, in the

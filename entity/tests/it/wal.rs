@@ -1,6 +1,7 @@
-//! SQLite's write-ahead log: a sync's commits leave the copy of the WAL into
-//! the database to a background checkpoint (`db::checkpoint_soon`), and
-//! SQLite's own checkpoint on commit is only a backstop.
+//! SQLite's write-ahead log and page size: a sync's commits leave the copy
+//! of the WAL into the database to a background checkpoint
+//! (`db::checkpoint_soon`), SQLite's own checkpoint on commit is only a
+//! backstop, and a new database has pages of 8 KiB.
 
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,8 @@ async fn committed_pages_reach_the_database_file_by_a_background_checkpoint() {
     t.db.execute_unprepared("CREATE TABLE scratch (body TEXT NOT NULL)")
         .await
         .unwrap();
-    // About 2 MB, some 500 pages: well under the backstop, so the commit
-    // leaves them in the WAL.
+    // About 2 MB, some 250 pages of 8 KiB: well under the backstop, so the
+    // commit leaves them in the WAL.
     let before = std::fs::metadata(&file).unwrap().len();
     t.db.execute_unprepared(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
@@ -63,4 +64,27 @@ async fn committed_pages_reach_the_database_file_by_a_background_checkpoint() {
         .unwrap()
         .unwrap();
     assert_eq!(rows.try_get::<i64>("", "n").unwrap(), 500);
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_has_pages_of_8_kib_in_wal_mode() {
+    let t = TestDatabase::new().await;
+    if t.is_postgres() {
+        return;
+    }
+    let pragma = |name: &str| {
+        sea_orm::Statement::from_string(t.db.get_database_backend(), format!("PRAGMA {name}"))
+    };
+    let page_size =
+        t.db.query_one_raw(pragma("page_size"))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(page_size.try_get_by_index::<i64>(0).unwrap(), 8192);
+    let journal =
+        t.db.query_one_raw(pragma("journal_mode"))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(journal.try_get_by_index::<String>(0).unwrap(), "wal");
 }
