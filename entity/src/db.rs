@@ -54,9 +54,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
 
 /// The page size of a new SQLite database (SQLite's default is 4 KiB). A
 /// sync page stores a link and an item of a kilobyte or two per contact;
-/// with 8 KiB pages its B-trees split half as often, and the 100k-contact
-/// Zoho export took 5-10 % less CPU (BENCHMARKS.md, fix 19). An existing
-/// database keeps the size it was made with (WAL mode fixes it).
+/// with 8 KiB pages its B-trees split half as often (the 100k-contact Zoho
+/// export: about 5 % less CPU; BENCHMARKS.md, fix 19). An existing database
+/// keeps the size it was made with (WAL mode fixes it).
 const PAGE_SIZE: u32 = 8192;
 
 /// WAL pages after which the committing connection copies the WAL into the
