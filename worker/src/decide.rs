@@ -115,11 +115,14 @@ fn stored(layers: &[Option<&BTreeMap<String, Agreed>>]) -> String {
                 .map(|layer| layer.iter().peekable())
                 .collect();
             let mut out = serializer.serialize_map(None)?;
-            while let Some(least) = heads
-                .iter_mut()
-                .filter_map(|h| h.peek().map(|(k, _)| k.as_str()))
-                .min()
-            {
+            loop {
+                let Some(least) = heads
+                    .iter_mut()
+                    .filter_map(|h| h.peek().map(|(k, _)| k.as_str()))
+                    .min()
+                else {
+                    break;
+                };
                 let mut value = None;
                 for head in &mut heads {
                     if let Some((_, agreed)) = head.next_if(|(k, _)| k.as_str() == least) {
