@@ -43,6 +43,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
                     // A backstop only: a sync's pages have the WAL copied
                     // into the database in the background ([`checkpoint_soon`]).
                     .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
+                    .row_buffer_size(ROW_BUFFER)
             });
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         options.max_connections(20).min_connections(1);
@@ -58,6 +59,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
 /// export: about 5 % less CPU; BENCHMARKS.md, fix 19). An existing database
 /// keeps the size it was made with (WAL mode fixes it).
 const PAGE_SIZE: u32 = 8192;
+
+/// Rows a SQLite query's connection thread reads ahead of the task taking
+/// them (sqlx's default is 50). Past the buffer the thread waits for the task
+/// to take a row and is woken again for the next; with a buffer the size of a
+/// sync page (1,000 rows for a Zoho export at concurrency 10) it reads the
+/// page in one go. The 100k Zoho export: 60k context switches instead of
+/// 94k, with no CPU or wall-time change that its runs could tell apart
+/// (BENCHMARKS.md, fix 20).
+const ROW_BUFFER: usize = 1024;
 
 /// WAL pages after which the committing connection copies the WAL into the
 /// database itself (SQLite's auto-checkpoint; its default is 1,000, 8 MB at

@@ -101,11 +101,40 @@ impl Snapshot {
 /// layer's field over an earlier one's; the same text as the [`Snapshot`]
 /// they make would serialise to.
 fn stored(layers: &[Option<&BTreeMap<String, Agreed>>]) -> String {
-    let mut merged: BTreeMap<&str, &Agreed> = BTreeMap::new();
-    for (field, agreed) in layers.iter().flatten().flat_map(|layer| layer.iter()) {
-        merged.insert(field, agreed);
+    /// The layers merged as they serialise: each is in key order, so the
+    /// merge takes the least key of their heads, from the last layer holding
+    /// it, and moves every head holding it on (no merged map is built).
+    struct Merged<'a>(&'a [Option<&'a BTreeMap<String, Agreed>>]);
+    impl Serialize for Merged<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut heads: Vec<_> = self
+                .0
+                .iter()
+                .flatten()
+                .map(|layer| layer.iter().peekable())
+                .collect();
+            let mut out = serializer.serialize_map(None)?;
+            loop {
+                let Some(least) = heads
+                    .iter_mut()
+                    .filter_map(|h| h.peek().map(|(k, _)| k.as_str()))
+                    .min()
+                else {
+                    break;
+                };
+                let mut value = None;
+                for head in &mut heads {
+                    if let Some((_, agreed)) = head.next_if(|(k, _)| k.as_str() == least) {
+                        value = Some(agreed);
+                    }
+                }
+                out.serialize_entry(least, value.expect("a head holds the least key"))?;
+            }
+            out.end()
+        }
     }
-    serde_json::to_string(&merged).expect("snapshots serialise")
+    serde_json::to_string(&Merged(layers)).expect("snapshots serialise")
 }
 
 /// Why a pair was refused, in words a person can act on (R2).
@@ -167,10 +196,12 @@ pub struct Decision {
 }
 
 /// The mapping a written value follows, and the value the target side held.
+/// Kept by the target side's field, so only the other side's is stored: the
+/// platform field of a CRM write, the CRM field (none for a field that
+/// follows no mapping) of a platform write.
 #[derive(Debug, Clone, PartialEq)]
 struct Origin {
-    platform_field: String,
-    crm_field: Option<String>,
+    other: Option<String>,
     from: Value,
 }
 
@@ -268,8 +299,7 @@ impl Decision {
         self.platform_origins
             .entry(field.to_owned())
             .or_insert_with(|| Origin {
-                platform_field: field.to_owned(),
-                crm_field: None,
+                other: None,
                 from: current.unwrap_or(Value::Null),
             });
     }
@@ -358,7 +388,7 @@ impl Decision {
                     let origin = self.platform_origins.get(key);
                     FieldChangeRef {
                         platform_field: key,
-                        crm_field: origin.and_then(|o| o.crm_field.as_deref()),
+                        crm_field: origin.and_then(|o| o.other.as_deref()),
                         from: origin.map_or(&NULL, |o| &o.from),
                         to,
                         conflict: self.platform_conflicts.contains(key),
@@ -380,7 +410,9 @@ impl Decision {
                     }
                     None => {
                         let origin = self.crm_origins.get(key);
-                        let platform_field = origin.map_or(key.as_str(), |o| &o.platform_field);
+                        let platform_field = origin
+                            .and_then(|o| o.other.as_deref())
+                            .unwrap_or(key.as_str());
                         FieldChangeRef {
                             platform_field,
                             crm_field: Some(key),
@@ -587,8 +619,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                     d.crm_origins.insert(
                         m.crm_field.clone(),
                         Origin {
-                            platform_field: m.platform_field.clone(),
-                            crm_field: Some(m.crm_field.clone()),
+                            other: Some(m.platform_field.clone()),
                             from: cv.clone(),
                         },
                     );
@@ -615,8 +646,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                     d.platform_origins.insert(
                         m.platform_field.clone(),
                         Origin {
-                            platform_field: m.platform_field.clone(),
-                            crm_field: Some(m.crm_field.clone()),
+                            other: Some(m.crm_field.clone()),
                             from: pv.clone(),
                         },
                     );
