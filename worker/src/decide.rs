@@ -115,14 +115,11 @@ fn stored(layers: &[Option<&BTreeMap<String, Agreed>>]) -> String {
                 .map(|layer| layer.iter().peekable())
                 .collect();
             let mut out = serializer.serialize_map(None)?;
-            loop {
-                let Some(least) = heads
-                    .iter_mut()
-                    .filter_map(|h| h.peek().map(|(k, _)| k.as_str()))
-                    .min()
-                else {
-                    break;
-                };
+            while let Some(least) = heads
+                .iter_mut()
+                .filter_map(|h| h.peek().map(|(k, _)| k.as_str()))
+                .min()
+            {
                 let mut value = None;
                 for head in &mut heads {
                     if let Some((_, agreed)) = head.next_if(|(k, _)| k.as_str() == least) {
