@@ -13,9 +13,9 @@ use crmsync_entity::enums::{SyncMode, SyncRunStatus};
 use crmsync_entity::models::{crm_link, sync_run};
 use crmsync_worker::events::{EventBus, EventStream, SyncEvent};
 use crmsync_worker::jobs::{SyncJob, WorkerContext};
-use crmsync_worker::sync::{SyncError, run_sync};
-use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use crmsync_worker::sync::{PAGE_SIZE, SyncError, run_sync};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use serde_json::json;
 
 use crate::support::App;
@@ -143,6 +143,46 @@ async fn a_run_whose_holder_died_is_taken_over_once_its_lease_lapses() {
     assert_eq!(app.crm.persons().await.len(), 30);
 }
 
+/// The test's bus: runs `then` inside the publish of the run's first export
+/// page's progress, so the holder's next step starts after it, however fast
+/// its pages go. Pages one to three have been read and their writes started
+/// by then.
+struct OnFirstExportPage {
+    inner: Arc<dyn EventBus>,
+    then: Box<dyn Fn() + Send + Sync>,
+    done: AtomicBool,
+}
+
+impl OnFirstExportPage {
+    fn then(app: &App, then: impl Fn() + Send + Sync + 'static) -> Arc<dyn EventBus> {
+        Arc::new(Self {
+            inner: app.bus.clone(),
+            then: Box::new(then),
+            done: AtomicBool::new(false),
+        })
+    }
+}
+
+impl std::fmt::Debug for OnFirstExportPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnFirstExportPage")
+    }
+}
+
+impl EventBus for OnFirstExportPage {
+    fn publish(&self, event: SyncEvent) {
+        if event.phase == "export" && event.processed > 0 && !self.done.swap(true, Ordering::SeqCst)
+        {
+            (self.then)();
+        }
+        self.inner.publish(event);
+    }
+
+    fn subscribe(&self, tenant_id: &str) -> EventStream {
+        self.inner.subscribe(tenant_id)
+    }
+}
+
 #[tokio::test]
 async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
     // Five export pages of 500: the first, the two whose writes queue behind
@@ -157,17 +197,8 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
     a.options.holder = "worker-a".into();
     a.options.draining = Arc::new(AtomicBool::new(false));
     let draining = a.options.draining.clone();
-    let mut events = app.bus.subscribe(app.tenant.as_str());
-    let watcher = async {
-        while let Some(event) = events.next().await {
-            if event.phase == "export" && event.processed > 0 {
-                draining.store(true, Ordering::Relaxed);
-                return;
-            }
-        }
-    };
-    let first = job(&app, &run);
-    let (handed, ()) = tokio::join!(run_sync(&a, &first), watcher);
+    a.bus = OnFirstExportPage::then(&app, move || draining.store(true, Ordering::Relaxed));
+    let handed = run_sync(&a, &job(&app, &run)).await;
     assert!(matches!(handed, Err(SyncError::HandedBack)), "{handed:?}");
     let back = row(&app, &run).await;
     assert_eq!(back.status, SyncRunStatus::Running);
@@ -183,6 +214,8 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
     );
     // Pages go in a pipeline: the pages whose writes had started when the
     // worker was told to stop are recorded, and no later page is written.
+    // The drain stops the reads at once: no page after the three read.
+    assert_eq!(written, 3 * PAGE_SIZE as usize, "pages one to three");
     assert_eq!(links(&app).await, written, "every person written is linked");
 
     // Worker B gets the job again and goes on from the checkpoint.
@@ -203,60 +236,29 @@ async fn a_worker_shutting_down_hands_its_run_back_and_another_finishes_it() {
     assert_eq!(persons.len(), CONTACTS, "every contact once");
 }
 
-/// Ends the run elsewhere, as `startSync` ends a run it takes for abandoned,
-/// the moment its first export page's progress is published: the holder's
-/// next step starts from a run already ended, however fast its pages go.
-#[derive(Debug)]
-struct EndsTheRun {
-    inner: Arc<dyn EventBus>,
-    db: sea_orm::DatabaseConnection,
-    ended: AtomicBool,
-}
-
-impl EventBus for EndsTheRun {
-    fn publish(&self, event: SyncEvent) {
-        if event.phase == "export"
-            && event.processed > 0
-            && !self.ended.swap(true, Ordering::SeqCst)
-        {
-            let end = async {
-                let run = sync_run::Entity::find_by_id(&event.run_id)
-                    .one(&self.db)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                let mut am = sync_run::ActiveModel::from(run);
-                am.status = Set(SyncRunStatus::Failed);
-                am.error = Set(Some("ended elsewhere".into()));
-                am.finished_at = Set(Some(Utc::now()));
-                am.update(&self.db).await.unwrap();
-            };
-            // Committed before the holder goes on (a multi-threaded runtime:
-            // the other thread runs the page being applied meanwhile).
-            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(end));
-        }
-        self.inner.publish(event);
-    }
-
-    fn subscribe(&self, tenant_id: &str) -> EventStream {
-        self.inner.subscribe(tenant_id)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
-    // Six export pages of 500. The run is ended as the first page's progress
-    // is published: pages two to four have been read and their writes
-    // started by then, and are recorded; five and six are never read.
+    // Six export pages of 500. The holder learns of the end at its next
+    // progress, after page two: the four pages read by then (page four read
+    // after page one's progress) are recorded; five and six are never read.
     const CONTACTS: usize = 3000;
     let app = App::start(0).await;
     add_contacts(&app, CONTACTS).await;
     let run = app.queued_run(SyncMode::Incremental, None).await;
     let mut ctx = app.ctx.clone();
-    ctx.bus = Arc::new(EndsTheRun {
-        inner: app.bus.clone(),
-        db: app.db.db.clone(),
-        ended: AtomicBool::new(false),
+    // Ended elsewhere once the first export page is applied, as `startSync`
+    // ends a run it takes for abandoned; committed before the holder goes on
+    // (a multi-threaded runtime: the other thread applies the page meanwhile).
+    let (db, id) = (app.db.db.clone(), run.id.clone());
+    ctx.bus = OnFirstExportPage::then(&app, move || {
+        let end = sync_run::Entity::update_many()
+            .col_expr(sync_run::Column::Status, Expr::value(SyncRunStatus::Failed))
+            .col_expr(sync_run::Column::Error, Expr::value("ended elsewhere"))
+            .col_expr(sync_run::Column::FinishedAt, Expr::value(Utc::now()))
+            .filter(sync_run::Column::Id.eq(&id))
+            .exec(&db);
+        let ended = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(end));
+        assert_eq!(ended.unwrap().rows_affected, 1);
     });
 
     let done = run_sync(&ctx, &job(&app, &run)).await.unwrap();
@@ -268,6 +270,10 @@ async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
         "kept, not overwritten"
     );
     let written = app.crm.persons().await.len();
-    assert_eq!(written, 2000, "pages one to four, no later page");
+    assert_eq!(
+        written,
+        4 * PAGE_SIZE as usize,
+        "pages one to four, no later page"
+    );
     assert_eq!(links(&app).await, written, "every person written is linked");
 }
