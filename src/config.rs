@@ -446,6 +446,40 @@ impl Config {
         }
         Ok(())
     }
+
+    /// The HS256 secret `crmsync token` signs with, and where it came from (for the
+    /// message on stderr). Unlike [`Config::ensure_keys`] it never creates one: a
+    /// secret made up while minting would sign tokens that no server accepts.
+    pub fn existing_jwt_secret(&self) -> Result<(SecretString, String), ConfigError> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok((secret.clone(), "CRMSYNC_JWT_SECRET".to_owned()));
+        }
+        if self.jwt_public_key.is_some() {
+            return Err(err(
+                "CRMSYNC_JWT_SECRET",
+                "`crmsync token` signs with the HS256 secret; with CRMSYNC_JWT_PUBLIC_KEY (RS256) tokens come from your identity provider",
+            ));
+        }
+        let path = self.data_dir.join("jwt_secret");
+        let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        match std::fs::read_to_string(&path) {
+            Ok(existing) => Ok((
+                SecretString::from(existing.trim().to_owned()),
+                shown.display().to_string(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(err(
+                "CRMSYNC_JWT_SECRET",
+                format!(
+                    "not set, and {} does not exist: `crmsync serve` generates it at its first start in its data directory (CRMSYNC_DATA_DIR, default ./data under the directory it runs in); run `crmsync token` with the same CRMSYNC_DATA_DIR or from the same directory",
+                    shown.display()
+                ),
+            )),
+            Err(e) => Err(err(
+                "CRMSYNC_JWT_SECRET",
+                format!("cannot read {}: {e}", shown.display()),
+            )),
+        }
+    }
 }
 
 fn random_base64(bytes: usize) -> String {

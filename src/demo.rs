@@ -85,11 +85,12 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
             json!({ "input": { "name": "Demo Company", "slug": TENANT_SLUG } }),
         )
         .await;
-    if let Err(error) = created
-        && !error.to_string().contains("CONFLICT")
-    {
-        return Err(error.context("creating the demo tenant"));
-    }
+    // A restart finds the tenant of a previous start and keeps what is in it.
+    let first_start = match created {
+        Ok(_) => true,
+        Err(error) if error.to_string().contains("CONFLICT") => false,
+        Err(error) => return Err(error.context("creating the demo tenant")),
+    };
     let admin_token = mint(Role::Admin, Some(TENANT_SLUG));
     let admin = Client {
         http,
@@ -97,10 +98,13 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
         token: admin_token.clone(),
     };
 
-    let contacts = seed_contacts(&admin).await?;
-    remove_previous_connectors(&admin).await?;
-    let connector = connect_pipedrive(&admin, &sandbox).await?;
-    let zoho = connect_zoho(&admin, &sandbox).await?;
+    if first_start {
+        seed_contacts(&admin).await?;
+    }
+    let contacts = contact_count(&admin).await?;
+    let previous = previous_connectors(&admin).await?;
+    let connector = connect_pipedrive(&admin, &previous, &sandbox).await?;
+    let zoho = connect_zoho(&admin, &previous, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
@@ -116,7 +120,7 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
 
 /// About 200 platform contacts, with the awkward ones: no name, duplicates
 /// (upserted onto the same contact), states no CRM picklist holds.
-async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
+async fn seed_contacts(admin: &Client) -> anyhow::Result<()> {
     let people = seed::generate(&SeedSpec {
         seed: 7,
         people: 220,
@@ -146,100 +150,141 @@ async fn seed_contacts(admin: &Client) -> anyhow::Result<usize> {
             .with_context(|| format!("creating the demo contact {email}"))?;
         upserted += 1;
     }
-    // Duplicate e-mails were upserted onto one contact: report what is stored.
+    tracing::debug!(upserted, "demo contacts");
+    Ok(())
+}
+
+/// The contacts the demo tenant holds (duplicate e-mails were upserted onto one).
+async fn contact_count(admin: &Client) -> anyhow::Result<u64> {
     let count = admin
         .graphql("{ contacts(first: 1) { totalCount } }", json!({}))
         .await?;
-    let stored = count["contacts"]["totalCount"]
+    count["contacts"]["totalCount"]
         .as_u64()
-        .context("no contact count in the reply")?;
-    tracing::debug!(upserted, stored, "demo contacts");
-    Ok(stored as usize)
+        .context("no contact count in the reply")
 }
 
-/// Removes the demo connectors of a previous start (the sandbox is new at
-/// every start, so their credentials are dead).
-async fn remove_previous_connectors(admin: &Client) -> anyhow::Result<()> {
+/// The ids of the demo connectors a previous start made, by name.
+async fn previous_connectors(admin: &Client) -> anyhow::Result<Vec<(String, String)>> {
     let existing = admin
         .graphql(
             "{ connectors(first: 100) { edges { node { id name } } } }",
             json!({}),
         )
         .await?;
-    for edge in existing["connectors"]["edges"]
+    Ok(existing["connectors"]["edges"]
         .as_array()
         .into_iter()
         .flatten()
-    {
-        if edge["node"]["name"] == CONNECTOR_NAME || edge["node"]["name"] == ZOHO_CONNECTOR_NAME {
-            admin
-                .graphql(
-                    "mutation($id: ID!) { deleteConnector(input: {id: $id}) { deletedId } }",
-                    json!({ "id": edge["node"]["id"] }),
-                )
-                .await
-                .context("replacing the previous demo connector")?;
+        .filter_map(|edge| {
+            Some((
+                edge["node"]["name"].as_str()?.to_owned(),
+                edge["node"]["id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// Creates the demo connector named `name`, or, when a previous start made it,
+/// points it at this start's sandbox (new URL and credentials) and keeps its id,
+/// mappings and history.
+async fn create_or_reconnect(
+    admin: &Client,
+    previous: &[(String, String)],
+    name: &str,
+    create: Value,
+    reconnect: Value,
+) -> anyhow::Result<String> {
+    let (query, input, path) = match previous.iter().find(|(n, _)| n == name) {
+        Some((_, id)) => {
+            let mut input = reconnect;
+            input["id"] = json!(id);
+            (
+                "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { id } } }",
+                input,
+                "updateConnector",
+            )
         }
-    }
-    Ok(())
+        None => {
+            let mut input = create;
+            input["name"] = json!(name);
+            (
+                "mutation($input: CreateConnectorInput!) { createConnector(input: $input) { connector { id } } }",
+                input,
+                "createConnector",
+            )
+        }
+    };
+    let reply = admin
+        .graphql(query, json!({ "input": input }))
+        .await
+        .with_context(|| format!("setting up the demo connector \"{name}\""))?;
+    reply[path]["connector"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no connector id in the reply")
 }
 
 /// The demo Pipedrive connector.
-async fn connect_pipedrive(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
+async fn connect_pipedrive(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
     let pipedrive = &sandbox.description().pipedrive;
     let filter_key = pipedrive
         .field_keys
         .get("sync_to_plezi")
         .context("the sandbox has no sync_to_plezi field")?;
-    let created = admin
-        .graphql(
-            "mutation($input: CreateConnectorInput!) { createConnector(input: $input) { connector { id } } }",
-            json!({ "input": {
-                "kind": "PIPEDRIVE",
-                "name": CONNECTOR_NAME,
-                "pipedrive": { "apiToken": pipedrive.api_token, "companyDomain": pipedrive.company_domain },
-                "baseUrl": pipedrive.base_url,
-                "settings": { "filterField": filter_key, "filterValue": "yes", "minScoreToExport": 40 },
-            }}),
-        )
-        .await
-        .context("creating the demo Pipedrive connector")?;
-    created["createConnector"]["connector"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no connector id in the reply")
+    let credentials =
+        json!({ "apiToken": pipedrive.api_token, "companyDomain": pipedrive.company_domain });
+    create_or_reconnect(
+        admin,
+        previous,
+        CONNECTOR_NAME,
+        json!({
+            "kind": "PIPEDRIVE",
+            "pipedrive": credentials,
+            "baseUrl": pipedrive.base_url,
+            "settings": { "filterField": filter_key, "filterValue": "yes", "minScoreToExport": 40 },
+        }),
+        json!({ "pipedrive": credentials, "baseUrl": pipedrive.base_url }),
+    )
+    .await
 }
 
 /// The demo Zoho CRM connector: the sandbox's self-client and its fresh grant
-/// code, exchanged by `createConnector`; leads both ways, contacts one way.
-async fn connect_zoho(admin: &Client, sandbox: &Sandbox) -> anyhow::Result<String> {
+/// code, exchanged by `createConnector` (or `updateConnector`); leads both ways,
+/// contacts one way.
+async fn connect_zoho(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
     let zoho = &sandbox.description().zoho;
-    let created = admin
-        .graphql(
-            "mutation($input: CreateConnectorInput!) { createConnector(input: $input) { connector { id } } }",
-            json!({ "input": {
-                "kind": "ZOHO_CRM",
-                "name": ZOHO_CONNECTOR_NAME,
-                "zoho": {
-                    "clientId": zoho.client_id,
-                    "clientSecret": zoho.client_secret,
-                    "dataCenter": "com",
-                    "orgId": zoho.org_id,
-                    "grantCode": zoho.grant_code,
-                },
-                "baseUrl": zoho.accounts_url,
-                "settings": {
-                    "importModules": ["LEADS", "CONTACTS"],
-                    "filterField": "sync_to_plezi",
-                    "filterValue": "yes",
-                    "minScoreToExport": 40,
-                },
-            }}),
-        )
-        .await
-        .context("creating the demo Zoho CRM connector")?;
-    created["createConnector"]["connector"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no connector id in the reply")
+    let credentials = json!({
+        "clientId": zoho.client_id,
+        "clientSecret": zoho.client_secret,
+        "dataCenter": "com",
+        "orgId": zoho.org_id,
+        "grantCode": zoho.grant_code,
+    });
+    create_or_reconnect(
+        admin,
+        previous,
+        ZOHO_CONNECTOR_NAME,
+        json!({
+            "kind": "ZOHO_CRM",
+            "zoho": credentials,
+            "baseUrl": zoho.accounts_url,
+            "settings": {
+                "importModules": ["LEADS", "CONTACTS"],
+                "filterField": "sync_to_plezi",
+                "filterValue": "yes",
+                "minScoreToExport": 40,
+            },
+        }),
+        json!({ "zoho": credentials, "baseUrl": zoho.accounts_url }),
+    )
+    .await
 }

@@ -120,8 +120,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// An error ends the process with its message and causes on one line, never a
+/// backtrace (whatever `RUST_BACKTRACE` says): every error that reaches here is
+/// an expected one, such as a bad variable or a port already taken.
+fn main() -> std::process::ExitCode {
+    match cli() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn cli() -> anyhow::Result<()> {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -298,25 +298,27 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `crmsync token`: prints a JWT alone on stdout.
+/// `crmsync token`: prints a JWT alone on stdout, and on stderr which secret
+/// signed it. It signs with the secret the server uses and never makes one up.
 pub async fn token(
-    mut config: Config,
+    config: Config,
     role: Role,
     tenant: Option<String>,
     ttl: Duration,
 ) -> anyhow::Result<()> {
-    config.ensure_keys()?;
-    let Some(secret) = &config.jwt_secret else {
-        bail!(
-            "CRMSYNC_JWT_SECRET: `crmsync token` signs with the HS256 secret; with CRMSYNC_JWT_PUBLIC_KEY (RS256) tokens come from your identity provider"
-        );
-    };
+    let (secret, source) = config.existing_jwt_secret()?;
     match (role, &tenant) {
         (Role::Operator, Some(_)) => bail!("--tenant: operator tokens are not bound to a tenant"),
         (Role::Admin | Role::Viewer, None) => {
             bail!("--tenant: admin and viewer tokens need the tenant's slug")
         }
         (Role::Admin | Role::Viewer, Some(slug)) => {
+            if config.is_embedded() && !config.data_dir.join("crmsync.db").exists() {
+                bail!(
+                    "--tenant: no database at {} to find \"{slug}\" in (run `crmsync serve` or `crmsync migrate` first, with the same CRMSYNC_DATA_DIR)",
+                    std::path::absolute(config.data_dir.join("crmsync.db"))?.display()
+                );
+            }
             let db = database(&config).await?;
             if crmsync_api::tenants::find_by_slug(&db, slug)
                 .await?
@@ -328,7 +330,7 @@ pub async fn token(
         (Role::Operator, None) => {}
     }
     let token = crmsync_api::auth::mint_hs256(
-        secret,
+        &secret,
         &config.jwt_issuer,
         &config.jwt_audience,
         &format!("cli:{}", whoami()),
@@ -336,6 +338,7 @@ pub async fn token(
         tenant.as_deref(),
         ttl,
     );
+    eprintln!("signed with the HS256 secret from {source}");
     println!("{token}");
     Ok(())
 }

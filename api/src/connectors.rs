@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
-use crmsync_entity::models::{connector, field_mapping};
+use crmsync_entity::models::{connector, crm_link, crm_record, field_mapping, sync_checkpoint};
 use crmsync_entity::{TenantId, TenantScoped};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, Expectations, zoho};
@@ -140,6 +140,8 @@ pub struct ConnectorUpdate {
     pub pipedrive: Option<PipedriveCredentialsIn>,
     /// New Zoho credentials (a fresh grant code).
     pub zoho: Option<ZohoCredentialsIn>,
+    /// A new base-URL override; an empty string removes it.
+    pub base_url: Option<String>,
 }
 
 /// Zoho's data centres, as `dataCenter` takes them.
@@ -624,6 +626,18 @@ pub async fn update(
         row.settings = Set(serde_json::to_value(&settings).expect("settings serialise"));
         changed.push("settings");
     }
+    // The new base URL comes first: new Zoho credentials are exchanged there.
+    let mut base_url = model.base_url.clone();
+    if let Some(url) = &input.base_url {
+        base_url = (!url.is_empty())
+            .then(|| validate_base_url(url))
+            .transpose()?;
+        if base_url != model.base_url {
+            row.base_url = Set(base_url.clone());
+            changed.push("baseUrl");
+        }
+    }
+    let other_crm = base_url != model.base_url;
     let credentials = if let Some(creds) = input.pipedrive {
         validate_pipedrive(&creds, "input.pipedrive")?;
         Some(Credentials::Pipedrive {
@@ -634,7 +648,7 @@ pub async fn update(
         let creds = validate_zoho(creds, "input.zoho")?;
         // The grant code is spent last, once everything else has passed.
         let (credentials, _) =
-            connect_zoho(state, creds, model.base_url.as_deref(), "input.zoho").await?;
+            connect_zoho(state, creds, base_url.as_deref(), "input.zoho").await?;
         Some(credentials)
     } else {
         None
@@ -670,6 +684,9 @@ pub async fn update(
     row.updated_at = Set(Utc::now());
     let txn = state.db.begin().await?;
     let saved = row.update(&txn).await?;
+    if other_crm {
+        forget_sync_state(&txn, tenant, id).await?;
+    }
     audit::record(
         &txn,
         tenant,
@@ -682,6 +699,32 @@ pub async fn update(
     .await?;
     txn.commit().await?;
     Ok(saved)
+}
+
+/// Forgets what a connector knew of the CRM at its previous base URL: its links
+/// (contacts are matched by e-mail again), its index of CRM records and its
+/// checkpoints (the next run reads everything). Runs and mappings stay.
+async fn forget_sync_state(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: &TenantId,
+    connector_id: &str,
+) -> Result<(), ApiError> {
+    crm_link::Entity::delete_many()
+        .filter(crm_link::Column::TenantId.eq(tenant.as_str()))
+        .filter(crm_link::Column::ConnectorId.eq(connector_id))
+        .exec(txn)
+        .await?;
+    crm_record::Entity::delete_many()
+        .filter(crm_record::Column::TenantId.eq(tenant.as_str()))
+        .filter(crm_record::Column::ConnectorId.eq(connector_id))
+        .exec(txn)
+        .await?;
+    sync_checkpoint::Entity::delete_many()
+        .filter(sync_checkpoint::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_checkpoint::Column::ConnectorId.eq(connector_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Deletes a connector with its mappings, links, runs and items.

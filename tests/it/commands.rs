@@ -34,30 +34,74 @@ fn schema_prints_exactly_the_committed_schema_graphql() {
 }
 
 #[test]
-fn token_prints_one_jwt_alone_on_stdout() {
+fn token_prints_one_jwt_alone_on_stdout_and_names_its_secret() {
     let dir = temp_dir("token");
+    std::fs::write(
+        dir.join("jwt_secret"),
+        "a-secret-that-serve-generated-before-0123456789",
+    )
+    .unwrap();
     let output = crmsync(&dir)
         .args(["token", "--role", "operator", "--ttl", "30m"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(lines[0].split('.').count(), 3, "a JWT: {stdout}");
     assert!(
-        dir.join("jwt_secret").exists(),
-        "the embedded default generated the secret"
+        stderr.contains(&dir.join("jwt_secret").display().to_string()),
+        "stderr names the secret's file: {stderr}"
     );
+}
+
+#[test]
+fn token_without_a_secret_is_refused_and_creates_none() {
+    let dir = temp_dir("token-nosecret");
+    let output = crmsync(&dir)
+        .args(["token", "--role", "operator"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(stderr.contains("CRMSYNC_JWT_SECRET"), "{stderr}");
+    assert!(stderr.contains("CRMSYNC_DATA_DIR"), "{stderr}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "minting created nothing in the data directory"
+    );
+}
+
+#[test]
+fn token_signs_with_the_variable_when_it_is_set() {
+    let dir = temp_dir("token-var");
+    let output = crmsync(&dir)
+        .args(["token", "--role", "operator"])
+        .env(
+            "CRMSYNC_JWT_SECRET",
+            "0123456789abcdef0123456789abcdef-from-env",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("from CRMSYNC_JWT_SECRET"), "{stderr}");
+    assert!(!dir.join("jwt_secret").exists());
 }
 
 #[test]
 fn token_for_an_unknown_tenant_is_refused_naming_the_flag() {
     let dir = temp_dir("token-tenant");
+    let migrated = crmsync(&dir).arg("migrate").output().unwrap();
+    assert!(migrated.status.success());
+    std::fs::write(
+        dir.join("jwt_secret"),
+        "a-secret-that-serve-generated-before-0123456789",
+    )
+    .unwrap();
     let output = crmsync(&dir)
         .args(["token", "--role", "admin", "--tenant", "nobody"])
         .output()
@@ -77,6 +121,26 @@ fn a_bad_variable_is_named_in_the_error() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("CRMSYNC_DATABASE_URL"));
+}
+
+#[test]
+fn an_expected_error_prints_its_message_without_a_backtrace() {
+    let dir = temp_dir("backtrace");
+    let output = crmsync(&dir)
+        .arg("migrate")
+        .env("CRMSYNC_DATABASE_URL", "mysql://nope")
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.starts_with("error: CRMSYNC_DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]

@@ -30,7 +30,9 @@ struct Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -39,6 +41,19 @@ impl Drop for Demo {
 fn start_demo(name: &str, keep_reading: bool) -> Demo {
     let dir = std::env::temp_dir().join(format!("crmsync-demo-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    spawn_demo(dir, keep_reading)
+}
+
+/// Stops the demo and starts it again on the same data directory.
+fn restart_demo(mut demo: Demo) -> Demo {
+    let _ = demo._running.0.kill();
+    let _ = demo._running.0.wait();
+    let dir = std::mem::take(&mut demo.dir);
+    drop(demo);
+    spawn_demo(dir, true)
+}
+
+fn spawn_demo(dir: std::path::PathBuf, keep_reading: bool) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
         .args(["serve", "--demo"])
         .env("CRMSYNC_DATA_DIR", &dir)
@@ -123,6 +138,30 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     assert_eq!(data["connectors"]["totalCount"], 2);
     for connector in &demo.connectors {
         full_sync_runs_to_the_end(&http, &url, &token, connector).await;
+    }
+}
+
+#[tokio::test]
+async fn a_demo_restart_keeps_its_connectors_and_contacts() {
+    let demo = start_demo("restart", true);
+    let http = reqwest::Client::new();
+    let count =
+        "{ contacts(first: 1) { totalCount } connectors(first: 5) { edges { node { id } } } }";
+    // A sync brings CRM records in, as a person trying the demo would.
+    full_sync_runs_to_the_end(&http, &demo.url, &demo.token, &demo.connectors[0]).await;
+    let before = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
+
+    let demo = restart_demo(demo);
+    let after = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
+
+    assert_eq!(after, before, "the same contacts and connectors");
+    assert_eq!(demo.connectors.len(), 2);
+    for connector in &demo.connectors {
+        assert!(
+            before.to_string().contains(connector.as_str()),
+            "{connector} kept its id"
+        );
+        full_sync_runs_to_the_end(&http, &demo.url, &demo.token, connector).await;
     }
 }
 

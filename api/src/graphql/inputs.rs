@@ -163,6 +163,11 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) zoho: Option<ZohoCredentialsInput>,
     /// New Pipedrive credentials.
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
+    /// is reached); an empty string removes the override. Another URL is another
+    /// CRM account as far as crmsync can tell: the connector forgets its links and
+    /// checkpoints, and its next run matches records to contacts by e-mail afresh.
+    pub(crate) base_url: Option<String>,
 }
 
 /// The connector to delete.

@@ -99,6 +99,7 @@ impl Mutation {
             settings: input.settings.map(Into::into),
             pipedrive: input.pipedrive.map(Into::into),
             zoho: input.zoho.map(Into::into),
+            base_url: input.base_url,
         };
         let model =
             connectors::update(state(ctx), &scope.tenant, &scope.actor, &input.id, update).await?;

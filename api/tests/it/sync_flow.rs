@@ -161,3 +161,76 @@ async fn a_subscription_sees_a_real_run_from_queued_to_succeeded() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_new_base_url_points_the_connector_at_another_crm_and_forgets_its_links() {
+    use crmsync_entity::models::crm_link;
+    use crmsync_entity::{TenantId, TenantScoped};
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+
+    let (first, second) = (sandbox().await, sandbox().await);
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let id = app.pipedrive_connector(&first).await;
+    let links = || async {
+        crm_link::Entity::for_tenant(&TenantId::new(app.tenant_id.clone()))
+            .filter(crm_link::Column::ConnectorId.eq(&id))
+            .count(&app.state.db)
+            .await
+            .unwrap()
+    };
+    let run = app.admin_ok(START, json!({ "id": id })).await;
+    wait_final(&app, run["startSync"]["run"]["id"].as_str().unwrap()).await;
+    assert!(links().await > 0, "the first CRM's records are linked");
+
+    let pd = &second.description().pipedrive;
+    let updated = app
+        .admin_ok(
+            "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { baseUrl } } }",
+            json!({ "input": {
+                "id": id,
+                "baseUrl": pd.base_url,
+                "pipedrive": { "apiToken": pd.api_token, "companyDomain": pd.company_domain },
+            }}),
+        )
+        .await;
+
+    assert_eq!(
+        updated["updateConnector"]["connector"]["baseUrl"],
+        pd.base_url.as_str()
+    );
+    assert_eq!(links().await, 0, "links to the first CRM are forgotten");
+    let run = app.admin_ok(START, json!({ "id": id })).await;
+    let done = wait_final(&app, run["startSync"]["run"]["id"].as_str().unwrap()).await;
+    assert!(
+        matches!(done["status"].as_str(), Some("SUCCEEDED" | "PARTIAL")),
+        "{done}"
+    );
+    assert!(links().await > 0, "the second CRM's records are linked");
+}
+
+#[tokio::test]
+async fn a_bad_base_url_is_refused_and_an_empty_one_removes_the_override() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+    const UPDATE: &str = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { baseUrl } } }";
+
+    let bad = app
+        .gql(
+            &app.token(Role::Admin),
+            UPDATE,
+            json!({ "input": { "id": id, "baseUrl": "ftp://x" } }),
+        )
+        .await;
+    let cleared = app
+        .admin_ok(UPDATE, json!({ "input": { "id": id, "baseUrl": "" } }))
+        .await;
+
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
+    assert_eq!(field(&bad), "input.baseUrl", "{bad}");
+    assert!(
+        cleared["updateConnector"]["connector"]["baseUrl"].is_null(),
+        "{cleared}"
+    );
+}
