@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 mod admin;
+mod coql;
 mod limits;
 mod oauth;
+mod org;
 mod records;
 mod search;
 mod writes;
