@@ -8,6 +8,7 @@ mod limits;
 mod oauth;
 mod org;
 mod records;
+mod sdk;
 mod search;
 mod writes;
 
