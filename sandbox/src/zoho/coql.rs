@@ -47,6 +47,13 @@ pub(crate) async fn query(
 async fn run(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Reject> {
     let call = begin(state, headers, Need::Coql).await?;
     let parsed = select_query(body).and_then(|text| parse(&text).map_err(Reject::from));
+    // The module's read scope is checked before any credit is spent, as for other calls.
+    if let Ok(q) = &parsed
+        && let Some(m) = Module::from_api(&q.module)
+        && !scope_allows(&call.scope, Need::Module(m, "read"))
+    {
+        return Err(scope_mismatch());
+    }
     // Zoho charges by the page size asked for: 1 credit up to 200, 2 up to 1,000, 3 beyond.
     let cost = match &parsed {
         Ok(q) if q.limit > 1000 => 3,
@@ -61,9 +68,6 @@ async fn run(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             json!({ "module": q.module, "reason": "invalid module given" }),
         )
     })?;
-    if !scope_allows(&call.scope, Need::Module(m, "read")) {
-        return Err(scope_mismatch());
-    }
     let data = call.org.data.lock();
     check(&q, &data, m)?;
     Ok(answer(&q, &data, m))
@@ -768,11 +772,15 @@ fn compare(kind: Kind, a: &str, b: &str) -> Option<std::cmp::Ordering> {
 /// `like` patterns: `%` at either end means "any text there"; matching ignores case.
 fn like(value: &str, pattern: &str) -> bool {
     let (v, p) = (value.to_lowercase(), pattern.to_lowercase());
-    match (p.strip_prefix('%'), p.strip_suffix('%')) {
-        (Some(_), Some(_)) if p.len() >= 2 => v.contains(&p[1..p.len() - 1]),
-        (Some(rest), None) => v.ends_with(rest),
-        (None, Some(rest)) => v.starts_with(rest),
-        _ => v == p,
+    let (starts, rest) = p
+        .strip_prefix('%')
+        .map_or((false, p.as_str()), |r| (true, r));
+    let (ends, core) = rest.strip_suffix('%').map_or((false, rest), |r| (true, r));
+    match (starts, ends) {
+        (true, true) => v.contains(core),
+        (true, false) => v.ends_with(core),
+        (false, true) => v.starts_with(core),
+        (false, false) => v == core,
     }
 }
 
@@ -966,5 +974,6 @@ mod tests {
         assert!(like("Anna@Acme.com", "%.COM"));
         assert!(!like("Anna@Acme.com", "acme"));
         assert!(like("x", "x"));
+        assert!(like("anything", "%"));
     }
 }

@@ -233,6 +233,7 @@ async fn coql_needs_the_coql_scope_and_the_modules_read_scope() {
         .token_with_scope("ZohoCRM.coql.READ,ZohoCRM.modules.contacts.READ")
         .await;
 
+    let before = z.usage().await["credits_used"].clone();
     for token in [modules_only, contacts_only] {
         let (s, body) = coql(&z, &token, query).await;
         assert_eq!(
@@ -240,6 +241,8 @@ async fn coql_needs_the_coql_scope_and_the_modules_read_scope() {
             (401, json!("OAUTH_SCOPE_MISMATCH"))
         );
     }
+    let after = z.usage().await["credits_used"].clone();
+    assert_eq!(after, before, "refused calls spend no credit");
 }
 
 #[tokio::test]
