@@ -825,27 +825,7 @@ fn answer(q: &Query, data: &OrgData, m: Module) -> Response {
             })
         })
         .collect();
-    if !q.order.is_empty() {
-        // Records start in id order and the sort is stable, so id breaks ties. Empty
-        // values sort first in ascending order, as in SQL.
-        rows.sort_by(|a, b| {
-            q.order
-                .iter()
-                .fold(std::cmp::Ordering::Equal, |acc, (c, asc)| {
-                    acc.then_with(|| {
-                        let k = kind(c);
-                        let (x, y) = (comparable(data, m, a, c, k), comparable(data, m, b, c, k));
-                        let o = match (x, y) {
-                            (Some(x), Some(y)) => {
-                                compare(k, &x, &y).unwrap_or(std::cmp::Ordering::Equal)
-                            }
-                            (x, y) => x.is_some().cmp(&y.is_some()),
-                        };
-                        if *asc { o } else { o.reverse() }
-                    })
-                })
-        });
-    }
+    order_rows(&mut rows, &q.order, data, m);
     let total = rows.len();
     let page: Vec<Value> = rows
         .into_iter()
@@ -858,6 +838,30 @@ fn answer(q: &Query, data: &OrgData, m: Module) -> Response {
     }
     let info = json!({ "count": page.len(), "more_records": total > q.offset + q.limit });
     json_reply(StatusCode::OK, &data_reply(page, [("info", info)]))
+}
+
+/// Sorts by the `order by` columns. Records start in id order and the sort is stable,
+/// so id breaks ties; empty values sort first in ascending order, as in SQL.
+fn order_rows(rows: &mut [&Record], order: &[(String, bool)], data: &OrgData, m: Module) {
+    use std::cmp::Ordering;
+    let by_column = |a: &Record, b: &Record, column: &str| {
+        let k = kind_of(data, m, column).unwrap_or(Kind::Text);
+        match (
+            comparable(data, m, a, column, k),
+            comparable(data, m, b, column, k),
+        ) {
+            (Some(x), Some(y)) => compare(k, &x, &y).unwrap_or(Ordering::Equal),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        }
+    };
+    rows.sort_by(|a, b| {
+        order.iter().fold(Ordering::Equal, |acc, (column, asc)| {
+            acc.then_with(|| {
+                let o = by_column(a, b, column);
+                if *asc { o } else { o.reverse() }
+            })
+        })
+    });
 }
 
 /// The selected columns and `id`; lookups (and users) show only their id, as COQL does.
