@@ -238,7 +238,7 @@ pub(crate) fn create_org(
         Some(spec) => serde_json::to_value(data.seed(&generate(spec), now)).unwrap_or_default(),
         None => json!({ "leads": 0, "contacts": 0, "converted": 0 }),
     };
-    let org = Arc::new(Org::new(id.clone(), name, limits, data));
+    let org = Arc::new(Org::new(id.clone(), name, limits, data, now));
     state.zoho.registry.write().orgs.push(org.clone());
     let (client_id, client_secret) = state.zoho.new_client(&org);
     let grant_code = state.zoho.mint_grant_code(

@@ -29,6 +29,10 @@ pub(crate) enum Need {
     Fields,
     /// `ZohoCRM.users.all` or `ZohoCRM.users.read`.
     Users,
+    /// `ZohoCRM.org.all` or `ZohoCRM.org.read`.
+    Org,
+    /// `ZohoCRM.coql.read` (the module's read scope is checked once the query names it).
+    Coql,
 }
 
 pub(crate) fn scope_allows(scope: &str, need: Need) -> bool {
@@ -52,6 +56,8 @@ pub(crate) fn scope_allows(scope: &str, need: Need) -> bool {
             "zohocrm.settings.fields.read".into(),
         ]),
         Need::Users => any(&["zohocrm.users.all".into(), "zohocrm.users.read".into()]),
+        Need::Org => any(&["zohocrm.org.all".into(), "zohocrm.org.read".into()]),
+        Need::Coql => any(&["zohocrm.coql.read".into()]),
     }
 }
 
@@ -93,6 +99,8 @@ impl Drop for Slot {
 pub(crate) struct Call {
     pub org: Arc<Org>,
     pub user: u64,
+    /// The token's scope, for checks that depend on the request body (COQL's module).
+    pub scope: String,
     _slot: Slot,
     heavy: Option<Slot>,
     now_ms: i64,
@@ -100,6 +108,15 @@ pub(crate) struct Call {
 
 fn too_many(limit: &str, message: &str) -> Reject {
     error(429, "TOO_MANY_REQUESTS", message, json!({ "limit": limit }))
+}
+
+pub(crate) fn scope_mismatch() -> Reject {
+    error(
+        401,
+        "OAUTH_SCOPE_MISMATCH",
+        "invalid oauth scope to access this URL",
+        json!({}),
+    )
 }
 
 pub(crate) fn invalid_token() -> Reject {
@@ -124,12 +141,7 @@ pub(crate) async fn begin(state: &Shared, headers: &HeaderMap, need: Need) -> Re
     };
     let org = state.zoho.org(&org_id).ok_or_else(invalid_token)?;
     if !scope_allows(&scope, need) {
-        return Err(error(
-            401,
-            "OAUTH_SCOPE_MISMATCH",
-            "invalid oauth scope to access this URL",
-            json!({}),
-        ));
+        return Err(scope_mismatch());
     }
     let limit = org.limits.lock().concurrency;
     let slot = Slot::take(&org, false, limit).ok_or_else(|| {
@@ -143,6 +155,7 @@ pub(crate) async fn begin(state: &Shared, headers: &HeaderMap, need: Need) -> Re
     Ok(Call {
         org,
         user,
+        scope,
         _slot: slot,
         heavy: None,
         now_ms,

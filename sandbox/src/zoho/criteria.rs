@@ -61,15 +61,16 @@ pub struct Condition {
     pub values: Vec<String>,
 }
 
-/// A parsed criteria.
+/// A parsed criteria: a tree of conditions joined by `and`/`or`. COQL's `where`
+/// reuses it with its own condition type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expr {
+pub enum Expr<C = Condition> {
     /// A single condition.
-    Cond(Condition),
+    Cond(C),
     /// Both sides.
-    And(Box<Expr>, Box<Expr>),
+    And(Box<Expr<C>>, Box<Expr<C>>),
     /// Either side.
-    Or(Box<Expr>, Box<Expr>),
+    Or(Box<Expr<C>>, Box<Expr<C>>),
 }
 
 /// Why a criteria was refused.
@@ -83,9 +84,9 @@ pub enum CriteriaError {
     TooMany(usize),
 }
 
-impl Expr {
+impl<C> Expr<C> {
     /// Evaluates with `test` deciding each condition.
-    pub fn eval(&self, test: &mut impl FnMut(&Condition) -> bool) -> bool {
+    pub fn eval(&self, test: &mut impl FnMut(&C) -> bool) -> bool {
         match self {
             Expr::Cond(c) => test(c),
             Expr::And(a, b) => a.eval(test) && b.eval(test),
@@ -94,7 +95,7 @@ impl Expr {
     }
 
     /// All conditions, left to right.
-    pub fn conditions(&self) -> Vec<&Condition> {
+    pub fn conditions(&self) -> Vec<&C> {
         match self {
             Expr::Cond(c) => vec![c],
             Expr::And(a, b) | Expr::Or(a, b) => {

@@ -3,15 +3,18 @@
 //!
 //! Layout: `org` holds an org's data and indexes, `fields` the field lists and value
 //! validation, `oauth` the token endpoint, `auth` the per-request checks (token,
-//! scope, concurrency, credits), `read` and `write` the API handlers, `criteria` the
-//! search grammar and `admin` the admin API.
+//! scope, concurrency, credits), `read` and `write` the API handlers, `organization`
+//! the org endpoint, `criteria` the search grammar, `coql` the query API and `admin`
+//! the admin API.
 
 mod admin;
 mod auth;
+mod coql;
 pub mod criteria;
 mod fields;
 mod oauth;
 mod org;
+mod organization;
 mod read;
 mod write;
 
@@ -183,6 +186,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/accounts/oauth/v2/token", post(oauth::token))
         .route("/accounts/oauth/v2/token/revoke", post(oauth::revoke))
         .route("/api/crm/v8/users", get(read::users))
+        .route("/api/crm/v8/org", get(organization::get))
+        .route("/api/crm/v8/coql", post(coql::query))
         .route("/api/crm/v8/settings/fields", get(read::fields))
         .route(
             "/api/crm/v8/{module}",
@@ -301,14 +306,18 @@ pub(crate) fn error(status: u16, code: &str, message: &str, details: Value) -> R
     (status, Json(body)).into_response().into()
 }
 
-async fn invalid_url() -> Response {
+/// Zoho's answer for a path that is not an API.
+pub(crate) fn invalid_url_pattern() -> Reject {
     error(
         404,
         "INVALID_URL_PATTERN",
         "Please check if the URL trying to access is a correct one",
         json!({}),
     )
-    .into_response()
+}
+
+async fn invalid_url() -> Response {
+    invalid_url_pattern().into_response()
 }
 
 #[cfg(test)]

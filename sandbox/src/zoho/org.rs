@@ -123,13 +123,22 @@ pub(crate) struct Org {
     pub gate: tokio::sync::watch::Sender<bool>,
     /// OAuth client ids registered for this org, oldest first.
     pub clients: Mutex<Vec<String>>,
+    /// When the org was created (Unix seconds, sandbox clock).
+    pub created: i64,
 }
 
 impl Org {
-    pub(crate) fn new(id: String, name: String, limits: Limits, data: OrgData) -> Self {
+    pub(crate) fn new(
+        id: String,
+        name: String,
+        limits: Limits,
+        data: OrgData,
+        created: i64,
+    ) -> Self {
         Self {
             id,
             name,
+            created,
             limits: Mutex::new(limits),
             usage: Mutex::new(Usage::default()),
             data: Mutex::new(data),
@@ -220,6 +229,8 @@ pub(crate) struct Deleted {
     pub display_name: String,
     pub deleted_time: i64,
     pub deleted_by: u64,
+    /// Who created the record, shown as `created_by` like `deleted_by`.
+    pub created_by: u64,
 }
 
 /// One module's records with the indexes pagination and matching need.
@@ -313,6 +324,8 @@ pub(crate) struct OrgData {
     pub accounts: Store,
     pub workflow_runs: u64,
     pub tz: FixedOffset,
+    /// The org's own 19-digit id, as `GET /org` shows it (the sandbox's org id is its zgid).
+    pub record_id: u64,
     next_id: u64,
 }
 
@@ -334,6 +347,7 @@ impl OrgData {
             accounts: Store::default(),
             workflow_runs: 0,
             tz,
+            record_id: id_base + 5,
             next_id: id_base + 10_000,
         }
     }
@@ -458,13 +472,22 @@ impl OrgData {
         v
     }
 
+    /// A recycle-bin row with the keys Zoho documents: `display_name`, `type`,
+    /// `deleted_by`, `id`, `deleted_time` and `created_by` (users as `{"name","id"}`).
     pub(crate) fn deleted_json(&self, d: &Deleted) -> Value {
+        let minified = |id: u64| {
+            self.user(id).map_or(
+                Value::Null,
+                |u| json!({ "name": u.full_name(), "id": u.id.to_string() }),
+            )
+        };
         json!({
-            "id": d.id.to_string(),
             "display_name": d.display_name,
             "type": "recycle",
+            "deleted_by": minified(d.deleted_by),
+            "id": d.id.to_string(),
             "deleted_time": self.time(d.deleted_time),
-            "deleted_by": self.user(d.deleted_by).map_or(json!({}), |u| json!({"name": u.full_name(), "id": u.id.to_string()})),
+            "created_by": minified(d.created_by),
         })
     }
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth::{Need, begin};
 use super::criteria::{self, Condition, CriteriaError, Expr, Op};
 use super::fields::FieldDef;
-use super::org::{Module, OrgData, Record, Store};
+use super::org::{Module, OrgData, Record, Store, User};
 use super::{Reject, data_reply, error, json_reply};
 use crate::AppState;
 
@@ -29,15 +29,43 @@ const DISCRETE_LIMIT: usize = 2000;
 const TOKEN_LIMIT: usize = 100_000;
 const TOKEN_TTL_SECS: i64 = 86_400;
 
+/// The API's own top-level resources: a path under one of them that no route serves
+/// is not an API at all, so it must not be answered as an unknown module.
+const RESOURCES: [&str; 12] = [
+    "org",
+    "users",
+    "settings",
+    "coql",
+    "actions",
+    "files",
+    "features",
+    "bulk",
+    "read",
+    "write",
+    "composite_requests",
+    "notifications",
+];
+
+/// The module a path names. A well-formed api name (a letter, then letters, digits or
+/// `_`) that is not a module here is `INVALID_MODULE`, as Zoho answers for a module the
+/// org does not have; anything else (a resource name, a dot, a hyphen) is not an API
+/// path and gets `INVALID_URL_PATTERN`.
 pub(crate) fn module_of(name: &str) -> Result<Module, Reject> {
-    Module::from_api(name).ok_or_else(|| {
-        error(
-            400,
-            "INVALID_MODULE",
-            "the module name given seems to be invalid",
-            json!({ "resource_path_index": 0 }),
-        )
-    })
+    if let Some(m) = Module::from_api(name) {
+        return Ok(m);
+    }
+    let mut chars = name.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !well_formed || RESOURCES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(super::invalid_url_pattern());
+    }
+    Err(error(
+        400,
+        "INVALID_MODULE",
+        "the module name given seems to be invalid",
+        json!({ "resource_path_index": 0 }),
+    ))
 }
 
 pub(crate) fn invalid(message: &str, details: Value) -> Reject {
@@ -841,17 +869,11 @@ async fn users_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply
     let call = begin(state, headers, Need::Users).await?;
     call.charge(1).await?;
     let kind = q.get("type").map(String::as_str).unwrap_or("AllUsers");
-    let keep: fn(&super::org::User) -> bool = match kind {
-        "AllUsers" => |_| true,
-        "ActiveUsers" | "ActiveConfirmedUsers" => |u| u.status == "active",
-        "DeactiveUsers" => |u| u.status == "disabled",
-        "AdminUsers" => |u| u.profile == "Administrator",
-        other => {
-            return Err(invalid(
-                &format!("type {other} is not supported"),
-                json!({ "param": "type", "supported_values": ["AllUsers", "ActiveUsers", "DeactiveUsers", "ActiveConfirmedUsers", "AdminUsers"] }),
-            ));
-        }
+    let Some(keep) = user_filter(kind, call.user) else {
+        return Err(invalid(
+            &format!("type {kind} is not supported"),
+            json!({ "param": "type", "supported_values": USER_TYPES }),
+        ));
     };
     let data = call.org.data.lock();
     let users: Vec<Value> = data
@@ -869,6 +891,40 @@ async fn users_inner(state: &AppState, q: &Params, headers: &HeaderMap) -> Reply
         "info": { "per_page": 200, "count": users.len(), "page": 1, "more_records": false },
     }))
     .into_response())
+}
+
+/// The `type` values Zoho documents for `GET /users`.
+const USER_TYPES: [&str; 10] = [
+    "AllUsers",
+    "ActiveUsers",
+    "DeactiveUsers",
+    "ConfirmedUsers",
+    "NotConfirmedUsers",
+    "DeletedUsers",
+    "ActiveConfirmedUsers",
+    "AdminUsers",
+    "ActiveConfirmedAdmins",
+    "CurrentUser",
+];
+
+type UserFilter = Box<dyn Fn(&User) -> bool>;
+
+/// Which users a `type` lists; `me` is the token's user. Every sandbox user has
+/// confirmed their invitation and none is deleted, so `NotConfirmedUsers` and
+/// `DeletedUsers` are always empty.
+fn user_filter(kind: &str, me: u64) -> Option<UserFilter> {
+    let admin = |u: &User| u.profile == "Administrator";
+    let active = |u: &User| u.status == "active";
+    Some(match kind {
+        "AllUsers" | "ConfirmedUsers" => Box::new(|_| true),
+        "ActiveUsers" | "ActiveConfirmedUsers" => Box::new(active),
+        "DeactiveUsers" => Box::new(|u| u.status == "disabled"),
+        "NotConfirmedUsers" | "DeletedUsers" => Box::new(|_| false),
+        "AdminUsers" => Box::new(admin),
+        "ActiveConfirmedAdmins" => Box::new(move |u| active(u) && admin(u)),
+        "CurrentUser" => Box::new(move |u| u.id == me),
+        _ => return None,
+    })
 }
 
 pub(crate) async fn fields(

@@ -630,6 +630,7 @@ async fn delete(
                 display_name: name,
                 deleted_time: now,
                 deleted_by: call.user,
+                created_by: r.created_by,
             })
         });
         match removed {

@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 mod admin;
+mod coql;
 mod limits;
 mod oauth;
+mod org;
 mod records;
+mod sdk;
 mod search;
 mod writes;
 

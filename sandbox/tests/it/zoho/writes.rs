@@ -657,3 +657,50 @@ async fn custom_datetime_fields_need_an_offset() {
     let got: Value = resp.json().await.unwrap();
     assert_eq!(got["data"][1]["details"]["expected_data_type"], "datetime");
 }
+
+#[tokio::test]
+async fn deleted_rows_name_the_creator_and_the_deleter() {
+    let z = Zoho::start_with(0).await;
+    let users = z.sb.desc().zoho.users.clone();
+    let (creator, deleter) = (&users[1], &users[0]);
+    let (s, stored) =
+        z.sb.admin_post(
+            &format!("/admin/zoho/orgs/{}/records/Leads", z.org()),
+            json!({ "records": [{ "Last_Name": "Kept", "Created_By": { "id": creator["id"] } }] }),
+        )
+        .await;
+    assert_eq!(s, 201, "{stored}");
+    let id = stored["ids"][0].as_str().unwrap().to_owned();
+    assert_eq!(z.delete(&format!("/Leads/{id}")).await.0, 200);
+
+    let (s, body) = z.get("/Leads/deleted").await;
+
+    assert_eq!(s, 200);
+    let row = &body["data"][0];
+    let mut keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "created_by",
+            "deleted_by",
+            "deleted_time",
+            "display_name",
+            "id",
+            "type"
+        ]
+    );
+    assert_eq!(
+        row["created_by"],
+        json!({ "name": creator["full_name"], "id": creator["id"] })
+    );
+    assert_eq!(
+        row["deleted_by"],
+        json!({ "name": deleter["full_name"], "id": deleter["id"] })
+    );
+}
