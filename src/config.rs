@@ -53,6 +53,8 @@ struct Raw {
     delivery_retry_base_ms: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     delivery_max_attempts: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    ws_max_subscriptions: Option<String>,
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -125,6 +127,9 @@ pub struct Config {
     /// Attempts before a delivery is given up (`CRMSYNC_DELIVERY_MAX_ATTEMPTS`,
     /// default 10).
     pub delivery_max_attempts: u32,
+    /// Subscriptions one WebSocket may hold at once; the next `subscribe` is
+    /// refused with an error (`CRMSYNC_WS_MAX_SUBSCRIPTIONS`, default 100).
+    pub ws_max_subscriptions: usize,
 }
 
 impl Config {
@@ -176,6 +181,7 @@ impl Config {
         overlay!(smtp_from, "CRMSYNC_SMTP_FROM");
         overlay!(delivery_retry_base_ms, "CRMSYNC_DELIVERY_RETRY_BASE_MS");
         overlay!(delivery_max_attempts, "CRMSYNC_DELIVERY_MAX_ATTEMPTS");
+        overlay!(ws_max_subscriptions, "CRMSYNC_WS_MAX_SUBSCRIPTIONS");
 
         let bind: SocketAddr = raw
             .bind
@@ -338,6 +344,18 @@ impl Config {
                 }
             },
         };
+        let ws_max_subscriptions = match raw.ws_max_subscriptions.as_deref().map(str::trim) {
+            None => crmsync_api::DEFAULT_WS_MAX_SUBSCRIPTIONS,
+            Some(n) => match n.parse::<usize>() {
+                Ok(n @ 1..=10_000) => n,
+                _ => {
+                    return Err(err(
+                        "CRMSYNC_WS_MAX_SUBSCRIPTIONS",
+                        "expected a whole number of subscriptions between 1 and 10000",
+                    ));
+                }
+            },
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -359,6 +377,7 @@ impl Config {
             smtp_from,
             delivery_retry_base,
             delivery_max_attempts,
+            ws_max_subscriptions,
         })
     }
 
@@ -560,6 +579,19 @@ mod tests {
         assert_eq!(config.queue_heartbeat, Duration::from_secs(20));
         assert_eq!(config.worker_bind.to_string(), "127.0.0.1:9464");
         assert_eq!(config.schedule_min_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_subscription_cap_per_socket_is_configurable_within_bounds() {
+        let config = Config::from_sources(&env(&[])).unwrap();
+        assert_eq!(config.ws_max_subscriptions, 100);
+        let config = Config::from_sources(&env(&[("CRMSYNC_WS_MAX_SUBSCRIPTIONS", "3")])).unwrap();
+        assert_eq!(config.ws_max_subscriptions, 3);
+        for bad in ["0", "many", "10001"] {
+            let e =
+                Config::from_sources(&env(&[("CRMSYNC_WS_MAX_SUBSCRIPTIONS", bad)])).unwrap_err();
+            assert_eq!(e.variable, "CRMSYNC_WS_MAX_SUBSCRIPTIONS", "{bad}");
+        }
     }
 
     #[test]

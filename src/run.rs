@@ -145,6 +145,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         schedule_min_interval: config.schedule_min_interval,
+        ws_max_subscriptions: config.ws_max_subscriptions,
     };
     let context = WorkerContext {
         db,
@@ -188,9 +189,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     // requests in flight answered; the worker hands its runs back.
     let shutdown_sockets = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, crmsync_api::router(state))
-            .with_graceful_shutdown(async move { shutdown.started().await })
-            .await
+        crmsync_api::serve(listener, crmsync_api::router(state), async move {
+            shutdown.started().await;
+        })
+        .await
     });
     tracing::info!(graphql = %format!("http://{addr}/graphql"), "crmsync is serving");
     let _sandbox = if demo {

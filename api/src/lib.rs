@@ -18,14 +18,19 @@ mod idempotency;
 pub mod ops;
 pub mod patch;
 pub mod runs;
+mod server;
 pub mod tenants;
 pub mod webhooks;
 mod ws;
 
 pub use error::ApiError;
+pub use server::serve;
 
 /// The largest request body accepted on `POST /graphql` (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Subscriptions one WebSocket may hold at once unless configured otherwise.
+pub const DEFAULT_WS_MAX_SUBSCRIPTIONS: usize = 100;
 
 /// Everything the API needs; cheap to clone.
 #[derive(Clone)]
@@ -49,6 +54,9 @@ pub struct ApiState {
     /// The shortest schedule interval a connector may ask for
     /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, one minute by default).
     pub schedule_min_interval: std::time::Duration,
+    /// Subscriptions one WebSocket may hold at once
+    /// (`CRMSYNC_WS_MAX_SUBSCRIPTIONS`, [`DEFAULT_WS_MAX_SUBSCRIPTIONS`]).
+    pub ws_max_subscriptions: usize,
     /// Completes when the process shuts down: open subscriptions are closed
     /// with 1001 (going away) so clients reconnect to another process.
     pub shutdown: Shutdown,
@@ -127,7 +135,8 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
-/// only), `/graphql/ws` (graphql-transport-ws), and the operations endpoints
+/// only), `/graphql/ws` (graphql-transport-ws, or the legacy
+/// graphql-ws of subscriptions-transport-ws), and the operations endpoints
 /// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));

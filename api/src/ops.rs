@@ -47,7 +47,7 @@ pub async fn spawn(bind: SocketAddr, ops: Ops) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(ops)).await {
+        if let Err(e) = crate::server::serve(listener, router(ops), std::future::pending()).await {
             tracing::error!(error = %e, "the operations server stopped");
         }
     });

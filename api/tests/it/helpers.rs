@@ -54,6 +54,15 @@ impl TestApp {
 
     /// Starts the app validating tokens with `key`.
     pub async fn spawn_with_key(key: JwtKey) -> Self {
+        Self::spawn_configured(key, |_| {}).await
+    }
+
+    /// Starts the app (HS256 tokens) with settings changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut ApiState)) -> Self {
+        Self::spawn_configured(JwtKey::Hs256(SecretString::from(SECRET)), configure).await
+    }
+
+    async fn spawn_configured(key: JwtKey, configure: impl FnOnce(&mut ApiState)) -> Self {
         let jwt_key = key;
         let database = TestDatabase::new().await;
         let statements = Arc::new(AtomicUsize::new(0));
@@ -70,7 +79,7 @@ impl TestApp {
             audience: AUDIENCE.into(),
         })
         .unwrap();
-        let state = ApiState {
+        let mut state = ApiState {
             queue: queue_for(&db).await,
             db,
             bus: bus.clone(),
@@ -81,11 +90,17 @@ impl TestApp {
             shutdown: crmsync_api::Shutdown::never(),
             metrics: Metrics::new(),
             schedule_min_interval: crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
+            ws_max_subscriptions: crmsync_api::DEFAULT_WS_MAX_SUBSCRIPTIONS,
         };
+        configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(async move {
+            crmsync_api::serve(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        });
         let slug = slug();
         let tenant = crmsync_api::tenants::create_tenant(&database.db, "Acme", &slug)
             .await

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod clients;
 mod connectors;
 mod contacts;
 mod crm;
