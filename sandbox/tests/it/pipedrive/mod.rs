@@ -3,7 +3,9 @@
 
 mod admin;
 mod auth;
+mod details;
 mod fields;
+mod includes;
 mod limits;
 mod persons;
 mod search;
