@@ -8,6 +8,7 @@ mod fields;
 mod includes;
 mod limits;
 mod persons;
+mod sdk;
 mod search;
 
 use reqwest::header::HeaderMap;
