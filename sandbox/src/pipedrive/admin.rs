@@ -177,6 +177,7 @@ async fn seed_persons(
 fn stored_json(p: &Person, fields: &[model::CustomField]) -> Value {
     let mut v = model::person_v2(p, fields, &Render::default());
     v["custom_fields"] = json!(p.custom_fields);
+    v["marketing_status"] = json!(p.marketing_status);
     v["delete_time"] = json!(p.delete_time.map(model::rfc3339));
     v
 }
@@ -220,6 +221,16 @@ struct StoredPerson {
     label_ids: Vec<u64>,
     #[serde(default)]
     marketing_status: Option<String>,
+    #[serde(default)]
+    job_title: Option<String>,
+    #[serde(default)]
+    birthday: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    im: Vec<Contact>,
+    #[serde(default)]
+    postal_address: Option<model::PostalAddress>,
     #[serde(default)]
     custom_fields: BTreeMap<String, Value>,
     #[serde(default)]
@@ -279,6 +290,13 @@ async fn put_persons(
             marketing_status: input
                 .marketing_status
                 .unwrap_or_else(|| "no_consent".into()),
+            details: model::Details {
+                job_title: input.job_title,
+                birthday: input.birthday,
+                notes: input.notes,
+                im: input.im,
+                postal_address: input.postal_address,
+            },
             custom_fields: input.custom_fields,
         };
         stored.push(stored_json(&person, &data.fields));

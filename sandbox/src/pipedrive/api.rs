@@ -20,8 +20,11 @@ use super::validate::{self, PersonInput};
 use super::{ApiError, Ctx, json_response, ok, serve};
 use crate::AppState;
 
-/// Values `include_fields` accepts on the v2 list and get.
+/// Values `include_fields` accepts on the v2 list and get. The sandbox company has
+/// Pipedrive's marketing app enabled, so `marketing_status` and `doi_status` are allowed.
 const INCLUDE_FIELDS: &[&str] = &[
+    "next_activity_id",
+    "last_activity_id",
     "open_deals_count",
     "related_open_deals_count",
     "closed_deals_count",
@@ -41,27 +44,29 @@ const INCLUDE_FIELDS: &[&str] = &[
     "related_lost_deals_count",
     "last_incoming_mail_time",
     "last_outgoing_mail_time",
+    "marketing_status",
     "doi_status",
+    "smart_bcc_email",
 ];
 const SEARCH_FIELDS: &[&str] = &["name", "email", "phone", "notes", "custom_fields"];
 const MAX_LIMIT: usize = 500;
 
-type Params = Vec<(String, String)>;
+pub(super) type Params = Vec<(String, String)>;
 
-fn query_of(uri: &Uri) -> Params {
+pub(super) fn query_of(uri: &Uri) -> Params {
     Query::<Params>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default()
 }
 
-fn param<'a>(query: &'a Params, name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(query: &'a Params, name: &str) -> Option<&'a str> {
     query
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn invalid_param(name: &str, reason: &str) -> ApiError {
+pub(super) fn invalid_param(name: &str, reason: &str) -> ApiError {
     ApiError::bad_request(format!("Validation failed: {name}: {reason}"))
 }
 
@@ -72,7 +77,7 @@ fn person_id(raw: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| invalid_param("id", "must be a positive integer"))
 }
 
-fn limit_param(query: &Params, default: usize) -> Result<usize, ApiError> {
+pub(super) fn limit_param(query: &Params, default: usize) -> Result<usize, ApiError> {
     match param(query, "limit") {
         None => Ok(default),
         Some(raw) => match raw.parse::<usize>() {
@@ -82,7 +87,7 @@ fn limit_param(query: &Params, default: usize) -> Result<usize, ApiError> {
     }
 }
 
-fn comma_list(raw: &str) -> Vec<String> {
+pub(super) fn comma_list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -91,7 +96,7 @@ fn comma_list(raw: &str) -> Vec<String> {
 }
 
 /// FNV-1a, to bind cursors to the query they came from.
-fn fingerprint(parts: &[&str]) -> u64 {
+pub(super) fn fingerprint(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in part.bytes().chain([0x1f]) {
@@ -102,11 +107,11 @@ fn fingerprint(parts: &[&str]) -> u64 {
     hash
 }
 
-fn encode_cursor(fp: u64, a: i64, b: u64) -> String {
+pub(super) fn encode_cursor(fp: u64, a: i64, b: u64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{fp:016x}.{a}.{b}"))
 }
 
-fn decode_cursor(raw: &str, fp: u64) -> Result<(i64, u64), ApiError> {
+pub(super) fn decode_cursor(raw: &str, fp: u64) -> Result<(i64, u64), ApiError> {
     let bad = || invalid_param("cursor", "invalid cursor");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw)
@@ -155,6 +160,7 @@ struct ListQuery {
     owner_id: Option<u64>,
     custom: Option<Vec<String>>,
     include: Vec<String>,
+    labels: Labels,
     fingerprint: u64,
 }
 
@@ -221,6 +227,7 @@ impl ListQuery {
             }
         };
         let include = include_fields(query)?;
+        let labels = Labels::parse(query)?;
         let company = company_id.to_string();
         let fingerprint = fingerprint(&[
             &company,
@@ -233,6 +240,8 @@ impl ListQuery {
             param(query, "owner_id").unwrap_or(""),
             param(query, "custom_fields").unwrap_or(""),
             param(query, "include_fields").unwrap_or(""),
+            param(query, "include_option_labels").unwrap_or(""),
+            param(query, "include_labels").unwrap_or(""),
         ]);
         let after = param(query, "cursor")
             .map(|c| decode_cursor(c, fingerprint))
@@ -248,6 +257,7 @@ impl ListQuery {
             owner_id,
             custom,
             include,
+            labels,
             fingerprint,
         })
     }
@@ -378,6 +388,30 @@ fn range<K: Ord + Copy + 'static>(
     }
 }
 
+/// `include_option_labels` and `include_labels` (true or false, default false).
+#[derive(Debug, Default, Clone, Copy)]
+struct Labels {
+    options: bool,
+    labels: bool,
+}
+
+impl Labels {
+    fn parse(query: &Params) -> Result<Self, ApiError> {
+        Ok(Self {
+            options: boolean_param(query, "include_option_labels")?,
+            labels: boolean_param(query, "include_labels")?,
+        })
+    }
+}
+
+fn boolean_param(query: &Params, name: &str) -> Result<bool, ApiError> {
+    match param(query, name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(invalid_param(name, "must be true or false")),
+    }
+}
+
 fn include_fields(query: &Params) -> Result<Vec<String>, ApiError> {
     let Some(raw) = param(query, "include_fields") else {
         return Ok(Vec::new());
@@ -413,6 +447,9 @@ pub async fn list_persons(
         let render = Render {
             only_custom: q.custom.as_deref(),
             include: &q.include,
+            option_labels: q.labels.options,
+            labels: q.labels.labels,
+            company_domain: &ctx.company.domain,
         };
         let data: Vec<model::PersonV2<'_>> = page
             .iter()
@@ -446,6 +483,7 @@ pub async fn get_person(
     serve(&state, &company, &headers, &query, Op::Get, |ctx| {
         let id = person_id(&id)?;
         let include = include_fields(&query)?;
+        let labels = Labels::parse(&query)?;
         let data = ctx.company.data.lock();
         let person = visible_person(&data, id, ctx.now)?;
         let value = model::person_v2(
@@ -454,6 +492,9 @@ pub async fn get_person(
             &Render {
                 only_custom: None,
                 include: &include,
+                option_labels: labels.options,
+                labels: labels.labels,
+                company_domain: &ctx.company.domain,
             },
         );
         Ok(ok(StatusCode::OK, value, None))
@@ -519,6 +560,22 @@ fn apply(person: &mut Person, input: PersonInput) {
     if let Some(at) = input.add_time {
         person.add_time = at;
     }
+    let details = &mut person.details;
+    if let Some(title) = input.job_title {
+        details.job_title = title;
+    }
+    if let Some(birthday) = input.birthday {
+        details.birthday = birthday;
+    }
+    if let Some(notes) = input.notes {
+        details.notes = notes;
+    }
+    if let Some(im) = input.im {
+        details.im = im;
+    }
+    if let Some(address) = input.postal_address {
+        details.postal_address = address;
+    }
     for (key, value) in input.custom_fields {
         if value.is_null() {
             person.custom_fields.remove(&key);
@@ -556,6 +613,7 @@ pub async fn create_person(
             visible_to: 3,
             label_ids: Vec::new(),
             marketing_status: "no_consent".into(),
+            details: Default::default(),
             custom_fields: Default::default(),
         };
         apply(&mut person, input);
@@ -782,6 +840,31 @@ fn pagination(query: &Params) -> Result<(usize, usize), ApiError> {
     Ok((start, limit_param(query, 100)?))
 }
 
+/// The options of a standard field (`label`, `marketing_status`, `visible_to`), else null.
+pub(super) fn standard_options(key: &str) -> Value {
+    match key {
+        "label" => json!(
+            PERSON_LABELS
+                .iter()
+                .map(|(id, l)| json!({"id": id, "label": l}))
+                .collect::<Vec<_>>()
+        ),
+        "marketing_status" => json!(
+            model::MARKETING_STATUSES
+                .iter()
+                .map(|s| json!({"id": s, "label": s}))
+                .collect::<Vec<_>>()
+        ),
+        "visible_to" => json!([
+            {"id": 1, "label": "Owner & followers"},
+            {"id": 3, "label": "Entire company"},
+            {"id": 5, "label": "Owner's visibility group"},
+            {"id": 7, "label": "Owner's visibility group and sub-groups"},
+        ]),
+        _ => Value::Null,
+    }
+}
+
 /// `GET /api/v1/personFields`.
 pub async fn person_fields(
     State(state): State<AppState>,
@@ -797,27 +880,7 @@ pub async fn person_fields(
             .iter()
             .enumerate()
             .map(|(i, (key, name, field_type))| {
-                let options = match *key {
-                    "label" => json!(
-                        PERSON_LABELS
-                            .iter()
-                            .map(|(id, l)| json!({"id": id, "label": l}))
-                            .collect::<Vec<_>>()
-                    ),
-                    "marketing_status" => json!(
-                        model::MARKETING_STATUSES
-                            .iter()
-                            .map(|s| json!({"id": s, "label": s}))
-                            .collect::<Vec<_>>()
-                    ),
-                    "visible_to" => json!([
-                        {"id": 1, "label": "Owner & followers"},
-                        {"id": 3, "label": "Entire company"},
-                        {"id": 5, "label": "Owner's visibility group"},
-                        {"id": 7, "label": "Owner's visibility group and sub-groups"},
-                    ]),
-                    _ => Value::Null,
-                };
+                let options = standard_options(key);
                 field_json(
                     i as u64 + 1,
                     key,

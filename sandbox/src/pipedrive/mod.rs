@@ -4,6 +4,7 @@
 
 mod admin;
 mod api;
+mod fields;
 pub mod limits;
 pub mod model;
 mod validate;
@@ -341,6 +342,7 @@ pub(crate) fn router() -> Router<AppState> {
                 .patch(api::update_person)
                 .delete(api::delete_person),
         )
+        .route("/api/v2/personFields", get(fields::person_fields_v2))
         .route("/api/v1/personFields", get(api::person_fields))
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/me", get(api::me))

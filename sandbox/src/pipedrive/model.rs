@@ -159,6 +159,79 @@ fn default_label() -> String {
     "work".into()
 }
 
+/// A postal address: the full address and its components, each optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PostalAddress {
+    /// The full address.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// State or region.
+    #[serde(default)]
+    pub admin_area_level_1: Option<String>,
+    /// County.
+    #[serde(default)]
+    pub admin_area_level_2: Option<String>,
+    /// City.
+    #[serde(default)]
+    pub locality: Option<String>,
+    /// Neighbourhood.
+    #[serde(default)]
+    pub sublocality: Option<String>,
+    /// Street.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Street number.
+    #[serde(default)]
+    pub street_number: Option<String>,
+    /// Apartment or suite.
+    #[serde(default)]
+    pub subpremise: Option<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+}
+
+/// The keys of a postal address, in Pipedrive's order.
+pub const ADDRESS_PARTS: &[&str] = &[
+    "value",
+    "country",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "locality",
+    "sublocality",
+    "route",
+    "street_number",
+    "subpremise",
+    "postal_code",
+];
+
+/// The standard person fields Pipedrive fills through contact sync (`job_title`,
+/// `birthday`, `notes`, `im`, `postal_address`); the sandbox company has contact sync
+/// enabled, so persons always carry them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Details {
+    /// Job title.
+    #[serde(default)]
+    pub job_title: Option<String>,
+    /// Birthday, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub birthday: Option<String>,
+    /// Contact sync notes (at most 10,000 characters).
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Instant messaging accounts, shaped like e-mails and phones.
+    #[serde(default)]
+    pub im: Vec<Contact>,
+    /// Postal address.
+    #[serde(default)]
+    pub postal_address: Option<PostalAddress>,
+}
+
 /// Labels allowed on e-mails and phones.
 pub const CONTACT_LABELS: &[&str] = &["work", "home", "mobile", "other"];
 /// Values of `visible_to`.
@@ -206,6 +279,8 @@ pub struct Person {
     pub label_ids: Vec<u64>,
     /// Marketing status.
     pub marketing_status: String,
+    /// Job title, birthday, notes, instant messaging and postal address.
+    pub details: Details,
     /// Custom field values by key, in v2 form (option ids for enum and set).
     pub custom_fields: BTreeMap<String, Value>,
 }
@@ -436,6 +511,7 @@ impl Data {
                     "subscribed"
                 }
                 .into(),
+                details: Details::default(),
                 custom_fields: custom,
             });
             ids.push(id);
@@ -528,8 +604,14 @@ pub fn v1_time(secs: i64) -> String {
 pub struct Render<'a> {
     /// Only these custom field keys (`custom_fields=` on the list).
     pub only_custom: Option<&'a [String]>,
-    /// `include_fields=` values to add (as zero counts or null).
+    /// `include_fields=` values to add, in the order asked.
     pub include: &'a [String],
+    /// `include_option_labels=true`: enum and set values as `{id, label}` objects.
+    pub option_labels: bool,
+    /// `include_labels=true`: a `labels` array of `{id, label}` beside `label_ids`.
+    pub labels: bool,
+    /// The company's domain, for `smart_bcc_email`.
+    pub company_domain: &'a str,
 }
 
 /// A person in API v2 form. Every custom field of the company appears, null when unset.
@@ -548,6 +630,23 @@ pub struct PersonV2<'a> {
     pub render: &'a Render<'a>,
 }
 
+/// An enum or set value with its options' labels: `{id, label}` for an enum, an array
+/// of them for a set. Ids without an option (and other field types) stay as they are.
+fn with_option_labels(field: Option<&CustomField>, value: &Value) -> Value {
+    let Some(field) = field.filter(|f| f.field_type.has_options()) else {
+        return value.clone();
+    };
+    let labelled = |id: &Value| match id.as_u64().and_then(|id| field.option(id)) {
+        Some(option) => json!({ "id": option.id, "label": option.label }),
+        None => id.clone(),
+    };
+    match value {
+        Value::Array(ids) => Value::Array(ids.iter().map(labelled).collect()),
+        Value::Null => Value::Null,
+        id => labelled(id),
+    }
+}
+
 struct CustomV2<'a>(&'a PersonV2<'a>);
 
 impl Serialize for CustomV2<'_> {
@@ -555,22 +654,43 @@ impl Serialize for CustomV2<'_> {
         use serde::ser::SerializeMap;
         let PersonV2 { p, fields, render } = self.0;
         let mut map = serializer.serialize_map(None)?;
+        let mut entry = |key: &String, field: Option<&CustomField>| {
+            let value = p.custom_fields.get(key).unwrap_or(&Value::Null);
+            if render.option_labels {
+                map.serialize_entry(key, &with_option_labels(field, value))
+            } else {
+                map.serialize_entry(key, value)
+            }
+        };
         match render.only_custom {
             Some(keys) => {
                 for key in keys {
-                    map.serialize_entry(key, p.custom_fields.get(key).unwrap_or(&Value::Null))?;
+                    entry(key, fields.iter().find(|f| &f.key == key))?;
                 }
             }
             None => {
                 for f in fields.iter() {
-                    map.serialize_entry(
-                        &f.key,
-                        p.custom_fields.get(&f.key).unwrap_or(&Value::Null),
-                    )?;
+                    entry(&f.key, Some(f))?;
                 }
             }
         }
         map.end()
+    }
+}
+
+/// The value of an `include_fields` entry: the stored marketing status, a smart BCC
+/// address, and zero counts or nulls for what the sandbox does not emulate (deals,
+/// activities, mail, double opt-in).
+fn included(field: &str, p: &Person, render: &Render<'_>) -> Value {
+    match field {
+        "marketing_status" => json!(p.marketing_status),
+        "smart_bcc_email" => json!(format!(
+            "{}+{}@pipedrivemail.com",
+            render.company_domain, p.id
+        )),
+        "doi_status" => Value::Null,
+        f if f.ends_with("_time") || f.ends_with("_id") => Value::Null,
+        _ => json!(0),
     }
 }
 
@@ -592,14 +712,26 @@ impl Serialize for PersonV2<'_> {
         map.serialize_entry("is_deleted", &p.is_deleted)?;
         map.serialize_entry("visible_to", &p.visible_to)?;
         map.serialize_entry("label_ids", &p.label_ids)?;
-        map.serialize_entry("marketing_status", &p.marketing_status)?;
+        if self.render.labels {
+            let labels: Vec<Value> = p
+                .label_ids
+                .iter()
+                .filter_map(|id| PERSON_LABELS.iter().find(|(l, _)| l == id))
+                .map(|(id, label)| json!({ "id": id, "label": label }))
+                .collect();
+            map.serialize_entry("labels", &labels)?;
+        }
+        // Pictures are not emulated: no person has one.
+        map.serialize_entry("picture_id", &Value::Null)?;
+        let d = &p.details;
+        map.serialize_entry("postal_address", &d.postal_address)?;
+        map.serialize_entry("notes", &d.notes)?;
+        map.serialize_entry("im", &d.im)?;
+        map.serialize_entry("birthday", &d.birthday)?;
+        map.serialize_entry("job_title", &d.job_title)?;
         map.serialize_entry("custom_fields", &CustomV2(self))?;
         for field in self.render.include {
-            if field.ends_with("_time") {
-                map.serialize_entry(field, &Value::Null)?;
-            } else {
-                map.serialize_entry(field, &0)?;
-            }
+            map.serialize_entry(field, &included(field, p, self.render))?;
         }
         map.end()
     }

@@ -5,11 +5,15 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 use super::model::{
-    CONTACT_LABELS, Contact, Data, FieldType, MARKETING_STATUSES, PERSON_LABELS, VISIBLE_TO,
+    ADDRESS_PARTS, CONTACT_LABELS, Contact, Data, FieldType, MARKETING_STATUSES, PERSON_LABELS,
+    PostalAddress, VISIBLE_TO,
 };
 
 /// The message Pipedrive gives for a missing or empty name.
 pub const NAME_REQUIRED: &str = "Name must be given.";
+
+/// The longest `notes` Pipedrive takes, in characters.
+pub const MAX_NOTES_CHARS: usize = 10_000;
 
 /// The fields of a create or update body, each checked; absent fields are None.
 #[derive(Debug, Default)]
@@ -24,6 +28,11 @@ pub struct PersonInput {
     pub visible_to: Option<u64>,
     pub label_ids: Option<Vec<u64>>,
     pub marketing_status: Option<String>,
+    pub job_title: Option<Option<String>>,
+    pub birthday: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+    pub im: Option<Vec<Contact>>,
+    pub postal_address: Option<Option<PostalAddress>>,
     /// Creation time (create only), Unix seconds.
     pub add_time: Option<i64>,
     /// Custom field values by key; `Null` clears.
@@ -88,8 +97,22 @@ pub fn person_input(body: &[u8], data: &Data, creating: bool) -> Result<PersonIn
                     return Err(invalid("org_id", &format!("organization {id} not found")));
                 }
             },
-            "emails" => input.emails = Some(contacts(value, "emails")?),
-            "phones" => input.phones = Some(contacts(value, "phones")?),
+            "emails" => input.emails = Some(contacts(value, "emails", Some(CONTACT_LABELS))?),
+            "phones" => input.phones = Some(contacts(value, "phones", Some(CONTACT_LABELS))?),
+            "im" => input.im = Some(contacts(value, "im", None)?),
+            "job_title" => input.job_title = Some(optional_string(value, "job_title")?),
+            "notes" => {
+                let notes = optional_string(value, "notes")?;
+                if notes
+                    .as_ref()
+                    .is_some_and(|n| n.chars().count() > MAX_NOTES_CHARS)
+                {
+                    return Err(invalid("notes", "must be at most 10000 characters"));
+                }
+                input.notes = Some(notes);
+            }
+            "birthday" => input.birthday = Some(birthday(value)?),
+            "postal_address" => input.postal_address = Some(postal_address(value)?),
             "visible_to" => {
                 let v = integer(value, "visible_to")?;
                 if !VISIBLE_TO.contains(&v) {
@@ -145,7 +168,48 @@ pub fn person_input(body: &[u8], data: &Data, creating: bool) -> Result<PersonIn
     Ok(input)
 }
 
-fn contacts(value: &Value, field: &str) -> Result<Vec<Contact>, ApiError> {
+/// A `YYYY-MM-DD` date that exists, or null.
+fn birthday(value: &Value) -> Result<Option<String>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s)
+            if s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() =>
+        {
+            Ok(Some(s.clone()))
+        }
+        _ => Err(invalid("birthday", "must be a date YYYY-MM-DD")),
+    }
+}
+
+/// An address object (`value` and components, each a string or null), or null to clear.
+fn postal_address(value: &Value) -> Result<Option<PostalAddress>, ApiError> {
+    let map = match value {
+        Value::Null => return Ok(None),
+        Value::Object(map) => map,
+        _ => {
+            return Err(invalid(
+                "postal_address",
+                "must be an object with value and address components",
+            ));
+        }
+    };
+    for (key, part) in map {
+        let at = format!("postal_address.{key}");
+        if !ADDRESS_PARTS.contains(&key.as_str()) {
+            return Err(invalid(&at, "unknown field"));
+        }
+        if !(part.is_string() || part.is_null()) {
+            return Err(invalid(&at, "must be a string"));
+        }
+    }
+    serde_json::from_value(value.clone())
+        .map(Some)
+        .map_err(|e| invalid("postal_address", &e.to_string()))
+}
+
+/// A list of `{value, primary, label}`: e-mails and phones take `labels` only, instant
+/// messaging accounts (`labels` None) any non-empty label.
+fn contacts(value: &Value, field: &str, labels: Option<&[&str]>) -> Result<Vec<Contact>, ApiError> {
     let Value::Array(items) = value else {
         return Err(invalid(
             field,
@@ -178,14 +242,17 @@ fn contacts(value: &Value, field: &str) -> Result<Vec<Contact>, ApiError> {
                 ("primary", _) => {
                     return Err(invalid(&format!("{at}.primary"), "must be a boolean"));
                 }
-                ("label", Value::String(s)) if CONTACT_LABELS.contains(&s.as_str()) => {
+                ("label", Value::String(s))
+                    if labels.map_or(!s.trim().is_empty(), |l| l.contains(&s.as_str())) =>
+                {
                     contact.label = s.clone()
                 }
                 ("label", _) => {
-                    return Err(invalid(
-                        &format!("{at}.label"),
-                        "must be one of work, home, mobile, other",
-                    ));
+                    let reason = match labels {
+                        Some(l) => format!("must be one of {}", l.join(", ")),
+                        None => "must be a non-empty string".to_owned(),
+                    };
+                    return Err(invalid(&format!("{at}.label"), &reason));
                 }
                 (other, _) => return Err(invalid(&format!("{at}.{other}"), "unknown field")),
             }

@@ -381,3 +381,33 @@ async fn check_says_what_is_wrong() {
     assert!(!unknown.ok);
     assert!(unknown.message.contains("company"), "{}", unknown.message);
 }
+
+#[tokio::test]
+async fn listed_and_fetched_persons_carry_their_marketing_status() {
+    let crm = Crm::start(0).await;
+    let client = crm.client();
+    let results = client
+        .write(
+            CrmModule::Persons,
+            vec![create(
+                "opt@in.com",
+                &[
+                    ("last_name", json!("Optin")),
+                    ("email", json!("opt@in.com")),
+                    ("marketing_status", json!("subscribed")),
+                ],
+            )],
+        )
+        .await;
+    let id = results[0].as_ref().unwrap().id.clone();
+
+    let listed = list_all(&crm).await;
+    let fetched = client
+        .get_many(CrmModule::Persons, std::slice::from_ref(&id))
+        .await
+        .unwrap();
+
+    let listed = listed.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(listed.values["marketing_status"], "subscribed");
+    assert_eq!(fetched[0].values["marketing_status"], "subscribed");
+}

@@ -226,3 +226,115 @@ async fn recents_for_other_item_types_list_no_persons_and_unknown_types_are_400(
     assert_eq!(deals.body["data"], json!([]));
     assert_error(&unknown, 400, "items");
 }
+
+/// Every item of `GET /api/v2/personFields`, following `next_cursor`.
+async fn v2_fields(pd: &Pd<'_>, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v2/personFields?{query}&cursor={c}"),
+            None => format!("/api/v2/personFields?{query}"),
+        };
+        let r = pd.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        items.extend(r.body["data"].as_array().unwrap().iter().cloned());
+        match r.body["additional_data"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test]
+async fn v2_person_fields_describe_standard_and_custom_fields_by_field_code() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::default_company(&sb);
+
+    let fields = v2_fields(&pd, "").await;
+
+    let by_code = |c: &str| fields.iter().find(|f| f["field_code"] == c).cloned();
+    let name = by_code("name").unwrap();
+    assert_eq!(
+        name,
+        json!({"field_name": "Name", "field_code": "name", "field_type": "varchar",
+               "options": null, "subfields": null, "is_custom_field": false,
+               "is_optional_response_field": false})
+    );
+    for code in [
+        "job_title",
+        "birthday",
+        "notes",
+        "im",
+        "postal_address",
+        "picture_id",
+    ] {
+        assert!(by_code(code).is_some(), "{code}");
+    }
+    let marketing = by_code("marketing_status").unwrap();
+    assert_eq!(marketing["is_optional_response_field"], true);
+    assert_eq!(marketing["options"].as_array().unwrap().len(), 4);
+    let address = by_code("postal_address").unwrap();
+    assert_eq!(address["field_type"], "address");
+    assert_eq!(address["subfields"].as_array().unwrap().len(), 10);
+    let sync = by_code(&pd.field_key("sync_to_plezi").await).unwrap();
+    assert_eq!(sync["is_custom_field"], true);
+    assert_eq!(sync["field_type"], "enum");
+    let labels: Vec<&str> = sync["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["yes", "no"]);
+    assert_eq!(
+        fields
+            .iter()
+            .filter(|f| f["is_custom_field"] == true)
+            .count(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn v2_person_fields_page_with_limit_and_cursor() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::default_company(&sb);
+    let all = v2_fields(&pd, "").await;
+
+    let first = pd.get("/api/v2/personFields?limit=5").await;
+    let paged = v2_fields(&pd, "limit=5").await;
+
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 5);
+    assert!(first.body["additional_data"]["next_cursor"].is_string());
+    assert_eq!(paged, all);
+    assert_error(
+        &pd.get("/api/v2/personFields?limit=501").await,
+        400,
+        "limit",
+    );
+    assert_error(
+        &pd.get("/api/v2/personFields?cursor=nope").await,
+        400,
+        "cursor",
+    );
+}
+
+#[tokio::test]
+async fn v2_person_fields_add_namespaces_only_when_asked() {
+    let sb = TestSandbox::start().await;
+    let pd = Pd::default_company(&sb);
+
+    let plain = pd.get("/api/v2/personFields?limit=1").await;
+    let asked = pd
+        .get("/api/v2/personFields?limit=1&include_fields=ui_visibility,required_fields")
+        .await;
+    let unknown = pd.get("/api/v2/personFields?include_fields=colour").await;
+
+    assert!(plain.body["data"][0].get("ui_visibility").is_none());
+    let name = &asked.body["data"][0];
+    assert_eq!(name["ui_visibility"]["add_visible_flag"], true);
+    assert_eq!(name["required_fields"], json!({"enabled": true}));
+    assert!(name.get("important_fields").is_none());
+    assert_error(&unknown, 400, "include_fields");
+}

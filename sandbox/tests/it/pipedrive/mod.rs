@@ -3,9 +3,12 @@
 
 mod admin;
 mod auth;
+mod details;
 mod fields;
+mod includes;
 mod limits;
 mod persons;
+mod sdk;
 mod search;
 
 use reqwest::header::HeaderMap;

@@ -99,11 +99,20 @@ async fn a_person_has_the_v2_shape_with_40_hex_custom_field_keys() {
         "is_deleted",
         "visible_to",
         "label_ids",
-        "marketing_status",
+        "picture_id",
+        "postal_address",
+        "notes",
+        "im",
+        "birthday",
+        "job_title",
         "custom_fields",
     ] {
         assert!(p.get(key).is_some(), "{key} missing in {p}");
     }
+    assert!(
+        p.get("marketing_status").is_none(),
+        "marketing_status comes only through include_fields: {p}"
+    );
     assert!(p["owner_id"].is_u64());
     assert_eq!(p["is_deleted"], false);
     let time = p["update_time"].as_str().unwrap();

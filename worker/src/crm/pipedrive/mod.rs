@@ -42,6 +42,8 @@ pub const MAX_PAGE: u32 = 500;
 pub const MAX_IDS: usize = 100;
 /// Writes in flight at once (each is one call: Pipedrive has no batch write).
 const WRITE_CONCURRENCY: usize = 8;
+/// Persons carry `marketing_status` only when asked for it; the mappings read it.
+const INCLUDE_FIELDS: (&str, &str) = ("include_fields", "marketing_status");
 /// Pipedrive's documented search limit per token and 2 s.
 const SEARCH_LIMIT: u32 = 10;
 
@@ -306,7 +308,7 @@ impl PipedriveClient {
             .call(
                 Method::GET,
                 &format!("/api/v2/persons/{id}"),
-                &[],
+                &[(INCLUDE_FIELDS.0, INCLUDE_FIELDS.1.to_owned())],
                 None,
                 false,
             )
@@ -523,6 +525,7 @@ impl CrmClient for PipedriveClient {
             ("sort_by", "update_time".to_owned()),
             ("sort_direction", "asc".to_owned()),
             ("limit", query.page_size.clamp(1, MAX_PAGE).to_string()),
+            (INCLUDE_FIELDS.0, INCLUDE_FIELDS.1.to_owned()),
         ];
         if let Some(since) = query.since {
             params.push(("updated_since", rfc3339(since)));
@@ -572,7 +575,11 @@ impl CrmClient for PipedriveClient {
         for chunk in unique.chunks(MAX_IDS) {
             let mut cursor: Option<String> = None;
             loop {
-                let mut params = vec![("ids", chunk.join(",")), ("limit", MAX_IDS.to_string())];
+                let mut params = vec![
+                    ("ids", chunk.join(",")),
+                    ("limit", MAX_IDS.to_string()),
+                    (INCLUDE_FIELDS.0, INCLUDE_FIELDS.1.to_owned()),
+                ];
                 if let Some(cursor) = &cursor {
                     params.push(("cursor", cursor.clone()));
                 }
