@@ -2,12 +2,11 @@
 //! limit, no batches, no mutations over GET, GraphiQL.
 
 use async_graphql::Data;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::ApiState;
 use crate::auth::{self, Principal};
@@ -169,14 +168,7 @@ pub(crate) async fn get_graphql(
 ) -> Response {
     let request_id = request_id(&headers);
     let Some(query) = query.filter(|q| q.contains("query=")) else {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .title("crmsync GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return crate::graphiql::page();
     };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,

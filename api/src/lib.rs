@@ -12,6 +12,7 @@ pub mod auth;
 pub mod connectors;
 pub mod contacts;
 mod error;
+mod graphiql;
 mod graphql;
 mod http;
 mod idempotency;
@@ -136,7 +137,8 @@ impl std::fmt::Debug for ApiState {
 
 /// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
 /// only), `/graphql/ws` (graphql-transport-ws, or the legacy
-/// graphql-ws of subscriptions-transport-ws), and the operations endpoints
+/// graphql-ws of subscriptions-transport-ws), GraphiQL's embedded assets
+/// under `/graphiql/assets/`, and the operations endpoints
 /// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));
@@ -154,6 +156,10 @@ pub fn router(state: ApiState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route("/graphql/ws", get(ws::upgrade))
+        .route(
+            &format!("{}/{{name}}", graphiql::ASSETS_PATH),
+            get(graphiql::asset),
+        )
         .with_state(app)
         .merge(ops::router(ops))
 }

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod commands;
+mod graphiql;
 mod sandbox_cli;
 mod scale_out;
 mod scheduling;

@@ -19,13 +19,14 @@ impl Drop for Running {
     }
 }
 
-struct Demo {
+pub(crate) struct Demo {
     _running: Running,
     dir: std::path::PathBuf,
-    url: String,
-    token: String,
+    /// The GraphiQL (and GraphQL) URL the demo printed.
+    pub(crate) url: String,
+    pub(crate) token: String,
     /// The Pipedrive connector's id, then the Zoho CRM one's.
-    connectors: Vec<String>,
+    pub(crate) connectors: Vec<String>,
 }
 
 impl Drop for Demo {
@@ -38,7 +39,7 @@ impl Drop for Demo {
 
 /// Starts `crmsync serve --demo` and reads its summary. With `keep_reading`, the
 /// rest of stdout is drained; without, the pipe is closed as a script would.
-fn start_demo(name: &str, keep_reading: bool) -> Demo {
+pub(crate) fn start_demo(name: &str, keep_reading: bool) -> Demo {
     let dir = std::env::temp_dir().join(format!("crmsync-demo-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     spawn_demo(dir, keep_reading)

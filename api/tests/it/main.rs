@@ -10,6 +10,7 @@ mod contacts;
 mod crm;
 mod dry_run;
 mod errors;
+mod graphiql;
 mod isolation;
 mod limits;
 mod nplus1;
