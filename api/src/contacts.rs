@@ -5,7 +5,8 @@ use chrono::Utc;
 use crmsync_entity::enums::Lifecycle;
 use crmsync_entity::models::contact;
 use crmsync_entity::{Email, TenantId, TenantScoped};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, QueryFilter, Set};
+use sea_orm::sea_query::LikeExpr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, QueryFilter, Set};
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -13,6 +14,52 @@ use crate::patch::Patch;
 
 /// The longest free-text value we store.
 const MAX_TEXT: usize = 1000;
+
+/// The longest search term: longer ones find nothing a shorter one would not,
+/// and SQLite refuses LIKE patterns of 50,000 bytes.
+pub(crate) const MAX_SEARCH: usize = 200;
+
+/// The escape character of search patterns (the same on SQLite and PostgreSQL).
+const LIKE_ESCAPE: char = '\\';
+
+/// The filter of `contacts(search:)`: contacts whose e-mail, names or company
+/// contain the term literally (`%` and `_` are no wildcards). `None` for a
+/// blank term, which lists everyone.
+pub(crate) fn search_filter(term: &str) -> Result<Option<Condition>, ApiError> {
+    let term = term.trim();
+    if term.chars().count() > MAX_SEARCH {
+        return Err(ApiError::validation(
+            "search",
+            format!("must be at most {MAX_SEARCH} characters"),
+        ));
+    }
+    if term.is_empty() {
+        return Ok(None);
+    }
+    let contains = |column: contact::Column, text: &str| {
+        let pattern = format!("%{}%", escape_like(text));
+        column.like(LikeExpr::new(pattern).escape(LIKE_ESCAPE))
+    };
+    Ok(Some(
+        Condition::any()
+            .add(contains(contact::Column::Email, &term.to_lowercase()))
+            .add(contains(contact::Column::FirstName, term))
+            .add(contains(contact::Column::LastName, term))
+            .add(contains(contact::Column::Company, term)),
+    ))
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            out.push(LIKE_ESCAPE);
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// An upsert by e-mail: fields left out are kept, an explicit null clears.
 #[derive(Debug, Clone, Default)]
@@ -95,24 +142,7 @@ pub async fn upsert_contact(
         other => other,
     };
     if let Patch::Set(value) = &input.custom_fields {
-        let Some(object) = value.as_object() else {
-            return Err(ApiError::validation(
-                at("customFields"),
-                "must be a JSON object",
-            ));
-        };
-        if let Some(bad) = object.keys().find(|k| {
-            k.is_empty()
-                || k.len() > 64
-                || !k
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        }) {
-            return Err(ApiError::validation(
-                at("customFields"),
-                format!("key \"{bad}\": use 1 to 64 lower-case letters, digits or '_'"),
-            ));
-        }
+        check_custom_fields(&at("customFields"), value)?;
     }
 
     let existing = contact::Entity::for_tenant(tenant)
@@ -184,6 +214,64 @@ pub async fn upsert_contact(
         row.update(db).await?
     };
     Ok(saved)
+}
+
+/// At most this many custom fields per contact.
+pub(crate) const MAX_CUSTOM_FIELDS: usize = 100;
+/// The longest custom field key.
+pub(crate) const MAX_CUSTOM_KEY: usize = 64;
+/// The largest custom field value, serialized as JSON.
+pub(crate) const MAX_CUSTOM_VALUE_BYTES: usize = 2 * 1024;
+/// The largest custom field object, serialized as JSON.
+pub(crate) const MAX_CUSTOM_TOTAL_BYTES: usize = 32 * 1024;
+
+/// Custom fields must be a JSON object of at most [`MAX_CUSTOM_FIELDS`] plain
+/// keys with small values: they are stored on every contact and sent to
+/// CRMs, whose fields hold a few kilobytes at most. `path` names the input.
+fn check_custom_fields(path: &str, value: &serde_json::Value) -> Result<(), ApiError> {
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::validation(path, "must be a JSON object"));
+    };
+    if object.len() > MAX_CUSTOM_FIELDS {
+        return Err(ApiError::validation(
+            path,
+            format!(
+                "has {} keys; at most {MAX_CUSTOM_FIELDS} are allowed",
+                object.len()
+            ),
+        ));
+    }
+    for (key, value) in object {
+        let plain = key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if key.is_empty() || key.len() > MAX_CUSTOM_KEY || !plain {
+            let shown: String = key.chars().take(MAX_CUSTOM_KEY).collect();
+            return Err(ApiError::validation(
+                path,
+                format!(
+                    "key \"{shown}\": use 1 to {MAX_CUSTOM_KEY} lower-case letters, digits or '_'"
+                ),
+            ));
+        }
+        let size = value.to_string().len();
+        if size > MAX_CUSTOM_VALUE_BYTES {
+            return Err(ApiError::validation(
+                format!("{path}.{key}"),
+                format!("is {size} bytes as JSON; a value may be at most {MAX_CUSTOM_VALUE_BYTES}"),
+            ));
+        }
+    }
+    let total = value.to_string().len();
+    if total > MAX_CUSTOM_TOTAL_BYTES {
+        return Err(ApiError::validation(
+            path,
+            format!(
+                "is {total} bytes as JSON; all custom fields together may be at most {MAX_CUSTOM_TOTAL_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A form submission: upserts the contact, then pushes it alone, within

@@ -130,6 +130,10 @@ async fn execute(
     with_request_id(body, &request_id)
 }
 
+/// How deeply a JSON body may nest. serde_json stops at 128 with a message
+/// that only a Rust programmer reads; real requests nest a dozen levels.
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
+
 /// `POST /graphql`: one operation per request (batches are refused).
 pub(crate) async fn post_graphql(
     State(app): State<App>,
@@ -137,26 +141,91 @@ pub(crate) async fn post_graphql(
     body: Bytes,
 ) -> Response {
     let request_id = request_id(&headers);
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return bad_request(&request_id, "the body is not JSON"),
-    };
-    if value.is_array() {
-        return bad_request(
-            &request_id,
-            "batched requests are not accepted: send one operation per request",
-        );
+    match graphql_request(&body) {
+        Ok(request) => execute(&app, &headers, request, request_id).await,
+        Err(message) => bad_request(&request_id, &message),
     }
-    let request: async_graphql::Request = match serde_json::from_value(value) {
-        Ok(r) => r,
-        Err(_) => {
-            return bad_request(
-                &request_id,
-                "expected {\"query\": ..., \"variables\": ..., \"operationName\": ...}",
-            );
+}
+
+/// The GraphQL request in a POST body, or what is wrong with the body, in words.
+fn graphql_request(body: &[u8]) -> Result<async_graphql::Request, String> {
+    const SHAPE: &str = "the body must be a JSON object with a `query` string, and optionally `variables` (an object) and `operationName` (a string)";
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!("the body is empty: {SHAPE}"));
+    }
+    if nesting_exceeds(body, MAX_JSON_DEPTH) {
+        return Err(format!(
+            "the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "it ends before the JSON value is complete",
+            _ => "a syntax error",
+        };
+        format!(
+            "the body is not JSON: {what} at line {}, column {}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let object = match value {
+        serde_json::Value::Object(object) => object,
+        serde_json::Value::Array(_) => {
+            return Err("batched requests are not accepted: send one operation per request".into());
         }
+        _ => return Err(SHAPE.into()),
     };
-    execute(&app, &headers, request, request_id).await
+    match object.get("query") {
+        Some(serde_json::Value::String(q)) if !q.trim().is_empty() => {}
+        Some(serde_json::Value::String(_)) => {
+            return Err("`query` is empty: send a GraphQL document".into());
+        }
+        Some(_) => return Err(format!("`query` is not a string: {SHAPE}")),
+        None => return Err(format!("the body has no `query`: {SHAPE}")),
+    }
+    if object
+        .get("variables")
+        .is_some_and(|v| !(v.is_object() || v.is_null()))
+    {
+        return Err("`variables` must be a JSON object (or null)".into());
+    }
+    if object
+        .get("operationName")
+        .is_some_and(|v| !(v.is_string() || v.is_null()))
+    {
+        return Err("`operationName` must be a string (or null)".into());
+    }
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| SHAPE.to_owned())
+}
+
+/// Whether the JSON text nests arrays and objects deeper than `limit`
+/// (brackets inside strings do not count).
+fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `GET /graphql`: GraphiQL without a query; with one, queries only (a

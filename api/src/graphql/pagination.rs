@@ -1,4 +1,8 @@
 //! Relay pagination: opaque cursors over ULID primary keys, `totalCount`.
+//!
+//! A cursor is `c2:<table>:<ULID>` in unpadded URL-safe base64: the table
+//! names the list it came from, so a cursor is refused by any other list, and
+//! anything that does not decode to this exact form is refused as well.
 
 use async_graphql::SimpleObject;
 use async_graphql::connection::{Connection, Edge};
@@ -28,24 +32,44 @@ pub(crate) type Conn<N> = Connection<String, N, TotalCount>;
 
 /// What a page query returned.
 pub(crate) struct Page<M> {
+    /// The table listed, which the page's cursors carry.
+    pub(crate) kind: &'static str,
     pub(crate) items: Vec<M>,
     pub(crate) has_next: bool,
     pub(crate) has_previous: bool,
     pub(crate) total: i64,
 }
 
-/// The opaque cursor of a row id.
-pub(crate) fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("c1:{id}"))
+/// The version tag that starts every cursor.
+const CURSOR_TAG: &str = "c2";
+
+/// The opaque cursor of row `id` in a list of `kind` (its table).
+pub(crate) fn encode_cursor(kind: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_TAG}:{kind}:{id}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
+/// The row id in `cursor`, when it is a cursor of a list of `kind`.
+fn decode_cursor(kind: &str, cursor: &str) -> Result<String, ApiError> {
+    let refused = || {
+        ApiError::validation(
+            "after",
+            "is not a cursor of this list: pass an endCursor or edge cursor this list returned",
+        )
+    };
+    let text = URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("c1:").map(str::to_owned))
-        .ok_or_else(|| ApiError::validation("after", "not a cursor of this list"))
+        .ok_or_else(refused)?;
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(CURSOR_TAG), Some(k), Some(id))
+            if k == kind && ulid::Ulid::from_string(id).is_ok_and(|u| u.to_string() == id) =>
+        {
+            Ok(id.to_owned())
+        }
+        _ => Err(refused()),
+    }
 }
 
 /// One page of `select`, ordered by `id_column` (newest first when `newest_first`).
@@ -68,7 +92,11 @@ where
             format!("must be between 0 and {MAX_PAGE}"),
         ));
     }
-    let after = after.as_deref().map(decode_cursor).transpose()?;
+    let kind = E::default().table_name();
+    let after = after
+        .as_deref()
+        .map(|c| decode_cursor(kind, c))
+        .transpose()?;
     let total = select.clone().count(db).await?;
     let mut query = select;
     if let Some(after) = &after {
@@ -91,6 +119,7 @@ where
     let has_next = items.len() > usize::try_from(first).unwrap_or(0);
     items.truncate(usize::try_from(first).unwrap_or(0));
     Ok(Page {
+        kind,
         items,
         has_next,
         has_previous: after.is_some(),
@@ -111,10 +140,11 @@ pub(crate) fn connection<M, N: async_graphql::OutputType>(
             total_count: page.total,
         },
     );
+    let kind = page.kind;
     conn.edges.extend(
         page.items
             .into_iter()
-            .map(|m| Edge::new(encode_cursor(id_of(&m)), node(m))),
+            .map(|m| Edge::new(encode_cursor(kind, id_of(&m)), node(m))),
     );
     conn
 }

@@ -6,13 +6,13 @@ use crmsync_entity::models::{
     api_key, audit_log, connector, contact, sync_item, sync_run, tenant, webhook,
 };
 use crmsync_entity::{Email, TenantScoped};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::pagination::{self, Conn};
 use super::types::*;
 use super::{admin, operator, principal, reader, state};
 use crate::error::{ApiError, GqlResult};
-use crate::{connectors, runs, webhooks};
+use crate::{connectors, contacts, runs, webhooks};
 
 pub(crate) struct Query;
 
@@ -96,15 +96,13 @@ impl Query {
     ) -> GqlResult<Conn<Contact>> {
         let scope = reader(ctx)?;
         let mut select = contact::Entity::for_tenant(&scope.tenant);
-        if let Some(s) = search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let lower = s.to_lowercase();
-            select = select.filter(
-                Condition::any()
-                    .add(contact::Column::Email.contains(&lower))
-                    .add(contact::Column::FirstName.contains(s))
-                    .add(contact::Column::LastName.contains(s))
-                    .add(contact::Column::Company.contains(s)),
-            );
+        if let Some(filter) = search
+            .as_deref()
+            .map(contacts::search_filter)
+            .transpose()?
+            .flatten()
+        {
+            select = select.filter(filter);
         }
         let page = pagination::page(
             &state(ctx).db,
