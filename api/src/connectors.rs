@@ -408,7 +408,7 @@ fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn validate_base_url(url: &str) -> Result<String, ApiError> {
+fn validate_base_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| ApiError::validation("input.baseUrl", "must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
@@ -417,6 +417,11 @@ fn validate_base_url(url: &str) -> Result<String, ApiError> {
             "must be an absolute http(s) URL",
         ));
     }
+    state
+        .http
+        .egress()
+        .check_url(url)
+        .map_err(|e| ApiError::validation("input.baseUrl", e.to_string()))?;
     Ok(url.trim_end_matches('/').to_owned())
 }
 
@@ -486,7 +491,7 @@ pub async fn create(
     let base_url = input
         .base_url
         .as_deref()
-        .map(validate_base_url)
+        .map(|url| validate_base_url(state, url))
         .transpose()?;
     let settings = input
         .settings
