@@ -450,7 +450,8 @@ pub async fn client_of(
     client(state, &credentials, model.base_url.as_deref())
 }
 
-/// The CRM's fields for one of the connector's modules, live (F3).
+/// The CRM's fields for one of the connector's modules, live (F3), or at
+/// most a minute old ([`crate::fields_cache`]).
 pub async fn crm_fields(
     state: &ApiState,
     model: &connector::Model,
@@ -466,8 +467,12 @@ pub async fn crm_fields(
             format!("{module} is not a module of {}", model.kind),
         ));
     }
-    let client = client_of(state, model).await?;
-    client.fields(module).await.map_err(ApiError::from_crm)
+    let fields = crate::fields_cache::fields(model, module, || async {
+        let client = client_of(state, model).await?;
+        client.fields(module).await.map_err(ApiError::from_crm)
+    })
+    .await?;
+    Ok(fields.as_ref().clone())
 }
 
 /// Creates a connector: credentials sealed, settings validated, default

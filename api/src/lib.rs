@@ -12,6 +12,7 @@ pub mod auth;
 pub mod connectors;
 pub mod contacts;
 mod error;
+mod fields_cache;
 mod graphql;
 mod http;
 mod idempotency;

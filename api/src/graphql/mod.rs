@@ -10,6 +10,7 @@ use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorMasking, GqlResult};
 
+mod crm_calls;
 mod inputs;
 pub(crate) mod loaders;
 mod mutation;
@@ -37,6 +38,7 @@ pub(crate) const MAX_RECURSIVE_DEPTH: usize = 24;
 pub(crate) fn build(state: Option<ApiState>) -> ApiSchema {
     let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .extension(ErrorMasking)
+        .extension(crm_calls::CrmCallLimit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(MAX_DIRECTIVES)
