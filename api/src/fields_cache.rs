@@ -92,7 +92,7 @@ fn slot(key: Key) -> Slot {
 
 fn fingerprint(model: &connector::Model) -> [u8; 32] {
     let mut digest = Sha256::new();
-    digest.update(model.credentials.as_deref().unwrap_or_default().as_bytes());
+    digest.update(model.credentials.as_deref().unwrap_or_default());
     digest.update([0]);
     digest.update(model.base_url.as_deref().unwrap_or_default().as_bytes());
     digest.finalize().into()
