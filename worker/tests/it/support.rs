@@ -506,7 +506,7 @@ mod app {
                 db: db.db.clone(),
                 bus: bus.clone(),
                 credentials_key: key,
-                http: crm_http(),
+                http: super::crm_http(),
                 options: SyncOptions::new(PLATFORM_URL),
                 metrics: Metrics::new(),
             };
