@@ -111,6 +111,14 @@ impl Args {
     }
 }
 
+/// The CRM clients' HTTP client: the sandbox is on 127.0.0.1, so local
+/// targets are allowed (`CRMSYNC_ALLOW_LOCAL_TARGETS=true`).
+fn crm_http() -> crmsync_worker::egress::HttpClient {
+    crmsync_worker::egress::Egress::new(true)
+        .client(crmsync_worker::egress::HttpOptions::default())
+        .expect("the HTTP client builds")
+}
+
 /// The sandbox CRMs in a child process, killed on drop.
 struct Sandbox {
     child: Child,
@@ -389,7 +397,7 @@ impl Platform {
             db: self.db.clone(),
             bus: bus.clone(),
             credentials_key: self.key.clone(),
-            http: http.clone(),
+            http: crm_http(),
             options: SyncOptions::new("http://bench.example"),
             metrics: Metrics::new(),
         };
@@ -517,13 +525,9 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         company_domain: company.clone(),
     };
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
-    let client = crmsync_worker::crm::client_for(
-        &credentials,
-        Some(&base_url),
-        http.clone(),
-        &Metrics::new(),
-    )
-    .unwrap();
+    let client =
+        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
+            .unwrap();
     let fields = client.fields(CrmModule::Persons).await.unwrap();
     let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
     settings.filter_field = None;
@@ -636,7 +640,7 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
 
     let platform = Platform::with_contacts(if args.export { people } else { 0 }).await;
     let grant = crmsync_worker::crm::zoho::exchange_grant_code(
-        http,
+        &crm_http(),
         &accounts_url,
         &client_id,
         &client_secret,
@@ -654,7 +658,7 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let client = crmsync_worker::crm::client_for(
         &credentials,
         Some(&accounts_url),
-        http.clone(),
+        crm_http(),
         &Metrics::new(),
     )
     .unwrap();

@@ -55,6 +55,26 @@ struct Raw {
     delivery_max_attempts: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     ws_max_subscriptions: Option<String>,
+    #[serde(default, deserialize_with = "bool_or_string")]
+    allow_local_targets: Option<String>,
+}
+
+/// A switch may be written as a boolean in the file (`allow_local_targets = true`).
+fn bool_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrString {
+        Bool(bool),
+        String(String),
+    }
+    Ok(
+        Option::<BoolOrString>::deserialize(deserializer)?.map(|v| match v {
+            BoolOrString::Bool(b) => b.to_string(),
+            BoolOrString::String(s) => s,
+        }),
+    )
 }
 
 /// A number may be written as one in the file (`queue_heartbeat_secs = 2`); the
@@ -130,6 +150,10 @@ pub struct Config {
     /// Subscriptions one WebSocket may hold at once; the next `subscribe` is
     /// refused with an error (`CRMSYNC_WS_MAX_SUBSCRIPTIONS`, default 100).
     pub ws_max_subscriptions: usize,
+    /// Let webhooks and connector base URLs reach loopback, private and other
+    /// local addresses (`CRMSYNC_ALLOW_LOCAL_TARGETS`, default false; `serve
+    /// --demo` turns it on for its sandbox CRMs).
+    pub allow_local_targets: bool,
 }
 
 impl Config {
@@ -182,6 +206,7 @@ impl Config {
         overlay!(delivery_retry_base_ms, "CRMSYNC_DELIVERY_RETRY_BASE_MS");
         overlay!(delivery_max_attempts, "CRMSYNC_DELIVERY_MAX_ATTEMPTS");
         overlay!(ws_max_subscriptions, "CRMSYNC_WS_MAX_SUBSCRIPTIONS");
+        overlay!(allow_local_targets, "CRMSYNC_ALLOW_LOCAL_TARGETS");
 
         let bind: SocketAddr = raw
             .bind
@@ -356,6 +381,12 @@ impl Config {
                 }
             },
         };
+        let allow_local_targets = match raw.allow_local_targets.as_deref().map(str::trim) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(_) => return Err(err("CRMSYNC_ALLOW_LOCAL_TARGETS", "expected true or false")),
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -378,7 +409,13 @@ impl Config {
             delivery_retry_base,
             delivery_max_attempts,
             ws_max_subscriptions,
+            allow_local_targets,
         })
+    }
+
+    /// The outbound rule for webhooks and CRM calls.
+    pub fn egress(&self) -> crmsync_worker::egress::Egress {
+        crmsync_worker::egress::Egress::new(self.allow_local_targets)
     }
 
     /// How notifications are sent (R5): SMTP when `CRMSYNC_SMTP_URL` is set,
@@ -389,6 +426,7 @@ impl Config {
         let mut settings = crmsync_worker::notify::DeliverySettings::new(self.public_url.clone());
         settings.retry_base = self.delivery_retry_base;
         settings.max_attempts = self.delivery_max_attempts;
+        settings.egress = self.egress();
         if let Some(url) = &self.smtp_url {
             settings.smtp = Some(
                 crmsync_worker::notify::SmtpSettings::new(
@@ -579,6 +617,23 @@ mod tests {
         assert_eq!(config.queue_heartbeat, Duration::from_secs(20));
         assert_eq!(config.worker_bind.to_string(), "127.0.0.1:9464");
         assert_eq!(config.schedule_min_interval, Duration::from_secs(60));
+        assert!(!config.allow_local_targets);
+    }
+
+    #[test]
+    fn local_targets_are_allowed_by_the_variable_or_the_file() {
+        let on = Config::from_sources(&env(&[("CRMSYNC_ALLOW_LOCAL_TARGETS", "TRUE")])).unwrap();
+        assert!(on.allow_local_targets);
+        assert!(on.egress().allows_local());
+        assert!(on.delivery_settings().unwrap().egress.allows_local());
+        let dir = std::env::temp_dir().join(format!("crmsync-egress-{}", crmsync_entity::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("crmsync.toml");
+        std::fs::write(&file, "allow_local_targets = true\n").unwrap();
+        let from_file =
+            Config::from_sources(&env(&[("CRMSYNC_CONFIG", file.to_str().unwrap())])).unwrap();
+        assert!(from_file.allow_local_targets);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -703,6 +758,7 @@ mod tests {
             ("CRMSYNC_DELIVERY_RETRY_BASE_MS", "1s"),
             ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "0"),
             ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "many"),
+            ("CRMSYNC_ALLOW_LOCAL_TARGETS", "yes"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();

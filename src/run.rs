@@ -9,6 +9,7 @@ use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
 use crmsync_api::ops::Ops;
 use crmsync_entity::enums::Role;
 use crmsync_worker::credentials::CredentialsKey;
+use crmsync_worker::egress::{HttpClient, HttpOptions};
 use crmsync_worker::events::EventBus;
 use crmsync_worker::jobs::{JobQueue, WorkerContext};
 use crmsync_worker::metrics::Metrics;
@@ -84,12 +85,9 @@ fn credentials_key(config: &Config) -> anyhow::Result<Arc<CredentialsKey>> {
     ))
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .user_agent(concat!("crmsync/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .build()?)
+/// The client of every CRM call, under the outbound rule.
+fn http_client(config: &Config) -> anyhow::Result<HttpClient> {
+    Ok(config.egress().client(HttpOptions::default())?)
 }
 
 /// Ctrl-C or SIGTERM (what process managers and orchestrators send).
@@ -116,6 +114,11 @@ async fn shutdown_signal() {
 /// in-process worker carrying out that many runs at once.
 pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> anyhow::Result<()> {
     config.ensure_keys()?;
+    if demo && !config.allow_local_targets {
+        // The demo's CRMs are the sandbox, on this machine.
+        tracing::info!("--demo: CRMSYNC_ALLOW_LOCAL_TARGETS is on for the sandbox CRMs");
+        config.allow_local_targets = true;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("CRMSYNC_BIND: cannot listen on {}", config.bind))?;
@@ -127,7 +130,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     let queue = job_queue(&config, &db).await?;
     let bus = event_bus(&config, &db).await?;
     let key = credentials_key(&config)?;
-    let http = http_client()?;
+    let http = http_client(&config)?;
     let (stop, shutdown) = crmsync_api::Shutdown::new();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -258,7 +261,7 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         bus: event_bus(&config, &db).await?,
         db,
         credentials_key: credentials_key(&config)?,
-        http: http_client()?,
+        http: http_client(&config)?,
         options: SyncOptions {
             lease: config.run_lease(),
             ..SyncOptions::new(config.public_url.clone())

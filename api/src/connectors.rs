@@ -410,7 +410,7 @@ fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn validate_base_url(url: &str) -> Result<String, ApiError> {
+fn validate_base_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| ApiError::validation("input.baseUrl", "must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
@@ -419,6 +419,11 @@ fn validate_base_url(url: &str) -> Result<String, ApiError> {
             "must be an absolute http(s) URL",
         ));
     }
+    state
+        .http
+        .egress()
+        .check_url(url)
+        .map_err(|e| ApiError::validation("input.baseUrl", e.to_string()))?;
     Ok(url.trim_end_matches('/').to_owned())
 }
 
@@ -447,7 +452,8 @@ pub async fn client_of(
     client(state, &credentials, model.base_url.as_deref())
 }
 
-/// The CRM's fields for one of the connector's modules, live (F3).
+/// The CRM's fields for one of the connector's modules, live (F3), or at
+/// most a minute old ([`crate::fields_cache`]).
 pub async fn crm_fields(
     state: &ApiState,
     model: &connector::Model,
@@ -463,8 +469,12 @@ pub async fn crm_fields(
             format!("{module} is not a module of {}", model.kind),
         ));
     }
-    let client = client_of(state, model).await?;
-    client.fields(module).await.map_err(ApiError::from_crm)
+    let fields = crate::fields_cache::fields(model, module, || async {
+        let client = client_of(state, model).await?;
+        client.fields(module).await.map_err(ApiError::from_crm)
+    })
+    .await?;
+    Ok(fields.as_ref().clone())
 }
 
 /// Creates a connector: credentials sealed, settings validated, default
@@ -488,7 +498,7 @@ pub async fn create(
     let base_url = input
         .base_url
         .as_deref()
-        .map(validate_base_url)
+        .map(|url| validate_base_url(state, url))
         .transpose()?;
     let settings = input
         .settings
@@ -630,7 +640,7 @@ pub async fn update(
     let mut base_url = model.base_url.clone();
     if let Some(url) = &input.base_url {
         base_url = (!url.is_empty())
-            .then(|| validate_base_url(url))
+            .then(|| validate_base_url(state, url))
             .transpose()?;
         if base_url != model.base_url {
             row.base_url = Set(base_url.clone());

@@ -13,6 +13,7 @@ pub mod connectors;
 pub mod contacts;
 mod error;
 mod graphiql;
+mod fields_cache;
 mod graphql;
 mod http;
 mod idempotency;
@@ -46,8 +47,9 @@ pub struct ApiState {
     pub credentials_key: Arc<crmsync_worker::credentials::CredentialsKey>,
     /// Verifies JWTs.
     pub auth: Arc<auth::Authenticator>,
-    /// HTTP client for CRM calls.
-    pub http: reqwest::Client,
+    /// HTTP client for CRM calls, under the outbound rule
+    /// (`CRMSYNC_ALLOW_LOCAL_TARGETS`), which URL checks here follow too.
+    pub http: crmsync_worker::egress::HttpClient,
     /// The address clients reach us at (links, GraphiQL).
     pub public_url: String,
     /// The process's metrics (shared with its in-process worker, if any).

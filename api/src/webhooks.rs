@@ -51,7 +51,7 @@ pub async fn create(
     actor: &Actor,
     new: NewWebhook,
 ) -> Result<(webhook::Model, String), ApiError> {
-    let url = check_url(&new.url, "input.url")?;
+    let url = check_url(state, &new.url, "input.url")?;
     let events = check_events(new.events, "input.events")?;
     let description = check_description(new.description, "input.description")?;
     let id = crmsync_entity::new_id();
@@ -102,7 +102,7 @@ pub async fn update(
     let mut row = webhook::ActiveModel::from(current);
     let mut changed = serde_json::Map::new();
     if let Some(url) = update.url {
-        let url = check_url(&url, "input.url")?;
+        let url = check_url(state, &url, "input.url")?;
         changed.insert("url".into(), url.clone().into());
         row.url = Set(url);
     }
@@ -216,8 +216,20 @@ pub async fn find(
 }
 
 /// An absolute http or https URL with a host and no user name or password in
-/// it (they would show in the webhook's `url` to everyone who reads it).
-fn check_url(url: &str, field: &str) -> Result<String, ApiError> {
+/// it (they would show in the webhook's `url` to everyone who reads it), whose
+/// host the outbound rule allows as written (names are checked again at each
+/// delivery, once resolved).
+fn check_url(state: &ApiState, url: &str, field: &str) -> Result<String, ApiError> {
+    let url = check_url_form(url, field)?;
+    state
+        .http
+        .egress()
+        .check_url(&url)
+        .map_err(|e| ApiError::validation(field, e.to_string()))?;
+    Ok(url)
+}
+
+fn check_url_form(url: &str, field: &str) -> Result<String, ApiError> {
     let url = url.trim();
     if url.is_empty() || url.len() > MAX_URL_LEN {
         return Err(ApiError::validation(
@@ -307,8 +319,8 @@ mod tests {
 
     #[test]
     fn urls_are_http_or_https_with_a_host_and_no_credentials() {
-        assert!(check_url(" https://hooks.example.com/x?a=1 ", "f").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/hook", "f").is_ok());
+        assert!(check_url_form(" https://hooks.example.com/x?a=1 ", "f").is_ok());
+        assert!(check_url_form("http://127.0.0.1:9000/hook", "f").is_ok());
         for bad in [
             "",
             "hooks.example.com",
@@ -317,7 +329,7 @@ mod tests {
             "https://user:pw@hooks.example.com",
             "https://hooks.example.com/#frag",
         ] {
-            let err = check_url(bad, "input.url").unwrap_err();
+            let err = check_url_form(bad, "input.url").unwrap_err();
             assert!(
                 matches!(&err, ApiError::Validation { field, .. } if field == "input.url"),
                 "{bad}: {err:?}"

@@ -110,6 +110,8 @@ impl Cluster {
             // Schedules of a second or two, for the scheduling tests.
             ("CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS".into(), "1".into()),
             ("CRMSYNC_LOG".into(), "info".into()),
+            // The sandbox CRMs listen on 127.0.0.1.
+            ("CRMSYNC_ALLOW_LOCAL_TARGETS".into(), "true".into()),
         ];
         if let Some(url) = redis {
             env.push(("CRMSYNC_QUEUE_URL".into(), url.to_owned()));

@@ -294,8 +294,8 @@ pub struct WorkerContext {
     pub bus: Arc<dyn EventBus>,
     /// Decrypts connector credentials.
     pub credentials_key: Arc<CredentialsKey>,
-    /// HTTP client for the CRMs.
-    pub http: reqwest::Client,
+    /// HTTP client for the CRMs, under the outbound rule.
+    pub http: crate::egress::HttpClient,
     /// Tuning.
     pub options: SyncOptions,
     /// Where runs, items and CRM calls are counted.

@@ -3,6 +3,7 @@
 pub mod credentials;
 pub mod crm;
 pub mod decide;
+pub mod egress;
 pub mod events;
 pub mod jobs;
 pub mod metrics;

@@ -11,6 +11,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ErrorMasking, GqlResult};
 
 mod input_rules;
+mod crm_calls;
 mod inputs;
 pub(crate) mod loaders;
 mod mutation;
@@ -39,6 +40,7 @@ pub(crate) fn build(state: Option<ApiState>) -> ApiSchema {
     let mut builder = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .extension(ErrorMasking)
         .extension(input_rules::InputRules)
+        .extension(crm_calls::CrmCallLimit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(MAX_DIRECTIVES)

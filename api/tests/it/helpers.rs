@@ -14,6 +14,7 @@ use crmsync_entity::enums::Role;
 use crmsync_entity::testing::TestDatabase;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 use crmsync_worker::credentials::CredentialsKey;
+use crmsync_worker::egress::{Egress, HttpOptions};
 use crmsync_worker::events::InProcessBus;
 use crmsync_worker::metrics::Metrics;
 use secrecy::SecretString;
@@ -37,6 +38,12 @@ pub struct TestApp {
     pub bus: Arc<InProcessBus>,
 }
 
+/// The outbound rule of tests whose CRMs and receivers are on 127.0.0.1
+/// (`CRMSYNC_ALLOW_LOCAL_TARGETS=true`).
+pub fn local_targets() -> Egress {
+    Egress::new(true)
+}
+
 /// A fresh slug.
 pub fn slug() -> String {
     format!("t-{}", crmsync_entity::new_id().to_lowercase())
@@ -54,15 +61,30 @@ impl TestApp {
 
     /// Starts the app validating tokens with `key`.
     pub async fn spawn_with_key(key: JwtKey) -> Self {
-        Self::spawn_configured(key, |_| {}).await
+        Self::spawn_configured(key, local_targets(), |_| {}).await
     }
 
     /// Starts the app (HS256 tokens) with settings changed by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut ApiState)) -> Self {
-        Self::spawn_configured(JwtKey::Hs256(SecretString::from(SECRET)), configure).await
+        Self::spawn_configured(
+            JwtKey::Hs256(SecretString::from(SECRET)),
+            local_targets(),
+            configure,
+        )
+        .await
     }
 
-    async fn spawn_configured(key: JwtKey, configure: impl FnOnce(&mut ApiState)) -> Self {
+    /// Starts the app calling out under `egress` (the other constructors
+    /// allow local targets: the sandbox CRMs listen on 127.0.0.1).
+    pub async fn spawn_with_egress(egress: Egress) -> Self {
+        Self::spawn_configured(JwtKey::Hs256(SecretString::from(SECRET)), egress, |_| {}).await
+    }
+
+    async fn spawn_configured(
+        key: JwtKey,
+        egress: Egress,
+        configure: impl FnOnce(&mut ApiState),
+    ) -> Self {
         let jwt_key = key;
         let database = TestDatabase::new().await;
         let statements = Arc::new(AtomicUsize::new(0));
@@ -85,7 +107,7 @@ impl TestApp {
             bus: bus.clone(),
             credentials_key: Arc::new(key),
             auth: Arc::new(auth),
-            http: reqwest::Client::new(),
+            http: egress.client(HttpOptions::default()).unwrap(),
             public_url: "http://127.0.0.1".into(),
             shutdown: crmsync_api::Shutdown::never(),
             metrics: Metrics::new(),
@@ -120,11 +142,16 @@ impl TestApp {
 
     /// Runs the in-process worker on this app's queue until the test ends.
     pub fn start_worker(&self) {
+        self.start_worker_with(self.state.http.clone());
+    }
+
+    /// Runs the in-process worker calling the CRMs through `http`.
+    pub fn start_worker_with(&self, http: crmsync_worker::egress::HttpClient) {
         let ctx = crmsync_worker::jobs::WorkerContext {
             db: self.state.db.clone(),
             bus: self.state.bus.clone(),
             credentials_key: self.state.credentials_key.clone(),
-            http: self.state.http.clone(),
+            http,
             options: crmsync_worker::sync::SyncOptions::new("http://127.0.0.1/app"),
             metrics: self.state.metrics.clone(),
         };
@@ -250,6 +277,18 @@ pub async fn sandbox_persons(sandbox: &Sandbox) -> Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("no persons in {stored}"))
         .clone()
+}
+
+/// How many requests the sandbox counted for `system` (`pipedrive`, `zoho`).
+pub async fn sandbox_requests(sandbox: &Sandbox, system: &str) -> u64 {
+    let url = format!(
+        "{}/requests?system={system}",
+        sandbox.description().admin_url
+    );
+    let counts: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    counts["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no total in {counts}"))
 }
 
 /// An HS256 token with the test key.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use crmsync_entity::enums::Role;
+use crmsync_worker::egress::{Egress, StaticHosts};
 use crmsync_worker::notify::{DeliverySettings, Dispatcher};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -86,12 +87,14 @@ async fn receiver(replies: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
     (url, got)
 }
 
-/// Runs a dispatcher with fast retries on the app's database.
-fn dispatch(app: &TestApp, max_attempts: u32) {
+/// Runs a dispatcher with fast retries on the app's database, calling out
+/// under `egress`.
+fn dispatch(app: &TestApp, max_attempts: u32, egress: Egress) {
     let mut settings = DeliverySettings::new("http://127.0.0.1/app");
     settings.retry_base = Duration::from_millis(50);
     settings.poll = Duration::from_millis(100);
     settings.max_attempts = max_attempts;
+    settings.egress = egress;
     let dispatcher = Dispatcher::new(
         app.state.db.clone(),
         app.state.credentials_key.clone(),
@@ -127,9 +130,19 @@ async fn setup(
     url: &str,
     max_attempts: u32,
 ) -> (crmsync_sandbox::Sandbox, String, String, String) {
+    setup_under(app, url, max_attempts, local_targets()).await
+}
+
+/// [`setup`] with a dispatcher calling out under `egress`.
+async fn setup_under(
+    app: &TestApp,
+    url: &str,
+    max_attempts: u32,
+    egress: Egress,
+) -> (crmsync_sandbox::Sandbox, String, String, String) {
     let sandbox = empty_sandbox().await;
     app.start_worker();
-    dispatch(app, max_attempts);
+    dispatch(app, max_attempts, egress);
     let connector = app.pipedrive_connector(&sandbox).await;
     let created = app
         .admin_ok(
@@ -405,4 +418,92 @@ async fn webhooks_of_another_tenant_are_not_found() {
         json!({ "id": id }),
     )
     .await;
+}
+
+#[tokio::test]
+async fn webhook_urls_on_local_addresses_are_refused_at_create_and_update_naming_the_variable() {
+    let app = TestApp::spawn_with_egress(Egress::new(false)).await;
+    let admin = app.token(Role::Admin);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://localhost:8080/hook",
+    ] {
+        let body = app
+            .gql(&admin, CREATE, json!({ "input": { "url": url } }))
+            .await;
+        assert_eq!(code(&body), "VALIDATION", "{url}: {body}");
+        assert_eq!(field(&body), "input.url", "{url}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("CRMSYNC_ALLOW_LOCAL_TARGETS"),
+            "{url}: {message}"
+        );
+    }
+    let created = app
+        .admin_ok(
+            CREATE,
+            json!({ "input": { "url": "https://hooks.example.com/a" } }),
+        )
+        .await;
+    let id = created["createWebhook"]["webhook"]["id"].clone();
+    let body = app
+        .gql(
+            &admin,
+            "mutation($id: ID!) { updateWebhook(input: {id: $id, url: \"http://127.0.0.1:6379/\"}) { webhook { id } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(field(&body), "input.url");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CRMSYNC_ALLOW_LOCAL_TARGETS"),
+        "{body}"
+    );
+}
+
+/// The dispatcher's rule with `rebind.test` resolving to loopback: a name
+/// that was public when the webhook was made and turned local since.
+fn rebinding(allow_local_targets: bool) -> Egress {
+    Egress::new(allow_local_targets).with_lookup(
+        StaticHosts::default().with("rebind.test", std::net::Ipv4Addr::LOCALHOST.into()),
+    )
+}
+
+#[tokio::test]
+async fn a_webhook_whose_name_resolves_to_loopback_fails_at_delivery_without_connecting() {
+    let app = TestApp::spawn().await;
+    let (url, got) = receiver(vec![200]).await;
+    let url = url.replace("127.0.0.1", "rebind.test");
+    let (_sandbox, connector, webhook, _) = setup_under(&app, &url, 1, rebinding(false)).await;
+
+    app.admin_ok(START, json!({ "id": connector })).await;
+    let node = settled(&app, &webhook).await;
+
+    assert_eq!(node["status"], "FAILED", "{node}");
+    let error = node["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("CRMSYNC_ALLOW_LOCAL_TARGETS"), "{error}");
+    assert!(error.contains("rebind.test"), "{error}");
+    assert!(!error.contains("127.0.0.1"), "no resolved address: {error}");
+    assert!(node["attempts"][0]["httpStatus"].is_null());
+    assert!(got.lock().unwrap().is_empty(), "the receiver saw a request");
+}
+
+#[tokio::test]
+async fn a_webhook_whose_name_resolves_to_loopback_is_delivered_when_local_targets_are_allowed() {
+    let app = TestApp::spawn().await;
+    let (url, got) = receiver(vec![200]).await;
+    let url = url.replace("127.0.0.1", "rebind.test");
+    let (_sandbox, connector, webhook, _) = setup_under(&app, &url, 1, rebinding(true)).await;
+
+    app.admin_ok(START, json!({ "id": connector })).await;
+    let node = settled(&app, &webhook).await;
+
+    assert_eq!(node["status"], "DELIVERED", "{node}");
+    assert_eq!(got.lock().unwrap().len(), 1);
 }

@@ -12,6 +12,7 @@ use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde_json::Value;
 
 use crate::credentials::Credentials;
+use crate::egress::{EgressError, HttpClient};
 use crate::metrics::Metrics;
 
 mod expect;
@@ -216,6 +217,18 @@ pub enum CrmError {
     Protocol(String),
 }
 
+/// A call the outbound rule refused (a local or private address): no retry
+/// helps until the URL or `CRMSYNC_ALLOW_LOCAL_TARGETS` changes.
+impl From<EgressError> for CrmError {
+    fn from(error: EgressError) -> Self {
+        Self::Rejected {
+            code: "TARGET_REFUSED".into(),
+            field: None,
+            message: format!("the CRM's address was refused: {error}"),
+        }
+    }
+}
+
 impl CrmError {
     /// True for errors worth retrying after a wait.
     pub fn is_retryable(&self) -> bool {
@@ -315,7 +328,7 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
 pub fn client_for(
     credentials: &Credentials,
     base_url: Option<&str>,
-    http: reqwest::Client,
+    http: HttpClient,
     metrics: &Metrics,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {
     client_with(
@@ -331,7 +344,7 @@ pub fn client_for(
 pub fn client_with(
     credentials: &Credentials,
     base_url: Option<&str>,
-    http: reqwest::Client,
+    http: HttpClient,
     options: &ClientOptions,
     metrics: &Metrics,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {

@@ -98,7 +98,11 @@ impl RetryPolicy {
 }
 
 /// Timeouts, refused and dropped connections: worth a retry.
+/// A call the outbound rule refused at resolution is not one of them.
 pub(crate) fn transport_error(crm: &str, e: reqwest::Error) -> CrmError {
+    if let Some(refused) = crate::egress::refusal(&e) {
+        return refused.clone().into();
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

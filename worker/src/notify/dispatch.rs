@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 
 use super::email::{self, SendError, SmtpSettings};
 use crate::credentials::CredentialsKey;
+use crate::egress::{Egress, HttpClient, HttpOptions};
 
 /// The first retry's delay when nothing else is configured.
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(10);
@@ -73,6 +74,8 @@ pub struct DeliverySettings {
     pub timeout: Duration,
     /// How often to look for deliveries written by other processes.
     pub poll: Duration,
+    /// Which webhook addresses may be called (`CRMSYNC_ALLOW_LOCAL_TARGETS`).
+    pub egress: Egress,
 }
 
 impl DeliverySettings {
@@ -85,6 +88,7 @@ impl DeliverySettings {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout: ATTEMPT_TIMEOUT,
             poll: POLL,
+            egress: Egress::default(),
         }
     }
 
@@ -105,7 +109,7 @@ struct Inner {
     db: DatabaseConnection,
     key: Arc<CredentialsKey>,
     settings: DeliverySettings,
-    http: reqwest::Client,
+    http: HttpClient,
     /// Written on the rows this dispatcher claims.
     name: String,
 }
@@ -164,13 +168,15 @@ impl Dispatcher {
         key: Arc<CredentialsKey>,
         settings: DeliverySettings,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("crmsync-webhooks/", env!("CARGO_PKG_VERSION")))
-            // A receiver that redirects has moved: its owner updates the URL.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.timeout)
-            .timeout(settings.timeout)
-            .build()
+        let http = settings
+            .egress
+            .client(HttpOptions {
+                user_agent: concat!("crmsync-webhooks/", env!("CARGO_PKG_VERSION")),
+                connect_timeout: settings.timeout,
+                timeout: settings.timeout,
+                // A receiver that redirects has moved: its owner updates the URL.
+                follow_redirects: false,
+            })
             .expect("the webhook HTTP client builds");
         let name = format!(
             "{}/{}",

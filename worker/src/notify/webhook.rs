@@ -13,6 +13,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::egress::HttpClient;
+
 /// Unix seconds at which the attempt was signed.
 pub const TIMESTAMP_HEADER: &str = "X-Crmsync-Timestamp";
 /// `v1=<hex HMAC-SHA256>`.
@@ -58,7 +60,7 @@ pub(crate) struct Reply {
 /// client's timeout is a failure, described in words that name no internals
 /// (the receiver's own URL is the tenant's).
 pub(crate) async fn post(
-    http: &reqwest::Client,
+    http: &HttpClient,
     url: &str,
     secret: &str,
     event: &str,
@@ -67,8 +69,16 @@ pub(crate) async fn post(
     timeout: Duration,
 ) -> Reply {
     let timestamp = chrono::Utc::now().timestamp();
-    let sent = http
-        .post(url)
+    let request = match http.request(reqwest::Method::POST, url) {
+        Ok(request) => request,
+        Err(refused) => {
+            return Reply {
+                status: None,
+                error: Some(format!("refused: {refused}")),
+            };
+        }
+    };
+    let sent = request
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -89,6 +99,10 @@ pub(crate) async fn post(
                 (Some(status.as_u16()), Some(format!("HTTP {status}")))
             }
         }
+        Err(e) if crate::egress::refusal(&e).is_some() => (
+            None,
+            crate::egress::refusal(&e).map(|refused| format!("refused: {refused}")),
+        ),
         Err(e) if e.is_timeout() => (
             None,
             Some(format!("no reply within {} s", timeout.as_secs())),

@@ -360,7 +360,7 @@ async fn check_says_what_is_wrong() {
             company_domain: crm.domain(),
         },
         Some(&crm.base_url()),
-        reqwest::Client::new(),
+        crate::support::crm_http(),
     )
     .unwrap();
     let refused = bad.check(&Expectations::default()).await.unwrap();
@@ -374,7 +374,7 @@ async fn check_says_what_is_wrong() {
     let unknown = crmsync_worker::crm::pipedrive::PipedriveClient::new(
         &crm.credentials(),
         Some(&base),
-        reqwest::Client::new(),
+        crate::support::crm_http(),
     )
     .unwrap();
     let unknown = unknown.check(&Expectations::default()).await.unwrap();

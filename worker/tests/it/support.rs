@@ -9,6 +9,7 @@ use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::RetryPolicy;
 use crmsync_worker::crm::pipedrive::PipedriveClient;
 use crmsync_worker::crm::zoho::{self, ZohoClient};
+use crmsync_worker::egress::{Egress, HttpClient, HttpOptions};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -38,6 +39,14 @@ pub async fn until_final(
     .await
     .expect("the run ends within a minute");
     (seen, last)
+}
+
+/// The CRM clients' HTTP client in tests: the sandbox listens on 127.0.0.1,
+/// so local targets are allowed (`CRMSYNC_ALLOW_LOCAL_TARGETS=true`).
+pub fn crm_http() -> HttpClient {
+    Egress::new(true)
+        .client(HttpOptions::default())
+        .expect("the HTTP client builds")
 }
 
 /// A sandbox with `people` seeded persons in company `sandbox`.
@@ -81,13 +90,9 @@ impl Crm {
 
     /// A client with short backoff delays.
     pub fn client(&self) -> PipedriveClient {
-        PipedriveClient::new(
-            &self.credentials(),
-            Some(&self.base_url()),
-            self.http.clone(),
-        )
-        .expect("client")
-        .with_retry_policy(fast_retries())
+        PipedriveClient::new(&self.credentials(), Some(&self.base_url()), crm_http())
+            .expect("client")
+            .with_retry_policy(fast_retries())
     }
 
     fn admin(&self, path: &str) -> String {
@@ -212,7 +217,7 @@ impl Zoho {
         let http = reqwest::Client::new();
         let d = sandbox.description().zoho.clone();
         let grant = zoho::exchange_grant_code(
-            &http,
+            &crm_http(),
             &d.accounts_url,
             &d.client_id,
             &d.client_secret,
@@ -253,13 +258,9 @@ impl Zoho {
     }
 
     pub fn client(&self) -> ZohoClient {
-        ZohoClient::new(
-            &self.credentials(),
-            Some(&self.accounts_url()),
-            self.http.clone(),
-        )
-        .expect("client")
-        .with_retry_policy(fast_retries())
+        ZohoClient::new(&self.credentials(), Some(&self.accounts_url()), crm_http())
+            .expect("client")
+            .with_retry_policy(fast_retries())
     }
 
     /// The org's limits, changed (absent keys are kept).
@@ -505,7 +506,7 @@ mod app {
                 db: db.db.clone(),
                 bus: bus.clone(),
                 credentials_key: key,
-                http: reqwest::Client::new(),
+                http: super::crm_http(),
                 options: SyncOptions::new(PLATFORM_URL),
                 metrics: Metrics::new(),
             };

@@ -8,7 +8,7 @@ use crmsync_worker::crm::{CrmClient, CrmError, Expectations, FieldType, ListQuer
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::support::{Zoho, fast_retries};
+use crate::support::{Zoho, crm_http, fast_retries};
 
 fn lead(i: usize, last_name: Option<&str>) -> RecordWrite {
     let email = format!("lead{i}@example.com");
@@ -83,7 +83,7 @@ async fn a_used_grant_code_is_refused_naming_the_grant_code() {
     let zoho = Zoho::start(0).await;
     let d = zoho.sandbox.description().zoho.clone();
     let err = zoho::exchange_grant_code(
-        &zoho.http,
+        &crm_http(),
         &d.accounts_url,
         &d.client_id,
         &d.client_secret,
@@ -121,7 +121,7 @@ async fn a_wrong_client_secret_is_refused_naming_the_secret() {
         .as_str()
         .unwrap()
         .to_owned();
-    let err = zoho::exchange_grant_code(&zoho.http, &d.accounts_url, &d.client_id, "nope", &code)
+    let err = zoho::exchange_grant_code(&crm_http(), &d.accounts_url, &d.client_id, "nope", &code)
         .await
         .unwrap_err();
     assert!(
@@ -601,7 +601,7 @@ async fn a_grant_without_a_needed_scope_says_which_scope_to_grant() {
         )
         .await;
     let grant = zoho::exchange_grant_code(
-        &zoho.http,
+        &crm_http(),
         &d.accounts_url,
         &d.client_id,
         &d.client_secret,

@@ -34,6 +34,7 @@ use super::{
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
+use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
 
 /// Pipedrive's largest list page.
@@ -50,7 +51,7 @@ const SEARCH_LIMIT: u32 = 10;
 /// A Pipedrive company.
 #[derive(Debug)]
 pub struct PipedriveClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base: String,
     company: String,
     token: SecretString,
@@ -72,7 +73,7 @@ impl PipedriveClient {
     pub fn new(
         credentials: &Credentials,
         base_url: Option<&str>,
-        http: reqwest::Client,
+        http: HttpClient,
     ) -> Result<Self, CrmError> {
         let Credentials::Pipedrive {
             api_token,
@@ -92,6 +93,7 @@ impl PipedriveClient {
         let base = base_url
             .map(|b| b.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("https://{company}.pipedrive.com"));
+        http.egress().check_url(&base)?;
         Ok(Self {
             http,
             base,
@@ -139,7 +141,7 @@ impl PipedriveClient {
             .map(|_| endpoint(method.as_str(), path));
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, &format!("{}{path}", self.base))?
             .header("x-api-token", self.token.expose_secret())
             .header("accept", "application/json")
             .timeout(self.policy.request_timeout)

@@ -39,6 +39,7 @@ use super::{
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::credentials::Credentials;
+use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
 
 /// Zoho's largest page.
@@ -95,7 +96,7 @@ fn new_code_hint() -> String {
 /// Exchanges a self-client's grant code (it lives minutes and works once) for a
 /// refresh token.
 pub async fn exchange_grant_code(
-    http: &reqwest::Client,
+    http: &HttpClient,
     accounts_url: &str,
     client_id: &str,
     client_secret: &str,
@@ -171,17 +172,17 @@ fn grant_error(error: &str, description: Option<&str>) -> CrmError {
 /// The grant-code exchange is not counted (`metrics` is `None`): it happens
 /// once, when a connector is created.
 async fn token_call(
-    http: &reqwest::Client,
+    http: &HttpClient,
     accounts_url: &str,
     form: &[(&str, &str)],
     metrics: Option<&Metrics>,
 ) -> Result<TokenReply, CrmError> {
     let started = Instant::now();
     let response = http
-        .post(format!(
-            "{}/oauth/v2/token",
-            accounts_url.trim_end_matches('/')
-        ))
+        .request(
+            Method::POST,
+            &format!("{}/oauth/v2/token", accounts_url.trim_end_matches('/')),
+        )?
         .form(form)
         .timeout(Duration::from_secs(30))
         .send()
@@ -228,7 +229,7 @@ struct AccessToken {
 /// A Zoho CRM org, reached through a self-client's refresh token.
 #[derive(Debug)]
 pub struct ZohoClient {
-    http: reqwest::Client,
+    http: HttpClient,
     accounts: String,
     client_id: String,
     client_secret: SecretString,
@@ -312,7 +313,7 @@ impl ZohoClient {
     pub fn new(
         credentials: &Credentials,
         base_url: Option<&str>,
-        http: reqwest::Client,
+        http: HttpClient,
     ) -> Result<Self, CrmError> {
         let Credentials::Zoho {
             client_id,
@@ -336,6 +337,7 @@ impl ZohoClient {
                 })?
                 .to_owned(),
         };
+        http.egress().check_url(&accounts)?;
         let token = shared_token(&accounts, client_id.trim(), refresh_token);
         Ok(Self {
             http,
@@ -438,7 +440,7 @@ impl ZohoClient {
             let (token, api_domain) = self.access_token(stale.as_deref()).await?;
             let mut request = self
                 .http
-                .request(method.clone(), format!("{api_domain}/crm/v8{path}"))
+                .request(method.clone(), &format!("{api_domain}/crm/v8{path}"))?
                 .header("Authorization", format!("Zoho-oauthtoken {token}"))
                 .timeout(self.policy.request_timeout)
                 .query(query);
