@@ -23,6 +23,7 @@ pub mod webhooks;
 mod ws;
 
 pub use error::ApiError;
+pub use idempotency::IdempotencyKey;
 
 /// The largest request body accepted on `POST /graphql` (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
