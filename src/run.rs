@@ -22,12 +22,7 @@ use crate::config::Config;
 /// Connects and migrates; errors name the variable.
 async fn database(config: &Config) -> anyhow::Result<DatabaseConnection> {
     if config.is_embedded() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "CRMSYNC_DATA_DIR: cannot create {}",
-                config.data_dir.display()
-            )
-        })?;
+        crate::config::create_data_dir(&config.data_dir)?;
     }
     let db = crmsync_entity::db::connect(&config.database_url)
         .await
@@ -116,6 +111,10 @@ async fn shutdown_signal() {
 /// in-process worker carrying out that many runs at once.
 pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> anyhow::Result<()> {
     config.ensure_keys()?;
+    if demo {
+        // GraphiQL documents the schema before the demo's token is pasted in.
+        config.introspection = crmsync_api::Introspection::Always;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("CRMSYNC_BIND: cannot listen on {}", config.bind))?;
@@ -145,6 +144,8 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         schedule_min_interval: config.schedule_min_interval,
+        rate_limits: Arc::new(crmsync_api::rate_limit::RateLimits::new(config.rate_limits)),
+        introspection: config.introspection,
     };
     let context = WorkerContext {
         db,
@@ -188,7 +189,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     // requests in flight answered; the worker hands its runs back.
     let shutdown_sockets = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, crmsync_api::router(state))
+        // The peer's address keys the limit on failed authentications.
+        let app = crmsync_api::router(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.started().await })
             .await
     });

@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::auth;
 use crate::error::{ApiError, RequestId};
-use crate::http::{App, request_data};
+use crate::http::{App, ClientIp, request_data};
 
 /// How long a client has to send `connection_init`.
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +32,38 @@ enum InitState {
     Refused,
 }
 
-pub(crate) async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(app): State<App>,
+    client: ClientIp,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .protocols([PROTOCOL])
-        .on_upgrade(move |socket| serve(app, socket))
+        .on_upgrade(move |socket| serve(app, client, socket))
 }
 
-async fn serve(app: App, socket: WebSocket) {
+/// Authenticates a `connection_init` from `client`: failed attempts count
+/// against the address's limit as over HTTP.
+async fn authenticate_init(
+    state: &crate::ApiState,
+    client: ClientIp,
+    header: Option<String>,
+) -> Result<Option<auth::Principal>, ApiError> {
+    let Some(header) = header else {
+        return Err(ApiError::Unauthenticated(
+            "connection_init must carry {\"Authorization\": \"Bearer …\"}".into(),
+        ));
+    };
+    let limits = &state.rate_limits;
+    limits.before_authentication(client.0).map_err(|(e, _)| e)?;
+    let result = auth::authenticate(&state.db, &state.auth, Some(&header)).await;
+    if let Err(ApiError::Unauthenticated(_)) = &result {
+        limits.authentication_failed(client.0).map_err(|(e, _)| e)?;
+    }
+    result
+}
+
+async fn serve(app: App, client: ClientIp, socket: WebSocket) {
     let _open = app.state.shutdown.socket_opened();
     let request_id = RequestId(ulid::Ulid::generate().to_string());
     let (mut sink, stream) = socket.split();
@@ -60,12 +85,7 @@ async fn serve(app: App, socket: WebSocket) {
             .or_else(|| payload.get("authorization"))
             .and_then(|v| v.as_str())
             .map(str::to_owned);
-        let result = match header {
-            None => Err(ApiError::Unauthenticated(
-                "connection_init must carry {\"Authorization\": \"Bearer …\"}".into(),
-            )),
-            Some(h) => auth::authenticate(&state.db, &state.auth, Some(&h)).await,
-        };
+        let result = authenticate_init(&state, client, header).await;
         match result {
             Ok(Some(principal)) => {
                 let _ = init_tx.send(InitState::Accepted(principal.expires_at));

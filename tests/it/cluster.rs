@@ -110,6 +110,9 @@ impl Cluster {
             // Schedules of a second or two, for the scheduling tests.
             ("CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS".into(), "1".into()),
             ("CRMSYNC_LOG".into(), "info".into()),
+            // The scale benchmark drives one tenant with hundreds of clients,
+            // far past any real client's pace: no tenant rate limit.
+            ("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC".into(), "0".into()),
         ];
         if let Some(url) = redis {
             env.push(("CRMSYNC_QUEUE_URL".into(), url.to_owned()));

@@ -4,12 +4,14 @@
 // Not every module uses every helper.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings, mint_hs256};
-use crmsync_api::{ApiState, router};
+use crmsync_api::rate_limit::{RateLimitSettings, RateLimits};
+use crmsync_api::{ApiState, Introspection, router};
 use crmsync_entity::enums::Role;
 use crmsync_entity::testing::TestDatabase;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
@@ -54,6 +56,27 @@ impl TestApp {
 
     /// Starts the app validating tokens with `key`.
     pub async fn spawn_with_key(key: JwtKey) -> Self {
+        Self::spawn_with(key, RateLimitSettings::default(), Introspection::default()).await
+    }
+
+    /// Starts the app with these rate limits and introspection setting.
+    pub async fn spawn_with_policy(
+        limits: RateLimitSettings,
+        introspection: Introspection,
+    ) -> Self {
+        Self::spawn_with(
+            JwtKey::Hs256(SecretString::from(SECRET)),
+            limits,
+            introspection,
+        )
+        .await
+    }
+
+    async fn spawn_with(
+        key: JwtKey,
+        limits: RateLimitSettings,
+        introspection: Introspection,
+    ) -> Self {
         let jwt_key = key;
         let database = TestDatabase::new().await;
         let statements = Arc::new(AtomicUsize::new(0));
@@ -81,10 +104,12 @@ impl TestApp {
             shutdown: crmsync_api::Shutdown::never(),
             metrics: Metrics::new(),
             schedule_min_interval: crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
+            rate_limits: Arc::new(RateLimits::new(limits)),
+            introspection,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = router(state.clone());
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let slug = slug();
         let tenant = crmsync_api::tenants::create_tenant(&database.db, "Acme", &slug)
