@@ -43,7 +43,8 @@ pub(crate) async fn upgrade(
 }
 
 /// Authenticates a `connection_init` from `client`: failed attempts count
-/// against the address's limit as over HTTP.
+/// against the address's limit, and an accepted one against its tenant's
+/// request rate, as over HTTP.
 async fn authenticate_init(
     state: &crate::ApiState,
     client: ClientIp,
@@ -57,8 +58,16 @@ async fn authenticate_init(
     let limits = &state.rate_limits;
     limits.before_authentication(client.0).map_err(|(e, _)| e)?;
     let result = auth::authenticate(&state.db, &state.auth, Some(&header)).await;
-    if let Err(ApiError::Unauthenticated(_)) = &result {
-        limits.authentication_failed(client.0).map_err(|(e, _)| e)?;
+    match &result {
+        Err(ApiError::Unauthenticated(_)) => {
+            limits.authentication_failed(client.0).map_err(|(e, _)| e)?;
+        }
+        Ok(Some(principal)) => {
+            if let Some(tenant) = principal.tenant_id() {
+                limits.tenant_request(tenant.as_str()).map_err(|(e, _)| e)?;
+            }
+        }
+        _ => {}
     }
     result
 }

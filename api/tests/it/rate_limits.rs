@@ -193,3 +193,22 @@ async fn failed_connection_inits_count_against_the_address() {
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn connection_inits_count_against_the_tenant_rate() {
+    let app = TestApp::spawn_with_policy(tenant_limit(), Introspection::default()).await;
+    let token = app.token(Role::Viewer);
+    for _ in 0..3 {
+        let mut socket = connect(&app).await;
+        let ack = crate::ws::init(&mut socket, &token).await.unwrap();
+        assert_eq!(ack["type"], "connection_ack");
+    }
+
+    let (code, reason) = refused_init(&app, &token).await;
+
+    assert_eq!(code, 4403);
+    assert!(
+        reason.contains("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC"),
+        "{reason}"
+    );
+}
