@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::ApiError;
@@ -154,7 +154,7 @@ impl RateLimits {
         let Err(not_until) = limiter.check_key(&key) else {
             return Ok(());
         };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let wait = not_until.wait_time_from(limiter.clock().now());
         self.blocked
             .lock()
             .expect("not poisoned")
@@ -171,7 +171,7 @@ impl RateLimits {
         let Err(not_until) = limiter.check_key(&tenant.to_owned()) else {
             return Ok(());
         };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let wait = not_until.wait_time_from(limiter.clock().now());
         let message = format!(
             "this tenant sent more than {} requests per second (CRMSYNC_RATE_LIMIT_TENANT_PER_SEC): try again in {} s",
             self.settings.tenant_per_sec,
