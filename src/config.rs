@@ -57,6 +57,45 @@ struct Raw {
     ws_max_subscriptions: Option<String>,
     #[serde(default, deserialize_with = "bool_or_string")]
     allow_local_targets: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    rate_limit_tenant_per_sec: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    rate_limit_auth_failures_per_min: Option<String>,
+    introspection: Option<String>,
+}
+
+/// The rate limits: each pace a whole number, 0 for no limit.
+fn rate_limits(
+    tenant_per_sec: Option<&str>,
+    auth_failures_per_min: Option<&str>,
+) -> Result<crmsync_api::rate_limit::RateLimitSettings, ConfigError> {
+    use crmsync_api::rate_limit::RateLimitSettings;
+    let pace = |value: Option<&str>, variable: &'static str, default: u32, max: u32| match value
+        .map(str::trim)
+    {
+        None => Ok(default),
+        Some(n) => match n.parse::<u32>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(err(
+                variable,
+                format!("expected a whole number between 0 (no limit) and {max}"),
+            )),
+        },
+    };
+    Ok(RateLimitSettings::new(
+        pace(
+            tenant_per_sec,
+            "CRMSYNC_RATE_LIMIT_TENANT_PER_SEC",
+            RateLimitSettings::DEFAULT_TENANT_PER_SEC,
+            1_000_000,
+        )?,
+        pace(
+            auth_failures_per_min,
+            "CRMSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MIN",
+            RateLimitSettings::DEFAULT_AUTH_FAILURES_PER_MIN,
+            1_000_000,
+        )?,
+    ))
 }
 
 /// A switch may be written as a boolean in the file (`allow_local_targets = true`).
@@ -154,6 +193,14 @@ pub struct Config {
     /// local addresses (`CRMSYNC_ALLOW_LOCAL_TARGETS`, default false; `serve
     /// --demo` turns it on for its sandbox CRMs).
     pub allow_local_targets: bool,
+    /// Requests per second per tenant and failed authentications per minute
+    /// per client address (`CRMSYNC_RATE_LIMIT_TENANT_PER_SEC`, default 100,
+    /// and `CRMSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MIN`, default 10; 0 turns
+    /// either off).
+    pub rate_limits: crmsync_api::rate_limit::RateLimitSettings,
+    /// Who may introspect the schema (`CRMSYNC_INTROSPECTION`: `always` or
+    /// `authenticated`, the default; `serve --demo` sets `always`).
+    pub introspection: crmsync_api::Introspection,
 }
 
 impl Config {
@@ -207,6 +254,15 @@ impl Config {
         overlay!(delivery_max_attempts, "CRMSYNC_DELIVERY_MAX_ATTEMPTS");
         overlay!(ws_max_subscriptions, "CRMSYNC_WS_MAX_SUBSCRIPTIONS");
         overlay!(allow_local_targets, "CRMSYNC_ALLOW_LOCAL_TARGETS");
+        overlay!(
+            rate_limit_tenant_per_sec,
+            "CRMSYNC_RATE_LIMIT_TENANT_PER_SEC"
+        );
+        overlay!(
+            rate_limit_auth_failures_per_min,
+            "CRMSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MIN"
+        );
+        overlay!(introspection, "CRMSYNC_INTROSPECTION");
 
         let bind: SocketAddr = raw
             .bind
@@ -387,6 +443,22 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(_) => return Err(err("CRMSYNC_ALLOW_LOCAL_TARGETS", "expected true or false")),
         };
+        let rate_limits = rate_limits(
+            raw.rate_limit_tenant_per_sec.as_deref(),
+            raw.rate_limit_auth_failures_per_min.as_deref(),
+        )?;
+        let introspection = match raw.introspection.as_deref() {
+            None => crmsync_api::Introspection::default(),
+            Some(value) => crmsync_api::Introspection::parse(value).ok_or_else(|| {
+                err(
+                    "CRMSYNC_INTROSPECTION",
+                    format!(
+                        "expected one of {}",
+                        crmsync_api::Introspection::VALUES.join(", ")
+                    ),
+                )
+            })?,
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -410,6 +482,8 @@ impl Config {
             delivery_max_attempts,
             ws_max_subscriptions,
             allow_local_targets,
+            rate_limits,
+            introspection,
         })
     }
 
@@ -539,6 +613,24 @@ impl Config {
     }
 }
 
+/// Creates the data directory if missing, readable by its owner only (0700):
+/// it holds the keys and the embedded database. An existing one is left as is.
+pub fn create_data_dir(dir: &Path) -> Result<(), ConfigError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        err(
+            "CRMSYNC_DATA_DIR",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })
+}
+
 fn random_base64(bytes: usize) -> String {
     use base64::Engine;
     use rand::RngCore;
@@ -565,12 +657,7 @@ fn load_or_generate(
             ));
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        err(
-            "CRMSYNC_DATA_DIR",
-            format!("cannot create {}: {e}", dir.display()),
-        )
-    })?;
+    create_data_dir(dir)?;
     let value = make();
     write_private(&path, &value)
         .map_err(|e| err(variable, format!("cannot write {}: {e}", path.display())))?;
@@ -738,6 +825,31 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_default_to_100_per_second_and_10_failures_per_minute() {
+        let config = Config::from_sources(&env(&[])).unwrap();
+        assert_eq!(config.rate_limits.tenant_per_sec, 100);
+        assert_eq!(config.rate_limits.auth_failures_per_min, 10);
+        assert_eq!(config.rate_limits.auth_failures_burst, 20);
+        assert_eq!(
+            config.introspection,
+            crmsync_api::Introspection::Authenticated
+        );
+    }
+
+    #[test]
+    fn rate_limits_and_introspection_follow_their_variables_and_zero_turns_a_limit_off() {
+        let config = Config::from_sources(&env(&[
+            ("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC", "0"),
+            ("CRMSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MIN", "30"),
+            ("CRMSYNC_INTROSPECTION", "always"),
+        ]))
+        .unwrap();
+        assert_eq!(config.rate_limits.tenant_per_sec, 0);
+        assert_eq!(config.rate_limits.auth_failures_per_min, 30);
+        assert_eq!(config.introspection, crmsync_api::Introspection::Always);
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let cases = [
             ("CRMSYNC_BIND", "nowhere"),
@@ -759,6 +871,10 @@ mod tests {
             ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "0"),
             ("CRMSYNC_DELIVERY_MAX_ATTEMPTS", "many"),
             ("CRMSYNC_ALLOW_LOCAL_TARGETS", "yes"),
+            ("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC", "-1"),
+            ("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC", "fast"),
+            ("CRMSYNC_RATE_LIMIT_AUTH_FAILURES_PER_MIN", "1.5"),
+            ("CRMSYNC_INTROSPECTION", "sometimes"),
         ];
         for (variable, value) in cases {
             let error = Config::from_sources(&env(&[(variable, value)])).unwrap_err();
@@ -817,6 +933,20 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_data_dir_crmsync_creates_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = std::env::temp_dir().join(format!("crmsync-dir-{}", crmsync_entity::new_id()));
+        let dir = parent.join("data");
+        let mut config =
+            Config::from_sources(&env(&[("CRMSYNC_DATA_DIR", dir.to_str().unwrap())])).unwrap();
+        config.ensure_keys().unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::remove_dir_all(parent).unwrap();
     }
 
     #[test]

@@ -23,12 +23,7 @@ use crate::config::Config;
 /// Connects and migrates; errors name the variable.
 async fn database(config: &Config) -> anyhow::Result<DatabaseConnection> {
     if config.is_embedded() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "CRMSYNC_DATA_DIR: cannot create {}",
-                config.data_dir.display()
-            )
-        })?;
+        crate::config::create_data_dir(&config.data_dir)?;
     }
     let db = crmsync_entity::db::connect(&config.database_url)
         .await
@@ -119,6 +114,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         tracing::info!("--demo: CRMSYNC_ALLOW_LOCAL_TARGETS is on for the sandbox CRMs");
         config.allow_local_targets = true;
     }
+    if demo {
+        // GraphiQL documents the schema before the demo's token is pasted in.
+        config.introspection = crmsync_api::Introspection::Always;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("CRMSYNC_BIND: cannot listen on {}", config.bind))?;
@@ -149,6 +148,8 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         metrics: metrics.clone(),
         schedule_min_interval: config.schedule_min_interval,
         ws_max_subscriptions: config.ws_max_subscriptions,
+        rate_limits: Arc::new(crmsync_api::rate_limit::RateLimits::new(config.rate_limits)),
+        introspection: config.introspection,
     };
     let context = WorkerContext {
         db,

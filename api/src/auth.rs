@@ -57,7 +57,8 @@ pub enum AuthError {
     BadPublicKey(String),
 }
 
-/// The leeway on `exp` and `nbf`, in seconds (at most 30 s, T2).
+/// The leeway on `exp`, `nbf` and `iat`, in seconds (at most 30 s, T2): the
+/// clock skew tolerated between the token's issuer and us.
 pub const LEEWAY_SECS: u64 = 30;
 
 /// The prefix of API keys.
@@ -70,8 +71,8 @@ pub struct Claims {
     pub sub: String,
     /// Issuer.
     pub iss: String,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one, or several of which ours must be one (RFC 7519, 4.1.3).
+    pub aud: Audience,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
     /// Issued at, seconds since the epoch.
@@ -81,6 +82,26 @@ pub struct Claims {
     /// The tenant's slug; absent for operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+}
+
+/// A token's `aud`: RFC 7519 allows one string or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "crmsync"`.
+    One(String),
+    /// `"aud": ["crmsync", "other-api"]`.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// True when `audience` is (one of) the token's.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(aud) => aud == audience,
+            Self::Many(auds) => auds.iter().any(|a| a == audience),
+        }
+    }
 }
 
 /// Verifies JWTs with one key and one algorithm.
@@ -120,6 +141,8 @@ impl Authenticator {
         validation.algorithms = vec![algorithm];
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
+        // A token is refused before its `nbf` (beyond the leeway) as after its `exp`.
+        validation.validate_nbf = true;
         validation.set_issuer(&[settings.issuer.as_str()]);
         validation.set_audience(&[settings.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -128,12 +151,15 @@ impl Authenticator {
 
     /// The verified claims of a token, or why it is refused (in words safe to show).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet: its nbf (not before) is in the future"
+                    }
                     ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
                     ErrorKind::InvalidAudience => "the token's audience is not accepted",
                     ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted",
@@ -142,7 +168,16 @@ impl Authenticator {
                     _ => "the token is not valid",
                 };
                 ApiError::Unauthenticated(why.into())
-            })
+            })?;
+        // jsonwebtoken does not check `iat`: a token issued in the future comes
+        // from a wrong clock or a forger planning ahead, and would outlive its
+        // intended lifetime.
+        if claims.iat > unix_now() + LEEWAY_SECS {
+            return Err(ApiError::Unauthenticated(
+                "the token's iat (issued at) is in the future".into(),
+            ));
+        }
+        Ok(claims)
     }
 }
 
@@ -160,7 +195,7 @@ pub fn mint_hs256(
     let claims = Claims {
         sub: subject.to_owned(),
         iss: issuer.to_owned(),
-        aud: audience.to_owned(),
+        aud: Audience::One(audience.to_owned()),
         exp: now + ttl.as_secs(),
         iat: now,
         role: role.as_str().to_lowercase(),

@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::ApiState;
 use crate::audit::{self, Actor};
 use crate::error::ApiError;
-use crate::idempotency;
+use crate::idempotency::{self, IdempotencyKey};
 use crate::patch::Patch;
 
 /// Pipedrive credentials as a client sends them.
@@ -123,8 +123,8 @@ pub struct NewConnector {
     pub settings: Option<SettingsPatch>,
     /// Base-URL override.
     pub base_url: Option<String>,
-    /// Idempotency key.
-    pub idempotency_key: Option<String>,
+    /// Idempotency key, with the fingerprint of this input.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Changes to a connector.
@@ -488,7 +488,7 @@ pub async fn create(
 ) -> Result<connector::Model, ApiError> {
     const OPERATION: &str = "createConnector";
     if let Some(key) = &input.idempotency_key {
-        idempotency::check(key, "input.idempotencyKey")?;
+        idempotency::check(&key.key)?;
         if let Some(id) = idempotency::lookup(&state.db, tenant, OPERATION, key).await? {
             return find(state, tenant, &id).await;
         }

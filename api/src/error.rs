@@ -73,6 +73,21 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of a request refused at the edge, before it runs
+    /// (errors from resolvers travel in a 200 GraphQL response).
+    pub(crate) fn http_status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// A CRM failure as a user should see it: causes that may hold URLs or
     /// raw replies become INTERNAL (masked).
     pub fn from_crm(error: CrmError) -> Self {

@@ -1,17 +1,29 @@
-//! HTTP edges of the GraphQL endpoint: request ids, authentication, the body
-//! limit, no batches, no mutations over GET, GraphiQL.
+//! HTTP edges of the GraphQL endpoint: request ids, authentication (401 for
+//! a missing or bad credential alike), rate limits (429), the body limit, no
+//! batches, no mutations over GET, GraphiQL.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use async_graphql::Data;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Name, Request};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::ApiState;
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, INTERNAL_MESSAGE, RequestId};
 use crate::graphql::{ApiSchema, Auth, Loaders};
+use crate::rate_limit::retry_after_secs;
+use crate::{ApiState, Introspection};
 
 /// The router's state.
 #[derive(Clone)]
@@ -40,8 +52,28 @@ fn request_id(headers: &HeaderMap) -> RequestId {
         )
 }
 
-/// A response made of one error, with the request id.
-fn error_response(status: StatusCode, request_id: &RequestId, error: &ApiError) -> Response {
+/// The client's address: the socket's peer (`X-Forwarded-For` is not
+/// trusted: any client can write it). `None` when the server was started
+/// without connect info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(peer.map(|c| c.0.ip())))
+    }
+}
+
+/// A response made of one error, with the request id; its status follows
+/// the error (401 with `WWW-Authenticate`, 429 with `Retry-After`, ...).
+fn error_response(
+    request_id: &RequestId,
+    error: &ApiError,
+    retry_after: Option<Duration>,
+) -> Response {
     let message = match error {
         ApiError::Internal(cause) => {
             tracing::error!(request_id = %request_id.0, cause, "internal error");
@@ -56,7 +88,21 @@ fn error_response(status: StatusCode, request_id: &RequestId, error: &ApiError) 
             "extensions": { "code": error.code(), "requestId": request_id.0 }
         }]
     });
-    with_request_id((status, axum::Json(body)).into_response(), request_id)
+    let mut response = (error.http_status(), axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let ApiError::Unauthenticated(_) = error {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"crmsync\""),
+        );
+    }
+    if let Some(wait) = retry_after {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(wait)),
+        );
+    }
+    with_request_id(response, request_id)
 }
 
 fn with_request_id(mut response: Response, request_id: &RequestId) -> Response {
@@ -80,15 +126,92 @@ fn bad_request(request_id: &RequestId, message: &str) -> Response {
     )
 }
 
-/// Authenticates from the `Authorization` header.
-async fn principal(app: &App, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-    let header = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::Unauthenticated("the Authorization header is not text".into())
-        })?),
+/// What a caller must send.
+const MISSING_CREDENTIALS: &str = "send `Authorization: Bearer <token or API key>`";
+
+/// Who is calling, or why the request is refused before it runs (with the
+/// wait for `Retry-After` when a limit refused it). A request without
+/// credentials runs only when it is introspection and introspection is open.
+async fn authorize(
+    app: &App,
+    client: ClientIp,
+    headers: &HeaderMap,
+    request: &Request,
+) -> Result<Option<Principal>, (ApiError, Option<Duration>)> {
+    let limits = &app.state.rate_limits;
+    let Some(header) = headers.get(header::AUTHORIZATION) else {
+        if app.state.introspection == Introspection::Always && introspection_only(request) {
+            return Ok(None);
+        }
+        return Err((ApiError::Unauthenticated(MISSING_CREDENTIALS.into()), None));
     };
-    auth::authenticate(&app.state.db, &app.state.auth, header).await
+    limits
+        .before_authentication(client.0)
+        .map_err(|(e, wait)| (e, Some(wait)))?;
+    let verified = match header.to_str() {
+        Ok(header) => auth::authenticate(&app.state.db, &app.state.auth, Some(header)).await,
+        Err(_) => Err(ApiError::Unauthenticated(
+            "the Authorization header is not text".into(),
+        )),
+    };
+    let principal = match verified {
+        Ok(principal) => principal.expect("a header was given"),
+        Err(e @ ApiError::Unauthenticated(_)) => {
+            limits
+                .authentication_failed(client.0)
+                .map_err(|(e, wait)| (e, Some(wait)))?;
+            return Err((e, None));
+        }
+        Err(e) => return Err((e, None)),
+    };
+    if let Some(tenant) = principal.tenant_id() {
+        limits
+            .tenant_request(tenant.as_str())
+            .map_err(|(e, wait)| (e, Some(wait)))?;
+    }
+    Ok(Some(principal))
+}
+
+/// True when the operation selects nothing but `__schema`, `__type` and
+/// `__typename` (through fragments too).
+fn introspection_only(request: &Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    operation.node.ty == OperationType::Query
+        && only_meta_fields(&operation.node.selection_set.node, &doc.fragments, 0)
+}
+
+fn only_meta_fields(
+    set: &SelectionSet,
+    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+    depth: usize,
+) -> bool {
+    // Fragments may spread each other in a cycle (execution refuses that):
+    // give up past a small depth.
+    depth < 8
+        && set.items.iter().all(|item| match &item.node {
+            Selection::Field(field) => matches!(
+                field.node.name.node.as_str(),
+                "__schema" | "__type" | "__typename"
+            ),
+            Selection::InlineFragment(inline) => {
+                only_meta_fields(&inline.node.selection_set.node, fragments, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => fragments
+                .get(&spread.node.fragment_name.node)
+                .is_some_and(|f| {
+                    only_meta_fields(&f.node.selection_set.node, fragments, depth + 1)
+                }),
+        })
 }
 
 /// Per-request data: who is calling, the request id, and (for tenant roles) loaders.
@@ -108,16 +231,14 @@ pub(crate) fn request_data(
 
 async fn execute(
     app: &App,
+    client: ClientIp,
     headers: &HeaderMap,
-    request: async_graphql::Request,
+    request: Request,
     request_id: RequestId,
 ) -> Response {
-    let principal = match principal(app, headers).await {
+    let principal = match authorize(app, client, headers, &request).await {
         Ok(p) => p,
-        Err(e @ ApiError::Unauthenticated(_)) => {
-            return error_response(StatusCode::UNAUTHORIZED, &request_id, &e);
-        }
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &request_id, &e),
+        Err((e, retry_after)) => return error_response(&request_id, &e, retry_after),
     };
     let mut request = request;
     request.extensions.insert(
@@ -137,12 +258,13 @@ pub(crate) const MAX_JSON_DEPTH: usize = 64;
 /// `POST /graphql`: one operation per request (batches are refused).
 pub(crate) async fn post_graphql(
     State(app): State<App>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let request_id = request_id(&headers);
     match graphql_request(&body) {
-        Ok(request) => execute(&app, &headers, request, request_id).await,
+        Ok(request) => execute(&app, client, &headers, request, request_id).await,
         Err(message) => bad_request(&request_id, &message),
     }
 }
@@ -232,6 +354,7 @@ fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
 /// mutation over GET is a CSRF vector).
 pub(crate) async fn get_graphql(
     State(app): State<App>,
+    client: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -267,5 +390,5 @@ pub(crate) async fn get_graphql(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return with_request_id(response, &request_id);
     }
-    execute(&app, &headers, request, request_id).await
+    execute(&app, client, &headers, request, request_id).await
 }

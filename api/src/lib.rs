@@ -19,6 +19,7 @@ mod http;
 mod idempotency;
 pub mod ops;
 pub mod patch;
+pub mod rate_limit;
 pub mod runs;
 mod server;
 pub mod tenants;
@@ -26,6 +27,7 @@ pub mod webhooks;
 mod ws;
 
 pub use error::ApiError;
+pub use idempotency::IdempotencyKey;
 pub use server::serve;
 
 /// The largest request body accepted on `POST /graphql` (1 MiB).
@@ -63,6 +65,37 @@ pub struct ApiState {
     /// Completes when the process shuts down: open subscriptions are closed
     /// with 1001 (going away) so clients reconnect to another process.
     pub shutdown: Shutdown,
+    /// Failed authentications per client address and requests per tenant
+    /// (`CRMSYNC_RATE_LIMIT_*`).
+    pub rate_limits: Arc<rate_limit::RateLimits>,
+    /// Who may introspect the schema (`CRMSYNC_INTROSPECTION`).
+    pub introspection: Introspection,
+}
+
+/// Who may introspect the schema (`__schema`, `__type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Introspection {
+    /// Anyone, without a token (`always`; `serve --demo` sets it, for
+    /// GraphiQL's documentation before a token is pasted).
+    Always,
+    /// Authenticated callers only (`authenticated`, the default): the
+    /// schema is a map of the API that strangers need not be handed.
+    #[default]
+    Authenticated,
+}
+
+impl Introspection {
+    /// The setting's values, as `CRMSYNC_INTROSPECTION` takes them.
+    pub const VALUES: &[&str] = &["always", "authenticated"];
+
+    /// Parses `always` or `authenticated`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "always" => Some(Self::Always),
+            "authenticated" => Some(Self::Authenticated),
+            _ => None,
+        }
+    }
 }
 
 /// The process's shutdown, as open WebSockets see it: they close when it
@@ -142,6 +175,10 @@ impl std::fmt::Debug for ApiState {
 /// graphql-ws of subscriptions-transport-ws), GraphiQL's embedded assets
 /// under `/graphiql/assets/`, and the operations endpoints
 /// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// limit on failed authentications is kept per client address, the socket's
+/// peer (without it, addresses are not limited).
 pub fn router(state: ApiState) -> Router {
     let schema = graphql::build(Some(state.clone()));
     let ops = ops::Ops {

@@ -10,10 +10,11 @@ use crmsync_worker::platform::MappingInput;
 use crate::ApiState;
 use crate::connectors;
 use crate::error::ApiError;
-use crate::idempotency;
+use crate::idempotency::{self, IdempotencyKey};
 
 /// Starts a run of one connector, or returns the one already queued or
-/// running (R4). A replayed idempotency key returns the first run.
+/// running (R4). A replayed idempotency key returns the first run; the same
+/// key with other input is refused.
 ///
 /// `mappings` previews a mapping change: a DRY_RUN only, validated exactly
 /// as `setFieldMappings` validates, used by that run instead of the
@@ -25,7 +26,7 @@ pub async fn start(
     connector_id: &str,
     trigger: SyncTrigger,
     mode: SyncMode,
-    idempotency_key: Option<&str>,
+    idempotency_key: Option<&IdempotencyKey>,
     mappings: Option<Vec<MappingInput>>,
 ) -> Result<sync_run::Model, ApiError> {
     const OPERATION: &str = "startSync";
@@ -36,7 +37,7 @@ pub async fn start(
         ));
     }
     if let Some(key) = idempotency_key {
-        idempotency::check(key, "input.idempotencyKey")?;
+        idempotency::check(&key.key)?;
         if let Some(id) = idempotency::lookup(&state.db, tenant, OPERATION, key).await? {
             return find(state, tenant, &id).await;
         }

@@ -9,9 +9,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -35,8 +37,8 @@ pub async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let connection = serve_connection(stream, router.clone(), stop_rx.clone());
+                Ok((stream, peer)) => {
+                    let connection = serve_connection(stream, peer, router.clone(), stop_rx.clone());
                     let open = open_rx.clone();
                     tokio::spawn(async move {
                         connection.await;
@@ -58,14 +60,23 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let router = router.clone();
+            let mut request = request.map(Body::new);
+            // The peer's address, as `into_make_service_with_connect_info` gives
+            // it: the limit on failed authentications is kept per address.
+            request.extensions_mut().insert(ConnectInfo(peer));
             async move {
                 Ok::<_, Infallible>(
                     router
-                        .oneshot(request.map(Body::new))
+                        .oneshot(request)
                         .await
                         .unwrap_or_else(|e| match e {}),
                 )

@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::auth;
 use crate::error::{ApiError, RequestId};
-use crate::http::{App, request_data};
+use crate::http::{App, ClientIp, request_data};
 
 /// How long a client has to send `connection_init`.
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +48,7 @@ enum InitState {
 
 pub(crate) async fn upgrade(
     State(app): State<App>,
+    client: ClientIp,
     upgrade: WebSocketUpgrade,
     request: Extensions,
 ) -> Response {
@@ -57,7 +58,7 @@ pub(crate) async fn upgrade(
         // With no sub-protocol offered, the current one.
         _ => Protocols::GraphQLWS,
     };
-    let response = upgrade.on_upgrade(move |socket| serve(app, socket, protocol));
+    let response = upgrade.on_upgrade(move |socket| serve(app, client, socket, protocol));
     // The request's extensions carry how the client spelled its header names
     // (the server preserves header case): the answer's `Sec-WebSocket-Protocol`
     // goes out in the same spelling, which clients that look it up
@@ -194,14 +195,44 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(app: App, socket: WebSocket, protocol: Protocols) {
+/// Authenticates a `connection_init` from `client`: failed attempts count
+/// against the address's limit, and an accepted one against its tenant's
+/// request rate, as over HTTP.
+async fn authenticate_init(
+    state: &crate::ApiState,
+    client: ClientIp,
+    header: Option<String>,
+) -> Result<Option<auth::Principal>, ApiError> {
+    let Some(header) = header else {
+        return Err(ApiError::Unauthenticated(
+            "connection_init must carry {\"Authorization\": \"Bearer …\"}".into(),
+        ));
+    };
+    let limits = &state.rate_limits;
+    limits.before_authentication(client.0).map_err(|(e, _)| e)?;
+    let result = auth::authenticate(&state.db, &state.auth, Some(&header)).await;
+    match &result {
+        Err(ApiError::Unauthenticated(_)) => {
+            limits.authentication_failed(client.0).map_err(|(e, _)| e)?;
+        }
+        Ok(Some(principal)) => {
+            if let Some(tenant) = principal.tenant_id() {
+                limits.tenant_request(tenant.as_str()).map_err(|(e, _)| e)?;
+            }
+        }
+        _ => {}
+    }
+    result
+}
+
+async fn serve(app: App, client: ClientIp, socket: WebSocket, protocol: Protocols) {
     let _open = app.state.shutdown.socket_opened();
     let request_id = RequestId(ulid::Ulid::generate().to_string());
     let (mut sink, mut stream) = socket.split();
     let (input_tx, mut input_rx) = mpsc::channel::<Vec<u8>>(READ_AHEAD);
     let input = futures::stream::poll_fn(move |cx| input_rx.poll_recv(cx));
     let (init_tx, init_rx) = watch::channel(InitState::Waiting);
-    let on_init = connection_init(app.state.clone(), init_tx, request_id);
+    let on_init = connection_init(app.state.clone(), client, init_tx, request_id);
     let mut messages =
         GqlWebSocket::new(app.schema.clone(), input, protocol).on_connection_init(on_init);
     let mut session = Session::new(protocol, app.state.ws_max_subscriptions);
@@ -284,6 +315,7 @@ async fn serve(app: App, socket: WebSocket, protocol: Protocols) {
 /// for both protocols, and reports the outcome to the socket's loop.
 fn connection_init(
     state: crate::ApiState,
+    client: ClientIp,
     init_tx: watch::Sender<InitState>,
     request_id: RequestId,
 ) -> impl FnOnce(
@@ -298,12 +330,7 @@ fn connection_init(
                 .or_else(|| payload.get("authorization"))
                 .and_then(|v| v.as_str())
                 .map(str::to_owned);
-            let result = match header {
-                None => Err(ApiError::Unauthenticated(
-                    "connection_init must carry {\"Authorization\": \"Bearer …\"}".into(),
-                )),
-                Some(h) => auth::authenticate(&state.db, &state.auth, Some(&h)).await,
-            };
+            let result = authenticate_init(&state, client, header).await;
             match result {
                 Ok(Some(principal)) => {
                     let _ = init_tx.send(InitState::Accepted(principal.expires_at));

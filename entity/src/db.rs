@@ -1,6 +1,7 @@
 //! Connecting to the database: SQLite for the embedded default, PostgreSQL for
 //! scale-out. The schema is the same; every query runs on both.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -17,12 +18,34 @@ pub enum DbError {
     /// Connecting, migrating or a query failed.
     #[error(transparent)]
     Db(#[from] DbErr),
+    /// The SQLite file could not be created or narrowed to mode 0600.
+    #[error("cannot make {path} readable by its owner only: {source}")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Connects with the pool settings the backend needs: for SQLite, WAL, a busy
 /// timeout and several connections (the default pool has one), creating the file
-/// if missing; for PostgreSQL, a pool sized for API plus worker.
+/// if missing (mode 0600, see [`make_private`]); for PostgreSQL, a pool sized
+/// for API plus worker.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
+    let file = sqlite_file(url);
+    if let Some(file) = &file {
+        make_private(file)?;
+    }
+    let db = open(url).await?;
+    // The WAL and shared-memory files appear with the first connection.
+    if let Some(file) = &file {
+        make_private(file)?;
+    }
+    Ok(db)
+}
+
+async fn open(url: &str) -> Result<DatabaseConnection, DbError> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -51,6 +74,64 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbError> {
         return Err(DbError::UnsupportedScheme);
     }
     Ok(Database::connect(options).await?)
+}
+
+/// The file a SQLite URL names; `None` for other databases and in-memory ones.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    // sqlx names an in-memory database `file:sqlx-in-memory-N`.
+    let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().starts_with("file:");
+    (!in_memory).then(|| path.to_owned())
+}
+
+/// Makes a SQLite database readable by its owner only (0600), whatever the
+/// umask: it holds contacts' personal data, like the key files beside it.
+/// SQLite gives its `-wal`, `-shm` and `-journal` files the database file's
+/// mode, so a new database is created here with 0600 before SQLite opens
+/// it; the files of an existing one (made by an older version) are narrowed.
+#[cfg(unix)]
+fn make_private(file: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DbError::Permissions { path, source }
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        // A missing directory is SQLite's to report, in its words.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(failed(file)(e)),
+        _ => {}
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = PathBuf::from(path);
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(failed(&path))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_file: &Path) -> Result<(), DbError> {
+    Ok(())
 }
 
 /// The page size of a new SQLite database (SQLite's default is 4 KiB). A

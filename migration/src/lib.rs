@@ -7,6 +7,7 @@ mod m20261121_000002_run_leases;
 mod m20261121_000003_schedules_forms;
 mod m20261121_000004_deliveries;
 mod m20261121_000005_item_changes;
+mod m20261206_000006_idempotency_input;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_schedules_forms::Migration),
             Box::new(m20261121_000004_deliveries::Migration),
             Box::new(m20261121_000005_item_changes::Migration),
+            Box::new(m20261206_000006_idempotency_input::Migration),
         ]
     }
 }

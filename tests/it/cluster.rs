@@ -112,6 +112,9 @@ impl Cluster {
             ("CRMSYNC_LOG".into(), "info".into()),
             // The sandbox CRMs listen on 127.0.0.1.
             ("CRMSYNC_ALLOW_LOCAL_TARGETS".into(), "true".into()),
+            // The scale benchmark drives one tenant with hundreds of clients,
+            // far past any real client's pace: no tenant rate limit.
+            ("CRMSYNC_RATE_LIMIT_TENANT_PER_SEC".into(), "0".into()),
         ];
         if let Some(url) = redis {
             env.push(("CRMSYNC_QUEUE_URL".into(), url.to_owned()));

@@ -169,3 +169,22 @@ fn migrate_creates_the_embedded_database() {
     );
     assert!(dir.join("crmsync.db").exists());
 }
+
+#[test]
+#[cfg(unix)]
+fn migrate_creates_a_data_dir_and_database_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = temp_dir("private");
+    let dir = parent.join("data");
+    let output = crmsync(&dir).arg("migrate").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("crmsync.db")), 0o600);
+    let _ = std::fs::remove_dir_all(parent);
+}

@@ -118,6 +118,23 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
 }
 
 #[tokio::test]
+async fn serve_demo_answers_introspection_without_a_token() {
+    let demo = start_demo("introspection", true);
+    let response = reqwest::Client::new()
+        .post(&demo.url)
+        .json(&json!({ "query": "{ __schema { queryType { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let demo = start_demo("sync", true);
     let (url, token) = (demo.url.clone(), demo.token.clone());

@@ -129,6 +129,29 @@ impl CredentialsKey {
         serde_json::from_slice(plaintext.expose_secret()).map_err(|_| CryptoError::Undecryptable)
     }
 
+    /// A keyed fingerprint (HMAC-SHA256, lower-case hex) of `data` for one
+    /// `purpose`: equal data give equal fingerprints, and a stored one tells
+    /// nothing about secrets in the data to a reader of the database who
+    /// lacks the key. Each purpose has its own key derived from this one, so
+    /// the AES key itself never keys a MAC.
+    pub fn fingerprint(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        type HmacSha256 = Hmac<sha2::Sha256>;
+        let mut derive = <HmacSha256 as Mac>::new_from_slice(self.0.expose_secret())
+            .expect("HMAC takes any key length");
+        derive.update(b"crmsync fingerprint key: ");
+        derive.update(purpose.as_bytes());
+        let subkey = derive.finalize().into_bytes();
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&subkey).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Encrypts a webhook's signing secret for that webhook only (R5).
     pub fn seal_webhook_secret(
         &self,

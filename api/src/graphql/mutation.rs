@@ -1,6 +1,6 @@
 //! Mutations: check the role, call a service, map the result.
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, InputType, Object};
 use crmsync_entity::enums::{self, Role};
 
 use super::inputs::*;
@@ -8,6 +8,7 @@ use super::types::*;
 use super::{admin, operator, state};
 use crate::connectors::{ConnectorUpdate, NewConnector};
 use crate::error::GqlResult;
+use crate::idempotency::IdempotencyKey;
 use crate::{api_keys, connectors, contacts, runs, tenants, webhooks};
 
 pub(crate) struct Mutation;
@@ -71,6 +72,10 @@ impl Mutation {
         input: CreateConnectorInput,
     ) -> GqlResult<ConnectorPayload> {
         let scope = admin(ctx)?;
+        let idempotency_key = input
+            .idempotency_key
+            .clone()
+            .map(|key| IdempotencyKey::new(state(ctx), key, input.to_value()));
         let new = NewConnector {
             kind: input.kind.into(),
             name: input.name,
@@ -78,7 +83,7 @@ impl Mutation {
             zoho: input.zoho.map(Into::into),
             settings: input.settings.map(Into::into),
             base_url: input.base_url,
-            idempotency_key: input.idempotency_key,
+            idempotency_key,
         };
         let model = connectors::create(state(ctx), &scope.tenant, &scope.actor, new).await?;
         Ok(ConnectorPayload {
@@ -195,13 +200,17 @@ impl Mutation {
         } else {
             enums::SyncTrigger::Manual
         };
+        let idempotency_key = input
+            .idempotency_key
+            .clone()
+            .map(|key| IdempotencyKey::new(state(ctx), key, input.to_value()));
         let run = runs::start(
             state(ctx),
             &scope.tenant,
             &input.connector_id,
             trigger,
             input.mode.into(),
-            input.idempotency_key.as_deref(),
+            idempotency_key.as_ref(),
             input
                 .mappings
                 .map(|rows| rows.into_iter().map(Into::into).collect()),

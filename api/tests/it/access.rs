@@ -29,9 +29,30 @@ fn sign(alg: Algorithm, secret: &str, claims: &serde_json::Value) -> String {
 }
 
 async fn refused(app: &TestApp, token: &str) {
+    refused_saying(app, token, "").await;
+}
+
+/// Refused with 401, UNAUTHENTICATED and a message containing `why`.
+async fn refused_saying(app: &TestApp, token: &str, why: &str) {
     let (status, _, body) = app.post(Some(token), json!({ "query": VIEWER_Q })).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{body}");
+}
+
+/// The seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Accepted: the viewer query answers with the token's role.
+async fn accepted(app: &TestApp, token: &str) {
+    let body = app.gql(token, VIEWER_Q, json!({})).await;
+    assert_eq!(body["data"]["viewer"]["role"], "ADMIN", "{body}");
 }
 
 #[tokio::test]
@@ -94,6 +115,51 @@ async fn a_wrong_audience_or_issuer_is_refused() {
 }
 
 #[tokio::test]
+async fn a_token_not_valid_before_a_future_nbf_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut c = claims(7200);
+    c["tenant"] = json!(app.slug);
+    c["nbf"] = json!(now() + 3600);
+    refused_saying(&app, &sign(Algorithm::HS256, SECRET, &c), "nbf").await;
+}
+
+#[tokio::test]
+async fn an_nbf_within_the_leeway_is_accepted() {
+    let app = TestApp::spawn().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    c["nbf"] = json!(now() + 10);
+    accepted(&app, &sign(Algorithm::HS256, SECRET, &c)).await;
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut c = claims(7200);
+    c["tenant"] = json!(app.slug);
+    c["iat"] = json!(now() + 3600);
+    refused_saying(&app, &sign(Algorithm::HS256, SECRET, &c), "iat").await;
+}
+
+#[tokio::test]
+async fn an_audience_array_holding_ours_is_accepted() {
+    let app = TestApp::spawn().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    c["aud"] = json!(["another-api", AUDIENCE]);
+    accepted(&app, &sign(Algorithm::HS256, SECRET, &c)).await;
+}
+
+#[tokio::test]
+async fn an_audience_array_without_ours_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    c["aud"] = json!(["another-api", "a-third-api"]);
+    refused_saying(&app, &sign(Algorithm::HS256, SECRET, &c), "audience").await;
+}
+
+#[tokio::test]
 async fn a_missing_subject_is_refused() {
     let app = TestApp::spawn().await;
     let mut c = claims(600);
@@ -115,7 +181,8 @@ async fn an_unknown_tenant_is_refused() {
 #[tokio::test]
 async fn no_token_is_unauthenticated() {
     let app = TestApp::spawn().await;
-    let (_, _, body) = app.post(None, json!({ "query": VIEWER_Q })).await;
+    let (status, _, body) = app.post(None, json!({ "query": VIEWER_Q })).await;
+    assert_eq!(status, 401, "{body}");
     assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
 }
 
@@ -309,4 +376,26 @@ async fn an_rs256_token_from_another_key_pair_is_refused() {
         &sign_rs256(include_str!("../fixtures/rs256-other-private.pem"), &c),
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_rs256_token_with_a_future_nbf_or_iat_is_refused() {
+    let app = rs256_app().await;
+    let mut c = claims(7200);
+    c["tenant"] = json!(app.slug);
+    c["nbf"] = json!(now() + 3600);
+    refused_saying(&app, &sign_rs256(RS256_PRIVATE, &c), "nbf").await;
+    let mut c = claims(7200);
+    c["tenant"] = json!(app.slug);
+    c["iat"] = json!(now() + 3600);
+    refused_saying(&app, &sign_rs256(RS256_PRIVATE, &c), "iat").await;
+}
+
+#[tokio::test]
+async fn an_rs256_audience_array_holding_ours_is_accepted() {
+    let app = rs256_app().await;
+    let mut c = claims(600);
+    c["tenant"] = json!(app.slug);
+    c["aud"] = json!([AUDIENCE, "another-api"]);
+    accepted(&app, &sign_rs256(RS256_PRIVATE, &c)).await;
 }

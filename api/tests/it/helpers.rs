@@ -4,12 +4,14 @@
 // Not every module uses every helper.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings, mint_hs256};
-use crmsync_api::{ApiState, router};
+use crmsync_api::rate_limit::{RateLimitSettings, RateLimits};
+use crmsync_api::{ApiState, Introspection, router};
 use crmsync_entity::enums::Role;
 use crmsync_entity::testing::TestDatabase;
 use crmsync_sandbox::{Sandbox, SandboxConfig};
@@ -74,6 +76,18 @@ impl TestApp {
         .await
     }
 
+    /// Starts the app with these rate limits and introspection setting.
+    pub async fn spawn_with_policy(
+        limits: RateLimitSettings,
+        introspection: Introspection,
+    ) -> Self {
+        Self::spawn_with(move |state| {
+            state.rate_limits = Arc::new(RateLimits::new(limits));
+            state.introspection = introspection;
+        })
+        .await
+    }
+
     /// Starts the app calling out under `egress` (the other constructors
     /// allow local targets: the sandbox CRMs listen on 127.0.0.1).
     pub async fn spawn_with_egress(egress: Egress) -> Self {
@@ -113,6 +127,8 @@ impl TestApp {
             metrics: Metrics::new(),
             schedule_min_interval: crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
             ws_max_subscriptions: crmsync_api::DEFAULT_WS_MAX_SUBSCRIPTIONS,
+            rate_limits: Arc::new(RateLimits::new(RateLimitSettings::default())),
+            introspection: Introspection::default(),
         };
         configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -17,6 +17,9 @@ pub struct Model {
     pub key: String,
     /// The id of what the first call created.
     pub result_id: String,
+    /// A keyed hash of the first call's canonical input (without the key);
+    /// null for keys stored before it was recorded.
+    pub input_fingerprint: Option<String>,
     /// When the first call ran.
     pub created_at: DateTimeUtc,
 }
