@@ -74,12 +74,7 @@ async fn serve_connection(
             // it: the limit on failed authentications is kept per address.
             request.extensions_mut().insert(ConnectInfo(peer));
             async move {
-                Ok::<_, Infallible>(
-                    router
-                        .oneshot(request)
-                        .await
-                        .unwrap_or_else(|e| match e {}),
-                )
+                Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {}))
             }
         });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -10,8 +10,8 @@ use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorMasking, GqlResult};
 
-mod input_rules;
 mod crm_calls;
+mod input_rules;
 mod inputs;
 pub(crate) mod loaders;
 mod mutation;

@@ -4,7 +4,6 @@
 // Not every module uses every helper.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
