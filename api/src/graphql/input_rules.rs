@@ -22,10 +22,13 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
-    ExecutableDocument, OperationType, Selection, SelectionSet, VariableDefinition,
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+    Selection, SelectionSet, VariableDefinition,
 };
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
-use async_graphql::{Pos, Positioned, ServerError, ServerResult, Value, Variables};
+use async_graphql_value::Value as DocumentValue;
+
+use async_graphql::{Name, Pos, Positioned, ServerError, ServerResult, Value, Variables};
 
 use crate::error::{ApiError, GqlError};
 
@@ -56,12 +59,153 @@ impl Extension for InputRulesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next
+        let mut document = next
             .run(ctx, query, variables)
             .await
             .map_err(describe_syntax_error)?;
+        leave_out_unset_variables(&mut document, variables);
         check_document(&ctx.schema_env.registry, &document, variables)?;
         Ok(document)
+    }
+}
+
+/// The GraphQL spec's coercion of a nullable variable the request does not
+/// give and whose definition has no default: the argument or input field it
+/// stands for is left out, as if not written, so that field's own default
+/// applies. async-graphql passes null instead, which a field with a default
+/// refuses only when the resolver reads it (an internal error). A variable
+/// given as an explicit null stays null.
+fn leave_out_unset_variables(document: &mut ExecutableDocument, variables: &Variables) {
+    let mut unset = HashSet::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            let definition = &definition.node;
+            if definition.var_type.node.nullable
+                && definition.default_value.is_none()
+                && !variables.contains_key(&definition.name.node)
+            {
+                unset.insert(definition.name.node.clone());
+            }
+        }
+    }
+    if unset.is_empty() {
+        return;
+    }
+    match &mut document.operations {
+        DocumentOperations::Single(operation) => {
+            leave_out_in_set(&mut operation.node.selection_set.node, &unset);
+        }
+        DocumentOperations::Multiple(operations) => {
+            for operation in operations.values_mut() {
+                leave_out_in_set(&mut operation.node.selection_set.node, &unset);
+            }
+        }
+    }
+    for fragment in document.fragments.values_mut() {
+        leave_out_in_set(&mut fragment.node.selection_set.node, &unset);
+    }
+    // A definition whose every use was left out goes too (validation refuses
+    // an unused variable); one still used elsewhere (a list, a directive)
+    // stays, and is null there as before.
+    let used = variables_used(document);
+    let mut operations: Vec<&mut OperationDefinition> = match &mut document.operations {
+        DocumentOperations::Single(operation) => vec![&mut operation.node],
+        DocumentOperations::Multiple(operations) => {
+            operations.values_mut().map(|o| &mut o.node).collect()
+        }
+    };
+    for operation in &mut operations {
+        operation
+            .variable_definitions
+            .retain(|d| !unset.contains(&d.node.name.node) || used.contains(&d.node.name.node));
+    }
+}
+
+/// Every variable the document's values and directives use.
+fn variables_used(document: &ExecutableDocument) -> HashSet<Name> {
+    let mut used = HashSet::new();
+    for (_, operation) in document.operations.iter() {
+        in_directives(&operation.node.directives, &mut used);
+        in_set(&operation.node.selection_set.node, &mut used);
+    }
+    for fragment in document.fragments.values() {
+        in_directives(&fragment.node.directives, &mut used);
+        in_set(&fragment.node.selection_set.node, &mut used);
+    }
+    return used;
+
+    fn in_set(set: &SelectionSet, used: &mut HashSet<Name>) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    for (_, value) in &field.node.arguments {
+                        in_value(&value.node, used);
+                    }
+                    in_directives(&field.node.directives, used);
+                    in_set(&field.node.selection_set.node, used);
+                }
+                Selection::InlineFragment(fragment) => {
+                    in_directives(&fragment.node.directives, used);
+                    in_set(&fragment.node.selection_set.node, used);
+                }
+                Selection::FragmentSpread(spread) => in_directives(&spread.node.directives, used),
+            }
+        }
+    }
+    fn in_directives(directives: &[Positioned<Directive>], used: &mut HashSet<Name>) {
+        for directive in directives {
+            for (_, value) in &directive.node.arguments {
+                in_value(&value.node, used);
+            }
+        }
+    }
+    fn in_value(value: &DocumentValue, used: &mut HashSet<Name>) {
+        match value {
+            DocumentValue::Variable(name) => {
+                used.insert(name.clone());
+            }
+            DocumentValue::List(items) => items.iter().for_each(|v| in_value(v, used)),
+            DocumentValue::Object(fields) => fields.values().for_each(|v| in_value(v, used)),
+            _ => {}
+        }
+    }
+}
+
+fn leave_out_in_set(set: &mut SelectionSet, unset: &HashSet<Name>) {
+    let is_unset = |value: &DocumentValue| matches!(value, DocumentValue::Variable(name) if unset.contains(name));
+    for selection in &mut set.items {
+        match &mut selection.node {
+            Selection::Field(field) => {
+                let field = &mut field.node;
+                field.arguments.retain(|(_, value)| !is_unset(&value.node));
+                for (_, value) in &mut field.arguments {
+                    leave_out_in_value(&mut value.node, unset);
+                }
+                leave_out_in_set(&mut field.selection_set.node, unset);
+            }
+            Selection::InlineFragment(fragment) => {
+                leave_out_in_set(&mut fragment.node.selection_set.node, unset);
+            }
+            Selection::FragmentSpread(_) => {}
+        }
+    }
+}
+
+fn leave_out_in_value(value: &mut DocumentValue, unset: &HashSet<Name>) {
+    match value {
+        DocumentValue::Object(fields) => {
+            fields
+                .retain(|_, v| !matches!(v, DocumentValue::Variable(name) if unset.contains(name)));
+            for v in fields.values_mut() {
+                leave_out_in_value(v, unset);
+            }
+        }
+        DocumentValue::List(items) => {
+            for item in items {
+                leave_out_in_value(item, unset);
+            }
+        }
+        _ => {}
     }
 }
 

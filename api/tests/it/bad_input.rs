@@ -363,3 +363,29 @@ async fn an_enum_given_in_variables_as_a_string_is_accepted() {
         .await;
     assert_eq!(data["syncRuns"]["totalCount"], 0);
 }
+
+#[tokio::test]
+async fn a_nullable_variable_left_unset_leaves_its_field_to_its_default() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+
+    let started = app
+        .admin_ok(
+            "mutation($id: ID!, $mode: SyncMode) { startSync(input: {connectorId: $id, mode: $mode}) { run { mode } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let listed = app
+        .admin_ok(
+            "query($first: Int) { contacts(first: $first) { totalCount } }",
+            json!({}),
+        )
+        .await;
+
+    assert_eq!(
+        started["startSync"]["run"]["mode"], "INCREMENTAL",
+        "{started}"
+    );
+    assert_eq!(listed["contacts"]["totalCount"], 0, "{listed}");
+}
