@@ -1,6 +1,6 @@
 //! Outbound URL safety: the one place that decides which addresses crmsync
-//! may call on a tenant's behalf (webhooks, a connector's base URL, the Zoho
-//! accounts server and the API domain it names).
+//! may call on a tenant's behalf (webhooks, a connector's base URL, a CRM's
+//! OAuth server and the API domain its token reply names).
 //!
 //! A tenant chooses these URLs, so without a rule they would turn the server
 //! into a port scanner of its own network. Unless `CRMSYNC_ALLOW_LOCAL_TARGETS`
