@@ -150,6 +150,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         ws_max_subscriptions: config.ws_max_subscriptions,
         rate_limits: Arc::new(crmsync_api::rate_limit::RateLimits::new(config.rate_limits)),
         introspection: config.introspection,
+        fields_cache: Default::default(),
     };
     let context = WorkerContext {
         db,

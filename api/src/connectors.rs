@@ -469,11 +469,13 @@ pub async fn crm_fields(
             format!("{module} is not a module of {}", model.kind),
         ));
     }
-    let fields = crate::fields_cache::fields(model, module, || async {
-        let client = client_of(state, model).await?;
-        client.fields(module).await.map_err(ApiError::from_crm)
-    })
-    .await?;
+    let fields = state
+        .fields_cache
+        .fields(model, module, || async {
+            let client = client_of(state, model).await?;
+            client.fields(module).await.map_err(ApiError::from_crm)
+        })
+        .await?;
     Ok(fields.as_ref().clone())
 }
 

@@ -8,12 +8,13 @@
 //! - Concurrent askers of one key wait for the one call in flight (aliases
 //!   of a field resolve concurrently), and failures are not kept.
 //!
-//! The cache is the process's: every process of a deployment makes its own
-//! calls, at most one per connector and module per [`TTL`].
+//! The cache is the process's ([`crate::ApiState::fields_cache`]): every
+//! process of a deployment makes its own calls, at most one per connector and
+//! module per [`TTL`].
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crmsync_entity::enums::CrmModule;
@@ -40,54 +41,68 @@ struct Entry {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
-static SLOTS: LazyLock<std::sync::Mutex<HashMap<Key, Slot>>> = LazyLock::new(Default::default);
-
-/// The connector's fields for `module`: cached, or read with `fetch`.
-pub async fn fields<F, Fut>(
-    model: &connector::Model,
-    module: CrmModule,
-    fetch: F,
-) -> Result<Arc<Vec<CrmField>>, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Vec<CrmField>, ApiError>>,
-{
-    let fingerprint = fingerprint(model);
-    let slot = slot((model.tenant_id.clone(), model.id.clone(), module));
-    // Held across the call: concurrent askers find its result.
-    let mut entry = slot.lock().await;
-    if let Some(cached) = entry.as_ref()
-        && cached.fingerprint == fingerprint
-        && cached.fetched.elapsed() < TTL
-    {
-        return Ok(cached.fields.clone());
-    }
-    let fields = Arc::new(fetch().await?);
-    *entry = Some(Entry {
-        fingerprint,
-        fetched: Instant::now(),
-        fields: fields.clone(),
-    });
-    Ok(fields)
+/// The cached fields of the process's connectors.
+#[derive(Default)]
+pub struct FieldsCache {
+    slots: std::sync::Mutex<HashMap<Key, Slot>>,
 }
 
-fn slot(key: Key) -> Slot {
-    let mut slots = SLOTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(slot) = slots.get(&key) {
-        return slot.clone();
+impl std::fmt::Debug for FieldsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldsCache").finish_non_exhaustive()
     }
-    if slots.len() >= PRUNE_ABOVE {
-        // Slots nobody waits on whose fields are stale (or were never read).
-        slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1
-                || slot
-                    .try_lock()
-                    .is_ok_and(|e| e.as_ref().is_some_and(|e| e.fetched.elapsed() < TTL))
+}
+
+impl FieldsCache {
+    /// The connector's fields for `module`: cached, or read with `fetch`.
+    pub async fn fields<F, Fut>(
+        &self,
+        model: &connector::Model,
+        module: CrmModule,
+        fetch: F,
+    ) -> Result<Arc<Vec<CrmField>>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<CrmField>, ApiError>>,
+    {
+        let fingerprint = fingerprint(model);
+        let slot = self.slot((model.tenant_id.clone(), model.id.clone(), module));
+        // Held across the call: concurrent askers find its result.
+        let mut entry = slot.lock().await;
+        if let Some(cached) = entry.as_ref()
+            && cached.fingerprint == fingerprint
+            && cached.fetched.elapsed() < TTL
+        {
+            return Ok(cached.fields.clone());
+        }
+        let fields = Arc::new(fetch().await?);
+        *entry = Some(Entry {
+            fingerprint,
+            fetched: Instant::now(),
+            fields: fields.clone(),
         });
+        Ok(fields)
     }
-    slots.entry(key).or_default().clone()
+
+    fn slot(&self, key: Key) -> Slot {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = slots.get(&key) {
+            return slot.clone();
+        }
+        if slots.len() >= PRUNE_ABOVE {
+            // Slots nobody waits on whose fields are stale (or were never read).
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot
+                        .try_lock()
+                        .is_ok_and(|e| e.as_ref().is_some_and(|e| e.fetched.elapsed() < TTL))
+            });
+        }
+        slots.entry(key).or_default().clone()
+    }
 }
 
 fn fingerprint(model: &connector::Model) -> [u8; 32] {

@@ -13,6 +13,7 @@ pub mod connectors;
 pub mod contacts;
 mod error;
 mod fields_cache;
+pub use fields_cache::FieldsCache;
 mod graphiql;
 mod graphql;
 mod http;
@@ -70,6 +71,8 @@ pub struct ApiState {
     pub rate_limits: Arc<rate_limit::RateLimits>,
     /// Who may introspect the schema (`CRMSYNC_INTROSPECTION`).
     pub introspection: Introspection,
+    /// The connectors' CRM fields, read at most once a minute.
+    pub fields_cache: Arc<FieldsCache>,
 }
 
 /// Who may introspect the schema (`__schema`, `__type`).

@@ -128,6 +128,7 @@ impl TestApp {
             ws_max_subscriptions: crmsync_api::DEFAULT_WS_MAX_SUBSCRIPTIONS,
             rate_limits: Arc::new(RateLimits::new(RateLimitSettings::default())),
             introspection: Introspection::default(),
+            fields_cache: Default::default(),
         };
         configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
