@@ -40,9 +40,10 @@ use crmsync_entity::enums::{
 };
 use crmsync_entity::models::{connector, contact, field_mapping, tenant};
 use crmsync_entity::{TenantId, new_id};
+use crmsync_worker::context::WorkerContext;
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
 use crmsync_worker::events::{EventBus, InProcessBus, SyncEvent};
-use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::metrics::Metrics;
 use crmsync_worker::platform::Mapping;
 use crmsync_worker::settings::ConnectorSettings;
@@ -402,7 +403,7 @@ impl Platform {
             metrics: Metrics::new(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(crmsync_worker::jobs::run_worker(
+        let worker = tokio::spawn(crmsync_worker::worker::run_worker(
             queue.clone(),
             context,
             1,

@@ -8,10 +8,11 @@ use crmsync_api::ApiState;
 use crmsync_api::auth::{Authenticator, JwtKey, JwtSettings};
 use crmsync_api::ops::Ops;
 use crmsync_entity::enums::Role;
+use crmsync_worker::context::WorkerContext;
 use crmsync_worker::credentials::CredentialsKey;
 use crmsync_worker::egress::{HttpClient, HttpOptions};
 use crmsync_worker::events::EventBus;
-use crmsync_worker::jobs::{JobQueue, WorkerContext};
+use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::metrics::Metrics;
 use crmsync_worker::notify::Dispatcher;
 use crmsync_worker::sync::SyncOptions;
@@ -184,7 +185,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         };
         tokio::spawn(async move {
             let worked =
-                crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started())
+                crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started())
                     .await;
             let _ = dispatching.await;
             worked
@@ -234,7 +235,7 @@ fn scheduler(
         db: context.db.clone(),
         queue: queue.clone(),
         bus: context.bus.clone(),
-        holder: crmsync_worker::jobs::instance_name(),
+        holder: crmsync_worker::context::instance_name(),
         lease: config.run_lease(),
     }
 }
@@ -292,7 +293,7 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         tokio::spawn(async move { scheduler.run(shutdown.started()).await })
     };
     tracing::info!(concurrency, "worker started");
-    crmsync_worker::jobs::run_worker(queue, context, concurrency, shutdown.started()).await?;
+    crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started()).await?;
     dispatching.await?;
     scheduling.await?;
     Ok(())

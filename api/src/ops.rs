@@ -105,6 +105,6 @@ async fn readyz(State(ops): State<Ops>) -> Response {
 }
 
 async fn metrics(State(ops): State<Ops>) -> Response {
-    let body = ops.metrics.render(&ops.db, &ops.queue).await;
+    let body = ops.metrics.render(&ops.db, ops.queue.depth().await).await;
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }

@@ -1,5 +1,5 @@
-//! Sync jobs on the apalis queue, and the worker loop that runs them. The queue
-//! is stored in the application's own database (SQLite or PostgreSQL, the same
+//! Sync jobs on the apalis queue (the loop that runs them is
+//! [`crate::worker`]). The queue is stored in the application's own database (SQLite or PostgreSQL, the same
 //! pool sea-orm uses), or on Redis when a queue URL is configured.
 //!
 //! - The queue is named ([`QUEUE`]): the default name is the Rust type path,
@@ -15,7 +15,6 @@
 //!   by a peer's next beat: 60 to 80 s after the death by default.
 //! - Jobs run under a timeout, so a hung run is not held forever.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -25,12 +24,8 @@ use apalis_sqlite::SqliteStorage;
 use redis::aio::ConnectionManagerConfig;
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
-use crate::credentials::CredentialsKey;
-use crate::events::EventBus;
-use crate::metrics::Metrics;
-use crate::sync::{SyncError, SyncOptions};
+pub use crate::sync::SyncJob;
 
 /// The named queue every process reads (never the type path: see stack notes).
 pub const QUEUE: &str = "crmsync-sync";
@@ -40,15 +35,15 @@ pub const MAX_ATTEMPTS: usize = 8;
 /// The longest a run may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// How often SQLite and Redis storage look for new jobs.
-const POLL: Duration = Duration::from_millis(250);
+pub(crate) const POLL: Duration = Duration::from_millis(250);
 /// How often PostgreSQL storage looks for jobs that came back without a
 /// NOTIFY (re-enqueued after a worker died, or handed back at shutdown).
-const PG_POLL: Duration = Duration::from_secs(1);
+pub(crate) const PG_POLL: Duration = Duration::from_secs(1);
 /// The default interval of worker heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
 /// Heartbeats a worker may miss before its jobs are handed to another.
 pub const MISSED_HEARTBEATS: usize = 3;
-/// The longest [`JobQueue::ping`] waits.
+/// The longest [`JobQueue::ping`] and [`JobQueue::depth`] wait.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the queue lives and how soon a dead worker's jobs come back.
@@ -74,24 +69,14 @@ impl Default for QueueSettings {
     }
 }
 
-/// What a worker needs to run one sync: re-checked against the database by tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncJob {
-    /// The tenant; the worker reads the run and connector through tenant-scoped finders.
-    pub tenant_id: String,
-    /// The run to execute.
-    pub run_id: String,
-    /// The run's connector.
-    pub connector_id: String,
-}
-
 /// Why the queue failed.
 #[derive(Debug, thiserror::Error)]
 #[error("job queue: {0}")]
 pub struct QueueError(pub String);
 
+/// The storage the queue's jobs live in (the worker loop polls each its own way).
 #[derive(Clone)]
-enum Storage {
+pub(crate) enum Storage {
     Sqlite(SqliteStorage<SyncJob>),
     Postgres(PostgresStorage<SyncJob>),
     Redis(RedisStorage<SyncJob>),
@@ -100,7 +85,7 @@ enum Storage {
 /// The job queue: on the application's database pool, or on Redis.
 #[derive(Clone)]
 pub struct JobQueue {
-    storage: Storage,
+    pub(crate) storage: Storage,
     /// For [`JobQueue::ping`] when the queue is in the database.
     db: DatabaseConnection,
     /// The queue's name.
@@ -278,155 +263,25 @@ impl JobQueue {
         };
         Ok(Some(count.max(0) as u64))
     }
+
+    /// The queue depth for a metrics scrape: [`JobQueue::pending_jobs`]
+    /// within three seconds, or `None` (logged) when the queue does not answer.
+    pub async fn depth(&self) -> Option<u64> {
+        match tokio::time::timeout(PING_TIMEOUT, self.pending_jobs()).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metrics: cannot read the queue depth");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("metrics: reading the queue depth timed out");
+                None
+            }
+        }
+    }
 }
 
 /// A fresh task id (a ULID).
 pub fn new_task_id() -> String {
     ulid::Ulid::generate().to_string()
-}
-
-/// Everything a running sync needs.
-#[derive(Debug, Clone)]
-pub struct WorkerContext {
-    /// The database.
-    pub db: DatabaseConnection,
-    /// Where progress goes.
-    pub bus: Arc<dyn EventBus>,
-    /// Decrypts connector credentials.
-    pub credentials_key: Arc<CredentialsKey>,
-    /// HTTP client for the CRMs, under the outbound rule.
-    pub http: crate::egress::HttpClient,
-    /// Tuning.
-    pub options: SyncOptions,
-    /// Where runs, items and CRM calls are counted.
-    pub metrics: Metrics,
-}
-
-/// Host, process id and a random suffix: a name no other worker holds.
-fn worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "host".into());
-    // Short enough for a run's lease column with an execution id after it.
-    let host: String = host.chars().take(40).collect();
-    let suffix: u32 = rand::random();
-    format!("crmsync-{host}-{}-{suffix:08x}", std::process::id())
-}
-
-/// This process's name, made once: host, process id and a random suffix
-/// (the holder named on the runs it executes).
-pub fn instance_name() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(worker_name).clone()
-}
-
-async fn handle(
-    job: SyncJob,
-    ctx: Data<WorkerContext>,
-    queue: Data<JobQueue>,
-) -> Result<(), BoxDynError> {
-    match crate::sync::run_sync(&ctx, &job).await {
-        Ok(run) => {
-            tracing::info!(run = %run.id, status = %run.status, "sync run ended");
-            // Form submissions that came while it ran go in a run of their own.
-            match crate::runs::after_run(&ctx.db, &queue, ctx.bus.as_ref(), &run).await {
-                Ok(Some(next)) => {
-                    tracing::info!(run = %next.id, "form submissions made while the run went on: FORM run queued");
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(run = %run.id, error = %e, "could not queue the FORM run of waiting submissions; the next run exports them");
-                }
-            }
-            Ok(())
-        }
-        // A job for a run or tenant that does not exist never will: do not retry.
-        Err(SyncError::NotFound) => Err(AbortError::new(SyncError::NotFound).into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Runs jobs from the queue, at most `concurrency` at a time, until
-/// `shutdown` completes. A backend error restarts the worker after a pause
-/// (under a new name).
-///
-/// Shutdown is graceful: no new job is taken, and the runs in flight stop at
-/// their next page (checkpoint saved), release their lease and go back to the
-/// queue, where another worker takes them over at once.
-pub async fn run_worker(
-    queue: JobQueue,
-    ctx: WorkerContext,
-    concurrency: usize,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), QueueError> {
-    let concurrency = concurrency.max(1);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let draining = ctx.options.draining.clone();
-    tokio::pin!(shutdown);
-    loop {
-        let name = worker_name();
-        let mut stopped = stopped.clone();
-        let signal = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-            Ok::<(), WorkerError>(())
-        };
-        // The same worker on each storage (their backend types differ).
-        macro_rules! worker_on {
-            ($backend:expr) => {
-                WorkerBuilder::new(name.as_str())
-                    .backend($backend)
-                    .data(ctx.clone())
-                    .data(queue.clone())
-                    .concurrency(concurrency)
-                    .timeout(JOB_TIMEOUT)
-                    .build(handle)
-                    .run_until(signal)
-                    .await
-            };
-        }
-        let run = async {
-            match &queue.storage {
-                Storage::Sqlite(s) => worker_on!(s.clone().poll_with_interval(POLL)),
-                Storage::Postgres(s) => {
-                    // Woken by LISTEN/NOTIFY for new jobs, and polling for the
-                    // ones that come back without an insert: a dead worker's,
-                    // re-enqueued by a peer's heartbeat, and handed-back ones.
-                    let pubsub = apalis_postgres::Pubsub::new(
-                        s.pool().clone(),
-                        s.config().queue.to_string(),
-                    );
-                    let strategy = Strategy::new().stream(pubsub).interval(PG_POLL);
-                    worker_on!(s.clone().poll_with_strategy(strategy))
-                }
-                Storage::Redis(s) => worker_on!(s.clone().poll_with_interval(POLL)),
-            }
-        };
-        tokio::pin!(run);
-        tokio::select! {
-            result = &mut run => {
-                match result {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        tracing::warn!(worker = %name, error = %e, "job worker stopped; restarting");
-                    }
-                }
-            }
-            () = &mut shutdown => {
-                tracing::info!(worker = %name, "stopping: runs in flight go back to the queue at their next page");
-                draining.store(true, std::sync::atomic::Ordering::Relaxed);
-                let _ = stop.send(true);
-                if let Err(e) = run.await {
-                    tracing::warn!(worker = %name, error = %e, "job worker stopped with an error");
-                }
-                return Ok(());
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = &mut shutdown => return Ok(()),
-        }
-    }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod context;
 pub mod credentials;
 pub mod crm;
 pub mod decide;
@@ -13,3 +14,4 @@ pub mod runs;
 pub mod scheduler;
 pub mod settings;
 pub mod sync;
+pub mod worker;

@@ -30,9 +30,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sea_orm::DatabaseConnection;
 
-use crate::jobs::JobQueue;
-
-/// How long a scrape waits for the database or the queue.
+/// How long a scrape waits for the database.
 const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
@@ -322,10 +320,11 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The scrape: this process's counters, then runs by status and pending jobs
-    /// read now from the database and the queue. A store that fails to answer
-    /// leaves its metric out (and is logged); the rest is still served.
-    pub async fn render(&self, db: &DatabaseConnection, queue: &JobQueue) -> String {
+    /// The scrape: this process's counters, then runs by status read now from
+    /// the database, and `pending_jobs`, the queue's depth as its caller read
+    /// it (`JobQueue::depth`). A store that fails to answer leaves its metric
+    /// out (and is logged); the rest is still served.
+    pub async fn render(&self, db: &DatabaseConnection, pending_jobs: Option<u64>) -> String {
         let mut shared = Registry::default();
         let counts = tokio::time::timeout(STORE_TIMEOUT, sync_run::count_by_status(db)).await;
         match counts {
@@ -352,19 +351,14 @@ impl Metrics {
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot count runs by status"),
             Err(_) => tracing::warn!("metrics: counting runs by status timed out"),
         }
-        match tokio::time::timeout(STORE_TIMEOUT, queue.pending_jobs()).await {
-            Ok(Ok(Some(n))) => {
-                let pending = Gauge::<i64>::default();
-                pending.set(n as i64);
-                shared.register(
-                    "crmsync_queue_pending_jobs",
-                    "Sync jobs waiting in the queue for a worker (retries due included)",
-                    pending,
-                );
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot read the queue depth"),
-            Err(_) => tracing::warn!("metrics: reading the queue depth timed out"),
+        if let Some(n) = pending_jobs {
+            let pending = Gauge::<i64>::default();
+            pending.set(n as i64);
+            shared.register(
+                "crmsync_queue_pending_jobs",
+                "Sync jobs waiting in the queue for a worker (retries due included)",
+                pending,
+            );
         }
         let mut out = String::new();
         // Writing to a String cannot fail.

@@ -435,10 +435,6 @@ async fn create_run(
     Ok(Created::New(run))
 }
 
-/// How long a FORM run waits after it was queued before taking its
-/// contacts, so that a burst of submissions goes in one small run.
-pub const FORM_GATHER: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// After a form submission (S3): queues `contact` for every enabled connector
 /// of the tenant whose export filter it passes (S5) and starts a FORM run of
 /// each, or leaves it to the run already queued or going, which hands it to
@@ -500,34 +496,6 @@ pub async fn push_contact(
         }
     }
     Ok(runs)
-}
-
-/// The contacts a FORM run pushes: those submitted for its connector and not
-/// taken by another run, taken now (once [`FORM_GATHER`] has passed since it
-/// was queued), with those it took before it was handed over.
-pub async fn take_pushes(
-    db: &DatabaseConnection,
-    tenant: &TenantId,
-    run: &sync_run::Model,
-) -> Result<std::collections::HashSet<String>, sea_orm::DbErr> {
-    let gathered = run.queued_at + chrono::Duration::from_std(FORM_GATHER).unwrap_or_default();
-    if let Ok(wait) = (gathered - Utc::now()).to_std() {
-        tokio::time::sleep(wait).await;
-    }
-    pending_push::Entity::update_many()
-        .col_expr(pending_push::Column::RunId, Expr::value(run.id.clone()))
-        .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
-        .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
-        .filter(pending_push::Column::RunId.is_null())
-        .exec(db)
-        .await?;
-    Ok(pending_push::Entity::for_tenant(tenant)
-        .filter(pending_push::Column::RunId.eq(&run.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| p.contact_id)
-        .collect())
 }
 
 /// After a run ends: its pushes are done (a failed push is not lost: the

@@ -163,7 +163,7 @@ impl TestApp {
 
     /// Runs the in-process worker calling the CRMs through `http`.
     pub fn start_worker_with(&self, http: crmsync_worker::egress::HttpClient) {
-        let ctx = crmsync_worker::jobs::WorkerContext {
+        let ctx = crmsync_worker::context::WorkerContext {
             db: self.state.db.clone(),
             bus: self.state.bus.clone(),
             credentials_key: self.state.credentials_key.clone(),
@@ -173,7 +173,7 @@ impl TestApp {
         };
         let queue = self.state.queue.clone();
         tokio::spawn(async move {
-            crmsync_worker::jobs::run_worker(queue, ctx, 4, std::future::pending::<()>())
+            crmsync_worker::worker::run_worker(queue, ctx, 4, std::future::pending::<()>())
                 .await
                 .unwrap();
         });

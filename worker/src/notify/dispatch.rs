@@ -180,7 +180,7 @@ impl Dispatcher {
             .expect("the webhook HTTP client builds");
         let name = format!(
             "{}/{}",
-            crate::jobs::instance_name(),
+            crate::context::instance_name(),
             ulid::Ulid::generate()
         );
         Self {

@@ -93,7 +93,7 @@ pub(crate) async fn claim(
         // PostgreSQL), so `before` is what the update saw: a run that was
         // QUEUED starts here, and its `sync.started` deliveries are written
         // with the change or not at all (a run taken over is not started again).
-        let txn = crate::sync::begin_write(db).await?;
+        let txn = super::store::begin(db).await?;
         let Some(before) = sync_run::Entity::find_for_tenant(tenant, run_id)
             .lock_exclusive()
             .one(&txn)

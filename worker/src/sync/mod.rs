@@ -27,8 +27,7 @@ pub(crate) use store::begin as begin_write;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use crmsync_entity::enums::{
@@ -41,45 +40,24 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+pub use crate::context::{DEFAULT_LEASE, SyncOptions, WorkerContext};
 use crate::crm::{CrmClient, CrmError, CrmField};
 use crate::events::{Legs, SyncEvent};
-use crate::jobs::{SyncJob, WorkerContext};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
 
-/// Tuning of runs.
-#[derive(Debug, Clone)]
-pub struct SyncOptions {
-    /// Base URL of the platform's contact pages, for the platform link (F6):
-    /// `{platform_url}/contacts/{id}`.
-    pub platform_url: String,
-    /// This worker's name (unique per process); a run's lease names it and
-    /// the execution (`{holder}/{ulid}`).
-    pub holder: String,
-    /// How long a run's lease lasts unless renewed (renewed every third):
-    /// how soon another worker may take over a run whose worker died.
-    pub lease: Duration,
-    /// Set when the process is shutting down: runs stop at their next page
-    /// and go back to the queue for another worker.
-    pub draining: Arc<AtomicBool>,
+/// What a worker needs to run one sync: re-checked against the database by tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    /// The tenant; the worker reads the run and connector through tenant-scoped finders.
+    pub tenant_id: String,
+    /// The run to execute.
+    pub run_id: String,
+    /// The run's connector.
+    pub connector_id: String,
 }
-
-impl SyncOptions {
-    /// Defaults: a one-minute lease, this process's name.
-    pub fn new(platform_url: impl Into<String>) -> Self {
-        Self {
-            platform_url: platform_url.into(),
-            holder: crate::jobs::instance_name(),
-            lease: DEFAULT_LEASE,
-            draining: Arc::default(),
-        }
-    }
-}
-
-/// A run's lease when nothing else is configured.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Records per page, both legs (Pipedrive's largest list page).
 pub const PAGE_SIZE: u32 = 500;
@@ -531,7 +509,7 @@ async fn prepare(
         (Some(of), _) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
         (None, SyncTrigger::Form) => Some((
             HashSet::new(),
-            crate::runs::take_pushes(&ctx.db, tenant, run).await?,
+            store::take_pushes(&ctx.db, tenant, run).await?,
         )),
         (None, _) => None,
     };

@@ -7,8 +7,9 @@ use std::time::Duration;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{ItemOutcome, SyncDirection, SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_entity::models::{pending_push, sync_checkpoint, sync_run};
-use crmsync_worker::jobs::{JobQueue, run_worker};
+use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::runs::push_contact;
+use crmsync_worker::worker::run_worker;
 use sea_orm::PaginatorTrait;
 
 use crate::support::{App, primary_email};

@@ -14,7 +14,12 @@ use crate::support::{App, Zoho};
 
 async fn scrape<C>(app: &App<C>) -> Scrape {
     let queue = JobQueue::connect(&app.db.db).await.unwrap();
-    Scrape::parse(&app.ctx.metrics.render(&app.db.db, &queue).await)
+    Scrape::parse(
+        &app.ctx
+            .metrics
+            .render(&app.db.db, queue.depth().await)
+            .await,
+    )
 }
 
 /// The sandbox's request counts as `(endpoint, status) -> count`.

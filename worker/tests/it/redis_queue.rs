@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crmsync_entity::enums::{SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_worker::events::{EventBus, RedisBus};
-use crmsync_worker::jobs::{JobQueue, QueueSettings, run_worker};
+use crmsync_worker::jobs::{JobQueue, QueueSettings};
 use crmsync_worker::runs::start_sync;
+use crmsync_worker::worker::run_worker;
 use secrecy::SecretString;
 
 use crate::bus::redis_url;

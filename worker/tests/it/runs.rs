@@ -2,8 +2,9 @@
 
 use crmsync_entity::enums::{SyncMode, SyncRunStatus};
 use crmsync_worker::events::EventBus;
-use crmsync_worker::jobs::{JobQueue, run_worker};
+use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::runs::{RunError, cancel_sync};
+use crmsync_worker::worker::run_worker;
 use futures::StreamExt;
 use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorStatus, SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_entity::models::{connector, process_lease, sync_run};
-use crmsync_worker::jobs::{JobQueue, run_worker};
+use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::scheduler::{self, Scheduler, hold, release, tick};
+use crmsync_worker::worker::run_worker;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, EntityTrait};
 

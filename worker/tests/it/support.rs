@@ -371,10 +371,11 @@ mod app {
     use crmsync_entity::models::{connector, contact, field_mapping, sync_item, sync_run, tenant};
     use crmsync_entity::testing::TestDatabase;
     use crmsync_entity::{TenantId, TenantScoped};
+    use crmsync_worker::context::WorkerContext;
     use crmsync_worker::credentials::{Credentials, CredentialsKey};
     use crmsync_worker::crm::{CrmClient, CrmField};
     use crmsync_worker::events::InProcessBus;
-    use crmsync_worker::jobs::{SyncJob, WorkerContext};
+    use crmsync_worker::jobs::SyncJob;
     use crmsync_worker::metrics::Metrics;
     use crmsync_worker::platform::default_mappings;
     use crmsync_worker::settings::ConnectorSettings;
