@@ -28,6 +28,7 @@ use crate::events::{EventBus, SyncEvent};
 use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
+use crate::sync::{End, ending};
 
 /// Why a run could not be started, cancelled or retried.
 #[derive(Debug, thiserror::Error)]
@@ -59,21 +60,21 @@ fn abandoned(run: &sync_run::Model, now: chrono::DateTime<Utc>) -> bool {
             .is_some_and(|free| free < now - ABANDONED_AFTER)
 }
 
-/// Ends an abandoned run (see [`abandoned`]) as `status`, if it still is one,
-/// with its notifications (R5; [`crate::notify::wake`] once `db` commits);
-/// true when it did.
+/// Ends an abandoned run (see [`abandoned`]) as `how` says, if it still is
+/// one, with its notifications (R5; [`crate::notify::wake`] once `db`
+/// commits); true when it did.
 async fn end_abandoned(
     db: &impl sea_orm::ConnectionTrait,
     tenant: &TenantId,
     run: &sync_run::Model,
-    status: SyncRunStatus,
-    message: Option<&str>,
+    how: End<'_>,
 ) -> Result<bool, sea_orm::DbErr> {
     let now = Utc::now();
+    let end = ending(how);
     let ended = sync_run::Entity::update_many()
-        .col_expr(sync_run::Column::Status, Expr::value(status))
+        .col_expr(sync_run::Column::Status, Expr::value(end.status))
         .col_expr(sync_run::Column::Phase, Expr::value("done"))
-        .col_expr(sync_run::Column::Error, Expr::value(message))
+        .col_expr(sync_run::Column::Error, Expr::value(end.message))
         .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
         .filter(sync_run::Column::Id.eq(&run.id))
@@ -166,9 +167,7 @@ pub async fn cancel_sync(
     let now = Utc::now();
     // A run ended here is ended with its notifications, in one transaction.
     let txn = crate::sync::begin_write(db).await?;
-    if abandoned(&run, now)
-        && end_abandoned(&txn, tenant, &run, SyncRunStatus::Cancelled, None).await?
-    {
+    if abandoned(&run, now) && end_abandoned(&txn, tenant, &run, End::Cancelled).await? {
         txn.commit().await?;
         crate::notify::wake();
         let run = find().await?.ok_or(RunError::NotFound)?;
@@ -176,12 +175,11 @@ pub async fn cancel_sync(
         return Ok(run);
     }
     // Conditional updates: a worker may be starting the run at this moment.
+    let end = ending(End::Cancelled);
     let cancelled = sync_run::Entity::update_many()
-        .col_expr(
-            sync_run::Column::Status,
-            Expr::value(SyncRunStatus::Cancelled),
-        )
+        .col_expr(sync_run::Column::Status, Expr::value(end.status))
         .col_expr(sync_run::Column::Phase, Expr::value("done"))
+        .col_expr(sync_run::Column::Error, Expr::value(end.message))
         .col_expr(sync_run::Column::CancelRequested, Expr::value(true))
         .col_expr(sync_run::Column::FinishedAt, Expr::value(now))
         .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
@@ -382,8 +380,7 @@ async fn create_run(
             txn.commit().await?;
             return Ok(Created::Existing(run));
         }
-        let message = "its worker stopped and no worker took it over; a new run goes on from the last saved page";
-        if !end_abandoned(&txn, tenant, &run, SyncRunStatus::Failed, Some(message)).await? {
+        if !end_abandoned(&txn, tenant, &run, End::Abandoned).await? {
             txn.commit().await?;
             return Ok(Created::Existing(run));
         }
@@ -417,11 +414,11 @@ async fn create_run(
         connector_id: connector_id.to_owned(),
     };
     if let Err(e) = queue.enqueue_with_id(&job, &run.task_id).await {
+        let end = ending(End::NotQueued);
         let mut am = sync_run::ActiveModel::from(run);
-        am.status = sea_orm::ActiveValue::Set(SyncRunStatus::Failed);
+        am.status = sea_orm::ActiveValue::Set(end.status);
         am.phase = sea_orm::ActiveValue::Set("done".into());
-        am.error =
-            sea_orm::ActiveValue::Set(Some("the run could not be queued; start it again".into()));
+        am.error = sea_orm::ActiveValue::Set(end.message);
         am.finished_at = sea_orm::ActiveValue::Set(Some(Utc::now()));
         let txn = crate::sync::begin_write(db).await?;
         let failed = am.update(&txn).await?;

@@ -17,12 +17,14 @@
 //! and its items. What its pages would have written is kept in memory
 //! (`shadow`) for its own later reads, so it lists what the real run would do.
 
+mod ending;
 mod lease;
 mod legs;
 mod platform_side;
 mod shadow;
 mod store;
 
+pub(crate) use ending::{End, ending};
 pub(crate) use store::begin as begin_write;
 
 use std::collections::{HashMap, HashSet};
@@ -265,15 +267,8 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         .await?
         .ok_or(SyncError::NotFound)?;
     if run.cancel_requested {
-        return finish(
-            ctx,
-            run,
-            &Legs::default(),
-            SyncRunStatus::Cancelled,
-            None,
-            None,
-        )
-        .await;
+        let end = ending::ending(ending::End::Cancelled);
+        return finish(ctx, run, &Legs::default(), end, None).await;
     }
 
     // Only a run still going starts (a cancel may have won the race), and only
@@ -306,41 +301,19 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         tracing::info!(run = %run.id, processed, "taking over a run whose worker stopped");
     }
     ctx.bus.publish(SyncEvent::of_run(&run));
-    let holder = Some(lease.holder().to_owned());
-    let holder = holder.as_deref();
     ctx.metrics.run_started(&run);
 
     let prepared = match prepare(ctx, &tenant, &run, &connector).await {
         Ok(p) => p,
-        Err(Stop::Crm(CrmError::Unauthorized(message))) => {
-            needs_reauth(ctx, &run, &connector, &message).await?;
-            return finish(
-                ctx,
+        Err(stop) => {
+            let stopped = Stopped {
                 run,
-                &legs,
-                SyncRunStatus::Failed,
-                Some(message),
-                holder,
-            )
-            .await;
+                connector: &connector,
+                legs: &legs,
+                lease: &lease,
+            };
+            return conclude(ctx, stopped, Err(stop), false).await;
         }
-        Err(Stop::Crm(e)) => {
-            let message = Some(e.to_string());
-            return finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await;
-        }
-        Err(Stop::DailyLimit(m)) => {
-            let message = Some(format!("stopped: {m}; the next run resumes from here"));
-            return finish(ctx, run, &legs, SyncRunStatus::Partial, message, holder).await;
-        }
-        Err(Stop::Cancelled) => {
-            return finish(ctx, run, &legs, SyncRunStatus::Cancelled, None, holder).await;
-        }
-        Err(Stop::HandBack) => {
-            lease::release(db, &tenant, &run.id, &lease).await?;
-            return Err(SyncError::HandedBack);
-        }
-        Err(Stop::LeaseLost) => return current_row(db, &tenant, &run.id).await,
-        Err(Stop::Db(e)) => return Err(e.into()),
     };
     let (client, settings, mappings, fields, retry) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
@@ -369,48 +342,62 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         legs::export(&mut state).await
     }
     .await;
-    let legs = state.legs;
-    let run = state.run.clone();
-    let rejected = legs.to_crm.rejected + legs.from_crm.rejected;
-    match outcome {
-        Ok(()) => {
-            // Only a FULL run that went through answers the recommendation
-            // (never a dry run, even one previewing the new mappings).
-            if run.mode == SyncMode::Full {
-                let mut am = connector::ActiveModel::from(state.connector.clone());
-                am.full_resync_recommended = Set(false);
-                am.update(db).await?;
+    let rejected = state.legs.to_crm.rejected + state.legs.from_crm.rejected;
+    // Only a FULL run that went through answers the recommendation (never a
+    // dry run, even one previewing the new mappings).
+    if outcome.is_ok() && state.run.mode == SyncMode::Full {
+        let mut am = connector::ActiveModel::from(state.connector.clone());
+        am.full_resync_recommended = Set(false);
+        am.update(db).await?;
+    }
+    let stopped = Stopped {
+        run: state.run.clone(),
+        connector: &state.connector,
+        legs: &state.legs,
+        lease: &state.lease,
+    };
+    conclude(ctx, stopped, outcome.map(|()| rejected), true).await
+}
+
+/// A run whose legs stopped, with what its end needs.
+struct Stopped<'a> {
+    run: sync_run::Model,
+    connector: &'a connector::Model,
+    legs: &'a Legs,
+    lease: &'a lease::Lease,
+}
+
+/// Carries out the [`ending::verdict`] on a run that stopped with `outcome`
+/// (`Ok` with the contacts rejected on the way): stores its end, gives it
+/// back to the queue, or leaves it to the worker that holds it.
+async fn conclude(
+    ctx: &WorkerContext,
+    stopped: Stopped<'_>,
+    outcome: Result<i64, Stop>,
+    pages_started: bool,
+) -> Result<sync_run::Model, SyncError> {
+    let Stopped {
+        run,
+        connector,
+        legs,
+        lease,
+    } = stopped;
+    let db = &ctx.db;
+    let tenant = TenantId::new(run.tenant_id.clone());
+    match (ending::verdict(&outcome, pages_started), outcome) {
+        (ending::Verdict::End(end), outcome) => {
+            if let Err(Stop::Db(e)) = &outcome {
+                tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
             }
-            let (status, message) = if rejected > 0 {
-                (
-                    SyncRunStatus::Partial,
-                    Some(format!("{rejected} contacts rejected: see the run's items")),
-                )
-            } else {
-                (SyncRunStatus::Succeeded, None)
-            };
-            finish(ctx, run, &legs, status, message, holder).await
+            if end.needs_reauth {
+                let reason = end.message.as_deref().unwrap_or_default();
+                needs_reauth(ctx, &run, connector, reason).await?;
+            }
+            finish(ctx, run, legs, end, Some(lease.holder())).await
         }
-        Err(Stop::Cancelled) => {
-            finish(ctx, run, &legs, SyncRunStatus::Cancelled, None, holder).await
-        }
-        Err(Stop::DailyLimit(m)) => {
-            let message = format!("stopped: {m}; the next run resumes from the last checkpoint");
-            let message = Some(message);
-            finish(ctx, run, &legs, SyncRunStatus::Partial, message, holder).await
-        }
-        Err(Stop::Crm(CrmError::Unauthorized(message))) => {
-            needs_reauth(ctx, &run, &state.connector, &message).await?;
-            let message = Some(message);
-            finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await
-        }
-        Err(Stop::Crm(e)) => {
-            let message = Some(e.to_string());
-            finish(ctx, run, &legs, SyncRunStatus::Failed, message, holder).await
-        }
-        Err(Stop::HandBack) => {
-            lease::release(db, &state.tenant, &run.id, &state.lease).await?;
-            if let Some(back) = sync_run::Entity::find_for_tenant(&state.tenant, &run.id)
+        (ending::Verdict::HandBack, _) => {
+            lease::release(db, &tenant, &run.id, lease).await?;
+            if let Some(back) = sync_run::Entity::find_for_tenant(&tenant, &run.id)
                 .one(db)
                 .await?
             {
@@ -418,20 +405,11 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             }
             Err(SyncError::HandedBack)
         }
-        Err(Stop::LeaseLost) => current_row(db, &state.tenant, &run.id).await,
-        Err(Stop::Db(e)) => {
-            tracing::error!(run = %run.id, error = %e, "sync run failed on the database");
-            // The run is marked failed rather than retried: a person starts it again.
-            finish(
-                ctx,
-                run,
-                &legs,
-                SyncRunStatus::Failed,
-                Some("internal error while saving the run's results; start the sync again".into()),
-                holder,
-            )
-            .await
-        }
+        (ending::Verdict::LeaveAsStored, _) => current_row(db, &tenant, &run.id).await,
+        (ending::Verdict::Retry, Err(Stop::Db(e))) => Err(e.into()),
+        (ending::Verdict::Retry, _) => Err(SyncError::Db(DbErr::Custom(
+            "a run is retried only after a database failure".into(),
+        ))),
     }
 }
 
@@ -543,16 +521,15 @@ async fn finish(
     ctx: &WorkerContext,
     run: sync_run::Model,
     legs: &Legs,
-    status: SyncRunStatus,
-    message: Option<String>,
+    end: ending::Ending,
     holder: Option<&str>,
 ) -> Result<sync_run::Model, SyncError> {
     let id = run.id.clone();
     let tenant = TenantId::new(run.tenant_id.clone());
     let mut am = sync_run::ActiveModel::from(run);
-    am.status = Set(status);
+    am.status = Set(end.status);
     am.phase = Set("done".into());
-    am.error = Set(message);
+    am.error = Set(end.message);
     am.finished_at = Set(Some(Utc::now()));
     am.lease_holder = Set(None);
     am.lease_expires_at = Set(None);
