@@ -1,21 +1,21 @@
-//! The two legs of a run, page by page.
+//! The export leg (platform to CRM), page by page, and what both legs share:
+//! the mappings and rules of a module, items, lead conversions and CRM
+//! rejections. The import leg is in `import`.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use crmsync_entity::Email;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
 use crmsync_entity::models::{contact, crm_link, crm_record};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::Value;
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::platform_side::{apply_values, contact_values, new_contact, update_model};
+use super::platform_side::contact_values;
 use futures::StreamExt;
 
 use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
-use crate::crm::{Conversion, CrmError, CrmField, CrmRecord, ListQuery, RecordWrite, WriteResult};
+use crate::crm::{Conversion, CrmError, CrmField, CrmRecord, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
 use crate::events::LegCounts;
 use crate::platform::Mapping;
@@ -25,7 +25,7 @@ static NO_OWNERS: std::sync::LazyLock<std::collections::HashSet<String>> =
     std::sync::LazyLock::new(Default::default);
 
 /// The CRM's fields of a module (loaded for every module a run uses).
-fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, CrmField> {
+pub(super) fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, CrmField> {
     run.fields
         .get(&module)
         .expect("the run loads the fields of every module it uses")
@@ -33,14 +33,14 @@ fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, Crm
 
 /// True for a module that only flows CRM to platform (Zoho's contacts: owned
 /// by sales, S4).
-fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
+pub(super) fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
     module != export_module(run.connector.kind)
 }
 
 /// The mappings that apply to a module: all of them for the module contacts
 /// are written to; for a one-way module, those whose CRM field it has, as
 /// FROM_CRM only.
-fn mappings_for(run: &Run<'_>, module: CrmModule) -> Vec<Mapping> {
+pub(super) fn mappings_for(run: &Run<'_>, module: CrmModule) -> Vec<Mapping> {
     if !one_way(run, module) {
         return run.mappings.clone();
     }
@@ -56,7 +56,7 @@ fn mappings_for(run: &Run<'_>, module: CrmModule) -> Vec<Mapping> {
         .collect()
 }
 
-fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Rules<'a> {
+pub(super) fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Rules<'a> {
     Rules {
         mappings,
         fields: fields_of(run, module),
@@ -66,24 +66,10 @@ fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Ru
     }
 }
 
-/// S10: a CRM contact, or a lead converted in the CRM, makes the platform
-/// contact a client (never the other way: a client stays a client).
-fn make_client(decision: &mut Decision, contact: Option<&contact::Model>) {
-    if contact.is_some_and(|c| c.lifecycle == Lifecycle::Client) {
-        return;
-    }
-    let lifecycle = |l: Lifecycle| Value::String(l.as_str().to_owned());
-    decision.set_platform_field(
-        "lifecycle",
-        contact.map(|c| lifecycle(c.lifecycle)),
-        lifecycle(Lifecycle::Client),
-    );
-}
-
 /// Converts the leads of contacts that became clients (S10), a few at a time,
 /// unless the page already stops the run; a failure that stops it is `stop`.
 /// A dry run converts nothing (see [`would_convert`]).
-async fn convert_leads(
+pub(super) async fn convert_leads(
     run: &Run<'_>,
     leads: Vec<(usize, String)>,
     stop: &mut Option<Stop>,
@@ -103,7 +89,10 @@ async fn convert_leads(
 
 /// The leads a dry run would convert: all it was given (it sends nothing,
 /// so nothing is refused); none in a real run.
-fn would_convert(run: &Run<'_>, leads: &[(usize, String)]) -> std::collections::HashSet<usize> {
+pub(super) fn would_convert(
+    run: &Run<'_>,
+    leads: &[(usize, String)],
+) -> std::collections::HashSet<usize> {
     if run.dry() {
         leads.iter().map(|(i, _)| *i).collect()
     } else {
@@ -113,7 +102,7 @@ fn would_convert(run: &Run<'_>, leads: &[(usize, String)]) -> std::collections::
 
 /// One lead's conversion: a refusal is reported on the item (the write before
 /// it stays applied).
-fn conversion_of(
+pub(super) fn conversion_of(
     result: Option<Result<Conversion, CrmError>>,
     to_crm: &mut Write,
 ) -> Option<Conversion> {
@@ -128,7 +117,7 @@ fn conversion_of(
 }
 
 /// The outcome of the CRM side, a conversion counting as the change made.
-fn crm_outcome(to_crm: &Write, converted: bool, conflicts: &[String]) -> ItemOutcome {
+pub(super) fn crm_outcome(to_crm: &Write, converted: bool, conflicts: &[String]) -> ItemOutcome {
     match (to_crm, converted) {
         (Write::Unchanged, true) => ItemOutcome::Updated,
         _ => outcome_of(to_crm, conflicts),
@@ -138,7 +127,7 @@ fn crm_outcome(to_crm: &Write, converted: bool, conflicts: &[String]) -> ItemOut
 /// The stored field changes of an item that changes its target side
 /// (CREATED, UPDATED, CONFLICT): the decision's, in the item's direction,
 /// and a lead's conversion (S10) on the CRM side. One serialisation per item.
-fn item_changes(
+pub(super) fn item_changes(
     decision: &Decision,
     direction: SyncDirection,
     outcome: ItemOutcome,
@@ -155,7 +144,7 @@ fn item_changes(
 }
 
 /// The link of a converted lead, moved to the contact it became.
-fn converted_link(
+pub(super) fn converted_link(
     link: &mut store::LinkRow,
     conversion: &Conversion,
     index: &mut Vec<crm_record::Model>,
@@ -175,25 +164,26 @@ fn converted_link(
     });
 }
 
-/// One item row and its count.
-struct Items<'a> {
-    run: &'a crmsync_entity::models::sync_run::Model,
-    rows: Vec<store::ItemRow>,
+/// A page's item rows, counted on the run's legs as they are pushed.
+pub(super) struct Items<'a> {
+    pub run: &'a crmsync_entity::models::sync_run::Model,
+    pub rows: Vec<store::ItemRow>,
 }
 
-struct ItemInput<'a> {
-    direction: SyncDirection,
-    outcome: ItemOutcome,
-    email: Option<String>,
-    contact_id: Option<String>,
-    crm_record_id: Option<String>,
-    rejection: Option<&'a Rejection>,
+/// One item.
+pub(super) struct ItemInput<'a> {
+    pub direction: SyncDirection,
+    pub outcome: ItemOutcome,
+    pub email: Option<String>,
+    pub contact_id: Option<String>,
+    pub crm_record_id: Option<String>,
+    pub rejection: Option<&'a Rejection>,
     /// The stored field changes ([`item_changes`]).
-    changes: Option<String>,
+    pub changes: Option<String>,
 }
 
 impl Items<'_> {
-    fn push(&mut self, legs: &mut crate::events::Legs, item: ItemInput<'_>) {
+    pub(super) fn push(&mut self, legs: &mut crate::events::Legs, item: ItemInput<'_>) {
         let counts: &mut LegCounts = match item.direction {
             SyncDirection::ToCrm => &mut legs.to_crm,
             SyncDirection::FromCrm => &mut legs.from_crm,
@@ -225,7 +215,7 @@ impl Items<'_> {
 }
 
 /// The outcome of one side's write.
-fn outcome_of(write: &Write, conflicts: &[String]) -> ItemOutcome {
+pub(super) fn outcome_of(write: &Write, conflicts: &[String]) -> ItemOutcome {
     match write {
         Write::Create(_) => ItemOutcome::Created,
         Write::Update(_) if !conflicts.is_empty() => ItemOutcome::Conflict,
@@ -235,7 +225,7 @@ fn outcome_of(write: &Write, conflicts: &[String]) -> ItemOutcome {
     }
 }
 
-fn rejection_of(e: &CrmError) -> Rejection {
+pub(super) fn rejection_of(e: &CrmError) -> Rejection {
     match e {
         CrmError::Rejected {
             code,
@@ -255,566 +245,13 @@ fn rejection_of(e: &CrmError) -> Rejection {
 }
 
 /// Splits write results into what was applied and what stops the run.
-fn stop_of<'a, T: 'a>(results: impl IntoIterator<Item = &'a Result<T, CrmError>>) -> Option<Stop> {
+pub(super) fn stop_of<'a, T: 'a>(
+    results: impl IntoIterator<Item = &'a Result<T, CrmError>>,
+) -> Option<Stop> {
     results.into_iter().find_map(|r| match r {
         Err(CrmError::Rejected { .. }) | Ok(_) => None,
         Err(e) => Some(Stop::from(e.clone())),
     })
-}
-
-/// True when the record carries the connector's filter value (C5).
-fn passes_filter(run: &Run<'_>, record: &CrmRecord) -> bool {
-    let (Some(field), Some(wanted)) = (&run.settings.filter_field, &run.settings.filter_value)
-    else {
-        return true;
-    };
-    let key = fields_of(run, record.module)
-        .values()
-        .find(|f| &f.api_name == field || f.label.eq_ignore_ascii_case(field.trim()))
-        .map_or(field.as_str(), |f| f.api_name.as_str());
-    let matches = |v: &Value| match v {
-        Value::String(s) => s.trim().eq_ignore_ascii_case(wanted.trim()),
-        Value::Bool(b) => b.to_string().eq_ignore_ascii_case(wanted.trim()),
-        Value::Number(n) => n.to_string() == wanted.trim(),
-        _ => false,
-    };
-    match record.values.get(key) {
-        Some(Value::Array(items)) => items.iter().any(matches),
-        Some(v) => matches(v),
-        None => false,
-    }
-}
-
-fn normalised(email: Option<&str>) -> Option<String> {
-    email
-        .and_then(|e| Email::parse(e).ok())
-        .map(Email::into_string)
-}
-
-/// CRM to platform: each imported module in turn, the one contacts are
-/// written to first (a lead's link exists before its contact takes it over).
-pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
-    // A run of some contacts only (a FORM run, a retry of export rejections)
-    // has no CRM record to read.
-    if run.retry.as_ref().is_some_and(|(crm, _)| crm.is_empty()) {
-        return Ok(());
-    }
-    let mut modules = run.settings.import_modules.clone();
-    let main = export_module(run.connector.kind);
-    modules.sort_by_key(|m| *m != main);
-    for module in modules {
-        import_module(run, module).await?;
-    }
-    Ok(())
-}
-
-/// One module's records changed since its checkpoint, page by page.
-async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
-    let since = if run.ignores_checkpoints() {
-        None
-    } else {
-        store::checkpoint(
-            &run.ctx.db,
-            &run.tenant,
-            &run.connector.id,
-            SyncDirection::FromCrm,
-            module,
-        )
-        .await?
-        .map(|c| c.at - OVERLAP)
-    };
-    run.progress("import").await?;
-    run.written_from = None;
-    let mut cursor = None;
-    loop {
-        let page = run
-            .client
-            .list(&ListQuery {
-                module,
-                since,
-                cursor: cursor.clone(),
-                page_size: PAGE_SIZE,
-            })
-            .await?;
-        let mut records = page.records;
-        // Records modified since this leg first wrote to the CRM are its own
-        // write-backs (moved to the end of the listing) or changes made
-        // meanwhile: the next run reads them from the checkpoint, this one
-        // stops listing rather than reading its own writes back.
-        let listed = records.len();
-        if let Some(from) = run.written_from {
-            records.retain(|r| r.modified_at < from);
-        }
-        let caught_up = records.len() < listed;
-        // The CRM contacts this run's lead conversions made (S10), listed in
-        // a later module, are its own writes too, and their links already
-        // moved: not read back (so a dry run, which converts nothing, lists
-        // what the real run lists).
-        if !run.converted.is_empty() {
-            records.retain(|r| !run.converted.contains(&r.id));
-        }
-        let count = records.len() as i64;
-        let stop = import_page(run, module, records).await?;
-        run.processed += count;
-        run.progress("import").await?;
-        if let Some(stop) = stop {
-            return Err(stop);
-        }
-        if caught_up {
-            return Ok(());
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
-}
-
-struct ImportPair {
-    record: CrmRecord,
-    email: Option<String>,
-    contact: Option<contact::Model>,
-    new_contact: Option<contact::Model>,
-    link: Option<crm_link::Model>,
-    decision: Decision,
-}
-
-async fn import_page(
-    run: &mut Run<'_>,
-    module: CrmModule,
-    records: Vec<CrmRecord>,
-) -> Result<Option<Stop>, Stop> {
-    let db = &run.ctx.db;
-    let tenant = run.tenant.clone();
-    let connector_id = run.connector.id.clone();
-    let last = records.last().map(|r| (r.modified_at, r.id.clone()));
-    // The e-mail index of everything listed, filtered or not.
-    let index: Vec<crm_record::Model> = records
-        .iter()
-        .map(|r| crm_record::Model {
-            tenant_id: tenant.as_str().to_owned(),
-            connector_id: connector_id.clone(),
-            module,
-            crm_record_id: r.id.clone(),
-            email: normalised(r.email.as_deref()),
-            modified_at: r.modified_at,
-        })
-        .collect();
-    match &mut run.shadow {
-        Some(shadow) => shadow.put_index(index),
-        None => store::upsert_crm_records(db, index).await?,
-    }
-
-    let records: Vec<CrmRecord> = records
-        .into_iter()
-        .filter(|r| passes_filter(run, r))
-        .filter(|r| {
-            run.retry
-                .as_ref()
-                .is_none_or(|(crm, _)| crm.contains(&r.id))
-        })
-        .collect();
-    let emails: Vec<String> = records
-        .iter()
-        .filter_map(|r| normalised(r.email.as_deref()))
-        .collect();
-    let links = run
-        .links_by_records(module, records.iter().map(|r| r.id.clone()).collect())
-        .await?;
-    let link_by_record: HashMap<String, crm_link::Model> = links
-        .into_iter()
-        .map(|l| (l.crm_record_id.clone(), l))
-        .collect();
-    let contacts = run
-        .contacts(
-            link_by_record
-                .values()
-                .map(|l| l.contact_id.clone())
-                .collect(),
-            emails.clone(),
-        )
-        .await?;
-    let linked_contacts: HashMap<String, crm_link::Model> = run
-        .links_by_contacts(contacts.iter().map(|c| c.id.clone()).collect())
-        .await?
-        .into_iter()
-        .map(|l| (l.contact_id.clone(), l))
-        .collect();
-    // Owners are matched when a contact already has one to send (S9).
-    if contacts.iter().any(|c| c.owner_email.is_some()) {
-        run.load_owners().await?;
-    }
-    let by_id: HashMap<String, contact::Model> =
-        contacts.iter().map(|c| (c.id.clone(), c.clone())).collect();
-    let by_email: HashMap<String, contact::Model> =
-        contacts.into_iter().map(|c| (c.email.clone(), c)).collect();
-    let mut groups: HashMap<String, Vec<crm_record::Model>> = HashMap::new();
-    for r in run.crm_records_by_email(module, emails).await? {
-        if let Some(e) = r.email.clone() {
-            groups.entry(e).or_default().push(r);
-        }
-    }
-
-    let mut items = Items {
-        run: &run.run,
-        rows: Vec::new(),
-    };
-    let mut legs = run.legs;
-    let mut pairs = Vec::new();
-    let one_way = one_way(run, module);
-    let mappings = mappings_for(run, module);
-    let rules = rules(run, module, &mappings);
-    for record in records {
-        let email = normalised(record.email.as_deref());
-        let mut link = link_by_record.get(&record.id).cloned();
-        let reject = |items: &mut Items<'_>, legs: &mut _, code: &str, message: String| {
-            let rejection = Rejection {
-                code: code.into(),
-                field: None,
-                message,
-            };
-            items.push(
-                legs,
-                ItemInput {
-                    direction: SyncDirection::FromCrm,
-                    outcome: ItemOutcome::Rejected,
-                    email: record.email.clone(),
-                    contact_id: None,
-                    crm_record_id: Some(record.id.clone()),
-                    rejection: Some(&rejection),
-                    changes: None,
-                },
-            );
-        };
-        let contact = match (&link, &email) {
-            (Some(link), _) => by_id.get(&link.contact_id).cloned(),
-            (None, None) => {
-                reject(
-                    &mut items,
-                    &mut legs,
-                    "MISSING_EMAIL",
-                    "the CRM record has no valid e-mail address; add one in the CRM to sync it"
-                        .into(),
-                );
-                continue;
-            }
-            (None, Some(email)) => {
-                // S8: of several records with one e-mail, the most recently modified is used.
-                let group = groups.get(email).cloned().unwrap_or_default();
-                let winner =
-                    decide::pick_duplicate(group, |r| (r.modified_at, r.crm_record_id.clone()))
-                        .map(|(w, _)| w.crm_record_id);
-                let contact = by_email.get(email).cloned();
-                let linked_elsewhere = contact
-                    .as_ref()
-                    .and_then(|c| linked_contacts.get(&c.id))
-                    .filter(|l| l.crm_record_id != record.id || l.module != module);
-                match linked_elsewhere {
-                    // S10: the CRM contact a linked lead became takes the link over.
-                    Some(l) if one_way && l.module == export_module(run.connector.kind) => {
-                        link = Some(l.clone());
-                    }
-                    // A converted lead whose contact has moved on: nothing to do.
-                    Some(_) if record.converted => continue,
-                    _ => {}
-                }
-                let other = match (&link, linked_elsewhere) {
-                    (Some(_), _) => None,
-                    (None, Some(l)) => Some(l.crm_record_id.clone()),
-                    (None, None) => winner.filter(|w| *w != record.id),
-                };
-                if let Some(other) = other {
-                    reject(
-                        &mut items,
-                        &mut legs,
-                        "DUPLICATE_IN_CRM",
-                        format!(
-                            "another CRM record ({other}) has the e-mail {email} and is the one synced; merge the duplicates in the CRM"
-                        ),
-                    );
-                    continue;
-                }
-                contact
-            }
-        };
-        let platform = contact
-            .as_ref()
-            .map(|c| contact_values(c, &run.ctx.options.platform_url));
-        let snapshot = link.as_ref().and_then(|l| Snapshot::from_json(&l.snapshot));
-        let newer = match &contact {
-            Some(c) if c.updated_at > record.modified_at => Side::Platform,
-            _ => Side::Crm,
-        };
-        let mut decision = decide::decide(
-            &Pair {
-                platform: platform.as_ref(),
-                crm: Some(&record.values),
-                crm_converted: record.converted,
-                snapshot: snapshot.as_ref(),
-                newer,
-            },
-            &rules,
-        );
-        if one_way || record.converted {
-            make_client(&mut decision, contact.as_ref());
-        }
-        // A contact created from the CRM has platform fields of its own (its
-        // link, score, state) that go back to the CRM in the same pass (F6),
-        // unless the record is not ours to write (a CRM contact, a converted lead).
-        let (new_contact, decision) = match (&decision.to_platform, &email) {
-            (Write::Create(values), Some(email)) if one_way || record.converted => {
-                let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
-                (Some(model), decision)
-            }
-            (Write::Create(values), Some(email)) => {
-                let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
-                let values = contact_values(&model, &run.ctx.options.platform_url);
-                let snapshot = decision.snapshot(true, false);
-                let second = decide::decide(
-                    &Pair {
-                        platform: Some(&values),
-                        crm: Some(&record.values),
-                        crm_converted: record.converted,
-                        snapshot: Some(&snapshot),
-                        newer: Side::Platform,
-                    },
-                    &rules,
-                );
-                let merged = decision.with_crm_side_of(second);
-                (Some(model), merged)
-            }
-            _ => (None, decision),
-        };
-        pairs.push(ImportPair {
-            record,
-            email,
-            contact,
-            new_contact,
-            link,
-            decision,
-        });
-    }
-
-    // Platform changes found on the way in go out in the same pass.
-    let writes: Vec<(usize, RecordWrite)> = pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match &p.decision.to_crm {
-            Write::Update(values) => Some((
-                i,
-                RecordWrite {
-                    id: Some(p.record.id.clone()),
-                    values: values.clone(),
-                    owner_email: None,
-                    email: p.email.clone().unwrap_or_default(),
-                },
-            )),
-            _ => None,
-        })
-        .collect();
-    let mut crm_results: HashMap<usize, Result<WriteResult, CrmError>> = HashMap::new();
-    if !run.dry() && !writes.is_empty() {
-        let (idx, writes): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
-        let results = run.client.write(module, writes).await;
-        crm_results = idx.into_iter().zip(results).collect();
-    }
-    let mut stop = stop_of(crm_results.values());
-    let first_write = crm_results
-        .values()
-        .filter_map(|r| r.as_ref().ok().map(|w| w.modified_at))
-        .min();
-    run.written_from = run.written_from.into_iter().chain(first_write).min();
-    // S10: a platform client whose lead is not converted yet converts it.
-    let leads: Vec<(usize, String)> = pairs
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| {
-            run.client.converts_leads()
-                && !one_way
-                && !p.record.converted
-                && p.contact
-                    .as_ref()
-                    .is_some_and(|c| c.lifecycle == Lifecycle::Client)
-                && !matches!(p.decision.to_crm, Write::Reject(_))
-                && crm_results.get(i).is_none_or(Result::is_ok)
-        })
-        .map(|(i, p)| (i, p.record.id.clone()))
-        .collect();
-    let dry_conversions = would_convert(run, &leads);
-    let mut conversions = convert_leads(run, leads, &mut stop).await;
-    let mut index = Vec::new();
-
-    // E-mails flowing in must not take another contact's.
-    let incoming: Vec<String> = pairs
-        .iter()
-        .filter_map(|p| match &p.decision.to_platform {
-            Write::Update(v) => v.get("email").and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        })
-        .collect();
-    let taken: HashMap<String, String> = run
-        .contacts(Vec::new(), incoming)
-        .await?
-        .into_iter()
-        .map(|c| (c.email, c.id))
-        .collect();
-
-    let now = Utc::now();
-    let mut new_contacts = Vec::new();
-    let mut updated_contacts = Vec::new();
-    let mut links = Vec::new();
-    for (i, p) in pairs.into_iter().enumerate() {
-        let mut to_platform = p.decision.to_platform.clone();
-        if let (Write::Update(v), Some(c)) = (&to_platform, &p.contact)
-            && let Some(e) = v.get("email").and_then(Value::as_str)
-            && taken.get(e).is_some_and(|id| *id != c.id)
-        {
-            to_platform = Write::Reject(Rejection {
-                code: "EMAIL_TAKEN".into(),
-                field: Some("email".into()),
-                message: format!(
-                    "the CRM record's new e-mail {e} belongs to another platform contact; merge them first"
-                ),
-            });
-        }
-        let mut to_crm = p.decision.to_crm.clone();
-        let crm_result = crm_results.remove(&i);
-        let mut crm_modified = p.record.modified_at;
-        match &crm_result {
-            Some(Ok(r)) => crm_modified = r.modified_at,
-            Some(Err(e @ CrmError::Rejected { .. })) => to_crm = Write::Reject(rejection_of(e)),
-            // Not applied (the run stops): no item, the next run tries again.
-            Some(Err(_)) => to_crm = Write::Unchanged,
-            None => {}
-        }
-        let crm_applied = match (&p.decision.to_crm, &crm_result) {
-            (Write::Update(_), Some(Ok(_))) => true,
-            (Write::Update(_), _) => run.dry(),
-            (Write::Reject(_), _) => false,
-            _ => true,
-        } && !matches!(to_crm, Write::Reject(_));
-        let platform_applied = !matches!(to_platform, Write::Reject(_));
-
-        let contact_id = match (&to_platform, &p.contact) {
-            (Write::Create(_), None) => {
-                let model = p.new_contact.clone().expect("made with the decision");
-                let id = model.id.clone();
-                new_contacts.push(model);
-                Some(id)
-            }
-            (Write::Update(values), Some(c)) => {
-                let mut updated = c.clone();
-                apply_values(&mut updated, values);
-                updated.updated_at = now;
-                updated_contacts.push(updated);
-                Some(c.id.clone())
-            }
-            (_, c) => c.as_ref().map(|c| c.id.clone()),
-        };
-        let conversion = conversion_of(conversions.remove(&i), &mut to_crm);
-        let converted = conversion.is_some() || dry_conversions.contains(&i);
-        if let Some(contact_id) = &contact_id {
-            run.touched.insert(contact_id.clone());
-            let mut link = store::LinkRow {
-                id: p
-                    .link
-                    .as_ref()
-                    .map_or_else(crmsync_entity::new_id, |l| l.id.clone()),
-                tenant_id: run.tenant.as_str().to_owned(),
-                connector_id: connector_id.clone(),
-                contact_id: contact_id.clone(),
-                module,
-                crm_record_id: p.record.id.clone(),
-                snapshot: p.decision.stored_snapshot(platform_applied, crm_applied),
-                crm_modified_at: Some(crm_modified),
-                last_synced_at: now,
-            };
-            if let Some(c) = &conversion {
-                converted_link(&mut link, c, &mut index, p.email.as_deref());
-                run.converted.insert(c.contact_id.clone());
-            }
-            links.push(link);
-        }
-        let reason = |w: &Write| match w {
-            Write::Reject(r) => Some(r.clone()),
-            _ => None,
-        };
-        let platform_reason = reason(&to_platform);
-        let outcome = outcome_of(&to_platform, &p.decision.platform_conflicts);
-        // A contact a dry run would create has no id yet.
-        let item_contact = contact_id
-            .clone()
-            .filter(|_| !(run.dry() && matches!(to_platform, Write::Create(_))));
-        items.push(
-            &mut legs,
-            ItemInput {
-                direction: SyncDirection::FromCrm,
-                outcome,
-                email: p.email.clone().or(p.record.email.clone()),
-                contact_id: item_contact.clone(),
-                crm_record_id: Some(p.record.id.clone()),
-                rejection: platform_reason.as_ref(),
-                changes: item_changes(&p.decision, SyncDirection::FromCrm, outcome, false),
-            },
-        );
-        if matches!(to_crm, Write::Update(_) | Write::Reject(_)) || converted {
-            let crm_reason = reason(&to_crm);
-            let outcome = crm_outcome(&to_crm, converted, &p.decision.crm_conflicts);
-            items.push(
-                &mut legs,
-                ItemInput {
-                    direction: SyncDirection::ToCrm,
-                    outcome,
-                    email: p.email.clone(),
-                    contact_id: item_contact,
-                    crm_record_id: Some(p.record.id.clone()),
-                    rejection: crm_reason.as_ref(),
-                    changes: item_changes(&p.decision, SyncDirection::ToCrm, outcome, converted),
-                },
-            );
-        }
-    }
-
-    let rows = std::mem::take(&mut items.rows);
-    let txn = store::begin(db).await?;
-    if let Some(shadow) = &mut run.shadow {
-        // A dry run: only for its own later reads.
-        for c in new_contacts.into_iter().chain(updated_contacts) {
-            shadow.put_contact(c);
-        }
-        shadow.put_links(links.into_iter().map(store::LinkRow::into_model).collect());
-    } else {
-        if !new_contacts.is_empty() {
-            contact::Entity::insert_many(new_contacts.into_iter().map(contact::ActiveModel::from))
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        for updated in updated_contacts {
-            update_model(updated, now).update(&txn).await?;
-        }
-        store::upsert_crm_records(&txn, index).await?;
-        store::upsert_links(&txn, links).await?;
-        if stop.is_none()
-            && run.saves_checkpoints()
-            && let Some((at, id)) = &last
-        {
-            store::save_checkpoint(
-                &txn,
-                &tenant,
-                &connector_id,
-                SyncDirection::FromCrm,
-                module,
-                *at,
-                id,
-            )
-            .await?;
-        }
-    }
-    let recorded = store::insert_items(&txn, rows).await?;
-    store::commit(txn, db).await?;
-    run.ctx.metrics.items_recorded(&recorded);
-    run.legs = legs;
-    Ok(stop)
 }
 
 /// Platform to CRM: contacts changed since the checkpoint with a high enough

@@ -18,6 +18,7 @@
 //! (`shadow`) for its own later reads, so it lists what the real run would do.
 
 mod ending;
+mod import;
 mod lease;
 mod legs;
 mod platform_side;
@@ -338,7 +339,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     };
 
     let outcome = async {
-        legs::import(&mut state).await?;
+        import::import(&mut state).await?;
         legs::export(&mut state).await
     }
     .await;
