@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::ApiState;
 use crate::audit::{self, Actor};
-use crate::error::ApiError;
+use crate::error::{ApiError, CrmCall};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::patch::Patch;
 
@@ -292,17 +292,7 @@ async fn connect_zoho(
         creds.grant_code.expose_secret(),
     )
     .await
-    .map_err(|e| match e {
-        CrmError::Rejected {
-            field: Some(field),
-            message,
-            ..
-        } if matches!(field.as_str(), "grantCode" | "clientId" | "clientSecret") => {
-            ApiError::validation(format!("{prefix}.{field}"), message)
-        }
-        CrmError::Rejected { message, .. } => ApiError::validation(prefix, message),
-        other => ApiError::from_crm(other),
-    })?;
+    .map_err(|e| ApiError::from_crm_call(e, CrmCall::Exchange { prefix }))?;
     let credentials = Credentials::Zoho {
         client_id: creds.client_id,
         client_secret: creds.client_secret,
@@ -311,19 +301,17 @@ async fn connect_zoho(
         refresh_token: grant.refresh_token,
     };
     let crm = client(state, &credentials, base_url)?;
-    let fields = match crm.fields(CrmModule::Leads).await {
-        Ok(fields) => fields,
-        Err(CrmError::Unauthorized(_)) => {
-            return Err(ApiError::validation(
-                format!("{prefix}.grantCode"),
-                format!(
-                    "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {}",
-                    zoho::SCOPE
-                ),
-            ));
-        }
-        Err(e) => return Err(ApiError::from_crm(e)),
+    let proof = CrmCall::Proof {
+        field: &format!("{prefix}.grantCode"),
+        refused: &format!(
+            "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {}",
+            zoho::SCOPE
+        ),
     };
+    let fields = crm
+        .fields(CrmModule::Leads)
+        .await
+        .map_err(|e| ApiError::from_crm_call(e, proof))?;
     Ok((credentials, fields))
 }
 
@@ -338,14 +326,15 @@ async fn connect_pipedrive(
         company_domain: creds.company_domain,
     };
     let crm = client(state, &credentials, base_url)?;
-    match crm.fields(CrmModule::Persons).await {
-        Ok(fields) => Ok((credentials, fields)),
-        Err(CrmError::Unauthorized(_)) => Err(ApiError::validation(
-            "input.pipedrive.apiToken",
-            "Pipedrive refused this API token for this company",
-        )),
-        Err(e) => Err(ApiError::from_crm(e)),
-    }
+    let proof = CrmCall::Proof {
+        field: "input.pipedrive.apiToken",
+        refused: "Pipedrive refused this API token for this company",
+    };
+    let fields = crm
+        .fields(CrmModule::Persons)
+        .await
+        .map_err(|e| ApiError::from_crm_call(e, proof))?;
+    Ok((credentials, fields))
 }
 
 /// Credentials of the kind a connector needs, checked as sent.

@@ -88,26 +88,73 @@ impl ApiError {
         }
     }
 
-    /// A CRM failure as a user should see it: causes that may hold URLs or
-    /// raw replies become INTERNAL (masked).
+    /// A CRM failure of a call made with a stored connector's credentials
+    /// ([`CrmCall::Stored`] in [`ApiError::from_crm_call`]).
     pub fn from_crm(error: CrmError) -> Self {
-        match error {
-            CrmError::RateLimited { .. } => {
+        Self::from_crm_call(error, CrmCall::Stored)
+    }
+
+    /// The one table from a CRM failure to what a client sees, by what the
+    /// call was for. Causes that may hold URLs or raw replies become INTERNAL
+    /// (masked); a refusal is the input's fault (VALIDATION) only while new
+    /// credentials are being proved.
+    pub fn from_crm_call(error: CrmError, call: CrmCall<'_>) -> Self {
+        match (error, call) {
+            (CrmError::RateLimited { .. }, _) => {
                 Self::RateLimited("the CRM is rate limiting us; try again shortly".into())
             }
-            CrmError::DailyLimit(_) => {
+            (CrmError::DailyLimit(_), _) => {
                 Self::RateLimited("the CRM's daily API limit is reached; try again tomorrow".into())
             }
-            CrmError::Unauthorized(_) => Self::Conflict(
+            (CrmError::Unauthorized(_), CrmCall::Proof { field, refused }) => {
+                Self::validation(field, refused)
+            }
+            (CrmError::Unauthorized(_), _) => Self::Conflict(
                 "the CRM refused the connector's credentials: update them, then test the connector"
                     .into(),
             ),
-            CrmError::Rejected { message, .. } => Self::Conflict(message),
-            other @ (CrmError::Unavailable(_) | CrmError::Protocol(_)) => {
+            (
+                CrmError::Rejected {
+                    field: Some(field),
+                    message,
+                    ..
+                },
+                CrmCall::Exchange { prefix },
+            ) => Self::validation(format!("{prefix}.{field}"), message),
+            (CrmError::Rejected { message, .. }, CrmCall::Exchange { prefix }) => {
+                Self::validation(prefix, message)
+            }
+            (CrmError::Rejected { message, .. }, _) => Self::Conflict(message),
+            (other @ (CrmError::Unavailable(_) | CrmError::Protocol(_)), _) => {
                 Self::Internal(format!("CRM: {other}"))
             }
         }
     }
+}
+
+/// What a CRM call was for, which decides whose fault a refusal is
+/// ([`ApiError::from_crm_call`]).
+#[derive(Debug, Clone, Copy)]
+pub enum CrmCall<'a> {
+    /// A call with a stored connector's credentials: a refusal clashes with
+    /// the connector's state (CONFLICT).
+    Stored,
+    /// Exchanging credentials typed in under `prefix` (e.g. `input.zoho`) for
+    /// stored ones: a refused record is the input's fault, at the field the
+    /// CRM names under `prefix`, or at `prefix` itself.
+    Exchange {
+        /// The input's path.
+        prefix: &'a str,
+    },
+    /// A first read with new credentials, which proves them: the CRM's
+    /// refusal of them is the input's fault at `field`, told as `refused` (in
+    /// the terms of the CRM's own console).
+    Proof {
+        /// The input path of the credential at fault, e.g. `input.pipedrive.apiToken`.
+        field: &'a str,
+        /// What a person reads.
+        refused: &'a str,
+    },
 }
 
 impl From<sea_orm::DbErr> for ApiError {
