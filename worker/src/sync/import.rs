@@ -24,8 +24,8 @@ use sea_orm::{ActiveModelTrait, EntityTrait};
 use serde_json::Value;
 
 use super::legs::{
-    ItemInput, Items, conversion_of, convert_leads, converted_link, crm_outcome, item_changes,
-    mappings_for, one_way, outcome_of, rejection_of, rules, stop_of, would_convert,
+    ItemInput, Items, conversion_of, convert_leads, converted_link, crm_outcome, fields_of,
+    item_changes, mappings_for, one_way, outcome_of, rejection_of, rules, stop_of, would_convert,
 };
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
 use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
@@ -278,6 +278,10 @@ async fn index_listed(
 }
 
 /// A record paired with its contact, or why it is not synced.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one a record, used at once: boxing would only add allocations"
+)]
 enum Pairing {
     /// Synced with `contact` (none yet: one is made) through `link` (none
     /// yet: one is made).
@@ -890,7 +894,7 @@ fn passes_filter(run: &Run<'_>, record: &CrmRecord) -> bool {
     else {
         return true;
     };
-    let key = super::legs::fields_of(run, record.module)
+    let key = fields_of(run, record.module)
         .values()
         .find(|f| &f.api_name == field || f.label.eq_ignore_ascii_case(field.trim()))
         .map_or(field.as_str(), |f| f.api_name.as_str());

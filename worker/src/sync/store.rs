@@ -511,6 +511,38 @@ pub(crate) async fn crm_records_by_email(
         .await
 }
 
+/// How long a FORM run waits after it was queued before taking its
+/// contacts, so that a burst of submissions goes in one small run.
+pub(super) const FORM_GATHER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The contacts a FORM run pushes: those submitted for its connector and not
+/// taken by another run, taken now (once [`FORM_GATHER`] has passed since it
+/// was queued), with those it took before it was handed over.
+pub(super) async fn take_pushes(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+) -> Result<std::collections::HashSet<String>, sea_orm::DbErr> {
+    let gathered = run.queued_at + chrono::Duration::from_std(FORM_GATHER).unwrap_or_default();
+    if let Ok(wait) = (gathered - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    pending_push::Entity::update_many()
+        .col_expr(pending_push::Column::RunId, Expr::value(run.id.clone()))
+        .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
+        .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
+        .filter(pending_push::Column::RunId.is_null())
+        .exec(db)
+        .await?;
+    Ok(pending_push::Entity::for_tenant(tenant)
+        .filter(pending_push::Column::RunId.eq(&run.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| p.contact_id)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -551,36 +583,4 @@ mod tests {
             "{sql}"
         );
     }
-}
-
-/// How long a FORM run waits after it was queued before taking its
-/// contacts, so that a burst of submissions goes in one small run.
-pub(super) const FORM_GATHER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The contacts a FORM run pushes: those submitted for its connector and not
-/// taken by another run, taken now (once [`FORM_GATHER`] has passed since it
-/// was queued), with those it took before it was handed over.
-pub(super) async fn take_pushes(
-    db: &DatabaseConnection,
-    tenant: &TenantId,
-    run: &sync_run::Model,
-) -> Result<std::collections::HashSet<String>, sea_orm::DbErr> {
-    let gathered = run.queued_at + chrono::Duration::from_std(FORM_GATHER).unwrap_or_default();
-    if let Ok(wait) = (gathered - Utc::now()).to_std() {
-        tokio::time::sleep(wait).await;
-    }
-    pending_push::Entity::update_many()
-        .col_expr(pending_push::Column::RunId, Expr::value(run.id.clone()))
-        .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
-        .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
-        .filter(pending_push::Column::RunId.is_null())
-        .exec(db)
-        .await?;
-    Ok(pending_push::Entity::for_tenant(tenant)
-        .filter(pending_push::Column::RunId.eq(&run.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|p| p.contact_id)
-        .collect())
 }
