@@ -340,3 +340,114 @@ pub(crate) fn mask_errors(errors: &mut [ServerError], request_id: Option<&Reques
             .set("requestId", id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn rejected(field: Option<&str>) -> CrmError {
+        CrmError::Rejected {
+            code: "CRM_VALIDATION".into(),
+            field: field.map(str::to_owned),
+            message: "no such value".into(),
+        }
+    }
+
+    #[test]
+    fn each_crm_error_has_one_api_error_by_what_the_call_was_for() {
+        let stored = CrmCall::Stored;
+        let exchange = CrmCall::Exchange {
+            prefix: "input.zoho",
+        };
+        let proof = CrmCall::Proof {
+            field: "input.pipedrive.apiToken",
+            refused: "the CRM refused this token",
+        };
+        let shortly = "the CRM is rate limiting us; try again shortly";
+        let tomorrow = "the CRM's daily API limit is reached; try again tomorrow";
+        let refused =
+            "the CRM refused the connector's credentials: update them, then test the connector";
+        let table = [
+            (
+                CrmError::RateLimited {
+                    retry_after: Some(Duration::from_secs(1)),
+                },
+                stored,
+                "RATE_LIMITED",
+                shortly,
+            ),
+            (
+                CrmError::RateLimited { retry_after: None },
+                proof,
+                "RATE_LIMITED",
+                shortly,
+            ),
+            (
+                CrmError::DailyLimit("x".into()),
+                exchange,
+                "RATE_LIMITED",
+                tomorrow,
+            ),
+            (
+                CrmError::Unauthorized("bad".into()),
+                stored,
+                "CONFLICT",
+                refused,
+            ),
+            (
+                CrmError::Unauthorized("bad".into()),
+                exchange,
+                "CONFLICT",
+                refused,
+            ),
+            (
+                CrmError::Unauthorized("bad".into()),
+                proof,
+                "VALIDATION",
+                "input.pipedrive.apiToken: the CRM refused this token",
+            ),
+            (
+                rejected(Some("grantCode")),
+                stored,
+                "CONFLICT",
+                "no such value",
+            ),
+            (
+                rejected(Some("grantCode")),
+                exchange,
+                "VALIDATION",
+                "input.zoho.grantCode: no such value",
+            ),
+            (
+                rejected(None),
+                exchange,
+                "VALIDATION",
+                "input.zoho: no such value",
+            ),
+            (rejected(None), proof, "CONFLICT", "no such value"),
+            (
+                CrmError::Unavailable("502 from https://crm.example".into()),
+                stored,
+                "INTERNAL",
+                "internal: CRM: the CRM is unavailable: 502 from https://crm.example",
+            ),
+            (
+                CrmError::Protocol("raw reply".into()),
+                exchange,
+                "INTERNAL",
+                "internal: CRM: unexpected reply from the CRM: raw reply",
+            ),
+        ];
+        for (error, call, code, shown) in table {
+            let case = format!("{error:?} in {call:?}");
+            let api = ApiError::from_crm_call(error, call);
+            assert_eq!(
+                (api.code(), api.to_string().as_str()),
+                (code, shown),
+                "{case}"
+            );
+        }
+    }
+}
