@@ -28,6 +28,8 @@ macro_rules! remote_enum {
     };
 }
 
+pub(crate) use super::connector_inputs::ConnectorKind;
+
 remote_enum!(
     /// Who may do what (T2).
     Role = "crmsync_entity::enums::Role" {
@@ -37,23 +39,6 @@ remote_enum!(
         Admin,
         /// Reads one tenant.
         Viewer,
-    }
-);
-remote_enum!(
-    /// The CRM behind a connector.
-    ConnectorKind = "crmsync_entity::enums::ConnectorKind" {
-        /// Zoho CRM (API v8): Leads and Contacts.
-        ZohoCrm = "ZOHO_CRM",
-        /// Pipedrive.
-        Pipedrive = "PIPEDRIVE",
-        /// HubSpot (not yet).
-        Hubspot = "HUBSPOT",
-        /// Salesforce (not yet).
-        Salesforce = "SALESFORCE",
-        /// Zendesk Sell (not yet).
-        ZendeskSell = "ZENDESK_SELL",
-        /// SAP C4C (not yet).
-        SapC4c = "SAP_C4C",
     }
 );
 remote_enum!(
@@ -72,11 +57,11 @@ remote_enum!(
 remote_enum!(
     /// A CRM module that holds people.
     CrmModule = "crmsync_entity::enums::CrmModule" {
-        /// Zoho leads.
+        /// Leads: prospects, in a CRM that keeps them apart from contacts.
         Leads,
-        /// Zoho contacts.
+        /// Contacts: customers, in a CRM that converts leads into contacts.
         Contacts,
-        /// Pipedrive persons.
+        /// Persons: people, in a CRM with one module for them.
         Persons,
     }
 );
@@ -301,15 +286,15 @@ pub(crate) struct CrmField {
     pub(crate) custom: bool,
     /// Picklist options (labels), for picklists.
     pub(crate) options: Option<Vec<String>>,
-    /// Picklist options with the value the CRM stores for each (Zoho's
-    /// actual value, Pipedrive's option id), for picklists.
+    /// Picklist options with the value the CRM stores for each (its actual
+    /// value or option id), for picklists.
     pub(crate) picklist_values: Option<Vec<PicklistValue>>,
 }
 
 /// One option of a CRM picklist.
 #[derive(SimpleObject)]
 pub(crate) struct PicklistValue {
-    /// What the CRM stores and compares (Zoho's actual value, Pipedrive's option id).
+    /// What the CRM stores and compares (its actual value or option id).
     pub(crate) value: String,
     /// What people see; mappings and platform values use it.
     pub(crate) label: String,
@@ -397,11 +382,11 @@ pub(crate) struct ConnectorSettings {
     pub(crate) schedule: String,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: Option<String>,
-    /// Zoho edition, which sets how many calls run at once.
+    /// The CRM account's edition, which sets how many calls run at once.
     pub(crate) crm_edition: Option<String>,
     /// Calls in flight at once against the CRM, when set (overrides the edition's).
     pub(crate) max_concurrent_calls: Option<i32>,
-    /// Zoho runs its workflow rules on the records we write.
+    /// The CRM runs its workflow rules on the records we write.
     pub(crate) run_workflows: bool,
 }
 
@@ -821,11 +806,11 @@ impl SyncItem {
 /// One field a run changed (a dry run: would change) on one side (S6).
 #[derive(SimpleObject)]
 pub(crate) struct FieldChange {
-    /// The platform field (see platformFields). For a CRM with one name field
-    /// (Pipedrive), the name parts sent together as one value, joined with
-    /// " + " (e.g. "first_name + last_name").
+    /// The platform field (see platformFields). For a CRM with one name field,
+    /// the name parts sent together as one value, joined with " + " (e.g.
+    /// "first_name + last_name").
     pub(crate) platform_field: String,
-    /// The CRM field (see Connector.crmFields): Pipedrive's one name field is
+    /// The CRM field (see Connector.crmFields): a CRM's one name field is
     /// "name". Null when the change is the CRM record's module, which follows
     /// the platform lifecycle (a lead converted to a contact: from LEADS to
     /// CONTACTS).

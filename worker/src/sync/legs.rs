@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
 use futures::StreamExt;
 
-use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
+use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
 use crate::crm::{Conversion, CrmError, CrmField, CrmRecord, ListQuery, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
 use crate::events::LegCounts;
@@ -31,10 +31,9 @@ fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<String, Crm
         .expect("the run loads the fields of every module it uses")
 }
 
-/// True for a module that only flows CRM to platform (Zoho's contacts: owned
-/// by sales, S4).
+/// True for a module that only flows CRM to platform (owned by sales, S4).
 fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
-    module != export_module(run.connector.kind)
+    module != run.kit.export_module()
 }
 
 /// The mappings that apply to a module: all of them for the module contacts
@@ -60,7 +59,7 @@ fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapping]) -> Ru
     Rules {
         mappings,
         fields: fields_of(run, module),
-        joined_name: run.connector.kind == crmsync_entity::enums::ConnectorKind::Pipedrive,
+        joined_name: run.kit.joined_name,
         owners: run.owners.as_ref().unwrap_or(&NO_OWNERS),
         default_owner: run.settings.default_owner_email.as_deref(),
     }
@@ -163,7 +162,7 @@ fn converted_link(
 ) {
     link.module = CrmModule::Contacts;
     link.crm_record_id = conversion.contact_id.clone();
-    // Zoho's conversion reply carries no time; the next listing brings it.
+    // A conversion reply may carry no time; the next listing brings it.
     link.crm_modified_at = None;
     index.push(crm_record::Model {
         tenant_id: link.tenant_id.clone(),
@@ -300,7 +299,7 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
         return Ok(());
     }
     let mut modules = run.settings.import_modules.clone();
-    let main = export_module(run.connector.kind);
+    let main = run.kit.export_module();
     modules.sort_by_key(|m| *m != main);
     for module in modules {
         import_module(run, module).await?;
@@ -511,7 +510,7 @@ async fn import_page(
                     .filter(|l| l.crm_record_id != record.id || l.module != module);
                 match linked_elsewhere {
                     // S10: the CRM contact a linked lead became takes the link over.
-                    Some(l) if one_way && l.module == export_module(run.connector.kind) => {
+                    Some(l) if one_way && l.module == run.kit.export_module() => {
                         link = Some(l.clone());
                     }
                     // A converted lead whose contact has moved on: nothing to do.
@@ -820,8 +819,8 @@ async fn import_page(
 /// Platform to CRM: contacts changed since the checkpoint with a high enough
 /// score, page by page, matched by link or by e-mail in the CRM-side index.
 pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
-    let module = export_module(run.connector.kind);
-    // A page fills every write the CRM takes at once (Zoho: ten upserts of 100).
+    let module = run.kit.export_module();
+    // A page fills every write the CRM takes at once (ten batches of 100, say).
     let page_size = run.client.writes_in_flight().max(PAGE_SIZE as usize) as u32;
     let after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
         None

@@ -31,9 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use crmsync_entity::enums::{
-    ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus, SyncTrigger,
-};
+use crmsync_entity::enums::{ConnectorStatus, CrmModule, SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_entity::enums::{ItemOutcome, SyncDirection};
 use crmsync_entity::models::{connector, field_mapping, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
@@ -43,7 +41,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 
-use crate::crm::{CrmClient, CrmError, CrmField};
+use crate::crm::{CrmClient, CrmError, CrmField, Description};
 use crate::events::{Legs, SyncEvent};
 use crate::jobs::{SyncJob, WorkerContext};
 use crate::platform::Mapping;
@@ -81,7 +79,8 @@ impl SyncOptions {
 /// A run's lease when nothing else is configured.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
-/// Records per page, both legs (Pipedrive's largest list page).
+/// Records per page, both legs (the largest list page among the CRMs; a
+/// client caps it at its own).
 pub const PAGE_SIZE: u32 = 500;
 /// How far before a checkpoint a run reads again, so that nothing written
 /// while the previous run worked is missed (S2).
@@ -140,6 +139,8 @@ pub(crate) struct Run<'a> {
     pub tenant: TenantId,
     pub run: sync_run::Model,
     pub connector: connector::Model,
+    /// What the connector's CRM is (its modules, names, conversion).
+    pub kit: &'static Description,
     pub settings: ConnectorSettings,
     pub client: Arc<dyn CrmClient>,
     pub mappings: Vec<Mapping>,
@@ -166,15 +167,6 @@ pub(crate) struct Run<'a> {
     pub lease: lease::Lease,
     /// A dry run's writes, kept in memory for its own later reads.
     pub shadow: Option<shadow::Shadow>,
-}
-
-/// The module platform contacts are written to: Zoho's leads (contacts come
-/// from leads by conversion, S10), Pipedrive's persons.
-pub(crate) fn export_module(kind: ConnectorKind) -> CrmModule {
-    match kind {
-        ConnectorKind::Pipedrive => CrmModule::Persons,
-        _ => CrmModule::Leads,
-    }
 }
 
 impl Run<'_> {
@@ -364,13 +356,14 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         Err(Stop::LeaseLost) => return current_row(db, &tenant, &run.id).await,
         Err(Stop::Db(e)) => return Err(e.into()),
     };
-    let (client, settings, mappings, fields, retry) = prepared;
+    let (kit, client, settings, mappings, fields, retry) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
     let mut state = Run {
         ctx,
         tenant,
         run,
         connector,
+        kit,
         settings,
         client,
         mappings,
@@ -458,6 +451,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
 }
 
 type Prepared = (
+    &'static Description,
     Arc<dyn CrmClient>,
     ConnectorSettings,
     Vec<Mapping>,
@@ -482,11 +476,14 @@ async fn prepare(
         .credentials_key
         .open(tenant.as_str(), &connector.id, sealed)
         .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
-    let client = crate::crm::client_with(
+    let kit = crate::crm::registry::kit(connector.kind)
+        .ok_or_else(|| fail(crate::crm::registry::unavailable(connector.kind)))?;
+    let described = kit.describe();
+    let client = kit.client(
         &credentials,
         connector.base_url.as_deref(),
         ctx.http.clone(),
-        &settings.client_options(),
+        &settings.client_options(described),
         &ctx.metrics,
     )?;
     // A dry run previewing proposed mappings uses them instead of the
@@ -509,7 +506,7 @@ async fn prepare(
             })
             .collect(),
     };
-    let mut modules = vec![export_module(connector.kind)];
+    let mut modules = vec![described.export_module()];
     modules.extend(settings.import_modules.iter().copied());
     modules.dedup();
     let mut fields = HashMap::new();
@@ -535,7 +532,7 @@ async fn prepare(
         )),
         (None, _) => None,
     };
-    Ok((client, settings, mappings, fields, retry))
+    Ok((described, client, settings, mappings, fields, retry))
 }
 
 /// Marks the connector NEEDS_REAUTH after the CRM refused its credentials

@@ -355,10 +355,7 @@ async fn check_says_what_is_wrong() {
     );
 
     let bad = crmsync_worker::crm::pipedrive::PipedriveClient::new(
-        &crmsync_worker::credentials::Credentials::Pipedrive {
-            api_token: "0000".to_owned().into(),
-            company_domain: crm.domain(),
-        },
+        &crmsync_worker::crm::pipedrive::kit::credentials("0000".to_owned().into(), &crm.domain()),
         Some(&crm.base_url()),
         crate::support::crm_http(),
     )

@@ -352,10 +352,10 @@ async fn a_dry_run_records_items_and_writes_nothing() {
 #[tokio::test]
 async fn refused_credentials_fail_the_run_and_mark_the_connector_needs_reauth() {
     let crm = crate::support::Crm::start(0).await;
-    let credentials = crmsync_worker::credentials::Credentials::Pipedrive {
-        api_token: "not-a-token".to_owned().into(),
-        company_domain: crm.domain(),
-    };
+    let credentials = crmsync_worker::crm::pipedrive::kit::credentials(
+        "not-a-token".to_owned().into(),
+        &crm.domain(),
+    );
     let app = App::build(crm, credentials, |_| {}).await;
     let run = app.sync(SyncMode::Incremental).await;
     assert_eq!(run.status, SyncRunStatus::Failed);

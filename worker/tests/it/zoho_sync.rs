@@ -414,9 +414,10 @@ async fn a_refused_refresh_token_needs_reauth_and_stops_the_connectors_syncs() {
     let zoho = Zoho::start(0).await;
     let fields = zoho.client().fields(CrmModule::Leads).await.unwrap();
     let mut credentials = zoho.credentials();
-    if let crmsync_worker::credentials::Credentials::Zoho { refresh_token, .. } = &mut credentials {
-        *refresh_token = SecretString::from("1000.revoked.token".to_owned());
-    }
+    credentials = credentials.with(
+        "refreshToken",
+        SecretString::from("1000.revoked.token".to_owned()),
+    );
     let base_url = zoho.accounts_url();
     let app = App::assemble(
         zoho,
