@@ -268,6 +268,106 @@ pub(crate) struct PlatformField {
     pub(crate) mandatory: bool,
 }
 
+/// A CRM connectors can be created for, as its kit describes it: what a
+/// dashboard's "new connector" form needs to know.
+#[derive(SimpleObject)]
+pub(crate) struct CrmKind {
+    /// The kind, as `createConnector` takes it.
+    pub(crate) kind: ConnectorKind,
+    /// The CRM's name as people write it.
+    pub(crate) display_name: String,
+    /// Its modules, and which way each flows.
+    pub(crate) modules: Vec<CrmModuleFlow>,
+    /// True when a person's name is one field in this CRM (first and last
+    /// names travel joined).
+    pub(crate) joined_name: bool,
+    /// True when the CRM converts leads into contacts (converted leads are
+    /// owned by sales and never overwritten).
+    pub(crate) converts_leads: bool,
+    /// The editions `crmEdition` takes, with the calls each lets run at
+    /// once; empty when the CRM has no such setting.
+    pub(crate) editions: Vec<CrmEdition>,
+    /// True when `runWorkflows` may be set.
+    pub(crate) runs_workflows: bool,
+    /// The field of `createConnector`'s and `updateConnector`'s input that
+    /// carries this CRM's credentials.
+    pub(crate) credentials_input: String,
+    /// The fields of that input.
+    pub(crate) credential_fields: Vec<CredentialField>,
+}
+
+/// A CRM module of a kind, and which way its records flow.
+#[derive(SimpleObject)]
+pub(crate) struct CrmModuleFlow {
+    /// The module.
+    pub(crate) module: CrmModule,
+    /// True for the module platform contacts are written to (it flows both
+    /// ways); false for a module read into the platform only.
+    pub(crate) to_crm: bool,
+    /// Imported by a new connector unless its settings say otherwise.
+    pub(crate) imported_by_default: bool,
+}
+
+/// An edition of a CRM account.
+#[derive(SimpleObject)]
+pub(crate) struct CrmEdition {
+    /// Its name, as `crmEdition` takes it.
+    pub(crate) name: String,
+    /// Calls it lets run at once.
+    pub(crate) max_concurrent_calls: i32,
+}
+
+/// A field of a CRM's credential input.
+#[derive(SimpleObject)]
+pub(crate) struct CredentialField {
+    /// Its name in the input.
+    pub(crate) name: String,
+    /// True for secrets: stored encrypted, never shown again.
+    pub(crate) secret: bool,
+    /// False when it may be left out.
+    pub(crate) required: bool,
+}
+
+impl From<&crmsync_worker::crm::Description> for CrmKind {
+    fn from(d: &crmsync_worker::crm::Description) -> Self {
+        Self {
+            kind: d.kind.into(),
+            display_name: d.display_name.to_owned(),
+            modules: d
+                .modules
+                .iter()
+                .map(|m| CrmModuleFlow {
+                    module: m.module.into(),
+                    to_crm: m.to_crm,
+                    imported_by_default: m.imported_by_default,
+                })
+                .collect(),
+            joined_name: d.joined_name,
+            converts_leads: d.converts_leads,
+            editions: d
+                .limits
+                .editions
+                .iter()
+                .map(|(name, calls)| CrmEdition {
+                    name: (*name).to_owned(),
+                    max_concurrent_calls: i32::try_from(*calls).unwrap_or(i32::MAX),
+                })
+                .collect(),
+            runs_workflows: d.limits.workflows,
+            credentials_input: d.credentials_input.to_owned(),
+            credential_fields: d
+                .credential_fields
+                .iter()
+                .map(|f| CredentialField {
+                    name: f.name.to_owned(),
+                    secret: f.secret,
+                    required: f.required,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A CRM field, live from the CRM.
 #[derive(SimpleObject)]
 pub(crate) struct CrmField {

@@ -220,7 +220,7 @@ mod tests {
             problem.contains("Leads have no field \"No_Such_Field\""),
             "{problem}"
         );
-        assert!(problem.contains("Setup > Modules and Fields"), "{problem}");
+        assert!(problem.contains("Settings > Fields"), "{problem}");
     }
 
     #[test]
