@@ -137,7 +137,7 @@ fn make_private(_file: &Path) -> Result<(), DbError> {
 /// The page size of a new SQLite database (SQLite's default is 4 KiB). A
 /// sync page stores a link and an item of a kilobyte or two per contact;
 /// with 8 KiB pages its B-trees split half as often (the 100k-contact
-/// export benchmark: about 5 % less CPU; BENCHMARKS.md, fix 19). An existing database
+/// export benchmark: about 5 % less CPU; BENCHMARKS.md). An existing database
 /// keeps the size it was made with (WAL mode fixes it).
 const PAGE_SIZE: u32 = 8192;
 
@@ -147,7 +147,7 @@ const PAGE_SIZE: u32 = 8192;
 /// sync page (1,000 rows for an export at ten batches in flight) it reads the
 /// page in one go. The 100k-contact export: 60k context switches instead of
 /// 94k, with no CPU or wall-time change that its runs could tell apart
-/// (BENCHMARKS.md, fix 20).
+/// (BENCHMARKS.md, the export benchmark).
 const ROW_BUFFER: usize = 1024;
 
 /// WAL pages after which the committing connection copies the WAL into the
