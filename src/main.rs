@@ -15,7 +15,7 @@ use crmsync_entity::enums::Role;
 use crate::config::Config;
 
 /// mimalloc: glibc's malloc spent about half of a sync's CPU time on its many
-/// small allocations freed across threads (BENCHMARKS.md, the Zoho export).
+/// small allocations freed across threads (BENCHMARKS.md, the 100k-contact export).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
