@@ -289,6 +289,8 @@ pub(crate) struct CrmKind {
     pub(crate) editions: Vec<CrmEdition>,
     /// True when `runWorkflows` may be set.
     pub(crate) runs_workflows: bool,
+    /// How crmsync keeps within the CRM's rate limits, in words.
+    pub(crate) pacing: String,
     /// The field of `createConnector`'s and `updateConnector`'s input that
     /// carries this CRM's credentials.
     pub(crate) credentials_input: String,
@@ -354,6 +356,7 @@ impl From<&crmsync_worker::crm::Description> for CrmKind {
                 })
                 .collect(),
             runs_workflows: d.limits.workflows,
+            pacing: d.limits.pacing.to_owned(),
             credentials_input: d.credentials_input.to_owned(),
             credential_fields: d
                 .credential_fields

@@ -99,8 +99,8 @@ pub struct Limits {
     /// True when the CRM can run its workflow rules on our writes (the
     /// `runWorkflows` setting).
     pub workflows: bool,
-    /// What paces calls besides the concurrency limit, for the docs and
-    /// messages (`a rolling window under the token's burst limit`).
+    /// What paces calls besides the concurrency limit, in words (`crmKinds`
+    /// shows it): `a rolling window under the token's burst limit`.
     pub pacing: &'static str,
 }
 
@@ -318,4 +318,94 @@ pub fn stored<'a>(
             kit.display_name
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_keeps_values_as_secrets_and_names_a_missing_field() {
+        let form = CredentialsForm::new()
+            .with("token", Some(" tok-1 "))
+            .with("blank", Some("  "))
+            .with("absent", None::<String>);
+        assert_eq!(form.text("token"), Some("tok-1"));
+        assert_eq!(form.text("blank"), None);
+        assert!(form.secret("blank").is_none());
+        assert_eq!(form.names().collect::<Vec<_>>(), ["blank", "token"]);
+        assert!(!format!("{form:?}").contains("tok-1"));
+        let error = form
+            .require("blank", "copy it from the console")
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ConnectError::invalid("blank", "must not be empty: copy it from the console")
+        );
+        assert_eq!(
+            error.to_string(),
+            "blank: must not be empty: copy it from the console"
+        );
+    }
+
+    static TWO_MODULES: Description = Description {
+        kind: ConnectorKind::Salesforce,
+        display_name: "Two Modules",
+        tag: "two",
+        credentials_input: "two",
+        credential_fields: &[],
+        credentials_needed: "",
+        modules: &[
+            ModuleFlow {
+                module: CrmModule::Leads,
+                to_crm: true,
+                imported_by_default: true,
+            },
+            ModuleFlow {
+                module: CrmModule::Contacts,
+                to_crm: false,
+                imported_by_default: false,
+            },
+        ],
+        joined_name: false,
+        default_mappings: &[],
+        limits: Limits {
+            editions: &[],
+            workflows: false,
+            pacing: "",
+        },
+        converts_leads: true,
+        deletions: Deletions::DeletedFeed,
+        fields_settings: "",
+    };
+
+    #[test]
+    fn a_description_answers_which_module_flows_which_way() {
+        assert_eq!(TWO_MODULES.export_module(), CrmModule::Leads);
+        assert_eq!(TWO_MODULES.default_import_modules(), [CrmModule::Leads]);
+        assert!(TWO_MODULES.one_way(CrmModule::Contacts));
+        assert!(!TWO_MODULES.one_way(CrmModule::Leads));
+        assert!(!TWO_MODULES.has_module(CrmModule::Persons));
+        assert_eq!(TWO_MODULES.module_names(), "LEADS, CONTACTS");
+    }
+
+    #[test]
+    fn stored_credentials_of_another_crm_or_lacking_a_value_are_refused() {
+        let mine = Credentials::new("two").with("token", SecretString::from("t".to_owned()));
+        assert_eq!(
+            stored(&mine, &TWO_MODULES, "token")
+                .unwrap()
+                .expose_secret(),
+            "t"
+        );
+        assert!(matches!(
+            stored(&mine, &TWO_MODULES, "secret"),
+            Err(CrmError::Unauthorized(_))
+        ));
+        let other = Credentials::new("other");
+        assert!(matches!(
+            stored(&other, &TWO_MODULES, "token"),
+            Err(CrmError::Protocol(_))
+        ));
+    }
 }

@@ -480,7 +480,7 @@ impl CrmClient for PipedriveClient {
             let fields = self.fields(CrmModule::Persons).await?;
             let help = FieldsHelp {
                 records: "Pipedrive persons",
-                settings: "Pipedrive (Company settings > Data fields > Person)",
+                settings: kit::Kit.describe().fields_settings,
             };
             if let Some(problem) = expect
                 .filter_problem(&fields, help)

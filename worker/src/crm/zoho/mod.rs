@@ -916,7 +916,7 @@ impl CrmClient for ZohoClient {
             .await?;
             let help = crate::crm::FieldsHelp {
                 records: name,
-                settings: "Zoho (Setup > Modules and Fields)",
+                settings: kit::Kit.describe().fields_settings,
             };
             let filter = expect
                 .imports(module, CrmModule::Leads)
