@@ -12,6 +12,7 @@ mod auth;
 mod coql;
 pub mod criteria;
 mod fields;
+pub mod kit;
 mod oauth;
 mod org;
 mod organization;
@@ -34,6 +35,7 @@ use serde_json::{Value, json};
 
 use crate::{AppState, Shared};
 
+pub use kit::SandboxKind;
 pub(crate) use org::Org;
 
 /// Scope a grant code carries when none is asked for.
