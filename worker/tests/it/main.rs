@@ -5,6 +5,7 @@
 //! when `CI=true`.
 
 mod bus;
+mod conformance;
 mod dry_run;
 mod forms;
 mod leases;
