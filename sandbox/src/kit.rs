@@ -1,6 +1,6 @@
 //! What a CRM's sandbox gives the worker's conformance suite: a fresh account
 //! on a running sandbox, people stored as given, the account's records as
-//! stored, its daily limit, its credentials revoked. One trait, implemented in
+//! stored, its daily budget, its credentials revoked. One trait, implemented in
 //! each CRM's folder (`zoho::SandboxKind`, `pipedrive::SandboxKind`); the suite
 //! is written once against it and never names a CRM.
 //!
@@ -61,18 +61,20 @@ pub trait SandboxCrm: Send + Sync + 'static {
         account: &Account,
     ) -> impl Future<Output = Result<Vec<Stored>, KitError>> + Send;
 
-    /// Spends the rest of the account's daily API budget now.
-    fn exhaust_daily_limit(
+    /// What the account has spent of its daily API budget, in the CRM's
+    /// units (Zoho credits, Pipedrive tokens).
+    fn daily_used(
         &self,
         state: &AppState,
         account: &Account,
-    ) -> impl Future<Output = Result<(), KitError>> + Send;
+    ) -> impl Future<Output = Result<u64, KitError>> + Send;
 
-    /// Raises the account's daily budget far above what it has spent.
-    fn lift_daily_limit(
+    /// Sets the account's daily API budget, in the units of [`Self::daily_used`].
+    fn set_daily_budget(
         &self,
         state: &AppState,
         account: &Account,
+        budget: u64,
     ) -> impl Future<Output = Result<(), KitError>> + Send;
 
     /// Revokes every credential of the account, as a person revoking the

@@ -128,32 +128,21 @@ impl SandboxCrm for SandboxKind {
             .collect())
     }
 
-    async fn exhaust_daily_limit(
+    async fn daily_used(&self, state: &AppState, account: &Account) -> Result<u64, KitError> {
+        let path = format!("/zoho/orgs/{}/usage", account.tenant);
+        let usage = admin(state, Method::GET, &path, None).await?;
+        Ok(usage["credits_used"].as_u64().unwrap_or_default())
+    }
+
+    async fn set_daily_budget(
         &self,
         state: &AppState,
         account: &Account,
+        budget: u64,
     ) -> Result<(), KitError> {
-        let path = format!("/zoho/orgs/{}/limits/exhaust-daily", account.tenant);
-        admin(state, Method::POST, &path, Some(json!({}))).await?;
-        Ok(())
-    }
-
-    async fn lift_daily_limit(&self, state: &AppState, account: &Account) -> Result<(), KitError> {
-        let usage = admin(
-            state,
-            Method::GET,
-            &format!("/zoho/orgs/{}/usage", account.tenant),
-            None,
-        )
-        .await?;
-        let used = usage["credits_used"].as_u64().unwrap_or_default();
-        admin(
-            state,
-            Method::PATCH,
-            &format!("/zoho/orgs/{}/limits", account.tenant),
-            Some(json!({ "daily_credits": used + 1_000_000_000 })),
-        )
-        .await?;
+        let path = format!("/zoho/orgs/{}/limits", account.tenant);
+        let body = json!({ "daily_credits": budget });
+        admin(state, Method::PATCH, &path, Some(body)).await?;
         Ok(())
     }
 
