@@ -641,34 +641,48 @@ pub async fn a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes<
     suite: Suite<K>,
 ) {
     let app = suite.app(|_| {}).await;
-    let earlier = Utc::now() - Duration::hours(1);
-    app.crm
-        .put(&[
-            person(Some("d1@x.com"), "Di", "One", Some(earlier)),
-            person(Some("d2@x.com"), "Di", "Two", Some(earlier)),
-        ])
-        .await;
-    let first = app.sync(SyncMode::Incremental).await;
-    assert_status(&first, SyncRunStatus::Succeeded);
-    assert_eq!(first.from_crm_created, 2);
-    app.crm
-        .put(&[
-            person(Some("d3@x.com"), "Di", "Three", None),
-            person(Some("d4@x.com"), "Di", "Four", None),
-        ])
-        .await;
+    // Only reads spend the budget: nothing is written back on import.
+    for row in field_mapping::Entity::for_tenant(&app.tenant)
+        .filter(field_mapping::Column::Direction.eq(MappingDirection::ToCrm))
+        .all(&app.db.db)
+        .await
+        .unwrap()
+    {
+        set_mapping_enabled(&app, &row.platform_field, false).await;
+    }
     let (kit, state, account) = (&app.crm.kit, &app.crm.state, &app.crm.account);
-    // Everything spent: the budget is what was used.
+    // What a run that lists one page costs, in the CRM's units.
+    let before = kit.daily_used(state, account).await.unwrap();
+    let probe = app.sync(SyncMode::Full).await;
+    assert_status(&probe, SyncRunStatus::Succeeded);
+    let one_page = kit.daily_used(state, account).await.unwrap() - before;
+    assert!(one_page > 0, "the sandbox counts the run's calls");
+    let page = app.crm.kit.list_page_size();
+    let start = Utc::now() - Duration::hours(2);
+    let people: Vec<Person> = (0..page + 8)
+        .map(|i| {
+            let at = start + Duration::seconds(i as i64);
+            person(
+                Some(&format!("d{i}@x.com")),
+                "Di",
+                &format!("D{i}"),
+                Some(at),
+            )
+        })
+        .collect();
+    app.crm.put(&people).await;
+    // Room for that much again: the second page is refused.
     let used = kit.daily_used(state, account).await.unwrap();
-    assert!(used > 0, "the sandbox counts the runs' calls");
-    kit.set_daily_budget(state, account, used).await.unwrap();
+    kit.set_daily_budget(state, account, used + one_page)
+        .await
+        .unwrap();
 
     let stopped = app.sync(SyncMode::Incremental).await;
 
     assert_status(&stopped, SyncRunStatus::Partial);
     let message = stopped.error.as_deref().unwrap();
     assert!(message.contains("resumes"), "{message}");
-    assert_eq!(app.contacts().await.len(), 2);
+    assert_eq!(stopped.from_crm_created, page as i64, "the first page");
     assert_eq!(app.connector().await.status, ConnectorStatus::Connected);
 
     let used = kit.daily_used(state, account).await.unwrap();
@@ -678,8 +692,8 @@ pub async fn a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes<
     let resumed = app.sync(SyncMode::Incremental).await;
     assert_status(&resumed, SyncRunStatus::Succeeded);
     assert_eq!(
-        resumed.from_crm_created, 2,
+        resumed.from_crm_created, 8,
         "only what the stopped run missed"
     );
-    assert_eq!(app.contacts().await.len(), 4);
+    assert_eq!(app.contacts().await.len(), page + 8);
 }
