@@ -521,18 +521,23 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         .await;
 
     let platform = Platform::with_contacts(people).await;
-    let credentials = Credentials::Pipedrive {
-        api_token: SecretString::from(pd["api_token"].as_str().unwrap().to_owned()),
-        company_domain: company.clone(),
-    };
+    let credentials = crmsync_worker::crm::pipedrive::kit::credentials(
+        SecretString::from(pd["api_token"].as_str().unwrap().to_owned()),
+        &company,
+    );
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
     let client =
         crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
             .unwrap();
     let fields = client.fields(CrmModule::Persons).await.unwrap();
-    let mut settings = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
+    let mut settings = ConnectorSettings::defaults_for(
+        crmsync_worker::crm::registry::describe(ConnectorKind::Pipedrive).unwrap(),
+    );
     settings.filter_field = None;
-    let mappings = crmsync_worker::platform::default_mappings(ConnectorKind::Pipedrive, &fields);
+    let mappings = crmsync_worker::platform::default_mappings(
+        crmsync_worker::crm::registry::describe(ConnectorKind::Pipedrive).unwrap(),
+        &fields,
+    );
     let connector_id = platform
         .connector(
             ConnectorKind::Pipedrive,
@@ -649,13 +654,13 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     )
     .await
     .unwrap();
-    let credentials = Credentials::Zoho {
-        client_id,
-        client_secret: SecretString::from(client_secret),
-        data_center: "com".into(),
-        org_id: Some(org.clone()),
-        refresh_token: grant.refresh_token,
-    };
+    let credentials = crmsync_worker::crm::zoho::kit::credentials(
+        &client_id,
+        &client_secret,
+        "com",
+        Some(&org),
+        grant.refresh_token,
+    );
     let client = crmsync_worker::crm::client_for(
         &credentials,
         Some(&accounts_url),
@@ -664,9 +669,14 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     )
     .unwrap();
     let fields = client.fields(CrmModule::Leads).await.unwrap();
-    let mut settings = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
+    let mut settings = ConnectorSettings::defaults_for(
+        crmsync_worker::crm::registry::describe(ConnectorKind::ZohoCrm).unwrap(),
+    );
     settings.max_concurrent_calls = Some(args.concurrency);
-    let mappings = crmsync_worker::platform::default_mappings(ConnectorKind::ZohoCrm, &fields);
+    let mappings = crmsync_worker::platform::default_mappings(
+        crmsync_worker::crm::registry::describe(ConnectorKind::ZohoCrm).unwrap(),
+        &fields,
+    );
     let connector_id = platform
         .connector(
             ConnectorKind::ZohoCrm,

@@ -15,7 +15,7 @@ use crmsync_entity::enums::Role;
 use crate::config::Config;
 
 /// mimalloc: glibc's malloc spent about half of a sync's CPU time on its many
-/// small allocations freed across threads (BENCHMARKS.md, "The fixes").
+/// small allocations freed across threads (BENCHMARKS.md, the 100k-contact export).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -30,8 +30,8 @@ struct Cli {
 enum Command {
     /// Run the API and an in-process worker (the default command).
     Serve {
-        /// Also start sandbox CRMs in-process, create a demo tenant with contacts and a
-        /// Pipedrive connector, and print the GraphiQL URL and an admin token.
+        /// Also start sandbox CRMs in-process, create a demo tenant with contacts and
+        /// connectors, and print the GraphiQL URL and an admin token.
         #[arg(long)]
         demo: bool,
         /// Serve the API only: sync jobs are left to `crmsync worker` processes
@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         ttl: Duration,
     },
-    /// Start the sandbox Zoho CRM and Pipedrive. The first line on stdout is a JSON
+    /// Start the sandbox CRMs. The first line on stdout is a JSON
     /// description (URLs and credentials); request logs go to stderr.
     Sandbox {
         /// Address to listen on; port 0 picks a free port.

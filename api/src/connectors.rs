@@ -1,7 +1,7 @@
-//! Connectors (C1-C5): create with sealed credentials (for Zoho, the refresh
-//! token a grant code is exchanged for), validated settings and default
-//! mappings; update, delete, test; live CRM fields; mappings replaced as a
-//! whole (F1-F4).
+//! Connectors (C1-C5): create with sealed credentials (what the CRM's kit
+//! made of the credential form: a refresh token a grant code was exchanged
+//! for, an API token it proved), validated settings and default mappings;
+//! update, delete, test; live CRM fields; mappings replaced as a whole (F1-F4).
 
 use std::sync::Arc;
 
@@ -9,44 +9,35 @@ use chrono::Utc;
 use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
 use crmsync_entity::models::{connector, crm_link, crm_record, field_mapping, sync_checkpoint};
 use crmsync_entity::{TenantId, TenantScoped};
-use crmsync_worker::credentials::Credentials;
-use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, Expectations, zoho};
+use crmsync_worker::crm::kit::{ConnectEnv, Connected, CredentialsForm};
+use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, CrmKit, Expectations, registry};
 use crmsync_worker::platform::{self, Mapping, MappingInput};
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::ApiState;
 use crate::audit::{self, Actor};
-use crate::error::{ApiError, CrmCall};
+use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey};
 use crate::patch::Patch;
 
-/// Pipedrive credentials as a client sends them.
+/// Credentials as a client sent them: the kind whose input they came in,
+/// and the form's values.
 #[derive(Debug)]
-pub struct PipedriveCredentialsIn {
-    /// The API token.
-    pub api_token: SecretString,
-    /// `acme` for acme.pipedrive.com.
-    pub company_domain: String,
+pub struct SentCredentials {
+    /// The kind the input belongs to.
+    pub kind: ConnectorKind,
+    /// The values filled in.
+    pub form: CredentialsForm,
 }
 
-/// Zoho credentials as a client sends them: a self-client and a grant code,
-/// which is exchanged at once for a refresh token and then forgotten.
-#[derive(Debug)]
-pub struct ZohoCredentialsIn {
-    /// The self-client's id.
-    pub client_id: String,
-    /// The self-client's secret.
-    pub client_secret: SecretString,
-    /// com, eu, in, com.au, jp, com.cn, ca or sa.
-    pub data_center: String,
-    /// The org id, when given.
-    pub org_id: Option<String>,
-    /// The grant code: it works once and lives minutes.
-    pub grant_code: SecretString,
+impl SentCredentials {
+    /// Credentials sent for `kind`.
+    pub fn new(kind: ConnectorKind, form: CredentialsForm) -> Self {
+        Self { kind, form }
+    }
 }
 
 /// Settings as a client sends them: what is left out keeps its current (or
@@ -67,7 +58,7 @@ pub struct SettingsPatch {
     pub schedule: Option<String>,
     /// Default owner.
     pub default_owner_email: Patch<String>,
-    /// Zoho edition.
+    /// The CRM account's edition.
     pub crm_edition: Patch<String>,
     /// Calls in flight at once.
     pub max_concurrent_calls: Patch<i32>,
@@ -115,10 +106,8 @@ pub struct NewConnector {
     pub kind: ConnectorKind,
     /// Display name.
     pub name: String,
-    /// Pipedrive credentials.
-    pub pipedrive: Option<PipedriveCredentialsIn>,
-    /// Zoho credentials.
-    pub zoho: Option<ZohoCredentialsIn>,
+    /// The credentials sent (those of one kind, unless the input is wrong).
+    pub credentials: Vec<SentCredentials>,
     /// Settings.
     pub settings: Option<SettingsPatch>,
     /// Base-URL override.
@@ -136,23 +125,21 @@ pub struct ConnectorUpdate {
     pub enabled: Option<bool>,
     /// Settings changes.
     pub settings: Option<SettingsPatch>,
-    /// New Pipedrive credentials.
-    pub pipedrive: Option<PipedriveCredentialsIn>,
-    /// New Zoho credentials (a fresh grant code).
-    pub zoho: Option<ZohoCredentialsIn>,
+    /// New credentials (a fresh grant code, a new token).
+    pub credentials: Vec<SentCredentials>,
     /// A new base-URL override; an empty string removes it.
     pub base_url: Option<String>,
 }
 
-/// Zoho's data centres, as `dataCenter` takes them.
-pub const ZOHO_DATA_CENTERS: &[&str] = &["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa"];
+/// The kit of a connector's kind; a kind not available yet is refused at
+/// `field`.
+pub fn kit_of(kind: ConnectorKind, field: &str) -> Result<&'static dyn CrmKit, ApiError> {
+    registry::kit(kind).ok_or_else(|| ApiError::validation(field, registry::unavailable(kind)))
+}
 
 /// The module a connector's mappings and default fields refer to.
-pub fn main_module(kind: ConnectorKind) -> CrmModule {
-    match kind {
-        ConnectorKind::Pipedrive => CrmModule::Persons,
-        _ => CrmModule::Leads,
-    }
+pub fn main_module(kind: ConnectorKind) -> Result<CrmModule, ApiError> {
+    Ok(kit_of(kind, "kind")?.describe().export_module())
 }
 
 /// One of the tenant's connectors, or NOT_FOUND.
@@ -186,209 +173,58 @@ pub async fn mappings_of(
         .await?)
 }
 
-fn validate_pipedrive(creds: &PipedriveCredentialsIn, prefix: &str) -> Result<(), ApiError> {
-    if creds.api_token.expose_secret().trim().is_empty() {
-        return Err(ApiError::validation(
-            format!("{prefix}.apiToken"),
-            "must not be empty",
-        ));
-    }
-    let domain = &creds.company_domain;
-    if domain.is_empty()
-        || domain.len() > 63
-        || !domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(ApiError::validation(
-            format!("{prefix}.companyDomain"),
-            "must be the company's subdomain, e.g. \"acme\" for acme.pipedrive.com",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks Zoho credentials as sent, before the grant code is spent; returns them
-/// trimmed, with the data centre in its canonical form.
-fn validate_zoho(creds: ZohoCredentialsIn, prefix: &str) -> Result<ZohoCredentialsIn, ApiError> {
-    let at = |field: &str| format!("{prefix}.{field}");
-    let client_id = creds.client_id.trim().to_owned();
-    if client_id.is_empty() {
-        return Err(ApiError::validation(
-            at("clientId"),
-            "must not be empty: copy it from the Self Client in the Zoho API console",
-        ));
-    }
-    if creds.client_secret.expose_secret().trim().is_empty() {
-        return Err(ApiError::validation(
-            at("clientSecret"),
-            "must not be empty: copy it from the Self Client in the Zoho API console",
-        ));
-    }
-    let data_center = creds
-        .data_center
-        .trim()
-        .trim_start_matches('.')
-        .to_ascii_lowercase();
-    if !ZOHO_DATA_CENTERS.contains(&data_center.as_str()) {
-        return Err(ApiError::validation(
-            at("dataCenter"),
-            format!(
-                "must be one of {}: the end of the Zoho accounts address you sign in at (accounts.zoho.eu is eu)",
-                ZOHO_DATA_CENTERS.join(", ")
-            ),
-        ));
-    }
-    let org_id = match creds.org_id {
-        None => None,
-        Some(org) => {
-            let org = org.trim().to_owned();
-            if org.is_empty() || org.len() > 30 || !org.chars().all(|c| c.is_ascii_digit()) {
-                return Err(ApiError::validation(
-                    at("orgId"),
-                    "must be the org's numeric id (Zoho CRM: Setup > Company Details), or left out",
-                ));
-            }
-            Some(org)
+/// The form sent for a connector of the kit's kind; credentials sent in
+/// another kind's input are refused by that input's name. `required`: a
+/// missing form is refused (creation) rather than `None` (an update).
+fn form_for(
+    kit: &'static dyn CrmKit,
+    sent: Vec<SentCredentials>,
+    required: bool,
+) -> Result<Option<CredentialsForm>, ApiError> {
+    let described = kit.describe();
+    let mut form = None;
+    for credentials in sent {
+        if credentials.kind == described.kind {
+            form = Some(credentials.form);
+            continue;
         }
-    };
-    if creds.grant_code.expose_secret().trim().is_empty() {
+        let (input, name) = registry::describe(credentials.kind)
+            .map(|other| (other.credentials_input, other.display_name))
+            .unwrap_or(("kind", "these"));
         return Err(ApiError::validation(
-            at("grantCode"),
+            format!("input.{input}"),
             format!(
-                "must not be empty: make one in the Zoho API console (Self Client > Generate Code) with scope {}",
-                zoho::SCOPE
+                "{name} credentials do not belong on a {} connector",
+                described.kind
             ),
         ));
     }
-    Ok(ZohoCredentialsIn {
-        client_id,
-        client_secret: creds.client_secret,
-        data_center,
-        org_id,
-        grant_code: creds.grant_code,
-    })
+    if form.is_none() && required {
+        return Err(ApiError::validation(
+            format!("input.{}", described.credentials_input),
+            described.credentials_needed,
+        ));
+    }
+    Ok(form)
 }
 
-/// Exchanges a grant code for a refresh token (Zoho's refusals name the input
-/// field at fault), then reads the Leads fields with it, which proves the grant's
-/// scope and gives the default mappings. `base_url` replaces the accounts server.
-async fn connect_zoho(
+/// Has the kit make credentials of a form; what a person must fix is named
+/// at `input.<kind's input>.<field>`.
+async fn connect(
     state: &ApiState,
-    creds: ZohoCredentialsIn,
+    kit: &'static dyn CrmKit,
+    form: CredentialsForm,
     base_url: Option<&str>,
-    prefix: &str,
-) -> Result<(Credentials, Vec<CrmField>), ApiError> {
-    let accounts = base_url
-        .or_else(|| zoho::accounts_url(&creds.data_center))
-        .ok_or_else(|| {
-            ApiError::Internal(format!("no accounts server for {}", creds.data_center))
-        })?;
-    let grant = zoho::exchange_grant_code(
-        &state.http,
-        accounts,
-        &creds.client_id,
-        creds.client_secret.expose_secret(),
-        creds.grant_code.expose_secret(),
-    )
-    .await
-    .map_err(|e| ApiError::from_crm_call(e, CrmCall::Exchange { prefix }))?;
-    let credentials = Credentials::Zoho {
-        client_id: creds.client_id,
-        client_secret: creds.client_secret,
-        data_center: creds.data_center,
-        org_id: creds.org_id,
-        refresh_token: grant.refresh_token,
+) -> Result<Connected, ApiError> {
+    let input = format!("input.{}", kit.describe().credentials_input);
+    let env = ConnectEnv {
+        http: &state.http,
+        base_url,
+        metrics: &state.metrics,
     };
-    let crm = client(state, &credentials, base_url)?;
-    let proof = CrmCall::Proof {
-        field: &format!("{prefix}.grantCode"),
-        refused: &format!(
-            "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {}",
-            zoho::SCOPE
-        ),
-    };
-    let fields = crm
-        .fields(CrmModule::Leads)
+    kit.connect(form, env)
         .await
-        .map_err(|e| ApiError::from_crm_call(e, proof))?;
-    Ok((credentials, fields))
-}
-
-/// Reads the person fields with a Pipedrive API token, which proves the token.
-async fn connect_pipedrive(
-    state: &ApiState,
-    creds: PipedriveCredentialsIn,
-    base_url: Option<&str>,
-) -> Result<(Credentials, Vec<CrmField>), ApiError> {
-    let credentials = Credentials::Pipedrive {
-        api_token: creds.api_token,
-        company_domain: creds.company_domain,
-    };
-    let crm = client(state, &credentials, base_url)?;
-    let proof = CrmCall::Proof {
-        field: "input.pipedrive.apiToken",
-        refused: "Pipedrive refused this API token for this company",
-    };
-    let fields = crm
-        .fields(CrmModule::Persons)
-        .await
-        .map_err(|e| ApiError::from_crm_call(e, proof))?;
-    Ok((credentials, fields))
-}
-
-/// Credentials of the kind a connector needs, checked as sent.
-enum CredentialsIn {
-    Pipedrive(PipedriveCredentialsIn),
-    Zoho(ZohoCredentialsIn),
-}
-
-/// The one set of credentials that belongs to a new connector of `kind`;
-/// credentials of another CRM are refused by name.
-fn credentials_for(
-    kind: ConnectorKind,
-    pipedrive: Option<PipedriveCredentialsIn>,
-    zoho: Option<ZohoCredentialsIn>,
-) -> Result<CredentialsIn, ApiError> {
-    match kind {
-        ConnectorKind::Pipedrive => {
-            if zoho.is_some() {
-                return Err(ApiError::validation(
-                    "input.zoho",
-                    "Zoho credentials do not belong on a PIPEDRIVE connector",
-                ));
-            }
-            let pipedrive = pipedrive.ok_or_else(|| {
-                ApiError::validation(
-                    "input.pipedrive",
-                    "a PIPEDRIVE connector needs its API token and company domain",
-                )
-            })?;
-            validate_pipedrive(&pipedrive, "input.pipedrive")?;
-            Ok(CredentialsIn::Pipedrive(pipedrive))
-        }
-        ConnectorKind::ZohoCrm => {
-            if pipedrive.is_some() {
-                return Err(ApiError::validation(
-                    "input.pipedrive",
-                    "Pipedrive credentials do not belong on a ZOHO_CRM connector",
-                ));
-            }
-            let zoho = zoho.ok_or_else(|| {
-                ApiError::validation(
-                    "input.zoho",
-                    "a ZOHO_CRM connector needs its self-client's id and secret, its data centre and a fresh grant code",
-                )
-            })?;
-            Ok(CredentialsIn::Zoho(validate_zoho(zoho, "input.zoho")?))
-        }
-        other => Err(ApiError::validation(
-            "input.kind",
-            format!(
-                "{other} connectors are not available yet; PIPEDRIVE and ZOHO_CRM can be created today"
-            ),
-        )),
-    }
+        .map_err(|e| ApiError::from_connect(e, &input))
 }
 
 fn validate_name(name: &str, field: &str) -> Result<String, ApiError> {
@@ -416,16 +252,6 @@ fn validate_base_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// A CRM client for credentials not yet stored.
-fn client(
-    state: &ApiState,
-    credentials: &Credentials,
-    base_url: Option<&str>,
-) -> Result<Arc<dyn CrmClient>, ApiError> {
-    crm::client_for(credentials, base_url, state.http.clone(), &state.metrics)
-        .map_err(ApiError::from_crm)
-}
-
 /// The CRM client of a stored connector.
 pub async fn client_of(
     state: &ApiState,
@@ -438,7 +264,13 @@ pub async fn client_of(
         .credentials_key
         .open(&model.tenant_id, &model.id, sealed)
         .map_err(|e| ApiError::Internal(format!("credentials of {}: {e}", model.id)))?;
-    client(state, &credentials, model.base_url.as_deref())
+    crm::client_for(
+        &credentials,
+        model.base_url.as_deref(),
+        state.http.clone(),
+        &state.metrics,
+    )
+    .map_err(ApiError::from_crm)
 }
 
 /// The CRM's fields for one of the connector's modules, live (F3), or at
@@ -448,11 +280,7 @@ pub async fn crm_fields(
     model: &connector::Model,
     module: CrmModule,
 ) -> Result<Vec<CrmField>, ApiError> {
-    let allowed = match model.kind {
-        ConnectorKind::Pipedrive => module == CrmModule::Persons,
-        _ => matches!(module, CrmModule::Leads | CrmModule::Contacts),
-    };
-    if !allowed {
+    if !kit_of(model.kind, "kind")?.describe().has_module(module) {
         return Err(ApiError::validation(
             "module",
             format!("{module} is not a module of {}", model.kind),
@@ -484,7 +312,8 @@ pub async fn create(
             return find(state, tenant, &id).await;
         }
     }
-    let credentials_in = credentials_for(input.kind, input.pipedrive, input.zoho)?;
+    let kit = kit_of(input.kind, "input.kind")?;
+    let form = form_for(kit, input.credentials, true)?.expect("a required form is there");
     let name = validate_name(&input.name, "input.name")?;
     let base_url = input
         .base_url
@@ -494,21 +323,17 @@ pub async fn create(
     let settings = input
         .settings
         .unwrap_or_default()
-        .apply(ConnectorSettings::defaults_for(input.kind))
-        .validate_with(input.kind, state.schedule_min_interval)
+        .apply(ConnectorSettings::defaults_for(kit.describe()))
+        .validate_with(kit.describe(), state.schedule_min_interval)
         .map_err(|e| ApiError::from_field_error("input.settings", e))?;
 
-    // Only now the CRM: everything a person can fix is checked first, because a
-    // Zoho grant code works once.
-    let (credentials, fields) = match credentials_in {
-        CredentialsIn::Pipedrive(creds) => {
-            connect_pipedrive(state, creds, base_url.as_deref()).await?
-        }
-        CredentialsIn::Zoho(creds) => {
-            connect_zoho(state, creds, base_url.as_deref(), "input.zoho").await?
-        }
-    };
-    let mappings = platform::default_mappings(input.kind, &fields);
+    // Only now the CRM: everything a person can fix is checked first, because
+    // a grant code works once.
+    let Connected {
+        credentials,
+        fields,
+    } = connect(state, kit, form, base_url.as_deref()).await?;
+    let mappings = platform::default_mappings(kit.describe(), &fields);
 
     let id = crmsync_entity::new_id();
     let now = Utc::now();
@@ -590,24 +415,8 @@ pub async fn update(
     input: ConnectorUpdate,
 ) -> Result<connector::Model, ApiError> {
     let model = find(state, tenant, id).await?;
-    if input.zoho.is_some() && model.kind != ConnectorKind::ZohoCrm {
-        return Err(ApiError::validation(
-            "input.zoho",
-            format!(
-                "Zoho credentials do not belong on a {} connector",
-                model.kind
-            ),
-        ));
-    }
-    if input.pipedrive.is_some() && model.kind != ConnectorKind::Pipedrive {
-        return Err(ApiError::validation(
-            "input.pipedrive",
-            format!(
-                "Pipedrive credentials do not belong on a {} connector",
-                model.kind
-            ),
-        ));
-    }
+    let kit = kit_of(model.kind, "input.id")?;
+    let form = form_for(kit, input.credentials, false)?;
     let mut changed = Vec::new();
     let mut row = connector::ActiveModel::from(model.clone());
     if let Some(name) = &input.name {
@@ -618,7 +427,7 @@ pub async fn update(
         let before = settings_of(&model)?;
         let settings = patch
             .apply(before.clone())
-            .validate_with(model.kind, state.schedule_min_interval)
+            .validate_with(kit.describe(), state.schedule_min_interval)
             .map_err(|e| ApiError::from_field_error("input.settings", e))?;
         // A new schedule is planned afresh from now by the scheduler.
         if settings.schedule != before.schedule {
@@ -627,7 +436,8 @@ pub async fn update(
         row.settings = Set(serde_json::to_value(&settings).expect("settings serialise"));
         changed.push("settings");
     }
-    // The new base URL comes first: new Zoho credentials are exchanged there.
+    // The new base URL comes first: new credentials are checked (a grant code
+    // exchanged) there.
     let mut base_url = model.base_url.clone();
     if let Some(url) = &input.base_url {
         base_url = (!url.is_empty())
@@ -639,20 +449,15 @@ pub async fn update(
         }
     }
     let other_crm = base_url != model.base_url;
-    let credentials = if let Some(creds) = input.pipedrive {
-        validate_pipedrive(&creds, "input.pipedrive")?;
-        Some(Credentials::Pipedrive {
-            api_token: creds.api_token,
-            company_domain: creds.company_domain,
-        })
-    } else if let Some(creds) = input.zoho {
-        let creds = validate_zoho(creds, "input.zoho")?;
-        // The grant code is spent last, once everything else has passed.
-        let (credentials, _) =
-            connect_zoho(state, creds, base_url.as_deref(), "input.zoho").await?;
-        Some(credentials)
-    } else {
-        None
+    // The credentials go last, once everything else has passed: a grant code
+    // works once.
+    let credentials = match form {
+        Some(form) => Some(
+            connect(state, kit, form, base_url.as_deref())
+                .await?
+                .credentials,
+        ),
+        None => None,
     };
     if let Some(credentials) = credentials {
         row.credentials = Set(Some(state.credentials_key.seal(
@@ -788,7 +593,7 @@ pub async fn test(
         ),
         Err(CrmError::Unauthorized(_)) => (
             false,
-            refused_credentials(model.kind),
+            kit_of(model.kind, "id")?.refused_credentials(),
             ConnectorStatus::NeedsReauth,
         ),
         Err(e @ (CrmError::RateLimited { .. } | CrmError::DailyLimit(_))) => {
@@ -814,21 +619,6 @@ pub async fn test(
     Ok((ok, message))
 }
 
-/// What a connection test says when the CRM refuses the stored credentials, in
-/// the terms of the CRM's own console.
-fn refused_credentials(kind: ConnectorKind) -> String {
-    match kind {
-        ConnectorKind::Pipedrive => {
-            "the CRM refused the credentials: check the API token and company domain".to_owned()
-        }
-        ConnectorKind::ZohoCrm => format!(
-            "Zoho refused the connector's grant: the refresh token was revoked, the self-client deleted or its secret changed, or the grant lacks a scope. Make a new grant code in the Zoho API console (Self Client > Generate Code, scope {}) and update the connector with it",
-            zoho::SCOPE
-        ),
-        other => format!("{other} refused the credentials: update them"),
-    }
-}
-
 /// Checks a whole mapping list against the connector's CRM's live fields
 /// (F1-F4): for `setFieldMappings`, and for the mappings a dry run previews,
 /// so both refuse the same rows with the same `input.mappings[i]...` fields.
@@ -837,7 +627,7 @@ pub async fn validate_mappings(
     model: &connector::Model,
     rows: &[MappingInput],
 ) -> Result<Vec<Mapping>, ApiError> {
-    let fields = crm_fields(state, model, main_module(model.kind)).await?;
+    let fields = crm_fields(state, model, main_module(model.kind)?).await?;
     platform::validate_mappings(rows, &fields).map_err(|e| ApiError::from_field_error("input", e))
 }
 

@@ -8,6 +8,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Request, Response, ServerError, ServerResult};
 use crmsync_worker::crm::CrmError;
+use crmsync_worker::crm::kit::ConnectError;
 use crmsync_worker::runs::RunError;
 use crmsync_worker::settings::FieldError;
 use futures::StreamExt;
@@ -88,73 +89,43 @@ impl ApiError {
         }
     }
 
-    /// A CRM failure of a call made with a stored connector's credentials
-    /// ([`CrmCall::Stored`] in [`ApiError::from_crm_call`]).
+    /// The one table from a CRM failure to what a client sees: causes that
+    /// may hold URLs or raw replies become INTERNAL (masked).
     pub fn from_crm(error: CrmError) -> Self {
-        Self::from_crm_call(error, CrmCall::Stored)
-    }
-
-    /// The one table from a CRM failure to what a client sees, by what the
-    /// call was for. Causes that may hold URLs or raw replies become INTERNAL
-    /// (masked); a refusal is the input's fault (VALIDATION) only while new
-    /// credentials are being proved.
-    pub fn from_crm_call(error: CrmError, call: CrmCall<'_>) -> Self {
-        match (error, call) {
-            (CrmError::RateLimited { .. }, _) => {
+        match error {
+            CrmError::RateLimited { .. } => {
                 Self::RateLimited("the CRM is rate limiting us; try again shortly".into())
             }
-            (CrmError::DailyLimit(_), _) => {
+            CrmError::DailyLimit(_) => {
                 Self::RateLimited("the CRM's daily API limit is reached; try again tomorrow".into())
             }
-            (CrmError::Unauthorized(_), CrmCall::Proof { field, refused }) => {
-                Self::validation(field, refused)
-            }
-            (CrmError::Unauthorized(_), _) => Self::Conflict(
+            CrmError::Unauthorized(_) => Self::Conflict(
                 "the CRM refused the connector's credentials: update them, then test the connector"
                     .into(),
             ),
-            (
-                CrmError::Rejected {
-                    field: Some(field),
-                    message,
-                    ..
-                },
-                CrmCall::Exchange { prefix },
-            ) => Self::validation(format!("{prefix}.{field}"), message),
-            (CrmError::Rejected { message, .. }, CrmCall::Exchange { prefix }) => {
-                Self::validation(prefix, message)
-            }
-            (CrmError::Rejected { message, .. }, _) => Self::Conflict(message),
-            (other @ (CrmError::Unavailable(_) | CrmError::Protocol(_)), _) => {
+            CrmError::Rejected { message, .. } => Self::Conflict(message),
+            other @ (CrmError::Unavailable(_) | CrmError::Protocol(_)) => {
                 Self::Internal(format!("CRM: {other}"))
             }
         }
     }
-}
 
-/// What a CRM call was for, which decides whose fault a refusal is
-/// ([`ApiError::from_crm_call`]).
-#[derive(Debug, Clone, Copy)]
-pub enum CrmCall<'a> {
-    /// A call with a stored connector's credentials: a refusal clashes with
-    /// the connector's state (CONFLICT).
-    Stored,
-    /// Exchanging credentials typed in under `prefix` (e.g. `input.zoho`) for
-    /// stored ones: a refused record is the input's fault, at the field the
-    /// CRM names under `prefix`, or at `prefix` itself.
-    Exchange {
-        /// The input's path.
-        prefix: &'a str,
-    },
-    /// A first read with new credentials, which proves them: the CRM's
-    /// refusal of them is the input's fault at `field`, told as `refused` (in
-    /// the terms of the CRM's own console).
-    Proof {
-        /// The input path of the credential at fault, e.g. `input.pipedrive.apiToken`.
-        field: &'a str,
-        /// What a person reads.
-        refused: &'a str,
-    },
+    /// A kit's refusal of a credentials form sent at `input` (e.g.
+    /// `input.zoho`): VALIDATION at the form's field at fault, or at `input`;
+    /// a CRM failure on the way goes through [`ApiError::from_crm`].
+    pub fn from_connect(error: ConnectError, input: &str) -> Self {
+        match error {
+            ConnectError::Invalid {
+                field: Some(field),
+                message,
+            } => Self::validation(format!("{input}.{field}"), message),
+            ConnectError::Invalid {
+                field: None,
+                message,
+            } => Self::validation(input, message),
+            ConnectError::Crm(e) => Self::from_crm(e),
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for ApiError {
@@ -347,26 +318,8 @@ mod tests {
 
     use super::*;
 
-    fn rejected(field: Option<&str>) -> CrmError {
-        CrmError::Rejected {
-            code: "CRM_VALIDATION".into(),
-            field: field.map(str::to_owned),
-            message: "no such value".into(),
-        }
-    }
-
     #[test]
-    fn each_crm_error_has_one_api_error_by_what_the_call_was_for() {
-        let stored = CrmCall::Stored;
-        let exchange = CrmCall::Exchange {
-            prefix: "input.zoho",
-        };
-        let proof = CrmCall::Proof {
-            field: "input.pipedrive.apiToken",
-            refused: "the CRM refused this token",
-        };
-        let shortly = "the CRM is rate limiting us; try again shortly";
-        let tomorrow = "the CRM's daily API limit is reached; try again tomorrow";
+    fn each_crm_error_has_one_api_error() {
         let refused =
             "the CRM refused the connector's credentials: update them, then test the connector";
         let table = [
@@ -374,75 +327,71 @@ mod tests {
                 CrmError::RateLimited {
                     retry_after: Some(Duration::from_secs(1)),
                 },
-                stored,
                 "RATE_LIMITED",
-                shortly,
-            ),
-            (
-                CrmError::RateLimited { retry_after: None },
-                proof,
-                "RATE_LIMITED",
-                shortly,
+                "the CRM is rate limiting us; try again shortly",
             ),
             (
                 CrmError::DailyLimit("x".into()),
-                exchange,
                 "RATE_LIMITED",
-                tomorrow,
+                "the CRM's daily API limit is reached; try again tomorrow",
             ),
+            (CrmError::Unauthorized("bad".into()), "CONFLICT", refused),
             (
-                CrmError::Unauthorized("bad".into()),
-                stored,
-                "CONFLICT",
-                refused,
-            ),
-            (
-                CrmError::Unauthorized("bad".into()),
-                exchange,
-                "CONFLICT",
-                refused,
-            ),
-            (
-                CrmError::Unauthorized("bad".into()),
-                proof,
-                "VALIDATION",
-                "input.pipedrive.apiToken: the CRM refused this token",
-            ),
-            (
-                rejected(Some("grantCode")),
-                stored,
+                CrmError::Rejected {
+                    code: "CRM_VALIDATION".into(),
+                    field: Some("email".into()),
+                    message: "no such value".into(),
+                },
                 "CONFLICT",
                 "no such value",
             ),
             (
-                rejected(Some("grantCode")),
-                exchange,
-                "VALIDATION",
-                "input.zoho.grantCode: no such value",
-            ),
-            (
-                rejected(None),
-                exchange,
-                "VALIDATION",
-                "input.zoho: no such value",
-            ),
-            (rejected(None), proof, "CONFLICT", "no such value"),
-            (
                 CrmError::Unavailable("502 from https://crm.example".into()),
-                stored,
                 "INTERNAL",
                 "internal: CRM: the CRM is unavailable: 502 from https://crm.example",
             ),
             (
                 CrmError::Protocol("raw reply".into()),
-                exchange,
                 "INTERNAL",
                 "internal: CRM: unexpected reply from the CRM: raw reply",
             ),
         ];
-        for (error, call, code, shown) in table {
-            let case = format!("{error:?} in {call:?}");
-            let api = ApiError::from_crm_call(error, call);
+        for (error, code, shown) in table {
+            let case = format!("{error:?}");
+            let api = ApiError::from_crm(error);
+            assert_eq!(
+                (api.code(), api.to_string().as_str()),
+                (code, shown),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_credentials_form_names_its_field_under_the_input() {
+        let table = [
+            (
+                ConnectError::invalid("grantCode", "expired"),
+                "VALIDATION",
+                "input.zoho.grantCode: expired",
+            ),
+            (
+                ConnectError::Invalid {
+                    field: None,
+                    message: "refused".into(),
+                },
+                "VALIDATION",
+                "input.zoho: refused",
+            ),
+            (
+                ConnectError::Crm(CrmError::DailyLimit("x".into())),
+                "RATE_LIMITED",
+                "the CRM's daily API limit is reached; try again tomorrow",
+            ),
+        ];
+        for (error, code, shown) in table {
+            let case = format!("{error:?}");
+            let api = ApiError::from_connect(error, "input.zoho");
             assert_eq!(
                 (api.code(), api.to_string().as_str()),
                 (code, shown),

@@ -136,18 +136,18 @@ fn make_private(_file: &Path) -> Result<(), DbError> {
 
 /// The page size of a new SQLite database (SQLite's default is 4 KiB). A
 /// sync page stores a link and an item of a kilobyte or two per contact;
-/// with 8 KiB pages its B-trees split half as often (the 100k-contact Zoho
-/// export: about 5 % less CPU; BENCHMARKS.md, fix 19). An existing database
+/// with 8 KiB pages its B-trees split half as often (the 100k-contact
+/// export benchmark: about 5 % less CPU; BENCHMARKS.md). An existing database
 /// keeps the size it was made with (WAL mode fixes it).
 const PAGE_SIZE: u32 = 8192;
 
 /// Rows a SQLite query's connection thread reads ahead of the task taking
 /// them (sqlx's default is 50). Past the buffer the thread waits for the task
 /// to take a row and is woken again for the next; with a buffer the size of a
-/// sync page (1,000 rows for a Zoho export at concurrency 10) it reads the
-/// page in one go. The 100k Zoho export: 60k context switches instead of
+/// sync page (1,000 rows for an export at ten batches in flight) it reads the
+/// page in one go. The 100k-contact export: 60k context switches instead of
 /// 94k, with no CPU or wall-time change that its runs could tell apart
-/// (BENCHMARKS.md, fix 20).
+/// (BENCHMARKS.md, the export benchmark).
 const ROW_BUFFER: usize = 1024;
 
 /// WAL pages after which the committing connection copies the WAL into the
@@ -162,7 +162,7 @@ const WAL_BACKSTOP_PAGES: u32 = 10_000;
 /// background (SQLite only; a PASSIVE checkpoint, which neither waits for nor
 /// blocks readers and writers). Called after each committed page of a sync,
 /// so the next page's transaction does not wait for a checkpoint (BENCHMARKS.md,
-/// the Zoho export). One at a time per process: a call made while one runs
+/// the export benchmark). One at a time per process: a call made while one runs
 /// does nothing, the running one or a later one copies its pages.
 pub fn checkpoint_soon(db: &DatabaseConnection) {
     use std::sync::atomic::{AtomicBool, Ordering};

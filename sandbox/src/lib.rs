@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod clock;
 pub mod faults;
+pub mod kit;
 pub mod metrics;
 pub mod pipedrive;
 pub mod seed;

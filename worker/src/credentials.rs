@@ -9,56 +9,108 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-/// A CRM account's credentials.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Credentials {
-    /// Pipedrive: an API token and the company domain.
-    #[serde(rename_all = "camelCase")]
-    Pipedrive {
-        /// The API token.
-        #[serde(serialize_with = "expose")]
-        api_token: SecretString,
-        /// `acme` for acme.pipedrive.com.
-        company_domain: String,
-    },
-    /// Zoho: a self-client and the refresh token its grant code was exchanged for.
-    #[serde(rename_all = "camelCase")]
-    Zoho {
-        /// Client id.
-        client_id: String,
-        /// Client secret.
-        #[serde(serialize_with = "expose")]
-        client_secret: SecretString,
-        /// com, eu, in, com.au, jp, com.cn, ca, sa.
-        data_center: String,
-        /// Org id, when given.
-        org_id: Option<String>,
-        /// The refresh token (never expires).
-        #[serde(serialize_with = "expose")]
-        refresh_token: SecretString,
-    },
-}
-
-fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(secret.expose_secret())
+/// A CRM account's credentials: named values (the names of the CRM's
+/// credential form, `apiToken`, `refreshToken`, ...) under the tag of the CRM
+/// they belong to. What the names mean is the CRM folder's business
+/// (`crm::<kind>::kit`); here they are only kept, sealed and opened. Every
+/// value is a secret: `Debug` shows the tag and the names only.
+///
+/// Stored as a JSON object, `{"kind": "<tag>", "<name>": "<value>", ...}`.
+#[derive(Clone)]
+pub struct Credentials {
+    tag: String,
+    values: BTreeMap<String, SecretString>,
 }
 
 impl Credentials {
+    /// Empty credentials of the CRM whose tag is `tag`.
+    pub fn new(tag: impl Into<String>) -> Self {
+        Self {
+            tag: tag.into(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// These credentials with `name` set to `value`.
+    pub fn with(mut self, name: impl Into<String>, value: SecretString) -> Self {
+        self.values.insert(name.into(), value);
+        self
+    }
+
+    /// These credentials with `name` set to `value` when there is one.
+    pub fn with_optional(self, name: impl Into<String>, value: Option<SecretString>) -> Self {
+        match value {
+            Some(value) => self.with(name, value),
+            None => self,
+        }
+    }
+
+    /// The tag of the CRM they belong to (its kit's `tag`).
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The value named `name`, if set.
+    pub fn secret(&self, name: &str) -> Option<&SecretString> {
+        self.values.get(name)
+    }
+
+    /// The value named `name` as text, if set: for values that are not
+    /// secret in themselves (a domain, a client id).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|v| v.expose_secret())
+    }
+
     /// The names of the credentials that are set, as `credentialsSet` shows them.
-    pub fn names_set(&self) -> Vec<&'static str> {
-        match self {
-            Self::Pipedrive { .. } => vec!["apiToken", "companyDomain"],
-            Self::Zoho { org_id, .. } => {
-                let mut names = vec!["clientId", "clientSecret", "dataCenter", "refreshToken"];
-                if org_id.is_some() {
-                    names.push("orgId");
+    pub fn names_set(&self) -> Vec<&str> {
+        self.values.keys().map(String::as_str).collect()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("tag", &self.tag)
+            .field("set", &self.names_set())
+            .finish()
+    }
+}
+
+impl Serialize for Credentials {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.values.len() + 1))?;
+        map.serialize_entry("kind", &self.tag)?;
+        for (name, value) in &self.values {
+            map.serialize_entry(name, value.expose_secret())?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // A value left out was once stored as null: absent and null are the same.
+        let raw = BTreeMap::<String, Option<String>>::deserialize(d)?;
+        let mut tag = None;
+        let mut values = BTreeMap::new();
+        for (name, value) in raw {
+            match (name.as_str(), value) {
+                ("kind", Some(kind)) => tag = Some(kind),
+                ("kind", None) => return Err(D::Error::custom("credentials without a kind")),
+                (_, Some(value)) => {
+                    values.insert(name, SecretString::from(value));
                 }
-                names
+                (_, None) => {}
             }
         }
+        let tag = tag.ok_or_else(|| D::Error::missing_field("kind"))?;
+        Ok(Self { tag, values })
     }
 }
 
@@ -232,27 +284,21 @@ fn webhook_associated_data(tenant_id: &str, webhook_id: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn pipedrive() -> Credentials {
-        Credentials::Pipedrive {
-            api_token: SecretString::from("tok-123"),
-            company_domain: "acme".into(),
-        }
+    fn token() -> Credentials {
+        Credentials::new("crm")
+            .with("apiToken", SecretString::from("tok-123"))
+            .with("domain", SecretString::from("acme"))
     }
 
     #[test]
     fn sealed_credentials_open_for_the_same_connector_only() {
         let (key, _) = CredentialsKey::generate();
-        let sealed = key.seal("t1", "c1", &pipedrive());
-        match key.open("t1", "c1", &sealed).unwrap() {
-            Credentials::Pipedrive {
-                api_token,
-                company_domain,
-            } => {
-                assert_eq!(api_token.expose_secret(), "tok-123");
-                assert_eq!(company_domain, "acme");
-            }
-            other => panic!("{other:?}"),
-        }
+        let sealed = key.seal("t1", "c1", &token());
+        let opened = key.open("t1", "c1", &sealed).unwrap();
+        assert_eq!(opened.tag(), "crm");
+        assert_eq!(opened.text("apiToken"), Some("tok-123"));
+        assert_eq!(opened.text("domain"), Some("acme"));
+        assert_eq!(opened.names_set(), ["apiToken", "domain"]);
         assert!(key.open("t2", "c1", &sealed).is_err(), "other tenant");
         assert!(key.open("t1", "c2", &sealed).is_err(), "other connector");
         let (other_key, _) = CredentialsKey::generate();
@@ -261,12 +307,25 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug_output_or_ciphertext() {
-        let creds = pipedrive();
+        let creds = token();
         assert!(!format!("{creds:?}").contains("tok-123"));
         let (key, _) = CredentialsKey::generate();
         let sealed = key.seal("t1", "c1", &creds);
         assert!(!sealed.windows(7).any(|w| w == b"tok-123"));
         assert!(!format!("{key:?}").contains(|c: char| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn stored_credentials_read_back_with_nulls_as_unset() {
+        let stored = r#"{"kind":"crm","clientId":"id-1","orgId":null}"#;
+        let creds: Credentials = serde_json::from_str(stored).unwrap();
+        assert_eq!(creds.tag(), "crm");
+        assert_eq!(creds.names_set(), ["clientId"]);
+        assert_eq!(
+            serde_json::to_value(&creds).unwrap(),
+            serde_json::json!({"kind": "crm", "clientId": "id-1"})
+        );
+        assert!(serde_json::from_str::<Credentials>(r#"{"clientId":"x"}"#).is_err());
     }
 
     #[test]

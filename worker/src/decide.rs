@@ -457,7 +457,7 @@ pub struct Rules<'a> {
     pub mappings: &'a [Mapping],
     /// The CRM's fields by api name.
     pub fields: &'a HashMap<String, CrmField>,
-    /// The CRM keeps one name field (Pipedrive): first and last names are
+    /// The CRM keeps one name field: first and last names are
     /// joined on the way out and compared joined (F5).
     pub joined_name: bool,
     /// E-mails of CRM users who may own records (S9).
@@ -675,7 +675,7 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
         }
     }
 
-    // F5: Pipedrive takes one name, so both parts travel together.
+    // F5: a CRM with one name field, so both parts travel together.
     if rules.joined_name && (to_crm.contains_key("first_name") || to_crm.contains_key("last_name"))
     {
         let cj = join_pair(&crm_name);

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use crmsync_entity::enums::{ConnectorKind, MappingDirection};
+use crmsync_entity::enums::MappingDirection;
 
-use crate::crm::{CrmField, FieldType};
+use crate::crm::{CrmField, Description, FieldType};
 use crate::settings::FieldError;
 
 /// A platform contact field.
@@ -113,38 +113,7 @@ impl Mapping {
 /// ones, and the special fields written back (F6) when the CRM has fields of
 /// those names (matched by api name or label, case-insensitively) and types
 /// that the mapping rules accept.
-pub fn default_mappings(kind: ConnectorKind, crm_fields: &[CrmField]) -> Vec<Mapping> {
-    let candidates: &[(&str, &[&str], MappingDirection)] = match kind {
-        ConnectorKind::Pipedrive => &[
-            ("email", &["email"], MappingDirection::Both),
-            ("first_name", &["first_name"], MappingDirection::Both),
-            ("last_name", &["last_name"], MappingDirection::Both),
-            ("phone", &["phone"], MappingDirection::Both),
-            ("owner_email", &["owner_id"], MappingDirection::Both),
-            ("platform_url", &["plezi_url"], MappingDirection::ToCrm),
-            ("source", &["source"], MappingDirection::ToCrm),
-            ("behaviour_score", &["score"], MappingDirection::ToCrm),
-            ("state", &["status"], MappingDirection::ToCrm),
-        ],
-        _ => &[
-            ("email", &["Email"], MappingDirection::Both),
-            ("first_name", &["First_Name"], MappingDirection::Both),
-            ("last_name", &["Last_Name"], MappingDirection::Both),
-            ("phone", &["Phone"], MappingDirection::Both),
-            ("company", &["Company"], MappingDirection::Both),
-            (
-                "job_title",
-                &["Designation", "Title"],
-                MappingDirection::Both,
-            ),
-            ("opted_out", &["Email_Opt_Out"], MappingDirection::Both),
-            ("owner_email", &["Owner"], MappingDirection::Both),
-            ("platform_url", &["plezi_url"], MappingDirection::ToCrm),
-            ("source", &["source"], MappingDirection::ToCrm),
-            ("behaviour_score", &["score"], MappingDirection::ToCrm),
-            ("state", &["status"], MappingDirection::ToCrm),
-        ],
-    };
+pub fn default_mappings(kit: &Description, crm_fields: &[CrmField]) -> Vec<Mapping> {
     let find = |names: &[&str]| {
         crm_fields.iter().find(|f| {
             names
@@ -152,10 +121,11 @@ pub fn default_mappings(kind: ConnectorKind, crm_fields: &[CrmField]) -> Vec<Map
                 .any(|n| f.api_name.eq_ignore_ascii_case(n) || f.label.eq_ignore_ascii_case(n))
         })
     };
-    candidates
+    kit.default_mappings
         .iter()
-        .filter_map(|(name, names, direction)| {
-            let crm = find(names)?;
+        .filter_map(|default| {
+            let (name, direction) = (&default.platform_field, &default.direction);
+            let crm = find(default.crm_fields)?;
             let platform = platform_field(name)?;
             // A read-only CRM field can only be read.
             let direction = if crm.read_only {
@@ -354,10 +324,10 @@ fn compatible(platform: FieldType, crm: FieldType) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn crm(api_name: &str, field_type: FieldType) -> CrmField {
+    pub(crate) fn crm(api_name: &str, field_type: FieldType) -> CrmField {
         CrmField {
             api_name: api_name.into(),
             label: api_name.into(),
@@ -369,7 +339,7 @@ mod tests {
         }
     }
 
-    fn fields() -> Vec<CrmField> {
+    pub(crate) fn fields() -> Vec<CrmField> {
         vec![
             crm("email", FieldType::Email),
             crm("first_name", FieldType::Text),
@@ -472,35 +442,8 @@ mod tests {
         assert!(platform_field("custom.Bad Key").is_none());
     }
 
-    #[test]
-    fn defaults_map_what_the_crm_has_and_lock_the_mandatory_fields() {
-        let mut crm_fields = fields();
-        crm_fields.push(CrmField {
-            label: "plezi_url".into(),
-            ..crm("0123456789abcdef0123456789abcdef01234567", FieldType::Text)
-        });
-        let defaults = default_mappings(ConnectorKind::Pipedrive, &crm_fields);
-        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "email",
-                "first_name",
-                "last_name",
-                "platform_url",
-                "behaviour_score"
-            ]
-        );
-        assert!(defaults[..3].iter().all(|m| m.locked));
-        assert_eq!(
-            defaults[3].crm_field,
-            "0123456789abcdef0123456789abcdef01234567"
-        );
-        assert_eq!(defaults[3].direction, MappingDirection::ToCrm);
-    }
-
-    /// Leads fields as Zoho describes them (types normalised as the Zoho client does).
-    fn zoho_leads() -> Vec<CrmField> {
+    /// Leads fields of a CRM with leads, as its client normalises them.
+    pub(crate) fn leads_fields() -> Vec<CrmField> {
         let read_only = |f: CrmField| CrmField {
             read_only: true,
             ..f
@@ -531,7 +474,7 @@ mod tests {
         ]
     }
 
-    fn zoho_base() -> Vec<MappingInput> {
+    fn leads_base() -> Vec<MappingInput> {
         vec![
             row("email", "Email", MappingDirection::Both),
             row("first_name", "First_Name", MappingDirection::Both),
@@ -539,13 +482,13 @@ mod tests {
         ]
     }
 
-    fn zoho_error_with(extra: MappingInput) -> FieldError {
-        let mut rows = zoho_base();
+    fn leads_error_with(extra: MappingInput) -> FieldError {
+        let mut rows = leads_base();
         rows.push(extra);
-        validate_mappings(&rows, &zoho_leads()).unwrap_err()
+        validate_mappings(&rows, &leads_fields()).unwrap_err()
     }
 
-    fn as_inputs(mappings: &[Mapping]) -> Vec<MappingInput> {
+    pub(crate) fn as_inputs(mappings: &[Mapping]) -> Vec<MappingInput> {
         mappings
             .iter()
             .map(|m| MappingInput {
@@ -558,34 +501,9 @@ mod tests {
     }
 
     #[test]
-    fn zoho_defaults_pass_the_mapping_rules() {
-        let defaults = default_mappings(ConnectorKind::ZohoCrm, &zoho_leads());
-        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "email",
-                "first_name",
-                "last_name",
-                "phone",
-                "company",
-                "job_title",
-                "opted_out",
-                "owner_email",
-                "platform_url",
-                "source",
-                "behaviour_score",
-                "state"
-            ]
-        );
-        let validated = validate_mappings(&as_inputs(&defaults), &zoho_leads()).unwrap();
-        assert_eq!(validated, defaults);
-    }
-
-    #[test]
     fn a_multi_select_is_never_read_into_a_single_value_field() {
         for direction in [MappingDirection::FromCrm, MappingDirection::Both] {
-            let error = zoho_error_with(row("company", "Interests", direction));
+            let error = leads_error_with(row("company", "Interests", direction));
             assert_eq!(error.field, "mappings[3].direction", "{direction:?}");
             assert!(
                 error.message.contains("several values"),
@@ -593,27 +511,27 @@ mod tests {
                 error.message
             );
         }
-        let error = zoho_error_with(row("job_title", "Interests", MappingDirection::ToCrm));
+        let error = leads_error_with(row("job_title", "Interests", MappingDirection::ToCrm));
         assert_eq!(error.field, "mappings[3].crmField");
-        let mut rows = zoho_base();
+        let mut rows = leads_base();
         rows.push(row("custom.interests", "Interests", MappingDirection::Both));
-        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
+        assert!(validate_mappings(&rows, &leads_fields()).is_ok());
     }
 
     #[test]
     fn a_read_only_crm_field_is_only_ever_read() {
         for direction in [MappingDirection::ToCrm, MappingDirection::Both] {
-            let error = zoho_error_with(row("company", "Full_Name", direction));
+            let error = leads_error_with(row("company", "Full_Name", direction));
             assert_eq!(error.field, "mappings[3].direction", "{direction:?}");
             assert!(error.message.contains("read-only"), "{}", error.message);
         }
-        let mut rows = zoho_base();
+        let mut rows = leads_base();
         rows.push(row("company", "Full_Name", MappingDirection::FromCrm));
-        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
+        assert!(validate_mappings(&rows, &leads_fields()).is_ok());
     }
 
     #[test]
-    fn zoho_types_that_hold_no_platform_value_are_refused() {
+    fn types_that_hold_no_platform_value_are_refused() {
         for (platform, crm_field) in [
             ("company", "Account_Name"),
             ("company", "Date_of_Birth"),
@@ -621,34 +539,15 @@ mod tests {
             ("opted_out", "sync_to_plezi"),
             ("platform_url", "score"),
         ] {
-            let error = zoho_error_with(row(platform, crm_field, MappingDirection::ToCrm));
+            let error = leads_error_with(row(platform, crm_field, MappingDirection::ToCrm));
             assert_eq!(
                 error.field, "mappings[3].crmField",
                 "{platform} <- {crm_field}"
             );
         }
-        let mut rows = zoho_base();
+        let mut rows = leads_base();
         rows.push(row("owner_email", "Owner", MappingDirection::Both));
         rows.push(row("company", "Industry", MappingDirection::Both));
-        assert!(validate_mappings(&rows, &zoho_leads()).is_ok());
-    }
-
-    #[test]
-    fn defaults_leave_out_fields_of_the_right_name_and_the_wrong_type() {
-        let mut fields = zoho_leads();
-        for f in &mut fields {
-            match f.api_name.as_str() {
-                "plezi_url" => f.field_type = FieldType::Integer,
-                "Designation" => f.field_type = FieldType::MultiPicklist,
-                "score" => f.read_only = true,
-                _ => {}
-            }
-        }
-        let defaults = default_mappings(ConnectorKind::ZohoCrm, &fields);
-        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
-        for left_out in ["platform_url", "job_title", "behaviour_score"] {
-            assert!(!names.contains(&left_out), "{left_out} in {names:?}");
-        }
-        assert!(validate_mappings(&as_inputs(&defaults), &fields).is_ok());
+        assert!(validate_mappings(&rows, &leads_fields()).is_ok());
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crmsync_entity::Email;
-use crmsync_entity::enums::{ConnectorKind, CrmModule};
+use crmsync_entity::enums::CrmModule;
 use serde::{Deserialize, Serialize};
 
-use crate::crm::ClientOptions;
+use crate::crm::{ClientOptions, Description};
 
 /// A validation failure: `field` is the path inside the settings (`minScoreToExport`,
 /// `notifyEmails[1]`), in the GraphQL input's spelling.
@@ -35,8 +35,8 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorSettings {
-    /// CRM modules imported (LEADS by default for Zoho, PERSONS for Pipedrive;
-    /// CONTACTS is CRM-to-platform only).
+    /// CRM modules imported (by default those the CRM's kit names; a module
+    /// that does not flow to the CRM is read into the platform only).
     pub import_modules: Vec<CrmModule>,
     /// The CRM field a record must carry to be imported (e.g. `sync_to_plezi`).
     pub filter_field: Option<String>,
@@ -50,38 +50,27 @@ pub struct ConnectorSettings {
     pub schedule: String,
     /// Owner of records whose owner e-mail matches no CRM user.
     pub default_owner_email: Option<String>,
-    /// The CRM account's edition (Zoho: FREE, STANDARD, PROFESSIONAL,
-    /// ENTERPRISE, ULTIMATE), which sets how many calls may run at once.
+    /// The CRM account's edition (one of the kit's `Limits::editions`), which
+    /// sets how many calls may run at once.
     #[serde(default)]
     pub crm_edition: Option<String>,
     /// Calls in flight at once against the CRM; overrides the edition's limit.
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
-    /// Let the CRM run its workflow rules on the records we write (Zoho).
+    /// Let the CRM run its workflow rules on the records we write (where the
+    /// kit's `Limits::workflows` says it can).
     #[serde(default)]
     pub run_workflows: bool,
 }
-
-/// Zoho editions and their concurrent-call limits per org (S11).
-pub const ZOHO_EDITIONS: [(&str, u32); 5] = [
-    ("FREE", 5),
-    ("STANDARD", 10),
-    ("PROFESSIONAL", 15),
-    ("ENTERPRISE", 20),
-    ("ULTIMATE", 25),
-];
 
 /// The most calls in flight a connector may ask for.
 pub const MAX_CONCURRENT_CALLS: u32 = 50;
 
 impl ConnectorSettings {
     /// The defaults for a kind of CRM.
-    pub fn defaults_for(kind: ConnectorKind) -> Self {
+    pub fn defaults_for(kit: &Description) -> Self {
         Self {
-            import_modules: vec![match kind {
-                ConnectorKind::Pipedrive => CrmModule::Persons,
-                _ => CrmModule::Leads,
-            }],
+            import_modules: kit.default_import_modules(),
             filter_field: None,
             filter_value: None,
             min_score_to_export: 0,
@@ -95,9 +84,10 @@ impl ConnectorSettings {
     }
 
     /// How the connector's CRM client treats the account.
-    pub fn client_options(&self) -> ClientOptions {
+    pub fn client_options(&self, kit: &Description) -> ClientOptions {
         let by_edition = self.crm_edition.as_deref().and_then(|e| {
-            ZOHO_EDITIONS
+            kit.limits
+                .editions
                 .iter()
                 .find(|(name, _)| *name == e)
                 .map(|(_, limit)| *limit)
@@ -108,19 +98,20 @@ impl ConnectorSettings {
         }
     }
 
-    /// Checks every setting for a connector of `kind`, with schedules at
-    /// least [`DEFAULT_MIN_INTERVAL`] apart; e-mails come back normalised.
-    pub fn validate(self, kind: ConnectorKind) -> Result<Self, FieldError> {
-        self.validate_with(kind, DEFAULT_MIN_INTERVAL)
+    /// Checks every setting for a connector of the kit's kind, with schedules
+    /// at least [`DEFAULT_MIN_INTERVAL`] apart; e-mails come back normalised.
+    pub fn validate(self, kit: &Description) -> Result<Self, FieldError> {
+        self.validate_with(kit, DEFAULT_MIN_INTERVAL)
     }
 
-    /// Checks every setting for a connector of `kind`, with schedules at least
-    /// `min_interval` apart (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`).
+    /// Checks every setting for a connector of the kit's kind, with schedules
+    /// at least `min_interval` apart (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`).
     pub fn validate_with(
         mut self,
-        kind: ConnectorKind,
+        kit: &Description,
         min_interval: Duration,
     ) -> Result<Self, FieldError> {
+        let kind = kit.kind;
         if self.import_modules.is_empty() {
             return Err(FieldError::new(
                 "importModules",
@@ -128,15 +119,13 @@ impl ConnectorSettings {
             ));
         }
         for (i, module) in self.import_modules.iter().enumerate() {
-            let allowed = match kind {
-                ConnectorKind::Pipedrive => *module == CrmModule::Persons,
-                ConnectorKind::ZohoCrm => matches!(module, CrmModule::Leads | CrmModule::Contacts),
-                _ => false,
-            };
-            if !allowed {
+            if !kit.has_module(*module) {
                 return Err(FieldError::new(
                     format!("importModules[{i}]"),
-                    format!("{module} is not a module of {kind}"),
+                    format!(
+                        "{module} is not a module of {kind}; it has {}",
+                        kit.module_names()
+                    ),
                 ));
             }
         }
@@ -193,8 +182,8 @@ impl ConnectorSettings {
         self.schedule = self.schedule.trim().to_owned();
         if let Some(edition) = &mut self.crm_edition {
             let wanted = edition.trim().to_uppercase();
-            let names: Vec<&str> = ZOHO_EDITIONS.iter().map(|(n, _)| *n).collect();
-            if kind != ConnectorKind::ZohoCrm {
+            let names: Vec<&str> = kit.limits.editions.iter().map(|(n, _)| *n).collect();
+            if names.is_empty() {
                 return Err(FieldError::new(
                     "crmEdition",
                     format!("{kind} connectors have no edition setting; leave it out"),
@@ -216,7 +205,7 @@ impl ConnectorSettings {
                 format!("must be 1 to {MAX_CONCURRENT_CALLS}"),
             ));
         }
-        if self.run_workflows && kind != ConnectorKind::ZohoCrm {
+        if self.run_workflows && !kit.limits.workflows {
             return Err(FieldError::new(
                 "runWorkflows",
                 format!("{kind} has no workflow rules to run on our writes"),
@@ -335,6 +324,50 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crm::kit::{Deletions, Limits, ModuleFlow};
+    use crmsync_entity::enums::ConnectorKind;
+
+    /// A CRM with one module and no settings of its own.
+    static PLAIN: Description = Description {
+        kind: ConnectorKind::Hubspot,
+        display_name: "Plain CRM",
+        tag: "plain",
+        credentials_input: "plain",
+        credential_fields: &[],
+        credentials_needed: "",
+        modules: &[ModuleFlow {
+            module: CrmModule::Persons,
+            to_crm: true,
+            imported_by_default: true,
+        }],
+        joined_name: false,
+        default_mappings: &[],
+        limits: Limits {
+            editions: &[],
+            workflows: false,
+            pacing: "",
+        },
+        converts_leads: false,
+        deletions: Deletions::Reconcile,
+        fields_settings: "",
+    };
+
+    /// A CRM with editions.
+    static EDITIONS: Description = Description {
+        kind: ConnectorKind::Salesforce,
+        tag: "editions",
+        modules: &[ModuleFlow {
+            module: CrmModule::Leads,
+            to_crm: true,
+            imported_by_default: true,
+        }],
+        limits: Limits {
+            editions: &[("BASIC", 5), ("ENTERPRISE", 20), ("PROFESSIONAL", 15)],
+            workflows: true,
+            pacing: "",
+        },
+        ..PLAIN
+    };
 
     #[test]
     fn schedules_parse_intervals_and_cron() {
@@ -367,9 +400,9 @@ mod tests {
         let with = |schedule: &str, min: u64| {
             ConnectorSettings {
                 schedule: schedule.into(),
-                ..ConnectorSettings::defaults_for(ConnectorKind::Pipedrive)
+                ..ConnectorSettings::defaults_for(&PLAIN)
             }
-            .validate_with(ConnectorKind::Pipedrive, Duration::from_secs(min))
+            .validate_with(&PLAIN, Duration::from_secs(min))
         };
         let e = with("every 30s", 60).unwrap_err();
         assert_eq!(e.field, "schedule");
@@ -403,42 +436,45 @@ mod tests {
 
     #[test]
     fn the_edition_sets_the_concurrency_unless_the_connector_says() {
-        let base = ConnectorSettings::defaults_for(ConnectorKind::ZohoCrm);
-        assert_eq!(base.client_options().max_concurrent_calls, None);
+        let base = ConnectorSettings::defaults_for(&EDITIONS);
+        assert_eq!(base.client_options(&EDITIONS).max_concurrent_calls, None);
         let enterprise = ConnectorSettings {
             crm_edition: Some(" enterprise ".into()),
             ..base.clone()
         }
-        .validate(ConnectorKind::ZohoCrm)
+        .validate(&EDITIONS)
         .unwrap();
         assert_eq!(enterprise.crm_edition.as_deref(), Some("ENTERPRISE"));
-        assert_eq!(enterprise.client_options().max_concurrent_calls, Some(20));
+        assert_eq!(
+            enterprise.client_options(&EDITIONS).max_concurrent_calls,
+            Some(20)
+        );
         let capped = ConnectorSettings {
             max_concurrent_calls: Some(3),
             ..enterprise
         };
-        assert_eq!(capped.client_options().max_concurrent_calls, Some(3));
+        assert_eq!(
+            capped.client_options(&EDITIONS).max_concurrent_calls,
+            Some(3)
+        );
         let unknown = ConnectorSettings {
             crm_edition: Some("GOLD".into()),
             ..base
         };
-        let error = unknown.validate(ConnectorKind::ZohoCrm).unwrap_err();
+        let error = unknown.validate(&EDITIONS).unwrap_err();
         assert_eq!(error.field, "crmEdition");
         assert!(error.message.contains("PROFESSIONAL"), "{error}");
     }
 
     #[test]
     fn validation_names_the_setting() {
-        let base = ConnectorSettings::defaults_for(ConnectorKind::Pipedrive);
+        let base = ConnectorSettings::defaults_for(&PLAIN);
         let negative = ConnectorSettings {
             min_score_to_export: -1,
             ..base.clone()
         };
         assert_eq!(
-            negative
-                .validate(ConnectorKind::Pipedrive)
-                .unwrap_err()
-                .field,
+            negative.validate(&PLAIN).unwrap_err().field,
             "minScoreToExport"
         );
         let bad_email = ConnectorSettings {
@@ -446,18 +482,30 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(
-            bad_email
-                .validate(ConnectorKind::Pipedrive)
-                .unwrap_err()
-                .field,
+            bad_email.validate(&PLAIN).unwrap_err().field,
             "notifyEmails[1]"
         );
         let leads = ConnectorSettings {
             import_modules: vec![CrmModule::Leads],
             ..base.clone()
         };
+        let error = leads.clone().validate(&PLAIN).unwrap_err();
+        assert!(error.message.contains("it has PERSONS"), "{error}");
+        let edition = ConnectorSettings {
+            crm_edition: Some("ENTERPRISE".into()),
+            ..base.clone()
+        };
+        assert_eq!(edition.validate(&PLAIN).unwrap_err().field, "crmEdition");
+        let workflows = ConnectorSettings {
+            run_workflows: true,
+            ..base.clone()
+        };
         assert_eq!(
-            leads.validate(ConnectorKind::Pipedrive).unwrap_err().field,
+            workflows.validate(&PLAIN).unwrap_err().field,
+            "runWorkflows"
+        );
+        assert_eq!(
+            leads.validate(&PLAIN).unwrap_err().field,
             "importModules[0]"
         );
         let half_filter = ConnectorSettings {
@@ -465,10 +513,7 @@ mod tests {
             ..base
         };
         assert_eq!(
-            half_filter
-                .validate(ConnectorKind::Pipedrive)
-                .unwrap_err()
-                .field,
+            half_filter.validate(&PLAIN).unwrap_err().field,
             "filterValue"
         );
     }

@@ -1,10 +1,9 @@
 //! Mutation inputs, converted into the services' types.
 
 use async_graphql::{ID, InputObject, Json, MaybeUndefined};
-use secrecy::SecretString;
 
-use super::types::{ConnectorKind, CrmModule, MappingDirection, Role, SyncMode};
-use crate::connectors::{PipedriveCredentialsIn, SettingsPatch, ZohoCredentialsIn};
+use super::types::{CrmModule, MappingDirection, Role, SyncMode};
+use crate::connectors::SettingsPatch;
 use crate::contacts::ContactUpsert;
 use crate::webhooks::{NewWebhook, WebhookUpdate};
 use crmsync_worker::platform::MappingInput;
@@ -37,7 +36,7 @@ pub(crate) struct RevokeApiKeyInput {
 /// Settings; what is left out keeps its value, an explicit null clears the optional ones.
 #[derive(InputObject, Default)]
 pub(crate) struct ConnectorSettingsInput {
-    /// CRM modules to import (PERSONS for Pipedrive; LEADS and/or CONTACTS for Zoho CRM).
+    /// CRM modules to import: those of the connector's kind (see ConnectorKind).
     pub(crate) import_modules: Option<Vec<CrmModule>>,
     /// The CRM field a record must carry to be imported (e.g. sync_to_plezi).
     pub(crate) filter_field: MaybeUndefined<String>,
@@ -54,12 +53,13 @@ pub(crate) struct ConnectorSettingsInput {
     pub(crate) schedule: Option<String>,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: MaybeUndefined<String>,
-    /// Zoho edition (FREE, STANDARD, PROFESSIONAL, ENTERPRISE, ULTIMATE): sets
-    /// how many calls run at once (5, 10, 15, 20, 25; STANDARD's when unset).
+    /// The CRM account's edition, for CRMs whose editions set how many calls
+    /// run at once (see ConnectorKind for the editions of each).
     pub(crate) crm_edition: MaybeUndefined<String>,
     /// Calls in flight at once against the CRM (1-50); overrides the edition's.
     pub(crate) max_concurrent_calls: MaybeUndefined<i32>,
-    /// Let Zoho run its workflow rules on the records we write (default false).
+    /// Let the CRM run its workflow rules on the records we write (default
+    /// false; for CRMs that have them, see ConnectorKind).
     pub(crate) run_workflows: Option<bool>,
 }
 
@@ -80,94 +80,6 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             run_workflows: i.run_workflows,
         }
     }
-}
-
-/// Zoho CRM credentials: a self-client of the Zoho API console and a grant code
-/// made there with scope ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ.
-#[derive(InputObject)]
-pub(crate) struct ZohoCredentialsInput {
-    /// Client id of the self-client.
-    pub(crate) client_id: String,
-    /// Client secret of the self-client (stored encrypted, never shown again).
-    pub(crate) client_secret: String,
-    /// Where the Zoho account lives: com, eu, in, com.au, jp, com.cn, ca or sa.
-    pub(crate) data_center: String,
-    /// The org's numeric id (Setup > Company Details), kept for reference.
-    pub(crate) org_id: Option<String>,
-    /// Self-client grant code; exchanged at once for a refresh token, then discarded.
-    pub(crate) grant_code: String,
-}
-
-impl From<ZohoCredentialsInput> for ZohoCredentialsIn {
-    fn from(i: ZohoCredentialsInput) -> Self {
-        Self {
-            client_id: i.client_id,
-            client_secret: SecretString::from(i.client_secret),
-            data_center: i.data_center,
-            org_id: i.org_id,
-            grant_code: SecretString::from(i.grant_code),
-        }
-    }
-}
-
-/// Pipedrive credentials.
-#[derive(InputObject)]
-pub(crate) struct PipedriveCredentialsInput {
-    /// The API token (stored encrypted, never shown again).
-    pub(crate) api_token: String,
-    /// The company's subdomain: "acme" for acme.pipedrive.com.
-    pub(crate) company_domain: String,
-}
-
-impl From<PipedriveCredentialsInput> for PipedriveCredentialsIn {
-    fn from(i: PipedriveCredentialsInput) -> Self {
-        Self {
-            api_token: SecretString::from(i.api_token),
-            company_domain: i.company_domain.trim().to_owned(),
-        }
-    }
-}
-
-/// A new connector.
-#[derive(InputObject)]
-pub(crate) struct CreateConnectorInput {
-    /// Which CRM.
-    pub(crate) kind: ConnectorKind,
-    /// Display name.
-    pub(crate) name: String,
-    /// Zoho credentials, for ZOHO_CRM.
-    pub(crate) zoho: Option<ZohoCredentialsInput>,
-    /// Pipedrive credentials, for PIPEDRIVE.
-    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
-    /// Settings (defaults for what is left out).
-    pub(crate) settings: Option<ConnectorSettingsInput>,
-    /// Base URL override (sandbox CRMs, proxies): Pipedrive's API, or Zoho's accounts
-    /// server (Zoho's token reply names its API server).
-    pub(crate) base_url: Option<String>,
-    /// Replays within 24 h return the first result instead of creating twice.
-    pub(crate) idempotency_key: Option<String>,
-}
-
-/// Changes to a connector.
-#[derive(InputObject)]
-pub(crate) struct UpdateConnectorInput {
-    /// The connector.
-    pub(crate) id: ID,
-    /// New name.
-    pub(crate) name: Option<String>,
-    /// Sync on or off.
-    pub(crate) enabled: Option<bool>,
-    /// Settings changes (left-out settings are kept).
-    pub(crate) settings: Option<ConnectorSettingsInput>,
-    /// New Zoho credentials: a fresh grant code re-authorises the connector.
-    pub(crate) zoho: Option<ZohoCredentialsInput>,
-    /// New Pipedrive credentials.
-    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
-    /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
-    /// is reached); an empty string removes the override. Another URL is another
-    /// CRM account as far as crmsync can tell: the connector forgets its links and
-    /// checkpoints, and its next run matches records to contacts by e-mail afresh.
-    pub(crate) base_url: Option<String>,
 }
 
 /// The connector to delete.

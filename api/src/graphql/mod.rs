@@ -10,6 +10,7 @@ use crate::audit::Actor;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorMasking, GqlResult};
 
+mod connector_inputs;
 mod crm_calls;
 mod input_rules;
 mod inputs;

@@ -3,6 +3,7 @@
 use async_graphql::{Context, InputType, Object};
 use crmsync_entity::enums::{self, Role};
 
+use super::connector_inputs::{CreateConnectorInput, UpdateConnectorInput};
 use super::inputs::*;
 use super::types::*;
 use super::{admin, operator, state};
@@ -63,13 +64,13 @@ impl Mutation {
         })
     }
 
-    /// Creates a connector: credentials checked against the CRM (a Zoho grant
-    /// code exchanged for a refresh token) and stored encrypted, settings
-    /// validated, default mappings from the CRM's fields.
+    /// Creates a connector: credentials checked against the CRM (a grant code
+    /// exchanged for a refresh token, where the CRM gives one) and stored
+    /// encrypted, settings validated, default mappings from the CRM's fields.
     async fn create_connector(
         &self,
         ctx: &Context<'_>,
-        input: CreateConnectorInput,
+        mut input: CreateConnectorInput,
     ) -> GqlResult<ConnectorPayload> {
         let scope = admin(ctx)?;
         let idempotency_key = input
@@ -78,9 +79,8 @@ impl Mutation {
             .map(|key| IdempotencyKey::new(state(ctx), key, input.to_value()));
         let new = NewConnector {
             kind: input.kind.into(),
+            credentials: input.take_credentials(),
             name: input.name,
-            pipedrive: input.pipedrive.map(Into::into),
-            zoho: input.zoho.map(Into::into),
             settings: input.settings.map(Into::into),
             base_url: input.base_url,
             idempotency_key,
@@ -95,15 +95,14 @@ impl Mutation {
     async fn update_connector(
         &self,
         ctx: &Context<'_>,
-        input: UpdateConnectorInput,
+        mut input: UpdateConnectorInput,
     ) -> GqlResult<ConnectorPayload> {
         let scope = admin(ctx)?;
         let update = ConnectorUpdate {
+            credentials: input.take_credentials(),
             name: input.name,
             enabled: input.enabled,
             settings: input.settings.map(Into::into),
-            pipedrive: input.pipedrive.map(Into::into),
-            zoho: input.zoho.map(Into::into),
             base_url: input.base_url,
         };
         let model =

@@ -270,6 +270,15 @@ impl Query {
             .collect())
     }
 
+    /// The CRMs connectors can be created for today, as each one's kit
+    /// describes it: modules, settings and the credential input.
+    async fn crm_kinds(&self, ctx: &Context<'_>) -> GqlResult<Vec<CrmKind>> {
+        principal(ctx)?;
+        Ok(crmsync_worker::crm::registry::kits()
+            .map(|kit| CrmKind::from(kit.describe()))
+            .collect())
+    }
+
     /// The tenant's API keys (ADMIN only); secrets are never shown again.
     async fn api_keys(
         &self,

@@ -28,6 +28,8 @@ macro_rules! remote_enum {
     };
 }
 
+pub(crate) use super::connector_inputs::ConnectorKind;
+
 remote_enum!(
     /// Who may do what (T2).
     Role = "crmsync_entity::enums::Role" {
@@ -37,23 +39,6 @@ remote_enum!(
         Admin,
         /// Reads one tenant.
         Viewer,
-    }
-);
-remote_enum!(
-    /// The CRM behind a connector.
-    ConnectorKind = "crmsync_entity::enums::ConnectorKind" {
-        /// Zoho CRM (API v8): Leads and Contacts.
-        ZohoCrm = "ZOHO_CRM",
-        /// Pipedrive.
-        Pipedrive = "PIPEDRIVE",
-        /// HubSpot (not yet).
-        Hubspot = "HUBSPOT",
-        /// Salesforce (not yet).
-        Salesforce = "SALESFORCE",
-        /// Zendesk Sell (not yet).
-        ZendeskSell = "ZENDESK_SELL",
-        /// SAP C4C (not yet).
-        SapC4c = "SAP_C4C",
     }
 );
 remote_enum!(
@@ -72,11 +57,11 @@ remote_enum!(
 remote_enum!(
     /// A CRM module that holds people.
     CrmModule = "crmsync_entity::enums::CrmModule" {
-        /// Zoho leads.
+        /// Leads: prospects, in a CRM that keeps them apart from contacts.
         Leads,
-        /// Zoho contacts.
+        /// Contacts: customers, in a CRM that converts leads into contacts.
         Contacts,
-        /// Pipedrive persons.
+        /// Persons: people, in a CRM with one module for them.
         Persons,
     }
 );
@@ -283,6 +268,109 @@ pub(crate) struct PlatformField {
     pub(crate) mandatory: bool,
 }
 
+/// A CRM connectors can be created for, as its kit describes it: what a
+/// dashboard's "new connector" form needs to know.
+#[derive(SimpleObject)]
+pub(crate) struct CrmKind {
+    /// The kind, as `createConnector` takes it.
+    pub(crate) kind: ConnectorKind,
+    /// The CRM's name as people write it.
+    pub(crate) display_name: String,
+    /// Its modules, and which way each flows.
+    pub(crate) modules: Vec<CrmModuleFlow>,
+    /// True when a person's name is one field in this CRM (first and last
+    /// names travel joined).
+    pub(crate) joined_name: bool,
+    /// True when the CRM converts leads into contacts (converted leads are
+    /// owned by sales and never overwritten).
+    pub(crate) converts_leads: bool,
+    /// The editions `crmEdition` takes, with the calls each lets run at
+    /// once; empty when the CRM has no such setting.
+    pub(crate) editions: Vec<CrmEdition>,
+    /// True when `runWorkflows` may be set.
+    pub(crate) runs_workflows: bool,
+    /// How crmsync keeps within the CRM's rate limits, in words.
+    pub(crate) pacing: String,
+    /// The field of `createConnector`'s and `updateConnector`'s input that
+    /// carries this CRM's credentials.
+    pub(crate) credentials_input: String,
+    /// The fields of that input.
+    pub(crate) credential_fields: Vec<CredentialField>,
+}
+
+/// A CRM module of a kind, and which way its records flow.
+#[derive(SimpleObject)]
+pub(crate) struct CrmModuleFlow {
+    /// The module.
+    pub(crate) module: CrmModule,
+    /// True for the module platform contacts are written to (it flows both
+    /// ways); false for a module read into the platform only.
+    pub(crate) to_crm: bool,
+    /// Imported by a new connector unless its settings say otherwise.
+    pub(crate) imported_by_default: bool,
+}
+
+/// An edition of a CRM account.
+#[derive(SimpleObject)]
+pub(crate) struct CrmEdition {
+    /// Its name, as `crmEdition` takes it.
+    pub(crate) name: String,
+    /// Calls it lets run at once.
+    pub(crate) max_concurrent_calls: i32,
+}
+
+/// A field of a CRM's credential input.
+#[derive(SimpleObject)]
+pub(crate) struct CredentialField {
+    /// Its name in the input.
+    pub(crate) name: String,
+    /// True for secrets: stored encrypted, never shown again.
+    pub(crate) secret: bool,
+    /// False when it may be left out.
+    pub(crate) required: bool,
+}
+
+impl From<&crmsync_worker::crm::Description> for CrmKind {
+    fn from(d: &crmsync_worker::crm::Description) -> Self {
+        Self {
+            kind: d.kind.into(),
+            display_name: d.display_name.to_owned(),
+            modules: d
+                .modules
+                .iter()
+                .map(|m| CrmModuleFlow {
+                    module: m.module.into(),
+                    to_crm: m.to_crm,
+                    imported_by_default: m.imported_by_default,
+                })
+                .collect(),
+            joined_name: d.joined_name,
+            converts_leads: d.converts_leads,
+            editions: d
+                .limits
+                .editions
+                .iter()
+                .map(|(name, calls)| CrmEdition {
+                    name: (*name).to_owned(),
+                    max_concurrent_calls: i32::try_from(*calls).unwrap_or(i32::MAX),
+                })
+                .collect(),
+            runs_workflows: d.limits.workflows,
+            pacing: d.limits.pacing.to_owned(),
+            credentials_input: d.credentials_input.to_owned(),
+            credential_fields: d
+                .credential_fields
+                .iter()
+                .map(|f| CredentialField {
+                    name: f.name.to_owned(),
+                    secret: f.secret,
+                    required: f.required,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A CRM field, live from the CRM.
 #[derive(SimpleObject)]
 pub(crate) struct CrmField {
@@ -301,15 +389,15 @@ pub(crate) struct CrmField {
     pub(crate) custom: bool,
     /// Picklist options (labels), for picklists.
     pub(crate) options: Option<Vec<String>>,
-    /// Picklist options with the value the CRM stores for each (Zoho's
-    /// actual value, Pipedrive's option id), for picklists.
+    /// Picklist options with the value the CRM stores for each (its actual
+    /// value or option id), for picklists.
     pub(crate) picklist_values: Option<Vec<PicklistValue>>,
 }
 
 /// One option of a CRM picklist.
 #[derive(SimpleObject)]
 pub(crate) struct PicklistValue {
-    /// What the CRM stores and compares (Zoho's actual value, Pipedrive's option id).
+    /// What the CRM stores and compares (its actual value or option id).
     pub(crate) value: String,
     /// What people see; mappings and platform values use it.
     pub(crate) label: String,
@@ -397,11 +485,11 @@ pub(crate) struct ConnectorSettings {
     pub(crate) schedule: String,
     /// Owner of records whose owner matches no CRM user.
     pub(crate) default_owner_email: Option<String>,
-    /// Zoho edition, which sets how many calls run at once.
+    /// The CRM account's edition, which sets how many calls run at once.
     pub(crate) crm_edition: Option<String>,
     /// Calls in flight at once against the CRM, when set (overrides the edition's).
     pub(crate) max_concurrent_calls: Option<i32>,
-    /// Zoho runs its workflow rules on the records we write.
+    /// The CRM runs its workflow rules on the records we write.
     pub(crate) run_workflows: bool,
 }
 
@@ -821,11 +909,11 @@ impl SyncItem {
 /// One field a run changed (a dry run: would change) on one side (S6).
 #[derive(SimpleObject)]
 pub(crate) struct FieldChange {
-    /// The platform field (see platformFields). For a CRM with one name field
-    /// (Pipedrive), the name parts sent together as one value, joined with
-    /// " + " (e.g. "first_name + last_name").
+    /// The platform field (see platformFields). For a CRM with one name field,
+    /// the name parts sent together as one value, joined with " + " (e.g.
+    /// "first_name + last_name").
     pub(crate) platform_field: String,
-    /// The CRM field (see Connector.crmFields): Pipedrive's one name field is
+    /// The CRM field (see Connector.crmFields): a CRM's one name field is
     /// "name". Null when the change is the CRM record's module, which follows
     /// the platform lifecycle (a lead converted to a contact: from LEADS to
     /// CONTACTS).

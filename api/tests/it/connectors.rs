@@ -233,3 +233,97 @@ async fn settings_updates_are_validated_and_kept() {
         .await;
     assert_eq!(field(&body), "input.zoho", "{body}");
 }
+
+#[tokio::test]
+async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
+    let app = TestApp::spawn().await;
+    let data = app
+        .admin_ok(
+            "{ crmKinds { kind displayName joinedName convertsLeads runsWorkflows credentialsInput
+                 modules { module toCrm importedByDefault } editions { name maxConcurrentCalls }
+                 credentialFields { name secret required } }
+               create: __type(name: \"CreateConnectorInput\") { inputFields { name type { name } } }
+               update: __type(name: \"UpdateConnectorInput\") { inputFields { name type { name } } } }",
+            json!({}),
+        )
+        .await;
+    let kinds = data["crmKinds"].as_array().expect("a list");
+    let names: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"ZOHO_CRM") && names.contains(&"PIPEDRIVE"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"SAP_C4C"), "not available yet: {names:?}");
+    for kind in kinds {
+        let modules = kind["modules"].as_array().unwrap();
+        assert_eq!(
+            modules.iter().filter(|m| m["toCrm"] == true).count(),
+            1,
+            "one module flows to the CRM: {kind}"
+        );
+        // The kit's credential input is a field of both connector inputs, and
+        // its fields are the kit's credential fields.
+        for input in ["create", "update"] {
+            let field = data[input]["inputFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == kind["credentialsInput"])
+                .unwrap_or_else(|| panic!("{input} has no {}", kind["credentialsInput"]));
+            let type_name = field["type"]["name"].as_str().unwrap();
+            let fields = app
+                .admin_ok(
+                    "query($t: String!) { __type(name: $t) { inputFields { name } } }",
+                    json!({ "t": type_name }),
+                )
+                .await;
+            let mut input_fields: Vec<&str> = fields["__type"]["inputFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap())
+                .collect();
+            let mut kit_fields: Vec<&str> = kind["credentialFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap())
+                .collect();
+            input_fields.sort_unstable();
+            kit_fields.sort_unstable();
+            assert_eq!(input_fields, kit_fields, "{type_name}");
+        }
+    }
+    let zoho = kinds.iter().find(|k| k["kind"] == "ZOHO_CRM").unwrap();
+    assert_eq!(zoho["convertsLeads"], true);
+    assert!(
+        zoho["editions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "ENTERPRISE" && e["maxConcurrentCalls"] == 20)
+    );
+    let pipedrive = kinds.iter().find(|k| k["kind"] == "PIPEDRIVE").unwrap();
+    assert_eq!(pipedrive["joinedName"], true);
+    assert_eq!(pipedrive["editions"], json!([]));
+}
+
+#[tokio::test]
+async fn a_kind_not_available_yet_is_refused_by_name() {
+    let app = TestApp::spawn().await;
+    let mut i = input(json!({}));
+    i["kind"] = json!("SAP_C4C");
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            CREATE_CONNECTOR,
+            json!({ "input": i }),
+        )
+        .await;
+    assert_eq!(field(&body), "input.kind", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("PIPEDRIVE") && message.contains("ZOHO_CRM"),
+        "{body}"
+    );
+}

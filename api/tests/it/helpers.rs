@@ -354,7 +354,9 @@ pub async fn insert_connector(
         status_message: Set(None),
         enabled: Set(true),
         settings: Set(serde_json::to_value(
-            crmsync_worker::settings::ConnectorSettings::defaults_for(ConnectorKind::Pipedrive),
+            crmsync_worker::settings::ConnectorSettings::defaults_for(
+                crmsync_worker::crm::registry::describe(ConnectorKind::Pipedrive).unwrap(),
+            ),
         )
         .unwrap()),
         credentials: Set(None),

@@ -57,7 +57,7 @@ super::tenant_scoped!(Entity, Column);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldChange {
-    /// The platform field; for a CRM with one name field (Pipedrive) the
+    /// The platform field; for a CRM with one name field the
     /// name parts sent together, joined with ` + `.
     pub platform_field: String,
     /// The CRM field; `None` for the record's module, which follows the

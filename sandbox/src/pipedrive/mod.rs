@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 mod fields;
+pub mod kit;
 pub mod limits;
 pub mod model;
 mod validate;
@@ -27,6 +28,8 @@ use serde_json::{Value, json};
 use crate::{AppState, Shared};
 use limits::{LimitConfig, Op, RateHeaders, Verdict};
 use model::{Company, FieldSpec, User};
+
+pub use kit::SandboxKind;
 
 /// Pipedrive's `error_info` on every error.
 pub const ERROR_INFO: &str =

@@ -182,7 +182,11 @@ pub(crate) fn create_org(
         spec.validate()
             .map_err(|e| AdminError::bad_request(format!("seed.{e}")))?;
     }
-    let index = state.zoho.registry.read().orgs.len() as u64;
+    let index = {
+        let mut registry = state.zoho.registry.write();
+        registry.org_indexes += 1;
+        registry.org_indexes - 1
+    };
     let name = new.name.unwrap_or_else(|| {
         if index == 0 {
             "Sandbox Org".into()

@@ -12,6 +12,7 @@ mod auth;
 mod coql;
 pub mod criteria;
 mod fields;
+pub mod kit;
 mod oauth;
 mod org;
 mod organization;
@@ -34,6 +35,7 @@ use serde_json::{Value, json};
 
 use crate::{AppState, Shared};
 
+pub use kit::SandboxKind;
 pub(crate) use org::Org;
 
 /// Scope a grant code carries when none is asked for.
@@ -62,6 +64,9 @@ impl Default for ZohoState {
 #[derive(Debug, Default)]
 struct Registry {
     orgs: Vec<Arc<Org>>,
+    /// Org indexes handed out (ids derive from them), so that two orgs
+    /// created at once never share an id.
+    org_indexes: u64,
     clients: HashMap<String, Client>,
     grant_codes: HashMap<String, GrantCode>,
     refresh_tokens: HashMap<String, RefreshToken>,

@@ -26,7 +26,7 @@ pub struct Expectations {
 pub struct FieldsHelp<'a> {
     /// What the records are called, plural and capitalised as the CRM does: `Leads`.
     pub records: &'a str,
-    /// Where fields are created: `Zoho (Setup > Modules and Fields)`.
+    /// Where fields are created: `Acme CRM (Settings > Fields)`.
     pub settings: &'a str,
 }
 
@@ -149,7 +149,7 @@ mod tests {
 
     const HELP: FieldsHelp<'static> = FieldsHelp {
         records: "Leads",
-        settings: "Zoho (Setup > Modules and Fields)",
+        settings: "Acme CRM (Settings > Fields)",
     };
 
     fn field(api_name: &str, field_type: FieldType) -> CrmField {
@@ -220,7 +220,7 @@ mod tests {
             problem.contains("Leads have no field \"No_Such_Field\""),
             "{problem}"
         );
-        assert!(problem.contains("Setup > Modules and Fields"), "{problem}");
+        assert!(problem.contains("Settings > Fields"), "{problem}");
     }
 
     #[test]

@@ -16,17 +16,20 @@ use crate::egress::{EgressError, HttpClient};
 use crate::metrics::Metrics;
 
 mod expect;
-pub mod pipedrive;
+pub mod kit;
+pub mod registry;
 mod retry;
 
 pub use self::expect::{Expectations, FieldsHelp};
+pub use self::kit::{CrmKit, Description};
+/// Each CRM's folder (`crm::<kind>`) and the registry's lookups.
+pub use self::registry::*;
 pub use self::retry::RetryPolicy;
-pub mod zoho;
 
 /// A CRM field as the CRM describes it (F3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmField {
-    /// The api name (Zoho) or key (Pipedrive; 40 hex characters for custom fields).
+    /// The api name or key the CRM's API uses for the field.
     pub api_name: String,
     /// What a person sees.
     pub label: String,
@@ -45,7 +48,7 @@ pub struct CrmField {
 /// One picklist option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PicklistOption {
-    /// The value sent on the wire (Pipedrive option id; Zoho actual value).
+    /// The value sent on the wire (an option id, or the CRM's actual value).
     pub id: String,
     /// The value people and the platform see.
     pub label: String,
@@ -134,7 +137,7 @@ pub struct CrmRecord {
     pub values: BTreeMap<String, Value>,
     /// The owner's e-mail, when the owner is a known user.
     pub owner_email: Option<String>,
-    /// A converted lead (Zoho): owned by sales, never overwritten (S4).
+    /// A converted lead: owned by sales, never overwritten (S4).
     pub converted: bool,
 }
 
@@ -248,7 +251,7 @@ pub struct Conversion {
 pub struct ClientOptions {
     /// Calls in flight at once against the account; `None`: the CRM's usual limit.
     pub max_concurrent_calls: Option<u32>,
-    /// Let the CRM run its workflow rules on our writes (Zoho `trigger`).
+    /// Let the CRM run its workflow rules on our writes (`Limits::workflows`).
     pub run_workflows: bool,
 }
 
@@ -270,9 +273,9 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// Checks the credentials, that the modules are readable, and that the fields
     /// `expect` names exist with usable types (C3). What a person must fix in the
     /// CRM comes back as `ok: false` with a message that says what and how.
-    /// Credentials the CRM refuses come back as `Err(Unauthorized)` when the
-    /// connector needs a person to re-authorise (the caller words the fix for
-    /// its CRM); the Pipedrive client reports a refused token as `ok: false`.
+    /// Credentials the CRM refuses come back as `Err(Unauthorized)`: the
+    /// connector needs a person to re-authorise (the caller words the fix with
+    /// the kit's `refused_credentials`).
     async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError>;
 
     /// The fields of a module, with types and picklist options (F3).
@@ -308,7 +311,7 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     }
 
     /// True when the CRM keeps prospects and customers in two modules and
-    /// converts one into the other (Zoho's leads and contacts, S10).
+    /// converts one into the other (leads into contacts, S10).
     fn converts_leads(&self) -> bool {
         false
     }
@@ -340,7 +343,8 @@ pub fn client_for(
     )
 }
 
-/// [`client_for`] with the connector's options (concurrency, workflows).
+/// [`client_for`] with the connector's options (concurrency, workflows). The
+/// CRM is the one the credentials were made for.
 pub fn client_with(
     credentials: &Credentials,
     base_url: Option<&str>,
@@ -348,15 +352,11 @@ pub fn client_with(
     options: &ClientOptions,
     metrics: &Metrics,
 ) -> Result<Arc<dyn CrmClient>, CrmError> {
-    match credentials {
-        Credentials::Pipedrive { .. } => Ok(Arc::new(
-            pipedrive::PipedriveClient::new(credentials, base_url, http)?
-                .with_metrics(metrics.clone()),
-        )),
-        Credentials::Zoho { .. } => Ok(Arc::new(
-            zoho::ZohoClient::new(credentials, base_url, http)?
-                .with_options(options)
-                .with_metrics(metrics.clone()),
-        )),
-    }
+    let kit = registry::by_tag(credentials.tag()).ok_or_else(|| {
+        CrmError::Protocol(format!(
+            "credentials of an unknown CRM ({})",
+            credentials.tag()
+        ))
+    })?;
+    kit.client(credentials, base_url, http, options, metrics)
 }

@@ -220,12 +220,15 @@ mod tests {
         run
     }
 
+    /// Any kind: the summary names it as stored.
+    const KIND: ConnectorKind = ConnectorKind::Salesforce;
+
     fn connector() -> connector::Model {
         let now = Utc::now();
         connector::Model {
             id: "c1".into(),
             tenant_id: "t1".into(),
-            kind: ConnectorKind::Pipedrive,
+            kind: KIND,
             name: "Sales".into(),
             status: ConnectorStatus::Connected,
             status_message: None,
@@ -254,7 +257,7 @@ mod tests {
             crm_record_id: None,
             reason_code: Some("MISSING_NAME".into()),
             field: Some("name".into()),
-            message: Some("Pipedrive requires a name".into()),
+            message: Some("the CRM requires a name".into()),
             changes: None,
             created_at: Utc::now(),
         }
@@ -269,9 +272,9 @@ mod tests {
             1,
             "https://app.example/",
         );
-        assert_eq!(email.subject, "[crmsync] Sales (PIPEDRIVE): sync PARTIAL");
+        assert_eq!(email.subject, "[crmsync] Sales (SALESFORCE): sync PARTIAL");
         for expected in [
-            "Connector: Sales (PIPEDRIVE)",
+            "Connector: Sales (SALESFORCE)",
             "Status:    PARTIAL",
             "Trigger:   SCHEDULE",
             "Mode:      INCREMENTAL",
@@ -280,7 +283,7 @@ mod tests {
             "Platform to CRM         3        0          0         1          0",
             "CRM to platform         0       12          0         0          0",
             "Rejected contacts (the first 1 of 1):",
-            "- nameless@x.com [TO_CRM] MISSING_NAME, field name: Pipedrive requires a name",
+            "- nameless@x.com [TO_CRM] MISSING_NAME, field name: the CRM requires a name",
             "The run: https://app.example/runs/01RUN",
         ] {
             assert!(

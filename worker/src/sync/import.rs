@@ -11,8 +11,8 @@
 //! 5. record: items, links, contacts and the checkpoint, in one transaction.
 //!
 //! What depends on the CRM's model is asked once a page ([`Capabilities`]):
-//! whether the module flows CRM to platform only (a secondary module, such as
-//! Zoho's contacts) and whether the CRM converts leads.
+//! whether the module flows CRM to platform only (a secondary module: contacts
+//! owned by sales) and whether the CRM converts leads.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,7 +28,7 @@ use super::legs::{
     item_changes, mappings_for, one_way, outcome_of, rejection_of, rules, stop_of, would_convert,
 };
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
-use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
+use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
 use crate::crm::{Conversion, CrmError, CrmRecord, ListQuery, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Write};
 use crate::events::Legs;
@@ -42,7 +42,7 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
         return Ok(());
     }
     let mut modules = run.settings.import_modules.clone();
-    let main = export_module(run.connector.kind);
+    let main = run.kit.export_module();
     modules.sort_by_key(|m| *m != main);
     for module in modules {
         import_module(run, module).await?;
@@ -115,8 +115,8 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
 /// What the CRM's model says about one module: asked once a page.
 #[derive(Debug, Clone, Copy)]
 struct Capabilities {
-    /// The module flows CRM to platform only (Zoho's contacts, owned by
-    /// sales, S4): its records are never written to, and one makes its
+    /// The module flows CRM to platform only (contacts owned by sales,
+    /// S4): its records are never written to, and one makes its
     /// contact a client (S10).
     secondary: bool,
     /// The CRM converts a client's lead into a contact (S10).
@@ -131,7 +131,7 @@ impl Capabilities {
         Self {
             secondary: one_way(run, module),
             converts_leads: run.client.converts_leads(),
-            export_module: export_module(run.connector.kind),
+            export_module: run.kit.export_module(),
         }
     }
 }

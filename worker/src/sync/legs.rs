@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 use super::platform_side::contact_values;
 use futures::StreamExt;
 
-use super::{OVERLAP, PAGE_SIZE, Run, Stop, export_module, store};
+use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
 use crate::crm::{Conversion, CrmError, CrmField, CrmRecord, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
 use crate::events::LegCounts;
@@ -31,10 +31,9 @@ pub(super) fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<
         .expect("the run loads the fields of every module it uses")
 }
 
-/// True for a module that only flows CRM to platform (Zoho's contacts: owned
-/// by sales, S4).
+/// True for a module that only flows CRM to platform (owned by sales, S4).
 pub(super) fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
-    module != export_module(run.connector.kind)
+    module != run.kit.export_module()
 }
 
 /// The mappings that apply to a module: all of them for the module contacts
@@ -60,7 +59,7 @@ pub(super) fn rules<'a>(run: &'a Run<'_>, module: CrmModule, mappings: &'a [Mapp
     Rules {
         mappings,
         fields: fields_of(run, module),
-        joined_name: run.connector.kind == crmsync_entity::enums::ConnectorKind::Pipedrive,
+        joined_name: run.kit.joined_name,
         owners: run.owners.as_ref().unwrap_or(&NO_OWNERS),
         default_owner: run.settings.default_owner_email.as_deref(),
     }
@@ -152,7 +151,7 @@ pub(super) fn converted_link(
 ) {
     link.module = CrmModule::Contacts;
     link.crm_record_id = conversion.contact_id.clone();
-    // Zoho's conversion reply carries no time; the next listing brings it.
+    // A conversion reply may carry no time; the next listing brings it.
     link.crm_modified_at = None;
     index.push(crm_record::Model {
         tenant_id: link.tenant_id.clone(),
@@ -257,8 +256,8 @@ pub(super) fn stop_of<'a, T: 'a>(
 /// Platform to CRM: contacts changed since the checkpoint with a high enough
 /// score, page by page, matched by link or by e-mail in the CRM-side index.
 pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
-    let module = export_module(run.connector.kind);
-    // A page fills every write the CRM takes at once (Zoho: ten upserts of 100).
+    let module = run.kit.export_module();
+    // A page fills every write the CRM takes at once (ten batches of 100, say).
     let page_size = run.client.writes_in_flight().max(PAGE_SIZE as usize) as u32;
     let after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
         None

@@ -33,9 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
-use crmsync_entity::enums::{
-    ConnectorKind, ConnectorStatus, CrmModule, SyncMode, SyncRunStatus, SyncTrigger,
-};
+use crmsync_entity::enums::{ConnectorStatus, CrmModule, SyncMode, SyncRunStatus, SyncTrigger};
 use crmsync_entity::enums::{ItemOutcome, SyncDirection};
 use crmsync_entity::models::{connector, field_mapping, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
@@ -46,7 +44,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 pub use crate::context::{DEFAULT_LEASE, SyncOptions, WorkerContext};
-use crate::crm::{CrmClient, CrmError, CrmField};
+use crate::crm::{CrmClient, CrmError, CrmField, Description};
 use crate::events::{Legs, SyncEvent};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
@@ -62,7 +60,8 @@ pub struct SyncJob {
     pub connector_id: String,
 }
 
-/// Records per page, both legs (Pipedrive's largest list page).
+/// Records per page, both legs (the largest list page among the CRMs; a
+/// client caps it at its own).
 pub const PAGE_SIZE: u32 = 500;
 /// How far before a checkpoint a run reads again, so that nothing written
 /// while the previous run worked is missed (S2).
@@ -121,6 +120,8 @@ pub(crate) struct Run<'a> {
     pub tenant: TenantId,
     pub run: sync_run::Model,
     pub connector: connector::Model,
+    /// What the connector's CRM is (its modules, names, conversion).
+    pub kit: &'static Description,
     pub settings: ConnectorSettings,
     pub client: Arc<dyn CrmClient>,
     pub mappings: Vec<Mapping>,
@@ -147,15 +148,6 @@ pub(crate) struct Run<'a> {
     pub lease: lease::Lease,
     /// A dry run's writes, kept in memory for its own later reads.
     pub shadow: Option<shadow::Shadow>,
-}
-
-/// The module platform contacts are written to: Zoho's leads (contacts come
-/// from leads by conversion, S10), Pipedrive's persons.
-pub(crate) fn export_module(kind: ConnectorKind) -> CrmModule {
-    match kind {
-        ConnectorKind::Pipedrive => CrmModule::Persons,
-        _ => CrmModule::Leads,
-    }
 }
 
 impl Run<'_> {
@@ -316,13 +308,14 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             return conclude(ctx, stopped, Err(stop), false).await;
         }
     };
-    let (client, settings, mappings, fields, retry) = prepared;
+    let (kit, client, settings, mappings, fields, retry) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
     let mut state = Run {
         ctx,
         tenant,
         run,
         connector,
+        kit,
         settings,
         client,
         mappings,
@@ -415,6 +408,7 @@ async fn conclude(
 }
 
 type Prepared = (
+    &'static Description,
     Arc<dyn CrmClient>,
     ConnectorSettings,
     Vec<Mapping>,
@@ -439,11 +433,14 @@ async fn prepare(
         .credentials_key
         .open(tenant.as_str(), &connector.id, sealed)
         .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
-    let client = crate::crm::client_with(
+    let kit = crate::crm::registry::kit(connector.kind)
+        .ok_or_else(|| fail(crate::crm::registry::unavailable(connector.kind)))?;
+    let described = kit.describe();
+    let client = kit.client(
         &credentials,
         connector.base_url.as_deref(),
         ctx.http.clone(),
-        &settings.client_options(),
+        &settings.client_options(described),
         &ctx.metrics,
     )?;
     // A dry run previewing proposed mappings uses them instead of the
@@ -466,7 +463,7 @@ async fn prepare(
             })
             .collect(),
     };
-    let mut modules = vec![export_module(connector.kind)];
+    let mut modules = vec![described.export_module()];
     modules.extend(settings.import_modules.iter().copied());
     modules.dedup();
     let mut fields = HashMap::new();
@@ -492,7 +489,7 @@ async fn prepare(
         )),
         (None, _) => None,
     };
-    Ok((client, settings, mappings, fields, retry))
+    Ok((described, client, settings, mappings, fields, retry))
 }
 
 /// Marks the connector NEEDS_REAUTH after the CRM refused its credentials

@@ -211,7 +211,7 @@ pub(crate) async fn upsert_crm_records(
 
 /// A link as a page writes it: [`crm_link::Model`]'s columns, with the
 /// snapshot already in its stored form (JSON text), serialised straight from
-/// the decision (no JSON tree in between; BENCHMARKS.md, fix 10).
+/// the decision (no JSON tree in between; BENCHMARKS.md, the 100k-contact export).
 #[derive(Debug)]
 pub(crate) struct LinkRow {
     pub id: String,
@@ -332,7 +332,7 @@ pub(crate) async fn insert_items(
 /// here: the values are moved into the statement, JSON as the text the
 /// rows carry. sea-query's `insert_many` builds an expression per value
 /// and clones every value, JSON trees included, on its way to the driver,
-/// which took most of an export page's transaction (BENCHMARKS.md, fix 7).
+/// which took most of an export page's transaction (BENCHMARKS.md, the 100k-contact export).
 struct Rows<'a> {
     table: &'a str,
     columns: &'a [&'a str],

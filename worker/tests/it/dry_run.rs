@@ -391,10 +391,10 @@ async fn a_dry_run_reads_from_the_checkpoints_as_the_next_incremental_run_would(
 #[tokio::test]
 async fn a_dry_run_refused_by_the_crm_fails_and_leaves_the_connector_alone() {
     let crm = crate::support::Crm::start(0).await;
-    let credentials = crmsync_worker::credentials::Credentials::Pipedrive {
-        api_token: "not-a-token".to_owned().into(),
-        company_domain: crm.domain(),
-    };
+    let credentials = crmsync_worker::crm::pipedrive::kit::credentials(
+        "not-a-token".to_owned().into(),
+        &crm.domain(),
+    );
     let app = App::build(crm, credentials, |_| {}).await;
     let before = platform_state(&app).await;
     let run = app.sync(SyncMode::DryRun).await;

@@ -2,9 +2,11 @@
 //! and a fresh database per test (SQLite, or PostgreSQL when
 //! `CRMSYNC_TEST_POSTGRES_URL` is set). The Redis tests (event bus, queue) run
 //! when `CRMSYNC_TEST_REDIS_URL` is set, or against `redis://127.0.0.1:6379`
-//! when `CI=true`.
+//! when `CI=true`. The conformance suite (`conformance/`) runs its cases on
+//! every CRM kind, each kind on one shared sandbox.
 
 mod bus;
+mod conformance;
 mod dry_run;
 mod forms;
 mod leases;

@@ -82,10 +82,10 @@ impl Crm {
     }
 
     pub fn credentials(&self) -> Credentials {
-        Credentials::Pipedrive {
-            api_token: SecretString::from(self.sandbox.description().pipedrive.api_token.clone()),
-            company_domain: self.domain(),
-        }
+        crmsync_worker::crm::pipedrive::kit::credentials(
+            SecretString::from(self.sandbox.description().pipedrive.api_token.clone()),
+            &self.domain(),
+        )
     }
 
     /// A client with short backoff delays.
@@ -243,13 +243,13 @@ impl Zoho {
     /// The self-client's credentials with the exchanged refresh token.
     pub fn credentials(&self) -> Credentials {
         let d = &self.sandbox.description().zoho;
-        Credentials::Zoho {
-            client_id: d.client_id.clone(),
-            client_secret: SecretString::from(d.client_secret.clone()),
-            data_center: "com".into(),
-            org_id: Some(d.org_id.clone()),
-            refresh_token: self.refresh_token.clone(),
-        }
+        zoho::kit::credentials(
+            &d.client_id,
+            &d.client_secret,
+            "com",
+            Some(&d.org_id),
+            self.refresh_token.clone(),
+        )
     }
 
     /// The accounts server: a connector's base URL.
@@ -464,7 +464,9 @@ mod app {
             .unwrap();
             let key = Arc::new(CredentialsKey::generate().0);
             let connector_id = crmsync_entity::new_id();
-            let mut s = ConnectorSettings::defaults_for(kind);
+            let mut s = ConnectorSettings::defaults_for(
+                crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
+            );
             settings(&mut s);
             connector::ActiveModel::from(connector::Model {
                 id: connector_id.clone(),
@@ -486,7 +488,13 @@ mod app {
             .insert(&db.db)
             .await
             .unwrap();
-            for (i, m) in default_mappings(kind, fields).into_iter().enumerate() {
+            for (i, m) in default_mappings(
+                crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
+                fields,
+            )
+            .into_iter()
+            .enumerate()
+            {
                 field_mapping::ActiveModel::from(field_mapping::Model {
                     id: crmsync_entity::new_id(),
                     tenant_id: tenant_id.clone(),

@@ -1,11 +1,9 @@
 //! Whole runs against the sandbox: each rule of the "Sync with Pipedrive".
 
 use chrono::{Duration, Utc};
-use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus};
+use crmsync_entity::enums::{SyncDirection, SyncMode, SyncRunStatus};
 use sea_orm::ActiveValue::Set;
 use serde_json::{Value, json};
-
-use crmsync_worker::crm::CrmClient;
 
 use crate::support::{App, primary_email};
 
@@ -19,11 +17,6 @@ fn person(id: u64, name: &str, email: Option<&str>, hours_ago: i64) -> Value {
     })
 }
 
-fn with_flag(mut p: Value, key: &str, option: u64) -> Value {
-    p["custom_fields"] = json!({ key: option });
-    p
-}
-
 async fn person_by_email(app: &App, email: &str) -> Vec<Value> {
     app.crm
         .persons()
@@ -32,17 +25,6 @@ async fn person_by_email(app: &App, email: &str) -> Vec<Value> {
         .filter(|p| p["is_deleted"] != json!(true))
         .filter(|p| primary_email(p).is_some_and(|e| e.eq_ignore_ascii_case(email)))
         .collect()
-}
-
-fn count(
-    items: &[crmsync_entity::models::sync_item::Model],
-    d: SyncDirection,
-    o: ItemOutcome,
-) -> usize {
-    items
-        .iter()
-        .filter(|i| i.direction == d && i.outcome == o)
-        .count()
 }
 
 #[tokio::test]
@@ -96,51 +78,6 @@ async fn a_two_way_sync_then_a_second_sync_writes_nothing() {
 }
 
 #[tokio::test]
-async fn only_persons_carrying_the_filter_value_are_imported() {
-    let app = App::with(0, |s| {
-        s.filter_field = Some("sync_to_plezi".into());
-        s.filter_value = Some("yes".into());
-    })
-    .await;
-    let flag = app.crm.field_key("sync_to_plezi");
-    let fields = app.crm.client();
-    let options =
-        crmsync_worker::crm::CrmClient::fields(&fields, crmsync_entity::enums::CrmModule::Persons)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|f| f.api_name == flag)
-            .unwrap()
-            .options
-            .unwrap();
-    let id = |label: &str| {
-        options
-            .iter()
-            .find(|o| o.label == label)
-            .unwrap()
-            .id
-            .parse::<u64>()
-            .unwrap()
-    };
-    app.crm
-        .add_persons(json!([
-            with_flag(
-                person(1, "Yes Please", Some("yes@x.com"), 3),
-                &flag,
-                id("yes")
-            ),
-            with_flag(person(2, "No Thanks", Some("no@x.com"), 2), &flag, id("no")),
-            person(3, "Not Set", Some("unset@x.com"), 1),
-        ]))
-        .await;
-    let run = app.sync(SyncMode::Incremental).await;
-    assert_eq!(run.from_crm_created, 1);
-    assert!(app.contact("yes@x.com").await.is_some());
-    assert!(app.contact("no@x.com").await.is_none());
-    assert!(app.contact("unset@x.com").await.is_none());
-}
-
-#[tokio::test]
 async fn persons_without_email_and_contacts_without_name_are_rejected_with_reasons() {
     let app = App::start(0).await;
     app.crm
@@ -183,58 +120,6 @@ async fn of_duplicate_persons_the_most_recently_modified_is_used_and_the_others_
     assert_eq!(dup.crm_record_id.as_deref(), Some("1"));
     let contact = app.contact("dup@x.com").await.unwrap();
     assert_eq!(contact.first_name.as_deref(), Some("New"));
-}
-
-#[tokio::test]
-async fn a_field_changed_on_both_sides_takes_the_newer_side_and_is_recorded_as_conflict() {
-    let app = App::start(0).await;
-    let contact = app
-        .add_contact("both@x.com", Some("Bo"), Some("Th"), 5)
-        .await;
-    let contact = app
-        .edit_contact(&contact, |c| c.phone = Set(Some("+33 1".into())))
-        .await;
-    app.sync(SyncMode::Incremental).await;
-    let id = person_by_email(&app, "both@x.com").await[0]["id"]
-        .as_u64()
-        .unwrap();
-    // The CRM changes the phone, then the platform changes it later.
-    app.crm
-        .client()
-        .write(
-            crmsync_entity::enums::CrmModule::Persons,
-            vec![crmsync_worker::crm::RecordWrite {
-                id: Some(id.to_string()),
-                values: [("phone".to_owned(), json!("+33 2 crm"))]
-                    .into_iter()
-                    .collect(),
-                owner_email: None,
-                email: "both@x.com".into(),
-            }],
-        )
-        .await[0]
-        .as_ref()
-        .unwrap();
-    let mut am: crmsync_entity::models::contact::ActiveModel = contact.clone().into();
-    am.phone = Set(Some("+33 3 platform".into()));
-    am.updated_at = Set(Utc::now() + Duration::hours(1));
-    sea_orm::ActiveModelTrait::update(am, &app.db.db)
-        .await
-        .unwrap();
-
-    let run = app.sync(SyncMode::Incremental).await;
-    let items = app.items(&run).await;
-    assert_eq!(
-        count(&items, SyncDirection::ToCrm, ItemOutcome::Conflict),
-        1,
-        "{items:?}"
-    );
-    let stored = &person_by_email(&app, "both@x.com").await[0];
-    assert_eq!(stored["phones"][0]["value"], json!("+33 3 platform"));
-    assert_eq!(
-        app.contact("both@x.com").await.unwrap().phone.as_deref(),
-        Some("+33 3 platform")
-    );
 }
 
 #[tokio::test]
@@ -350,26 +235,6 @@ async fn a_dry_run_records_items_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn refused_credentials_fail_the_run_and_mark_the_connector_needs_reauth() {
-    let crm = crate::support::Crm::start(0).await;
-    let credentials = crmsync_worker::credentials::Credentials::Pipedrive {
-        api_token: "not-a-token".to_owned().into(),
-        company_domain: crm.domain(),
-    };
-    let app = App::build(crm, credentials, |_| {}).await;
-    let run = app.sync(SyncMode::Incremental).await;
-    assert_eq!(run.status, SyncRunStatus::Failed);
-    assert!(
-        run.error.as_deref().unwrap().contains("token"),
-        "{:?}",
-        run.error
-    );
-    let connector = app.connector().await;
-    assert_eq!(connector.status, ConnectorStatus::NeedsReauth);
-    assert!(connector.status_message.is_some());
-}
-
-#[tokio::test]
 async fn retrying_a_runs_rejected_contacts_syncs_them_once_fixed() {
     let app = App::start(0).await;
     let nameless = app.add_contact("later@x.com", None, None, 1).await;
@@ -390,29 +255,6 @@ async fn retrying_a_runs_rejected_contacts_syncs_them_once_fixed() {
     let retry = app.execute(&retry).await;
     assert_eq!(retry.to_crm_created, 1, "{:?}", app.items(&retry).await);
     assert_eq!(person_by_email(&app, "later@x.com").await.len(), 1);
-}
-
-#[tokio::test]
-async fn a_value_outside_a_picklist_is_rejected_with_the_allowed_values() {
-    let app = App::start(0).await;
-    let c = app
-        .add_contact("pigeon@x.com", Some("Carrier"), Some("Pigeon"), 1)
-        .await;
-    app.edit_contact(&c, |c| c.source = Set(Some("Carrier pigeon".into())))
-        .await;
-    let run = app.sync(SyncMode::Incremental).await;
-    assert_eq!(run.status, SyncRunStatus::Partial);
-    let items = app.items(&run).await;
-    let item = items
-        .iter()
-        .find(|i| i.reason_code.as_deref() == Some("INVALID_PICKLIST_VALUE"))
-        .expect("rejected");
-    assert_eq!(
-        item.field.as_deref(),
-        Some(app.crm.field_key("source").as_str())
-    );
-    assert!(item.message.as_deref().unwrap().contains("allowed values:"));
-    assert!(person_by_email(&app, "pigeon@x.com").await.is_empty());
 }
 
 /// A person the import filter skips (no flag), matched by e-mail on export, with

@@ -10,6 +10,7 @@
 //!   dropped connection, 5xx) the person is looked up by e-mail before the create
 //!   is sent again.
 
+pub mod kit;
 mod pacer;
 mod wire;
 
@@ -27,13 +28,14 @@ use tokio::sync::OnceCell;
 
 use self::pacer::Pacer;
 use self::wire::{Catalog, Envelope, WireField, WireUser};
-use super::RetryPolicy;
-use super::retry::transport_error;
-use super::{
+use crate::credentials::Credentials;
+use crate::crm::RetryPolicy;
+use crate::crm::kit::{self as crm_kit, CrmKit as _};
+use crate::crm::retry::transport_error;
+use crate::crm::{
     ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations, FieldsHelp,
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
-use crate::credentials::Credentials;
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
 
@@ -75,15 +77,10 @@ impl PipedriveClient {
         base_url: Option<&str>,
         http: HttpClient,
     ) -> Result<Self, CrmError> {
-        let Credentials::Pipedrive {
-            api_token,
-            company_domain,
-        } = credentials
-        else {
-            return Err(CrmError::Protocol(
-                "Pipedrive client given credentials of another CRM".into(),
-            ));
-        };
+        let described = kit::Kit.describe();
+        let api_token = crm_kit::stored(credentials, described, "apiToken")?;
+        let company_domain =
+            crm_kit::stored(credentials, described, "companyDomain")?.expose_secret();
         let company = company_domain.trim().to_owned();
         if company.is_empty() && base_url.is_none() {
             return Err(CrmError::Unauthorized(
@@ -153,7 +150,7 @@ impl PipedriveClient {
         let response = request.send().await;
         if let (Some(metrics), Some(route)) = (&self.metrics, route) {
             let status = CallStatus::of(&response);
-            metrics.crm_call(ConnectorKind::Pipedrive, route, status, started.elapsed());
+            metrics.crm_call(kit::TAG, route, status, started.elapsed());
         }
         let response = response.map_err(|e| transport_error("Pipedrive", e))?;
         self.pacer.replied(slot).await;
@@ -483,7 +480,7 @@ impl CrmClient for PipedriveClient {
             let fields = self.fields(CrmModule::Persons).await?;
             let help = FieldsHelp {
                 records: "Pipedrive persons",
-                settings: "Pipedrive (Company settings > Data fields > Person)",
+                settings: kit::Kit.describe().fields_settings,
             };
             if let Some(problem) = expect
                 .filter_problem(&fields, help)

@@ -16,6 +16,7 @@
 //! - Retries: 429, 5xx, timeouts and dropped connections, with jittered backoff.
 //!   An upsert batch is safe to re-send: upsert by Email does not duplicate.
 
+pub mod kit;
 mod wire;
 
 use std::collections::HashMap;
@@ -32,13 +33,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use self::wire::{TokenReply, WireField, WireUser};
-use super::RetryPolicy;
-use super::retry::transport_error;
-use super::{
+use crate::credentials::Credentials;
+use crate::crm::RetryPolicy;
+use crate::crm::kit::{self as crm_kit, CrmKit as _};
+use crate::crm::retry::transport_error;
+use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
     ListQuery, RecordPage, RecordWrite, WriteResult,
 };
-use crate::credentials::Credentials;
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
 
@@ -189,7 +191,7 @@ async fn token_call(
         .await;
     if let Some(metrics) = metrics {
         metrics.crm_call(
-            ConnectorKind::ZohoCrm,
+            kit::TAG,
             endpoint("POST", "/oauth/v2/token"),
             CallStatus::of(&response),
             started.elapsed(),
@@ -315,18 +317,11 @@ impl ZohoClient {
         base_url: Option<&str>,
         http: HttpClient,
     ) -> Result<Self, CrmError> {
-        let Credentials::Zoho {
-            client_id,
-            client_secret,
-            data_center,
-            refresh_token,
-            ..
-        } = credentials
-        else {
-            return Err(CrmError::Protocol(
-                "Zoho client given credentials of another CRM".into(),
-            ));
-        };
+        let described = kit::Kit.describe();
+        let client_id = crm_kit::stored(credentials, described, "clientId")?.expose_secret();
+        let client_secret = crm_kit::stored(credentials, described, "clientSecret")?;
+        let data_center = crm_kit::stored(credentials, described, "dataCenter")?.expose_secret();
+        let refresh_token = crm_kit::stored(credentials, described, "refreshToken")?;
         let accounts = match base_url {
             Some(base) => base.trim_end_matches('/').to_owned(),
             None => accounts_url(data_center)
@@ -462,7 +457,7 @@ impl ZohoClient {
             let response = request.send().await;
             if let Some(metrics) = &self.metrics {
                 metrics.crm_call(
-                    ConnectorKind::ZohoCrm,
+                    kit::TAG,
                     endpoint(method.as_str(), &format!("/crm/v8{path}")),
                     CallStatus::of(&response),
                     started.elapsed(),
@@ -884,7 +879,7 @@ impl CrmClient for ZohoClient {
         ConnectorKind::ZohoCrm
     }
 
-    async fn check(&self, expect: &super::Expectations) -> Result<ConnectionCheck, CrmError> {
+    async fn check(&self, expect: &crate::crm::Expectations) -> Result<ConnectionCheck, CrmError> {
         let fail = |message: String| Ok(ConnectionCheck { ok: false, message });
         // Leads hold the mappings' fields, so they must be readable even when only
         // Contacts are imported.
@@ -919,9 +914,9 @@ impl CrmClient for ZohoClient {
                 None,
             )
             .await?;
-            let help = super::FieldsHelp {
+            let help = crate::crm::FieldsHelp {
                 records: name,
-                settings: "Zoho (Setup > Modules and Fields)",
+                settings: kit::Kit.describe().fields_settings,
             };
             let filter = expect
                 .imports(module, CrmModule::Leads)

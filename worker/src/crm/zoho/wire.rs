@@ -7,7 +7,7 @@ use crmsync_entity::enums::CrmModule;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::super::{
+use crate::crm::{
     Conversion, CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption, WriteResult,
 };
 

@@ -1,0 +1,154 @@
+//! What the API knows of each CRM kind by name: the kind enum as GraphQL
+//! shows it, and the credential input of each kind on `createConnector` and
+//! `updateConnector`. Everything else about a kind (validation, grant
+//! exchange, wording) is its kit's (`crmsync_worker::crm::registry`).
+
+use async_graphql::{Enum, ID, InputObject};
+use crmsync_worker::crm::kit::CredentialsForm;
+
+use super::inputs::ConnectorSettingsInput;
+use crate::connectors::SentCredentials;
+
+/// The CRM behind a connector.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "crmsync_entity::enums::ConnectorKind")]
+pub(crate) enum ConnectorKind {
+    /// Zoho CRM (API v8): LEADS both ways, CONTACTS into the platform (leads
+    /// converted in Zoho become contacts). Editions (crmEdition) FREE,
+    /// STANDARD, PROFESSIONAL, ENTERPRISE, ULTIMATE set 5, 10, 15, 20 or 25
+    /// calls at once (STANDARD's when unset); runWorkflows runs Zoho's
+    /// workflow rules on our writes.
+    #[graphql(name = "ZOHO_CRM")]
+    ZohoCrm,
+    /// Pipedrive (API v2): PERSONS both ways; a person's name is one field.
+    #[graphql(name = "PIPEDRIVE")]
+    Pipedrive,
+    /// HubSpot (not yet).
+    #[graphql(name = "HUBSPOT")]
+    Hubspot,
+    /// Salesforce (not yet).
+    #[graphql(name = "SALESFORCE")]
+    Salesforce,
+    /// Zendesk Sell (not yet).
+    #[graphql(name = "ZENDESK_SELL")]
+    ZendeskSell,
+    /// SAP C4C (not yet).
+    #[graphql(name = "SAP_C4C")]
+    SapC4c,
+}
+
+/// Zoho CRM credentials: a self-client of the Zoho API console and a grant code
+/// made there with scope ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ.
+#[derive(InputObject)]
+pub(crate) struct ZohoCredentialsInput {
+    /// Client id of the self-client.
+    pub(crate) client_id: String,
+    /// Client secret of the self-client (stored encrypted, never shown again).
+    pub(crate) client_secret: String,
+    /// Where the Zoho account lives: com, eu, in, com.au, jp, com.cn, ca or sa.
+    pub(crate) data_center: String,
+    /// The org's numeric id (Setup > Company Details), kept for reference.
+    pub(crate) org_id: Option<String>,
+    /// Self-client grant code; exchanged at once for a refresh token, then discarded.
+    pub(crate) grant_code: String,
+}
+
+impl From<ZohoCredentialsInput> for SentCredentials {
+    fn from(i: ZohoCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::ZohoCrm,
+            CredentialsForm::new()
+                .with("clientId", Some(i.client_id))
+                .with("clientSecret", Some(i.client_secret))
+                .with("dataCenter", Some(i.data_center))
+                .with("orgId", i.org_id)
+                .with("grantCode", Some(i.grant_code)),
+        )
+    }
+}
+
+/// Pipedrive credentials.
+#[derive(InputObject)]
+pub(crate) struct PipedriveCredentialsInput {
+    /// The API token (stored encrypted, never shown again).
+    pub(crate) api_token: String,
+    /// The company's subdomain: "acme" for acme.pipedrive.com.
+    pub(crate) company_domain: String,
+}
+
+impl From<PipedriveCredentialsInput> for SentCredentials {
+    fn from(i: PipedriveCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::Pipedrive,
+            CredentialsForm::new()
+                .with("apiToken", Some(i.api_token))
+                .with("companyDomain", Some(i.company_domain)),
+        )
+    }
+}
+
+/// The credentials sent on an input, of whichever kinds were filled in.
+fn sent(
+    zoho: Option<ZohoCredentialsInput>,
+    pipedrive: Option<PipedriveCredentialsInput>,
+) -> Vec<SentCredentials> {
+    let zoho = zoho.map(SentCredentials::from);
+    let pipedrive = pipedrive.map(SentCredentials::from);
+    zoho.into_iter().chain(pipedrive).collect()
+}
+
+/// A new connector.
+#[derive(InputObject)]
+pub(crate) struct CreateConnectorInput {
+    /// Which CRM.
+    pub(crate) kind: ConnectorKind,
+    /// Display name.
+    pub(crate) name: String,
+    /// Zoho credentials, for ZOHO_CRM.
+    pub(crate) zoho: Option<ZohoCredentialsInput>,
+    /// Pipedrive credentials, for PIPEDRIVE.
+    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// Settings (defaults for what is left out).
+    pub(crate) settings: Option<ConnectorSettingsInput>,
+    /// Base URL override (sandbox CRMs, proxies): Pipedrive's API, or Zoho's accounts
+    /// server (Zoho's token reply names its API server).
+    pub(crate) base_url: Option<String>,
+    /// Replays within 24 h return the first result instead of creating twice.
+    pub(crate) idempotency_key: Option<String>,
+}
+
+impl CreateConnectorInput {
+    /// The credentials sent, taken out of the input.
+    pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
+        sent(self.zoho.take(), self.pipedrive.take())
+    }
+}
+
+/// Changes to a connector.
+#[derive(InputObject)]
+pub(crate) struct UpdateConnectorInput {
+    /// The connector.
+    pub(crate) id: ID,
+    /// New name.
+    pub(crate) name: Option<String>,
+    /// Sync on or off.
+    pub(crate) enabled: Option<bool>,
+    /// Settings changes (left-out settings are kept).
+    pub(crate) settings: Option<ConnectorSettingsInput>,
+    /// New Zoho credentials: a fresh grant code re-authorises the connector.
+    pub(crate) zoho: Option<ZohoCredentialsInput>,
+    /// New Pipedrive credentials.
+    pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
+    /// is reached); an empty string removes the override. Another URL is another
+    /// CRM account as far as crmsync can tell: the connector forgets its links and
+    /// checkpoints, and its next run matches records to contacts by e-mail afresh.
+    pub(crate) base_url: Option<String>,
+}
+
+impl UpdateConnectorInput {
+    /// The credentials sent, taken out of the input.
+    pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
+        sent(self.zoho.take(), self.pipedrive.take())
+    }
+}

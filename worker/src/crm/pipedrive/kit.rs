@@ -1,0 +1,217 @@
+//! Pipedrive as a kind: its description, and how an API token becomes
+//! stored credentials.
+
+use std::sync::Arc;
+
+use crmsync_entity::enums::{ConnectorKind, CrmModule, MappingDirection};
+use secrecy::SecretString;
+
+use super::PipedriveClient;
+use crate::credentials::Credentials;
+use crate::crm::kit::{
+    ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
+    Deletions, Description, Limits, ModuleFlow,
+};
+use crate::crm::{ClientOptions, CrmClient, CrmError};
+use crate::egress::HttpClient;
+use crate::metrics::Metrics;
+
+/// The tag of stored Pipedrive credentials.
+pub const TAG: &str = "pipedrive";
+
+static DESCRIPTION: Description = Description {
+    kind: ConnectorKind::Pipedrive,
+    display_name: "Pipedrive",
+    tag: TAG,
+    credentials_input: "pipedrive",
+    credential_fields: &[
+        CredentialField {
+            name: "apiToken",
+            secret: true,
+            required: true,
+        },
+        CredentialField {
+            name: "companyDomain",
+            secret: false,
+            required: true,
+        },
+    ],
+    credentials_needed: "a PIPEDRIVE connector needs its API token and company domain",
+    modules: &[ModuleFlow {
+        module: CrmModule::Persons,
+        to_crm: true,
+        imported_by_default: true,
+    }],
+    joined_name: true,
+    default_mappings: &[
+        DefaultMapping {
+            platform_field: "email",
+            crm_fields: &["email"],
+            direction: MappingDirection::Both,
+        },
+        DefaultMapping {
+            platform_field: "first_name",
+            crm_fields: &["first_name"],
+            direction: MappingDirection::Both,
+        },
+        DefaultMapping {
+            platform_field: "last_name",
+            crm_fields: &["last_name"],
+            direction: MappingDirection::Both,
+        },
+        DefaultMapping {
+            platform_field: "phone",
+            crm_fields: &["phone"],
+            direction: MappingDirection::Both,
+        },
+        DefaultMapping {
+            platform_field: "owner_email",
+            crm_fields: &["owner_id"],
+            direction: MappingDirection::Both,
+        },
+        DefaultMapping {
+            platform_field: "platform_url",
+            crm_fields: &["plezi_url"],
+            direction: MappingDirection::ToCrm,
+        },
+        DefaultMapping {
+            platform_field: "source",
+            crm_fields: &["source"],
+            direction: MappingDirection::ToCrm,
+        },
+        DefaultMapping {
+            platform_field: "behaviour_score",
+            crm_fields: &["score"],
+            direction: MappingDirection::ToCrm,
+        },
+        DefaultMapping {
+            platform_field: "state",
+            crm_fields: &["status"],
+            direction: MappingDirection::ToCrm,
+        },
+    ],
+    limits: Limits {
+        editions: &[],
+        workflows: false,
+        pacing: "a rolling window under the token's burst limit (learned from its rate-limit headers), a lower one for search, and a daily token budget",
+    },
+    converts_leads: false,
+    deletions: Deletions::ChangeFeed,
+    fields_settings: "Pipedrive (Company settings > Data fields > Person)",
+};
+
+/// Pipedrive's kit.
+#[derive(Debug)]
+pub struct Kit;
+
+#[async_trait::async_trait]
+impl CrmKit for Kit {
+    fn describe(&self) -> &'static Description {
+        &DESCRIPTION
+    }
+
+    /// Checks the form, then reads the person fields with the token, which
+    /// proves it.
+    async fn connect(
+        &self,
+        form: CredentialsForm,
+        env: ConnectEnv<'_>,
+    ) -> Result<Connected, ConnectError> {
+        let api_token = form
+            .require(
+                "apiToken",
+                "copy it from Settings > Personal preferences > API in Pipedrive",
+            )?
+            .clone();
+        let domain = form.text("companyDomain").unwrap_or_default();
+        if domain.len() > 63
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || domain.is_empty()
+        {
+            return Err(ConnectError::invalid(
+                "companyDomain",
+                "must be the company's subdomain, e.g. \"acme\" for acme.pipedrive.com",
+            ));
+        }
+        let credentials = credentials(api_token, domain);
+        let client = self.client(
+            &credentials,
+            env.base_url,
+            env.http.clone(),
+            &ClientOptions::default(),
+            env.metrics,
+        )?;
+        match client.fields(CrmModule::Persons).await {
+            Ok(fields) => Ok(Connected {
+                credentials,
+                fields,
+            }),
+            Err(CrmError::Unauthorized(_)) => Err(ConnectError::invalid(
+                "apiToken",
+                "Pipedrive refused this API token for this company",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn client(
+        &self,
+        credentials: &Credentials,
+        base_url: Option<&str>,
+        http: HttpClient,
+        _options: &ClientOptions,
+        metrics: &Metrics,
+    ) -> Result<Arc<dyn CrmClient>, CrmError> {
+        Ok(Arc::new(
+            PipedriveClient::new(credentials, base_url, http)?.with_metrics(metrics.clone()),
+        ))
+    }
+
+    fn refused_credentials(&self) -> String {
+        "the CRM refused the credentials: check the API token and company domain".to_owned()
+    }
+}
+
+/// Pipedrive credentials from their parts, as [`Kit::connect`] stores them.
+pub fn credentials(api_token: SecretString, company_domain: &str) -> Credentials {
+    Credentials::new(TAG).with("apiToken", api_token).with(
+        "companyDomain",
+        SecretString::from(company_domain.to_owned()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crm::{CrmField, FieldType};
+    use crate::platform::{self, tests};
+
+    #[test]
+    fn defaults_map_what_the_crm_has_and_lock_the_mandatory_fields() {
+        let mut crm_fields = tests::fields();
+        crm_fields.push(CrmField {
+            label: "plezi_url".into(),
+            ..tests::crm("0123456789abcdef0123456789abcdef01234567", FieldType::Text)
+        });
+        let defaults = platform::default_mappings(&DESCRIPTION, &crm_fields);
+        let names: Vec<_> = defaults.iter().map(|m| m.platform_field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "email",
+                "first_name",
+                "last_name",
+                "platform_url",
+                "behaviour_score"
+            ]
+        );
+        assert!(defaults[..3].iter().all(|m| m.locked));
+        assert_eq!(
+            defaults[3].crm_field,
+            "0123456789abcdef0123456789abcdef01234567"
+        );
+        assert_eq!(defaults[3].direction, MappingDirection::ToCrm);
+    }
+}
