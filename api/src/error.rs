@@ -111,7 +111,7 @@ impl ApiError {
     }
 
     /// A kit's refusal of a credentials form sent at `input` (e.g.
-    /// `input.zoho`): VALIDATION at the form's field at fault, or at `input`;
+    /// `input.acme`): VALIDATION at the form's field at fault, or at `input`;
     /// a CRM failure on the way goes through [`ApiError::from_crm`].
     pub fn from_connect(error: ConnectError, input: &str) -> Self {
         match error {
@@ -371,9 +371,9 @@ mod tests {
     fn a_refused_credentials_form_names_its_field_under_the_input() {
         let table = [
             (
-                ConnectError::invalid("grantCode", "expired"),
+                ConnectError::invalid("apiKey", "expired"),
                 "VALIDATION",
-                "input.zoho.grantCode: expired",
+                "input.acme.apiKey: expired",
             ),
             (
                 ConnectError::Invalid {
@@ -381,7 +381,7 @@ mod tests {
                     message: "refused".into(),
                 },
                 "VALIDATION",
-                "input.zoho: refused",
+                "input.acme: refused",
             ),
             (
                 ConnectError::Crm(CrmError::DailyLimit("x".into())),
@@ -391,7 +391,7 @@ mod tests {
         ];
         for (error, code, shown) in table {
             let case = format!("{error:?}");
-            let api = ApiError::from_connect(error, "input.zoho");
+            let api = ApiError::from_connect(error, "input.acme");
             assert_eq!(
                 (api.code(), api.to_string().as_str()),
                 (code, shown),
