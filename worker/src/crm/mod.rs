@@ -16,6 +16,7 @@ use crate::egress::{EgressError, HttpClient};
 use crate::metrics::Metrics;
 
 mod expect;
+pub mod memory;
 pub mod pipedrive;
 mod retry;
 
