@@ -64,6 +64,10 @@ pub struct SyncOptions {
     /// Set when the process is shutting down: runs stop at their next page
     /// and go back to the queue for another worker.
     pub draining: Arc<AtomicBool>,
+    /// The CRM client every run uses instead of the one its connector's
+    /// credentials make: for engine tests on an in-memory CRM
+    /// ([`crate::crm::memory::MemoryCrm`]). `None` in a real process.
+    pub crm_client: Option<Arc<dyn CrmClient>>,
 }
 
 impl SyncOptions {
@@ -74,6 +78,7 @@ impl SyncOptions {
             holder: crate::jobs::instance_name(),
             lease: DEFAULT_LEASE,
             draining: Arc::default(),
+            crm_client: None,
         }
     }
 }
@@ -474,21 +479,10 @@ async fn prepare(
     let fail = |m: String| Stop::Crm(CrmError::Protocol(m));
     let settings: ConnectorSettings = serde_json::from_value(connector.settings.clone())
         .map_err(|e| fail(format!("the connector's settings are unreadable: {e}")))?;
-    let sealed = connector
-        .credentials
-        .as_deref()
-        .ok_or_else(|| fail("the connector has no credentials: set them first".into()))?;
-    let credentials = ctx
-        .credentials_key
-        .open(tenant.as_str(), &connector.id, sealed)
-        .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
-    let client = crate::crm::client_with(
-        &credentials,
-        connector.base_url.as_deref(),
-        ctx.http.clone(),
-        &settings.client_options(),
-        &ctx.metrics,
-    )?;
+    let client = match &ctx.options.crm_client {
+        Some(client) => client.clone(),
+        None => connector_client(ctx, tenant, connector, &settings)?,
+    };
     // A dry run previewing proposed mappings uses them instead of the
     // connector's (validated by the API as setFieldMappings validates).
     let mappings = match &run.mappings {
@@ -536,6 +530,31 @@ async fn prepare(
         (None, _) => None,
     };
     Ok((client, settings, mappings, fields, retry))
+}
+
+/// The client its credentials make for the connector's CRM.
+fn connector_client(
+    ctx: &WorkerContext,
+    tenant: &TenantId,
+    connector: &connector::Model,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn CrmClient>, Stop> {
+    let fail = |m: String| Stop::Crm(CrmError::Protocol(m));
+    let sealed = connector
+        .credentials
+        .as_deref()
+        .ok_or_else(|| fail("the connector has no credentials: set them first".into()))?;
+    let credentials = ctx
+        .credentials_key
+        .open(tenant.as_str(), &connector.id, sealed)
+        .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
+    Ok(crate::crm::client_with(
+        &credentials,
+        connector.base_url.as_deref(),
+        ctx.http.clone(),
+        &settings.client_options(),
+        &ctx.metrics,
+    )?)
 }
 
 /// Marks the connector NEEDS_REAUTH after the CRM refused its credentials
