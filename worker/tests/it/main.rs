@@ -6,6 +6,7 @@
 
 mod bus;
 mod dry_run;
+mod engine;
 mod forms;
 mod leases;
 mod metrics;
