@@ -830,7 +830,7 @@ pub async fn test(
 fn refused_credentials(kind: ConnectorKind) -> String {
     match kind {
         ConnectorKind::Pipedrive => {
-            "the CRM refused the credentials: check the API token and company domain".to_owned()
+            "Pipedrive refused the API token: copy a valid one from Settings > Personal preferences > API in Pipedrive, check the company domain, and update the connector with them".to_owned()
         }
         ConnectorKind::ZohoCrm => format!(
             "Zoho refused the connector's grant: the refresh token was revoked, the self-client deleted or its secret changed, or the grant lacks a scope. Make a new grant code in the Zoho API console (Self Client > Generate Code, scope {}) and update the connector with it",

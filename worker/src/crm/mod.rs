@@ -271,9 +271,9 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// Checks the credentials, that the modules are readable, and that the fields
     /// `expect` names exist with usable types (C3). What a person must fix in the
     /// CRM comes back as `ok: false` with a message that says what and how.
-    /// Credentials the CRM refuses come back as `Err(Unauthorized)` when the
-    /// connector needs a person to re-authorise (the caller words the fix for
-    /// its CRM); the Pipedrive client reports a refused token as `ok: false`.
+    /// Credentials the CRM refuses come back as `Err(Unauthorized)`, on every
+    /// CRM: the caller words the fix for its CRM and marks the connector
+    /// NEEDS_REAUTH.
     async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError>;
 
     /// The fields of a module, with types and picklist options (F3).
