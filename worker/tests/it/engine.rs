@@ -1,19 +1,20 @@
 //! The sync engine on an in-memory CRM (`MemoryCrm`): paging, export, no
-//! echo, conflicts, retries and the daily limit, with no HTTP in between.
-//! The CRM is shaped like Pipedrive (one module of persons, both ways); its
-//! clock is the test's, so which side changed last is exact.
+//! echo, conflicts, retries, the daily limit and lead conversion, with no
+//! HTTP in between. The CRM is shaped like Pipedrive (one module of persons,
+//! both ways) unless a test says otherwise; its clock is the test's, so
+//! which side changed last is exact.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use crmsync_entity::enums::{
-    ConnectorKind, CrmModule, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus,
+    ConnectorKind, CrmModule, ItemOutcome, Lifecycle, SyncDirection, SyncMode, SyncRunStatus,
 };
 use crmsync_entity::models::{contact, sync_item};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::memory::{MemoryCrm, Operation};
-use crmsync_worker::crm::{CrmError, CrmField, CrmRecord, FieldType};
+use crmsync_worker::crm::{CrmClient, CrmError, CrmField, CrmRecord, FieldType};
 use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::Set;
 use serde_json::{Value, json};
@@ -48,17 +49,22 @@ fn person_fields() -> Vec<CrmField> {
     ]
 }
 
-/// A tenant whose connector's runs go to `crm`.
+/// A tenant whose connector's runs go to `crm`, shaped like Pipedrive.
 async fn engine(crm: MemoryCrm) -> Engine {
-    let crm = Arc::new(crm.with_fields(PERSONS, person_fields()));
+    let crm = crm.with_fields(PERSONS, person_fields());
     // Never opened: the runs use the in-memory CRM.
     let credentials = Credentials::Pipedrive {
         api_token: "unused".to_owned().into(),
         company_domain: "memory".into(),
     };
-    let kind = ConnectorKind::Pipedrive;
+    assemble(crm, credentials, PERSONS).await
+}
+
+async fn assemble(crm: MemoryCrm, credentials: Credentials, module: CrmModule) -> Engine {
+    let crm = Arc::new(crm);
+    let fields = crm.fields(module).await.unwrap();
+    let kind = crm.kind();
     let base_url = "http://memory.invalid";
-    let fields = person_fields();
     let mut app = App::assemble(crm.clone(), kind, credentials, base_url, &fields, |_| {}).await;
     app.ctx.options.crm_client = Some(crm);
     app
@@ -318,4 +324,54 @@ async fn a_record_the_crm_refuses_is_reported_and_the_others_are_written() {
     assert_eq!(bob.field.as_deref(), Some("phone"));
     assert_eq!(by_email(&app.crm, "alice@x.com").len(), 1);
     assert!(by_email(&app.crm, "bob@x.com").is_empty());
+}
+
+/// The lead fields Zoho's default mappings look for.
+fn lead_fields() -> Vec<CrmField> {
+    vec![
+        field("Email", FieldType::Email),
+        field("First_Name", FieldType::Text),
+        field("Last_Name", FieldType::Text),
+        field("plezi_url", FieldType::Url),
+    ]
+}
+
+#[tokio::test]
+async fn a_contact_that_becomes_a_client_converts_its_lead_once() {
+    let crm = MemoryCrm::new(ConnectorKind::ZohoCrm)
+        .with_lead_conversion()
+        .with_fields(CrmModule::Leads, lead_fields())
+        .with_fields(CrmModule::Contacts, lead_fields());
+    let credentials = Credentials::Zoho {
+        client_id: "unused".into(),
+        client_secret: "unused".to_owned().into(),
+        data_center: "com".into(),
+        org_id: None,
+        refresh_token: "unused".to_owned().into(),
+    };
+    let app = assemble(crm, credentials, CrmModule::Leads).await;
+    let carol = app
+        .add_contact("carol@x.com", Some("Carol"), Some("Client"), 10)
+        .await;
+    let first = app.sync(SyncMode::Incremental).await;
+    assert_eq!(first.to_crm_created, 1, "{:?}", first.error);
+    app.edit_contact(&carol, |c| c.lifecycle = Set(Lifecycle::Client))
+        .await;
+
+    let second = app.sync(SyncMode::Incremental).await;
+    let third = app.sync(SyncMode::Incremental).await;
+
+    assert_eq!(
+        second.status,
+        SyncRunStatus::Succeeded,
+        "{:?}",
+        second.error
+    );
+    assert_eq!(third.status, SyncRunStatus::Succeeded, "{:?}", third.error);
+    assert_eq!(app.crm.calls(Operation::ConvertLead), 1, "converted once");
+    let leads = app.crm.records(CrmModule::Leads);
+    assert!(leads.len() == 1 && leads[0].converted, "{leads:?}");
+    let contacts = app.crm.records(CrmModule::Contacts);
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].email.as_deref(), Some("carol@x.com"));
 }

@@ -2,7 +2,7 @@
 //! and a fresh database per test (SQLite, or PostgreSQL when
 //! `CRMSYNC_TEST_POSTGRES_URL` is set). The Redis tests (event bus, queue) run
 //! when `CRMSYNC_TEST_REDIS_URL` is set, or against `redis://127.0.0.1:6379`
-//! when `CI=true`.
+//! when `CI=true`. The engine tests (`engine`) run on an in-memory CRM instead.
 
 mod bus;
 mod dry_run;
