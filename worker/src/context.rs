@@ -47,6 +47,10 @@ pub struct SyncOptions {
     /// Set when the process is shutting down: runs stop at their next page
     /// and go back to the queue for another worker.
     pub draining: Arc<AtomicBool>,
+    /// The CRM client every run uses instead of the one its connector's
+    /// credentials make: for engine tests on an in-memory CRM
+    /// ([`crate::crm::memory::MemoryCrm`]). `None` in a real process.
+    pub crm_client: Option<Arc<dyn crate::crm::CrmClient>>,
 }
 
 impl SyncOptions {
@@ -57,6 +61,7 @@ impl SyncOptions {
             holder: instance_name(),
             lease: DEFAULT_LEASE,
             draining: Arc::default(),
+            crm_client: None,
         }
     }
 }

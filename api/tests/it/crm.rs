@@ -3,6 +3,10 @@
 //! rule (needs the worker's Pipedrive client).
 
 use crmsync_entity::enums::Role;
+use crmsync_entity::models::connector;
+use crmsync_entity::{TenantId, TenantScoped};
+use sea_orm::ActiveModelTrait;
+use sea_orm::ActiveValue::Set;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -125,6 +129,54 @@ async fn crm_fields_and_connection_tests_come_live_from_the_crm() {
         )
         .await;
     assert_eq!(test["testConnector"]["ok"], true, "{test}");
+}
+
+#[tokio::test]
+async fn a_refused_api_token_fails_the_connection_test_and_needs_reauth() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn().await;
+    let id = app.pipedrive_connector(&sandbox).await;
+    // The token was revoked in Pipedrive since the connector was made.
+    let tenant = TenantId::new(app.tenant_id.clone());
+    let row = connector::Entity::find_for_tenant(&tenant, &id)
+        .one(&app.database.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked = crmsync_worker::crm::pipedrive::kit::credentials(
+        "0".repeat(40).into(),
+        &sandbox.description().pipedrive.company_domain,
+    );
+    let mut row = connector::ActiveModel::from(row);
+    row.credentials = Set(Some(app.state.credentials_key.seal(
+        &app.tenant_id,
+        &id,
+        &revoked,
+    )));
+    row.update(&app.database.db).await.unwrap();
+
+    let test = app
+        .admin_ok(
+            "mutation($id: ID!) { testConnector(input: {id: $id}) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+
+    assert_eq!(test["testConnector"]["ok"], false, "{test}");
+    let text = test["testConnector"]["message"].as_str().unwrap();
+    assert!(text.contains("API token"), "{text}");
+    assert!(
+        text.contains("Settings > Personal preferences > API"),
+        "{text}"
+    );
+    let status = app
+        .admin_ok(
+            "query($id: ID!) { connector(id: $id) { status statusMessage } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(status["connector"]["status"], "NEEDS_REAUTH", "{status}");
+    assert_eq!(status["connector"]["statusMessage"], json!(text));
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 
 mod expect;
 pub mod kit;
+pub mod memory;
 pub mod registry;
 mod retry;
 
@@ -273,9 +274,9 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// Checks the credentials, that the modules are readable, and that the fields
     /// `expect` names exist with usable types (C3). What a person must fix in the
     /// CRM comes back as `ok: false` with a message that says what and how.
-    /// Credentials the CRM refuses come back as `Err(Unauthorized)`: the
-    /// connector needs a person to re-authorise (the caller words the fix with
-    /// the kit's `refused_credentials`).
+    /// Credentials the CRM refuses come back as `Err(Unauthorized)`, on every
+    /// CRM: the caller words the fix with the kit's `refused_credentials` and
+    /// marks the connector NEEDS_REAUTH.
     async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError>;
 
     /// The fields of a module, with types and picklist options (F3).
@@ -310,14 +311,9 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
         1
     }
 
-    /// True when the CRM keeps prospects and customers in two modules and
-    /// converts one into the other (leads into contacts, S10).
-    fn converts_leads(&self) -> bool {
-        false
-    }
-
-    /// Converts a lead into a contact (S10). A lead converted already is
-    /// `Rejected` with code CONVERTED_LEAD.
+    /// Converts a lead into a contact (S10), where the kit says the CRM
+    /// converts leads. A lead converted already is `Rejected` with code
+    /// CONVERTED_LEAD.
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
         Err(CrmError::Protocol(format!(
             "{} has no lead conversion (lead {lead_id})",

@@ -130,7 +130,7 @@ impl Capabilities {
     fn of(run: &Run<'_>, module: CrmModule) -> Self {
         Self {
             secondary: one_way(run, module),
-            converts_leads: run.client.converts_leads(),
+            converts_leads: run.kit.converts_leads,
             export_module: run.kit.export_module(),
         }
     }

@@ -676,7 +676,7 @@ async fn finish_page(
         .iter()
         .enumerate()
         .filter(|(_, p)| {
-            run.client.converts_leads()
+            run.kit.converts_leads
                 && p.contact.lifecycle == Lifecycle::Client
                 && !p.crm_converted
                 && !matches!(p.decision.to_crm, Write::Reject(_))

@@ -425,24 +425,13 @@ async fn prepare(
     let fail = |m: String| Stop::Crm(CrmError::Protocol(m));
     let settings: ConnectorSettings = serde_json::from_value(connector.settings.clone())
         .map_err(|e| fail(format!("the connector's settings are unreadable: {e}")))?;
-    let sealed = connector
-        .credentials
-        .as_deref()
-        .ok_or_else(|| fail("the connector has no credentials: set them first".into()))?;
-    let credentials = ctx
-        .credentials_key
-        .open(tenant.as_str(), &connector.id, sealed)
-        .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
     let kit = crate::crm::registry::kit(connector.kind)
         .ok_or_else(|| fail(crate::crm::registry::unavailable(connector.kind)))?;
     let described = kit.describe();
-    let client = kit.client(
-        &credentials,
-        connector.base_url.as_deref(),
-        ctx.http.clone(),
-        &settings.client_options(described),
-        &ctx.metrics,
-    )?;
+    let client = match &ctx.options.crm_client {
+        Some(client) => client.clone(),
+        None => connector_client(ctx, tenant, connector, kit, &settings)?,
+    };
     // A dry run previewing proposed mappings uses them instead of the
     // connector's (validated by the API as setFieldMappings validates).
     let mappings = match &run.mappings {
@@ -490,6 +479,32 @@ async fn prepare(
         (None, _) => None,
     };
     Ok((described, client, settings, mappings, fields, retry))
+}
+
+/// The client its credentials make for the connector's CRM.
+fn connector_client(
+    ctx: &WorkerContext,
+    tenant: &TenantId,
+    connector: &connector::Model,
+    kit: &dyn crate::crm::CrmKit,
+    settings: &ConnectorSettings,
+) -> Result<Arc<dyn CrmClient>, Stop> {
+    let fail = |m: String| Stop::Crm(CrmError::Protocol(m));
+    let sealed = connector
+        .credentials
+        .as_deref()
+        .ok_or_else(|| fail("the connector has no credentials: set them first".into()))?;
+    let credentials = ctx
+        .credentials_key
+        .open(tenant.as_str(), &connector.id, sealed)
+        .map_err(|e| fail(format!("{e}: enter the credentials again")))?;
+    Ok(kit.client(
+        &credentials,
+        connector.base_url.as_deref(),
+        ctx.http.clone(),
+        &settings.client_options(kit.describe()),
+        &ctx.metrics,
+    )?)
 }
 
 /// Marks the connector NEEDS_REAUTH after the CRM refused its credentials

@@ -4,10 +4,12 @@
 //! when `CRMSYNC_TEST_REDIS_URL` is set, or against `redis://127.0.0.1:6379`
 //! when `CI=true`. The conformance suite (`conformance/`) runs its cases on
 //! every CRM kind, each kind on one shared sandbox.
+//! when `CI=true`. The engine tests (`engine`) run on an in-memory CRM instead.
 
 mod bus;
 mod conformance;
 mod dry_run;
+mod engine;
 mod forms;
 mod leases;
 mod metrics;

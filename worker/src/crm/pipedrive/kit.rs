@@ -170,7 +170,7 @@ impl CrmKit for Kit {
     }
 
     fn refused_credentials(&self) -> String {
-        "the CRM refused the credentials: check the API token and company domain".to_owned()
+        "Pipedrive refused the API token: copy a valid one from Settings > Personal preferences > API in Pipedrive, check the company domain, and update the connector with them".to_owned()
     }
 }
 

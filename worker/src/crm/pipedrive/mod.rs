@@ -445,15 +445,6 @@ impl CrmClient for PipedriveClient {
             .await
         {
             Ok(reply) => reply.data,
-            Err(CrmError::Unauthorized(_)) => {
-                return Ok(ConnectionCheck {
-                    ok: false,
-                    message: format!(
-                        "Pipedrive refused the API token for company \"{}\": copy a valid token from Settings > Personal preferences > API",
-                        self.company
-                    ),
-                });
-            }
             Err(CrmError::Rejected { .. }) => {
                 return Ok(ConnectionCheck {
                     ok: false,
@@ -469,6 +460,8 @@ impl CrmClient for PipedriveClient {
                     message: format!("cannot reach Pipedrive at {}: {message}", self.base),
                 });
             }
+            // A refused token stays `Err(Unauthorized)`, as on every CRM: the
+            // caller words the fix and marks the connector NEEDS_REAUTH.
             Err(other) => return Err(other),
         };
         let user = me["name"].as_str().unwrap_or("an API user").to_owned();

@@ -1066,10 +1066,6 @@ impl CrmClient for ZohoClient {
         Ok(out)
     }
 
-    fn converts_leads(&self) -> bool {
-        true
-    }
-
     fn writes_in_flight(&self) -> usize {
         MAX_BATCH * self.limits.1
     }
