@@ -104,6 +104,54 @@ pub struct Limits {
     pub pacing: &'static str,
 }
 
+impl DefaultMapping {
+    /// A mapping both ways.
+    pub const fn both(platform_field: &'static str, crm_fields: &'static [&'static str]) -> Self {
+        Self {
+            platform_field,
+            crm_fields,
+            direction: MappingDirection::Both,
+        }
+    }
+
+    /// A mapping from the platform to the CRM only (a computed field).
+    pub const fn to_crm(platform_field: &'static str, crm_fields: &'static [&'static str]) -> Self {
+        Self {
+            platform_field,
+            crm_fields,
+            direction: MappingDirection::ToCrm,
+        }
+    }
+}
+
+impl CredentialField {
+    /// A required field that is not secret (an id, a domain).
+    pub const fn text(name: &'static str) -> Self {
+        Self {
+            name,
+            secret: false,
+            required: true,
+        }
+    }
+
+    /// A required secret (a token, a client secret, a grant code).
+    pub const fn secret(name: &'static str) -> Self {
+        Self {
+            name,
+            secret: true,
+            required: true,
+        }
+    }
+
+    /// The field, left out when a person has no value for it.
+    pub const fn optional(self) -> Self {
+        Self {
+            required: false,
+            ..self
+        }
+    }
+}
+
 /// How a CRM's deletions are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deletions {

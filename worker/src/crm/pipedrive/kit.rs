@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crmsync_entity::enums::{ConnectorKind, CrmModule, MappingDirection};
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use secrecy::SecretString;
 
 use super::PipedriveClient;
@@ -25,16 +25,8 @@ static DESCRIPTION: Description = Description {
     tag: TAG,
     credentials_input: "pipedrive",
     credential_fields: &[
-        CredentialField {
-            name: "apiToken",
-            secret: true,
-            required: true,
-        },
-        CredentialField {
-            name: "companyDomain",
-            secret: false,
-            required: true,
-        },
+        CredentialField::secret("apiToken"),
+        CredentialField::text("companyDomain"),
     ],
     credentials_needed: "a PIPEDRIVE connector needs its API token and company domain",
     modules: &[ModuleFlow {
@@ -44,51 +36,15 @@ static DESCRIPTION: Description = Description {
     }],
     joined_name: true,
     default_mappings: &[
-        DefaultMapping {
-            platform_field: "email",
-            crm_fields: &["email"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "first_name",
-            crm_fields: &["first_name"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "last_name",
-            crm_fields: &["last_name"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "phone",
-            crm_fields: &["phone"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "owner_email",
-            crm_fields: &["owner_id"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "platform_url",
-            crm_fields: &["plezi_url"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "source",
-            crm_fields: &["source"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "behaviour_score",
-            crm_fields: &["score"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "state",
-            crm_fields: &["status"],
-            direction: MappingDirection::ToCrm,
-        },
+        DefaultMapping::both("email", &["email"]),
+        DefaultMapping::both("first_name", &["first_name"]),
+        DefaultMapping::both("last_name", &["last_name"]),
+        DefaultMapping::both("phone", &["phone"]),
+        DefaultMapping::both("owner_email", &["owner_id"]),
+        DefaultMapping::to_crm("platform_url", &["plezi_url"]),
+        DefaultMapping::to_crm("source", &["source"]),
+        DefaultMapping::to_crm("behaviour_score", &["score"]),
+        DefaultMapping::to_crm("state", &["status"]),
     ],
     limits: Limits {
         editions: &[],
@@ -187,6 +143,7 @@ mod tests {
     use super::*;
     use crate::crm::{CrmField, FieldType};
     use crate::platform::{self, tests};
+    use crmsync_entity::enums::MappingDirection;
 
     #[test]
     fn defaults_map_what_the_crm_has_and_lock_the_mandatory_fields() {

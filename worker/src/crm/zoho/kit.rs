@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crmsync_entity::enums::{ConnectorKind, CrmModule, MappingDirection};
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{SCOPE, ZohoClient, accounts_url, exchange_grant_code};
@@ -37,31 +37,11 @@ static DESCRIPTION: Description = Description {
     tag: TAG,
     credentials_input: "zoho",
     credential_fields: &[
-        CredentialField {
-            name: "clientId",
-            secret: false,
-            required: true,
-        },
-        CredentialField {
-            name: "clientSecret",
-            secret: true,
-            required: true,
-        },
-        CredentialField {
-            name: "dataCenter",
-            secret: false,
-            required: true,
-        },
-        CredentialField {
-            name: "orgId",
-            secret: false,
-            required: false,
-        },
-        CredentialField {
-            name: "grantCode",
-            secret: true,
-            required: true,
-        },
+        CredentialField::text("clientId"),
+        CredentialField::secret("clientSecret"),
+        CredentialField::text("dataCenter"),
+        CredentialField::text("orgId").optional(),
+        CredentialField::secret("grantCode"),
     ],
     credentials_needed: "a ZOHO_CRM connector needs its self-client's id and secret, its data centre and a fresh grant code",
     modules: &[
@@ -78,66 +58,18 @@ static DESCRIPTION: Description = Description {
     ],
     joined_name: false,
     default_mappings: &[
-        DefaultMapping {
-            platform_field: "email",
-            crm_fields: &["Email"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "first_name",
-            crm_fields: &["First_Name"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "last_name",
-            crm_fields: &["Last_Name"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "phone",
-            crm_fields: &["Phone"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "company",
-            crm_fields: &["Company"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "job_title",
-            crm_fields: &["Designation", "Title"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "opted_out",
-            crm_fields: &["Email_Opt_Out"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "owner_email",
-            crm_fields: &["Owner"],
-            direction: MappingDirection::Both,
-        },
-        DefaultMapping {
-            platform_field: "platform_url",
-            crm_fields: &["plezi_url"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "source",
-            crm_fields: &["source"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "behaviour_score",
-            crm_fields: &["score"],
-            direction: MappingDirection::ToCrm,
-        },
-        DefaultMapping {
-            platform_field: "state",
-            crm_fields: &["status"],
-            direction: MappingDirection::ToCrm,
-        },
+        DefaultMapping::both("email", &["Email"]),
+        DefaultMapping::both("first_name", &["First_Name"]),
+        DefaultMapping::both("last_name", &["Last_Name"]),
+        DefaultMapping::both("phone", &["Phone"]),
+        DefaultMapping::both("company", &["Company"]),
+        DefaultMapping::both("job_title", &["Designation", "Title"]),
+        DefaultMapping::both("opted_out", &["Email_Opt_Out"]),
+        DefaultMapping::both("owner_email", &["Owner"]),
+        DefaultMapping::to_crm("platform_url", &["plezi_url"]),
+        DefaultMapping::to_crm("source", &["source"]),
+        DefaultMapping::to_crm("behaviour_score", &["score"]),
+        DefaultMapping::to_crm("state", &["status"]),
     ],
     limits: Limits {
         editions: EDITIONS,
