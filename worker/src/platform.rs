@@ -1,5 +1,6 @@
-//! The platform's side of a mapping: its field catalog (P1), the default mappings
-//! per CRM (F2, F6), and the rules a mapping list must follow (F1-F4).
+//! The platform's side of a mapping: its field catalog (P1), a new connector's
+//! default mappings from its kit's candidates (F2, F6), and the rules a
+//! mapping list must follow (F1-F4).
 
 use std::collections::HashSet;
 
