@@ -324,50 +324,52 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crm::kit::{Deletions, Limits, ModuleFlow};
-    use crmsync_entity::enums::ConnectorKind;
+    use crate::crm::kit::{Deletions, Limits, ModuleFlow, any_kind};
 
     /// A CRM with one module and no settings of its own.
-    static PLAIN: Description = Description {
-        kind: ConnectorKind::Hubspot,
-        display_name: "Plain CRM",
-        tag: "plain",
-        credentials_input: "plain",
-        credential_fields: &[],
-        credentials_needed: "",
-        modules: &[ModuleFlow {
-            module: CrmModule::Persons,
-            to_crm: true,
-            imported_by_default: true,
-        }],
-        joined_name: false,
-        default_mappings: &[],
-        limits: Limits {
-            editions: &[],
-            workflows: false,
-            pacing: "",
-        },
-        converts_leads: false,
-        deletions: Deletions::Reconcile,
-        fields_settings: "",
-    };
+    fn plain() -> Description {
+        Description {
+            kind: any_kind(),
+            display_name: "Plain CRM",
+            tag: "plain",
+            credentials_input: "plain",
+            credential_fields: &[],
+            credentials_needed: "",
+            modules: &[ModuleFlow {
+                module: CrmModule::Persons,
+                to_crm: true,
+                imported_by_default: true,
+            }],
+            joined_name: false,
+            default_mappings: &[],
+            limits: Limits {
+                editions: &[],
+                workflows: false,
+                pacing: "",
+            },
+            converts_leads: false,
+            deletions: Deletions::Reconcile,
+            fields_settings: "",
+        }
+    }
 
     /// A CRM with editions.
-    static EDITIONS: Description = Description {
-        kind: ConnectorKind::Salesforce,
-        tag: "editions",
-        modules: &[ModuleFlow {
-            module: CrmModule::Leads,
-            to_crm: true,
-            imported_by_default: true,
-        }],
-        limits: Limits {
-            editions: &[("BASIC", 5), ("ENTERPRISE", 20), ("PROFESSIONAL", 15)],
-            workflows: true,
-            pacing: "",
-        },
-        ..PLAIN
-    };
+    fn editions() -> Description {
+        Description {
+            tag: "editions",
+            modules: &[ModuleFlow {
+                module: CrmModule::Leads,
+                to_crm: true,
+                imported_by_default: true,
+            }],
+            limits: Limits {
+                editions: &[("BASIC", 5), ("ENTERPRISE", 20), ("PROFESSIONAL", 15)],
+                workflows: true,
+                pacing: "",
+            },
+            ..plain()
+        }
+    }
 
     #[test]
     fn schedules_parse_intervals_and_cron() {
@@ -400,9 +402,9 @@ mod tests {
         let with = |schedule: &str, min: u64| {
             ConnectorSettings {
                 schedule: schedule.into(),
-                ..ConnectorSettings::defaults_for(&PLAIN)
+                ..ConnectorSettings::defaults_for(&plain())
             }
-            .validate_with(&PLAIN, Duration::from_secs(min))
+            .validate_with(&plain(), Duration::from_secs(min))
         };
         let e = with("every 30s", 60).unwrap_err();
         assert_eq!(e.field, "schedule");
@@ -436,17 +438,17 @@ mod tests {
 
     #[test]
     fn the_edition_sets_the_concurrency_unless_the_connector_says() {
-        let base = ConnectorSettings::defaults_for(&EDITIONS);
-        assert_eq!(base.client_options(&EDITIONS).max_concurrent_calls, None);
+        let base = ConnectorSettings::defaults_for(&editions());
+        assert_eq!(base.client_options(&editions()).max_concurrent_calls, None);
         let enterprise = ConnectorSettings {
             crm_edition: Some(" enterprise ".into()),
             ..base.clone()
         }
-        .validate(&EDITIONS)
+        .validate(&editions())
         .unwrap();
         assert_eq!(enterprise.crm_edition.as_deref(), Some("ENTERPRISE"));
         assert_eq!(
-            enterprise.client_options(&EDITIONS).max_concurrent_calls,
+            enterprise.client_options(&editions()).max_concurrent_calls,
             Some(20)
         );
         let capped = ConnectorSettings {
@@ -454,27 +456,27 @@ mod tests {
             ..enterprise
         };
         assert_eq!(
-            capped.client_options(&EDITIONS).max_concurrent_calls,
+            capped.client_options(&editions()).max_concurrent_calls,
             Some(3)
         );
         let unknown = ConnectorSettings {
             crm_edition: Some("GOLD".into()),
             ..base
         };
-        let error = unknown.validate(&EDITIONS).unwrap_err();
+        let error = unknown.validate(&editions()).unwrap_err();
         assert_eq!(error.field, "crmEdition");
         assert!(error.message.contains("PROFESSIONAL"), "{error}");
     }
 
     #[test]
     fn validation_names_the_setting() {
-        let base = ConnectorSettings::defaults_for(&PLAIN);
+        let base = ConnectorSettings::defaults_for(&plain());
         let negative = ConnectorSettings {
             min_score_to_export: -1,
             ..base.clone()
         };
         assert_eq!(
-            negative.validate(&PLAIN).unwrap_err().field,
+            negative.validate(&plain()).unwrap_err().field,
             "minScoreToExport"
         );
         let bad_email = ConnectorSettings {
@@ -482,30 +484,30 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(
-            bad_email.validate(&PLAIN).unwrap_err().field,
+            bad_email.validate(&plain()).unwrap_err().field,
             "notifyEmails[1]"
         );
         let leads = ConnectorSettings {
             import_modules: vec![CrmModule::Leads],
             ..base.clone()
         };
-        let error = leads.clone().validate(&PLAIN).unwrap_err();
+        let error = leads.clone().validate(&plain()).unwrap_err();
         assert!(error.message.contains("it has PERSONS"), "{error}");
         let edition = ConnectorSettings {
             crm_edition: Some("ENTERPRISE".into()),
             ..base.clone()
         };
-        assert_eq!(edition.validate(&PLAIN).unwrap_err().field, "crmEdition");
+        assert_eq!(edition.validate(&plain()).unwrap_err().field, "crmEdition");
         let workflows = ConnectorSettings {
             run_workflows: true,
             ..base.clone()
         };
         assert_eq!(
-            workflows.validate(&PLAIN).unwrap_err().field,
+            workflows.validate(&plain()).unwrap_err().field,
             "runWorkflows"
         );
         assert_eq!(
-            leads.validate(&PLAIN).unwrap_err().field,
+            leads.validate(&plain()).unwrap_err().field,
             "importModules[0]"
         );
         let half_filter = ConnectorSettings {
@@ -513,7 +515,7 @@ mod tests {
             ..base
         };
         assert_eq!(
-            half_filter.validate(&PLAIN).unwrap_err().field,
+            half_filter.validate(&plain()).unwrap_err().field,
             "filterValue"
         );
     }

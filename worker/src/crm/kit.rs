@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 pub struct Description {
     /// The kind it describes.
     pub kind: ConnectorKind,
-    /// The CRM's name as people write it: `HubSpot`.
+    /// The CRM's name as people write it: `Acme CRM`.
     pub display_name: &'static str,
     /// A short lower-case tag: the `crm` label of metrics and the tag of
     /// stored credentials. Never changes once credentials are stored with it.
@@ -368,6 +368,14 @@ pub fn stored<'a>(
     })
 }
 
+/// Some kind, for tests of a description made up for the test: which one
+/// does not matter to them.
+#[cfg(test)]
+pub(crate) fn any_kind() -> ConnectorKind {
+    use sea_orm::Iterable;
+    ConnectorKind::iter().next().expect("the enum has values")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,63 +404,65 @@ mod tests {
         );
     }
 
-    static TWO_MODULES: Description = Description {
-        kind: ConnectorKind::Salesforce,
-        display_name: "Two Modules",
-        tag: "two",
-        credentials_input: "two",
-        credential_fields: &[],
-        credentials_needed: "",
-        modules: &[
-            ModuleFlow {
-                module: CrmModule::Leads,
-                to_crm: true,
-                imported_by_default: true,
+    fn two_modules() -> Description {
+        Description {
+            kind: any_kind(),
+            display_name: "Two Modules",
+            tag: "two",
+            credentials_input: "two",
+            credential_fields: &[],
+            credentials_needed: "",
+            modules: &[
+                ModuleFlow {
+                    module: CrmModule::Leads,
+                    to_crm: true,
+                    imported_by_default: true,
+                },
+                ModuleFlow {
+                    module: CrmModule::Contacts,
+                    to_crm: false,
+                    imported_by_default: false,
+                },
+            ],
+            joined_name: false,
+            default_mappings: &[],
+            limits: Limits {
+                editions: &[],
+                workflows: false,
+                pacing: "",
             },
-            ModuleFlow {
-                module: CrmModule::Contacts,
-                to_crm: false,
-                imported_by_default: false,
-            },
-        ],
-        joined_name: false,
-        default_mappings: &[],
-        limits: Limits {
-            editions: &[],
-            workflows: false,
-            pacing: "",
-        },
-        converts_leads: true,
-        deletions: Deletions::DeletedFeed,
-        fields_settings: "",
-    };
+            converts_leads: true,
+            deletions: Deletions::DeletedFeed,
+            fields_settings: "",
+        }
+    }
 
     #[test]
     fn a_description_answers_which_module_flows_which_way() {
-        assert_eq!(TWO_MODULES.export_module(), CrmModule::Leads);
-        assert_eq!(TWO_MODULES.default_import_modules(), [CrmModule::Leads]);
-        assert!(TWO_MODULES.one_way(CrmModule::Contacts));
-        assert!(!TWO_MODULES.one_way(CrmModule::Leads));
-        assert!(!TWO_MODULES.has_module(CrmModule::Persons));
-        assert_eq!(TWO_MODULES.module_names(), "LEADS, CONTACTS");
+        assert_eq!(two_modules().export_module(), CrmModule::Leads);
+        assert_eq!(two_modules().default_import_modules(), [CrmModule::Leads]);
+        assert!(two_modules().one_way(CrmModule::Contacts));
+        assert!(!two_modules().one_way(CrmModule::Leads));
+        assert!(!two_modules().has_module(CrmModule::Persons));
+        assert_eq!(two_modules().module_names(), "LEADS, CONTACTS");
     }
 
     #[test]
     fn stored_credentials_of_another_crm_or_lacking_a_value_are_refused() {
         let mine = Credentials::new("two").with("token", SecretString::from("t".to_owned()));
         assert_eq!(
-            stored(&mine, &TWO_MODULES, "token")
+            stored(&mine, &two_modules(), "token")
                 .unwrap()
                 .expose_secret(),
             "t"
         );
         assert!(matches!(
-            stored(&mine, &TWO_MODULES, "secret"),
+            stored(&mine, &two_modules(), "secret"),
             Err(CrmError::Unauthorized(_))
         ));
         let other = Credentials::new("other");
         assert!(matches!(
-            stored(&other, &TWO_MODULES, "token"),
+            stored(&other, &two_modules(), "token"),
             Err(CrmError::Protocol(_))
         ));
     }

@@ -194,8 +194,7 @@ pub fn run_link(public_url: &str, run_id: &str) -> String {
 mod tests {
     use chrono::{TimeZone, Utc};
     use crmsync_entity::enums::{
-        ConnectorKind, ConnectorStatus, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus,
-        SyncTrigger,
+        ConnectorStatus, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus, SyncTrigger,
     };
 
     use super::*;
@@ -220,15 +219,12 @@ mod tests {
         run
     }
 
-    /// Any kind: the summary names it as stored.
-    const KIND: ConnectorKind = ConnectorKind::Salesforce;
-
     fn connector() -> connector::Model {
         let now = Utc::now();
         connector::Model {
             id: "c1".into(),
             tenant_id: "t1".into(),
-            kind: KIND,
+            kind: crate::crm::kit::any_kind(),
             name: "Sales".into(),
             status: ConnectorStatus::Connected,
             status_message: None,
@@ -272,9 +268,15 @@ mod tests {
             1,
             "https://app.example/",
         );
-        assert_eq!(email.subject, "[crmsync] Sales (SALESFORCE): sync PARTIAL");
+        // The summary names the kind as stored.
+        let kind = crate::crm::kit::any_kind();
+        assert_eq!(
+            email.subject,
+            format!("[crmsync] Sales ({kind}): sync PARTIAL")
+        );
+        let connector_line = format!("Connector: Sales ({kind})");
         for expected in [
-            "Connector: Sales (SALESFORCE)",
+            connector_line.as_str(),
             "Status:    PARTIAL",
             "Trigger:   SCHEDULE",
             "Mode:      INCREMENTAL",
