@@ -11,10 +11,6 @@ use crate::{AppState, System};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SandboxKind;
 
-/// Org ids come from the number of orgs: two orgs created at once would
-/// share one, so the kit creates them one at a time.
-static PROVISIONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 impl SandboxCrm for SandboxKind {
     fn system(&self) -> System {
         System::Zoho
@@ -60,10 +56,7 @@ impl SandboxCrm for SandboxKind {
             "token_throttle": 1000,
             "custom_fields": custom_fields,
         });
-        let org = {
-            let _one_at_a_time = PROVISIONING.lock().await;
-            admin(state, Method::POST, "/zoho/orgs", Some(body)).await?
-        };
+        let org = admin(state, Method::POST, "/zoho/orgs", Some(body)).await?;
         let text = |key: &str| org[key].as_str().unwrap_or_default().to_owned();
         let connect_form = [
             ("clientId", text("client_id")),
