@@ -33,7 +33,7 @@ pub(super) fn fields_of<'a>(run: &'a Run<'_>, module: CrmModule) -> &'a HashMap<
 
 /// True for a module that only flows CRM to platform (owned by sales, S4).
 pub(super) fn one_way(run: &Run<'_>, module: CrmModule) -> bool {
-    module != run.kit.export_module()
+    run.kit.one_way(module)
 }
 
 /// The mappings that apply to a module: all of them for the module contacts
