@@ -57,7 +57,7 @@ string_enum!(
         ZohoCrm = "ZOHO_CRM",
         /// Pipedrive, API v2.
         Pipedrive = "PIPEDRIVE",
-        /// HubSpot (not yet).
+        /// HubSpot, CRM API v3.
         Hubspot = "HUBSPOT",
         /// Salesforce (not yet).
         Salesforce = "SALESFORCE",
@@ -85,9 +85,9 @@ string_enum!(
 string_enum!(
     /// A CRM module that holds people.
     CrmModule {
-        /// Zoho leads.
+        /// Leads (Zoho).
         Leads = "LEADS",
-        /// Zoho contacts.
+        /// Contacts (Zoho, HubSpot).
         Contacts = "CONTACTS",
         /// Pipedrive persons.
         Persons = "PERSONS",

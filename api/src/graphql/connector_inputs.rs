@@ -23,7 +23,9 @@ pub(crate) enum ConnectorKind {
     /// Pipedrive (API v2): PERSONS both ways; a person's name is one field.
     #[graphql(name = "PIPEDRIVE")]
     Pipedrive,
-    /// HubSpot (not yet).
+    /// HubSpot (CRM API v3): CONTACTS both ways, through a private app's
+    /// access token or an OAuth app's refresh token; lifecycle stage
+    /// "customer" is the platform's CLIENT and never moves backwards in HubSpot.
     #[graphql(name = "HUBSPOT")]
     Hubspot,
     /// Salesforce (not yet).
@@ -87,14 +89,45 @@ impl From<PipedriveCredentialsInput> for SentCredentials {
     }
 }
 
+/// HubSpot credentials: a private app's access token, or an OAuth app's
+/// client id, client secret and refresh token (one or the other). The app
+/// needs the scopes crm.objects.contacts.read, crm.objects.contacts.write,
+/// crm.schemas.contacts.read and crm.objects.owners.read.
+#[derive(InputObject)]
+pub(crate) struct HubspotCredentialsInput {
+    /// A private app's access token (stored encrypted, never shown again).
+    pub(crate) access_token: Option<String>,
+    /// The OAuth app's client id.
+    pub(crate) client_id: Option<String>,
+    /// The OAuth app's client secret (stored encrypted, never shown again).
+    pub(crate) client_secret: Option<String>,
+    /// A refresh token the portal granted the OAuth app (stored encrypted).
+    pub(crate) refresh_token: Option<String>,
+}
+
+impl From<HubspotCredentialsInput> for SentCredentials {
+    fn from(i: HubspotCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::Hubspot,
+            CredentialsForm::new()
+                .with("accessToken", i.access_token)
+                .with("clientId", i.client_id)
+                .with("clientSecret", i.client_secret)
+                .with("refreshToken", i.refresh_token),
+        )
+    }
+}
+
 /// The credentials sent on an input, of whichever kinds were filled in.
 fn sent(
     zoho: Option<ZohoCredentialsInput>,
     pipedrive: Option<PipedriveCredentialsInput>,
+    hubspot: Option<HubspotCredentialsInput>,
 ) -> Vec<SentCredentials> {
     let zoho = zoho.map(SentCredentials::from);
     let pipedrive = pipedrive.map(SentCredentials::from);
-    zoho.into_iter().chain(pipedrive).collect()
+    let hubspot = hubspot.map(SentCredentials::from);
+    zoho.into_iter().chain(pipedrive).chain(hubspot).collect()
 }
 
 /// A new connector.
@@ -108,10 +141,12 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) zoho: Option<ZohoCredentialsInput>,
     /// Pipedrive credentials, for PIPEDRIVE.
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// HubSpot credentials, for HUBSPOT.
+    pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
-    /// Base URL override (sandbox CRMs, proxies): Pipedrive's API, or Zoho's accounts
-    /// server (Zoho's token reply names its API server).
+    /// Base URL override (sandbox CRMs, proxies): Pipedrive's or HubSpot's API root,
+    /// or Zoho's accounts server (Zoho's token reply names its API server).
     pub(crate) base_url: Option<String>,
     /// Replays within 24 h return the first result instead of creating twice.
     pub(crate) idempotency_key: Option<String>,
@@ -120,7 +155,7 @@ pub(crate) struct CreateConnectorInput {
 impl CreateConnectorInput {
     /// The credentials sent, taken out of the input.
     pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
-        sent(self.zoho.take(), self.pipedrive.take())
+        sent(self.zoho.take(), self.pipedrive.take(), self.hubspot.take())
     }
 }
 
@@ -139,6 +174,8 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) zoho: Option<ZohoCredentialsInput>,
     /// New Pipedrive credentials.
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
+    /// New HubSpot credentials: a new token, or a new OAuth grant, re-authorises the connector.
+    pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
     /// is reached); an empty string removes the override. Another URL is another
     /// CRM account as far as crmsync can tell: the connector forgets its links and
@@ -149,6 +186,6 @@ pub(crate) struct UpdateConnectorInput {
 impl UpdateConnectorInput {
     /// The credentials sent, taken out of the input.
     pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
-        sent(self.zoho.take(), self.pipedrive.take())
+        sent(self.zoho.take(), self.pipedrive.take(), self.hubspot.take())
     }
 }
