@@ -62,8 +62,13 @@ pub struct CredentialField {
     pub name: &'static str,
     /// True for secrets (tokens, client secrets, grant codes).
     pub secret: bool,
-    /// False for fields that may be left out.
+    /// False for fields that may be left out. A field of an alternative is
+    /// required when a form takes that alternative.
     pub required: bool,
+    /// The way of connecting the field belongs to, when a CRM offers several
+    /// (`privateApp`, `oauthApp`): a form fills the fields of exactly one.
+    /// `None`: a field of every form.
+    pub alternative: Option<&'static str>,
 }
 
 /// A module and which way its records flow.
@@ -131,6 +136,7 @@ impl CredentialField {
             name,
             secret: false,
             required: true,
+            alternative: None,
         }
     }
 
@@ -140,6 +146,7 @@ impl CredentialField {
             name,
             secret: true,
             required: true,
+            alternative: None,
         }
     }
 
@@ -149,6 +156,19 @@ impl CredentialField {
             required: false,
             ..self
         }
+    }
+
+    /// The field, one of the way of connecting named `alternative`.
+    pub const fn of(self, alternative: &'static str) -> Self {
+        Self {
+            alternative: Some(alternative),
+            ..self
+        }
+    }
+
+    /// True when every form must carry the field (it belongs to no alternative).
+    pub const fn always_required(&self) -> bool {
+        self.required && self.alternative.is_none()
     }
 }
 
@@ -192,6 +212,50 @@ impl Description {
     /// True for a module read into the platform only (owned by sales).
     pub fn one_way(&self, module: CrmModule) -> bool {
         self.modules.iter().any(|m| m.module == module && !m.to_crm)
+    }
+
+    /// Checks that a form fills the fields every form needs and, where the
+    /// CRM offers several ways of connecting, one of them (the first one a
+    /// field is filled of) with all its required fields. `why` says, per
+    /// field, where a person finds its value.
+    pub fn check_form(
+        &self,
+        form: &CredentialsForm,
+        why: impl Fn(&str) -> String,
+    ) -> Result<(), ConnectError> {
+        let filled = |f: &CredentialField| form.secret(f.name).is_some();
+        for f in self
+            .credential_fields
+            .iter()
+            .filter(|f| f.always_required())
+        {
+            form.require(f.name, &why(f.name))?;
+        }
+        let mut alternatives: Vec<&str> = Vec::new();
+        for f in self.credential_fields {
+            if let Some(a) = f.alternative
+                && !alternatives.contains(&a)
+            {
+                alternatives.push(a);
+            }
+        }
+        let Some(first) = alternatives.first() else {
+            return Ok(());
+        };
+        let chosen = self
+            .credential_fields
+            .iter()
+            .find(|f| f.alternative.is_some() && filled(f))
+            .and_then(|f| f.alternative)
+            .unwrap_or(first);
+        for f in self
+            .credential_fields
+            .iter()
+            .filter(|f| f.alternative == Some(chosen) && f.required)
+        {
+            form.require(f.name, &why(f.name))?;
+        }
+        Ok(())
     }
 
     /// The names of the modules, for messages: `LEADS, CONTACTS`.
@@ -445,6 +509,42 @@ mod tests {
         assert!(!two_modules().one_way(CrmModule::Leads));
         assert!(!two_modules().has_module(CrmModule::Persons));
         assert_eq!(two_modules().module_names(), "LEADS, CONTACTS");
+    }
+
+    #[test]
+    fn a_form_fills_the_common_fields_and_one_alternative_whole() {
+        static FIELDS: [CredentialField; 4] = [
+            CredentialField::text("region"),
+            CredentialField::secret("token").of("app"),
+            CredentialField::text("clientId").of("oauth"),
+            CredentialField::secret("secret").of("oauth"),
+        ];
+        let mut d = two_modules();
+        d.credential_fields = &FIELDS;
+        let why = |f: &str| format!("give {f}");
+        let field_of = |form: CredentialsForm| match d.check_form(&form, why) {
+            Ok(()) => None,
+            Err(ConnectError::Invalid { field, .. }) => field,
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(field_of(CredentialsForm::new()).as_deref(), Some("region"));
+        let region = || CredentialsForm::new().with("region", Some("eu"));
+        assert_eq!(field_of(region()).as_deref(), Some("token"));
+        assert_eq!(field_of(region().with("token", Some("t"))), None);
+        assert_eq!(
+            field_of(region().with("clientId", Some("c"))).as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            field_of(
+                region()
+                    .with("clientId", Some("c"))
+                    .with("secret", Some("s"))
+            ),
+            None
+        );
+        assert!(!d.credential_fields[1].always_required());
+        assert!(d.credential_fields[0].always_required());
     }
 
     #[test]

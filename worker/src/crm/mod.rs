@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 mod expect;
 pub mod kit;
 pub mod memory;
+mod oauth;
+mod pacer;
 pub mod registry;
 mod retry;
 

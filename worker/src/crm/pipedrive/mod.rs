@@ -11,7 +11,6 @@
 //!   is sent again.
 
 pub mod kit;
-mod pacer;
 mod wire;
 
 use std::sync::Arc;
@@ -26,11 +25,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use self::pacer::Pacer;
 use self::wire::{Catalog, Envelope, WireField, WireUser};
 use crate::credentials::Credentials;
 use crate::crm::RetryPolicy;
 use crate::crm::kit::{self as crm_kit, CrmKit as _};
+use crate::crm::pacer::Pacer;
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations, FieldsHelp,
@@ -49,6 +48,8 @@ const WRITE_CONCURRENCY: usize = 8;
 const INCLUDE_FIELDS: (&str, &str) = ("include_fields", "marketing_status");
 /// Pipedrive's documented search limit per token and 2 s.
 const SEARCH_LIMIT: u32 = 10;
+/// Pipedrive's documented window length.
+const WINDOW: Duration = Duration::from_secs(2);
 
 /// A Pipedrive company.
 #[derive(Debug)]
@@ -97,8 +98,8 @@ impl PipedriveClient {
             company,
             token: api_token.clone(),
             policy: RetryPolicy::default(),
-            pacer: Pacer::new(None),
-            search_pacer: Pacer::new(Some(SEARCH_LIMIT)),
+            pacer: Pacer::new(WINDOW, None),
+            search_pacer: Pacer::new(WINDOW, Some(SEARCH_LIMIT)),
             catalog: OnceCell::new(),
             metrics: None,
         })
@@ -168,7 +169,13 @@ impl PipedriveClient {
         let limit = header("x-ratelimit-limit").map(|v| v as u32);
         let remaining = header("x-ratelimit-remaining").map(|v| v as u32);
         let reset = header("x-ratelimit-reset");
-        self.pacer.observe(limit, remaining, reset).await;
+        self.pacer
+            .observe(
+                limit,
+                remaining,
+                Duration::from_secs(reset.unwrap_or(1).max(1)),
+            )
+            .await;
         let html = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())

@@ -19,8 +19,7 @@
 pub mod kit;
 mod wire;
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -29,13 +28,13 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 
 use self::wire::{TokenReply, WireField, WireUser};
 use crate::credentials::Credentials;
 use crate::crm::RetryPolicy;
 use crate::crm::kit::{self as crm_kit, CrmKit as _};
+use crate::crm::oauth::{AccessToken, TokenSlot, shared_token};
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
@@ -220,14 +219,6 @@ async fn token_call(
     })
 }
 
-/// A cached access token.
-#[derive(Debug)]
-struct AccessToken {
-    value: String,
-    api_domain: String,
-    renew_at: Instant,
-}
-
 /// A Zoho CRM org, reached through a self-client's refresh token.
 #[derive(Debug)]
 pub struct ZohoClient {
@@ -248,45 +239,11 @@ pub struct ZohoClient {
     /// Held while a token is refreshed: concurrent callers wait for that refresh.
     /// Shared by every client of the same self-client and refresh token in
     /// this process, so runs one after another reuse one access token.
-    token: Arc<Mutex<Option<AccessToken>>>,
+    token: TokenSlot,
     leads_fields: OnceCell<Arc<Vec<CrmField>>>,
     contacts_fields: OnceCell<Arc<Vec<CrmField>>>,
     users: OnceCell<Arc<Vec<CrmUser>>>,
     metrics: Option<Metrics>,
-}
-
-/// The access token slot of one self-client and refresh token, shared in the
-/// process (Zoho allows ten access tokens per refresh token per ten minutes).
-fn shared_token(
-    accounts: &str,
-    client_id: &str,
-    refresh_token: &SecretString,
-) -> Arc<Mutex<Option<AccessToken>>> {
-    type Slots = std::sync::Mutex<HashMap<[u8; 32], Arc<Mutex<Option<AccessToken>>>>>;
-    static SLOTS: LazyLock<Slots> = LazyLock::new(Default::default);
-    // Keyed by a digest: the refresh token itself is not kept as a key.
-    let mut digest = Sha256::new();
-    for part in [accounts, client_id, refresh_token.expose_secret()] {
-        digest.update(part.as_bytes());
-        digest.update([0]);
-    }
-    let key: [u8; 32] = digest.finalize().into();
-    let mut slots = SLOTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(slot) = slots.get(&key) {
-        return slot.clone();
-    }
-    // Slots no client holds whose token is spent are dropped on the way.
-    slots.retain(|_, slot| {
-        Arc::strong_count(slot) > 1
-            || slot.try_lock().map_or(true, |t| {
-                t.as_ref().is_some_and(|t| Instant::now() < t.renew_at)
-            })
-    });
-    let slot = Arc::new(Mutex::new(None));
-    slots.insert(key, slot.clone());
-    slot
 }
 
 /// A successful reply's JSON; `Null` for 204 and 304.
@@ -333,7 +290,7 @@ impl ZohoClient {
                 .to_owned(),
         };
         http.egress().check_url(&accounts)?;
-        let token = shared_token(&accounts, client_id.trim(), refresh_token);
+        let token = shared_token(&[&accounts, client_id.trim()], refresh_token);
         Ok(Self {
             http,
             accounts,
@@ -384,8 +341,7 @@ impl ZohoClient {
     async fn access_token(&self, stale: Option<&str>) -> Result<(String, String), CrmError> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref()
-            && Instant::now() < token.renew_at
-            && stale != Some(token.value.as_str())
+            && token.usable(stale)
         {
             return Ok((token.value.clone(), token.api_domain.clone()));
         }
@@ -409,13 +365,12 @@ impl ZohoClient {
             ));
         };
         let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(3600));
-        // Renewed a little early; a short-lived token keeps most of its life.
-        let margin = TOKEN_MARGIN.min(lifetime / 4);
-        let token = AccessToken {
-            value: value.clone(),
-            api_domain: api_domain.trim_end_matches('/').to_owned(),
-            renew_at: Instant::now() + lifetime.saturating_sub(margin),
-        };
+        let token = AccessToken::new(
+            value.clone(),
+            api_domain.trim_end_matches('/').to_owned(),
+            lifetime,
+            TOKEN_MARGIN,
+        );
         let out = (value, token.api_domain.clone());
         *cached = Some(token);
         Ok(out)

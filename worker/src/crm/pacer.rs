@@ -1,8 +1,8 @@
-//! Client-side pacing for Pipedrive's rolling rate-limit windows.
+//! Client-side pacing for CRMs that count calls in rolling windows.
 //!
-//! Pipedrive counts calls per API token in a rolling 2-second window (and search
-//! calls in a separate one) and blocks clients that keep calling after 429s. We
-//! keep our own record of our calls (when each was answered, or sent while it is
+//! Some CRMs count calls per token or account in a rolling window (a few
+//! seconds long; search calls often in a separate one) and block or slow
+//! clients that keep calling after 429s. We keep our own record of our calls (when each was answered, or sent while it is
 //! in flight: the CRM counts a call when it arrives, which is no later than its
 //! reply, however slow the network) and wait before a call that would overflow
 //! the window, so 429s stay rare instead of being the signal we steer by.
@@ -13,14 +13,13 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Pipedrive's documented window length.
-const WINDOW: Duration = Duration::from_secs(2);
 /// Slack for the delay between our send time and the CRM's admission time.
 const MARGIN: Duration = Duration::from_millis(60);
 
 /// A rolling-window limiter that learns its limit from the CRM's headers.
 #[derive(Debug)]
 pub(crate) struct Pacer {
+    window: Duration,
     state: Mutex<PacerState>,
 }
 
@@ -42,9 +41,11 @@ struct PacerState {
 pub(crate) struct Slot(u64);
 
 impl Pacer {
-    /// A pacer with an initial limit (`None`: learn it from the first reply).
-    pub(crate) fn new(limit: Option<u32>) -> Self {
+    /// A pacer for a window of `window` with an initial limit (`None`: learn
+    /// it from the first reply).
+    pub(crate) fn new(window: Duration, limit: Option<u32>) -> Self {
         Self {
+            window,
             state: Mutex::new(PacerState {
                 limit,
                 sent: VecDeque::new(),
@@ -60,9 +61,10 @@ impl Pacer {
             let wait_until = {
                 let mut state = self.state.lock().await;
                 let now = Instant::now();
+                let window = self.window;
                 state
                     .sent
-                    .retain(|(_, t)| now.saturating_duration_since(*t) < WINDOW + MARGIN);
+                    .retain(|(_, t)| now.saturating_duration_since(*t) < window + MARGIN);
                 let blocked = state.blocked_until.filter(|t| *t > now);
                 // One call short of the limit: other clients of the same token
                 // (a connection test, another worker) need a little room too.
@@ -83,7 +85,7 @@ impl Pacer {
                             // Wait briefly for the first reply to tell us the limit.
                             now + Duration::from_millis(20)
                         } else {
-                            oldest + WINDOW + MARGIN
+                            oldest + window + MARGIN
                         }
                     }
                     (None, false) => {
@@ -109,12 +111,13 @@ impl Pacer {
         }
     }
 
-    /// Learns from a reply's rate-limit headers.
+    /// Learns from a reply's rate-limit headers: the window's limit, what
+    /// remains of it, and how long to wait when nothing remains.
     pub(crate) async fn observe(
         &self,
         limit: Option<u32>,
         remaining: Option<u32>,
-        reset: Option<u64>,
+        wait_when_full: Duration,
     ) {
         let mut state = self.state.lock().await;
         if let Some(limit) = limit.filter(|l| *l > 0) {
@@ -123,8 +126,7 @@ impl Pacer {
         if remaining == Some(0) {
             // The CRM's window is full (perhaps with other clients' calls): wait
             // for it to drain rather than find out with a 429.
-            let wait = Duration::from_secs(reset.unwrap_or(1).max(1));
-            Self::block(&mut state, wait);
+            Self::block(&mut state, wait_when_full);
         }
     }
 
@@ -146,9 +148,11 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::from_secs(2);
+
     #[tokio::test(start_paused = true)]
     async fn never_sends_more_than_the_limit_in_a_window() {
-        let pacer = Pacer::new(Some(5));
+        let pacer = Pacer::new(WINDOW, Some(5));
         let start = Instant::now();
         for _ in 0..4 {
             pacer.acquire().await;
@@ -163,7 +167,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_counts_from_its_reply_when_it_was_answered_late() {
-        let pacer = Pacer::new(Some(3));
+        let pacer = Pacer::new(WINDOW, Some(3));
         let start = Instant::now();
         let first = pacer.acquire().await;
         pacer.acquire().await;
@@ -185,8 +189,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_window_reported_by_the_crm_pauses_calls() {
-        let pacer = Pacer::new(Some(100));
-        pacer.observe(Some(100), Some(0), Some(2)).await;
+        let pacer = Pacer::new(WINDOW, Some(100));
+        pacer
+            .observe(Some(100), Some(0), Duration::from_secs(2))
+            .await;
         let start = Instant::now();
         pacer.acquire().await;
         assert!(Instant::now() >= start + Duration::from_secs(2));
