@@ -9,6 +9,8 @@ use sea_orm::Iterable;
 use super::kit::{CrmKit, Description};
 
 // Each CRM's folder (`crm/<kind>/`), reached as `crm::<kind>`.
+#[path = "hubspot/mod.rs"]
+pub mod hubspot;
 #[path = "pipedrive/mod.rs"]
 pub mod pipedrive;
 #[path = "zoho/mod.rs"]
@@ -19,7 +21,7 @@ pub fn kit(kind: ConnectorKind) -> Option<&'static dyn CrmKit> {
     match kind {
         ConnectorKind::ZohoCrm => Some(&zoho::kit::Kit),
         ConnectorKind::Pipedrive => Some(&pipedrive::kit::Kit),
-        ConnectorKind::Hubspot => None,
+        ConnectorKind::Hubspot => Some(&hubspot::kit::Kit),
         ConnectorKind::Salesforce => None,
         ConnectorKind::ZendeskSell => None,
         ConnectorKind::SapC4c => None,
