@@ -13,8 +13,9 @@
 //!   before the search API's 10,000-result cap the window moves on: a new
 //!   search from the last modification time seen, skipping the ids already
 //!   listed at that time. HubSpot's search index lags writes by a few seconds.
-//! - Writes: `batch/upsert` by e-mail, 100 a call (`batch/update` by id for
-//!   records whose e-mail changes). HubSpot refuses a whole upsert for one bad
+//! - Writes: creates by `batch/upsert` on e-mail, updates by `batch/update` on
+//!   id (the record may have been matched by another of its e-mails, or its
+//!   e-mail may change), 100 a call. HubSpot refuses a whole upsert for one bad
 //!   input: the batch is split until the bad record stands alone. Upserts by
 //!   e-mail are safe to re-send, so a lost reply never duplicates a contact.
 //! - `lifecyclestage` only moves forward: an update reads the records' stages
@@ -536,10 +537,8 @@ impl HubspotClient {
         };
         let body = json!({
             "filterGroups": filter_groups,
-            "sorts": [
-                {"propertyName": "lastmodifieddate", "direction": "ASCENDING"},
-                {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-            ],
+            // HubSpot takes one sort; ties are put in id order per page.
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
             "properties": names,
             "limit": limit,
             "after": after.to_string(),
@@ -602,20 +601,17 @@ impl HubspotClient {
             Ok(p) => p,
             Err(e) => return writes.iter().map(|_| Err(e.clone())).collect(),
         };
-        let mut out: Vec<Option<Result<WriteResult, CrmError>>> = Vec::new();
+        let mut out: Vec<Option<Result<WriteResult, CrmError>>> =
+            writes.iter().map(|_| None).collect();
         let mut upserts = Vec::new();
         let mut updates = Vec::new();
         for (i, p) in prepared.into_iter().enumerate() {
             match p {
                 Ok(input) if input.by_id => updates.push((i, input)),
                 Ok(input) => upserts.push((i, input)),
-                Err(e) => {
-                    out.resize_with(i + 1, || None);
-                    out[i] = Some(Err(e));
-                }
+                Err(e) => out[i] = Some(Err(e)),
             }
         }
-        out.resize_with(writes.len(), || None);
         for (group, by_id) in [(upserts, false), (updates, true)] {
             if group.is_empty() {
                 continue;
@@ -750,8 +746,9 @@ impl HubspotClient {
                     owners.as_deref(),
                 )
                 .and_then(|(properties, stage)| {
-                    let email_changes = w.values.contains_key("email");
-                    let by_id = w.id.is_some() && email_changes;
+                    // Updates go by id: the record may have been matched by
+                    // another of its e-mails, or its e-mail may change.
+                    let by_id = w.id.is_some();
                     let key = if by_id {
                         w.id.clone().unwrap_or_default()
                     } else {
@@ -817,7 +814,7 @@ struct Input {
     order: usize,
     /// The e-mail (upsert) or id (update) it is written by.
     key: String,
-    /// Written by id: its e-mail changes.
+    /// Written by id (an update), else upserted by e-mail.
     by_id: bool,
     /// The record's id, for an update.
     id: Option<String>,
