@@ -11,6 +11,7 @@ mod conformance;
 mod dry_run;
 mod engine;
 mod forms;
+mod hubspot_client;
 mod leases;
 mod metrics;
 mod notify;

@@ -294,3 +294,4 @@ macro_rules! conformance {
 
 conformance!(zoho: ZohoCrm, crmsync_sandbox::zoho::SandboxKind);
 conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
+conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
