@@ -1,6 +1,6 @@
 //! `crmsync serve --demo`: sandbox CRMs in-process, a demo tenant with realistic
-//! (and awkward) contacts, and a Pipedrive and a Zoho CRM connector on the
-//! sandbox, all created through the public GraphQL API, as a partner's script
+//! (and awkward) contacts, and a Pipedrive, a Zoho CRM and a HubSpot connector
+//! on the sandbox, all created through the public GraphQL API, as a partner's script
 //! would.
 
 use std::io::Write;
@@ -18,6 +18,7 @@ use crate::config::Config;
 const TENANT_SLUG: &str = "demo";
 const CONNECTOR_NAME: &str = "Sandbox Pipedrive";
 const ZOHO_CONNECTOR_NAME: &str = "Sandbox Zoho CRM";
+const HUBSPOT_CONNECTOR_NAME: &str = "Sandbox HubSpot";
 /// Platform contact states; "Nurturing" is in no CRM picklist, on purpose.
 const STATES: &[&str] = &["Prospect", "Client", "Prospect", "Nurturing"];
 
@@ -105,10 +106,11 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     let previous = previous_connectors(&admin).await?;
     let connector = connect_pipedrive(&admin, &previous, &sandbox).await?;
     let zoho = connect_zoho(&admin, &previous, &sandbox).await?;
+    let hubspot = connect_hubspot(&admin, &previous, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
-        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
     let mut stdout = std::io::stdout().lock();
@@ -285,6 +287,35 @@ async fn connect_zoho(
             },
         }),
         json!({ "zoho": credentials, "baseUrl": zoho.accounts_url }),
+    )
+    .await
+}
+
+/// The demo HubSpot connector, through the sandbox portal's OAuth app: its
+/// refresh token is exchanged by `createConnector` (or `updateConnector`) and
+/// kept; access tokens are refreshed as they expire.
+async fn connect_hubspot(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
+    let hubspot = &sandbox.description().hubspot;
+    let credentials = json!({
+        "clientId": hubspot.client_id,
+        "clientSecret": hubspot.client_secret,
+        "refreshToken": hubspot.refresh_token,
+    });
+    create_or_reconnect(
+        admin,
+        previous,
+        HUBSPOT_CONNECTOR_NAME,
+        json!({
+            "kind": "HUBSPOT",
+            "hubspot": credentials,
+            "baseUrl": hubspot.base_url,
+            "settings": { "minScoreToExport": 40 },
+        }),
+        json!({ "hubspot": credentials, "baseUrl": hubspot.base_url }),
     )
     .await
 }

@@ -1,5 +1,5 @@
 //! The README's first command: `crmsync serve --demo` serves GraphQL, the demo
-//! tenant has contacts and working Pipedrive and Zoho CRM connectors, and a sync
+//! tenant has contacts and working Pipedrive, Zoho CRM and HubSpot connectors, and a sync
 //! of each runs to the end.
 
 use std::io::{BufRead, BufReader};
@@ -25,7 +25,7 @@ pub(crate) struct Demo {
     /// The GraphiQL (and GraphQL) URL the demo printed.
     pub(crate) url: String,
     pub(crate) token: String,
-    /// The Pipedrive connector's id, then the Zoho CRM one's.
+    /// The Pipedrive connector's id, then the Zoho CRM one's, then the HubSpot one's.
     pub(crate) connectors: Vec<String>,
 }
 
@@ -114,7 +114,7 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
         json!({}),
     )
     .await;
-    assert_eq!(data["connectors"]["totalCount"], 2);
+    assert_eq!(data["connectors"]["totalCount"], 3);
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn serve_demo_answers_introspection_without_a_token() {
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let demo = start_demo("sync", true);
     let (url, token) = (demo.url.clone(), demo.token.clone());
-    assert_eq!(demo.connectors.len(), 2, "{:?}", demo.connectors);
+    assert_eq!(demo.connectors.len(), 3, "{:?}", demo.connectors);
     let http = reqwest::Client::new();
 
     let data = graphql(
@@ -153,7 +153,7 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         data["contacts"]["totalCount"].as_i64().unwrap() >= 150,
         "{data}"
     );
-    assert_eq!(data["connectors"]["totalCount"], 2);
+    assert_eq!(data["connectors"]["totalCount"], 3);
     for connector in &demo.connectors {
         full_sync_runs_to_the_end(&http, &url, &token, connector).await;
     }
@@ -173,7 +173,7 @@ async fn a_demo_restart_keeps_its_connectors_and_contacts() {
     let after = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
 
     assert_eq!(after, before, "the same contacts and connectors");
-    assert_eq!(demo.connectors.len(), 2);
+    assert_eq!(demo.connectors.len(), 3);
     for connector in &demo.connectors {
         assert!(
             before.to_string().contains(connector.as_str()),
