@@ -326,8 +326,13 @@ pub(crate) struct CredentialField {
     pub(crate) name: String,
     /// True for secrets: stored encrypted, never shown again.
     pub(crate) secret: bool,
-    /// False when it may be left out.
+    /// False when it may be left out. A field of an alternative is required
+    /// when the form takes that alternative.
     pub(crate) required: bool,
+    /// The way of connecting it belongs to, where a CRM offers several
+    /// (such as `privateApp` and `oauthApp`): a form fills the fields of
+    /// exactly one. Null: a field of every form.
+    pub(crate) alternative: Option<String>,
 }
 
 impl From<&crmsync_worker::crm::Description> for CrmKind {
@@ -365,6 +370,7 @@ impl From<&crmsync_worker::crm::Description> for CrmKind {
                     name: f.name.to_owned(),
                     secret: f.secret,
                     required: f.required,
+                    alternative: f.alternative.map(str::to_owned),
                 })
                 .collect(),
         }

@@ -241,7 +241,7 @@ async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
         .admin_ok(
             "{ crmKinds { kind displayName joinedName convertsLeads runsWorkflows credentialsInput
                  modules { module toCrm importedByDefault } editions { name maxConcurrentCalls }
-                 credentialFields { name secret required } }
+                 credentialFields { name secret required alternative } }
                create: __type(name: \"CreateConnectorInput\") { inputFields { name type { name } } }
                update: __type(name: \"UpdateConnectorInput\") { inputFields { name type { name } } } }",
             json!({}),
@@ -306,6 +306,28 @@ async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
     let pipedrive = kinds.iter().find(|k| k["kind"] == "PIPEDRIVE").unwrap();
     assert_eq!(pipedrive["joinedName"], true);
     assert_eq!(pipedrive["editions"], json!([]));
+    // Two ways to connect: a dashboard draws one form per alternative.
+    let hubspot = kinds.iter().find(|k| k["kind"] == "HUBSPOT").unwrap();
+    let alternatives: Vec<(&str, &str)> = hubspot["credentialFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["alternative"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alternatives,
+        [
+            ("accessToken", "privateApp"),
+            ("clientId", "oauthApp"),
+            ("clientSecret", "oauthApp"),
+            ("refreshToken", "oauthApp")
+        ]
+    );
 }
 
 #[tokio::test]

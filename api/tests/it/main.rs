@@ -12,6 +12,7 @@ mod crm;
 mod crm_calls;
 mod dry_run;
 mod egress;
+mod hubspot;
 mod errors;
 mod graphiql;
 mod idempotency;

@@ -248,6 +248,21 @@ impl Description {
             .find(|f| f.alternative.is_some() && filled(f))
             .and_then(|f| f.alternative)
             .unwrap_or(first);
+        // A form of two ways at once is refused rather than half ignored.
+        if let Some(other) = self
+            .credential_fields
+            .iter()
+            .find(|f| f.alternative.is_some_and(|a| a != chosen) && filled(f))
+        {
+            return Err(ConnectError::invalid(
+                other.name,
+                format!(
+                    "give either {} or {}, not fields of both",
+                    self.alternative_fields(Some(chosen)),
+                    self.alternative_fields(other.alternative)
+                ),
+            ));
+        }
         for f in self
             .credential_fields
             .iter()
@@ -256,6 +271,16 @@ impl Description {
             form.require(f.name, &why(f.name))?;
         }
         Ok(())
+    }
+
+    /// The names of an alternative's fields, for messages: `clientId, clientSecret`.
+    fn alternative_fields(&self, alternative: Option<&str>) -> String {
+        self.credential_fields
+            .iter()
+            .filter(|f| f.alternative == alternative)
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The names of the modules, for messages: `LEADS, CONTACTS`.
@@ -542,6 +567,16 @@ mod tests {
                     .with("secret", Some("s"))
             ),
             None
+        );
+        assert_eq!(
+            field_of(
+                region()
+                    .with("token", Some("t"))
+                    .with("secret", Some("s"))
+            )
+            .as_deref(),
+            Some("secret"),
+            "two ways at once"
         );
         assert!(!d.credential_fields[1].always_required());
         assert!(d.credential_fields[0].always_required());
