@@ -20,12 +20,18 @@
 //!   - `--import`: N plain leads (with e-mails, none converted) and no
 //!     platform contacts. Reports the read calls by endpoint against
 //!     N/200 + 2, the write-back upserts and the contacts created.
+//! - HubSpot (`--crm hubspot`): a two-way sync like Pipedrive's, against the
+//!   sandbox portal at its default limits (a Professional private app: 190
+//!   requests per 10 s). Reports the batch writes of each direction against
+//!   ceil(N/100), the share of the 10-second limit used, 429s, search calls
+//!   and peak memory.
 //!
 //! ```sh
 //! cargo bench --bench sync -- --people 10000            # limits off
 //! cargo bench --bench sync -- --people 2000 --limits    # sandbox burst limit 80 per 2 s
 //! cargo bench --bench sync -- --crm zoho --export --people 100000 --latency-ms 50 --concurrency 10
 //! cargo bench --bench sync -- --crm zoho --import --people 100000
+//! cargo bench --bench sync -- --crm hubspot --people 100000
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -69,7 +75,8 @@ async fn main() {
             panic!("--crm zoho needs exactly one of --export and --import")
         }
         "zoho" => zoho(&args, &http, &sandbox).await,
-        other => panic!("--crm: pipedrive or zoho, got {other}"),
+        "hubspot" => hubspot(&args, &http, &sandbox).await,
+        other => panic!("--crm: pipedrive, zoho or hubspot, got {other}"),
     }
 }
 
@@ -861,4 +868,104 @@ async fn sample_in_flight(
             out.busy += 1;
         }
     }
+}
+
+/// N platform contacts and N HubSpot contacts (disjoint e-mails), both legs,
+/// at the sandbox portal's default limits.
+async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let hs = &sandbox.description["hubspot"];
+    let portal = hs["portal_id"].as_u64().unwrap();
+    sandbox
+        .admin(
+            http,
+            Method::POST,
+            &format!("/hubspot/portals/{portal}/seed"),
+            json!({"seed": 11, "people": people, "missing_email": 0.0, "duplicate_email": 0.0}),
+        )
+        .await;
+    let limits = sandbox
+        .admin(
+            http,
+            Method::GET,
+            &format!("/hubspot/portals/{portal}/limits"),
+            Value::Null,
+        )
+        .await;
+
+    let platform = Platform::with_contacts(people).await;
+    let credentials = crmsync_worker::crm::hubspot::kit::private_app_credentials(
+        SecretString::from(hs["access_token"].as_str().unwrap().to_owned()),
+    );
+    let base_url = hs["base_url"].as_str().unwrap().to_owned();
+    let client =
+        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
+            .unwrap();
+    let fields = client.fields(CrmModule::Contacts).await.unwrap();
+    let kit = crmsync_worker::crm::registry::describe(ConnectorKind::Hubspot).unwrap();
+    let mut settings = ConnectorSettings::defaults_for(kit);
+    settings.filter_field = None;
+    let mappings = crmsync_worker::platform::default_mappings(kit, &fields);
+    let connector_id = platform
+        .connector(
+            ConnectorKind::Hubspot,
+            &credentials,
+            &base_url,
+            &settings,
+            mappings,
+        )
+        .await;
+
+    let Finished { last, wall, .. } = platform.full_sync(http, sandbox, &connector_id).await;
+    let counts = sandbox.requests(http, "hubspot").await;
+    let total = counts.total;
+    let throttled = counts.throttled();
+    let calls = |suffix: &'static str| {
+        counts.calls(move |e| e.starts_with("POST /hubspot/crm/v3/objects/contacts/") && e.ends_with(suffix))
+    };
+    let searches = calls("/search");
+    let limit = limits["ten_secondly"].as_u64().unwrap_or(190);
+    let batches = people.div_ceil(100) as u64;
+    println!(
+        "Two-way sync benchmark: {people} platform contacts and {people} HubSpot contacts, the sandbox portal's default limits ({limit} per 10 s)."
+    );
+    println!("\n| figure | value |\n| --- | ---: |");
+    println!("| final status | {:?} |", last.status);
+    println!(
+        "| created in HubSpot / in the platform | {} / {} |",
+        last.legs.to_crm.created, last.legs.from_crm.created
+    );
+    println!(
+        "| rejected (to / from) | {} / {} |",
+        last.legs.to_crm.rejected, last.legs.from_crm.rejected
+    );
+    println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    println!(
+        "| batch upserts / ceil(N/100) | {} / {batches} = {:.3} |",
+        calls("/batch/upsert"),
+        calls("/batch/upsert") as f64 / batches as f64
+    );
+    println!(
+        "| batch updates / ceil(N/100) | {} / {batches} = {:.3} |",
+        calls("/batch/update"),
+        calls("/batch/update") as f64 / batches as f64
+    );
+    println!("| search calls | {searches} |");
+    println!("| CRM calls | {total} |");
+    let rate = (total - searches) as f64 / wall.as_secs_f64();
+    println!(
+        "| request rate, share of the 10-second limit | {rate:.1}/s, {:.1} % |",
+        100.0 * rate / (limit as f64 / 10.0)
+    );
+    println!(
+        "| 429 replies | {throttled} ({:.2} %) |",
+        100.0 * throttled as f64 / total.max(1) as f64
+    );
+    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+    counts.print_table();
+    assert_eq!(
+        last.status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
 }
