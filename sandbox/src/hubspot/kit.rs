@@ -37,8 +37,10 @@ impl SandboxCrm for SandboxKind {
         System::Hubspot
     }
 
+    /// The search endpoint's page: clients list changes by search (200 a
+    /// page); the list endpoint's 100 is for FULL reads by id order only.
     fn list_page_size(&self) -> usize {
-        100
+        200
     }
 
     fn write_batch_size(&self) -> usize {

@@ -2,5 +2,6 @@
 
 mod common;
 mod core;
+mod hubspot;
 mod pipedrive;
 mod zoho;

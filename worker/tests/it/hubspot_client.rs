@@ -419,3 +419,36 @@ async fn calls_are_paced_to_the_window_the_headers_announce() {
         "the fifth call waited for the window"
     );
 }
+
+#[tokio::test]
+async fn a_batch_refused_whole_is_split_until_the_bad_input_stands_alone() {
+    let hub = Hub::start(json!({})).await;
+    let writes = (0..5)
+        .map(|i| {
+            let email = if i == 3 {
+                "nodot@localhost".to_owned()
+            } else {
+                format!("w{i}@x.com")
+            };
+            write(None, &email, &[("firstname", json!(format!("W{i}")))])
+        })
+        .collect();
+    let results = hub.private().write(CrmModule::Contacts, writes).await;
+    for (i, result) in results.iter().enumerate() {
+        if i == 3 {
+            match result {
+                Err(CrmError::Rejected { code, field, .. }) => {
+                    assert_eq!(code, "INVALID_EMAIL");
+                    assert_eq!(field.as_deref(), Some("email"));
+                }
+                other => panic!("{other:?}"),
+            }
+        } else {
+            let written = result.as_ref().unwrap();
+            assert!(written.created);
+        }
+    }
+    assert_eq!(hub.stored().await.len(), 4);
+    let upserts = hub.calls("batch/upsert").await;
+    assert!(upserts <= 7, "{upserts} calls for one bad input in five");
+}

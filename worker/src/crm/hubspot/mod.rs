@@ -9,10 +9,10 @@
 //!   (learned from `X-HubSpot-RateLimit-Max`/`-Remaining`), a second one for
 //!   the search endpoint (5 a second). A 429 waits out the window
 //!   (TEN_SECONDLY_ROLLING) or ends the run (DAILY: `DailyLimit`).
-//! - Listing: search on `lastmodifieddate` (ascending, ties by id), 200 a page;
-//!   before the search API's 10,000-result cap the window moves on: a new
-//!   search from the last modification time seen, skipping the ids already
-//!   listed at that time. HubSpot's search index lags writes by a few seconds.
+//! - Listing: search on `lastmodifieddate` (ascending, ties by id), 200 a page,
+//!   every page a new search after the last record's key (time, id): records
+//!   written meanwhile never shift a page, and no search pages past the
+//!   10,000-result cap. HubSpot's search index lags writes by a few seconds.
 //! - Writes: creates by `batch/upsert` on e-mail, updates by `batch/update` on
 //!   id (the record may have been matched by another of its e-mails, or its
 //!   e-mail may change), 100 a call. HubSpot refuses a whole upsert for one bad
@@ -24,7 +24,7 @@
 pub mod kit;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,8 +72,6 @@ const WRITE_CONCURRENCY: usize = 6;
 const MAX_PROPERTIES: usize = 250;
 /// An access token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
-/// Most ids skipped at a moved window's boundary kept in a cursor.
-const MAX_SKIP: usize = 2_000;
 
 /// How calls are authorised.
 #[derive(Debug)]
@@ -519,29 +517,31 @@ impl HubspotClient {
         }
     }
 
-    /// One search page: contacts modified at or after `since`, oldest first.
+    /// One search page, oldest first: contacts after `cursor`, else
+    /// modified at or after `since`, else all.
     async fn search(
         &self,
         since: Option<DateTime<Utc>>,
-        after: u32,
+        cursor: Option<&Cursor>,
         limit: u32,
         names: &[String],
     ) -> Result<Value, CrmError> {
-        let filter_groups = match since {
-            Some(since) => json!([{"filters": [{
+        let filter_groups = match (cursor, since) {
+            (Some(cursor), _) => cursor.filter_groups(),
+            (None, Some(since)) => json!([{"filters": [{
                 "propertyName": "lastmodifieddate",
                 "operator": "GTE",
                 "value": since.to_rfc3339_opts(SecondsFormat::Millis, true),
             }]}]),
-            None => json!([]),
+            (None, None) => json!([]),
         };
         let body = json!({
             "filterGroups": filter_groups,
-            // HubSpot takes one sort; ties are put in id order per page.
+            // HubSpot takes one sort; ties come in id order.
             "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
             "properties": names,
             "limit": limit,
-            "after": after.to_string(),
+            "after": "0",
         });
         Ok(self
             .call(
@@ -883,86 +883,51 @@ fn next_after(body: &Value) -> Option<String> {
         .filter(|a| !a.is_empty())
 }
 
-/// Where the next page of a listing starts.
+/// Where the next page of a listing starts: after this record's key
+/// (modification time, then id). Every page is a new search from there, so
+/// records written meanwhile (moved to the end) never shift a page, and no
+/// search pages past the 10,000-result cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
-    /// The search's lower bound (`None`: everything).
-    since: Option<DateTime<Utc>>,
-    /// The search's offset.
-    after: u32,
-    /// Ids listed already at `since` (a moved window's boundary).
-    skip: Vec<String>,
+    at: DateTime<Utc>,
+    id: u64,
 }
 
 impl Cursor {
     fn parse(c: &str) -> Result<Self, CrmError> {
         let bad = || CrmError::Protocol(format!("bad HubSpot cursor {c}"));
-        let mut parts = c.splitn(3, ':');
-        let since = match parts.next().ok_or_else(bad)? {
-            "" => None,
-            millis => Some(
-                millis
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(DateTime::from_timestamp_millis)
-                    .ok_or_else(bad)?,
-            ),
-        };
-        let after = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-        let skip = parts
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(Self { since, after, skip })
+        let (millis, id) = c.split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            at: millis
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .ok_or_else(bad)?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+
+    /// The search filters of what comes after the key: the same time and a
+    /// greater id, or a later time (HubSpot times are to the millisecond).
+    fn filter_groups(&self) -> Value {
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        json!([
+            {"filters": [
+                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": time(self.at)},
+                {"propertyName": "hs_object_id", "operator": "GTE", "value": (self.id + 1).to_string()},
+            ]},
+            {"filters": [
+                {"propertyName": "lastmodifieddate", "operator": "GTE",
+                 "value": time(self.at + chrono::Duration::milliseconds(1))},
+            ]},
+        ])
     }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let since = self
-            .since
-            .map(|t| t.timestamp_millis().to_string())
-            .unwrap_or_default();
-        write!(f, "{since}:{}:{}", self.after, self.skip.join(","))
+        write!(f, "{}:{}", self.at.timestamp_millis(), self.id)
     }
-}
-
-/// The cursor after a page: the next offset, or, when that would pass the
-/// search cap, a new window from the last modification time listed.
-fn next_cursor(
-    cursor: &Cursor,
-    more: Option<u32>,
-    limit: u32,
-    listed: &[(DateTime<Utc>, String)],
-) -> Option<Cursor> {
-    let next = more?;
-    if next + limit <= SEARCH_CAP {
-        return Some(Cursor {
-            after: next,
-            ..cursor.clone()
-        });
-    }
-    let (last, _) = listed.last()?;
-    let mut skip: Vec<String> = listed
-        .iter()
-        .filter(|(t, _)| t == last)
-        .map(|(_, id)| id.clone())
-        .collect();
-    if cursor.since == Some(*last) {
-        // The whole window shared one time: keep what was skipped before too.
-        skip.extend(cursor.skip.iter().cloned());
-    }
-    skip.sort();
-    skip.dedup();
-    skip.truncate(MAX_SKIP);
-    Some(Cursor {
-        since: Some(*last),
-        after: 0,
-        skip,
-    })
 }
 
 #[async_trait::async_trait]
@@ -1049,16 +1014,9 @@ impl CrmClient for HubspotClient {
         let owners = self.owners_for_reading().await?;
         let names = catalog.read_names(MAX_PROPERTIES);
         let limit = query.page_size.clamp(1, MAX_SEARCH_PAGE);
-        let cursor = match &query.cursor {
-            Some(c) => Cursor::parse(c)?,
-            None => Cursor {
-                since: query.since,
-                after: 0,
-                skip: Vec::new(),
-            },
-        };
+        let cursor = query.cursor.as_deref().map(Cursor::parse).transpose()?;
         let reply = self
-            .search(cursor.since, cursor.after, limit, &names)
+            .search(query.since, cursor.as_ref(), limit, &names)
             .await?;
         let mut records = reply["results"]
             .as_array()
@@ -1070,17 +1028,20 @@ impl CrmClient for HubspotClient {
         records.sort_by(|a, b| {
             (a.modified_at, a.id.len(), &a.id).cmp(&(b.modified_at, b.id.len(), &b.id))
         });
-        let listed: Vec<(DateTime<Utc>, String)> = records
-            .iter()
-            .map(|r| (r.modified_at, r.id.clone()))
-            .collect();
-        if !cursor.skip.is_empty() {
-            let skip: HashSet<&str> = cursor.skip.iter().map(String::as_str).collect();
-            records
-                .retain(|r| Some(r.modified_at) != cursor.since || !skip.contains(r.id.as_str()));
-        }
-        let more = next_after(&reply).and_then(|a| a.parse::<u32>().ok());
-        let next = next_cursor(&cursor, more, limit, &listed);
+        let next = match (next_after(&reply), records.last()) {
+            (Some(_), Some(last)) => Some(Cursor {
+                at: last.modified_at,
+                id: last.id.parse().map_err(|_| {
+                    CrmError::Protocol(format!("HubSpot contact id {} is not a number", last.id))
+                })?,
+            }),
+            (Some(_), None) => {
+                return Err(CrmError::Protocol(
+                    "HubSpot said more contacts follow an empty page".into(),
+                ));
+            }
+            (None, _) => None,
+        };
         Ok(RecordPage {
             records,
             next_cursor: next.map(|c| c.to_string()),
@@ -1154,49 +1115,18 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_round_trips() {
-        for c in [
-            Cursor {
-                since: None,
-                after: 200,
-                skip: vec![],
-            },
-            Cursor {
-                since: Some(at(1_700_000_000_123)),
-                after: 0,
-                skip: vec!["1".into(), "22".into()],
-            },
-        ] {
-            assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
-        }
-        assert!(Cursor::parse("x").is_err());
-    }
-
-    #[test]
-    fn paging_moves_the_window_before_the_search_cap() {
-        let start = Cursor {
-            since: None,
-            after: 0,
-            skip: vec![],
+    fn a_cursor_round_trips_and_asks_for_what_follows_its_key() {
+        let c = Cursor {
+            at: at(1_700_000_000_123),
+            id: 42,
         };
-        let listed = vec![
-            (at(5), "8".to_owned()),
-            (at(9), "3".into()),
-            (at(9), "4".into()),
-        ];
+        assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
+        assert!(Cursor::parse("x").is_err());
+        let groups = c.filter_groups();
+        assert_eq!(groups[0]["filters"][1]["value"], json!("43"));
         assert_eq!(
-            next_cursor(&start, Some(200), 200, &listed).unwrap().after,
-            200
-        );
-        assert_eq!(next_cursor(&start, None, 200, &listed), None);
-        let moved = next_cursor(&start, Some(9_900), 200, &listed).unwrap();
-        assert_eq!(
-            moved,
-            Cursor {
-                since: Some(at(9)),
-                after: 0,
-                skip: vec!["3".into(), "4".into()],
-            }
+            groups[1]["filters"][0]["value"],
+            json!("2023-11-14T22:13:20.124Z")
         );
     }
 }

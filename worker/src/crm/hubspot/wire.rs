@@ -7,7 +7,8 @@
 //! - Enumerations are read as option labels and written as option values,
 //!   checked before anything is sent (F4).
 //! - `lifecyclestage` is read as the platform's lifecycle (CLIENT from
-//!   `customer` on, PROSPECT before it) and written forward only (S10).
+//!   `customer` on, PROSPECT before it; its options are those two) and
+//!   written forward only (S10).
 //! - `hubspot_owner_id` is read as the owner's e-mail and written from it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -107,14 +108,30 @@ pub(crate) fn to_crm_field(p: &WireProperty) -> CrmField {
         (_, "string", _) => FieldType::Text,
         _ => FieldType::Other,
     };
-    let options = matches!(field_type, FieldType::Picklist | FieldType::MultiPicklist).then(|| {
-        p.options
-            .iter()
-            .map(|o| PicklistOption {
-                id: o.value.clone(),
-                label: o.label.clone(),
-            })
-            .collect()
+    // The stage is read and written as the platform's lifecycle: its options
+    // are the two lifecycles, each standing for the stage it is written as.
+    let lifecycle = (p.name == LIFECYCLE).then(|| {
+        vec![
+            PicklistOption {
+                id: PROSPECT_STAGE.into(),
+                label: "PROSPECT".into(),
+            },
+            PicklistOption {
+                id: CLIENT_STAGE.into(),
+                label: "CLIENT".into(),
+            },
+        ]
+    });
+    let options = lifecycle.or_else(|| {
+        matches!(field_type, FieldType::Picklist | FieldType::MultiPicklist).then(|| {
+            p.options
+                .iter()
+                .map(|o| PicklistOption {
+                    id: o.value.clone(),
+                    label: o.label.clone(),
+                })
+                .collect()
+        })
     });
     let read_only = p.calculated
         || p.modification_metadata

@@ -301,19 +301,43 @@ pub async fn exports_in_the_largest_batches_and_rejects_a_bad_record_alone<
     let batch = app.crm.kit.write_batch_size();
     let n = 2 * batch + 1;
     let bad = n / 2;
+    // A CRM with mandatory fields (a name) refuses a nameless record; one
+    // that takes nameless records refuses a value outside a picklist.
+    let module = app.crm.worker.describe().export_module();
+    let fields = app.crm.client().fields(module).await.unwrap();
+    let names_required = fields.iter().any(|f| f.mandatory);
+    if !names_required {
+        let tier = fields
+            .iter()
+            .find(|f| f.api_name == TIER_FIELD || f.label == TIER_FIELD)
+            .expect("the picklist field")
+            .api_name
+            .clone();
+        let row = mapping(&app, "source").await.expect("source is mapped");
+        let mut am = field_mapping::ActiveModel::from(row);
+        am.crm_field = Set(tier);
+        am.direction = Set(MappingDirection::ToCrm);
+        am.enabled = Set(true);
+        am.update(&app.db.db).await.unwrap();
+    }
     for i in 0..n {
-        let (first, last) = if i == bad {
+        let (first, last) = if i == bad && names_required {
             (None, None)
         } else {
             (Some("Exa".to_owned()), Some(format!("E{i}")))
         };
-        app.add_contact(
-            &format!("e{i}@x.com"),
-            first.as_deref(),
-            last.as_deref(),
-            10,
-        )
-        .await;
+        let id = app
+            .add_contact(
+                &format!("e{i}@x.com"),
+                first.as_deref(),
+                last.as_deref(),
+                10,
+            )
+            .await;
+        if i == bad && !names_required {
+            app.edit_contact(&id, |c| c.source = Set(Some("Carrier pigeon".into())))
+                .await;
+        }
     }
 
     let run = app.sync(SyncMode::Full).await;
