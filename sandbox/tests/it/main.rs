@@ -2,5 +2,6 @@
 
 mod common;
 mod core;
+mod hubspot_sdk;
 mod pipedrive;
 mod zoho;
