@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultRule;
-use crate::{AppState, System, pipedrive, zoho};
+use crate::{AppState, System, hubspot, pipedrive, zoho};
 
 /// An admin API error: `{"error": "<field>: <reason>"}` with 400, 404 or 409.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/requests", get(requests).delete(reset_requests))
         .nest("/zoho", zoho::admin_router())
         .nest("/pipedrive", pipedrive::admin_router())
+        .nest("/hubspot", hubspot::admin_router())
 }
 
 async fn index(State(state): State<AppState>) -> Json<Value> {
@@ -87,7 +88,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
             "GET /admin/clock", "POST /admin/clock",
             "GET /admin/faults", "POST /admin/faults", "DELETE /admin/faults", "DELETE /admin/faults/{id}",
             "GET /admin/requests", "DELETE /admin/requests",
-            "/admin/zoho/...", "/admin/pipedrive/... (see sandbox/README.md)",
+            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/... (see sandbox/README.md)",
         ],
     }))
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod clock;
 pub mod faults;
+pub mod hubspot;
 pub mod kit;
 pub mod metrics;
 pub mod pipedrive;
@@ -24,9 +25,11 @@ pub enum System {
     Zoho,
     /// Pipedrive, API v2 for persons and v1 for fields, users and recents.
     Pipedrive,
+    /// HubSpot, CRM API v3 for contacts, properties and owners, and its OAuth token endpoint.
+    Hubspot,
 }
 
-/// Everything the handlers share: the clock, faults, counters and both CRMs' data.
+/// Everything the handlers share: the clock, faults, counters and every CRM's data.
 #[derive(Debug)]
 pub struct Shared {
     /// The sandbox clock (real time plus an adjustable offset).
@@ -39,6 +42,8 @@ pub struct Shared {
     pub zoho: zoho::ZohoState,
     /// Pipedrive companies, tokens and persons.
     pub pipedrive: pipedrive::PipedriveState,
+    /// HubSpot portals, tokens and contacts.
+    pub hubspot: hubspot::HubspotState,
     /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
     pub base_url: String,
     /// The configuration the sandbox was started with.

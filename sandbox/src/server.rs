@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
-use crate::{AppState, Shared, System, admin, clock, faults, metrics, pipedrive, zoho};
+use crate::{AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, zoho};
 
 /// How to start a sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl Default for SandboxConfig {
 }
 
 /// What a started sandbox prints as its first line: where everything is and the
-/// credentials of the default Zoho org and Pipedrive company.
+/// credentials of the default Zoho org, Pipedrive company and HubSpot portal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Description {
     /// Base URL of the admin API.
@@ -53,6 +53,8 @@ pub struct Description {
     pub zoho: zoho::ZohoDescription,
     /// The default Pipedrive company.
     pub pipedrive: pipedrive::PipedriveDescription,
+    /// The default HubSpot portal.
+    pub hubspot: hubspot::HubspotDescription,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -85,6 +87,7 @@ impl Sandbox {
             metrics: metrics::Metrics::default(),
             zoho: zoho::ZohoState::default(),
             pipedrive: pipedrive::PipedriveState::default(),
+            hubspot: hubspot::HubspotState::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             description: std::sync::OnceLock::new(),
@@ -93,6 +96,7 @@ impl Sandbox {
             admin_url: format!("{base_url}/admin"),
             zoho: zoho::bootstrap(&state),
             pipedrive: pipedrive::bootstrap(&state),
+            hubspot: hubspot::bootstrap(&state),
         };
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
@@ -148,8 +152,11 @@ fn router(state: AppState) -> Router {
         state.clone(),
         pipedrive_edge,
     ));
+    let hubspot =
+        hubspot::router().layer(middleware::from_fn_with_state(state.clone(), hubspot_edge));
     Router::new()
         .nest("/zoho", zoho)
+        .nest("/hubspot", hubspot)
         .nest("/pipedrive/{company}", pipedrive)
         .nest("/admin", admin::router())
         .layer(middleware::from_fn(log_request))
@@ -223,6 +230,11 @@ async fn zoho_edge(State(state): State<AppState>, request: Request, next: Next) 
 async fn pipedrive_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let tenant = pipedrive::tenant_of(&state, &request);
     edge(state, System::Pipedrive, tenant, request, next).await
+}
+
+async fn hubspot_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tenant = hubspot::tenant_of(&state, &request);
+    edge(state, System::Hubspot, tenant, request, next).await
 }
 
 /// The tenant a handler resolved, for the request counts when the edge could not
@@ -319,6 +331,7 @@ fn fault_response(state: &Shared, system: System, status: u16) -> Response {
     match system {
         System::Zoho => zoho::fault_response(state, status),
         System::Pipedrive => pipedrive::fault_response(state, status),
+        System::Hubspot => hubspot::fault_response(state, status),
     }
 }
 

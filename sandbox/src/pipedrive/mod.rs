@@ -601,6 +601,7 @@ mod tests {
             metrics: crate::metrics::Metrics::default(),
             zoho: crate::zoho::ZohoState::default(),
             pipedrive: PipedriveState::default(),
+            hubspot: crate::hubspot::HubspotState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),

@@ -2,6 +2,7 @@
 
 mod common;
 mod core;
+mod hubspot;
 mod hubspot_sdk;
 mod pipedrive;
 mod zoho;
