@@ -433,12 +433,12 @@ fn check_all<'a>(
         if let Some(other) = data.conflict(id, &changes) {
             return Err(ApiError::from_write(&WriteError::Conflict(other)));
         }
-        if let Some(Some(email)) = changes.get("email") {
-            if let Some(first) = seen.insert(email.clone(), i) {
-                return Err(ApiError::validation(format!(
-                    "Duplicate email {email} in inputs {first} and {i} of the batch"
-                )));
-            }
+        if let Some(Some(email)) = changes.get("email")
+            && let Some(first) = seen.insert(email.clone(), i)
+        {
+            return Err(ApiError::validation(format!(
+                "Duplicate email {email} in inputs {first} and {i} of the batch"
+            )));
         }
     }
     Ok(())
