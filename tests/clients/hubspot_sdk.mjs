@@ -31,6 +31,8 @@ const api = client(hs.access_token);
 const contacts = api.crm.contacts;
 const MISSING_ID = "999999999";
 const DEFAULT_PROPERTIES = ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"];
+// Returned whatever properties a read names ("basic system fields that cannot be excluded").
+const SYSTEM_PROPERTIES = ["createdate", "hs_object_id", "lastmodifieddate"];
 const STAGES = [
   "subscriber",
   "lead",
@@ -237,11 +239,16 @@ async function basic(marker, tier, owner) {
   assert.equal(new Date(plain.properties.lastmodifieddate).getTime(), plain.updatedAt.getTime());
   step("basicApi.getById with the default properties");
 
-  const asked = await contacts.basicApi.getById(id, ["plezi_url", "lifecyclestage", "hubspot_owner_id", tier]);
+  const names = ["plezi_url", "lifecyclestage", "hubspot_owner_id", tier, "no_such_property"];
+  const asked = assertObject(await contacts.basicApi.getById(id, names), "getById properties=");
   assert.equal(asked.properties.plezi_url, "https://example.com/ada");
   assert.equal(asked.properties.hubspot_owner_id, owner.id);
   assert.equal(asked.properties[tier], "gold");
-  assert.ok(!("firstname" in asked.properties), "only the asked properties (and hs_object_id etc.)");
+  assert.deepEqual(
+    Object.keys(asked.properties).sort(),
+    [...SYSTEM_PROPERTIES, ...names.slice(0, 4)].sort(),
+    "the asked properties (unknown ones ignored) and the system ones",
+  );
   step("basicApi.getById properties=[...] (repeated parameters)");
 
   const byEmail = await contacts.basicApi.getById(email, ["lifecyclestage"], undefined, undefined, false, "email");
@@ -308,6 +315,7 @@ async function listing(expected) {
   const ids = results.map((o) => o.id);
   assert.equal(new Set(ids).size, ids.length, "no contact twice");
   if (expected !== undefined) assert.equal(results.length, expected, "every contact listed");
+  results.forEach((o) => assertObject(o, "getPage properties= result"));
   assert.ok(results.every((o) => "email" in o.properties && "lifecyclestage" in o.properties));
   const tooMany = await refused(contacts.basicApi.getPage(101), 400, "limit 101");
   assertEnvelope(tooMany, "VALIDATION_ERROR", "limit 101");
@@ -409,6 +417,11 @@ async function search(marker, everyId, single) {
   assert.equal(pages, 3, "five results over pages of two");
   assert.deepEqual(results.map((o) => o.id).sort(), [...everyId].sort());
   assert.ok(results.every((o) => o.properties.lastname === marker));
+  results.forEach((o) => assertObject(o, "search result"));
+  assert.deepEqual(
+    Object.keys(results[0].properties).sort(),
+    [...SYSTEM_PROPERTIES, "email", "firstname", "lastname"].sort(),
+  );
   const times = results.map((o) => new Date(o.properties.createdate ?? o.createdAt).getTime());
   assert.deepEqual(times, [...times].sort((a, b) => a - b), "ascending createdate");
   const firstPage = await search.doSearch(request(undefined, 2));
@@ -510,7 +523,7 @@ async function oauth() {
 }
 
 async function main() {
-  const marker = `Sdk${Date.now()}`;
+  const marker = `sdk${Date.now()}`; // lower case: HubSpot stores e-mails in lower case
   const tier = await properties();
   const owner = await owners();
   const before = await listing(expectedCount === undefined ? undefined : Number(expectedCount));
