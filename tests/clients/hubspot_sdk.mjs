@@ -424,6 +424,16 @@ async function search(marker, everyId, single) {
   );
   const times = results.map((o) => new Date(o.properties.createdate ?? o.createdAt).getTime());
   assert.deepEqual(times, [...times].sort((a, b) => a - b), "ascending createdate");
+  // The string form of a sort and a zero `after`, as HubSpot's own examples send them.
+  const newestFirst = await search.doSearch({
+    filterGroups: [{ filters: [{ propertyName: "lastname", operator: "EQ", value: marker }] }],
+    sorts: ["-createdate"],
+    limit: 100,
+    after: "0",
+  });
+  const descending = newestFirst.results.map((o) => new Date(o.properties.createdate).getTime());
+  assert.equal(descending.length, everyId.length);
+  assert.deepEqual(descending, [...descending].sort((a, b) => b - a), "sorts: ['-createdate'] is descending");
   const firstPage = await search.doSearch(request(undefined, 2));
   assert.equal(firstPage.total, everyId.length);
   step(`searchApi.doSearch EQ: total ${firstPage.total} over ${pages} pages, sorted`);
