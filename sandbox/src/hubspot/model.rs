@@ -20,6 +20,10 @@ pub const DEFAULT_PROPERTIES: &[&str] = &[
     "lastname",
 ];
 
+/// The system properties every read returns, whatever properties the caller names
+/// (HubSpot: "basic system fields that cannot be excluded from the response").
+pub const ALWAYS_PROPERTIES: &[&str] = &["createdate", "hs_object_id", "lastmodifieddate"];
+
 /// HubSpot's lifecycle stages, in their forward order.
 pub const LIFECYCLE_STAGES: &[(&str, &str)] = &[
     ("subscriber", "Subscriber"),
@@ -923,7 +927,8 @@ impl PortalData {
         Ok(id)
     }
 
-    /// HubSpot's JSON for a contact with the named properties (the defaults when empty).
+    /// HubSpot's JSON for a contact with the named properties and the system ones (the
+    /// defaults when none are named).
     pub fn render(&self, contact: &Contact, wanted: &[String]) -> Value {
         let mut props = Map::new();
         let mut put = |name: &str| {
@@ -938,6 +943,7 @@ impl PortalData {
         if wanted.is_empty() {
             DEFAULT_PROPERTIES.iter().for_each(|n| put(n));
         } else {
+            ALWAYS_PROPERTIES.iter().for_each(|n| put(n));
             for name in wanted {
                 if self.property(name).is_some() {
                     put(name);
