@@ -20,6 +20,10 @@ pub const DEFAULT_PROPERTIES: &[&str] = &[
     "lastname",
 ];
 
+/// The system properties every read returns, whatever properties the caller names
+/// (HubSpot: "basic system fields that cannot be excluded from the response").
+pub const ALWAYS_PROPERTIES: &[&str] = &["createdate", "hs_object_id", "lastmodifieddate"];
+
 /// HubSpot's lifecycle stages, in their forward order.
 pub const LIFECYCLE_STAGES: &[(&str, &str)] = &[
     ("subscriber", "Subscriber"),
@@ -64,7 +68,8 @@ pub struct Portal {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Setting an earlier `lifecyclestage` than the stored one: `ignore` (the write
-    /// succeeds, the stage stays, HubSpot's documented behaviour) or `reject` (400).
+    /// succeeds, the stage stays, HubSpot's documented behaviour), `reject` (400) or
+    /// `allow` (the stage moves back, as some report of the v3 API).
     pub lifecycle_backward: String,
     /// A batch create/upsert/update with an invalid input: `whole` (the call is
     /// refused with 400, nothing written) or `per_record` (207, the valid inputs written).
@@ -87,9 +92,12 @@ impl Default for Settings {
 impl Settings {
     /// Checks the values; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if !matches!(self.lifecycle_backward.as_str(), "ignore" | "reject") {
+        if !matches!(
+            self.lifecycle_backward.as_str(),
+            "ignore" | "reject" | "allow"
+        ) {
             return Err(format!(
-                "lifecycle_backward: must be \"ignore\" or \"reject\", got {:?}",
+                "lifecycle_backward: must be \"ignore\", \"reject\" or \"allow\", got {:?}",
                 self.lifecycle_backward
             ));
         }
@@ -678,6 +686,7 @@ impl PortalData {
             match self.check_value(prop, &text) {
                 Ok(normal) => {
                     if name == "lifecyclestage"
+                        && self.settings.lifecycle_backward != "allow"
                         && let Some(stored) = existing.and_then(|c| c.props.get(name))
                         && stage_rank(&normal) < stage_rank(stored)
                     {
@@ -923,7 +932,8 @@ impl PortalData {
         Ok(id)
     }
 
-    /// HubSpot's JSON for a contact with the named properties (the defaults when empty).
+    /// HubSpot's JSON for a contact with the named properties and the system ones (the
+    /// defaults when none are named).
     pub fn render(&self, contact: &Contact, wanted: &[String]) -> Value {
         let mut props = Map::new();
         let mut put = |name: &str| {
@@ -938,6 +948,7 @@ impl PortalData {
         if wanted.is_empty() {
             DEFAULT_PROPERTIES.iter().for_each(|n| put(n));
         } else {
+            ALWAYS_PROPERTIES.iter().for_each(|n| put(n));
             for name in wanted {
                 if self.property(name).is_some() {
                     put(name);
@@ -1006,6 +1017,12 @@ mod tests {
             d.validate(&back, Some(&contact)),
             Err(WriteError::Invalid(_))
         ));
+        d.settings.lifecycle_backward = "allow".into();
+        assert_eq!(
+            d.validate(&back, Some(&contact)).unwrap()["lifecyclestage"],
+            Some("lead".into())
+        );
+        d.settings.lifecycle_backward = "reject".into();
         // Cleared first, any stage may be set.
         let cleared = props(json!({"lifecyclestage": ""}));
         let changes = d.validate(&cleared, Some(&contact)).unwrap();

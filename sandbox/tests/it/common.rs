@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
 use crmsync_sandbox::{Description, Sandbox, SandboxConfig};
 use serde_json::Value;
 
@@ -76,4 +81,52 @@ pub async fn split(resp: reqwest::Response) -> (u16, Value) {
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, body)
+}
+
+/// tests/clients: the third-party clients the tests run (installed by its `setup`).
+pub fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients")
+}
+
+/// Runs `node <args>` in tests/clients, killing it after `timeout`. `package` is the npm
+/// package the script needs: a clear message when the clients are not installed.
+pub fn run_node(package: &str, args: &[String], timeout: Duration) -> Output {
+    let dir = clients_dir();
+    assert!(
+        dir.join("node_modules").join(package).join("package.json").exists(),
+        "the Node client {package} is not installed: run tests/clients/setup"
+    );
+    let mut child = Command::new("node")
+        .args(args)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (install Node.js and run tests/clients/setup)");
+    // Pipes are drained while the script runs so a chatty script cannot block on them.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            pipe.read_to_end(&mut out).ok();
+            out
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("node {args:?} ran longer than {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }

@@ -3,5 +3,6 @@
 mod common;
 mod core;
 mod hubspot;
+mod hubspot_sdk;
 mod pipedrive;
 mod zoho;

@@ -3,62 +3,13 @@
 //! the base path changed and checks every reply, so a divergence from the real API
 //! that the SDK notices fails here.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Pd;
-use crate::common::TestSandbox;
+use crate::common::{TestSandbox, run_node};
 
 /// How long the script may run; it makes a few dozen calls.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients")
-}
-
-/// Runs `node <args>` in tests/clients, killing it after `timeout`.
-fn run_node(args: &[String], timeout: Duration) -> Output {
-    let dir = clients_dir();
-    assert!(
-        dir.join("node_modules/pipedrive/package.json").exists(),
-        "the Node clients are not installed: run tests/clients/setup"
-    );
-    let mut child = Command::new("node")
-        .args(args)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs (install Node.js and run tests/clients/setup)");
-    // Pipes are drained while the script runs so a chatty script cannot block on them.
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            pipe.read_to_end(&mut out).ok();
-            out
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("node {args:?} ran longer than {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
 
 #[tokio::test]
 async fn the_official_node_client_runs_its_basic_operations_against_the_sandbox() {
@@ -73,7 +24,7 @@ async fn the_official_node_client_runs_its_basic_operations_against_the_sandbox(
     ];
 
     // The sandbox serves on this runtime, so the script waits on a blocking thread.
-    let output = tokio::task::spawn_blocking(move || run_node(&args, SCRIPT_TIMEOUT))
+    let output = tokio::task::spawn_blocking(move || run_node("pipedrive", &args, SCRIPT_TIMEOUT))
         .await
         .expect("the script runner");
 
