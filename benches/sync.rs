@@ -921,7 +921,9 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let total = counts.total;
     let throttled = counts.throttled();
     let calls = |suffix: &'static str| {
-        counts.calls(move |e| e.starts_with("POST /hubspot/crm/v3/objects/contacts/") && e.ends_with(suffix))
+        counts.calls(move |e| {
+            e.starts_with("POST /hubspot/crm/v3/objects/contacts/") && e.ends_with(suffix)
+        })
     };
     let searches = calls("/search");
     let limit = limits["ten_secondly"].as_u64().unwrap_or(190);

@@ -569,12 +569,7 @@ mod tests {
             None
         );
         assert_eq!(
-            field_of(
-                region()
-                    .with("token", Some("t"))
-                    .with("secret", Some("s"))
-            )
-            .as_deref(),
+            field_of(region().with("token", Some("t")).with("secret", Some("s"))).as_deref(),
             Some("secret"),
             "two ways at once"
         );
