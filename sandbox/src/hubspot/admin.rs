@@ -467,6 +467,7 @@ async fn patch_limits(
             lifecycle_backward: patch.lifecycle_backward,
             batch_errors: patch.batch_errors,
             email_optout_read_only: patch.email_optout_read_only,
+            search_ties: None,
         },
     )?;
     let mut usage = portal.usage.lock();
@@ -510,6 +511,7 @@ struct SettingsPatch {
     lifecycle_backward: Option<String>,
     batch_errors: Option<String>,
     email_optout_read_only: Option<bool>,
+    search_ties: Option<String>,
 }
 
 async fn patch_settings(
@@ -531,6 +533,7 @@ fn apply_settings(portal: &Portal, patch: SettingsPatch) -> Result<Option<Settin
     if patch.lifecycle_backward.is_none()
         && patch.batch_errors.is_none()
         && patch.email_optout_read_only.is_none()
+        && patch.search_ties.is_none()
     {
         return Ok(None);
     }
@@ -543,6 +546,9 @@ fn apply_settings(portal: &Portal, patch: SettingsPatch) -> Result<Option<Settin
     }
     if let Some(v) = patch.email_optout_read_only {
         settings.email_optout_read_only = v;
+    }
+    if let Some(v) = patch.search_ties {
+        settings.search_ties = v;
     }
     settings.validate().map_err(AdminError::bad_request)?;
     Ok(Some(settings))

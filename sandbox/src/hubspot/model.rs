@@ -77,6 +77,10 @@ pub struct Settings {
     /// Refuse writes of `hs_email_optout` with READ_ONLY_VALUE (real portals manage it
     /// through the subscriptions API); false lets the API write it.
     pub email_optout_read_only: bool,
+    /// The order of search results that tie on the sort property: `by_id`
+    /// (ascending id) or `reversed` (descending id). HubSpot documents none,
+    /// so a client must not rely on one.
+    pub search_ties: String,
 }
 
 impl Default for Settings {
@@ -85,6 +89,7 @@ impl Default for Settings {
             lifecycle_backward: "ignore".into(),
             batch_errors: "whole".into(),
             email_optout_read_only: false,
+            search_ties: "by_id".into(),
         }
     }
 }
@@ -105,6 +110,12 @@ impl Settings {
             return Err(format!(
                 "batch_errors: must be \"whole\" or \"per_record\", got {:?}",
                 self.batch_errors
+            ));
+        }
+        if !matches!(self.search_ties.as_str(), "by_id" | "reversed") {
+            return Err(format!(
+                "search_ties: must be \"by_id\" or \"reversed\", got {:?}",
+                self.search_ties
             ));
         }
         Ok(())

@@ -280,6 +280,7 @@ pub(crate) async fn search(
                 }
             }
             if let Some((name, descending)) = &sort {
+                let ties_reversed = data.settings.search_ties == "reversed";
                 let kind = data.property(name).map_or("string", |p| p.kind.as_str());
                 hits.sort_by(|a, b| {
                     let va = data.value_of(a, name);
@@ -291,7 +292,11 @@ pub(crate) async fn search(
                         (None, None) => Ordering::Equal,
                     };
                     let ord = if *descending { ord.reverse() } else { ord };
-                    ord.then(a.id.cmp(&b.id))
+                    ord.then(if ties_reversed {
+                        b.id.cmp(&a.id)
+                    } else {
+                        a.id.cmp(&b.id)
+                    })
                 });
             }
             let total = hits.len();

@@ -452,3 +452,45 @@ async fn a_batch_refused_whole_is_split_until_the_bad_input_stands_alone() {
     let upserts = hub.calls("batch/upsert").await;
     assert!(upserts <= 7, "{upserts} calls for one bad input in five");
 }
+
+#[tokio::test]
+async fn a_listing_loses_no_contact_whatever_order_hubspot_gives_ties() {
+    let hub = Hub::start(json!({})).await;
+    // HubSpot documents no order among search results of one millisecond:
+    // the sandbox gives them in descending id, the order the old client lost
+    // records in.
+    hub.portal_path(
+        reqwest::Method::PATCH,
+        "/settings",
+        json!({ "search_ties": "reversed" }),
+    )
+    .await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00.000Z")
+        .unwrap()
+        .to_utc();
+    let contact = |i: usize, ms: i64| {
+        json!({
+            "properties": { "email": format!("tie{i}@example.com"), "lastname": format!("Tie{i}") },
+            "updated_at": t0 + chrono::Duration::milliseconds(ms),
+        })
+    };
+    // 120 contacts in one millisecond (more than a page), then groups of 7
+    // that pages end inside of.
+    let mut contacts: Vec<Value> = (0..120).map(|i| contact(i, 0)).collect();
+    contacts.extend((120..330).map(|i| contact(i, 1 + (i as i64 - 120) / 7)));
+    hub.put(Value::Array(contacts)).await;
+
+    let records = list_all(&hub.private(), 50).await;
+    let mut ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    assert!(
+        records
+            .windows(2)
+            .all(|w| (w[0].modified_at, w[0].id.len(), &w[0].id)
+                < (w[1].modified_at, w[1].id.len(), &w[1].id)),
+        "oldest first, ties by id"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 330, "every contact");
+    assert_eq!(records.len(), 330, "none twice");
+}

@@ -537,8 +537,11 @@ impl HubspotClient {
         };
         let body = json!({
             "filterGroups": filter_groups,
-            // HubSpot takes one sort; ties come in id order.
-            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            // HubSpot takes one sort, and orders ties as it likes (see `Cursor`).
+            "sorts": [{
+                "propertyName": cursor.map_or("lastmodifieddate", Cursor::sort_property),
+                "direction": "ASCENDING",
+            }],
             "properties": names,
             "limit": limit,
             "after": "0",
@@ -887,16 +890,28 @@ fn next_after(body: &Value) -> Option<String> {
 /// (modification time, then id). Every page is a new search from there, so
 /// records written meanwhile (moved to the end) never shift a page, and no
 /// search pages past the 10,000-result cap.
+///
+/// HubSpot sorts by one property and documents no order among records that
+/// tie on it, so a page may hold some of a millisecond's records and not
+/// others. A page therefore ends before its last millisecond (the next one
+/// starts there), and a millisecond that fills a page on its own is read
+/// apart, sorted by id (`ties`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     at: DateTime<Utc>,
     id: u64,
+    /// Reading the records of `at` alone, by id.
+    ties: bool,
 }
 
 impl Cursor {
     fn parse(c: &str) -> Result<Self, CrmError> {
         let bad = || CrmError::Protocol(format!("bad HubSpot cursor {c}"));
-        let (millis, id) = c.split_once(':').ok_or_else(bad)?;
+        let (key, ties) = match c.strip_suffix(":ties") {
+            Some(key) => (key, true),
+            None => (c, false),
+        };
+        let (millis, id) = key.split_once(':').ok_or_else(bad)?;
         Ok(Self {
             at: millis
                 .parse::<i64>()
@@ -904,30 +919,57 @@ impl Cursor {
                 .and_then(DateTime::from_timestamp_millis)
                 .ok_or_else(bad)?,
             id: id.parse().map_err(|_| bad())?,
+            ties,
         })
     }
 
     /// The search filters of what comes after the key: the same time and a
-    /// greater id, or a later time (HubSpot times are to the millisecond).
+    /// greater id, or (unless reading one millisecond's ties) a later time
+    /// (HubSpot times are to the millisecond).
     fn filter_groups(&self) -> Value {
         let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let same_time = json!({"filters": [
+            {"propertyName": "lastmodifieddate", "operator": "EQ", "value": time(self.at)},
+            {"propertyName": "hs_object_id", "operator": "GTE", "value": (self.id + 1).to_string()},
+        ]});
+        if self.ties {
+            return json!([same_time]);
+        }
         json!([
-            {"filters": [
-                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": time(self.at)},
-                {"propertyName": "hs_object_id", "operator": "GTE", "value": (self.id + 1).to_string()},
-            ]},
+            same_time,
             {"filters": [
                 {"propertyName": "lastmodifieddate", "operator": "GTE",
                  "value": time(self.at + chrono::Duration::milliseconds(1))},
             ]},
         ])
     }
+
+    /// The property results are sorted by: the modification time, or the id
+    /// among one millisecond's ties.
+    fn sort_property(&self) -> &'static str {
+        if self.ties {
+            "hs_object_id"
+        } else {
+            "lastmodifieddate"
+        }
+    }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.at.timestamp_millis(), self.id)
+        write!(f, "{}:{}", self.at.timestamp_millis(), self.id)?;
+        if self.ties {
+            f.write_str(":ties")?;
+        }
+        Ok(())
     }
+}
+
+/// A record's id as HubSpot's number.
+fn numeric_id(record: &CrmRecord) -> Result<u64, CrmError> {
+    record.id.parse().map_err(|_| {
+        CrmError::Protocol(format!("HubSpot contact id {} is not a number", record.id))
+    })
 }
 
 #[async_trait::async_trait]
@@ -1014,38 +1056,65 @@ impl CrmClient for HubspotClient {
         let owners = self.owners_for_reading().await?;
         let names = catalog.read_names(MAX_PROPERTIES);
         let limit = query.page_size.clamp(1, MAX_SEARCH_PAGE);
-        let cursor = query.cursor.as_deref().map(Cursor::parse).transpose()?;
-        let reply = self
-            .search(query.since, cursor.as_ref(), limit, &names)
-            .await?;
-        let mut records = reply["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| wire::to_record(o, &catalog, owners.as_deref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Ties in time by id, as the engine's order asks (ids are numbers).
-        records.sort_by(|a, b| {
-            (a.modified_at, a.id.len(), &a.id).cmp(&(b.modified_at, b.id.len(), &b.id))
-        });
-        let next = match (next_after(&reply), records.last()) {
-            (Some(_), Some(last)) => Some(Cursor {
-                at: last.modified_at,
-                id: last.id.parse().map_err(|_| {
-                    CrmError::Protocol(format!("HubSpot contact id {} is not a number", last.id))
-                })?,
-            }),
-            (Some(_), None) => {
-                return Err(CrmError::Protocol(
-                    "HubSpot said more contacts follow an empty page".into(),
-                ));
-            }
-            (None, _) => None,
-        };
-        Ok(RecordPage {
-            records,
-            next_cursor: next.map(|c| c.to_string()),
-        })
+        let mut cursor = query.cursor.as_deref().map(Cursor::parse).transpose()?;
+        loop {
+            let reply = self
+                .search(query.since, cursor.as_ref(), limit, &names)
+                .await?;
+            let mut records = reply["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| wire::to_record(o, &catalog, owners.as_deref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Ties in time by id, as the engine's order asks (ids are numbers).
+            records.sort_by(|a, b| {
+                (a.modified_at, a.id.len(), &a.id).cmp(&(b.modified_at, b.id.len(), &b.id))
+            });
+            let more = next_after(&reply).is_some();
+            let next = match (cursor.as_ref().filter(|c| c.ties), records.last()) {
+                // One millisecond's ties, by id: when they are all read, the
+                // listing goes on after the last of them.
+                (Some(c), last) => Some(Cursor {
+                    at: c.at,
+                    id: last.map_or(Ok(c.id), numeric_id)?,
+                    ties: more,
+                }),
+                (None, _) if !more => None,
+                (None, None) => {
+                    return Err(CrmError::Protocol(
+                        "HubSpot said more contacts follow an empty page".into(),
+                    ));
+                }
+                (None, Some(last)) => {
+                    let at = last.modified_at;
+                    if records[0].modified_at == at {
+                        // The page is one millisecond, of which HubSpot may
+                        // have left out any: read it by id instead.
+                        let from = cursor.as_ref().filter(|c| c.at == at).map_or(0, |c| c.id);
+                        cursor = Some(Cursor {
+                            at,
+                            id: from,
+                            ties: true,
+                        });
+                        continue;
+                    }
+                    // The page may end inside its last millisecond: the next
+                    // page starts again at it.
+                    records.retain(|r| r.modified_at < at);
+                    let last = records.last().expect("the page has an earlier millisecond");
+                    Some(Cursor {
+                        at: last.modified_at,
+                        id: numeric_id(last)?,
+                        ties: false,
+                    })
+                }
+            };
+            return Ok(RecordPage {
+                records,
+                next_cursor: next.map(|c| c.to_string()),
+            });
+        }
     }
 
     async fn get_many(
@@ -1119,6 +1188,7 @@ mod tests {
         let c = Cursor {
             at: at(1_700_000_000_123),
             id: 42,
+            ties: false,
         };
         assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
         assert!(Cursor::parse("x").is_err());
@@ -1128,5 +1198,13 @@ mod tests {
             groups[1]["filters"][0]["value"],
             json!("2023-11-14T22:13:20.124Z")
         );
+        let ties = Cursor { ties: true, ..c };
+        assert_eq!(Cursor::parse(&ties.to_string()).unwrap(), ties);
+        assert_eq!(
+            ties.filter_groups().as_array().unwrap().len(),
+            1,
+            "that millisecond only"
+        );
+        assert_eq!(ties.sort_property(), "hs_object_id");
     }
 }

@@ -714,7 +714,13 @@ pub async fn a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes<
     assert_status(&stopped, SyncRunStatus::Partial);
     let message = stopped.error.as_deref().unwrap();
     assert!(message.contains("resumes"), "{message}");
-    assert_eq!(stopped.from_crm_created, page as i64, "the first page");
+    // The first page: a client may hold back the records of its last
+    // instant for the next page (a CRM that orders ties as it likes).
+    let first = stopped.from_crm_created;
+    assert!(
+        first > 0 && first <= page as i64,
+        "the first page, {first} of at most {page}"
+    );
     assert_eq!(app.connector().await.status, ConnectorStatus::Connected);
 
     let used = kit.daily_used(state, account).await.unwrap();
@@ -724,7 +730,8 @@ pub async fn a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes<
     let resumed = app.sync(SyncMode::Incremental).await;
     assert_status(&resumed, SyncRunStatus::Succeeded);
     assert_eq!(
-        resumed.from_crm_created, 8,
+        resumed.from_crm_created,
+        (page + 8) as i64 - first,
         "only what the stopped run missed"
     );
     assert_eq!(app.contacts().await.len(), page + 8);
