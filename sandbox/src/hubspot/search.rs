@@ -64,17 +64,37 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Compares a stored value with a filter value: numerically for numbers and
-/// times, case-insensitively otherwise.
-fn compare(kind: &str, stored: &str, wanted: &str) -> Option<Ordering> {
-    match kind {
-        "number" => {
-            let a: f64 = stored.parse().ok()?;
-            let b: f64 = wanted.parse().ok()?;
-            a.partial_cmp(&b)
+/// A value as it compares: numerically for numbers and times,
+/// case-insensitively otherwise.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Key {
+    Number(f64),
+    Time(i64),
+    Text(String),
+}
+
+impl Key {
+    /// A value of a property of this type, as sent or stored.
+    fn parse(kind: &str, value: &str) -> Option<Key> {
+        match kind {
+            "number" => value.trim().parse().ok().map(Key::Number),
+            "datetime" | "date" => parse_time(value).map(Key::Time),
+            _ => Some(Key::Text(value.to_lowercase())),
         }
-        "datetime" | "date" => Some(parse_time(stored)?.cmp(&parse_time(wanted)?)),
-        _ => Some(stored.to_lowercase().cmp(&wanted.to_lowercase())),
+    }
+
+    /// A contact's value of a property; the computed ones without a round
+    /// trip through text (a search reads every contact).
+    fn of(data: &PortalData, contact: &Contact, name: &str, kind: &str) -> Option<Key> {
+        match name {
+            "createdate" => Some(Key::Time(contact.created_ms)),
+            "lastmodifieddate" => Some(Key::Time(contact.updated_ms)),
+            "hs_object_id" => Some(Key::Number(contact.id as f64)),
+            _ => data
+                .value_of(contact, name)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| Key::parse(kind, &v)),
+        }
     }
 }
 
@@ -82,9 +102,13 @@ fn matches(data: &PortalData, contact: &Contact, filter: &Filter) -> Result<bool
     let kind = data
         .property(&filter.property_name)
         .map_or("string", |p| p.kind.as_str());
-    let stored = data
-        .value_of(contact, &filter.property_name)
-        .filter(|v| !v.is_empty());
+    let stored_key = Key::of(data, contact, &filter.property_name, kind);
+    // The text only where an operator needs it (multi-valued enumerations, tokens).
+    let stored = || {
+        data.value_of(contact, &filter.property_name)
+            .filter(|v| !v.is_empty())
+    };
+    let multi = kind == "enumeration";
     let value = || {
         filter.value.as_ref().map(text).ok_or_else(|| {
             ApiError::validation(format!(
@@ -93,16 +117,21 @@ fn matches(data: &PortalData, contact: &Contact, filter: &Filter) -> Result<bool
             ))
         })
     };
-    let cmp = |wanted: &str| stored.as_deref().and_then(|s| compare(kind, s, wanted));
+    let cmp = |wanted: &str| {
+        stored_key
+            .as_ref()
+            .zip(Key::parse(kind, wanted))
+            .and_then(|(a, b)| a.partial_cmp(&b))
+    };
     // Multi-valued (checkbox) properties match when one of their values does.
     let parts = |s: &str| -> Vec<String> { s.split(';').map(str::to_lowercase).collect() };
     Ok(match filter.operator.as_str() {
         "EQ" => {
             let v = value()?;
             cmp(&v) == Some(Ordering::Equal)
-                || stored
-                    .as_deref()
-                    .is_some_and(|s| s.contains(';') && parts(s).contains(&v.to_lowercase()))
+                || multi
+                    && stored()
+                        .is_some_and(|s| s.contains(';') && parts(&s).contains(&v.to_lowercase()))
         }
         "NEQ" => {
             let v = value()?;
@@ -122,8 +151,8 @@ fn matches(data: &PortalData, contact: &Contact, filter: &Filter) -> Result<bool
             matches!(cmp(&value()?), Some(Ordering::Greater | Ordering::Equal))
                 && matches!(cmp(&high), Some(Ordering::Less | Ordering::Equal))
         }
-        "HAS_PROPERTY" => stored.is_some(),
-        "NOT_HAS_PROPERTY" => stored.is_none(),
+        "HAS_PROPERTY" => stored_key.is_some() || stored().is_some(),
+        "NOT_HAS_PROPERTY" => stored_key.is_none() && stored().is_none(),
         "IN" | "NOT_IN" => {
             let values = filter.values.as_ref().ok_or_else(|| {
                 ApiError::validation(format!(
@@ -134,17 +163,13 @@ fn matches(data: &PortalData, contact: &Contact, filter: &Filter) -> Result<bool
             let hit = values.iter().any(|v| {
                 let v = text(v);
                 cmp(&v) == Some(Ordering::Equal)
-                    || stored
-                        .as_deref()
-                        .is_some_and(|s| parts(s).contains(&v.to_lowercase()))
+                    || multi && stored().is_some_and(|s| parts(&s).contains(&v.to_lowercase()))
             });
             hit == (filter.operator == "IN")
         }
         "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN" => {
             let v = value()?.to_lowercase().replace('*', "");
-            let hit = stored
-                .as_deref()
-                .is_some_and(|s| s.to_lowercase().contains(&v));
+            let hit = stored().is_some_and(|s| s.to_lowercase().contains(&v));
             hit == (filter.operator == "CONTAINS_TOKEN")
         }
         other => {
@@ -279,30 +304,39 @@ pub(crate) async fn search(
                     hits.push(contact);
                 }
             }
+            let total = hits.len();
+            let end = (after + limit).min(total);
             if let Some((name, descending)) = &sort {
                 let ties_reversed = data.settings.search_ties == "reversed";
                 let kind = data.property(name).map_or("string", |p| p.kind.as_str());
-                hits.sort_by(|a, b| {
-                    let va = data.value_of(a, name);
-                    let vb = data.value_of(b, name);
-                    let ord = match (va.as_deref(), vb.as_deref()) {
-                        (Some(x), Some(y)) => compare(kind, x, y).unwrap_or(Ordering::Equal),
+                // Each key once, and only the pages up to this one in order.
+                let mut keyed: Vec<(Option<Key>, &Contact)> = hits
+                    .iter()
+                    .map(|c| (Key::of(&data, c, name, kind), *c))
+                    .collect();
+                let order = |a: &(Option<Key>, &Contact), b: &(Option<Key>, &Contact)| {
+                    let ord = match (&a.0, &b.0) {
+                        (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
                         (None, Some(_)) => Ordering::Less,
                         (Some(_), None) => Ordering::Greater,
                         (None, None) => Ordering::Equal,
                     };
                     let ord = if *descending { ord.reverse() } else { ord };
                     ord.then(if ties_reversed {
-                        b.id.cmp(&a.id)
+                        b.1.id.cmp(&a.1.id)
                     } else {
-                        a.id.cmp(&b.id)
+                        a.1.id.cmp(&b.1.id)
                     })
-                });
+                };
+                if end > 0 && end < keyed.len() {
+                    keyed.select_nth_unstable_by(end - 1, order);
+                    keyed.truncate(end);
+                }
+                keyed.sort_by(order);
+                hits = keyed.into_iter().map(|(_, c)| c).collect();
             }
-            let total = hits.len();
-            let end = (after + limit).min(total);
             let results: Vec<Value> = hits
-                .get(after.min(total)..end)
+                .get(after.min(end)..end)
                 .unwrap_or_default()
                 .iter()
                 .map(|c| data.render(c, &body.properties))
