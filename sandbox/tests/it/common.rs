@@ -93,7 +93,10 @@ pub fn clients_dir() -> PathBuf {
 pub fn run_node(package: &str, args: &[String], timeout: Duration) -> Output {
     let dir = clients_dir();
     assert!(
-        dir.join("node_modules").join(package).join("package.json").exists(),
+        dir.join("node_modules")
+            .join(package)
+            .join("package.json")
+            .exists(),
         "the Node client {package} is not installed: run tests/clients/setup"
     );
     let mut child = Command::new("node")

@@ -30,11 +30,10 @@ async fn the_official_node_client_runs_its_contacts_operations_against_the_sandb
     ];
 
     // The sandbox serves on this runtime, so the script waits on a blocking thread.
-    let output = tokio::task::spawn_blocking(move || {
-        run_node("@hubspot/api-client", &args, SCRIPT_TIMEOUT)
-    })
-    .await
-    .expect("the script runner");
+    let output =
+        tokio::task::spawn_blocking(move || run_node("@hubspot/api-client", &args, SCRIPT_TIMEOUT))
+            .await
+            .expect("the script runner");
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
