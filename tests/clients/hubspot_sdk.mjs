@@ -201,10 +201,13 @@ async function owners() {
     byEmail.results.map((o) => o.id),
     [first.id],
   );
+  const one = await ownersApi.getById(Number(first.id));
+  assert.equal(one.email, first.email);
+  await refused(ownersApi.getById(987654321), 404, "owner getById missing");
   const archived = await ownersApi.getPage(undefined, undefined, 100, true);
   assert.ok(archived.results.every((o) => o.archived === true), "archived=true lists archived owners");
   assert.ok(!archived.results.some((o) => results.some((r) => r.id === o.id)));
-  step(`owners getPage: ${results.length} over ${pages} pages, by e-mail, ${archived.results.length} archived`);
+  step(`owners getPage: ${results.length} over ${pages} pages, by e-mail, ${archived.results.length} archived; getById`);
   return first;
 }
 
