@@ -61,7 +61,35 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
             "pipedrive.{key} in {d}"
         );
     }
+    for key in [
+        "base_url",
+        "access_token",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+    ] {
+        assert!(
+            d["hubspot"][key].as_str().is_some_and(|s| !s.is_empty()),
+            "hubspot.{key} in {d}"
+        );
+    }
+    assert!(
+        d["hubspot"]["portal_id"].as_u64().is_some_and(|id| id > 0),
+        "hubspot.portal_id in {d}"
+    );
     let http = reqwest::Client::new();
+
+    // The printed private-app token works at the printed HubSpot base URL.
+    let contacts = http
+        .get(format!(
+            "{}/crm/v3/objects/contacts?limit=1",
+            d["hubspot"]["base_url"].as_str().unwrap()
+        ))
+        .bearer_auth(d["hubspot"]["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .expect("HubSpot contacts");
+    assert_eq!(contacts.status(), 200);
 
     // The printed grant code works at the printed accounts URL.
     let token: Value = http

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -25,6 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/portals", get(list_portals).post(add_portal))
         .route("/portals/{portal}", get(get_portal))
         .route("/portals/{portal}/tokens", post(mint_token))
+        .route("/portals/{portal}/tokens/scopes", put(set_scopes))
         .route("/portals/{portal}/properties", post(add_property))
         .route("/portals/{portal}/seed", post(seed_contacts))
         .route(
@@ -162,6 +163,33 @@ async fn mint_token(
         }
     };
     Ok((StatusCode::CREATED, Json(reply)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopesRequest {
+    token: String,
+    scopes: Vec<String>,
+}
+
+/// Replaces a token's scopes, to make calls answer MISSING_SCOPES.
+async fn set_scopes(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let request: ScopesRequest = parse_body(&body)?;
+    let portal = portal(&state, &id)?;
+    if !state
+        .hubspot
+        .set_scopes(portal.id, &request.token, &request.scopes)
+    {
+        return Err(AdminError::not_found(format!(
+            "token: not a token of portal {}",
+            portal.id
+        )));
+    }
+    Ok(Json(json!({ "scopes": request.scopes })))
 }
 
 async fn add_property(
@@ -414,10 +442,16 @@ async fn get_limits(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitPatch {
+    #[serde(alias = "ten_second_limit")]
     ten_secondly: Option<u32>,
     oauth_ten_secondly: Option<u32>,
+    #[serde(alias = "daily_limit")]
     daily: Option<u64>,
     search_per_second: Option<u32>,
+    // Settings may be patched here too (see `SettingsPatch`).
+    lifecycle_backward: Option<String>,
+    batch_errors: Option<String>,
+    email_optout_read_only: Option<bool>,
 }
 
 async fn patch_limits(
@@ -427,6 +461,14 @@ async fn patch_limits(
 ) -> Result<Json<Value>, AdminError> {
     let patch: LimitPatch = parse_body(&body)?;
     let portal = portal(&state, &id)?;
+    let settings = apply_settings(
+        &portal,
+        SettingsPatch {
+            lifecycle_backward: patch.lifecycle_backward,
+            batch_errors: patch.batch_errors,
+            email_optout_read_only: patch.email_optout_read_only,
+        },
+    )?;
     let mut usage = portal.usage.lock();
     let mut config: LimitConfig = usage.config.clone();
     if let Some(v) = patch.ten_secondly {
@@ -443,7 +485,13 @@ async fn patch_limits(
     }
     config.validate().map_err(AdminError::bad_request)?;
     usage.config = config.clone();
-    Ok(Json(json!(config)))
+    drop(usage);
+    if let Some(settings) = settings {
+        portal.data.lock().settings = settings;
+    }
+    let mut reply = json!(config);
+    reply["settings"] = json!(portal.data.lock().settings);
+    Ok(Json(reply))
 }
 
 async fn get_settings(
@@ -456,7 +504,7 @@ async fn get_settings(
 }
 
 /// Optional changes to a portal's settings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
     lifecycle_backward: Option<String>,
@@ -471,8 +519,22 @@ async fn patch_settings(
 ) -> Result<Json<Value>, AdminError> {
     let patch: SettingsPatch = parse_body(&body)?;
     let portal = portal(&state, &id)?;
-    let mut data = portal.data.lock();
-    let mut settings: Settings = data.settings.clone();
+    if let Some(settings) = apply_settings(&portal, patch)? {
+        portal.data.lock().settings = settings;
+    }
+    let settings = portal.data.lock().settings.clone();
+    Ok(Json(json!(settings)))
+}
+
+/// The portal's settings with the patch applied and checked; None when the patch is empty.
+fn apply_settings(portal: &Portal, patch: SettingsPatch) -> Result<Option<Settings>, AdminError> {
+    if patch.lifecycle_backward.is_none()
+        && patch.batch_errors.is_none()
+        && patch.email_optout_read_only.is_none()
+    {
+        return Ok(None);
+    }
+    let mut settings: Settings = portal.data.lock().settings.clone();
     if let Some(v) = patch.lifecycle_backward {
         settings.lifecycle_backward = v;
     }
@@ -483,8 +545,7 @@ async fn patch_settings(
         settings.email_optout_read_only = v;
     }
     settings.validate().map_err(AdminError::bad_request)?;
-    data.settings = settings.clone();
-    Ok(Json(json!(settings)))
+    Ok(Some(settings))
 }
 
 async fn exhaust_daily(

@@ -81,6 +81,16 @@ pub(crate) async fn list(
     })
 }
 
+/// HubSpot's 404 for a contact id or e-mail that names no contact.
+fn object_not_found(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Some("OBJECT_NOT_FOUND"),
+        "Object not found.  objectId are usually numeric.",
+    )
+    .with("context", json!({ "id": [key] }))
+}
+
 /// Finds a contact by id or, with `idProperty=email`, by e-mail.
 fn find(
     data: &PortalData,
@@ -132,7 +142,7 @@ pub(crate) async fn get_one(
         let data = ctx.portal.data.lock();
         let archived = bool_param(&query, "archived");
         let id = find(&data, &key, param(&query, "idProperty"), archived)?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(|| object_not_found(&key))?;
         let wanted = list_param(&query, "properties");
         Ok(json_response(
             StatusCode::OK,
@@ -221,7 +231,7 @@ pub(crate) async fn update(
         let input: Input = parse_json(&body)?;
         let mut data = ctx.portal.data.lock();
         let id = find(&data, &key, param(&query, "idProperty"), false)?
-            .ok_or_else(ApiError::not_found)?;
+            .ok_or_else(|| object_not_found(&key))?;
         write_existing(&mut data, id, &input.properties, ctx.now_ms)
             .map_err(|e| ApiError::from_write(&e))?;
         Ok(json_response(

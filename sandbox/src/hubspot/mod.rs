@@ -196,6 +196,24 @@ impl HubspotState {
         token
     }
 
+    /// Replaces the scopes of one of a portal's tokens (access or refresh token);
+    /// false when the portal has no such token.
+    pub(crate) fn set_scopes(&self, portal: u64, token: &str, scopes: &[String]) -> bool {
+        if let Some(t) = self.tokens.write().get_mut(token)
+            && t.portal == portal
+        {
+            t.scopes = scopes.to_vec();
+            return true;
+        }
+        if let Some(t) = self.refresh_tokens.write().get_mut(token)
+            && t.portal == portal
+        {
+            t.scopes = scopes.to_vec();
+            return true;
+        }
+        false
+    }
+
     /// Forgets every token of a portal.
     pub(crate) fn revoke(&self, portal: u64) {
         self.tokens.write().retain(|_, t| t.portal != portal);
@@ -774,7 +792,15 @@ pub(crate) fn serve(
         now_ms: now,
     };
     let response = handler(&ctx).unwrap_or_else(IntoResponse::into_response);
-    with_rate_headers(response, &rate)
+    let mut response = with_rate_headers(response, &rate);
+    if info.oauth {
+        // HubSpot leaves the daily headers off replies to OAuth-authorised calls.
+        response.headers_mut().remove("x-hubspot-ratelimit-daily");
+        response
+            .headers_mut()
+            .remove("x-hubspot-ratelimit-daily-remaining");
+    }
+    response
 }
 
 /// Parses a JSON request body, answering HubSpot's 400 when it is not JSON of that shape.

@@ -68,7 +68,8 @@ pub struct Portal {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Setting an earlier `lifecyclestage` than the stored one: `ignore` (the write
-    /// succeeds, the stage stays, HubSpot's documented behaviour) or `reject` (400).
+    /// succeeds, the stage stays, HubSpot's documented behaviour), `reject` (400) or
+    /// `allow` (the stage moves back, as some report of the v3 API).
     pub lifecycle_backward: String,
     /// A batch create/upsert/update with an invalid input: `whole` (the call is
     /// refused with 400, nothing written) or `per_record` (207, the valid inputs written).
@@ -91,9 +92,12 @@ impl Default for Settings {
 impl Settings {
     /// Checks the values; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if !matches!(self.lifecycle_backward.as_str(), "ignore" | "reject") {
+        if !matches!(
+            self.lifecycle_backward.as_str(),
+            "ignore" | "reject" | "allow"
+        ) {
             return Err(format!(
-                "lifecycle_backward: must be \"ignore\" or \"reject\", got {:?}",
+                "lifecycle_backward: must be \"ignore\", \"reject\" or \"allow\", got {:?}",
                 self.lifecycle_backward
             ));
         }
@@ -682,6 +686,7 @@ impl PortalData {
             match self.check_value(prop, &text) {
                 Ok(normal) => {
                     if name == "lifecyclestage"
+                        && self.settings.lifecycle_backward != "allow"
                         && let Some(stored) = existing.and_then(|c| c.props.get(name))
                         && stage_rank(&normal) < stage_rank(stored)
                     {
@@ -1012,6 +1017,12 @@ mod tests {
             d.validate(&back, Some(&contact)),
             Err(WriteError::Invalid(_))
         ));
+        d.settings.lifecycle_backward = "allow".into();
+        assert_eq!(
+            d.validate(&back, Some(&contact)).unwrap()["lifecyclestage"],
+            Some("lead".into())
+        );
+        d.settings.lifecycle_backward = "reject".into();
         // Cleared first, any stage may be set.
         let cleared = props(json!({"lifecyclestage": ""}));
         let changes = d.validate(&cleared, Some(&contact)).unwrap();

@@ -101,6 +101,7 @@ async fn portals_are_created_listed_and_given_tokens() {
     let r = oauth.get("/crm/v3/objects/contacts").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-hubspot-ratelimit-max"), "110");
+    assert!(r.headers.get("x-hubspot-ratelimit-daily").is_none());
     let (status, _) = sb.admin_get("/admin/hubspot/portals/12345").await;
     assert_eq!(status, 404);
 }

@@ -191,3 +191,48 @@ async fn revoking_a_portal_refuses_its_tokens_and_refresh_tokens() {
         (400, Some("BAD_REFRESH_TOKEN"))
     );
 }
+
+#[tokio::test]
+async fn a_tokens_scopes_are_replaced_through_the_admin_api() {
+    let sb = TestSandbox::start().await;
+    let hs = Hs::empty(&sb).await;
+    let set = |scopes: Value, token: String| {
+        let sb = &sb;
+        let url = sb.url(&hs.admin("/tokens/scopes"));
+        async move {
+            let resp = sb
+                .http
+                .put(url)
+                .json(&json!({ "token": token, "scopes": scopes }))
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(
+        set(json!(["crm.objects.contacts.write"]), hs.token.clone()).await,
+        200
+    );
+    let r = hs.get("/crm/v3/objects/contacts").await;
+    assert_error(&r, 403, "MISSING_SCOPES");
+    assert_eq!(
+        r.body["errors"][0]["context"]["requiredGranularScopes"][0],
+        "crm.objects.contacts.read"
+    );
+    assert_eq!(
+        set(json!(["crm.objects.contacts.read"]), hs.token.clone()).await,
+        200
+    );
+    assert_eq!(hs.get("/crm/v3/objects/contacts").await.status, 200);
+    // A token of another portal is not this portal's.
+    let other = sb.desc().hubspot.access_token.clone();
+    assert_eq!(set(json!([]), other).await, 404);
+    assert_eq!(
+        Hs::default_portal(&sb)
+            .get("/crm/v3/objects/contacts?limit=1")
+            .await
+            .status,
+        200
+    );
+}

@@ -309,7 +309,9 @@ async fn an_unknown_id_is_object_not_found() {
     let sb = TestSandbox::start().await;
     let hs = Hs::default_portal(&sb);
     let r = hs.get("/crm/v3/objects/contacts/999999").await;
-    assert_error(&r, 404, "OBJECT_NOT_FOUND");
+    let message = assert_error(&r, 404, "OBJECT_NOT_FOUND");
+    assert_eq!(message, "Object not found.  objectId are usually numeric.");
+    assert_eq!(r.body["context"]["id"], json!(["999999"]));
     let r = hs
         .patch(
             "/crm/v3/objects/contacts/999999",

@@ -1,6 +1,6 @@
 //! The 10-second and daily limits, their headers, and injected faults.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Hs, assert_error};
 use crate::common::TestSandbox;
@@ -155,4 +155,43 @@ async fn limits_are_read_and_patched_per_portal() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     let _ = assert_error;
+}
+
+#[tokio::test]
+async fn the_limits_patch_takes_long_names_and_settings() {
+    let sb = TestSandbox::start().await;
+    let hs = Hs::empty(&sb).await;
+    let patch = |body: Value| {
+        let sb = &sb;
+        let url = sb.url(&hs.admin("/limits"));
+        async move {
+            let resp = sb.http.patch(url).json(&body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = patch(json!({
+        "ten_second_limit": 7, "daily_limit": 900, "lifecycle_backward": "reject"
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ten_secondly"], 7);
+    assert_eq!(body["daily"], 900);
+    assert_eq!(body["settings"]["lifecycle_backward"], "reject");
+    let r = hs.get("/crm/v3/objects/contacts").await;
+    assert_eq!(r.header("x-hubspot-ratelimit-max"), "7");
+    assert_eq!(r.header("x-hubspot-ratelimit-daily"), "900");
+
+    let (status, body) = patch(json!({ "lifecycle_backward": "sideways" })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("lifecycle_backward")
+    );
+    let (status, _) = patch(json!({ "ten_seconds": 5 })).await;
+    assert_eq!(status, 400);
+    let (_, settings) = sb.admin_get(&hs.admin("/settings")).await;
+    assert_eq!(settings["lifecycle_backward"], "reject");
 }
