@@ -482,6 +482,32 @@ async function search(marker, everyId, single) {
   const tooBig = await refused(search.doSearch({ ...request(undefined, 201) }), 400, "search limit 201");
   assertEnvelope(tooBig, "VALIDATION_ERROR", "search limit 201");
   step("searchApi.doSearch limit 201 -> 400 VALIDATION_ERROR");
+
+  // Unpaced, a burst passes the per-second limit: HubSpot's 429, which the SDK's retry
+  // decorator recognises by its message and retries after a second.
+  const burst = (apiClient) =>
+    Promise.allSettled(
+      Array.from({ length: 8 }, () => apiClient.crm.contacts.searchApi.doSearch(request(undefined, 1))),
+    );
+  const settled = await burst(api);
+  const limited = settled.filter((r) => r.status === "rejected").map((r) => r.reason);
+  assert.ok(limited.length >= 1, "8 searches at once pass the limit of 5 a second");
+  for (const error of limited) {
+    assert.equal(error.code, 429, error.message);
+    assert.equal(error.body.status, "error");
+    assert.equal(error.body.errorType, "RATE_LIMIT");
+    assert.equal(error.body.policyName, "SECONDLY");
+    assert.equal(error.body.message, "You have reached your secondly limit.");
+    assert.equal(error.headers["x-hubspot-ratelimit-secondly"], "5");
+  }
+  const retrying = new hubspot.Client({ accessToken: hs.access_token, basePath: hs.base_url, numberOfApiCallRetries: 3 });
+  const retried = await burst(retrying);
+  assert.ok(
+    retried.every((r) => r.status === "fulfilled" && r.value.total === everyId.length),
+    JSON.stringify(retried.map((r) => r.reason?.message ?? "ok")),
+  );
+  client(hs.access_token); // back to no retries for the clients made after this
+  step(`search burst: ${limited.length} of 8 refused with 429 SECONDLY; the SDK's retries get all 8 through`);
 }
 
 async function archive(ids, single) {
