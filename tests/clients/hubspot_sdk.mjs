@@ -343,6 +343,30 @@ async function batch(marker, tier, single) {
   const ids = created.results.map((o) => o.id);
   step("batchApi.create (201): 3 contacts");
 
+  const invalid = await refused(
+    contacts.batchApi.create({
+      inputs: [
+        { properties: { email: `ok.${marker}@example.com`, lastname: marker }, associations: [] },
+        { properties: { email: "not-an-email", lastname: marker }, associations: [] },
+      ],
+    }),
+    400,
+    "batch create with an invalid input",
+  );
+  assertEnvelope(invalid, "VALIDATION_ERROR", "batch create with an invalid input");
+  assert.match(invalid.message, /INVALID_EMAIL/);
+  const tooMany = await refused(
+    contacts.batchApi.read({
+      inputs: Array.from({ length: 101 }, (_, n) => ({ id: String(n + 1) })),
+      properties: [],
+      propertiesWithHistory: [],
+    }),
+    400,
+    "101 batch inputs",
+  );
+  assertEnvelope(tooMany, "VALIDATION_ERROR", "101 batch inputs");
+  step("batchApi.create with an invalid input and batchApi.read of 101 -> 400 for the whole call");
+
   const read = await contacts.batchApi.read({
     inputs: [...ids, single.id].map((id) => ({ id })),
     properties: ["email", tier],
