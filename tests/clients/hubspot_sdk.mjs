@@ -174,7 +174,13 @@ async function properties() {
   );
   const fetched = await core.getByName("contacts", name);
   assert.equal(fetched.label, "SDK tier");
-  step(`properties create ${name} (201) and read back`);
+  const again = await refused(
+    core.create("contacts", { name, label: "Again", type: "string", fieldType: "text", groupName: "contactinformation" }),
+    409,
+    "a property that exists",
+  );
+  assertEnvelope(again, "OBJECT_ALREADY_EXISTS", "a property that exists");
+  step(`properties create ${name} (201) and read back; again -> 409`);
   return name;
 }
 
