@@ -14,7 +14,9 @@ import hubspot from "@hubspot/api-client";
 const raw = process.argv[2] ?? process.env.HUBSPOT_SANDBOX;
 const expectedCount = process.argv[3] ?? process.env.HUBSPOT_CONTACT_COUNT;
 if (!raw) {
-  console.error("usage: node hubspot_sdk.mjs <sandbox description JSON> [<expected contact count>]");
+  console.error(
+    "usage: node hubspot_sdk.mjs <sandbox description JSON> [<expected contact count>]",
+  );
   process.exit(2);
 }
 const described = JSON.parse(raw);
@@ -30,7 +32,14 @@ function client(accessToken) {
 const api = client(hs.access_token);
 const contacts = api.crm.contacts;
 const MISSING_ID = "999999999";
-const DEFAULT_PROPERTIES = ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"];
+const DEFAULT_PROPERTIES = [
+  "createdate",
+  "email",
+  "firstname",
+  "hs_object_id",
+  "lastmodifieddate",
+  "lastname",
+];
 // Returned whatever properties a read names ("basic system fields that cannot be excluded").
 const SYSTEM_PROPERTIES = ["createdate", "hs_object_id", "lastmodifieddate"];
 const STAGES = [
@@ -57,7 +66,10 @@ async function refused(promise, code, what) {
     (e) => e,
   );
   // The SDK's ApiException (one class per generated API, none exported): code, body, headers.
-  assert.ok(typeof error?.code === "number", `${what}: not an ApiException: ${error?.stack ?? error}`);
+  assert.ok(
+    typeof error?.code === "number",
+    `${what}: not an ApiException: ${error?.stack ?? error}`,
+  );
   assert.equal(error.code, code, `${what}: ${error.message}`);
   assert.equal(typeof error.body, "object", `${what}: the body is parsed JSON: ${error.message}`);
   return error.body;
@@ -72,7 +84,10 @@ function assertEnvelope(body, category, what) {
 }
 
 function assertDate(value, what) {
-  assert.ok(value instanceof Date && !Number.isNaN(value.getTime()), `${what} is a valid date: ${value}`);
+  assert.ok(
+    value instanceof Date && !Number.isNaN(value.getTime()),
+    `${what} is a valid date: ${value}`,
+  );
 }
 
 /** Checks an object reply's shape and returns it. */
@@ -120,7 +135,12 @@ async function properties() {
   const core = api.crm.properties.coreApi;
   const all = (await core.getAll("contacts")).results;
   const byName = new Map(all.map((p) => [p.name, p]));
-  for (const name of [...DEFAULT_PROPERTIES, "lifecyclestage", "hs_email_optout", "hubspot_owner_id"]) {
+  for (const name of [
+    ...DEFAULT_PROPERTIES,
+    "lifecyclestage",
+    "hs_email_optout",
+    "hubspot_owner_id",
+  ]) {
     assert.ok(byName.has(name), `property ${name} is listed`);
   }
   const email = byName.get("email");
@@ -131,7 +151,11 @@ async function properties() {
   assert.equal(byName.get("hs_email_optout").type, "bool");
   for (const [name, type] of Object.entries(hs.custom_properties ?? {})) {
     assert.equal(byName.get(name)?.type, type, `custom property ${name}`);
-    assert.equal(byName.get(name).hubspotDefined, false, `custom property ${name} is not HubSpot's`);
+    assert.equal(
+      byName.get(name).hubspotDefined,
+      false,
+      `custom property ${name} is not HubSpot's`,
+    );
   }
   assert.ok(byName.has("plezi_url"), "the custom plezi_url property");
   step(`properties getAll: ${all.length} properties`);
@@ -142,10 +166,16 @@ async function properties() {
     stage.options.map((o) => o.value),
     STAGES,
   );
-  assert.ok(stage.options.every((o) => typeof o.label === "string" && typeof o.displayOrder === "number"));
+  assert.ok(
+    stage.options.every((o) => typeof o.label === "string" && typeof o.displayOrder === "number"),
+  );
   step("properties getByName lifecyclestage");
 
-  const missing = await refused(core.getByName("contacts", "no_such_property"), 404, "getByName missing");
+  const missing = await refused(
+    core.getByName("contacts", "no_such_property"),
+    404,
+    "getByName missing",
+  );
   assert.equal(missing.status, "error");
   step("properties getByName missing -> 404");
 
@@ -174,7 +204,19 @@ async function properties() {
   );
   const fetched = await core.getByName("contacts", name);
   assert.equal(fetched.label, "SDK tier");
-  step(`properties create ${name} (201) and read back`);
+  const again = await refused(
+    core.create("contacts", {
+      name,
+      label: "Again",
+      type: "string",
+      fieldType: "text",
+      groupName: "contactinformation",
+    }),
+    409,
+    "a property that exists",
+  );
+  assertEnvelope(again, "OBJECT_ALREADY_EXISTS", "a property that exists");
+  step(`properties create ${name} (201) and read back; again -> 409`);
   return name;
 }
 
@@ -201,10 +243,18 @@ async function owners() {
     byEmail.results.map((o) => o.id),
     [first.id],
   );
+  const one = await ownersApi.getById(Number(first.id));
+  assert.equal(one.email, first.email);
+  await refused(ownersApi.getById(987654321), 404, "owner getById missing");
   const archived = await ownersApi.getPage(undefined, undefined, 100, true);
-  assert.ok(archived.results.every((o) => o.archived === true), "archived=true lists archived owners");
+  assert.ok(
+    archived.results.every((o) => o.archived === true),
+    "archived=true lists archived owners",
+  );
   assert.ok(!archived.results.some((o) => results.some((r) => r.id === o.id)));
-  step(`owners getPage: ${results.length} over ${pages} pages, by e-mail, ${archived.results.length} archived`);
+  step(
+    `owners getPage: ${results.length} over ${pages} pages, by e-mail, ${archived.results.length} archived; getById`,
+  );
   return first;
 }
 
@@ -233,7 +283,11 @@ async function basic(marker, tier, owner) {
   step(`basicApi.create (201): ${id}`);
 
   const plain = assertObject(await contacts.basicApi.getById(id), "getById");
-  assert.deepEqual(Object.keys(plain.properties).sort(), DEFAULT_PROPERTIES, "the default properties");
+  assert.deepEqual(
+    Object.keys(plain.properties).sort(),
+    DEFAULT_PROPERTIES,
+    "the default properties",
+  );
   assert.equal(plain.properties.lastname, marker);
   assertDate(new Date(plain.properties.createdate), "createdate");
   assert.equal(new Date(plain.properties.lastmodifieddate).getTime(), plain.updatedAt.getTime());
@@ -251,7 +305,14 @@ async function basic(marker, tier, owner) {
   );
   step("basicApi.getById properties=[...] (repeated parameters)");
 
-  const byEmail = await contacts.basicApi.getById(email, ["lifecyclestage"], undefined, undefined, false, "email");
+  const byEmail = await contacts.basicApi.getById(
+    email,
+    ["lifecyclestage"],
+    undefined,
+    undefined,
+    false,
+    "email",
+  );
   assert.equal(byEmail.id, id);
   step("basicApi.getById idProperty=email");
 
@@ -260,7 +321,10 @@ async function basic(marker, tier, owner) {
   step("basicApi.getById missing id -> ApiException 404 OBJECT_NOT_FOUND");
 
   const duplicate = await refused(
-    contacts.basicApi.create({ properties: { email: email.toUpperCase(), firstname: "Twin" }, associations: [] }),
+    contacts.basicApi.create({
+      properties: { email: email.toUpperCase(), firstname: "Twin" },
+      associations: [],
+    }),
     409,
     "duplicate e-mail",
   );
@@ -269,7 +333,10 @@ async function basic(marker, tier, owner) {
   step("basicApi.create duplicate e-mail (other case) -> 409 CONFLICT");
 
   const invalid = await refused(
-    contacts.basicApi.create({ properties: { email: "not-an-email", lastname: marker }, associations: [] }),
+    contacts.basicApi.create({
+      properties: { email: "not-an-email", lastname: marker },
+      associations: [],
+    }),
     400,
     "invalid e-mail",
   );
@@ -286,7 +353,9 @@ async function basic(marker, tier, owner) {
   step("basicApi create/update invalid values -> 400 VALIDATION_ERROR");
 
   const updated = assertObject(
-    await contacts.basicApi.update(id, { properties: { firstname: "Augusta", lifecyclestage: "customer" } }),
+    await contacts.basicApi.update(id, {
+      properties: { firstname: "Augusta", lifecyclestage: "customer" },
+    }),
     "update",
   );
   assert.equal(updated.properties.firstname, "Augusta");
@@ -299,7 +368,11 @@ async function basic(marker, tier, owner) {
   assert.equal(reread.properties.lastname, marker, "an update keeps what it does not name");
   step("basicApi.update (200), forward-only lifecyclestage");
 
-  await refused(contacts.basicApi.update(MISSING_ID, { properties: { firstname: "X" } }), 404, "update missing");
+  await refused(
+    contacts.basicApi.update(MISSING_ID, { properties: { firstname: "X" } }),
+    404,
+    "update missing",
+  );
   step("basicApi.update missing id -> 404");
   return { id, email };
 }
@@ -340,6 +413,30 @@ async function batch(marker, tier, single) {
   const ids = created.results.map((o) => o.id);
   step("batchApi.create (201): 3 contacts");
 
+  const invalid = await refused(
+    contacts.batchApi.create({
+      inputs: [
+        { properties: { email: `ok.${marker}@example.com`, lastname: marker }, associations: [] },
+        { properties: { email: "not-an-email", lastname: marker }, associations: [] },
+      ],
+    }),
+    400,
+    "batch create with an invalid input",
+  );
+  assertEnvelope(invalid, "VALIDATION_ERROR", "batch create with an invalid input");
+  assert.match(invalid.message, /INVALID_EMAIL/);
+  const tooMany = await refused(
+    contacts.batchApi.read({
+      inputs: Array.from({ length: 101 }, (_, n) => ({ id: String(n + 1) })),
+      properties: [],
+      propertiesWithHistory: [],
+    }),
+    400,
+    "101 batch inputs",
+  );
+  assertEnvelope(tooMany, "VALIDATION_ERROR", "101 batch inputs");
+  step("batchApi.create with an invalid input and batchApi.read of 101 -> 400 for the whole call");
+
   const read = await contacts.batchApi.read({
     inputs: [...ids, single.id].map((id) => ({ id })),
     properties: ["email", tier],
@@ -379,16 +476,21 @@ async function batch(marker, tier, single) {
     inputs: ids.map((id, n) => ({ id, properties: { firstname: `Renamed${n + 1}` } })),
   });
   assert.equal(updated.status, "COMPLETE");
-  assert.deepEqual(
-    updated.results.map((o) => o.properties.firstname).sort(),
-    ["Renamed1", "Renamed2", "Renamed3"],
-  );
+  assert.deepEqual(updated.results.map((o) => o.properties.firstname).sort(), [
+    "Renamed1",
+    "Renamed2",
+    "Renamed3",
+  ]);
   step("batchApi.update (200)");
 
   const newEmail = `upsert.${marker}@example.com`;
   const upserted = await contacts.batchApi.upsert({
     inputs: [
-      { idProperty: "email", id: emails[0], properties: { firstname: "Upserted", lastname: marker } },
+      {
+        idProperty: "email",
+        id: emails[0],
+        properties: { firstname: "Upserted", lastname: marker },
+      },
       { idProperty: "email", id: newEmail, properties: { firstname: "Fresh", lastname: marker } },
     ],
   });
@@ -423,7 +525,11 @@ async function search(marker, everyId, single) {
     [...SYSTEM_PROPERTIES, "email", "firstname", "lastname"].sort(),
   );
   const times = results.map((o) => new Date(o.properties.createdate ?? o.createdAt).getTime());
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), "ascending createdate");
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    "ascending createdate",
+  );
   // The string form of a sort and a zero `after`, as HubSpot's own examples send them.
   const newestFirst = await search.doSearch({
     filterGroups: [{ filters: [{ propertyName: "lastname", operator: "EQ", value: marker }] }],
@@ -433,12 +539,19 @@ async function search(marker, everyId, single) {
   });
   const descending = newestFirst.results.map((o) => new Date(o.properties.createdate).getTime());
   assert.equal(descending.length, everyId.length);
-  assert.deepEqual(descending, [...descending].sort((a, b) => b - a), "sorts: ['-createdate'] is descending");
+  assert.deepEqual(
+    descending,
+    [...descending].sort((a, b) => b - a),
+    "sorts: ['-createdate'] is descending",
+  );
   const firstPage = await search.doSearch(request(undefined, 2));
   assert.equal(firstPage.total, everyId.length);
   step(`searchApi.doSearch EQ: total ${firstPage.total} over ${pages} pages, sorted`);
 
-  const emails = results.filter((o) => o.id !== single.id).slice(0, 2).map((o) => o.properties.email);
+  const emails = results
+    .filter((o) => o.id !== single.id)
+    .slice(0, 2)
+    .map((o) => o.properties.email);
   const byIn = await search.doSearch({
     filterGroups: [{ filters: [{ propertyName: "email", operator: "IN", values: emails }] }],
     properties: ["email"],
@@ -465,7 +578,11 @@ async function search(marker, everyId, single) {
       {
         filters: [
           { propertyName: "lastname", operator: "EQ", value: marker },
-          { propertyName: "lastmodifieddate", operator: "GTE", value: String(Date.now() - 3_600_000) },
+          {
+            propertyName: "lastmodifieddate",
+            operator: "GTE",
+            value: String(Date.now() - 3_600_000),
+          },
         ],
       },
     ],
@@ -476,9 +593,47 @@ async function search(marker, everyId, single) {
   assert.ok(!since.paging, "no next page when everything fits");
   step("searchApi.doSearch IN, filter groups (OR), NEQ, HAS_PROPERTY, GTE");
 
-  const tooBig = await refused(search.doSearch({ ...request(undefined, 201) }), 400, "search limit 201");
+  const tooBig = await refused(
+    search.doSearch({ ...request(undefined, 201) }),
+    400,
+    "search limit 201",
+  );
   assertEnvelope(tooBig, "VALIDATION_ERROR", "search limit 201");
   step("searchApi.doSearch limit 201 -> 400 VALIDATION_ERROR");
+
+  // Unpaced, a burst passes the per-second limit: HubSpot's 429, which the SDK's retry
+  // decorator recognises by its message and retries after a second.
+  const burst = (apiClient) =>
+    Promise.allSettled(
+      Array.from({ length: 8 }, () =>
+        apiClient.crm.contacts.searchApi.doSearch(request(undefined, 1)),
+      ),
+    );
+  const settled = await burst(api);
+  const limited = settled.filter((r) => r.status === "rejected").map((r) => r.reason);
+  assert.ok(limited.length >= 1, "8 searches at once pass the limit of 5 a second");
+  for (const error of limited) {
+    assert.equal(error.code, 429, error.message);
+    assert.equal(error.body.status, "error");
+    assert.equal(error.body.errorType, "RATE_LIMIT");
+    assert.equal(error.body.policyName, "SECONDLY");
+    assert.equal(error.body.message, "You have reached your secondly limit.");
+    assert.equal(error.headers["x-hubspot-ratelimit-secondly"], "5");
+  }
+  const retrying = new hubspot.Client({
+    accessToken: hs.access_token,
+    basePath: hs.base_url,
+    numberOfApiCallRetries: 3,
+  });
+  const retried = await burst(retrying);
+  assert.ok(
+    retried.every((r) => r.status === "fulfilled" && r.value.total === everyId.length),
+    JSON.stringify(retried.map((r) => r.reason?.message ?? "ok")),
+  );
+  client(hs.access_token); // back to no retries for the clients made after this
+  step(
+    `search burst: ${limited.length} of 8 refused with 429 SECONDLY; the SDK's retries get all 8 through`,
+  );
 }
 
 async function archive(ids, single) {
@@ -487,9 +642,12 @@ async function archive(ids, single) {
   for (const id of [...ids.slice(0, 2), single.id]) {
     await refused(contacts.basicApi.getById(id), 404, `getById archived ${id}`);
   }
-  const archived = await allPages((after) => contacts.basicApi.getPage(100, after, undefined, undefined, undefined, true));
+  const archived = await allPages((after) =>
+    contacts.basicApi.getPage(100, after, undefined, undefined, undefined, true),
+  );
   const archivedIds = archived.results.map((o) => o.id);
-  for (const id of [...ids.slice(0, 2), single.id]) assert.ok(archivedIds.includes(id), `${id} listed as archived`);
+  for (const id of [...ids.slice(0, 2), single.id])
+    assert.ok(archivedIds.includes(id), `${id} listed as archived`);
   const one = archived.results.find((o) => o.id === single.id);
   assert.equal(one.archived, true);
   assertDate(one.archivedAt, "archivedAt");
@@ -520,14 +678,25 @@ async function oauth() {
   step("oauth tokensApi.create refresh_token grant; the new access token works");
 
   const bad = await refused(
-    api.oauth.tokensApi.create("refresh_token", undefined, undefined, hs.client_id, hs.client_secret, "no-such-token"),
+    api.oauth.tokensApi.create(
+      "refresh_token",
+      undefined,
+      undefined,
+      hs.client_id,
+      hs.client_secret,
+      "no-such-token",
+    ),
     400,
     "bad refresh token",
   );
   assert.equal(bad.status, "BAD_REFRESH_TOKEN", JSON.stringify(bad));
   step("oauth refresh with an unknown refresh token -> 400 BAD_REFRESH_TOKEN");
 
-  const unauthorised = await refused(client("pat-na1-not-a-token").crm.contacts.basicApi.getPage(1), 401, "bad token");
+  const unauthorised = await refused(
+    client("pat-na1-not-a-token").crm.contacts.basicApi.getPage(1),
+    401,
+    "bad token",
+  );
   assertEnvelope(unauthorised, "INVALID_AUTHENTICATION", "bad token");
   step("a bad access token -> 401 INVALID_AUTHENTICATION");
 }
