@@ -916,7 +916,9 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         )
         .await;
 
-    let Finished { last, wall, .. } = platform.full_sync(http, sandbox, &connector_id).await;
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let (export_pages, export_time, _, _) = finished.pace("export");
+    let Finished { last, wall, .. } = finished;
     let counts = sandbox.requests(http, "hubspot").await;
     let total = counts.total;
     let throttled = counts.throttled();
@@ -958,6 +960,12 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     println!(
         "| request rate, share of the 10-second limit | {rate:.1}/s, {:.1} % |",
         100.0 * rate / (limit as f64 / 10.0)
+    );
+    let export_rate = calls("/batch/upsert") as f64 / export_time.as_secs_f64();
+    println!(
+        "| export leg: {export_pages} pages in {:.1} s, upserts {export_rate:.1}/s, share of the limit | {:.1} % |",
+        export_time.as_secs_f64(),
+        100.0 * export_rate / (limit as f64 / 10.0)
     );
     println!(
         "| 429 replies | {throttled} ({:.2} %) |",
