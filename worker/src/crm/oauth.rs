@@ -8,9 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
+
+use crate::crm::CrmError;
+use crate::crm::retry::transport_error;
 
 /// A cached access token.
 #[derive(Debug)]
@@ -72,6 +76,37 @@ pub(crate) fn shared_token(parts: &[&str], refresh_token: &SecretString) -> Toke
     let slot = Arc::new(Mutex::new(None));
     slots.insert(key, slot.clone());
     slot
+}
+
+/// What a token endpoint answered, with its status: a transport failure or
+/// a 5xx is `Unavailable`, a 429 `RateLimited`, a body that is no token
+/// reply `Protocol`. A refusal (a 4xx with a token reply's error fields) is
+/// the caller's to word. `server` names the endpoint in messages
+/// ("Zoho accounts").
+pub(crate) async fn token_reply<T: serde::de::DeserializeOwned>(
+    crm: &str,
+    server: &str,
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(StatusCode, T), CrmError> {
+    let response = response.map_err(|e| transport_error(crm, e))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| transport_error(crm, e))?;
+    if status.is_server_error() {
+        return Err(CrmError::Unavailable(format!(
+            "{server} answered {}",
+            status.as_u16()
+        )));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(CrmError::RateLimited { retry_after: None });
+    }
+    let reply = serde_json::from_str(&text).map_err(|_| {
+        CrmError::Protocol(format!(
+            "{server} answered {} with no token reply",
+            status.as_u16()
+        ))
+    })?;
+    Ok((status, reply))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use self::wire::{Catalog, Owners, WireOwner, WireProperty};
 use crate::credentials::Credentials;
 use crate::crm::RetryPolicy;
 use crate::crm::kit::{self as crm_kit, CrmKit as _};
-use crate::crm::oauth::{AccessToken, TokenSlot, shared_token};
+use crate::crm::oauth::{AccessToken, TokenSlot, shared_token, token_reply};
 use crate::crm::pacer::Pacer;
 use crate::crm::retry::transport_error;
 use crate::crm::{
@@ -233,27 +233,8 @@ impl HubspotClient {
             .send()
             .await;
         self.count("POST", path, CallStatus::of(&response), started);
-        let response = response.map_err(|e| transport_error("HubSpot", e))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| transport_error("HubSpot", e))?;
-        if status.is_server_error() {
-            return Err(CrmError::Unavailable(format!(
-                "HubSpot's token endpoint answered {}",
-                status.as_u16()
-            )));
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(CrmError::RateLimited { retry_after: None });
-        }
-        let reply: TokenReply = serde_json::from_str(&text).map_err(|_| {
-            CrmError::Protocol(format!(
-                "HubSpot's token endpoint answered {} with no token reply",
-                status.as_u16()
-            ))
-        })?;
+        let (status, reply): (StatusCode, TokenReply) =
+            token_reply("HubSpot", "HubSpot's token endpoint", response).await?;
         match reply.access_token.filter(|_| status.is_success()) {
             Some(value) => {
                 let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(1800));

@@ -34,7 +34,7 @@ use self::wire::{TokenReply, WireField, WireUser};
 use crate::credentials::Credentials;
 use crate::crm::RetryPolicy;
 use crate::crm::kit::{self as crm_kit, CrmKit as _};
-use crate::crm::oauth::{AccessToken, TokenSlot, shared_token};
+use crate::crm::oauth::{AccessToken, TokenSlot, shared_token, token_reply};
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
@@ -196,27 +196,8 @@ async fn token_call(
             started.elapsed(),
         );
     }
-    let response = response.map_err(|e| transport_error("Zoho", e))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| transport_error("Zoho", e))?;
-    if status.is_server_error() {
-        return Err(CrmError::Unavailable(format!(
-            "Zoho accounts answered {}",
-            status.as_u16()
-        )));
-    }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(CrmError::RateLimited { retry_after: None });
-    }
-    serde_json::from_str(&text).map_err(|_| {
-        CrmError::Protocol(format!(
-            "Zoho accounts answered {} with no token reply",
-            status.as_u16()
-        ))
-    })
+    let (_, reply) = token_reply("Zoho", "Zoho accounts", response).await?;
+    Ok(reply)
 }
 
 /// A Zoho CRM org, reached through a self-client's refresh token.
