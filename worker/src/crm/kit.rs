@@ -356,6 +356,35 @@ impl CredentialsForm {
     }
 }
 
+/// The last step of every kit's `connect`: reads the export module's fields
+/// with `credentials`, which proves them. Credentials the CRM refuses are
+/// an invalid `field`, in the words `refused` makes of the CRM's message.
+pub async fn prove(
+    kit: &dyn CrmKit,
+    credentials: Credentials,
+    env: ConnectEnv<'_>,
+    field: &str,
+    refused: impl FnOnce(&str) -> String + Send,
+) -> Result<Connected, ConnectError> {
+    let client = kit.client(
+        &credentials,
+        env.base_url,
+        env.http.clone(),
+        &ClientOptions::default(),
+        env.metrics,
+    )?;
+    match client.fields(kit.describe().export_module()).await {
+        Ok(fields) => Ok(Connected {
+            credentials,
+            fields,
+        }),
+        Err(CrmError::Unauthorized(message)) => {
+            Err(ConnectError::invalid(field, refused(&message)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Where a connect step runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectEnv<'a> {

@@ -10,7 +10,7 @@ use super::{HubspotClient, SCOPES};
 use crate::credentials::Credentials;
 use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
-    Deletions, Description, Limits, ModuleFlow,
+    Deletions, Description, Limits, ModuleFlow, prove,
 };
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
@@ -93,25 +93,15 @@ impl CrmKit for Kit {
                 value("refreshToken"),
             ),
         };
-        let oauth = credentials.secret("accessToken").is_none();
-        let client = self.client(
-            &credentials,
-            env.base_url,
-            env.http.clone(),
-            &ClientOptions::default(),
-            env.metrics,
-        )?;
-        match client.fields(CrmModule::Contacts).await {
-            Ok(fields) => Ok(Connected {
-                credentials,
-                fields,
-            }),
-            Err(CrmError::Unauthorized(message)) => Err(ConnectError::invalid(
-                if oauth { "refreshToken" } else { "accessToken" },
-                format!("HubSpot refused it: {message}; the token needs the scopes {SCOPES}"),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        let field = if credentials.secret("accessToken").is_none() {
+            "refreshToken"
+        } else {
+            "accessToken"
+        };
+        prove(self, credentials, env, field, |message| {
+            format!("HubSpot refused it: {message}; the token needs the scopes {SCOPES}")
+        })
+        .await
     }
 
     fn client(

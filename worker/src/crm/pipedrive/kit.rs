@@ -10,7 +10,7 @@ use super::PipedriveClient;
 use crate::credentials::Credentials;
 use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
-    Deletions, Description, Limits, ModuleFlow,
+    Deletions, Description, Limits, ModuleFlow, prove,
 };
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
@@ -91,25 +91,14 @@ impl CrmKit for Kit {
                 "must be the company's subdomain, e.g. \"acme\" for acme.pipedrive.com",
             ));
         }
-        let credentials = credentials(api_token, domain);
-        let client = self.client(
-            &credentials,
-            env.base_url,
-            env.http.clone(),
-            &ClientOptions::default(),
-            env.metrics,
-        )?;
-        match client.fields(CrmModule::Persons).await {
-            Ok(fields) => Ok(Connected {
-                credentials,
-                fields,
-            }),
-            Err(CrmError::Unauthorized(_)) => Err(ConnectError::invalid(
-                "apiToken",
-                "Pipedrive refused this API token for this company",
-            )),
-            Err(e) => Err(e.into()),
-        }
+        prove(
+            self,
+            credentials(api_token, domain),
+            env,
+            "apiToken",
+            |_| "Pipedrive refused this API token for this company".to_owned(),
+        )
+        .await
     }
 
     fn client(

@@ -10,7 +10,7 @@ use super::{SCOPE, ZohoClient, accounts_url, exchange_grant_code};
 use crate::credentials::Credentials;
 use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
-    Deletions, Description, Limits, ModuleFlow,
+    Deletions, Description, Limits, ModuleFlow, prove,
 };
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
@@ -172,29 +172,12 @@ impl CrmKit for Kit {
             .with("dataCenter", SecretString::from(data_center))
             .with_optional("orgId", org_id.map(SecretString::from))
             .with("refreshToken", grant.refresh_token);
-        let client = self.client(
-            &credentials,
-            env.base_url,
-            env.http.clone(),
-            &ClientOptions::default(),
-            env.metrics,
-        )?;
-        let fields = match client.fields(CrmModule::Leads).await {
-            Ok(fields) => fields,
-            Err(CrmError::Unauthorized(_)) => {
-                return Err(ConnectError::invalid(
-                    "grantCode",
-                    format!(
-                        "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {SCOPE}"
-                    ),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Connected {
-            credentials,
-            fields,
+        prove(self, credentials, env, "grantCode", |_| {
+            format!(
+                "Zoho exchanged the grant code but refused to read the Leads fields with it: make a new grant code with scope {SCOPE}"
+            )
         })
+        .await
     }
 
     fn client(
