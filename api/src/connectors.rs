@@ -64,6 +64,8 @@ pub struct SettingsPatch {
     pub max_concurrent_calls: Patch<i32>,
     /// Workflow rules on our writes.
     pub run_workflows: Option<bool>,
+    /// The company of created records that have none.
+    pub default_company: Patch<String>,
 }
 
 impl SettingsPatch {
@@ -95,6 +97,7 @@ impl SettingsPatch {
         if let Some(run) = self.run_workflows {
             base.run_workflows = run;
         }
+        base.default_company = self.default_company.apply(base.default_company);
         base
     }
 }

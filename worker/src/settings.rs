@@ -61,7 +61,14 @@ pub struct ConnectorSettings {
     /// kit's `Limits::workflows` says it can).
     #[serde(default)]
     pub run_workflows: bool,
+    /// The company a record created in the CRM gets when the contact has
+    /// none, for CRMs that require one (Salesforce leads).
+    #[serde(default)]
+    pub default_company: Option<String>,
 }
+
+/// The longest default company (Salesforce's `Company` holds 255 characters).
+pub const MAX_COMPANY: usize = 255;
 
 /// The most calls in flight a connector may ask for.
 pub const MAX_CONCURRENT_CALLS: u32 = 50;
@@ -80,6 +87,7 @@ impl ConnectorSettings {
             crm_edition: None,
             max_concurrent_calls: None,
             run_workflows: false,
+            default_company: None,
         }
     }
 
@@ -95,6 +103,7 @@ impl ConnectorSettings {
         ClientOptions {
             max_concurrent_calls: self.max_concurrent_calls.or(by_edition),
             run_workflows: self.run_workflows,
+            default_company: self.default_company.clone(),
         }
     }
 
@@ -210,6 +219,21 @@ impl ConnectorSettings {
                 "runWorkflows",
                 format!("{kind} has no workflow rules to run on our writes"),
             ));
+        }
+        if let Some(company) = &mut self.default_company {
+            *company = company.trim().to_owned();
+            if company.is_empty() {
+                return Err(FieldError::new(
+                    "defaultCompany",
+                    "must not be blank: leave it out (null) for none",
+                ));
+            }
+            if company.chars().count() > MAX_COMPANY {
+                return Err(FieldError::new(
+                    "defaultCompany",
+                    format!("must be at most {MAX_COMPANY} characters"),
+                ));
+            }
         }
         if let Some(owner) = &mut self.default_owner_email {
             *owner = Email::parse(owner)

@@ -61,6 +61,10 @@ pub(crate) struct ConnectorSettingsInput {
     /// Let the CRM run its workflow rules on the records we write (default
     /// false; for CRMs that have them, see ConnectorKind).
     pub(crate) run_workflows: Option<bool>,
+    /// The company a record created in the CRM gets when the contact has
+    /// none, for CRMs that require one (a Salesforce lead's Company); when
+    /// unset such a contact is rejected, naming the field.
+    pub(crate) default_company: MaybeUndefined<String>,
 }
 
 impl From<ConnectorSettingsInput> for SettingsPatch {
@@ -78,6 +82,7 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             crm_edition: i.crm_edition.into(),
             max_concurrent_calls: i.max_concurrent_calls.into(),
             run_workflows: i.run_workflows,
+            default_company: i.default_company.into(),
         }
     }
 }

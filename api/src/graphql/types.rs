@@ -497,6 +497,8 @@ pub(crate) struct ConnectorSettings {
     pub(crate) max_concurrent_calls: Option<i32>,
     /// The CRM runs its workflow rules on the records we write.
     pub(crate) run_workflows: bool,
+    /// The company of records created in the CRM without one, when set.
+    pub(crate) default_company: Option<String>,
 }
 
 /// One CRM account of the tenant.
@@ -544,6 +546,7 @@ impl Connector {
                 .max_concurrent_calls
                 .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             run_workflows: s.run_workflows,
+            default_company: s.default_company,
         })
     }
     /// Never the secrets themselves: which ones are set.

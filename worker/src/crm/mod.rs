@@ -256,6 +256,10 @@ pub struct ClientOptions {
     pub max_concurrent_calls: Option<u32>,
     /// Let the CRM run its workflow rules on our writes (`Limits::workflows`).
     pub run_workflows: bool,
+    /// The company a created record gets when it has none, for CRMs that
+    /// require one (a Salesforce lead's `Company`); `None`: such a record
+    /// is refused, naming the field.
+    pub default_company: Option<String>,
 }
 
 /// What a connection test found (C3).
