@@ -7,6 +7,7 @@ pub mod hubspot;
 pub mod kit;
 pub mod metrics;
 pub mod pipedrive;
+pub mod salesforce;
 pub mod seed;
 mod server;
 pub mod zoho;
