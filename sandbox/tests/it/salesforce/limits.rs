@@ -29,6 +29,8 @@ async fn every_reply_carries_the_api_usage_and_limits_reports_it() {
 async fn a_spent_daily_limit_is_403_request_limit_exceeded_until_it_rolls_off() {
     let sb = TestSandbox::start().await;
     let sf = Sf::empty(&sb).await;
+    sf.admin_put("/settings", json!({ "session_timeout_secs": 200_000 }))
+        .await;
     let (status, body) = sf
         .admin_put("/limits", json!({ "daily_api_requests": 2 }))
         .await;
