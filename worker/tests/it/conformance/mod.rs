@@ -129,6 +129,13 @@ impl<K: SandboxCrm + Default> Suite<K> {
             account,
             credentials: connected.credentials.clone(),
         };
+        // Platform contacts have no company: CRMs that require one (a
+        // Salesforce lead) take the connector's default, as a real
+        // connector would be set up; the others ignore it.
+        let settings = |s: &mut ConnectorSettings| {
+            s.default_company = Some("Conformance Inc.".into());
+            settings(s);
+        };
         App::assemble(
             crm,
             self.kind,
@@ -295,3 +302,4 @@ macro_rules! conformance {
 conformance!(zoho: ZohoCrm, crmsync_sandbox::zoho::SandboxKind);
 conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
 conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
+conformance!(salesforce: Salesforce, crmsync_sandbox::salesforce::SandboxKind);
