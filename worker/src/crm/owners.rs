@@ -61,4 +61,3 @@ impl Owners {
             .map(|u| u.id.as_str())
     }
 }
-

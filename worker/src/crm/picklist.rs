@@ -48,4 +48,3 @@ pub(crate) fn invalid_picklist(field: &CrmField, wanted: &str) -> CrmError {
         ),
     }
 }
-

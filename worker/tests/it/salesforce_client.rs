@@ -255,7 +255,10 @@ async fn the_jwt_bearer_flow_signs_in_with_a_registered_certificate_only() {
     .await;
     let users = org.jwt(&username).users().await.unwrap();
     assert!(users.iter().any(|u| u.active && !u.email.is_empty()));
-    assert!(users.iter().any(|u| !u.active), "inactive users are listed too");
+    assert!(
+        users.iter().any(|u| !u.active),
+        "inactive users are listed too"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +310,11 @@ async fn a_listing_follows_pages_of_any_size_in_key_order_ties_included() {
 
     assert_eq!(records.len(), 250, "every lead once");
     assert!(in_key_order(&records), "by (SystemModstamp, Id)");
-    assert_eq!(org.calls("/query").await, 5, "one call a page, and the users");
+    assert_eq!(
+        org.calls("/query").await,
+        5,
+        "one call a page, and the users"
+    );
     let since = client
         .list(&ListQuery {
             since: Some(t0 + chrono::Duration::seconds(75)),
@@ -348,7 +355,11 @@ async fn a_listing_resumes_after_its_key_when_the_locator_is_gone() {
     all.extend(rest);
     assert_eq!(all.len(), 100, "every lead once");
     assert!(in_key_order(&all));
-    assert_eq!(org.answered(400).await, 1, "the forged locator was refused once");
+    assert_eq!(
+        org.answered(400).await,
+        1,
+        "the forged locator was refused once"
+    );
 }
 
 #[tokio::test]
@@ -411,7 +422,10 @@ async fn collections_writes_report_each_record_and_check_picklists_before_sendin
     assert_eq!(old["Title"], json!("CEO"));
     assert_eq!(old["HasOptedOutOfEmail"], json!(true));
     assert!(
-        org.stored().await.iter().all(|r| r["Email"] != json!("pick@x.com")),
+        org.stored()
+            .await
+            .iter()
+            .all(|r| r["Email"] != json!("pick@x.com")),
         "refused before sending"
     );
 }
@@ -464,7 +478,10 @@ async fn the_owner_travels_by_user_email_both_ways() {
     create.owner_email = Some(owner.email.to_uppercase());
     let written = client.write(CrmModule::Leads, vec![create]).await;
     let id = written[0].as_ref().unwrap().id.clone();
-    assert_eq!(org.stored_with("owned@x.com").await["OwnerId"], json!(owner.id));
+    assert_eq!(
+        org.stored_with("owned@x.com").await["OwnerId"],
+        json!(owner.id)
+    );
     let read = client.get_many(CrmModule::Leads, &[id]).await.unwrap();
     assert_eq!(read[0].owner_email.as_deref(), Some(owner.email.as_str()));
     assert_eq!(read[0].values["OwnerId"], json!(owner.email));
@@ -502,7 +519,11 @@ async fn converted_leads_are_read_as_converted_and_never_updated() {
     let update = client
         .write(
             CrmModule::Leads,
-            vec![write(Some(&ids[0]), "conv@x.com", &[("Title", json!("VP"))])],
+            vec![write(
+                Some(&ids[0]),
+                "conv@x.com",
+                &[("Title", json!("VP"))],
+            )],
         )
         .await;
     assert_eq!(rejected(&update[0]).0, "CONVERTED_LEAD");

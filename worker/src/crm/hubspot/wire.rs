@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-
 use chrono::{DateTime, Utc};
 use crmsync_entity::enums::CrmModule;
 use serde::Deserialize;

@@ -263,7 +263,9 @@ mod tests {
         );
         assert_eq!(refused_field(id()).await.as_deref(), Some("clientSecret"));
         assert_eq!(
-            refused_field(id().with("username", Some("u"))).await.as_deref(),
+            refused_field(id().with("username", Some("u")))
+                .await
+                .as_deref(),
             Some("privateKeyPem")
         );
         assert_eq!(

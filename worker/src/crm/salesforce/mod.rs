@@ -12,8 +12,9 @@
 //! - Budget: every reply's `Sforce-Limit-Info: api-usage=n/max` is read; a
 //!   spent budget stops calls before they are sent (`DailyLimit`), as does a
 //!   403 REQUEST_LIMIT_EXCEEDED.
-//! - Listing: SOQL ordered by (SystemModstamp, Id), pages as Salesforce gives
-//!   them (up to 2,000; no page size is assumed), converted leads included.
+//! - Listing: SOQL ordered by (SystemModstamp, Id), converted leads
+//!   included, pages of the size the engine asks (`batchSize`, 200 to
+//!   2,000) where Salesforce honours it; no page size is assumed.
 //!   The cursor holds the last record's key and Salesforce's query locator;
 //!   a locator Salesforce no longer knows is replaced by a new query after
 //!   the key (keyset), so a listing resumes whatever happened meanwhile.
@@ -51,8 +52,8 @@ use crate::crm::oauth::{AccessToken, TokenSlot, shared_token, token_reply};
 use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::retry::transport_error;
 use crate::crm::{
-    ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord,
-    CrmUser, Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
+    ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
+    Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -63,6 +64,9 @@ pub const API_VERSION: &str = "v62.0";
 pub const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
 /// The login URL of sandbox orgs.
 pub const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
+/// The smallest and largest query page Salesforce takes (`batchSize`).
+const MIN_QUERY_BATCH: u32 = 200;
+const MAX_QUERY_BATCH: u32 = 2_000;
 /// Records per sObject Collections call.
 pub const MAX_BATCH: usize = 200;
 /// Collections calls in flight at once when the connector does not say.
@@ -86,7 +90,10 @@ const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The login URL of an `environment` (PRODUCTION when `None`); the error
 /// says what the field takes.
 pub fn login_url(environment: Option<&str>) -> Result<&'static str, String> {
-    match environment.map(|e| e.trim().to_ascii_uppercase()).as_deref() {
+    match environment
+        .map(|e| e.trim().to_ascii_uppercase())
+        .as_deref()
+    {
         None | Some("" | "PRODUCTION") => Ok(PRODUCTION_LOGIN),
         Some("SANDBOX") => Ok(SANDBOX_LOGIN),
         Some(other) => Err(format!(
@@ -229,9 +236,8 @@ impl SalesforceClient {
                     .trim()
                     .to_owned();
                 let pem = crm_kit::stored(credentials, described, "privateKeyPem")?;
-                let key = signing_key(pem.expose_secret()).map_err(|e| {
-                    CrmError::Unauthorized(format!("the stored privateKeyPem {e}"))
-                })?;
+                let key = signing_key(pem.expose_secret())
+                    .map_err(|e| CrmError::Unauthorized(format!("the stored privateKeyPem {e}")))?;
                 let token = shared_token(&[&login, &client_id, "jwt", &username], pem);
                 (Grant::Jwt { username, key }, token)
             }
@@ -355,11 +361,11 @@ impl SalesforceClient {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match usage {
-            Some((used, allowed)) if allowed > 0 && used >= allowed => Err(CrmError::DailyLimit(
-                format!(
+            Some((used, allowed)) if allowed > 0 && used >= allowed => {
+                Err(CrmError::DailyLimit(format!(
                     "Salesforce's daily API request limit is spent ({used} of {allowed} requests in the last 24 hours)"
-                ),
-            )),
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -387,6 +393,7 @@ impl SalesforceClient {
         counted: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        batch: Option<u32>,
     ) -> Result<Reply, CrmError> {
         let mut stale: Option<String> = None;
         loop {
@@ -399,6 +406,9 @@ impl SalesforceClient {
                 .header("accept", "application/json")
                 .timeout(self.policy.request_timeout)
                 .query(query);
+            if let Some(batch) = batch {
+                request = request.header("sforce-query-options", format!("batchSize={batch}"));
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -482,41 +492,50 @@ impl SalesforceClient {
         counted: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        batch: Option<u32>,
     ) -> Result<Reply, CrmError> {
         self.policy
             .run(
                 "Salesforce",
                 counted,
-                || self.send_once(method.clone(), path, counted, query, body),
+                || self.send_once(method.clone(), path, counted, query, body, batch),
                 tokio::time::sleep,
             )
             .await
     }
 
-    /// The first page of a SOQL query.
-    async fn query(&self, soql: &str) -> Result<QueryPage, CrmError> {
+    /// The first page of a SOQL query, of `batch` records where Salesforce
+    /// honours it (2,000 when `None`).
+    async fn query(&self, soql: &str, batch: Option<u32>) -> Result<QueryPage, CrmError> {
         let path = data_path("/query");
         let reply = self
-            .call(Method::GET, &path, &path, &[("q", soql.to_owned())], None)
+            .call(
+                Method::GET,
+                &path,
+                &path,
+                &[("q", soql.to_owned())],
+                None,
+                batch,
+            )
             .await?;
         query_page(reply.body)
     }
 
     /// The page a query's `nextRecordsUrl` names.
-    async fn query_more(&self, locator: &str) -> Result<QueryPage, CrmError> {
+    async fn query_more(&self, locator: &str, batch: Option<u32>) -> Result<QueryPage, CrmError> {
         let counted = data_path("/query/{locator}");
         let reply = self
-            .call(Method::GET, locator, &counted, &[], None)
+            .call(Method::GET, locator, &counted, &[], None, batch)
             .await?;
         query_page(reply.body)
     }
 
     /// Every record of a SOQL query, page after page.
     async fn query_all(&self, soql: &str) -> Result<Vec<Value>, CrmError> {
-        let mut page = self.query(soql).await?;
+        let mut page = self.query(soql, None).await?;
         let mut out = std::mem::take(&mut page.records);
         while let (false, Some(next)) = (page.done, page.next_records_url.take()) {
-            page = self.query_more(&checked_locator(&next)?).await?;
+            page = self.query_more(&checked_locator(&next)?, None).await?;
             out.append(&mut page.records);
         }
         Ok(out)
@@ -531,7 +550,9 @@ impl SalesforceClient {
         };
         cell.get_or_try_init(|| async {
             let path = data_path(&format!("/sobjects/{object}/describe"));
-            let reply = self.call(Method::GET, &path, &path, &[], None).await?;
+            let reply = self
+                .call(Method::GET, &path, &path, &[], None, None)
+                .await?;
             let fields: Vec<WireField> = serde_json::from_value(reply.body["fields"].clone())
                 .map_err(|e| CrmError::Protocol(format!("{object} describe: {e}")))?;
             Ok(Arc::new(Catalog::new(&fields)))
@@ -561,6 +582,9 @@ impl SalesforceClient {
             .cloned()
     }
 
+    /// Query rows as records. A lead whose company is the connector's
+    /// default company reads as one without a company: the default stands
+    /// in for a value Salesforce requires, and is not the person's company.
     fn records(
         &self,
         rows: &[Value],
@@ -569,7 +593,17 @@ impl SalesforceClient {
         owners: &Owners,
     ) -> Result<Vec<CrmRecord>, CrmError> {
         rows.iter()
-            .map(|r| wire::to_record(r, module, catalog, Some(owners)))
+            .map(|r| {
+                let mut record = wire::to_record(r, module, catalog, Some(owners))?;
+                if let (Some(default), Some(company)) = (
+                    self.default_company.as_deref(),
+                    record.values.get_mut(wire::COMPANY),
+                ) && company.as_str() == Some(default)
+                {
+                    *company = Value::Null;
+                }
+                Ok(record)
+            })
             .collect()
     }
 
@@ -595,11 +629,8 @@ impl SalesforceClient {
             }
         }
         let object = sobject(module).unwrap_or("Lead");
-        let results = futures::future::join(
-            self.create(object, creates),
-            self.update(updates),
-        )
-        .await;
+        let results =
+            futures::future::join(self.create(object, creates), self.update(updates)).await;
         for (order, result) in results.0.into_iter().chain(results.1) {
             out[order] = Some(result);
         }
@@ -662,7 +693,11 @@ impl SalesforceClient {
 
     /// A lead created (or cleared) without a company gets the connector's
     /// default company; without one it is refused before anything is sent.
-    fn fill_company(&self, fields: &mut Map<String, Value>, creating: bool) -> Result<(), CrmError> {
+    fn fill_company(
+        &self,
+        fields: &mut Map<String, Value>,
+        creating: bool,
+    ) -> Result<(), CrmError> {
         let missing = match fields.get(wire::COMPANY) {
             None => creating,
             Some(v) => v.as_str().is_none_or(|s| s.trim().is_empty()),
@@ -714,7 +749,7 @@ impl SalesforceClient {
                         return Ok(None);
                     }
                     let body = collection(inputs);
-                    self.send_once(Method::POST, path, path, &[], Some(&body))
+                    self.send_once(Method::POST, path, path, &[], Some(&body), None)
                         .await
                         .map(Some)
                 },
@@ -791,15 +826,14 @@ impl SalesforceClient {
     }
 
     /// Updates records by id (safe to send again).
-    async fn update(&self, inputs: Vec<Input>,
-    ) -> Vec<(usize, Result<WriteResult, CrmError>)> {
+    async fn update(&self, inputs: Vec<Input>) -> Vec<(usize, Result<WriteResult, CrmError>)> {
         if inputs.is_empty() {
             return Vec::new();
         }
         let path = data_path("/composite/sobjects");
         let body = collection(&inputs);
         match self
-            .call(Method::PATCH, &path, &path, &[], Some(&body))
+            .call(Method::PATCH, &path, &path, &[], Some(&body), None)
             .await
         {
             Ok(reply) => save_results(&inputs, &reply, false),
@@ -818,11 +852,9 @@ impl SalesforceClient {
     ) -> String {
         let condition = match (after, since) {
             (Some(c), _) => Some(c.condition()),
-            (None, Some(since)) => Some(format!(
-                "{} >= {}",
-                wire::MODSTAMP,
-                wire::soql_time(since)
-            )),
+            (None, Some(since)) => {
+                Some(format!("{} >= {}", wire::MODSTAMP, wire::soql_time(since)))
+            }
             (None, None) => None,
         };
         format!(
@@ -936,7 +968,9 @@ fn checked_locator(url: &str) -> Result<String, CrmError> {
     if ok {
         Ok(url.to_owned())
     } else {
-        Err(CrmError::Protocol(format!("an unexpected nextRecordsUrl: {url}")))
+        Err(CrmError::Protocol(format!(
+            "an unexpected nextRecordsUrl: {url}"
+        )))
     }
 }
 
@@ -1053,15 +1087,21 @@ impl CrmClient for SalesforceClient {
             let catalog = match self.catalog(module).await {
                 Ok(c) => c,
                 Err(CrmError::Unavailable(message)) => {
-                    return fail(format!("cannot reach Salesforce at {}: {message}", self.login));
+                    return fail(format!(
+                        "cannot reach Salesforce at {}: {message}",
+                        self.login
+                    ));
                 }
                 Err(CrmError::Rejected { message, .. }) => {
-                    return fail(format!("connected to Salesforce, but {object} cannot be described: {message}"));
+                    return fail(format!(
+                        "connected to Salesforce, but {object} cannot be described: {message}"
+                    ));
                 }
                 Err(e) => return Err(e),
             };
-            if let Err(CrmError::Rejected { message, .. }) =
-                self.query(&format!("SELECT Id FROM {object} LIMIT 1")).await
+            if let Err(CrmError::Rejected { message, .. }) = self
+                .query(&format!("SELECT Id FROM {object} LIMIT 1"), None)
+                .await
             {
                 return fail(format!(
                     "connected to Salesforce, but {object} records cannot be queried: {message}"
@@ -1093,7 +1133,13 @@ impl CrmClient for SalesforceClient {
         }
         let readable = modules
             .iter()
-            .map(|m| if *m == CrmModule::Leads { "leads" } else { "contacts" })
+            .map(|m| {
+                if *m == CrmModule::Leads {
+                    "leads"
+                } else {
+                    "contacts"
+                }
+            })
             .collect::<Vec<_>>()
             .join(" and ");
         Ok(ConnectionCheck {
@@ -1110,34 +1156,47 @@ impl CrmClient for SalesforceClient {
         Ok(self.owners().await?.list.clone())
     }
 
-    /// One page as Salesforce gives it (up to 2,000 records; `page_size` is
-    /// not sent: Salesforce decides and does not promise a batch size).
+    /// One page: `page_size` records asked for (200 to 2,000), as many as
+    /// Salesforce gives (it does not promise to honour the size); a page
+    /// larger than asked is cut, and the next one queried after its key.
     async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {
         let object = sobject(query.module)?;
         let catalog = self.catalog(query.module).await?;
         let owners = self.owners().await?;
         let cursor = query.cursor.as_deref().map(Cursor::parse).transpose()?;
+        let size = query.page_size.clamp(MIN_QUERY_BATCH, MAX_QUERY_BATCH);
         let page = match &cursor {
             Some(Cursor {
                 locator: Some(locator),
                 ..
-            }) => match self.query_more(locator).await {
+            }) => match self.query_more(locator, Some(size)).await {
                 Ok(page) => page,
                 // The locator is gone: a new query after the last key.
                 Err(e) if locator_refused(&e) => {
                     tracing::debug!(%e, "Salesforce query locator refused: querying after the key");
-                    self.query(&self.listing_soql(&catalog, object, None, cursor.as_ref()))
-                        .await?
+                    let soql = self.listing_soql(&catalog, object, None, cursor.as_ref());
+                    self.query(&soql, Some(size)).await?
                 }
                 Err(e) => return Err(e),
             },
             after => {
-                self.query(&self.listing_soql(&catalog, object, query.since, after.as_ref()))
-                    .await?
+                let soql = self.listing_soql(&catalog, object, query.since, after.as_ref());
+                self.query(&soql, Some(size)).await?
             }
         };
-        let records = self.records(&page.records, query.module, &catalog, &owners)?;
-        let next = match (page.done, records.last()) {
+        let mut records = self.records(&page.records, query.module, &catalog, &owners)?;
+        let mut locator = page
+            .next_records_url
+            .as_deref()
+            .map(checked_locator)
+            .transpose()?;
+        let mut done = page.done;
+        if records.len() > size as usize {
+            // The rest is read again after the key: the locator is past it.
+            records.truncate(size as usize);
+            (done, locator) = (false, None);
+        }
+        let next = match (done, records.last()) {
             (true, _) => None,
             (false, None) => {
                 return Err(CrmError::Protocol(
@@ -1147,11 +1206,7 @@ impl CrmClient for SalesforceClient {
             (false, Some(last)) => Some(Cursor {
                 at: last.modified_at,
                 id: last.id.clone(),
-                locator: page
-                    .next_records_url
-                    .as_deref()
-                    .map(checked_locator)
-                    .transpose()?,
+                locator,
             }),
         };
         Ok(RecordPage {
@@ -1261,7 +1316,10 @@ mod tests {
             "(SystemModstamp > 2023-11-14T22:13:20Z OR (SystemModstamp = 2023-11-14T22:13:20Z AND Id > '00Q000000000042AAA'))"
         );
         assert!(Cursor::parse("x").is_err());
-        assert!(Cursor::parse("1:00Q' OR Id != '").is_err(), "ids are checked");
+        assert!(
+            Cursor::parse("1:00Q' OR Id != '").is_err(),
+            "ids are checked"
+        );
         assert!(
             Cursor::parse("1:00Q000000000042AAA:https://evil.test/x").is_err(),
             "locators are instance paths"
@@ -1272,7 +1330,8 @@ mod tests {
     fn a_jwt_assertion_carries_the_claims_salesforce_checks() {
         let key = signing_key(TEST_KEY).unwrap();
         let now = at(1_700_000_000_000);
-        let token = assertion("client-1", "ann@acme.test", "https://login.test", &key, now).unwrap();
+        let token =
+            assertion("client-1", "ann@acme.test", "https://login.test", &key, now).unwrap();
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
         validation.set_audience(&["https://login.test"]);
         validation.validate_exp = false;
@@ -1298,14 +1357,21 @@ mod tests {
     fn the_environment_picks_the_login_url() {
         assert_eq!(login_url(None).unwrap(), PRODUCTION_LOGIN);
         assert_eq!(login_url(Some("sandbox")).unwrap(), SANDBOX_LOGIN);
-        assert!(login_url(Some("STAGING")).unwrap_err().contains("PRODUCTION"));
+        assert!(
+            login_url(Some("STAGING"))
+                .unwrap_err()
+                .contains("PRODUCTION")
+        );
     }
 
     #[test]
     fn queries_are_cut_to_fit_the_url() {
         let ids: Vec<String> = (0..450).map(|i| format!("00Q{i:015}")).collect();
         let chunks = chunks_within(&ids, 0, |id| id.len() + 3);
-        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [200, 200, 50]);
+        assert_eq!(
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [200, 200, 50]
+        );
         let long = chunks_within(&ids, MAX_QUERY_CHARS - 1_000, |id| id.len() + 3);
         assert!(long.len() > 3 && long.iter().all(|c| !c.is_empty()));
         assert!(checked_locator("/services/data/v62.0/query/01g-2000").is_ok());
@@ -1319,6 +1385,9 @@ mod tests {
             StatusCode::UNAUTHORIZED,
         );
         assert_eq!(e.error_code, "INVALID_SESSION_ID");
-        assert_eq!(first_error("<html>", StatusCode::BAD_GATEWAY).error_code, "502");
+        assert_eq!(
+            first_error("<html>", StatusCode::BAD_GATEWAY).error_code,
+            "502"
+        );
     }
 }

@@ -288,9 +288,9 @@ pub(crate) fn to_record(
     catalog: &Catalog,
     owners: Option<&Owners>,
 ) -> Result<CrmRecord, CrmError> {
-    let fields = object
-        .as_object()
-        .ok_or_else(|| CrmError::Protocol(format!("a Salesforce {module} record is not an object")))?;
+    let fields = object.as_object().ok_or_else(|| {
+        CrmError::Protocol(format!("a Salesforce {module} record is not an object"))
+    })?;
     let id = fields
         .get("Id")
         .and_then(Value::as_str)
@@ -300,7 +300,9 @@ pub(crate) fn to_record(
         .get(MODSTAMP)
         .and_then(Value::as_str)
         .and_then(parse_time)
-        .ok_or_else(|| CrmError::Protocol(format!("Salesforce record {id}: no valid SystemModstamp")))?;
+        .ok_or_else(|| {
+            CrmError::Protocol(format!("Salesforce record {id}: no valid SystemModstamp"))
+        })?;
     let mut values = BTreeMap::new();
     let mut owner_email = None;
     for (name, raw) in fields {
@@ -388,7 +390,10 @@ fn value_out(field: &CrmField, value: &Value) -> Result<Value, CrmError> {
         FieldType::MultiPicklist => {
             let labels: Vec<String> = match value {
                 Value::Array(items) => items.iter().map(plain).collect(),
-                other => plain(other).split(';').map(|p| p.trim().to_owned()).collect(),
+                other => plain(other)
+                    .split(';')
+                    .map(|p| p.trim().to_owned())
+                    .collect(),
             };
             let values = labels
                 .iter()
@@ -486,6 +491,10 @@ pub(crate) fn rejection(error: &WireError) -> CrmError {
         message,
     };
     match error.error_code.as_str() {
+        // Too many long requests at once (ConcurrentPerOrgLongTxn): wait.
+        "REQUEST_LIMIT_EXCEEDED" if error.message.contains("Concurrent") => {
+            CrmError::RateLimited { retry_after: None }
+        }
         "REQUEST_LIMIT_EXCEEDED" => CrmError::DailyLimit(format!(
             "Salesforce's daily API request limit is spent ({said})"
         )),
@@ -650,11 +659,23 @@ mod tests {
             .into_iter()
             .map(|o| o.label)
             .collect();
-        assert_eq!(labels, ["Open - Not Contacted", "Closed - Converted"], "active only");
+        assert_eq!(
+            labels,
+            ["Open - Not Contacted", "Closed - Converted"],
+            "active only"
+        );
         let select = c.select_list(10_000);
-        assert!(select.starts_with("Id,SystemModstamp,Email,LastName,OwnerId"), "{select}");
+        assert!(
+            select.starts_with("Id,SystemModstamp,Email,LastName,OwnerId"),
+            "{select}"
+        );
         assert!(!select.contains("Address"));
-        assert_eq!(c.select_list(30).split(',').count(), 5, "{}", c.select_list(30));
+        assert_eq!(
+            c.select_list(30).split(',').count(),
+            5,
+            "{}",
+            c.select_list(30)
+        );
     }
 
     #[test]
@@ -667,8 +688,13 @@ mod tests {
             "ConvertedContactId": "003000000000001AAA", "Company": null,
             "SystemModstamp": "2026-11-21T10:00:00.000+0000"
         });
-        let r = to_record(&record, CrmModule::Leads, &Catalog::new(&describe()), Some(&owners()))
-            .unwrap();
+        let r = to_record(
+            &record,
+            CrmModule::Leads,
+            &Catalog::new(&describe()),
+            Some(&owners()),
+        )
+        .unwrap();
         assert_eq!(r.id, "00Q000000000001AAA");
         assert_eq!(r.email.as_deref(), Some("Zoe@X.com"));
         assert_eq!(r.values["Status"], json!("Closed - Converted"));
@@ -681,10 +707,7 @@ mod tests {
         assert_eq!(r.owner_email.as_deref(), Some("ann@acme.test"));
         assert!(r.converted);
         assert!(!r.values.contains_key("attributes") && !r.values.contains_key("Id"));
-        assert_eq!(
-            r.modified_at,
-            parse_time("2026-11-21T10:00:00Z").unwrap()
-        );
+        assert_eq!(r.modified_at, parse_time("2026-11-21T10:00:00Z").unwrap());
     }
 
     #[test]
@@ -705,15 +728,30 @@ mod tests {
         assert_eq!(out["NumberOfEmployees"], json!(40));
         assert_eq!(out["Email"], Value::Null);
         assert_eq!(out["OwnerId"], json!("005000000000001AAA"));
-        let out = record_fields(&values(&[]), Some("old@acme.test"), false, &c, Some(&owners()))
-            .unwrap();
-        assert!(!out.contains_key("OwnerId"), "an inactive owner is left out");
+        let out = record_fields(
+            &values(&[]),
+            Some("old@acme.test"),
+            false,
+            &c,
+            Some(&owners()),
+        )
+        .unwrap();
+        assert!(
+            !out.contains_key("OwnerId"),
+            "an inactive owner is left out"
+        );
     }
 
     #[test]
     fn a_value_outside_a_picklist_or_a_read_only_field_is_refused_before_sending() {
         let c = Catalog::new(&describe());
-        match record_fields(&values(&[("Status", json!("Platinum"))]), None, true, &c, None) {
+        match record_fields(
+            &values(&[("Status", json!("Platinum"))]),
+            None,
+            true,
+            &c,
+            None,
+        ) {
             Err(CrmError::Rejected {
                 code,
                 field,
@@ -764,21 +802,40 @@ mod tests {
             code_field(e("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", &["Status"])),
             ("INVALID_PICKLIST_VALUE".into(), Some("Status".into()))
         );
-        assert_eq!(code_field(e("DUPLICATES_DETECTED", &[])).0, "DUPLICATE_IN_CRM");
+        assert_eq!(
+            code_field(e("DUPLICATES_DETECTED", &[])).0,
+            "DUPLICATE_IN_CRM"
+        );
         assert_eq!(
             code_field(e("CANNOT_UPDATE_CONVERTED_LEAD", &[])),
             ("CONVERTED_LEAD".into(), None)
         );
-        assert_eq!(code_field(e("ENTITY_IS_DELETED", &[])).0, "NOT_FOUND_IN_CRM");
+        assert_eq!(
+            code_field(e("ENTITY_IS_DELETED", &[])).0,
+            "NOT_FOUND_IN_CRM"
+        );
         assert_eq!(
             code_field(e("INVALID_FIELD_FOR_INSERT_UPDATE", &["IsConverted"])).0,
             "READ_ONLY_FIELD"
         );
-        assert!(matches!(e("REQUEST_LIMIT_EXCEEDED", &[]), CrmError::DailyLimit(_)));
-        assert!(matches!(e("UNABLE_TO_LOCK_ROW", &[]), CrmError::Unavailable(_)));
-        let record: WireError =
-            serde_json::from_value(json!({"statusCode":"INVALID_EMAIL_ADDRESS","message":"bad","fields":["Email"]}))
-                .unwrap();
+        assert!(matches!(
+            e("REQUEST_LIMIT_EXCEEDED", &[]),
+            CrmError::DailyLimit(_)
+        ));
+        let concurrent = rejection(&WireError {
+            error_code: "REQUEST_LIMIT_EXCEEDED".into(),
+            message: "ConcurrentPerOrgLongTxn Limit exceeded.".into(),
+            fields: Vec::new(),
+        });
+        assert!(matches!(concurrent, CrmError::RateLimited { .. }));
+        assert!(matches!(
+            e("UNABLE_TO_LOCK_ROW", &[]),
+            CrmError::Unavailable(_)
+        ));
+        let record: WireError = serde_json::from_value(
+            json!({"statusCode":"INVALID_EMAIL_ADDRESS","message":"bad","fields":["Email"]}),
+        )
+        .unwrap();
         assert_eq!(record.error_code, "INVALID_EMAIL_ADDRESS");
     }
 
