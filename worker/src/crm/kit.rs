@@ -45,8 +45,10 @@ pub struct Description {
     /// How hard the account may be driven, and what a connector may set about it.
     pub limits: Limits,
     /// True when the CRM converts records of one module into another (leads
-    /// into contacts, S10): the client's `convert_lead` works, and converted
-    /// records are owned by sales.
+    /// into contacts, S10): converted records are owned by sales, and the
+    /// engine asks the client's `convert_lead` to convert a client's lead.
+    /// A CRM whose API cannot convert (Salesforce) answers that call with a
+    /// rejection saying who converts the lead and where.
     pub converts_leads: bool,
     /// How records deleted in the CRM are found.
     pub deletions: Deletions,

@@ -19,7 +19,9 @@ mod expect;
 pub mod kit;
 pub mod memory;
 mod oauth;
+mod owners;
 mod pacer;
+mod picklist;
 pub mod registry;
 mod retry;
 
@@ -319,7 +321,10 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
 
     /// Converts a lead into a contact (S10), where the kit says the CRM
     /// converts leads. A lead converted already is `Rejected` with code
-    /// CONVERTED_LEAD.
+    /// CONVERTED_LEAD. A CRM whose API cannot convert leads answers
+    /// `Rejected` without a call, saying how a person converts the lead in
+    /// the CRM (Salesforce: CONVERT_IN_SALESFORCE); the next sync reads the
+    /// conversion like any other.
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
         Err(CrmError::Protocol(format!(
             "{} has no lead conversion (lead {lead_id})",

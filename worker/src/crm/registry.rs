@@ -13,6 +13,8 @@ use super::kit::{CrmKit, Description};
 pub mod hubspot;
 #[path = "pipedrive/mod.rs"]
 pub mod pipedrive;
+#[path = "salesforce/mod.rs"]
+pub mod salesforce;
 #[path = "zoho/mod.rs"]
 pub mod zoho;
 
@@ -22,7 +24,7 @@ pub fn kit(kind: ConnectorKind) -> Option<&'static dyn CrmKit> {
         ConnectorKind::ZohoCrm => Some(&zoho::kit::Kit),
         ConnectorKind::Pipedrive => Some(&pipedrive::kit::Kit),
         ConnectorKind::Hubspot => Some(&hubspot::kit::Kit),
-        ConnectorKind::Salesforce => None,
+        ConnectorKind::Salesforce => Some(&salesforce::kit::Kit),
         ConnectorKind::ZendeskSell => None,
         ConnectorKind::SapC4c => None,
     }

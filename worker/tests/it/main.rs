@@ -18,6 +18,7 @@ mod notify;
 mod pipedrive_client;
 mod redis_queue;
 mod runs;
+mod salesforce_client;
 mod schedule;
 mod support;
 mod sync;

@@ -18,6 +18,8 @@ use crmsync_entity::enums::CrmModule;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub(crate) use crate::crm::owners::{Owners, normalise_email};
+use crate::crm::picklist::{option_label, option_value};
 use crate::crm::{CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption};
 
 /// The property of the lifecycle stage.
@@ -168,12 +170,6 @@ pub(crate) fn to_crm_user(owner: &WireOwner) -> CrmUser {
     }
 }
 
-pub(crate) fn normalise_email(raw: &str) -> String {
-    crmsync_entity::Email::parse(raw)
-        .map(|e| e.into_string())
-        .unwrap_or_else(|_| raw.trim().to_lowercase())
-}
-
 /// What reading and writing contacts needs to know about the portal.
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
@@ -225,55 +221,6 @@ impl Catalog {
             }
         }
         names
-    }
-}
-
-/// Owners by id and by e-mail.
-#[derive(Debug, Default)]
-pub(crate) struct Owners {
-    /// Every owner, active and archived.
-    pub list: Vec<CrmUser>,
-    by_id: HashMap<String, usize>,
-    by_email: HashMap<String, usize>,
-}
-
-impl Owners {
-    /// Builds the lookups; an active owner wins over an archived one of the same e-mail.
-    pub fn new(list: Vec<CrmUser>) -> Self {
-        let mut by_email = HashMap::new();
-        for pass in [false, true] {
-            for (i, u) in list.iter().enumerate().filter(|(_, u)| u.active == pass) {
-                if !u.email.is_empty() {
-                    by_email.insert(u.email.clone(), i);
-                }
-            }
-        }
-        Self {
-            by_id: list
-                .iter()
-                .enumerate()
-                .map(|(i, u)| (u.id.clone(), i))
-                .collect(),
-            by_email,
-            list,
-        }
-    }
-
-    /// The owner's e-mail of an owner id.
-    pub fn email_of(&self, id: &str) -> Option<&str> {
-        self.by_id
-            .get(id)
-            .map(|i| self.list[*i].email.as_str())
-            .filter(|e| !e.is_empty())
-    }
-
-    /// The id of the active owner with this e-mail.
-    pub fn active_id(&self, email: &str) -> Option<&str> {
-        self.by_email
-            .get(&normalise_email(email))
-            .map(|i| &self.list[*i])
-            .filter(|u| u.active)
-            .map(|u| u.id.as_str())
     }
 }
 
@@ -365,15 +312,6 @@ pub(crate) fn to_record(
     })
 }
 
-fn option_label(field: &CrmField, value: &str) -> String {
-    field
-        .options
-        .iter()
-        .flatten()
-        .find(|o| o.id == value)
-        .map_or_else(|| value.to_owned(), |o| o.label.clone())
-}
-
 /// A property's string value, normalised.
 fn value_in(text: &str, field: &CrmField) -> Value {
     match field.field_type {
@@ -401,42 +339,6 @@ fn value_in(text: &str, field: &CrmField) -> Value {
                 .collect(),
         ),
         _ => Value::String(text.to_owned()),
-    }
-}
-
-/// The option value for a label (or a value): exact first, then ignoring case.
-fn option_value(field: &CrmField, wanted: &str) -> Result<String, CrmError> {
-    let options = field.options.as_deref().unwrap_or_default();
-    let found = options
-        .iter()
-        .find(|o| o.label == wanted || o.id == wanted)
-        .or_else(|| {
-            options
-                .iter()
-                .find(|o| o.label.eq_ignore_ascii_case(wanted) || o.id.eq_ignore_ascii_case(wanted))
-        });
-    match found {
-        Some(option) => Ok(option.id.clone()),
-        None => Err(invalid_picklist(field, wanted)),
-    }
-}
-
-/// The rejection for a value that is not one of an enumeration's options (F4).
-pub(crate) fn invalid_picklist(field: &CrmField, wanted: &str) -> CrmError {
-    let allowed: Vec<_> = field
-        .options
-        .iter()
-        .flatten()
-        .map(|o| o.label.as_str())
-        .collect();
-    CrmError::Rejected {
-        code: "INVALID_PICKLIST_VALUE".into(),
-        field: Some(field.api_name.clone()),
-        message: format!(
-            "\"{wanted}\" is not an option of {}; allowed values: {}",
-            field.label,
-            allowed.join(", ")
-        ),
     }
 }
 

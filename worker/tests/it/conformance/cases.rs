@@ -518,11 +518,11 @@ pub async fn a_converted_record_is_never_overwritten<K: SandboxCrm + Default>(su
     assert_status(&first, SyncRunStatus::Succeeded);
     let lead = link_of(&app, &contact.id).await;
     let client = app.crm.client();
-    let converted = client.convert_lead(&lead.crm_record_id).await.unwrap();
+    let converted = app.crm.convert(&lead.crm_record_id).await;
     let taken = app.sync(SyncMode::Incremental).await;
     assert_status(&taken, SyncRunStatus::Succeeded);
     let link = link_of(&app, &contact.id).await;
-    assert_eq!(link.crm_record_id, converted.contact_id);
+    assert_eq!(link.crm_record_id, converted);
     assert_eq!(
         app.contact("sold@x.com").await.unwrap().lifecycle,
         Lifecycle::Client
@@ -571,13 +571,33 @@ pub async fn a_value_outside_a_picklist_is_refused_before_sending<K: SandboxCrm 
         .expect("the picklist field")
         .api_name
         .clone();
-    // The platform's source goes to the picklist.
-    let row = mapping(&app, "source").await.expect("source is mapped");
-    let mut am = field_mapping::ActiveModel::from(row);
-    am.crm_field = Set(tier.clone());
-    am.direction = Set(MappingDirection::ToCrm);
-    am.enabled = Set(true);
-    am.update(&app.db.db).await.unwrap();
+    // The platform's source goes to the picklist (a mapping of its own
+    // where the CRM has no default field for the source).
+    match mapping(&app, "source").await {
+        Some(row) => {
+            let mut am = field_mapping::ActiveModel::from(row);
+            am.crm_field = Set(tier.clone());
+            am.direction = Set(MappingDirection::ToCrm);
+            am.enabled = Set(true);
+            am.update(&app.db.db).await.unwrap();
+        }
+        None => {
+            field_mapping::ActiveModel::from(field_mapping::Model {
+                id: crmsync_entity::new_id(),
+                tenant_id: app.tenant.as_str().to_owned(),
+                connector_id: app.connector_id.clone(),
+                position: 1_000,
+                platform_field: "source".into(),
+                crm_field: tier.clone(),
+                direction: MappingDirection::ToCrm,
+                enabled: true,
+                locked: false,
+            })
+            .insert(&app.db.db)
+            .await
+            .unwrap();
+        }
+    }
     let bird = app
         .add_contact("bird@x.com", Some("Carrier"), Some("Pigeon"), 1)
         .await;
@@ -624,14 +644,25 @@ pub async fn rate_limits_and_server_errors_are_backed_off<K: SandboxCrm + Defaul
         ])
         .await;
     let (state, account) = (&app.crm.state, &app.crm.account);
-    account.add_fault(state, FaultKind::RateLimit, None, Some(1));
-    account.add_fault(state, FaultKind::Error { status: 503 }, None, Some(1));
+    let limited = account.add_fault(state, FaultKind::RateLimit, None, Some(1));
+    let failed = account.add_fault(state, FaultKind::Error { status: 503 }, None, Some(1));
 
     let run = app.sync(SyncMode::Full).await;
 
     assert_status(&run, SyncRunStatus::Succeeded);
     assert_eq!(run.from_crm_created, 2);
-    assert_eq!(account.calls_answered(state, 429), 1, "the 429 was sent");
+    // A CRM answers a rate limit its own way (HubSpot 429, Salesforce 403
+    // REQUEST_LIMIT_EXCEEDED): the rule's hits say it was answered.
+    let hits = |id: u64| {
+        state
+            .faults
+            .list()
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0, |r| r.hits)
+    };
+    assert_eq!(hits(limited.id), 1, "the rate limit was answered");
+    assert_eq!(hits(failed.id), 1, "the 503 was answered");
     assert_eq!(account.calls_answered(state, 503), 1, "the 503 was sent");
 }
 

@@ -25,7 +25,7 @@ use crmsync_sandbox::kit::{Account, Person, Picklist, SandboxCrm, Stored};
 use crmsync_sandbox::{AppState, Sandbox, SandboxConfig};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::kit::{ConnectEnv, ConnectError, Connected, CredentialsForm};
-use crmsync_worker::crm::{ClientOptions, CrmClient, CrmKit, registry};
+use crmsync_worker::crm::{ClientOptions, CrmClient, CrmError, CrmKit, registry};
 use crmsync_worker::metrics::Metrics;
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::{ColumnTrait, QueryFilter};
@@ -44,6 +44,7 @@ pub const TIERS: [&str; 2] = ["Gold", "Silver"];
 /// has its own runtime, which ends with its test.
 pub struct Running {
     state: AppState,
+    admin_url: String,
 }
 
 impl Running {
@@ -65,14 +66,16 @@ impl Running {
                 .await
                 .expect("the sandbox starts");
                 started
-                    .send(sandbox.state().clone())
+                    .send((
+                        sandbox.state().clone(),
+                        sandbox.description().admin_url.clone(),
+                    ))
                     .expect("the suite waits for its sandbox");
                 std::future::pending::<()>().await;
             });
         });
-        Self {
-            state: state.recv().expect("the sandbox starts"),
-        }
+        let (state, admin_url) = state.recv().expect("the sandbox starts");
+        Self { state, admin_url }
     }
 }
 
@@ -86,6 +89,8 @@ pub struct Suite<K> {
     pub worker: &'static dyn CrmKit,
     /// The kind's running sandbox.
     pub state: AppState,
+    /// Its admin API.
+    pub admin_url: String,
 }
 
 impl<K: SandboxCrm + Default> Suite<K> {
@@ -96,6 +101,7 @@ impl<K: SandboxCrm + Default> Suite<K> {
             kit: K::default(),
             worker: registry::kit(kind).expect("every kind the suite runs on has a kit"),
             state: running.state.clone(),
+            admin_url: running.admin_url.clone(),
         }
     }
 
@@ -126,8 +132,16 @@ impl<K: SandboxCrm + Default> Suite<K> {
             kit: self.kit,
             worker: self.worker,
             state: self.state,
+            admin_url: self.admin_url,
             account,
             credentials: connected.credentials.clone(),
+        };
+        // Platform contacts have no company: CRMs that require one (a
+        // Salesforce lead) take the connector's default, as a real
+        // connector would be set up; the others ignore it.
+        let settings = |s: &mut ConnectorSettings| {
+            s.default_company = Some("Conformance Inc.".into());
+            settings(s);
         };
         App::assemble(
             crm,
@@ -171,6 +185,8 @@ pub struct Crm<K> {
     pub worker: &'static dyn CrmKit,
     /// The running sandbox.
     pub state: AppState,
+    /// Its admin API.
+    pub admin_url: String,
     /// The account.
     pub account: Account,
     /// The credentials its connect form was exchanged for.
@@ -189,6 +205,30 @@ impl<K: SandboxCrm> Crm<K> {
                 &Metrics::new(),
             )
             .expect("a client for the connected credentials")
+    }
+
+    /// Converts a lead as the CRM's users would, and names the contact it
+    /// became: through the client where the CRM's API converts leads, else
+    /// (the client refuses: Salesforce's API has no conversion) through the
+    /// sandbox's conversion route, `POST /admin/{system}/leads/{id}/convert`,
+    /// a sales rep's Convert button.
+    pub async fn convert(&self, lead_id: &str) -> String {
+        match self.client().convert_lead(lead_id).await {
+            Ok(conversion) => conversion.contact_id,
+            Err(CrmError::Rejected { .. }) => {
+                let system = serde_json::to_value(self.account.system).unwrap();
+                let url = format!(
+                    "{}/{}/leads/{lead_id}/convert",
+                    self.admin_url,
+                    system.as_str().unwrap()
+                );
+                let reply = reqwest::Client::new().post(url).send().await.unwrap();
+                assert!(reply.status().is_success(), "{}", reply.status());
+                let body: serde_json::Value = reply.json().await.unwrap();
+                body["contact_id"].as_str().expect("contact_id").to_owned()
+            }
+            Err(e) => panic!("the lead {lead_id} is not converted: {e:?}"),
+        }
     }
 
     /// Connects with the account's connect form again.
@@ -295,3 +335,4 @@ macro_rules! conformance {
 conformance!(zoho: ZohoCrm, crmsync_sandbox::zoho::SandboxKind);
 conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
 conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
+conformance!(salesforce: Salesforce, crmsync_sandbox::salesforce::SandboxKind);
