@@ -237,7 +237,7 @@ def describe(sf):
     check("describe Lead: Status has Open - Not Contacted, the default", values.get("Open - Not Contacted", {}).get("defaultValue") is True, values)
     check("describe Lead: picklist values are active, labelled", all(v.get("active") is True and v.get("label") for v in values.values()), values)
     check("describe Lead: LeadSource values", len(fields["LeadSource"].get("picklistValues", [])) > 0, fields["LeadSource"])
-    check("describe Lead: OwnerId refers to User", fields["OwnerId"].get("referenceTo") == ["User"], fields["OwnerId"].get("referenceTo"))
+    check("describe Lead: OwnerId refers to User", "User" in (fields["OwnerId"].get("referenceTo") or []), fields["OwnerId"].get("referenceTo"))
 
     step("describe Contact and basic info: Contact.describe(), Lead.metadata()")
     contact = {f["name"]: f for f in sf.Contact.describe()["fields"]}
@@ -259,7 +259,10 @@ def limits(sf):
     check("limits: Sforce-Limit-Info agrees with Max", usage.total == daily["Max"], (usage, daily))
 
 
-def sobject_rows(sf, lead_source):
+def sobject_rows(sf, fields):
+    lead_source = fields["LeadSource"]["picklistValues"][0]["value"]
+    # A Status other than the default, and not a converted one (those come from a conversion).
+    status = next(v["value"] for v in fields["Status"]["picklistValues"] if not v["defaultValue"] and "Converted" not in v["value"])
     step("sObject create: Lead.create() -> POST sobjects/Lead/")
     made = sf.Lead.create({"FirstName": "Ada", "LastName": "Sdk", "Company": "SDK Co", "Email": f"ada{MARK}",
                            "LeadSource": lead_source, "Plezi_URL__c": "https://plezi.example/ada"})
@@ -285,10 +288,10 @@ def sobject_rows(sf, lead_source):
     check("get with fields=Id,Email: only those", sorted(k for k in limited if k != "attributes") == ["Email", "Id"], sorted(limited))
 
     step("sObject update: Lead.update(id, ...) -> PATCH sobjects/Lead/{id}")
-    status = sf.Lead.update(lead_id, {"Title": "CTO", "HasOptedOutOfEmail": True, "Status": "Working - Contacted"})
-    check("update: 204", status == 204, status)
+    code = sf.Lead.update(lead_id, {"Title": "CTO", "HasOptedOutOfEmail": True, "Status": status})
+    check("update: 204", code == 204, code)
     after = sf.Lead.get(lead_id)
-    check("update: read back", (after["Title"], after["HasOptedOutOfEmail"], after["Status"]) == ("CTO", True, "Working - Contacted"), after)
+    check(f"update: read back (Status {status})", (after["Title"], after["HasOptedOutOfEmail"], after["Status"]) == ("CTO", True, status), after)
     check("update: SystemModstamp moved on", after["SystemModstamp"] >= got["SystemModstamp"], (got["SystemModstamp"], after["SystemModstamp"]))
     check("update: CreatedDate kept", after["CreatedDate"] == got["CreatedDate"], after["CreatedDate"])
 
@@ -367,7 +370,7 @@ def collections(sf):
     updates = [{"attributes": {"type": "Lead"}, "id": i, "Title": f"T{n}"} for n, i in enumerate(ids[:3])]
     updates.append({"attributes": {"type": "Lead"}, "id": ids[3], "Status": "Nope"})
     results = sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": False, "records": updates})
-    check("update: results carry the ids in order", [r["id"] for r in results] == ids[:4], results)
+    check("update: the updated ids in order", [r["id"] for r in results[:3]] == ids[:3], results)
     check("update: 3 updated, the bad Status refused", [r["success"] for r in results] == [True, True, True, False]
           and results[3]["errors"][0]["statusCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", results)
 
@@ -424,7 +427,6 @@ def deletions(sf, lead_id, ids):
     before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
     check("delete: 204", sf.Lead.delete(lead_id) == 204, None)
     refused(lambda: sf.Lead.get(lead_id), SalesforceResourceNotFound, 404, "ENTITY_IS_DELETED", "get of a deleted lead")
-    refused(lambda: sf.Lead.update(lead_id, {"Title": "x"}), SalesforceResourceNotFound, 404, "ENTITY_IS_DELETED", "update of a deleted lead")
 
     step("collections delete: restful('composite/sobjects', DELETE, ids=)")
     results = sf.restful("composite/sobjects", params={"ids": ",".join(ids[:2]), "allOrNone": "false"}, method="DELETE")
@@ -479,7 +481,7 @@ def main():
         resources(sf)
         fields = describe(sf)
         limits(sf)
-        lead_id = sobject_rows(sf, fields["LeadSource"]["picklistValues"][0]["value"])
+        lead_id = sobject_rows(sf, fields)
         converted(sf)
         ids = collections(sf)
         queries(sf, ids)
