@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultRule;
-use crate::{AppState, System, hubspot, pipedrive, zoho};
+use crate::{AppState, System, hubspot, pipedrive, salesforce, zoho};
 
 /// An admin API error: `{"error": "<field>: <reason>"}` with 400, 404 or 409.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,7 @@ pub(crate) fn router() -> Router<AppState> {
         .nest("/zoho", zoho::admin_router())
         .nest("/pipedrive", pipedrive::admin_router())
         .nest("/hubspot", hubspot::admin_router())
+        .nest("/salesforce", salesforce::admin_router())
 }
 
 async fn index(State(state): State<AppState>) -> Json<Value> {
@@ -88,7 +89,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
             "GET /admin/clock", "POST /admin/clock",
             "GET /admin/faults", "POST /admin/faults", "DELETE /admin/faults", "DELETE /admin/faults/{id}",
             "GET /admin/requests", "DELETE /admin/requests",
-            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/... (see sandbox/README.md)",
+            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/...", "/admin/salesforce/... (see sandbox/README.md)",
         ],
     }))
 }

@@ -7,6 +7,7 @@ pub mod hubspot;
 pub mod kit;
 pub mod metrics;
 pub mod pipedrive;
+pub mod salesforce;
 pub mod seed;
 mod server;
 pub mod zoho;
@@ -27,6 +28,8 @@ pub enum System {
     Pipedrive,
     /// HubSpot, CRM API v3 for contacts, properties and owners, and its OAuth token endpoint.
     Hubspot,
+    /// Salesforce, the REST API (query, sObjects, Collections) and its OAuth token endpoint.
+    Salesforce,
 }
 
 /// Everything the handlers share: the clock, faults, counters and every CRM's data.
@@ -44,6 +47,8 @@ pub struct Shared {
     pub pipedrive: pipedrive::PipedriveState,
     /// HubSpot portals, tokens and contacts.
     pub hubspot: hubspot::HubspotState,
+    /// Salesforce orgs, connected apps, sessions and records.
+    pub salesforce: salesforce::SalesforceState,
     /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
     pub base_url: String,
     /// The configuration the sandbox was started with.

@@ -20,7 +20,9 @@ use tower::ServiceExt;
 
 use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
-use crate::{AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, zoho};
+use crate::{
+    AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce, zoho,
+};
 
 /// How to start a sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +57,8 @@ pub struct Description {
     pub pipedrive: pipedrive::PipedriveDescription,
     /// The default HubSpot portal.
     pub hubspot: hubspot::HubspotDescription,
+    /// The default Salesforce org.
+    pub salesforce: salesforce::SalesforceDescription,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -88,6 +92,7 @@ impl Sandbox {
             zoho: zoho::ZohoState::default(),
             pipedrive: pipedrive::PipedriveState::default(),
             hubspot: hubspot::HubspotState::default(),
+            salesforce: salesforce::SalesforceState::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             description: std::sync::OnceLock::new(),
@@ -97,6 +102,7 @@ impl Sandbox {
             zoho: zoho::bootstrap(&state),
             pipedrive: pipedrive::bootstrap(&state),
             hubspot: hubspot::bootstrap(&state),
+            salesforce: salesforce::bootstrap(&state),
         };
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
@@ -154,8 +160,19 @@ fn router(state: AppState) -> Router {
     ));
     let hubspot =
         hubspot::router().layer(middleware::from_fn_with_state(state.clone(), hubspot_edge));
+    // A Salesforce instance is a host: its API lives at the root.
+    let sf_services = salesforce::services_router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        salesforce_edge,
+    ));
+    let sf_id = salesforce::id_router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        salesforce_edge,
+    ));
     Router::new()
         .nest("/zoho", zoho)
+        .nest("/services", sf_services)
+        .nest("/id", sf_id)
         .nest("/hubspot", hubspot)
         .nest("/pipedrive/{company}", pipedrive)
         .nest("/admin", admin::router())
@@ -237,6 +254,11 @@ async fn hubspot_edge(State(state): State<AppState>, request: Request, next: Nex
     edge(state, System::Hubspot, tenant, request, next).await
 }
 
+async fn salesforce_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tenant = salesforce::tenant_of(&state, &request);
+    edge(state, System::Salesforce, tenant, request, next).await
+}
+
 /// The tenant a handler resolved, for the request counts when the edge could not
 /// tell it from the request (e.g. the Zoho token endpoint).
 #[derive(Debug, Clone)]
@@ -253,6 +275,11 @@ async fn edge(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
+    // Salesforce's clients differ on trailing slashes; both forms count as one endpoint.
+    let path = match system {
+        System::Salesforce if path.len() > 1 => path.trim_end_matches('/').to_owned(),
+        _ => path,
+    };
     let endpoint = format!("{} {}", request.method(), path);
     let is_write = !matches!(
         *request.method(),
@@ -332,6 +359,7 @@ fn fault_response(state: &Shared, system: System, status: u16) -> Response {
         System::Zoho => zoho::fault_response(state, status),
         System::Pipedrive => pipedrive::fault_response(state, status),
         System::Hubspot => hubspot::fault_response(state, status),
+        System::Salesforce => salesforce::fault_response(state, status),
     }
 }
 

@@ -8,7 +8,7 @@ mod api;
 pub mod kit;
 pub mod limits;
 pub mod model;
-mod oauth;
+pub(crate) mod oauth;
 mod properties;
 mod search;
 
@@ -857,6 +857,7 @@ mod tests {
             zoho: crate::zoho::ZohoState::default(),
             pipedrive: crate::pipedrive::PipedriveState::default(),
             hubspot: HubspotState::default(),
+            salesforce: crate::salesforce::SalesforceState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),

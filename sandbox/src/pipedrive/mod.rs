@@ -602,6 +602,7 @@ mod tests {
             zoho: crate::zoho::ZohoState::default(),
             pipedrive: PipedriveState::default(),
             hubspot: crate::hubspot::HubspotState::default(),
+            salesforce: crate::salesforce::SalesforceState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),
