@@ -238,8 +238,10 @@ async function rows(conn, fields) {
   assert.deepEqual(email.data.fields, ["Email"]);
   await refused(leads.update({ Id: made.id, Status: "Nope" }), "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "update with a bad Status");
   await refused(leads.retrieve("00Q000000000000AAA"), "NOT_FOUND", "retrieve of an unknown id");
-  const [convertedLead] = await leads.find({ IsConverted: true }, ["Id"], { limit: 1 });
-  assert.ok(convertedLead, "a seeded converted lead");
+  const toConvert = await leads.create({ LastName: "Convert", Company: "SDK Co", Email: `convert${MARK}` });
+  const conversion = await admin("POST", `/salesforce/leads/${toConvert.id}/convert`);
+  const [convertedLead] = await leads.find({ IsConverted: true, Id: toConvert.id }, ["Id", "ConvertedContactId"], { limit: 1 });
+  assert.equal(convertedLead?.ConvertedContactId, conversion.contact_id, "the lead a rep converted (admin API)");
   await refused(leads.update({ Id: convertedLead.Id, Title: "x" }), "CANNOT_UPDATE_CONVERTED_LEAD", "update of a converted lead");
   return made.id;
 }
@@ -450,6 +452,11 @@ async function jwtBearer() {
   const res = await conn.query("SELECT Id FROM User");
   assert.ok(res.totalSize >= 1);
   ok("JWT: a session that queries");
+  const me = await conn.identity();
+  assert.equal(me.user_id, info.id, "identity: user_id");
+  assert.equal(me.organization_id, sf.org_id, "identity: organization_id");
+  assert.equal(me.username, sf.username, "identity: username");
+  ok("identity() at the token reply's id URL");
 
   const other = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
   const bare = new jsforce.Connection({ oauth2: { loginUrl: sf.login_url }, version: VERSION });
@@ -468,6 +475,14 @@ async function jwtBearer() {
   );
 }
 
+async function spent(conn) {
+  step("the daily API limit spent: 403 REQUEST_LIMIT_EXCEEDED, not retried");
+  const { used } = await admin("GET", `/salesforce/orgs/${sf.org_id}/limits`);
+  await admin("PUT", `/salesforce/orgs/${sf.org_id}/limits`, { daily_api_requests: used });
+  const error = await refused(conn.query("SELECT Id FROM Lead LIMIT 1"), "REQUEST_LIMIT_EXCEEDED", "query past the limit");
+  assert.equal(error.message, "TotalRequests Limit exceeded.");
+}
+
 async function main() {
   const token = await tokens();
   const conn = connect(token.access_token);
@@ -478,6 +493,7 @@ async function main() {
   await deletions(conn, single, ids);
   await expiry(conn);
   await jwtBearer();
+  await spent(conn);
 }
 
 main().then(

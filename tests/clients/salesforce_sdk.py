@@ -42,6 +42,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
 
@@ -314,11 +315,15 @@ def sobject_rows(sf, fields):
     return lead_id
 
 
-def converted(sf):
-    step("a seeded converted lead: query, then an update refused")
+def converted(desc, sf):
+    step("a lead a rep converted (admin API): query, then an update refused")
+    made = sf.Lead.create({"LastName": "Convert", "Company": "SDK Co", "Email": f"convert{MARK}"})
+    conversion = admin(desc, "POST", f"/salesforce/leads/{made['id']}/convert")
     rows = sf.query("SELECT Id, IsConverted, ConvertedContactId, ConvertedDate FROM Lead WHERE IsConverted = true")
-    check("converted leads seeded", rows["totalSize"] >= 1 and len(rows["records"]) == rows["totalSize"], rows["totalSize"])
-    first = rows["records"][0]
+    check("converted leads listed", rows["totalSize"] >= 1 and len(rows["records"]) == rows["totalSize"], rows["totalSize"])
+    first = next((r for r in rows["records"] if r["Id"] == made["id"]), None)
+    check("converted: the lead converted is among them", first is not None, rows["records"][:3])
+    check("converted: its ConvertedContactId", first["ConvertedContactId"] == conversion.get("contact_id"), (first, conversion))
     check("converted: IsConverted true, a Contact (003), a date", first["IsConverted"] is True and (first["ConvertedContactId"] or "").startswith("003")
           and re.fullmatch(r"\d{4}-\d{2}-\d{2}", first["ConvertedDate"] or "") is not None, first)
     refused(lambda: sf.Lead.update(first["Id"], {"Title": "x"}), SalesforceMalformedRequest, 400, "CANNOT_UPDATE_CONVERTED_LEAD", "update of a converted lead")
@@ -403,12 +408,20 @@ def queries(sf, ids):
           len(rows) == PAGED and emails == sorted(emails) and {r["Id"] for r in rows} == set(ids), emails[:3])
     check("query: records carry attributes", rows[0]["attributes"]["type"] == "Lead", rows[0]["attributes"])
 
-    step("query_more by locator; query_all (all pages)")
-    locator = url.rsplit("/", 1)[-1]
+    step("query_more by locator (a new query's cursor); query_all (all pages)")
+    again = sf.query(soql, headers=headers)
+    locator = again["nextRecordsUrl"].rsplit("/", 1)[-1]
     by_locator = sf.query_more(locator, headers=headers)
-    check("query_more(locator): the same second page", [r["Id"] for r in by_locator["records"]][:5] == [r["Id"] for r in rows[len(first["records"]):]][:5], locator)
+    check("query_more(locator): the second page", [r["Id"] for r in by_locator["records"]] == [r["Id"] for r in rows[len(again["records"]):]][:len(by_locator["records"])], locator)
     every = sf.query_all(soql)
     check("query_all: every row", every["totalSize"] == PAGED and [r["Id"] for r in every["records"]] == [r["Id"] for r in rows], every["totalSize"])
+
+    step("queryAll paged: its nextRecordsUrl says query, not queryAll (as Salesforce documents)")
+    paged = sf.query(soql, include_deleted=True, headers=headers)
+    check("queryAll: not done", paged["done"] is False, paged["done"])
+    check("queryAll: nextRecordsUrl under /query/", paged["nextRecordsUrl"].startswith(f"/services/data/v{VERSION}/query/"), paged["nextRecordsUrl"])
+    rest = sf.query_more(paged["nextRecordsUrl"], identifier_is_url=True, headers=headers)
+    check("queryAll: the rest of the rows", len(paged["records"]) + len(rest["records"]) == PAGED, len(rest["records"]))
 
     step("query filters: IN, AND/OR, !=, date-time literal, LIMIT")
     some = sf.query(f"SELECT Id FROM Lead WHERE Id IN ('{ids[0]}', '{ids[1]}') OR (Email = 'bulk010{MARK}' AND LastName != 'x')")
@@ -464,6 +477,15 @@ def expiry(desc, sf_desc, sf, port, cert):
     check("a new token after expiry", fresh.status_code == 200, fresh.text)
     again = connect(fresh.json()["access_token"], port, cert)
     check("the new session queries", again.query("SELECT Id FROM Lead LIMIT 1")["totalSize"] == 1, None)
+    return again
+
+
+def spent(desc, sf_desc, sf):
+    step("the daily API limit spent: SalesforceRefusedRequest 403 REQUEST_LIMIT_EXCEEDED")
+    used = admin(desc, "GET", f"/salesforce/orgs/{sf_desc['org_id']}/limits")["used"]
+    admin(desc, "PUT", f"/salesforce/orgs/{sf_desc['org_id']}/limits", {"daily_api_requests": used})
+    err = refused(lambda: sf.query("SELECT Id FROM Lead LIMIT 1"), SalesforceRefusedRequest, 403, "REQUEST_LIMIT_EXCEEDED", "query past the limit")
+    check("limit: TotalRequests Limit exceeded.", err["message"] == "TotalRequests Limit exceeded.", err["message"])
 
 
 def main():
@@ -482,11 +504,12 @@ def main():
         fields = describe(sf)
         limits(sf)
         lead_id = sobject_rows(sf, fields)
-        converted(sf)
+        converted(desc, sf)
         ids = collections(sf)
         queries(sf, ids)
         deletions(sf, lead_id, ids)
-        expiry(desc, sf_desc, sf, port, cert)
+        sf = expiry(desc, sf_desc, sf, port, cert)
+        spent(desc, sf_desc, sf)
     print(f"all {step_no} steps ok")
 
 
