@@ -5,5 +5,6 @@ mod core;
 mod hubspot;
 mod hubspot_sdk;
 mod pipedrive;
+mod salesforce;
 mod salesforce_sdk;
 mod zoho;
