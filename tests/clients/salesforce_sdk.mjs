@@ -246,6 +246,22 @@ async function rows(conn, fields) {
   return made.id;
 }
 
+async function duplicates(conn) {
+  step("a duplicate rule on e-mail (admin setting): DUPLICATES_DETECTED");
+  const settings = `/salesforce/orgs/${sf.org_id}/settings`;
+  await admin("PUT", settings, { duplicate_rule: "block" });
+  try {
+    const error = await refused(
+      conn.sobject("Lead").create({ LastName: "Twin", Company: "SDK Co", Email: `ADA${MARK}` }),
+      "DUPLICATES_DETECTED",
+      "create of an e-mail another lead has",
+    );
+    assert.equal(typeof error.data.duplicateResult, "object", "duplicateResult");
+  } finally {
+    await admin("PUT", settings, { duplicate_rule: "off" });
+  }
+}
+
 async function collections(conn) {
   const leads = conn.sobject("Lead");
   step(`collections create: create([${PAGED}], {allowRecursive}) -> POST composite/sobjects x2`);
@@ -488,6 +504,7 @@ async function main() {
   const conn = connect(token.access_token);
   const fields = await discovery(conn);
   const single = await rows(conn, fields);
+  await duplicates(conn);
   const ids = await collections(conn);
   await queries(conn, ids);
   await deletions(conn, single, ids);

@@ -333,6 +333,36 @@ def converted(desc, sf):
     check("users: active users with e-mails", users["totalSize"] >= 1 and all(u["Email"] for u in users["records"]), users["records"][:2])
 
 
+def duplicates_and_contacts(desc, sf_desc, sf):
+    step("a duplicate rule on e-mail (admin setting): DUPLICATES_DETECTED, single and in collections")
+    settings = f"/salesforce/orgs/{sf_desc['org_id']}/settings"
+    admin(desc, "PUT", settings, {"duplicate_rule": "block"})
+    try:
+        err = refused(lambda: sf.Lead.create({"LastName": "Twin", "Company": "SDK Co", "Email": f"ADA{MARK}"}),
+                      SalesforceMalformedRequest, 400, "DUPLICATES_DETECTED", "create of an e-mail another lead has")
+        check("duplicate: duplicateResult", isinstance(err.get("duplicateResult"), dict), err)
+        results = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": [
+            {"attributes": {"type": "Lead"}, "LastName": "Twin", "Company": "SDK Co", "Email": f"ada{MARK}"},
+            {"attributes": {"type": "Lead"}, "LastName": "Solo", "Company": "SDK Co", "Email": f"solo{MARK}"}]})
+        check("duplicate in collections: refused alone", [r["success"] for r in results] == [False, True]
+              and results[0]["errors"][0]["statusCode"] == "DUPLICATES_DETECTED", results)
+    finally:
+        admin(desc, "PUT", settings, {"duplicate_rule": "off"})
+    twin = sf.Lead.create({"LastName": "Twin", "Company": "SDK Co", "Email": f"ada{MARK}"})
+    check("rule off: the same e-mail is accepted", twin.get("success") is True, twin)
+    sf.Lead.delete(twin["id"])
+    sf.Lead.delete(results[1]["id"])
+
+    step("Contact: create, get, update, delete")
+    made = sf.Contact.create({"FirstName": "Grace", "LastName": "Sdk", "Email": f"grace{MARK}"})
+    check("Contact create: an 003 id", made.get("success") is True and made["id"].startswith("003") and len(made["id"]) == 18, made)
+    got = sf.Contact.get(made["id"])
+    check("Contact get: fields, no Company", (got["LastName"], got["Email"], "Company" in got) == ("Sdk", f"grace{MARK}", False), got)
+    check("Contact update: 204", sf.Contact.update(made["id"], {"Title": "Admiral"}) == 204, None)
+    check("Contact delete: 204", sf.Contact.delete(made["id"]) == 204, None)
+    refused(lambda: sf.Contact.create({"FirstName": "No"}), SalesforceMalformedRequest, 400, "REQUIRED_FIELD_MISSING", "Contact without LastName")
+
+
 def lead(i, **extra):
     return {"attributes": {"type": "Lead"}, "LastName": f"Bulk{i:03d}", "Company": "SDK Co", "Email": f"bulk{i:03d}{MARK}", **extra}
 
@@ -505,6 +535,7 @@ def main():
         limits(sf)
         lead_id = sobject_rows(sf, fields)
         converted(desc, sf)
+        duplicates_and_contacts(desc, sf_desc, sf)
         ids = collections(sf)
         queries(sf, ids)
         deletions(sf, lead_id, ids)
