@@ -125,6 +125,18 @@ pub fn run_python(args: &[String], timeout: Duration) -> Output {
 /// Runs a client script in tests/clients with its output piped, killing it after
 /// `timeout`.
 fn run_script(mut command: Command, what: &str, timeout: Duration) -> Output {
+    // The scripts talk to a sandbox on 127.0.0.1: a proxy from the environment (which
+    // jsforce and requests would use) must not sit in between.
+    for proxy in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(proxy);
+    }
     let mut child = command
         .current_dir(clients_dir())
         .stdout(Stdio::piped())
