@@ -300,11 +300,11 @@ fn lookup(
 // ---------------------------------------------------------------------------------------------
 // Matching
 
+/// Finds a field's api name and type, or says why not.
+type FieldLookup<'a> = dyn Fn(&str) -> Result<(String, SoqlType), SoqlError> + 'a;
+
 impl Condition {
-    fn resolve(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Result<(String, SoqlType), SoqlError>,
-    ) -> Result<(), SoqlError> {
+    fn resolve(&mut self, lookup: &FieldLookup<'_>) -> Result<(), SoqlError> {
         match self {
             Condition::And(all) | Condition::Or(all) => {
                 all.iter_mut().try_for_each(|c| c.resolve(lookup))
@@ -381,10 +381,7 @@ impl Comparison {
     }
 
     /// Checks the literals against the field's type, and prepares them for that type.
-    fn resolve(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Result<(String, SoqlType), SoqlError>,
-    ) -> Result<(), SoqlError> {
+    fn resolve(&mut self, lookup: &FieldLookup<'_>) -> Result<(), SoqlError> {
         let (name, kind) = lookup(&self.field)?;
         self.field = name;
         for value in &self.values {
@@ -556,15 +553,15 @@ fn prepare(literal: &Literal, kind: Option<SoqlType>) -> Prepared {
 
 /// Refuses a literal of the wrong type for its field, as Salesforce words it.
 fn check_type(field: &str, kind: SoqlType, literal: &Literal) -> Result<(), SoqlError> {
-    let fits = match (kind, literal) {
-        (_, Literal::Null) => true,
-        (SoqlType::Id | SoqlType::Text, Literal::Text(_)) => true,
-        (SoqlType::Boolean, Literal::Boolean(_)) => true,
-        (SoqlType::Number, Literal::Number(_)) => true,
-        (SoqlType::DateTime, Literal::DateTime(_)) => true,
-        (SoqlType::Date, Literal::Date(_)) => true,
-        _ => false,
-    };
+    let fits = matches!(
+        (kind, literal),
+        (_, Literal::Null)
+            | (SoqlType::Id | SoqlType::Text, Literal::Text(_))
+            | (SoqlType::Boolean, Literal::Boolean(_))
+            | (SoqlType::Number, Literal::Number(_))
+            | (SoqlType::DateTime, Literal::DateTime(_))
+            | (SoqlType::Date, Literal::Date(_))
+    );
     if fits {
         return Ok(());
     }
@@ -641,18 +638,32 @@ fn compile_like(raw: &str) -> Vec<LikePart> {
 
 /// Whether a text matches a compiled LIKE pattern, ignoring case.
 fn like_matches(pattern: &[LikePart], text: &str) -> bool {
-    let text: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    if text.is_ascii() {
+        // The common case reads the bytes in place rather than collecting folded characters.
+        let bytes = text.as_bytes();
+        wildcard_matches(pattern, bytes.len(), |i| {
+            char::from(bytes[i].to_ascii_lowercase())
+        })
+    } else {
+        let folded: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+        wildcard_matches(pattern, folded.len(), |i| folded[i])
+    }
+}
+
+/// Matches a text of `len` characters, read through `at`, against a LIKE pattern; a `%` is
+/// retried one character further on a mismatch, so matching takes at most `len * pattern` steps.
+fn wildcard_matches(pattern: &[LikePart], len: usize, at: impl Fn(usize) -> char) -> bool {
     let (mut p, mut t) = (0, 0);
     // Where the last `%` was, and how much text it has swallowed so far.
     let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
+    while t < len {
         match pattern.get(p) {
             Some(LikePart::Any) => {
                 backtrack = Some((p, t));
                 p += 1;
             }
             Some(LikePart::One) => (p, t) = (p + 1, t + 1),
-            Some(LikePart::Char(c)) if *c == text[t] => (p, t) = (p + 1, t + 1),
+            Some(LikePart::Char(c)) if *c == at(t) => (p, t) = (p + 1, t + 1),
             _ => match backtrack {
                 Some((star, swallowed)) => {
                     backtrack = Some((star, swallowed + 1));
@@ -1923,6 +1934,11 @@ mod tests {
         assert!(!passes("Email LIKE 'ann.lee@example.co'", r()));
         assert!(passes("Email LIKE 'ann.lee@example.com'", r()));
         assert!(passes("NOT Email LIKE 'bob%'", r()));
+        assert!(passes(
+            "LastName LIKE 'é_IL%'",
+            json!({"LastName": "Émile"})
+        ));
+        assert!(!passes("LastName LIKE 'e%'", json!({"LastName": "Émile"})));
     }
 
     #[test]
