@@ -17,7 +17,9 @@
 //! relationship fields (`Owner.Email`), subqueries and semi-joins, aggregate functions other than
 //! `COUNT()`, `GROUP BY`, `HAVING`, `TYPEOF`, `FIELDS(...)`, `INCLUDES`/`EXCLUDES`, date literals
 //! such as `TODAY` or `LAST_N_DAYS:n`, bind variables, `USING SCOPE`, `WITH`, `FOR UPDATE`.
-//! Limits that Salesforce enforces (such as `OFFSET` at most 2000) are the caller's to check.
+//! A query longer than 100,000 characters is refused, as Salesforce does, and so is nesting of NOT
+//! and parentheses beyond 100 levels; other limits Salesforce enforces (such as `OFFSET` at most
+//! 2000) are the caller's to check.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -178,14 +180,27 @@ impl std::error::Error for SoqlError {}
 /// Salesforce's message naming the unexpected token and its row and column. A date or date-time
 /// literal that is no real instant (`2026-02-30`) is `INVALID_FIELD`.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(SoqlError {
+            code: MALFORMED,
+            message: "SOQL statements cannot be longer than 100,000 characters.".to_owned(),
+        });
+    }
     let tokens = lex(text)?;
     Parser {
         text,
         tokens,
         pos: 0,
+        depth: 0,
     }
     .query()
 }
+
+/// Salesforce's limit on a query's length.
+pub const MAX_QUERY_CHARS: usize = 100_000;
+
+/// How deep NOT and parentheses may nest: a bound on the parser's (and matcher's) recursion.
+const MAX_NESTING: usize = 100;
 
 impl Query {
     /// Resolves every field name (SELECT, WHERE, ORDER BY) against the object's schema, rewriting
@@ -975,6 +990,8 @@ struct Parser<'t> {
     text: &'t str,
     tokens: Vec<Token>,
     pos: usize,
+    /// How many NOT and parentheses enclose the current condition.
+    depth: usize,
 }
 
 impl<'t> Parser<'t> {
@@ -1178,16 +1195,25 @@ impl<'t> Parser<'t> {
 
     /// `NOT x`, `( ... )` or a comparison.
     fn unary(&mut self) -> Result<Condition, SoqlError> {
-        if self.eat_keyword("NOT") {
-            return Ok(Condition::Not(Box::new(self.unary()?)));
+        let nested = self.at_keyword("NOT") || self.peek().tok == Tok::LParen;
+        if !nested {
+            return self.comparison();
         }
-        if self.peek().tok == Tok::LParen {
+        if self.depth == MAX_NESTING {
+            let problem = format!("conditions may not nest deeper than {MAX_NESTING} levels");
+            return Err(malformed(self.text, self.peek().start, &problem));
+        }
+        self.depth += 1;
+        let condition = if self.eat_keyword("NOT") {
+            Condition::Not(Box::new(self.unary()?))
+        } else {
             self.advance();
             let inner = self.condition()?;
             self.expect(&Tok::RParen)?;
-            return Ok(inner);
-        }
-        self.comparison()
+            inner
+        };
+        self.depth -= 1;
+        Ok(condition)
     }
 
     fn comparison(&mut self) -> Result<Condition, SoqlError> {
@@ -1650,6 +1676,43 @@ mod tests {
         for (text, token) in cases {
             assert_unexpected(text, token);
         }
+    }
+
+    #[test]
+    fn soql_nesting_and_length_are_bounded() {
+        let deep = |n: usize| {
+            format!(
+                "SELECT Id FROM Lead WHERE {}A = 1{}",
+                "(".repeat(n),
+                ")".repeat(n)
+            )
+        };
+        assert!(parse(&deep(MAX_NESTING)).is_ok());
+        let error = parse_error(&deep(MAX_NESTING + 1));
+        assert_eq!(error.code, "MALFORMED_QUERY");
+        assert!(
+            error.message.ends_with("deeper than 100 levels"),
+            "{}",
+            error.message
+        );
+        let not = format!(
+            "SELECT Id FROM Lead WHERE {}A = 1",
+            "NOT ".repeat(100_000 / 4 - 10)
+        );
+        assert_eq!(parse_error(&not).code, "MALFORMED_QUERY");
+
+        let long = format!(
+            "SELECT Id FROM Lead WHERE Email = '{}'",
+            "a".repeat(MAX_QUERY_CHARS)
+        );
+        let error = parse_error(&long);
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (
+                "MALFORMED_QUERY",
+                "SOQL statements cannot be longer than 100,000 characters."
+            )
+        );
     }
 
     // -----------------------------------------------------------------------------------------
