@@ -210,3 +210,27 @@ async fn the_kit_provisions_stores_reads_budgets_and_revokes() {
     kit.revoke_credentials(state, &account).unwrap();
     assert_eq!(sf.get(&format!("{V}/limits")).await.status, 401);
 }
+
+#[tokio::test]
+async fn orgs_are_listed_and_created_with_their_own_users_and_limits() {
+    let sb = TestSandbox::start().await;
+    let spec = json!({
+        "daily_api_requests": 500,
+        "users": [{ "email": "only@example.com", "last_name": "Only" }],
+        "settings": { "duplicate_rule": "block" },
+    });
+    let sf = Sf::create(&sb, spec).await;
+    assert_eq!(sf.username, "only@example.com");
+    let (_, limits) = sb.admin_get(&sf.admin("/limits")).await;
+    assert_eq!(limits["daily_api_requests"], 500);
+    let (_, list) = sb.admin_get("/admin/salesforce/orgs").await;
+    assert_eq!(list["orgs"].as_array().unwrap().len(), 2);
+    let (status, body) = sb
+        .admin_post("/admin/salesforce/orgs", json!({ "users": [] }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = sb
+        .admin_post("/admin/salesforce/orgs", json!({ "bogus": 1 }))
+        .await;
+    assert_eq!(status, 400);
+}

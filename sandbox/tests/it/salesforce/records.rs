@@ -465,3 +465,18 @@ async fn users_cannot_be_written_through_the_api() {
         .await;
     assert_error(&r, 400, "INSUFFICIENT_ACCESS_OR_READONLY");
 }
+
+#[tokio::test]
+async fn a_method_a_resource_does_not_take_is_405() {
+    let sb = TestSandbox::start().await;
+    let sf = Sf::empty(&sb).await;
+    let id = sf.lead(json!({ "LastName": "X", "Company": "Y" })).await;
+    let r = sf
+        .send(
+            reqwest::Method::PUT,
+            &format!("{V}/sobjects/Lead/{id}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+}
