@@ -273,7 +273,7 @@ async fn a_deleted_record_is_gone_refuses_updates_and_is_listed_as_deleted() {
     .await;
     let url = format!("{V}/sobjects/Lead/{id}");
     assert_eq!(sf.delete(&url).await.status, 204);
-    assert_error(&sf.get(&url).await, 404, "NOT_FOUND");
+    assert_error(&sf.get(&url).await, 404, "ENTITY_IS_DELETED");
     let e = assert_error(
         &sf.patch(&url, json!({ "Title": "CEO" })).await,
         404,
