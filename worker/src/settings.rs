@@ -62,12 +62,12 @@ pub struct ConnectorSettings {
     #[serde(default)]
     pub run_workflows: bool,
     /// The company a record created in the CRM gets when the contact has
-    /// none, for CRMs that require one (Salesforce leads).
+    /// none, for CRMs that require one (a lead's company).
     #[serde(default)]
     pub default_company: Option<String>,
 }
 
-/// The longest default company (Salesforce's `Company` holds 255 characters).
+/// The longest default company (CRMs' company fields hold 255 characters).
 pub const MAX_COMPANY: usize = 255;
 
 /// The most calls in flight a connector may ask for.

@@ -62,7 +62,7 @@ pub(crate) struct ConnectorSettingsInput {
     /// false; for CRMs that have them, see ConnectorKind).
     pub(crate) run_workflows: Option<bool>,
     /// The company a record created in the CRM gets when the contact has
-    /// none, for CRMs that require one (a Salesforce lead's Company); when
+    /// none, for CRMs that require one (a lead's company, see ConnectorKind); when
     /// unset such a contact is rejected, naming the field.
     pub(crate) default_company: MaybeUndefined<String>,
 }

@@ -47,7 +47,7 @@ pub struct Description {
     /// True when the CRM converts records of one module into another (leads
     /// into contacts, S10): converted records are owned by sales, and the
     /// engine asks the client's `convert_lead` to convert a client's lead.
-    /// A CRM whose API cannot convert (Salesforce) answers that call with a
+    /// A CRM whose API cannot convert answers that call with a
     /// rejection saying who converts the lead and where.
     pub converts_leads: bool,
     /// How records deleted in the CRM are found.

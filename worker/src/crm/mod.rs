@@ -259,7 +259,7 @@ pub struct ClientOptions {
     /// Let the CRM run its workflow rules on our writes (`Limits::workflows`).
     pub run_workflows: bool,
     /// The company a created record gets when it has none, for CRMs that
-    /// require one (a Salesforce lead's `Company`); `None`: such a record
+    /// require one (a lead's company); `None`: such a record
     /// is refused, naming the field.
     pub default_company: Option<String>,
 }
@@ -319,11 +319,18 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
         1
     }
 
+    /// Most records one listing call returns; the import leg asks for pages
+    /// at least this large, so that no call returns less than it could (a
+    /// CRM whose query answers 2,000 records a call is not read 500 at a time).
+    fn records_per_read(&self) -> u32 {
+        1
+    }
+
     /// Converts a lead into a contact (S10), where the kit says the CRM
     /// converts leads. A lead converted already is `Rejected` with code
     /// CONVERTED_LEAD. A CRM whose API cannot convert leads answers
     /// `Rejected` without a call, saying how a person converts the lead in
-    /// the CRM (Salesforce: CONVERT_IN_SALESFORCE); the next sync reads the
+    /// the CRM (a code such as CONVERT_IN_CRM); the next sync reads the
     /// conversion like any other.
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
         Err(CrmError::Protocol(format!(

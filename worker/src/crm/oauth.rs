@@ -82,7 +82,7 @@ pub(crate) fn shared_token(parts: &[&str], refresh_token: &SecretString) -> Toke
 /// a 5xx is `Unavailable`, a 429 `RateLimited`, a body that is no token
 /// reply `Protocol`. A refusal (a 4xx with a token reply's error fields) is
 /// the caller's to word. `server` names the endpoint in messages
-/// ("Zoho accounts").
+/// ("the accounts server").
 pub(crate) async fn token_reply<T: serde::de::DeserializeOwned>(
     crm: &str,
     server: &str,

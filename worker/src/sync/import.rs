@@ -68,6 +68,7 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
     run.progress("import").await?;
     run.written_from = None;
     let mut cursor = None;
+    let page_size = run.client.records_per_read().max(PAGE_SIZE);
     loop {
         let page = run
             .client
@@ -75,7 +76,7 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
                 module,
                 since,
                 cursor: cursor.clone(),
-                page_size: PAGE_SIZE,
+                page_size,
             })
             .await?;
         let mut records = page.records;
