@@ -245,7 +245,23 @@ pub(crate) fn put_raw(
     raw: &Map<String, Value>,
     now_ms: i64,
 ) -> Result<String, String> {
-    let schema = data.table(object).schema.clone();
+    // The schema is lent out while the record is built (no copy per record);
+    // it goes back before the record is stored.
+    let schema = std::mem::take(&mut data.table_mut(object).schema);
+    let built = build_raw(data, object, &schema, raw, now_ms);
+    data.table_mut(object).schema = schema;
+    let (id, record) = built?;
+    data.table_mut(object).put(&id, record);
+    Ok(id)
+}
+
+fn build_raw(
+    data: &mut OrgData,
+    object: SObject,
+    schema: &super::model::Schema,
+    raw: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<(String, Record), String> {
     let mut record = Record::default();
     let mut given_id = None;
     for (name, value) in raw {
@@ -309,8 +325,7 @@ pub(crate) fn put_raw(
     if record.get(schema.at("IsDeleted")).is_true() {
         record.deleted_ms = Some(modstamp);
     }
-    data.table_mut(object).put(&id, record);
-    Ok(id)
+    Ok((id, record))
 }
 
 async fn put_records(

@@ -36,7 +36,7 @@ pub(crate) async fn versions() -> Response {
         .map(|n| {
             let k = 62 - n;
             let season = ["Winter", "Summer", "Spring"][(k % 3) as usize];
-            let year = 25 - (k + 2) / 3;
+            let year = 25 - k.div_ceil(3);
             json!({
                 "label": format!("{season} '{year:02}"),
                 "url": format!("/services/data/v{n}.0"),

@@ -264,7 +264,7 @@ pub(crate) fn create_org(state: &Shared, spec: OrgSpec) -> Result<Arc<Org>, Stri
     }
     let n = sf.next_org.fetch_add(1, Ordering::Relaxed) + 1;
     let id = model::make_id("00D", 0x5A_0000 + n);
-    let mut data = OrgData::new(settings);
+    let mut data = OrgData::new(settings, n);
     for (i, field) in spec.fields.iter().flatten().enumerate() {
         let field = field.build().map_err(|e| format!("fields[{i}].{e}"))?;
         for object in [SObject::Lead, SObject::Contact] {

@@ -770,7 +770,8 @@ pub struct OrgData {
 
 impl OrgData {
     /// A new org's data: the standard and default custom fields, no records.
-    pub fn new(settings: Settings) -> Self {
+    /// `org_number` keeps the org's ids apart from every other org's.
+    pub fn new(settings: Settings, org_number: u64) -> Self {
         let table = |o: SObject| {
             let mut fields = standard_fields(o);
             if o != SObject::User {
@@ -787,7 +788,7 @@ impl OrgData {
             accounts: HashSet::new(),
             settings,
             cursors: HashMap::new(),
-            next_id: 1,
+            next_id: (org_number << 40) + 1,
         }
     }
 

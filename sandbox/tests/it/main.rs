@@ -5,4 +5,5 @@ mod core;
 mod hubspot;
 mod hubspot_sdk;
 mod pipedrive;
+mod salesforce;
 mod zoho;
