@@ -25,6 +25,10 @@
 //!   requests per 10 s). Reports the batch writes of each direction against
 //!   ceil(N/100), the share of the 10-second limit used, 429s, search calls
 //!   and peak memory.
+//! - Salesforce (`--crm salesforce`): a two-way sync of N platform contacts
+//!   and N leads (disjoint e-mails) against a fresh sandbox org. Reports the
+//!   sObject Collections calls of each direction against ceil(N/200), the
+//!   query calls against ceil(N/2000), the org's API usage and peak memory.
 //!
 //! ```sh
 //! cargo bench --bench sync -- --people 10000            # limits off
@@ -32,6 +36,7 @@
 //! cargo bench --bench sync -- --crm zoho --export --people 100000 --latency-ms 50 --concurrency 10
 //! cargo bench --bench sync -- --crm zoho --import --people 100000
 //! cargo bench --bench sync -- --crm hubspot --people 100000
+//! cargo bench --bench sync -- --crm salesforce --people 100000
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -76,7 +81,8 @@ async fn main() {
         }
         "zoho" => zoho(&args, &http, &sandbox).await,
         "hubspot" => hubspot(&args, &http, &sandbox).await,
-        other => panic!("--crm: pipedrive, zoho or hubspot, got {other}"),
+        "salesforce" => salesforce(&args, &http, &sandbox).await,
+        other => panic!("--crm: pipedrive, zoho, hubspot or salesforce, got {other}"),
     }
 }
 
@@ -971,6 +977,108 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| 429 replies | {throttled} ({:.2} %) |",
         100.0 * throttled as f64 / total.max(1) as f64
     );
+    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+    counts.print_table();
+    assert_eq!(
+        last.status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
+}
+
+/// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
+/// sandbox org whose daily request limit is not in the way.
+async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let org = sandbox
+        .admin(
+            http,
+            Method::POST,
+            "/salesforce/orgs",
+            json!({
+                "name": "Bench",
+                "daily_api_requests": 1_000_000,
+                "seed": {"seed": 11, "people": people, "missing_email": 0.0,
+                         "duplicate_email": 0.0, "converted": 0.0},
+            }),
+        )
+        .await;
+    let org_id = org["org_id"].as_str().unwrap().to_owned();
+    let secret = |key: &str| SecretString::from(org[key].as_str().unwrap().to_owned());
+    let credentials = crmsync_worker::crm::salesforce::kit::refresh_credentials(
+        secret("client_id"),
+        secret("client_secret"),
+        secret("refresh_token"),
+        None,
+    );
+    let base_url = org["login_url"].as_str().unwrap().to_owned();
+
+    let platform = Platform::with_contacts(people).await;
+    let client =
+        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
+            .unwrap();
+    let fields = client.fields(CrmModule::Leads).await.unwrap();
+    let kit = crmsync_worker::crm::registry::describe(ConnectorKind::Salesforce).unwrap();
+    let mut settings = ConnectorSettings::defaults_for(kit);
+    settings.filter_field = None;
+    settings.default_company = Some("Bench Co".into());
+    let mappings = crmsync_worker::platform::default_mappings(kit, &fields);
+    let connector_id = platform
+        .connector(
+            ConnectorKind::Salesforce,
+            &credentials,
+            &base_url,
+            &settings,
+            mappings,
+        )
+        .await;
+
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let Finished { last, wall, .. } = finished;
+    let usage = sandbox
+        .admin(
+            http,
+            Method::GET,
+            &format!("/salesforce/orgs/{org_id}/usage"),
+            Value::Null,
+        )
+        .await;
+    let counts = sandbox.requests(http, "salesforce").await;
+    let writes = |method: &'static str| {
+        counts.calls(move |e| e.starts_with(method) && e.ends_with("/composite/sobjects"))
+    };
+    let (creates, updates) = (writes("POST "), writes("PATCH "));
+    let queries = counts.calls(|e| e.starts_with("GET ") && e.contains("/query"));
+    let batches = people.div_ceil(200) as u64;
+    let pages = people.div_ceil(2000) as u64;
+    println!(
+        "Two-way sync benchmark: {people} platform contacts and {people} Salesforce leads, a fresh sandbox org."
+    );
+    println!("\n| figure | value |\n| --- | ---: |");
+    println!("| final status | {:?} |", last.status);
+    println!(
+        "| created in Salesforce / in the platform | {} / {} |",
+        last.legs.to_crm.created, last.legs.from_crm.created
+    );
+    println!(
+        "| rejected (to / from) | {} / {} |",
+        last.legs.to_crm.rejected, last.legs.from_crm.rejected
+    );
+    println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    println!(
+        "| collection creates / ceil(N/200) | {creates} / {batches} = {:.3} |",
+        creates as f64 / batches as f64
+    );
+    println!(
+        "| collection updates / ceil(N/200) | {updates} / {batches} = {:.3} |",
+        updates as f64 / batches as f64
+    );
+    println!(
+        "| query calls (query + next pages) / ceil(N/2000) | {queries} / {pages} = {:.3} |",
+        queries as f64 / pages as f64
+    );
+    println!("| CRM calls | {} |", counts.total);
+    println!("| API usage of the org (Sforce-Limit-Info) | {usage} |");
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
     assert_eq!(

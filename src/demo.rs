@@ -1,5 +1,5 @@
 //! `crmsync serve --demo`: sandbox CRMs in-process, a demo tenant with realistic
-//! (and awkward) contacts, and a Pipedrive, a Zoho CRM and a HubSpot connector
+//! (and awkward) contacts, and a Pipedrive, a Zoho CRM, a HubSpot and a Salesforce connector
 //! on the sandbox, all created through the public GraphQL API, as a partner's script
 //! would.
 
@@ -19,6 +19,7 @@ const TENANT_SLUG: &str = "demo";
 const CONNECTOR_NAME: &str = "Sandbox Pipedrive";
 const ZOHO_CONNECTOR_NAME: &str = "Sandbox Zoho CRM";
 const HUBSPOT_CONNECTOR_NAME: &str = "Sandbox HubSpot";
+const SALESFORCE_CONNECTOR_NAME: &str = "Sandbox Salesforce";
 /// Platform contact states; "Nurturing" is in no CRM picklist, on purpose.
 const STATES: &[&str] = &["Prospect", "Client", "Prospect", "Nurturing"];
 
@@ -107,10 +108,11 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     let connector = connect_pipedrive(&admin, &previous, &sandbox).await?;
     let zoho = connect_zoho(&admin, &previous, &sandbox).await?;
     let hubspot = connect_hubspot(&admin, &previous, &sandbox).await?;
+    let salesforce = connect_salesforce(&admin, &previous, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
-        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Connector:    {SALESFORCE_CONNECTOR_NAME} ({salesforce}) on the sandbox Salesforce, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
     let mut stdout = std::io::stdout().lock();
@@ -316,6 +318,39 @@ async fn connect_hubspot(
             "settings": { "minScoreToExport": 40 },
         }),
         json!({ "hubspot": credentials, "baseUrl": hubspot.base_url }),
+    )
+    .await
+}
+
+/// The demo Salesforce connector, through the sandbox org's connected app and
+/// its refresh token; leads both ways, contacts one way, and a default
+/// company for contacts that have none.
+async fn connect_salesforce(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
+    let salesforce = &sandbox.description().salesforce;
+    let credentials = json!({
+        "clientId": salesforce.client_id,
+        "clientSecret": salesforce.client_secret,
+        "refreshToken": salesforce.refresh_token,
+    });
+    create_or_reconnect(
+        admin,
+        previous,
+        SALESFORCE_CONNECTOR_NAME,
+        json!({
+            "kind": "SALESFORCE",
+            "salesforce": credentials,
+            "baseUrl": salesforce.login_url,
+            "settings": {
+                "importModules": ["LEADS", "CONTACTS"],
+                "minScoreToExport": 40,
+                "defaultCompany": "Unknown company",
+            },
+        }),
+        json!({ "salesforce": credentials, "baseUrl": salesforce.login_url }),
     )
     .await
 }

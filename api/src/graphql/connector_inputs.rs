@@ -28,7 +28,12 @@ pub(crate) enum ConnectorKind {
     /// "customer" is the platform's CLIENT and never moves backwards in HubSpot.
     #[graphql(name = "HUBSPOT")]
     Hubspot,
-    /// Salesforce (not yet).
+    /// Salesforce (REST API v62.0): LEADS both ways, CONTACTS into the
+    /// platform (leads converted in Salesforce become contacts), through a
+    /// connected app's refresh token or its JWT bearer flow. Salesforce's API
+    /// cannot convert leads: a contact that becomes CLIENT is reported for
+    /// sales to convert its lead in Salesforce. Leads need a Company: the
+    /// defaultCompany setting fills it in for contacts that have none.
     #[graphql(name = "SALESFORCE")]
     Salesforce,
     /// Zendesk Sell (not yet).
@@ -118,16 +123,81 @@ impl From<HubspotCredentialsInput> for SentCredentials {
     }
 }
 
-/// The credentials sent on an input, of whichever kinds were filled in.
-fn sent(
+/// The Salesforce org a connected app signs in to when no base URL is given.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+pub(crate) enum SalesforceEnvironment {
+    /// A production or developer org: login.salesforce.com.
+    Production,
+    /// A Salesforce sandbox org: test.salesforce.com.
+    Sandbox,
+}
+
+/// Salesforce credentials: a connected app's consumer key (clientId) with
+/// either its consumer secret and a refresh token from its OAuth flow, or,
+/// for the JWT bearer flow, the username of a pre-authorised user and the
+/// private key whose certificate is uploaded to the app. The app needs the
+/// OAuth scopes api and refresh_token (offline_access).
+#[derive(InputObject)]
+pub(crate) struct SalesforceCredentialsInput {
+    /// The connected app's consumer key.
+    pub(crate) client_id: String,
+    /// The connected app's consumer secret (stored encrypted, never shown again).
+    pub(crate) client_secret: Option<String>,
+    /// A refresh token the org granted the app (stored encrypted).
+    pub(crate) refresh_token: Option<String>,
+    /// JWT bearer flow: the Salesforce username the app acts as.
+    pub(crate) username: Option<String>,
+    /// JWT bearer flow: the PEM private key whose certificate is uploaded to
+    /// the connected app (stored encrypted, never shown again).
+    pub(crate) private_key_pem: Option<String>,
+    /// Where to sign in when the connector has no baseUrl (default PRODUCTION).
+    pub(crate) environment: Option<SalesforceEnvironment>,
+}
+
+impl From<SalesforceCredentialsInput> for SentCredentials {
+    fn from(i: SalesforceCredentialsInput) -> Self {
+        let environment = i.environment.map(|e| match e {
+            SalesforceEnvironment::Production => "PRODUCTION",
+            SalesforceEnvironment::Sandbox => "SANDBOX",
+        });
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::Salesforce,
+            CredentialsForm::new()
+                .with("clientId", Some(i.client_id))
+                .with("clientSecret", i.client_secret)
+                .with("refreshToken", i.refresh_token)
+                .with("username", i.username)
+                .with("privateKeyPem", i.private_key_pem)
+                .with("environment", environment),
+        )
+    }
+}
+
+/// The credential inputs of every kind, as an input carries them.
+struct Sent {
     zoho: Option<ZohoCredentialsInput>,
     pipedrive: Option<PipedriveCredentialsInput>,
     hubspot: Option<HubspotCredentialsInput>,
-) -> Vec<SentCredentials> {
-    let zoho = zoho.map(SentCredentials::from);
-    let pipedrive = pipedrive.map(SentCredentials::from);
-    let hubspot = hubspot.map(SentCredentials::from);
-    zoho.into_iter().chain(pipedrive).chain(hubspot).collect()
+    salesforce: Option<SalesforceCredentialsInput>,
+}
+
+/// The credentials sent on an input, of whichever kinds were filled in.
+fn sent(inputs: Sent) -> Vec<SentCredentials> {
+    let Sent {
+        zoho,
+        pipedrive,
+        hubspot,
+        salesforce,
+    } = inputs;
+    [
+        zoho.map(SentCredentials::from),
+        pipedrive.map(SentCredentials::from),
+        hubspot.map(SentCredentials::from),
+        salesforce.map(SentCredentials::from),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A new connector.
@@ -143,10 +213,13 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
     /// HubSpot credentials, for HUBSPOT.
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
+    /// Salesforce credentials, for SALESFORCE.
+    pub(crate) salesforce: Option<SalesforceCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
     /// Base URL override (sandbox CRMs, proxies): Pipedrive's or HubSpot's API root,
-    /// or Zoho's accounts server (Zoho's token reply names its API server).
+    /// or Zoho's accounts server or Salesforce's login URL (their token replies
+    /// name the API server).
     pub(crate) base_url: Option<String>,
     /// Replays within 24 h return the first result instead of creating twice.
     pub(crate) idempotency_key: Option<String>,
@@ -155,7 +228,12 @@ pub(crate) struct CreateConnectorInput {
 impl CreateConnectorInput {
     /// The credentials sent, taken out of the input.
     pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
-        sent(self.zoho.take(), self.pipedrive.take(), self.hubspot.take())
+        sent(Sent {
+            zoho: self.zoho.take(),
+            pipedrive: self.pipedrive.take(),
+            hubspot: self.hubspot.take(),
+            salesforce: self.salesforce.take(),
+        })
     }
 }
 
@@ -176,6 +254,8 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) pipedrive: Option<PipedriveCredentialsInput>,
     /// New HubSpot credentials: a new token, or a new OAuth grant, re-authorises the connector.
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
+    /// New Salesforce credentials: a new refresh token or key re-authorises the connector.
+    pub(crate) salesforce: Option<SalesforceCredentialsInput>,
     /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
     /// is reached); an empty string removes the override. Another URL is another
     /// CRM account as far as crmsync can tell: the connector forgets its links and
@@ -186,6 +266,11 @@ pub(crate) struct UpdateConnectorInput {
 impl UpdateConnectorInput {
     /// The credentials sent, taken out of the input.
     pub(crate) fn take_credentials(&mut self) -> Vec<SentCredentials> {
-        sent(self.zoho.take(), self.pipedrive.take(), self.hubspot.take())
+        sent(Sent {
+            zoho: self.zoho.take(),
+            pipedrive: self.pipedrive.take(),
+            hubspot: self.hubspot.take(),
+            salesforce: self.salesforce.take(),
+        })
     }
 }

@@ -32,8 +32,9 @@ use async_graphql::{Name, Pos, Positioned, ServerError, ServerResult, Value, Var
 
 use crate::error::{ApiError, GqlError};
 
-/// Input fields whose text may span lines (tab and line breaks allowed).
-const MULTI_LINE_FIELDS: &[&str] = &["description"];
+/// Input fields whose text may span lines (tab and line breaks allowed): a
+/// description, a PEM key.
+const MULTI_LINE_FIELDS: &[&str] = &["description", "privateKeyPem"];
 
 /// How deeply a value may nest before it is refused (`JSON` values are the
 /// only ones that can go deeper than the schema's own input types).

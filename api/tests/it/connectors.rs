@@ -235,6 +235,46 @@ async fn settings_updates_are_validated_and_kept() {
 }
 
 #[tokio::test]
+async fn a_default_company_is_trimmed_kept_and_cleared_and_never_blank() {
+    let app = TestApp::spawn().await;
+    let id = insert_connector(&app.database.db, &app.tenant_id, "Sales").await;
+    let update = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { settings { defaultCompany } } } }";
+    let company =
+        |data: &Value| data["updateConnector"]["connector"]["settings"]["defaultCompany"].clone();
+    let data = app
+        .admin_ok(
+            update,
+            json!({ "input": { "id": id, "settings": { "defaultCompany": "  Acme Corp  " } } }),
+        )
+        .await;
+    assert_eq!(company(&data), "Acme Corp");
+    for bad in ["   ", &"x".repeat(256)] {
+        let body = app
+            .gql(
+                &app.token(Role::Admin),
+                update,
+                json!({ "input": { "id": id, "settings": { "defaultCompany": bad } } }),
+            )
+            .await;
+        assert_eq!(field(&body), "input.settings.defaultCompany", "{body}");
+    }
+    let data = app
+        .admin_ok(
+            update,
+            json!({ "input": { "id": id, "settings": { "minScoreToExport": 3 } } }),
+        )
+        .await;
+    assert_eq!(company(&data), "Acme Corp", "left out: kept");
+    let data = app
+        .admin_ok(
+            update,
+            json!({ "input": { "id": id, "settings": { "defaultCompany": null } } }),
+        )
+        .await;
+    assert_eq!(company(&data), Value::Null);
+}
+
+#[tokio::test]
 async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
     let app = TestApp::spawn().await;
     let data = app

@@ -22,6 +22,7 @@ mod limits;
 mod nplus1;
 mod ops;
 mod rate_limits;
+mod salesforce;
 mod schema;
 mod sync_flow;
 mod webhooks;
