@@ -22,7 +22,9 @@
 //!   per-record results; a few calls in flight. A create whose reply was lost
 //!   is looked up by e-mail before it is sent again. A Lead gets the
 //!   connector's default company when it has none, else is refused naming
-//!   `Company` without a call.
+//!   `Company` without a call (and that company reads back as none).
+//!   Collections replies carry no modification times: a write's time is the
+//!   reply's `Date` (the record was modified no later than that).
 //! - Conversion: Salesforce's REST API cannot convert leads (`convertLead`
 //!   is SOAP and Apex only): [`CrmClient::convert_lead`] says what a sales
 //!   rep does instead.
