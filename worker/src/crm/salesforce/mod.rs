@@ -24,7 +24,7 @@
 //!   connector's default company when it has none, else is refused naming
 //!   `Company` without a call (and that company reads back as none).
 //!   Collections replies carry no modification times: a write's time is the
-X
+//!   reply's `Date` (to the second, as Salesforce keeps modification times).
 //! - Conversion: Salesforce's REST API cannot convert leads (`convertLead`
 //!   is SOAP and Apex only): [`CrmClient::convert_lead`] says what a sales
 //!   rep does instead.
