@@ -66,6 +66,13 @@ pub(crate) async fn resources(
         .iter()
         .map(|r| ((*r).to_owned(), json!(format!("{base}/{r}"))))
         .collect();
+        // The identity URL is absolute, at the login host (jsforce's
+        // `identity()` reads it from here).
+        let mut body = body;
+        body.insert(
+            "identity".into(),
+            json!(format!("{}/id/{}/{}", state.base_url, ctx.org.id, ctx.user)),
+        );
         Ok(json_response(StatusCode::OK, &body))
     })
 }
@@ -208,11 +215,18 @@ pub(crate) async fn get_one(
         let fields = field_list(&data, object, param(&query, "fields"))?;
         let table = data.table(object);
         let found = find_id(&data, object, p(&params, "id"))
-            .and_then(|id| table.records.get(&id).map(|r| (id, r)))
-            .filter(|(_, r)| r.deleted_ms.is_none());
+            .and_then(|id| table.records.get(&id).map(|r| (id, r)));
         let Some((id, record)) = found else {
             return Err(ApiError::not_found());
         };
+        // A record in the recycle bin is known, and said to be deleted.
+        if record.deleted_ms.is_some() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
+            ));
+        }
         let body = render(object, &table.schema, &id, record, &fields, &ctx.version);
         Ok(json_response(StatusCode::OK, &body))
     })

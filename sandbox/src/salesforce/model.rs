@@ -1136,10 +1136,25 @@ fn check_value(
                 Some("Contact") => data.table(SObject::Contact).records.contains_key(&**text),
                 _ => false,
             };
-            if known {
+            let inactive_owner = known
+                && field.name == "OwnerId"
+                && data
+                    .table(SObject::User)
+                    .records
+                    .get(&**text)
+                    .is_some_and(|u| !data.table(SObject::User).value(u, "IsActive").is_true());
+            if inactive_owner {
+                Err(WriteError::new(
+                    "INACTIVE_OWNER_OR_USER",
+                    format!(
+                        "operation performed with inactive user [{text}] as owner of {}",
+                        object.name().to_lowercase()
+                    ),
+                    vec![],
+                ))
+            } else if known {
                 Ok(())
             } else {
-                let _ = object;
                 Err(WriteError::new(
                     "INVALID_CROSS_REFERENCE_KEY",
                     format!("{}: id value of incorrect type: {text}", field.label),

@@ -204,7 +204,7 @@ fn run(
         data.keep_cursor(locator.clone(), cursor.clone());
         locator
     });
-    Ok(page(ctx, &data, &cursor, locator.as_deref(), 0, all))
+    Ok(page(ctx, &data, &cursor, locator.as_deref(), 0))
 }
 
 fn page(
@@ -213,7 +213,6 @@ fn page(
     cursor: &Cursor,
     locator: Option<&str>,
     offset: usize,
-    all: bool,
 ) -> Response {
     let table = data.table(cursor.object);
     let end = (offset + cursor.batch).min(cursor.ids.len());
@@ -240,9 +239,10 @@ fn page(
     if end < cursor.ids.len()
         && let Some(locator) = locator
     {
-        let resource = if all { "queryAll" } else { "query" };
+        // Salesforce names `query` in a queryAll's next-page URL too; the
+        // locator keeps the deleted rows either way.
         body["nextRecordsUrl"] = json!(format!(
-            "/services/data/{}/{resource}/{locator}-{end}",
+            "/services/data/{}/query/{locator}-{end}",
             ctx.version
         ));
     }
@@ -255,23 +255,23 @@ pub(crate) async fn next_page(
     Path(params): Params,
     headers: HeaderMap,
 ) -> Response {
-    next(&state, &params, &headers, false)
+    next(&state, &params, &headers)
 }
 
-/// `GET queryAll/{locator}-{offset}`: the next page of a queryAll.
+/// `GET queryAll/{locator}-{offset}`: the same pages as `query/{locator}`
+/// (a locator of either kind is served at both).
 pub(crate) async fn next_page_all(
     State(state): State<AppState>,
     Path(params): Params,
     headers: HeaderMap,
 ) -> Response {
-    next(&state, &params, &headers, true)
+    next(&state, &params, &headers)
 }
 
 fn next(
     state: &crate::Shared,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
-    all: bool,
 ) -> Response {
     serve(state, headers, p(params, "version"), |ctx| {
         let invalid = || {
@@ -290,7 +290,7 @@ fn next(
         }
         cursor.used_ms = ctx.now_ms;
         let cursor = cursor.clone();
-        let response = page(ctx, &data, &cursor, Some(locator), offset, all);
+        let response = page(ctx, &data, &cursor, Some(locator), offset);
         if offset + cursor.batch >= cursor.ids.len() {
             // The last page: Salesforce closes the cursor.
             data.cursors.remove(locator);

@@ -17,7 +17,9 @@
 //! relationship fields (`Owner.Email`), subqueries and semi-joins, aggregate functions other than
 //! `COUNT()`, `GROUP BY`, `HAVING`, `TYPEOF`, `FIELDS(...)`, `INCLUDES`/`EXCLUDES`, date literals
 //! such as `TODAY` or `LAST_N_DAYS:n`, bind variables, `USING SCOPE`, `WITH`, `FOR UPDATE`.
-//! Limits that Salesforce enforces (such as `OFFSET` at most 2000) are the caller's to check.
+//! A query longer than 100,000 characters is refused, as Salesforce does, and so is nesting of NOT
+//! and parentheses beyond 100 levels; other limits Salesforce enforces (such as `OFFSET` at most
+//! 2000) are the caller's to check.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -178,14 +180,27 @@ impl std::error::Error for SoqlError {}
 /// Salesforce's message naming the unexpected token and its row and column. A date or date-time
 /// literal that is no real instant (`2026-02-30`) is `INVALID_FIELD`.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(SoqlError {
+            code: MALFORMED,
+            message: "SOQL statements cannot be longer than 100,000 characters.".to_owned(),
+        });
+    }
     let tokens = lex(text)?;
     Parser {
         text,
         tokens,
         pos: 0,
+        depth: 0,
     }
     .query()
 }
+
+/// Salesforce's limit on a query's length.
+pub const MAX_QUERY_CHARS: usize = 100_000;
+
+/// How deep NOT and parentheses may nest: a bound on the parser's (and matcher's) recursion.
+const MAX_NESTING: usize = 100;
 
 impl Query {
     /// Resolves every field name (SELECT, WHERE, ORDER BY) against the object's schema, rewriting
@@ -300,11 +315,11 @@ fn lookup(
 // ---------------------------------------------------------------------------------------------
 // Matching
 
+/// Finds a field's api name and type, or says why not.
+type FieldLookup<'a> = dyn Fn(&str) -> Result<(String, SoqlType), SoqlError> + 'a;
+
 impl Condition {
-    fn resolve(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Result<(String, SoqlType), SoqlError>,
-    ) -> Result<(), SoqlError> {
+    fn resolve(&mut self, lookup: &FieldLookup<'_>) -> Result<(), SoqlError> {
         match self {
             Condition::And(all) | Condition::Or(all) => {
                 all.iter_mut().try_for_each(|c| c.resolve(lookup))
@@ -381,10 +396,7 @@ impl Comparison {
     }
 
     /// Checks the literals against the field's type, and prepares them for that type.
-    fn resolve(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Result<(String, SoqlType), SoqlError>,
-    ) -> Result<(), SoqlError> {
+    fn resolve(&mut self, lookup: &FieldLookup<'_>) -> Result<(), SoqlError> {
         let (name, kind) = lookup(&self.field)?;
         self.field = name;
         for value in &self.values {
@@ -556,15 +568,15 @@ fn prepare(literal: &Literal, kind: Option<SoqlType>) -> Prepared {
 
 /// Refuses a literal of the wrong type for its field, as Salesforce words it.
 fn check_type(field: &str, kind: SoqlType, literal: &Literal) -> Result<(), SoqlError> {
-    let fits = match (kind, literal) {
-        (_, Literal::Null) => true,
-        (SoqlType::Id | SoqlType::Text, Literal::Text(_)) => true,
-        (SoqlType::Boolean, Literal::Boolean(_)) => true,
-        (SoqlType::Number, Literal::Number(_)) => true,
-        (SoqlType::DateTime, Literal::DateTime(_)) => true,
-        (SoqlType::Date, Literal::Date(_)) => true,
-        _ => false,
-    };
+    let fits = matches!(
+        (kind, literal),
+        (_, Literal::Null)
+            | (SoqlType::Id | SoqlType::Text, Literal::Text(_))
+            | (SoqlType::Boolean, Literal::Boolean(_))
+            | (SoqlType::Number, Literal::Number(_))
+            | (SoqlType::DateTime, Literal::DateTime(_))
+            | (SoqlType::Date, Literal::Date(_))
+    );
     if fits {
         return Ok(());
     }
@@ -641,18 +653,32 @@ fn compile_like(raw: &str) -> Vec<LikePart> {
 
 /// Whether a text matches a compiled LIKE pattern, ignoring case.
 fn like_matches(pattern: &[LikePart], text: &str) -> bool {
-    let text: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    if text.is_ascii() {
+        // The common case reads the bytes in place rather than collecting folded characters.
+        let bytes = text.as_bytes();
+        wildcard_matches(pattern, bytes.len(), |i| {
+            char::from(bytes[i].to_ascii_lowercase())
+        })
+    } else {
+        let folded: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+        wildcard_matches(pattern, folded.len(), |i| folded[i])
+    }
+}
+
+/// Matches a text of `len` characters, read through `at`, against a LIKE pattern; a `%` is
+/// retried one character further on a mismatch, so matching takes at most `len * pattern` steps.
+fn wildcard_matches(pattern: &[LikePart], len: usize, at: impl Fn(usize) -> char) -> bool {
     let (mut p, mut t) = (0, 0);
     // Where the last `%` was, and how much text it has swallowed so far.
     let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
+    while t < len {
         match pattern.get(p) {
             Some(LikePart::Any) => {
                 backtrack = Some((p, t));
                 p += 1;
             }
             Some(LikePart::One) => (p, t) = (p + 1, t + 1),
-            Some(LikePart::Char(c)) if *c == text[t] => (p, t) = (p + 1, t + 1),
+            Some(LikePart::Char(c)) if *c == at(t) => (p, t) = (p + 1, t + 1),
             _ => match backtrack {
                 Some((star, swallowed)) => {
                     backtrack = Some((star, swallowed + 1));
@@ -761,6 +787,9 @@ enum Tok {
     Comma,
     /// `= != <> < <= > >=`
     Op(Operator),
+    /// A character or run that SOQL (or this subset) has no use for; the parser reports it when
+    /// it gets there, so that the first problem in reading order is the one named.
+    Unknown,
     Eof,
 }
 
@@ -835,7 +864,14 @@ fn lex(text: &str) -> Result<Vec<Token>, SoqlError> {
                     ('>', Some('=')) => (Operator::Ge, true),
                     ('<', _) => (Operator::Lt, false),
                     ('>', _) => (Operator::Gt, false),
-                    _ => return Err(unexpected(text, start, "!")),
+                    _ => {
+                        tokens.push(Token {
+                            tok: Tok::Unknown,
+                            start,
+                            end: start + 1,
+                        });
+                        continue;
+                    }
                 };
                 if two {
                     chars.next();
@@ -857,7 +893,7 @@ fn lex(text: &str) -> Result<Vec<Token>, SoqlError> {
                 } else if word.len() > 5 && word.as_bytes()[4] == b'-' {
                     Tok::DateLike
                 } else {
-                    return Err(unexpected(text, start, word));
+                    Tok::Unknown
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -867,7 +903,10 @@ fn lex(text: &str) -> Result<Vec<Token>, SoqlError> {
                 {}
                 Tok::Word
             }
-            c => return Err(unexpected(text, start, &c.to_string())),
+            _ => {
+                chars.next();
+                Tok::Unknown
+            }
         };
         let end = chars.peek().map_or(text.len(), |&(i, _)| i);
         tokens.push(Token { tok, start, end });
@@ -951,6 +990,8 @@ struct Parser<'t> {
     text: &'t str,
     tokens: Vec<Token>,
     pos: usize,
+    /// How many NOT and parentheses enclose the current condition.
+    depth: usize,
 }
 
 impl<'t> Parser<'t> {
@@ -1154,16 +1195,25 @@ impl<'t> Parser<'t> {
 
     /// `NOT x`, `( ... )` or a comparison.
     fn unary(&mut self) -> Result<Condition, SoqlError> {
-        if self.eat_keyword("NOT") {
-            return Ok(Condition::Not(Box::new(self.unary()?)));
+        let nested = self.at_keyword("NOT") || self.peek().tok == Tok::LParen;
+        if !nested {
+            return self.comparison();
         }
-        if self.peek().tok == Tok::LParen {
+        if self.depth == MAX_NESTING {
+            let problem = format!("conditions may not nest deeper than {MAX_NESTING} levels");
+            return Err(malformed(self.text, self.peek().start, &problem));
+        }
+        self.depth += 1;
+        let condition = if self.eat_keyword("NOT") {
+            Condition::Not(Box::new(self.unary()?))
+        } else {
             self.advance();
             let inner = self.condition()?;
             self.expect(&Tok::RParen)?;
-            return Ok(inner);
-        }
-        self.comparison()
+            inner
+        };
+        self.depth -= 1;
+        Ok(condition)
     }
 
     fn comparison(&mut self) -> Result<Condition, SoqlError> {
@@ -1243,5 +1293,1039 @@ impl<'t> Parser<'t> {
         };
         self.advance();
         Ok(literal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Lead's fields, as the sandbox's schema would give them (case-insensitive).
+    fn lead_schema(name: &str) -> Option<(String, SoqlType)> {
+        use SoqlType::*;
+        const FIELDS: &[(&str, SoqlType)] = &[
+            ("Id", Id),
+            ("OwnerId", Id),
+            ("FirstName", Text),
+            ("LastName", Text),
+            ("Company", Text),
+            ("Email", Text),
+            ("Status", Text),
+            ("Plezi_URL__c", Text),
+            ("IsConverted", Boolean),
+            ("Sync_To_Plezi__c", Boolean),
+            ("CreatedDate", DateTime),
+            ("SystemModstamp", DateTime),
+            ("ConvertedDate", Date),
+            ("NumberOfEmployees", Number),
+        ];
+        FIELDS
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(field, kind)| ((*field).to_owned(), *kind))
+    }
+
+    fn query(text: &str) -> Query {
+        let mut query = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        query
+            .resolve(&lead_schema)
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        query
+    }
+
+    fn record(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// Whether the record passes `WHERE {condition}` on Lead.
+    fn passes(condition: &str, value: Value) -> bool {
+        query(&format!("SELECT Id FROM Lead WHERE {condition}")).matches(&record(value))
+    }
+
+    fn ids(query: &Query, records: &[Map<String, Value>]) -> Vec<String> {
+        query
+            .run(records)
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn parse_error(text: &str) -> SoqlError {
+        match parse(text) {
+            Ok(query) => panic!("{text} parsed: {query:?}"),
+            Err(error) => error,
+        }
+    }
+
+    fn resolve_error(text: &str) -> SoqlError {
+        let mut query = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        match query.resolve(&lead_schema) {
+            Ok(()) => panic!("{text} resolved: {query:?}"),
+            Err(error) => error,
+        }
+    }
+
+    /// Asserts a MALFORMED_QUERY naming the token.
+    fn assert_unexpected(text: &str, token: &str) {
+        let error = parse_error(text);
+        assert_eq!(error.code, "MALFORMED_QUERY", "{text}");
+        assert!(
+            error
+                .message
+                .ends_with(&format!("unexpected token: '{token}'")),
+            "{text}: {}",
+            error.message
+        );
+    }
+
+    fn leads() -> Vec<Map<String, Value>> {
+        [
+            json!({"Id": "00Q000000000001AAA", "LastName": "bravo", "NumberOfEmployees": 10,
+                   "CreatedDate": "2026-11-21T10:00:00.000+0000", "Email": "b@x.io"}),
+            json!({"Id": "00Q000000000002AAA", "LastName": "Alpha", "NumberOfEmployees": 5,
+                   "CreatedDate": "2026-11-21T09:00:00Z", "Email": null}),
+            json!({"Id": "00Q000000000003AAA", "LastName": "charlie",
+                   "CreatedDate": "2026-11-21T10:30:00.000+01:00", "Email": "c@x.io"}),
+            json!({"Id": "00Q000000000004AAA", "LastName": "Alpha", "NumberOfEmployees": 7,
+                   "CreatedDate": "2026-11-22T00:00:00.000+0000"}),
+        ]
+        .into_iter()
+        .map(record)
+        .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Parsing
+
+    #[test]
+    fn soql_parses_every_clause() {
+        let query = parse(
+            "SELECT Id, Email FROM Lead WHERE Email != null ORDER BY LastName DESC, Id \
+             LIMIT 10 OFFSET 20",
+        )
+        .unwrap();
+        assert_eq!(
+            query.select,
+            Select::Fields(vec!["Id".into(), "Email".into()])
+        );
+        assert_eq!(query.from, "Lead");
+        let Some(Condition::Compare(comparison)) = &query.filter else {
+            panic!("{:?}", query.filter);
+        };
+        assert_eq!(comparison.field, "Email");
+        assert_eq!(comparison.operator, Operator::Ne);
+        assert_eq!(comparison.values, vec![Literal::Null]);
+        assert_eq!(
+            query.order_by,
+            vec![
+                Order {
+                    field: "LastName".into(),
+                    descending: true,
+                    nulls_last: true
+                },
+                Order {
+                    field: "Id".into(),
+                    descending: false,
+                    nulls_last: false
+                },
+            ]
+        );
+        assert_eq!((query.limit, query.offset), (Some(10), Some(20)));
+    }
+
+    #[test]
+    fn soql_keywords_are_case_insensitive() {
+        let query = parse(
+            "select Id from Lead where IsConverted = TRUE and not Email like 'a%' order by Id \
+             asc nulls last limit 1 offset 2",
+        )
+        .unwrap();
+        assert_eq!(query.limit, Some(1));
+        assert_eq!(query.offset, Some(2));
+        assert!(query.order_by[0].nulls_last);
+        assert!(matches!(query.filter, Some(Condition::And(ref all)) if all.len() == 2));
+    }
+
+    #[test]
+    fn soql_select_count() {
+        let query = parse("SELECT COUNT() FROM Lead WHERE IsConverted = false").unwrap();
+        assert_eq!(query.select, Select::Count);
+        assert_eq!(
+            parse("select count ( ) from Contact").unwrap().select,
+            Select::Count
+        );
+    }
+
+    #[test]
+    fn soql_minimal_query_has_no_clauses() {
+        let query = parse("SELECT Id FROM Contact").unwrap();
+        assert_eq!(query.filter, None);
+        assert!(query.order_by.is_empty());
+        assert_eq!((query.limit, query.offset), (None, None));
+    }
+
+    #[test]
+    fn soql_whitespace_and_newlines_are_free() {
+        let query = parse("  SELECT\n  Id ,Email\n FROM\tLead\nWHERE Email='a'\n").unwrap();
+        assert_eq!(
+            query.select,
+            Select::Fields(vec!["Id".into(), "Email".into()])
+        );
+    }
+
+    #[test]
+    fn soql_order_by_nulls_defaults_and_explicit() {
+        let query = parse(
+            "SELECT Id FROM Lead ORDER BY A, B ASC, C DESC, D ASC NULLS LAST, E DESC NULLS FIRST",
+        )
+        .unwrap();
+        let nulls: Vec<_> = query
+            .order_by
+            .iter()
+            .map(|o| (o.descending, o.nulls_last))
+            .collect();
+        assert_eq!(
+            nulls,
+            vec![
+                (false, false),
+                (false, false),
+                (true, true),
+                (false, true),
+                (true, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn soql_literals_of_every_kind() {
+        let query = parse(
+            "SELECT Id FROM Lead WHERE A IN ('x', 42, -1.5, true, FALSE, null, 2026-11-21, \
+             2026-11-21T10:00:00Z)",
+        )
+        .unwrap();
+        let Some(Condition::Compare(comparison)) = query.filter else {
+            panic!()
+        };
+        assert_eq!(
+            comparison.values,
+            vec![
+                Literal::Text("x".into()),
+                Literal::Number(42.0),
+                Literal::Number(-1.5),
+                Literal::Boolean(true),
+                Literal::Boolean(false),
+                Literal::Null,
+                Literal::Date(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()),
+                Literal::DateTime(1_795_255_200_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn soql_string_escapes_are_decoded() {
+        let query =
+            parse(r#"SELECT Id FROM Lead WHERE A = 'O\'Brien \\ \n\t\r\b\f\" \N'"#).unwrap();
+        let Some(Condition::Compare(comparison)) = query.filter else {
+            panic!()
+        };
+        assert_eq!(
+            comparison.values,
+            vec![Literal::Text("O'Brien \\ \n\t\r\u{8}\u{c}\" \n".into())]
+        );
+    }
+
+    #[test]
+    fn soql_escaped_quote_matches_the_record() {
+        assert!(passes(
+            r"LastName = 'o\'brien'",
+            json!({"LastName": "O'Brien"})
+        ));
+        assert!(passes(r"LastName = 'a\\b'", json!({"LastName": r"a\b"})));
+    }
+
+    #[test]
+    fn soql_invalid_escape_is_malformed() {
+        let error = parse_error(r"SELECT Id FROM Lead WHERE A = 'a\qb'");
+        assert_eq!(error.code, "MALFORMED_QUERY");
+        assert!(
+            error.message.ends_with(
+                r"Invalid string literal 'a\q'. Illegal character sequence '\q' in string literal."
+            ),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn soql_unterminated_string_is_malformed() {
+        let error = parse_error("SELECT Id FROM Lead WHERE A = 'abc");
+        assert_eq!(error.code, "MALFORMED_QUERY");
+        assert!(error.message.contains("Column:31"), "{}", error.message);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Syntax errors
+
+    #[test]
+    fn soql_malformed_message_shows_the_line_the_caret_and_the_position() {
+        let text = "SELECT Id FROM Lead WHERE A = 1 AND B = 2 OR C = 3";
+        let error = parse_error(text);
+        let column = text.find("OR").unwrap() + 1;
+        assert_eq!(error.code, "MALFORMED_QUERY");
+        assert_eq!(
+            error.message,
+            format!(
+                "\n{text}\n{}^\nERROR at Row:1:Column:{column}\nunexpected token: 'OR'",
+                " ".repeat(column - 1)
+            )
+        );
+    }
+
+    #[test]
+    fn soql_malformed_position_counts_rows() {
+        let error = parse_error("SELECT Id\nFROM Lead\nWHERE Email = 'a' GROUP BY Email");
+        assert!(
+            error
+                .message
+                .starts_with("\nWHERE Email = 'a' GROUP BY Email\n                  ^\n"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error
+                .message
+                .ends_with("ERROR at Row:3:Column:19\nunexpected token: 'GROUP'"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn soql_mixing_and_with_or_needs_parentheses() {
+        assert_unexpected("SELECT Id FROM Lead WHERE A = 1 AND B = 2 OR C = 3", "OR");
+        assert_unexpected("SELECT Id FROM Lead WHERE A = 1 OR B = 2 AND C = 3", "AND");
+        assert_unexpected(
+            "SELECT Id FROM Lead WHERE (A = 1 OR B = 2 AND C = 3)",
+            "AND",
+        );
+        assert!(parse("SELECT Id FROM Lead WHERE (A = 1 AND B = 2) OR C = 3").is_ok());
+        assert!(parse("SELECT Id FROM Lead WHERE A = 1 AND (B = 2 OR C = 3)").is_ok());
+        assert!(parse("SELECT Id FROM Lead WHERE A = 1 OR B = 2 OR C = 3").is_ok());
+        assert!(parse("SELECT Id FROM Lead WHERE NOT A = 1 AND B = 2").is_ok());
+    }
+
+    #[test]
+    fn soql_unsupported_or_broken_syntax_is_malformed() {
+        let cases = [
+            ("", "<EOF>"),
+            ("SELECT", "<EOF>"),
+            ("SELECT Id", "<EOF>"),
+            ("SELECT Id FROM", "<EOF>"),
+            ("Id FROM Lead", "Id"),
+            ("SELECT FROM Lead", "FROM"),
+            ("SELECT Id, FROM Lead", "FROM"),
+            ("SELECT Id Email FROM Lead", "Email"),
+            ("SELECT FIELDS(ALL) FROM Lead", "("),
+            ("SELECT COUNT(Id) FROM Lead", "Id"),
+            ("SELECT Id FROM Lead Contact", "Contact"),
+            ("SELECT Id FROM Lead WHERE", "<EOF>"),
+            ("SELECT Id FROM Lead WHERE Email", "<EOF>"),
+            ("SELECT Id FROM Lead WHERE Email =", "<EOF>"),
+            ("SELECT Id FROM Lead WHERE Email == 'a'", "="),
+            ("SELECT Id FROM Lead WHERE Email = 'a' AND", "<EOF>"),
+            ("SELECT Id FROM Lead WHERE (Email = 'a'", "<EOF>"),
+            ("SELECT Id FROM Lead WHERE Email = 'a')", ")"),
+            ("SELECT Id FROM Lead WHERE Email = foo", "foo"),
+            ("SELECT Id FROM Lead WHERE Email IN ()", ")"),
+            ("SELECT Id FROM Lead WHERE Email IN 'a'", "'a'"),
+            ("SELECT Id FROM Lead WHERE Email IN ('a',)", ")"),
+            (
+                "SELECT Id FROM Lead WHERE Id IN (SELECT Id FROM Lead)",
+                "SELECT",
+            ),
+            ("SELECT Id FROM Lead WHERE Email NOT LIKE 'a'", "LIKE"),
+            ("SELECT Id FROM Lead WHERE Email LIKE 5", "5"),
+            ("SELECT Id FROM Lead WHERE Email ! 'a'", "!"),
+            ("SELECT Id FROM Lead WHERE Email = :email", ":"),
+            ("SELECT Id FROM Lead WHERE CreatedDate = TODAY", "TODAY"),
+            (
+                "SELECT Id FROM Lead WHERE CreatedDate > LAST_N_DAYS:3",
+                "LAST_N_DAYS",
+            ),
+            ("SELECT Id FROM Lead WHERE A = 12abc", "12abc"),
+            ("SELECT Id FROM Lead GROUP BY Email", "GROUP"),
+            ("SELECT Id FROM Lead ORDER Id", "Id"),
+            ("SELECT Id FROM Lead ORDER BY", "<EOF>"),
+            ("SELECT Id FROM Lead ORDER BY Id NULLS", "<EOF>"),
+            ("SELECT Id FROM Lead ORDER BY Id NULLS MIDDLE", "MIDDLE"),
+            ("SELECT Id FROM Lead LIMIT", "<EOF>"),
+            ("SELECT Id FROM Lead LIMIT -1", "-1"),
+            ("SELECT Id FROM Lead LIMIT 1.5", "1.5"),
+            ("SELECT Id FROM Lead LIMIT x", "x"),
+            ("SELECT Id FROM Lead LIMIT 5 ORDER BY Id", "ORDER"),
+            ("SELECT Id FROM Lead OFFSET 5 LIMIT 1", "LIMIT"),
+            ("SELECT Id FROM Lead LIMIT 5;", ";"),
+            ("SELECT Id FROM Lead FOR UPDATE", "FOR"),
+            ("SELECT Id FROM Owner.Lead", "Owner.Lead"),
+        ];
+        for (text, token) in cases {
+            assert_unexpected(text, token);
+        }
+    }
+
+    #[test]
+    fn soql_nesting_and_length_are_bounded() {
+        let deep = |n: usize| {
+            format!(
+                "SELECT Id FROM Lead WHERE {}A = 1{}",
+                "(".repeat(n),
+                ")".repeat(n)
+            )
+        };
+        assert!(parse(&deep(MAX_NESTING)).is_ok());
+        let error = parse_error(&deep(MAX_NESTING + 1));
+        assert_eq!(error.code, "MALFORMED_QUERY");
+        assert!(
+            error.message.ends_with("deeper than 100 levels"),
+            "{}",
+            error.message
+        );
+        let not = format!(
+            "SELECT Id FROM Lead WHERE {}A = 1",
+            "NOT ".repeat(100_000 / 4 - 10)
+        );
+        assert_eq!(parse_error(&not).code, "MALFORMED_QUERY");
+
+        let long = format!(
+            "SELECT Id FROM Lead WHERE Email = '{}'",
+            "a".repeat(MAX_QUERY_CHARS)
+        );
+        let error = parse_error(&long);
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (
+                "MALFORMED_QUERY",
+                "SOQL statements cannot be longer than 100,000 characters."
+            )
+        );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Resolving
+
+    #[test]
+    fn soql_resolve_rewrites_every_field_to_its_api_name() {
+        let query = query(
+            "SELECT id, EMAIL, plezi_url__c FROM Lead WHERE isconverted = false ORDER BY \
+             lastname",
+        );
+        assert_eq!(
+            query.select,
+            Select::Fields(vec!["Id".into(), "Email".into(), "Plezi_URL__c".into()])
+        );
+        let Some(Condition::Compare(comparison)) = &query.filter else {
+            panic!()
+        };
+        assert_eq!(comparison.field, "IsConverted");
+        assert_eq!(query.order_by[0].field, "LastName");
+    }
+
+    #[test]
+    fn soql_unknown_field_is_invalid_field_in_salesforce_words() {
+        for text in [
+            "SELECT Id, Foo FROM Lead",
+            "SELECT Id FROM Lead WHERE Foo = 'a'",
+            "SELECT Id FROM Lead WHERE Email = 'a' AND (NOT Foo = 'a')",
+            "SELECT Id FROM Lead ORDER BY Foo",
+        ] {
+            let error = resolve_error(text);
+            assert_eq!(error.code, "INVALID_FIELD", "{text}");
+            assert_eq!(
+                error.message,
+                "No such column 'Foo' on entity 'Lead'. If you are attempting to use a custom \
+                 field, be sure to append the '__c' after the custom field name. Please \
+                 reference your WSDL or the describe call for the appropriate names.",
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn soql_relationship_paths_are_invalid_field() {
+        let error = resolve_error("SELECT Id, Owner.Email FROM Lead");
+        assert_eq!(error.code, "INVALID_FIELD");
+        assert!(
+            error
+                .message
+                .starts_with("Didn't understand relationship 'Owner' in field path."),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn soql_literal_of_the_wrong_type_is_invalid_field() {
+        let cases = [
+            (
+                "IsConverted = 'true'",
+                "value of filter criterion for field 'IsConverted' must be of type boolean and \
+                 should not be enclosed in quotes",
+            ),
+            (
+                "createddate > '2026-11-21T10:00:00Z'",
+                "value of filter criterion for field 'CreatedDate' must be of type dateTime and \
+                 should not be enclosed in quotes",
+            ),
+            (
+                "CreatedDate > 2026-11-21",
+                "value of filter criterion for field 'CreatedDate' must be of type dateTime and \
+                 should not be enclosed in quotes",
+            ),
+            (
+                "ConvertedDate = 2026-11-21T10:00:00Z",
+                "value of filter criterion for field 'ConvertedDate' must be of type date and \
+                 should not be enclosed in quotes",
+            ),
+            (
+                "NumberOfEmployees IN (1, '2')",
+                "value of filter criterion for field 'NumberOfEmployees' must be of type double \
+                 and should not be enclosed in quotes",
+            ),
+            (
+                "Email = 5",
+                "value of filter criterion for field 'Email' must be of type string and should \
+                 be enclosed in quotes",
+            ),
+            (
+                "LastName = true",
+                "value of filter criterion for field 'LastName' must be of type string and \
+                 should be enclosed in quotes",
+            ),
+            (
+                "Id = 5",
+                "value of filter criterion for field 'Id' must be of type id and should be \
+                 enclosed in quotes",
+            ),
+            (
+                "Sync_To_Plezi__c LIKE 'tr%'",
+                "value of filter criterion for field 'Sync_To_Plezi__c' must be of type boolean \
+                 and should not be enclosed in quotes",
+            ),
+        ];
+        for (condition, message) in cases {
+            let error = resolve_error(&format!("SELECT Id FROM Lead WHERE {condition}"));
+            assert_eq!(
+                (error.code, error.message.as_str()),
+                ("INVALID_FIELD", message)
+            );
+        }
+    }
+
+    #[test]
+    fn soql_null_fits_every_type() {
+        for field in ["Id", "Email", "IsConverted", "CreatedDate", "ConvertedDate"] {
+            query(&format!("SELECT Id FROM Lead WHERE {field} = null"));
+        }
+    }
+
+    #[test]
+    fn soql_impossible_dates_are_invalid_field() {
+        for literal in [
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T10:00:00",
+            "2026-11-21T10:00Z",
+            "2026-11-21T10:00:00+1:00",
+            "2026-02-30",
+            "2026-1-1",
+        ] {
+            let error = parse_error(&format!(
+                "SELECT Id FROM Lead WHERE CreatedDate > {literal}"
+            ));
+            assert_eq!(error.code, "INVALID_FIELD", "{literal}");
+            assert!(
+                error.message.starts_with(
+                    "value of filter criterion for field 'CreatedDate' must be a valid date"
+                ),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains(literal), "{}", error.message);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Operators
+
+    #[test]
+    fn soql_equals_ignores_case_for_text() {
+        assert!(passes("Email = 'ANN@X.IO'", json!({"Email": "ann@x.io"})));
+        assert!(passes("LastName = 'émile'", json!({"LastName": "ÉMILE"})));
+        assert!(!passes("Email = 'ann@x.io'", json!({"Email": "anne@x.io"})));
+    }
+
+    #[test]
+    fn soql_not_equals_both_spellings() {
+        for op in ["!=", "<>"] {
+            assert!(passes(
+                &format!("Email {op} 'a@x.io'"),
+                json!({"Email": "b@x.io"})
+            ));
+            assert!(!passes(
+                &format!("Email {op} 'A@X.IO'"),
+                json!({"Email": "a@x.io"})
+            ));
+        }
+    }
+
+    #[test]
+    fn soql_null_tests_absence_and_presence() {
+        for absent in [json!({}), json!({"Email": null}), json!({"Email": ""})] {
+            assert!(passes("Email = null", absent.clone()), "{absent}");
+            assert!(!passes("Email != null", absent.clone()), "{absent}");
+            assert!(passes("Email = ''", absent.clone()), "{absent}");
+        }
+        assert!(!passes("Email = null", json!({"Email": "a@x.io"})));
+        assert!(passes("Email != null", json!({"Email": "a@x.io"})));
+    }
+
+    #[test]
+    fn soql_a_null_field_fails_every_comparison_but_inequality() {
+        let empty = || json!({});
+        assert!(!passes("Email = 'a'", empty()));
+        assert!(!passes("Email < 'a'", empty()));
+        assert!(!passes("Email >= 'a'", empty()));
+        assert!(!passes("Email LIKE '%'", empty()));
+        assert!(!passes("Email IN ('a', 'b')", empty()));
+        assert!(!passes("NumberOfEmployees > 0", empty()));
+        assert!(!passes("CreatedDate < 2030-01-01T00:00:00Z", empty()));
+        // SOQL knows no SQL-style unknown: null is simply not 'a'.
+        assert!(passes("Email != 'a'", empty()));
+        assert!(passes("Email NOT IN ('a', 'b')", empty()));
+        assert!(passes("Email IN ('a', null)", empty()));
+        assert!(!passes("Email NOT IN ('a', null)", empty()));
+    }
+
+    #[test]
+    fn soql_ordering_operators_on_numbers() {
+        let r = || json!({"NumberOfEmployees": 10});
+        assert!(passes("NumberOfEmployees < 11", r()));
+        assert!(!passes("NumberOfEmployees < 10", r()));
+        assert!(passes("NumberOfEmployees <= 10", r()));
+        assert!(passes("NumberOfEmployees > 9.5", r()));
+        assert!(!passes("NumberOfEmployees > 10", r()));
+        assert!(passes("NumberOfEmployees >= 10", r()));
+        assert!(passes("NumberOfEmployees = 10.0", r()));
+        assert!(passes("NumberOfEmployees > -1", r()));
+    }
+
+    #[test]
+    fn soql_ordering_operators_on_text_ignore_case() {
+        let r = || json!({"LastName": "Martin"});
+        assert!(passes("LastName > 'leroy'", r()));
+        assert!(passes("LastName < 'NOËL'", r()));
+        assert!(passes("LastName >= 'MARTIN'", r()));
+        assert!(passes("LastName <= 'martin'", r()));
+        assert!(!passes("LastName < 'martin'", r()));
+    }
+
+    #[test]
+    fn soql_ids_compare_exactly_and_by_their_15_character_form() {
+        let r = || json!({"Id": "00Q5g00000AbCdEFGH"});
+        assert!(passes("Id = '00Q5g00000AbCdEFGH'", r()));
+        assert!(passes("Id = '00Q5g00000AbCdE'", r()));
+        assert!(!passes("Id = '00Q5g00000ABCDE'", r()));
+        assert!(passes("Id > '00Q5g00000AbCdEFGA'", r()));
+        assert!(passes("Id IN ('00Q5g00000AbCdE')", r()));
+        assert!(passes("OwnerId = null", r()));
+    }
+
+    #[test]
+    fn soql_in_and_not_in() {
+        let r = || json!({"Status": "Working", "NumberOfEmployees": 3});
+        assert!(passes("Status IN ('Open', 'WORKING')", r()));
+        assert!(!passes("Status IN ('Open', 'Closed')", r()));
+        assert!(!passes("Status NOT IN ('Open', 'working')", r()));
+        assert!(passes("Status NOT IN ('Open')", r()));
+        assert!(passes("NumberOfEmployees IN (1, 2, 3)", r()));
+        assert!(passes("NOT Status IN ('Open')", r()));
+    }
+
+    #[test]
+    fn soql_in_over_many_values_uses_a_set_with_the_same_answers() {
+        let emails: Vec<String> = (0..50).map(|i| format!("'user{i}@X.io'")).collect();
+        let list = emails.join(", ");
+        let q = query(&format!("SELECT Id FROM Lead WHERE Email IN ({list})"));
+        let Some(Condition::Compare(comparison)) = &q.filter else {
+            panic!()
+        };
+        assert!(comparison.set.is_some());
+        assert!(q.matches(&record(json!({"Email": "USER7@x.io"}))));
+        assert!(!q.matches(&record(json!({"Email": "user50@x.io"}))));
+        assert!(!q.matches(&record(json!({}))));
+        let not_in = query(&format!("SELECT Id FROM Lead WHERE Email NOT IN ({list})"));
+        assert!(!not_in.matches(&record(json!({"Email": "user49@x.io"}))));
+        assert!(not_in.matches(&record(json!({"Email": "user50@x.io"}))));
+
+        let ids: Vec<String> = (0..20).map(|i| format!("'00Q0000000000{i:02}'")).collect();
+        let q = query(&format!(
+            "SELECT Id FROM Lead WHERE Id IN ({})",
+            ids.join(", ")
+        ));
+        assert!(q.matches(&record(json!({"Id": "00Q000000000007AAA"}))));
+        assert!(q.matches(&record(json!({"Id": "00Q000000000019"}))));
+        assert!(!q.matches(&record(json!({"Id": "00Q000000000020AAA"}))));
+    }
+
+    #[test]
+    fn soql_like_wildcards_ignore_case() {
+        let r = || json!({"Email": "Ann.Lee@Example.com"});
+        assert!(passes("Email LIKE '%@example.com'", r()));
+        assert!(passes("Email LIKE 'ann%'", r()));
+        assert!(passes("Email LIKE '%LEE%'", r()));
+        assert!(passes("Email LIKE 'a_n.lee@example.co_'", r()));
+        assert!(passes("Email LIKE '%'", r()));
+        assert!(passes("Email LIKE '%%.%'", r()));
+        assert!(!passes("Email LIKE 'lee%'", r()));
+        assert!(!passes("Email LIKE '_'", r()));
+        assert!(!passes("Email LIKE 'ann.lee@example.co'", r()));
+        assert!(passes("Email LIKE 'ann.lee@example.com'", r()));
+        assert!(passes("NOT Email LIKE 'bob%'", r()));
+        assert!(passes(
+            "LastName LIKE 'é_IL%'",
+            json!({"LastName": "Émile"})
+        ));
+        assert!(!passes("LastName LIKE 'e%'", json!({"LastName": "Émile"})));
+    }
+
+    #[test]
+    fn soql_like_backtracks_over_repeated_text() {
+        assert!(passes("LastName LIKE '%aab'", json!({"LastName": "aaab"})));
+        assert!(passes(
+            "LastName LIKE '%a_c%'",
+            json!({"LastName": "xabxabcx"})
+        ));
+        assert!(!passes(
+            "LastName LIKE '%a_c'",
+            json!({"LastName": "xabxabcx"})
+        ));
+    }
+
+    #[test]
+    fn soql_like_escaped_wildcards_are_literal() {
+        assert!(passes(
+            r"LastName LIKE '100\%'",
+            json!({"LastName": "100%"})
+        ));
+        assert!(!passes(
+            r"LastName LIKE '100\%'",
+            json!({"LastName": "1000"})
+        ));
+        assert!(passes(
+            r"LastName LIKE 'a\_b%'",
+            json!({"LastName": "a_bc"})
+        ));
+        assert!(!passes(
+            r"LastName LIKE 'a\_b%'",
+            json!({"LastName": "axbc"})
+        ));
+        assert!(passes(
+            r"LastName LIKE 'o\'b%'",
+            json!({"LastName": "O'Brien"})
+        ));
+    }
+
+    #[test]
+    fn soql_booleans_and_missing_booleans() {
+        assert!(passes("IsConverted = true", json!({"IsConverted": true})));
+        assert!(!passes("IsConverted = true", json!({"IsConverted": false})));
+        assert!(passes("IsConverted = false", json!({})));
+        assert!(passes("IsConverted != true", json!({"IsConverted": null})));
+        // Salesforce: `= null` on a boolean is `= false`, `!= null` is `= true`.
+        assert!(passes("IsConverted = null", json!({"IsConverted": false})));
+        assert!(!passes("IsConverted = null", json!({"IsConverted": true})));
+        assert!(passes("IsConverted != null", json!({"IsConverted": true})));
+    }
+
+    #[test]
+    fn soql_datetimes_compare_as_instants_in_every_written_form() {
+        let at_ten = [
+            "2026-11-21T10:00:00.000+0000",
+            "2026-11-21T10:00:00Z",
+            "2026-11-21T10:00:00.000Z",
+            "2026-11-21T10:00:00+00:00",
+            "2026-11-21T11:00:00.000+0100",
+            "2026-11-21T05:30:00-04:30",
+        ];
+        for stored in at_ten {
+            let r = || json!({"CreatedDate": stored});
+            assert!(
+                passes("CreatedDate = 2026-11-21T10:00:00Z", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate = 2026-11-21T10:00:00.000Z", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate = 2026-11-21T11:00:00+01:00", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate = 2026-11-21T09:00:00-01:00", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate > 2026-11-21T09:59:59.999Z", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate < 2026-11-21T10:00:00.001Z", r()),
+                "{stored}"
+            );
+            assert!(
+                !passes("CreatedDate > 2026-11-21T10:00:00Z", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate >= 2026-11-21T10:00:00Z", r()),
+                "{stored}"
+            );
+            assert!(
+                passes("CreatedDate <= 2026-11-21T10:00:00Z", r()),
+                "{stored}"
+            );
+        }
+    }
+
+    #[test]
+    fn soql_datetimes_keep_milliseconds() {
+        let r = || json!({"SystemModstamp": "2026-11-21T10:00:00.123+0000"});
+        assert!(passes("SystemModstamp = 2026-11-21T10:00:00.123Z", r()));
+        assert!(passes("SystemModstamp > 2026-11-21T10:00:00.122Z", r()));
+        assert!(!passes("SystemModstamp > 2026-11-21T10:00:00.123Z", r()));
+        // Digits beyond the millisecond are dropped, as Salesforce keeps none.
+        assert!(!passes("SystemModstamp < 2026-11-21T10:00:00.1235Z", r()));
+        assert!(passes("SystemModstamp IN (2026-11-21T10:00:00.123Z)", r()));
+    }
+
+    #[test]
+    fn soql_an_unreadable_stored_datetime_matches_nothing() {
+        let r = || json!({"CreatedDate": "yesterday"});
+        assert!(!passes("CreatedDate > 2000-01-01T00:00:00Z", r()));
+        assert!(!passes("CreatedDate < 2100-01-01T00:00:00Z", r()));
+    }
+
+    #[test]
+    fn soql_dates_compare_as_days() {
+        let r = || json!({"ConvertedDate": "2026-11-21"});
+        assert!(passes("ConvertedDate = 2026-11-21", r()));
+        assert!(passes("ConvertedDate > 2026-11-20", r()));
+        assert!(passes("ConvertedDate < 2026-12-01", r()));
+        assert!(!passes("ConvertedDate < 2026-11-21", r()));
+    }
+
+    #[test]
+    fn soql_datetime_parser_reads_the_epoch_and_refuses_garbage() {
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:00.000+0000"), Some(0));
+        assert_eq!(parse_datetime_ms("1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(
+            parse_datetime_ms("2026-11-21T10:00:00.5Z"),
+            Some(1_795_255_200_500)
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-11-21T10:00:00",
+            "2026-11-21T10:00:00.Z",
+            "2026-11-21T10:00:00ZZ",
+            "2026-11-21 10:00:00Z",
+            "2026-11-21T10:00:00+01",
+            "2026-11-21T10:00:00+01:60",
+            "2026-11-21T10:60:00Z",
+        ] {
+            assert_eq!(parse_datetime_ms(bad), None, "{bad}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Logic
+
+    #[test]
+    fn soql_and_or_not_with_parentheses() {
+        let r = || json!({"FirstName": "Ann", "LastName": "Lee", "IsConverted": false});
+        assert!(passes("FirstName = 'ann' AND LastName = 'lee'", r()));
+        assert!(!passes("FirstName = 'ann' AND LastName = 'x'", r()));
+        assert!(passes("FirstName = 'x' OR LastName = 'lee'", r()));
+        assert!(!passes("FirstName = 'x' OR LastName = 'y'", r()));
+        assert!(passes("NOT FirstName = 'x'", r()));
+        assert!(!passes("NOT (FirstName = 'x' OR LastName = 'lee')", r()));
+        assert!(passes(
+            "(FirstName = 'x' OR LastName = 'lee') AND IsConverted = false",
+            r()
+        ));
+        assert!(!passes(
+            "FirstName = 'x' AND (LastName = 'lee' OR IsConverted = false)",
+            r()
+        ));
+        assert!(passes(
+            "(FirstName = 'x' AND LastName = 'lee') OR IsConverted = false",
+            r()
+        ));
+        assert!(passes("((FirstName = 'ann'))", r()));
+        assert!(passes("NOT NOT FirstName = 'ann'", r()));
+    }
+
+    #[test]
+    fn soql_not_binds_to_the_next_condition_only() {
+        let query = parse("SELECT Id FROM Lead WHERE NOT A = 1 AND B = 2").unwrap();
+        let Some(Condition::And(all)) = query.filter else {
+            panic!()
+        };
+        assert!(matches!(all[0], Condition::Not(_)));
+        assert!(matches!(all[1], Condition::Compare(_)));
+    }
+
+    #[test]
+    fn soql_no_where_matches_everything() {
+        assert!(query("SELECT Id FROM Lead").matches(&record(json!({}))));
+    }
+
+    #[test]
+    fn soql_unresolved_queries_match_by_the_literal_kind() {
+        let query = parse(
+            "SELECT Id FROM Lead WHERE Email = 'A@X.IO' AND CreatedDate > 2026-01-01T00:00:00Z \
+             AND Count__c >= 3 AND Flag__c = true",
+        )
+        .unwrap();
+        let r = json!({"Email": "a@x.io", "CreatedDate": "2026-11-21T10:00:00.000+0000",
+                       "Count__c": 3, "Flag__c": true});
+        assert!(query.matches(&record(r)));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Ordering and paging
+
+    #[test]
+    fn soql_order_by_text_ignores_case_and_is_stable() {
+        let query = query("SELECT Id FROM Lead ORDER BY LastName");
+        assert_eq!(ids(&query, &leads()), ["2", "4", "1", "3"].map(full_id));
+    }
+
+    fn full_id(n: &str) -> String {
+        format!("00Q00000000000{n}AAA")
+    }
+
+    #[test]
+    fn soql_order_by_several_keys() {
+        let query = query("SELECT Id FROM Lead ORDER BY LastName DESC, NumberOfEmployees DESC");
+        assert_eq!(ids(&query, &leads()), ["3", "1", "4", "2"].map(full_id));
+        let query = query_asc_then_desc();
+        assert_eq!(ids(&query, &leads()), ["4", "2", "1", "3"].map(full_id));
+    }
+
+    fn query_asc_then_desc() -> Query {
+        query("SELECT Id FROM Lead ORDER BY LastName ASC, NumberOfEmployees DESC")
+    }
+
+    #[test]
+    fn soql_order_by_nulls_first_when_ascending_last_when_descending() {
+        let ascending = query("SELECT Id FROM Lead ORDER BY NumberOfEmployees");
+        assert_eq!(ids(&ascending, &leads()), ["3", "2", "4", "1"].map(full_id));
+        let descending = query("SELECT Id FROM Lead ORDER BY NumberOfEmployees DESC");
+        assert_eq!(
+            ids(&descending, &leads()),
+            ["1", "4", "2", "3"].map(full_id)
+        );
+        let last = query("SELECT Id FROM Lead ORDER BY NumberOfEmployees ASC NULLS LAST");
+        assert_eq!(ids(&last, &leads()), ["2", "4", "1", "3"].map(full_id));
+        let first = query("SELECT Id FROM Lead ORDER BY NumberOfEmployees DESC NULLS FIRST");
+        assert_eq!(ids(&first, &leads()), ["3", "1", "4", "2"].map(full_id));
+        let email = query("SELECT Id FROM Lead ORDER BY Email, Id DESC");
+        assert_eq!(ids(&email, &leads()), ["4", "2", "1", "3"].map(full_id));
+    }
+
+    #[test]
+    fn soql_order_by_datetime_compares_instants() {
+        let query = query("SELECT Id FROM Lead ORDER BY CreatedDate");
+        // 3 is 09:30 UTC (10:30+01:00), before 1 at 10:00 UTC.
+        assert_eq!(ids(&query, &leads()), ["2", "3", "1", "4"].map(full_id));
+    }
+
+    #[test]
+    fn soql_order_by_booleans_puts_false_first() {
+        let records: Vec<_> = [
+            json!({"Id": "a", "IsConverted": true}),
+            json!({"Id": "b"}),
+            json!({"Id": "c", "IsConverted": false}),
+        ]
+        .into_iter()
+        .map(record)
+        .collect();
+        let query = query("SELECT Id FROM Lead ORDER BY IsConverted, Id");
+        assert_eq!(ids(&query, &records), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn soql_compare_without_order_by_is_equal() {
+        let leads = leads();
+        let query = query("SELECT Id FROM Lead");
+        assert_eq!(query.compare(&leads[0], &leads[1]), Ordering::Equal);
+        assert_eq!(ids(&query, &leads), ["1", "2", "3", "4"].map(full_id));
+    }
+
+    #[test]
+    fn soql_run_filters_sorts_then_offsets_and_limits() {
+        let leads = leads();
+        let base = "SELECT Id FROM Lead WHERE LastName != 'charlie' ORDER BY Id DESC";
+        assert_eq!(ids(&query(base), &leads), ["4", "2", "1"].map(full_id));
+        assert_eq!(
+            ids(&query(&format!("{base} LIMIT 2")), &leads),
+            ["4", "2"].map(full_id)
+        );
+        assert_eq!(
+            ids(&query(&format!("{base} OFFSET 1")), &leads),
+            ["2", "1"].map(full_id)
+        );
+        assert_eq!(
+            ids(&query(&format!("{base} LIMIT 1 OFFSET 1")), &leads),
+            ["2"].map(full_id)
+        );
+        assert!(ids(&query(&format!("{base} OFFSET 3")), &leads).is_empty());
+        assert!(ids(&query(&format!("{base} OFFSET 99")), &leads).is_empty());
+        assert!(ids(&query(&format!("{base} LIMIT 0")), &leads).is_empty());
+    }
+
+    #[test]
+    fn soql_count_runs_like_any_query() {
+        let query = query("SELECT COUNT() FROM Lead WHERE Email != null");
+        assert_eq!(query.run(&leads()).len(), 2);
+    }
+
+    #[test]
+    fn soql_runs_over_many_records() {
+        let records: Vec<_> = (0..100_000)
+            .map(|i| {
+                record(json!({
+                    "Id": format!("00Q{i:015}"),
+                    "Email": format!("user{i}@example.com"),
+                    "SystemModstamp": format!("2026-11-21T10:{:02}:{:02}.000+0000", i / 60 % 60, i % 60),
+                    "IsConverted": i % 2 == 0,
+                }))
+            })
+            .collect();
+        let query = query(
+            "SELECT Id FROM Lead WHERE IsConverted = false AND Email LIKE '%9@example.com' \
+             ORDER BY SystemModstamp DESC, Id LIMIT 3",
+        );
+        let found = query.run(&records);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[0]["SystemModstamp"], "2026-11-21T10:59:59.000+0000");
     }
 }

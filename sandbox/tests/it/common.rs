@@ -99,13 +99,50 @@ pub fn run_node(package: &str, args: &[String], timeout: Duration) -> Output {
             .exists(),
         "the Node client {package} is not installed: run tests/clients/setup"
     );
-    let mut child = Command::new("node")
-        .args(args)
-        .current_dir(&dir)
+    let mut command = Command::new("node");
+    command.args(args);
+    run_script(
+        command,
+        "node (install Node.js and run tests/clients/setup)",
+        timeout,
+    )
+}
+
+/// Runs `python <args>` with tests/clients' virtualenv (made by its `setup`), killing it
+/// after `timeout`.
+pub fn run_python(args: &[String], timeout: Duration) -> Output {
+    let python = clients_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/clients/setup to install the third-party clients",
+        python.display()
+    );
+    let mut command = Command::new(python);
+    command.args(args);
+    run_script(command, "tests/clients/.venv/bin/python", timeout)
+}
+
+/// Runs a client script in tests/clients with its output piped, killing it after
+/// `timeout`.
+fn run_script(mut command: Command, what: &str, timeout: Duration) -> Output {
+    // The scripts talk to a sandbox on 127.0.0.1: a proxy from the environment (which
+    // jsforce and requests would use) must not sit in between.
+    for proxy in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(proxy);
+    }
+    let mut child = command
+        .current_dir(clients_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("node runs (install Node.js and run tests/clients/setup)");
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
     // Pipes are drained while the script runs so a chatty script cannot block on them.
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -118,12 +155,12 @@ pub fn run_node(package: &str, args: &[String], timeout: Duration) -> Output {
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
+        if let Some(status) = child.try_wait().expect("wait for the script") {
             break status;
         }
         if Instant::now() > deadline {
             child.kill().ok();
-            panic!("node {args:?} ran longer than {timeout:?}");
+            panic!("{command:?} ran longer than {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };

@@ -6,4 +6,5 @@ mod hubspot;
 mod hubspot_sdk;
 mod pipedrive;
 mod salesforce;
+mod salesforce_sdk;
 mod zoho;

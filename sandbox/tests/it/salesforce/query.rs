@@ -161,13 +161,14 @@ async fn query_all_returns_deleted_records_and_query_does_not() {
 }
 
 #[tokio::test]
-async fn query_all_pages_at_its_own_resource() {
+async fn query_all_pages_through_the_query_resource_with_its_deleted_rows() {
     let sb = TestSandbox::start().await;
     let sf = Sf::empty(&sb).await;
     sf.put_raw("Lead", leads(2100)).await;
     let r = query_with(&sf, "queryAll", "SELECT Id FROM Lead", &[]).await;
     let next = r.body["nextRecordsUrl"].as_str().unwrap();
-    assert!(next.starts_with(&format!("{V}/queryAll/")), "{next}");
+    // Salesforce's guide: a queryAll's nextRecordsUrl names `query`.
+    assert!(next.starts_with(&format!("{V}/query/")), "{next}");
     assert_eq!(
         follow(&sf, next, &[]).await.body["records"]
             .as_array()

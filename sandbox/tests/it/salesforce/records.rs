@@ -273,7 +273,7 @@ async fn a_deleted_record_is_gone_refuses_updates_and_is_listed_as_deleted() {
     .await;
     let url = format!("{V}/sobjects/Lead/{id}");
     assert_eq!(sf.delete(&url).await.status, 204);
-    assert_error(&sf.get(&url).await, 404, "NOT_FOUND");
+    assert_error(&sf.get(&url).await, 404, "ENTITY_IS_DELETED");
     let e = assert_error(
         &sf.patch(&url, json!({ "Title": "CEO" })).await,
         404,
@@ -479,4 +479,19 @@ async fn a_method_a_resource_does_not_take_is_405() {
         )
         .await;
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn an_inactive_user_cannot_own_a_record() {
+    let sb = TestSandbox::start().await;
+    let sf = Sf::empty(&sb).await;
+    let users = sf.query("SELECT Id FROM User WHERE IsActive = false").await;
+    let inactive = users.body["records"][0]["Id"].as_str().unwrap().to_owned();
+    let r = sf
+        .post(
+            &format!("{V}/sobjects/Lead"),
+            json!({ "LastName": "X", "Company": "Y", "OwnerId": inactive }),
+        )
+        .await;
+    assert_error(&r, 400, "INACTIVE_OWNER_OR_USER");
 }
