@@ -629,6 +629,9 @@ async fn emails_taken(
         .collect())
 }
 
+/// New contacts per INSERT statement (a contact binds under twenty values).
+const NEW_CONTACTS_PER_STATEMENT: usize = 1_000;
+
 /// Step 5's rows, gathered pair by pair before the page's transaction.
 struct PageRows {
     now: DateTime<Utc>,
@@ -865,10 +868,15 @@ async fn save(
         }
         shadow.put_links(links.into_iter().map(store::LinkRow::into_model).collect());
     } else {
-        if !new_contacts.is_empty() {
-            contact::Entity::insert_many(new_contacts.into_iter().map(contact::ActiveModel::from))
+        // A statement per thousand contacts: a page may be larger than
+        // SQLite's 32,766 bound values allow in one (Salesforce's 2,000).
+        let mut rest = new_contacts;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(NEW_CONTACTS_PER_STATEMENT));
+            contact::Entity::insert_many(rest.into_iter().map(contact::ActiveModel::from))
                 .exec_without_returning(&txn)
                 .await?;
+            rest = tail;
         }
         for updated in updated_contacts {
             update_model(updated, now).update(&txn).await?;

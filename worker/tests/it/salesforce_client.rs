@@ -569,3 +569,73 @@ async fn a_spent_daily_limit_is_a_daily_limit_and_stops_calls_before_sending() {
     assert!(matches!(error, CrmError::DailyLimit(_)), "{error:?}");
     assert_eq!(org.answered(403).await, 1, "no retry of a spent day");
 }
+
+#[tokio::test]
+async fn a_connection_check_names_a_missing_filter_field() {
+    let org = Org::start(json!({})).await;
+    let client = org.client();
+    let ok = client
+        .check(&crmsync_worker::crm::Expectations {
+            modules: vec![CrmModule::Leads, CrmModule::Contacts],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(ok.ok, "{}", ok.message);
+    assert!(ok.message.contains("leads and contacts"), "{}", ok.message);
+    let missing = client
+        .check(&crmsync_worker::crm::Expectations::filter("Nope__c", "yes"))
+        .await
+        .unwrap();
+    assert!(!missing.ok);
+    assert!(missing.message.contains("Nope__c"), "{}", missing.message);
+    let refused = org.refresh("revoked").check(&Default::default()).await;
+    assert!(
+        matches!(refused, Err(CrmError::Unauthorized(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_reply_was_lost_is_found_by_email_not_sent_again() {
+    let org = Org::start(json!({})).await;
+    let client = org.client();
+    client.fields(CrmModule::Leads).await.unwrap();
+    let rule = org
+        .sandbox
+        .state()
+        .faults
+        .add(crmsync_sandbox::faults::FaultRule {
+            id: 0,
+            system: Some(crmsync_sandbox::System::Salesforce),
+            tenant: None,
+            endpoint: Some("POST /services/data/{version}/composite/sobjects".into()),
+            kind: crmsync_sandbox::faults::FaultKind::TimeoutAfterWrite { delay_ms: 50 },
+            rate: 1.0,
+            count: Some(1),
+            hits: 0,
+        });
+    let results = client
+        .write(
+            CrmModule::Leads,
+            vec![write(
+                None,
+                "lost@x.com",
+                &[("LastName", json!("Lost")), ("Company", json!("Acme"))],
+            )],
+        )
+        .await;
+    let written = results[0].as_ref().unwrap();
+    assert_eq!(org.stored_with("lost@x.com").await["Id"], json!(written.id));
+    assert_eq!(org.stored().await.len(), 1, "created once");
+    assert_eq!(
+        org.calls("POST /services/data/{version}/composite/sobjects")
+            .await,
+        1,
+        "not sent again"
+    );
+    let faults = org.sandbox.state().faults.list();
+    let hits = faults.iter().find(|r| r.id == rule.id).map(|r| r.hits);
+    assert_eq!(hits, Some(1), "the reply was lost");
+    assert_eq!(org.calls("/query").await, 1, "looked up by e-mail");
+}

@@ -22,7 +22,9 @@
 //!   per-record results; a few calls in flight. A create whose reply was lost
 //!   is looked up by e-mail before it is sent again. A Lead gets the
 //!   connector's default company when it has none, else is refused naming
-//!   `Company` without a call.
+//!   `Company` without a call (and that company reads back as none).
+//!   Collections replies carry no modification times: a write's time is the
+//!   reply's `Date` (to the second, as Salesforce keeps modification times).
 //! - Conversion: Salesforce's REST API cannot convert leads (`convertLead`
 //!   is SOAP and Apex only): [`CrmClient::convert_lead`] says what a sales
 //!   rep does instead.
@@ -888,8 +890,8 @@ fn collection(inputs: &[Input]) -> Value {
 }
 
 /// The per-record results of a collections call, in input order. Salesforce
-/// does not report modification times here: the reply's time stands for
-/// them (a record is modified no later than the reply that says so).
+/// does not report modification times here: the reply's time (to the
+/// second) stands for them.
 fn save_results(
     inputs: &[Input],
     reply: &Reply,
