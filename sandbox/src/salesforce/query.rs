@@ -268,11 +268,7 @@ pub(crate) async fn next_page_all(
     next(&state, &params, &headers)
 }
 
-fn next(
-    state: &crate::Shared,
-    params: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Response {
+fn next(state: &crate::Shared, params: &HashMap<String, String>, headers: &HeaderMap) -> Response {
     serve(state, headers, p(params, "version"), |ctx| {
         let invalid = || {
             ApiError::new(

@@ -1253,6 +1253,12 @@ impl CrmClient for SalesforceClient {
         MAX_BATCH * self.writes
     }
 
+    /// A query call answers up to 2,000 records: the import reads that many
+    /// a page (and writes them back in whole Collections calls of 200).
+    fn records_per_read(&self) -> u32 {
+        MAX_QUERY_BATCH
+    }
+
     async fn write(
         &self,
         module: CrmModule,
