@@ -80,6 +80,27 @@ pub trait SandboxCrm: Send + Sync + 'static {
     /// Revokes every credential of the account, as a person revoking the
     /// app's access would: calls made with them are refused from now on.
     fn revoke_credentials(&self, state: &AppState, account: &Account) -> Result<(), KitError>;
+
+    /// Converts a lead as a sales rep does in the CRM's own screens, for CRMs
+    /// whose API cannot convert leads; the id of the contact it became. The
+    /// other CRMs' leads are converted through their API (the client's
+    /// `convert_lead`), so by default this refuses.
+    fn convert_lead(
+        &self,
+        state: &AppState,
+        account: &Account,
+        lead_id: &str,
+    ) -> impl Future<Output = Result<String, KitError>> + Send {
+        let _ = (state, account);
+        let error = KitError {
+            what: format!("convert_lead {lead_id}"),
+            message: format!(
+                "{:?}'s leads are converted through its API, not the sandbox",
+                self.system()
+            ),
+        };
+        async move { Err(error) }
+    }
 }
 
 /// An account the kit provisioned.

@@ -165,6 +165,25 @@ impl SandboxCrm for SandboxKind {
         state.salesforce.revoke(&org.id);
         Ok(())
     }
+
+    /// Salesforce's REST API has no lead conversion: a rep's Convert button,
+    /// through the admin route.
+    async fn convert_lead(
+        &self,
+        state: &AppState,
+        _account: &Account,
+        lead_id: &str,
+    ) -> Result<String, KitError> {
+        let path = format!("/salesforce/leads/{lead_id}/convert");
+        let reply = admin(state, Method::POST, &path, None).await?;
+        reply["contact_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| KitError {
+                what: format!("POST /admin{path}"),
+                message: format!("no contact_id in {reply}"),
+            })
+    }
 }
 
 /// A Lead for the admin records route; picklist option labels are the values.

@@ -44,7 +44,6 @@ pub const TIERS: [&str; 2] = ["Gold", "Silver"];
 /// has its own runtime, which ends with its test.
 pub struct Running {
     state: AppState,
-    admin_url: String,
 }
 
 impl Running {
@@ -66,16 +65,14 @@ impl Running {
                 .await
                 .expect("the sandbox starts");
                 started
-                    .send((
-                        sandbox.state().clone(),
-                        sandbox.description().admin_url.clone(),
-                    ))
+                    .send(sandbox.state().clone())
                     .expect("the suite waits for its sandbox");
                 std::future::pending::<()>().await;
             });
         });
-        let (state, admin_url) = state.recv().expect("the sandbox starts");
-        Self { state, admin_url }
+        Self {
+            state: state.recv().expect("the sandbox starts"),
+        }
     }
 }
 
@@ -89,8 +86,6 @@ pub struct Suite<K> {
     pub worker: &'static dyn CrmKit,
     /// The kind's running sandbox.
     pub state: AppState,
-    /// Its admin API.
-    pub admin_url: String,
 }
 
 impl<K: SandboxCrm + Default> Suite<K> {
@@ -101,7 +96,6 @@ impl<K: SandboxCrm + Default> Suite<K> {
             kit: K::default(),
             worker: registry::kit(kind).expect("every kind the suite runs on has a kit"),
             state: running.state.clone(),
-            admin_url: running.admin_url.clone(),
         }
     }
 
@@ -132,12 +126,11 @@ impl<K: SandboxCrm + Default> Suite<K> {
             kit: self.kit,
             worker: self.worker,
             state: self.state,
-            admin_url: self.admin_url,
             account,
             credentials: connected.credentials.clone(),
         };
         // Platform contacts have no company: CRMs that require one (a
-        // Salesforce lead) take the connector's default, as a real
+        // lead's company) take the connector's default, as a real
         // connector would be set up; the others ignore it.
         let settings = |s: &mut ConnectorSettings| {
             s.default_company = Some("Conformance Inc.".into());
@@ -185,8 +178,6 @@ pub struct Crm<K> {
     pub worker: &'static dyn CrmKit,
     /// The running sandbox.
     pub state: AppState,
-    /// Its admin API.
-    pub admin_url: String,
     /// The account.
     pub account: Account,
     /// The credentials its connect form was exchanged for.
@@ -209,24 +200,16 @@ impl<K: SandboxCrm> Crm<K> {
 
     /// Converts a lead as the CRM's users would, and names the contact it
     /// became: through the client where the CRM's API converts leads, else
-    /// (the client refuses: Salesforce's API has no conversion) through the
-    /// sandbox's conversion route, `POST /admin/{system}/leads/{id}/convert`,
-    /// a sales rep's Convert button.
+    /// (the client refuses: the CRM's API has no conversion) as a sales rep
+    /// does in the CRM, through the sandbox kit.
     pub async fn convert(&self, lead_id: &str) -> String {
         match self.client().convert_lead(lead_id).await {
             Ok(conversion) => conversion.contact_id,
-            Err(CrmError::Rejected { .. }) => {
-                let system = serde_json::to_value(self.account.system).unwrap();
-                let url = format!(
-                    "{}/{}/leads/{lead_id}/convert",
-                    self.admin_url,
-                    system.as_str().unwrap()
-                );
-                let reply = reqwest::Client::new().post(url).send().await.unwrap();
-                assert!(reply.status().is_success(), "{}", reply.status());
-                let body: serde_json::Value = reply.json().await.unwrap();
-                body["contact_id"].as_str().expect("contact_id").to_owned()
-            }
+            Err(CrmError::Rejected { .. }) => self
+                .kit
+                .convert_lead(&self.state, &self.account, lead_id)
+                .await
+                .unwrap_or_else(|e| panic!("the lead {lead_id} is not converted: {e}")),
             Err(e) => panic!("the lead {lead_id} is not converted: {e:?}"),
         }
     }
