@@ -1,6 +1,7 @@
 //! The Salesforce client against the sandbox Salesforce: refresh-token and
 //! JWT bearer sessions, their renewal, listings through query locators and
-//! past them, sObject Collections writes, converted leads, the daily limit.
+//! past them, sObject Collections writes, converted leads, the daily limit,
+//! and the engine reporting a client for sales to convert.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -638,4 +639,113 @@ async fn a_create_whose_reply_was_lost_is_found_by_email_not_sent_again() {
     let hits = faults.iter().find(|r| r.id == rule.id).map(|r| r.hits);
     assert_eq!(hits, Some(1), "the reply was lost");
     assert_eq!(org.calls("/query").await, 1, "looked up by e-mail");
+}
+
+/// The engine on a Salesforce connector: a platform client whose lead the
+/// API cannot convert is reported for sales (the item names what to do), and
+/// once a rep converts it the link follows the new Contact (S10).
+#[tokio::test]
+async fn a_client_is_reported_for_sales_to_convert_and_then_follows_the_contact() {
+    use crmsync_entity::TenantScoped;
+    use crmsync_entity::enums::{
+        ConnectorKind, ItemOutcome, Lifecycle, SyncDirection, SyncMode, SyncRunStatus,
+    };
+    use crmsync_entity::models::crm_link;
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::{ColumnTrait, QueryFilter};
+
+    let org = Org::start(json!({})).await;
+    let fields = org.client().fields(CrmModule::Leads).await.unwrap();
+    let credentials = kit::refresh_credentials(
+        SecretString::from(org.text("client_id")),
+        SecretString::from(org.text("client_secret")),
+        SecretString::from(org.text("refresh_token")),
+        None,
+    );
+    let login = org.text("login_url");
+    let app = crate::support::App::assemble(
+        org,
+        ConnectorKind::Salesforce,
+        credentials,
+        &login,
+        &fields,
+        |s| {
+            s.import_modules = vec![CrmModule::Leads, CrmModule::Contacts];
+            s.default_company = Some("Acme".into());
+        },
+    )
+    .await;
+    for i in 0..2 {
+        app.add_contact(
+            &format!("k{i}@x.com"),
+            Some("Kim"),
+            Some(&format!("Lee{i}")),
+            50,
+        )
+        .await;
+    }
+    let first = app.sync(SyncMode::Full).await;
+    assert_eq!(first.status, SyncRunStatus::Succeeded, "{:?}", first.error);
+    assert_eq!(first.to_crm_created, 2);
+    let link_of = |contact_id: String| {
+        let (tenant, db) = (app.tenant.clone(), app.db.db.clone());
+        async move {
+            crm_link::Entity::for_tenant(&tenant)
+                .filter(crm_link::Column::ContactId.eq(contact_id))
+                .one(&db)
+                .await
+                .unwrap()
+                .expect("a link")
+        }
+    };
+
+    let kim = app.contact("k0@x.com").await.unwrap();
+    app.edit_contact(&kim, |c| c.lifecycle = Set(Lifecycle::Client))
+        .await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Partial, "{:?}", run.error);
+    let item = app
+        .items(&run)
+        .await
+        .into_iter()
+        .find(|i| i.email.as_deref() == Some("k0@x.com") && i.direction == SyncDirection::ToCrm)
+        .expect("the client is an item");
+    assert_eq!(item.outcome, ItemOutcome::Rejected);
+    assert_eq!(item.reason_code.as_deref(), Some("CONVERT_IN_SALESFORCE"));
+    let lead_id = link_of(kim.id.clone()).await.crm_record_id;
+    assert!(
+        item.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&lead_id),
+        "names the lead: {item:?}"
+    );
+    let lead = app
+        .crm
+        .stored()
+        .await
+        .into_iter()
+        .find(|l| l["Id"] == json!(lead_id))
+        .unwrap();
+    assert_eq!(lead["IsConverted"], json!(false), "nothing was converted");
+
+    // A sales rep converts it in Salesforce; the next run follows.
+    let converted = app
+        .crm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/salesforce/leads/{lead_id}/convert"),
+            Value::Null,
+        )
+        .await;
+    let contact_id = converted["contact_id"].as_str().unwrap().to_owned();
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{:?}", run.error);
+    let link = link_of(kim.id.clone()).await;
+    assert_eq!(link.module, CrmModule::Contacts);
+    assert_eq!(link.crm_record_id, contact_id);
+    let kim = app.contact("k0@x.com").await.unwrap();
+    assert_eq!(kim.lifecycle, Lifecycle::Client);
+    let lee = app.contact("k1@x.com").await.unwrap();
+    assert_eq!(link_of(lee.id).await.module, CrmModule::Leads, "untouched");
 }
