@@ -331,6 +331,7 @@ impl Platform {
                 custom_fields: Set(json!({})),
                 created_at: Set(now),
                 updated_at: Set(now),
+                archived_at: Set(None),
             });
             contact::Entity::insert_many(rows).exec(&db).await.unwrap();
         }

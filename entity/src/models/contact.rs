@@ -44,6 +44,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it last changed; the export checkpoint reads it.
     pub updated_at: DateTimeUtc,
+    /// When the contact was archived; null while it is not. An archived
+    /// contact is never exported nor written by an import (issue 24).
+    pub archived_at: Option<DateTimeUtc>,
 }
 
 /// No navigable relations.

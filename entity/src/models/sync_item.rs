@@ -28,7 +28,8 @@ pub struct Model {
     pub contact_id: Option<String>,
     /// The CRM record, when there is one.
     pub crm_record_id: Option<String>,
-    /// MISSING_EMAIL, MISSING_NAME, INVALID_PICKLIST_VALUE, ...
+    /// MISSING_EMAIL, MISSING_NAME, INVALID_PICKLIST_VALUE, ...; on an
+    /// UNCHANGED item, why nothing was written (ARCHIVED_IN_PLATFORM).
     pub reason_code: Option<String>,
     /// The field at fault.
     pub field: Option<String>,

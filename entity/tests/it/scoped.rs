@@ -46,6 +46,7 @@ async fn contact(
         custom_fields: Set(serde_json::json!({"industry": "Software"})),
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
+        archived_at: Set(None),
     }
     .insert(db)
     .await?;

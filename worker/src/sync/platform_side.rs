@@ -78,6 +78,7 @@ pub(crate) fn new_contact(
         custom_fields: Value::Object(Map::new()),
         created_at: now,
         updated_at: now,
+        archived_at: None,
     };
     let mut model = model;
     apply_values(&mut model, values);

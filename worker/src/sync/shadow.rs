@@ -288,6 +288,7 @@ mod tests {
             custom_fields: json!({}),
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            archived_at: None,
         }
     }
 

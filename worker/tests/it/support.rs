@@ -611,6 +611,7 @@ mod app {
                 custom_fields: json!({}),
                 created_at: now,
                 updated_at: now,
+                archived_at: None,
             })
             .insert(&self.db.db)
             .await
