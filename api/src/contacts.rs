@@ -171,6 +171,7 @@ pub async fn upsert_contact(
             custom_fields: Set(serde_json::json!({})),
             created_at: Set(now),
             updated_at: Set(now),
+            archived_at: Set(None),
         },
     };
     fn text(field: &mut sea_orm::ActiveValue<Option<String>>, patch: Patch<String>) {
@@ -214,6 +215,40 @@ pub async fn upsert_contact(
         row.update(db).await?
     };
     Ok(saved)
+}
+
+/// Archives (`archived: true`) or unarchives the tenant's contact `id`.
+/// Archiving an archived contact keeps its first archive time; either change
+/// moves `updated_at`, so an unarchived contact is exported by the next run.
+pub async fn set_archived(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    id: &str,
+    archived: bool,
+) -> Result<contact::Model, ApiError> {
+    let found = contact::Entity::find_for_tenant(tenant, id)
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    if found.archived_at.is_some() == archived {
+        return Ok(found);
+    }
+    let now = Utc::now();
+    let mut row = contact::ActiveModel::from(found);
+    row.archived_at = Set(archived.then_some(now));
+    row.updated_at = Set(now);
+    Ok(row.update(db).await?)
+}
+
+/// The filter of `contacts(archived:)`: archived contacts only, or (the
+/// default) those not archived.
+pub(crate) fn archived_filter(archived: bool) -> Condition {
+    let column = contact::Column::ArchivedAt;
+    Condition::all().add(if archived {
+        column.is_not_null()
+    } else {
+        column.is_null()
+    })
 }
 
 /// At most this many custom fields per contact.

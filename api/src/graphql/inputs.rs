@@ -94,6 +94,20 @@ pub(crate) struct DeleteConnectorInput {
     pub(crate) id: ID,
 }
 
+/// The contact to archive.
+#[derive(InputObject)]
+pub(crate) struct ArchiveContactInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
+/// The contact to unarchive.
+#[derive(InputObject)]
+pub(crate) struct UnarchiveContactInput {
+    /// Its id.
+    pub(crate) id: ID,
+}
+
 /// The connector to test.
 #[derive(InputObject)]
 pub(crate) struct TestConnectorInput {

@@ -171,6 +171,36 @@ impl Mutation {
         })
     }
 
+    /// Archives a contact: it is never exported and never brought back by an
+    /// import; no CRM record is deleted. Archiving an archived contact keeps
+    /// its first archive time.
+    async fn archive_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: ArchiveContactInput,
+    ) -> GqlResult<ContactPayload> {
+        let scope = admin(ctx)?;
+        let contact =
+            contacts::set_archived(&state(ctx).db, &scope.tenant, &input.id, true).await?;
+        Ok(ContactPayload {
+            contact: Contact(contact),
+        })
+    }
+
+    /// Unarchives a contact: it syncs again from the next run.
+    async fn unarchive_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: UnarchiveContactInput,
+    ) -> GqlResult<ContactPayload> {
+        let scope = admin(ctx)?;
+        let contact =
+            contacts::set_archived(&state(ctx).db, &scope.tenant, &input.id, false).await?;
+        Ok(ContactPayload {
+            contact: Contact(contact),
+        })
+    }
+
     /// A form submission: upserts the contact and starts a FORM-triggered sync of each enabled connector.
     async fn submit_form(
         &self,

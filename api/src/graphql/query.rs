@@ -86,16 +86,20 @@ impl Query {
         )))
     }
 
-    /// The tenant's contacts, optionally those whose e-mail or name contains `search`.
+    /// The tenant's contacts, optionally those whose e-mail or name contains
+    /// `search`. Those not archived by default; `archived: true` lists only
+    /// the archived ones.
     async fn contacts(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
+        archived: Option<bool>,
     ) -> GqlResult<Conn<Contact>> {
         let scope = reader(ctx)?;
-        let mut select = contact::Entity::for_tenant(&scope.tenant);
+        let mut select = contact::Entity::for_tenant(&scope.tenant)
+            .filter(contacts::archived_filter(archived.unwrap_or(false)));
         if let Some(filter) = search
             .as_deref()
             .map(contacts::search_filter)

@@ -684,6 +684,14 @@ impl Contact {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// Archived: never exported, and never brought back by an import.
+    async fn archived(&self) -> bool {
+        self.0.archived_at.is_some()
+    }
+    /// When it was archived; null when it is not archived.
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        self.0.archived_at
+    }
 }
 
 /// The link between a contact and a CRM record.

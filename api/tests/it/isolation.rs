@@ -90,6 +90,14 @@ async fn another_tenants_ids_are_not_found_everywhere() {
             json!({ "id": run }),
         ),
         (
+            "mutation($id: ID!) { archiveContact(input: {id: $id}) { contact { id } } }",
+            json!({ "id": contact }),
+        ),
+        (
+            "mutation($id: ID!) { unarchiveContact(input: {id: $id}) { contact { id } } }",
+            json!({ "id": contact }),
+        ),
+        (
             "mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { id } } }",
             json!({ "id": key }),
         ),

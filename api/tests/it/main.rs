@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod archive;
 mod bad_input;
 mod clients;
 mod connectors;
