@@ -443,6 +443,10 @@ pub async fn push_contact(
     tenant: &TenantId,
     contact: &contact::Model,
 ) -> Result<Vec<sync_run::Model>, RunError> {
+    // An archived contact is never exported (issue 24): nothing to push.
+    if contact.archived_at.is_some() {
+        return Ok(Vec::new());
+    }
     let connectors = connector::Entity::for_tenant(tenant)
         .filter(connector::Column::Enabled.eq(true))
         .all(db)

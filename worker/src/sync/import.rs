@@ -4,7 +4,8 @@
 //! 1. load: index every record listed, then read the links, contacts and
 //!    e-mail groups the records it takes touch;
 //! 2. pair: each record with its contact, or a rejection (no e-mail, a
-//!    duplicate in the CRM);
+//!    duplicate in the CRM); a record of an archived contact is left alone
+//!    (UNCHANGED, ARCHIVED_IN_PLATFORM);
 //! 3. decide: each pair ([`crate::decide`]);
 //! 4. apply: the platform changes found on the way in go back to the CRM in
 //!    one batch, and clients' leads are converted;
@@ -32,6 +33,10 @@ use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
 use crate::crm::{Conversion, CrmError, CrmRecord, ListQuery, RecordWrite, WriteResult};
 use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Write};
 use crate::events::Legs;
+
+/// The reason of an UNCHANGED item whose CRM record is linked to (or has the
+/// e-mail of) an archived platform contact (issue 24).
+pub(crate) const ARCHIVED_IN_PLATFORM: &str = "ARCHIVED_IN_PLATFORM";
 
 /// CRM to platform: each imported module in turn, the one contacts are
 /// written to first (a lead's link exists before its contact takes it over).
@@ -311,6 +316,32 @@ fn pair_and_decide(
     let mut pairs = Vec::new();
     for record in &loaded.records {
         match pair(&loaded, can, module, record) {
+            // Issue 24: an archived contact is never brought back: nothing is
+            // written onto it, no contact is made, its link stays as it is.
+            Pairing::Paired {
+                contact: Some(contact),
+                email,
+                ..
+            } if contact.archived_at.is_some() => {
+                let reason = Rejection {
+                    code: ARCHIVED_IN_PLATFORM.into(),
+                    field: None,
+                    message: "the platform contact is archived; unarchive it to sync it again"
+                        .into(),
+                };
+                items.push(
+                    legs,
+                    ItemInput {
+                        direction: SyncDirection::FromCrm,
+                        outcome: ItemOutcome::Unchanged,
+                        email: email.or(record.email.clone()),
+                        contact_id: Some(contact.id),
+                        crm_record_id: Some(record.id.clone()),
+                        rejection: Some(&reason),
+                        changes: None,
+                    },
+                );
+            }
             Pairing::Paired {
                 email,
                 contact,

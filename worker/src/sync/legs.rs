@@ -176,6 +176,8 @@ pub(super) struct ItemInput<'a> {
     pub email: Option<String>,
     pub contact_id: Option<String>,
     pub crm_record_id: Option<String>,
+    /// Why: a rejection, or the reason an item is UNCHANGED (its code is the
+    /// item's `reason_code`, such as ARCHIVED_IN_PLATFORM).
     pub rejection: Option<&'a Rejection>,
     /// The stored field changes ([`item_changes`]).
     pub changes: Option<String>,
@@ -254,7 +256,7 @@ pub(super) fn stop_of<'a, T: 'a>(
 }
 
 /// Platform to CRM: contacts changed since the checkpoint with a high enough
-/// score, page by page, matched by link or by e-mail in the CRM-side index.
+/// score, not archived, page by page, matched by link or by e-mail in the CRM-side index.
 pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
     let module = run.kit.export_module();
     // A page fills every write the CRM takes at once (ten batches of 100, say).
@@ -454,7 +456,10 @@ async fn next_page(
     page_size: u32,
     after: Option<(DateTime<Utc>, String)>,
 ) -> Result<Option<Decided>, Stop> {
+    // An archived contact is never exported (issue 24): no CRM write, and
+    // its CRM record, linked or not, is left as it is.
     let mut query = contact::Entity::for_tenant(&run.tenant)
+        .filter(contact::Column::ArchivedAt.is_null())
         .filter(contact::Column::BehaviourScore.gte(run.settings.min_score_to_export));
     if let Some((at, id)) = &after {
         // A row-value comparison, which SQLite seeks in the (tenant, updated,

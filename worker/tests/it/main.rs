@@ -6,6 +6,7 @@
 //! every CRM kind, each kind on one shared sandbox.
 //! when `CI=true`. The engine tests (`engine`) run on an in-memory CRM instead.
 
+mod archive;
 mod bus;
 mod conformance;
 mod dry_run;
