@@ -767,3 +767,54 @@ pub async fn a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes<
     );
     assert_eq!(app.contacts().await.len(), page + 8);
 }
+
+/// Archives (or unarchives) a platform contact as `archiveContact` does.
+async fn set_archived<K>(app: &Case<K>, email: &str, archived: bool) {
+    let contact = app.contact(email).await.expect("the contact exists");
+    app.edit_contact(&contact, |am| am.archived_at = Set(archived.then(Utc::now)))
+        .await;
+}
+
+/// Issue 24: an archived contact is never exported; a FULL run neither
+/// writes a CRM record of its e-mail onto it nor makes a new contact of it
+/// (UNCHANGED, ARCHIVED_IN_PLATFORM); unarchived, it is exported again.
+pub async fn an_archived_contact_is_neither_exported_nor_brought_back<K: SandboxCrm + Default>(
+    suite: Suite<K>,
+) {
+    let app = suite.app(|_| {}).await;
+    app.add_contact("gone@x.com", Some("Gus"), Some("Gone"), 30)
+        .await;
+    app.add_contact("kept@x.com", Some("Kim"), Some("Old"), 30)
+        .await;
+    set_archived(&app, "gone@x.com", true).await;
+    set_archived(&app, "kept@x.com", true).await;
+    app.crm
+        .put(&[person(Some("kept@x.com"), "Kim", "New", None)])
+        .await;
+
+    let full = app.sync(SyncMode::Full).await;
+
+    assert_status(&full, SyncRunStatus::Succeeded);
+    assert_eq!(full.to_crm_created + full.from_crm_created, 0);
+    assert!(app.crm.stored_with("gone@x.com").await.is_empty());
+    assert_eq!(app.crm.stored_with("kept@x.com").await.len(), 1);
+    assert_eq!(app.contacts().await.len(), 2, "no new contact");
+    let kept = app.contact("kept@x.com").await.unwrap();
+    assert_eq!(kept.last_name.as_deref(), Some("Old"));
+    assert!(kept.archived_at.is_some());
+    let items = items_of(&app, &full, "kept@x.com", SyncDirection::FromCrm).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].outcome, ItemOutcome::Unchanged);
+    assert_eq!(
+        items[0].reason_code.as_deref(),
+        Some("ARCHIVED_IN_PLATFORM")
+    );
+    assert_eq!(items[0].contact_id.as_deref(), Some(kept.id.as_str()));
+
+    set_archived(&app, "gone@x.com", false).await;
+    let again = app.sync(SyncMode::Incremental).await;
+
+    assert_status(&again, SyncRunStatus::Succeeded);
+    assert_eq!(again.to_crm_created, 1);
+    assert_eq!(app.crm.stored_with("gone@x.com").await.len(), 1);
+}
