@@ -209,3 +209,31 @@ async fn contacts_below_the_export_filter_are_not_pushed() {
         .unwrap();
     assert_eq!(started.len(), 1);
 }
+
+#[tokio::test]
+async fn an_archived_contacts_submission_starts_no_run() {
+    let app = App::start(0).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let ada = app
+        .add_contact("ada@acme.test", Some("Ada"), Some("Lovelace"), 10)
+        .await;
+    let ada = app
+        .edit_contact(&ada, |c| {
+            c.archived_at = sea_orm::ActiveValue::Set(Some(chrono::Utc::now()));
+        })
+        .await;
+
+    let started = push_contact(&app.db.db, &queue, app.bus.as_ref(), &app.tenant, &ada)
+        .await
+        .unwrap();
+
+    assert!(started.is_empty(), "{started:?}");
+    assert!(app.runs().await.is_empty());
+    assert_eq!(
+        pending_push::Entity::for_tenant(&app.tenant)
+            .count(&app.db.db)
+            .await
+            .unwrap(),
+        0
+    );
+}
