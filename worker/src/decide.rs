@@ -479,17 +479,17 @@ pub struct Consent {
     /// Whether each side (platform, CRM) changed since the last agreed
     /// state; `None` for a pair with no agreed opt-out state yet.
     pub changed: Option<(bool, bool)>,
-    /// The side modified last.
-    pub newer: Side,
 }
 
 /// S9, the one place deciding where an opt-out state flows: opt-out wins.
 /// When the sides disagree, an opt-in reaches the opted-out side only when
-/// it is newer than that side's opt-out: it changed since the last agreed
-/// state while the opt-out did not, or, with no agreed state, its side was
-/// modified last. Otherwise (a conflict, an older opt-in) the opt-out goes
-/// to the opted-in side, if the mapping lets it. `flow` is the field's flow
-/// by the general rules; `None` stays `None`.
+/// it is known to be newer than that opt-out: the opt-in changed since the
+/// state both sides last agreed on (which held the opt-out) and the opt-out
+/// did not. Otherwise (a conflict: both changed, or a pair with no agreed
+/// state, whose record times say nothing of when its opt-out field
+/// changed) the opt-out goes to the opted-in side, if the mapping lets it,
+/// whichever record is newer. `flow` is the field's flow by the general
+/// rules; `None` stays `None`.
 pub fn consent_flow(
     c: &Consent,
     can_to_crm: bool,
@@ -511,7 +511,7 @@ pub fn consent_flow(
             };
             in_changed && !out_changed
         }
-        None => c.newer == in_side,
+        None => false,
     };
     if opt_in_is_newer {
         // The opt-in flows to the opted-out side, as the general rules say.
@@ -671,7 +671,6 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                 platform_out: out(pv),
                 crm_out: out(cv),
                 changed: agreed_state,
-                newer: pair.newer,
             };
             let decided = consent_flow(&sides, can_to_crm, can_to_platform, flow);
             if decided != flow && agreed_state == Some((true, true)) {

@@ -8,6 +8,7 @@
 
 mod bus;
 mod conformance;
+mod consent;
 mod dry_run;
 mod engine;
 mod forms;
