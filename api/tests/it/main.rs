@@ -7,6 +7,7 @@ mod access;
 mod bad_input;
 mod clients;
 mod connectors;
+mod consent;
 mod contacts;
 mod crm;
 mod crm_calls;
