@@ -3,10 +3,13 @@
 
 use chrono::Utc;
 use crmsync_entity::enums::Lifecycle;
-use crmsync_entity::models::contact;
+use crmsync_entity::models::{consent_event, contact};
 use crmsync_entity::{Email, TenantId, TenantScoped};
 use sea_orm::sea_query::LikeExpr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, QueryFilter, Set,
+    TransactionTrait,
+};
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -151,6 +154,7 @@ pub async fn upsert_contact(
         .await?;
     let now = Utc::now();
     let is_new = existing.is_none();
+    let opted_out_before = existing.as_ref().map(|c| c.opted_out);
     let mut row = match existing {
         Some(model) => contact::ActiveModel::from(model),
         None => contact::ActiveModel {
@@ -209,11 +213,23 @@ pub async fn upsert_contact(
         Patch::Set(v) => row.custom_fields = Set(v),
     }
     row.updated_at = Set(now);
+    // The contact and its consent history change together (S9).
+    let txn = db.begin().await?;
     let saved = if is_new {
-        row.insert(db).await?
+        row.insert(&txn).await?
     } else {
-        row.update(db).await?
+        row.update(&txn).await?
     };
+    let consent = consent_event::change(
+        tenant.as_str(),
+        &saved.id,
+        opted_out_before,
+        saved.opted_out,
+        &consent_event::Source::platform(),
+        now,
+    );
+    consent_event::record(&txn, consent.into_iter().collect()).await?;
+    txn.commit().await?;
     Ok(saved)
 }
 

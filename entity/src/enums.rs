@@ -217,3 +217,13 @@ string_enum!(
         Email = "EMAIL",
     }
 );
+
+string_enum!(
+    /// Where a change of a contact's opt-out state came from (S9).
+    ConsentOrigin {
+        /// The platform itself: the API, contact upserts and imports.
+        Platform = "PLATFORM",
+        /// A CRM, through a connector's sync run.
+        Crm = "CRM",
+    }
+);

@@ -9,6 +9,7 @@ mod m20261121_000004_deliveries;
 mod m20261121_000005_item_changes;
 mod m20261206_000006_idempotency_input;
 mod m20261206_000007_contact_archive;
+mod m20261206_000008_consent_events;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_item_changes::Migration),
             Box::new(m20261206_000006_idempotency_input::Migration),
             Box::new(m20261206_000007_contact_archive::Migration),
+            Box::new(m20261206_000008_consent_events::Migration),
         ]
     }
 }

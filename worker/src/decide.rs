@@ -466,6 +466,65 @@ pub struct Rules<'a> {
     pub default_owner: Option<&'a str>,
 }
 
+/// The platform field of a contact's opt-out (S9).
+pub const OPTED_OUT: &str = "opted_out";
+
+/// What both sides say of a contact's opt-out, for [`consent_flow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consent {
+    /// The platform contact is opted out.
+    pub platform_out: bool,
+    /// The CRM record is opted out.
+    pub crm_out: bool,
+    /// Whether each side (platform, CRM) changed since the last agreed
+    /// state; `None` for a pair with no agreed opt-out state yet.
+    pub changed: Option<(bool, bool)>,
+}
+
+/// S9, the one place deciding where an opt-out state flows: opt-out wins.
+/// When the sides disagree, an opt-in reaches the opted-out side only when
+/// it is known to be newer than that opt-out: the opt-in changed since the
+/// state both sides last agreed on (which held the opt-out) and the opt-out
+/// did not. Otherwise (a conflict: both changed, or a pair with no agreed
+/// state, whose record times say nothing of when its opt-out field
+/// changed) the opt-out goes to the opted-in side, if the mapping lets it,
+/// whichever record is newer. `flow` is the field's flow by the general
+/// rules; `None` stays `None`.
+pub fn consent_flow(
+    c: &Consent,
+    can_to_crm: bool,
+    can_to_platform: bool,
+    flow: Option<Side>,
+) -> Option<Side> {
+    flow?;
+    let out_side = match (c.platform_out, c.crm_out) {
+        (true, false) => Side::Platform,
+        (false, true) => Side::Crm,
+        _ => return flow,
+    };
+    let in_side = opposite(out_side);
+    let opt_in_is_newer = match c.changed {
+        Some((p_changed, c_changed)) => {
+            let (in_changed, out_changed) = match in_side {
+                Side::Platform => (p_changed, c_changed),
+                Side::Crm => (c_changed, p_changed),
+            };
+            in_changed && !out_changed
+        }
+        None => false,
+    };
+    if opt_in_is_newer {
+        // The opt-in flows to the opted-out side, as the general rules say.
+        return flow;
+    }
+    let can = match in_side {
+        Side::Crm => can_to_crm,
+        Side::Platform => can_to_platform,
+    };
+    // The opt-out flows to the opted-in side; else nothing moves.
+    can.then_some(in_side)
+}
+
 /// Decides what to do with one pair.
 pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
     let empty = Values::new();
@@ -601,6 +660,32 @@ pub fn decide(pair: &Pair<'_>, rules: &Rules<'_>) -> Decision {
                     }
                 },
             }
+        };
+        // Opt-out wins (S9): the one exception to "the newer side wins".
+        let flow = if m.platform_field == OPTED_OUT && flow.is_some() {
+            let out = |v: &Value| {
+                to_platform_value(v, FieldType::Boolean).and_then(|b| b.as_bool()) == Some(true)
+            };
+            let agreed_state = agreed.map(|_| (p_changed(), c_changed()));
+            let sides = Consent {
+                platform_out: out(pv),
+                crm_out: out(cv),
+                changed: agreed_state,
+            };
+            let decided = consent_flow(&sides, can_to_crm, can_to_platform, flow);
+            if decided != flow && agreed_state == Some((true, true)) {
+                // The conflict is recorded on the side the opt-out went to.
+                d.crm_conflicts.retain(|f| f != OPTED_OUT);
+                d.platform_conflicts.retain(|f| f != OPTED_OUT);
+                match decided {
+                    Some(Side::Crm) => d.crm_conflicts.push(OPTED_OUT.to_owned()),
+                    Some(Side::Platform) => d.platform_conflicts.push(OPTED_OUT.to_owned()),
+                    None => {}
+                }
+            }
+            decided
+        } else {
+            flow
         };
 
         match flow {

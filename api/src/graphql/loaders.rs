@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use crmsync_entity::models::{connector, contact, crm_link, field_mapping, sync_run};
+use crmsync_entity::models::{
+    connector, consent_event, contact, crm_link, field_mapping, sync_run,
+};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, QueryFilter, QueryOrder, QuerySelect};
 
@@ -22,6 +24,7 @@ pub(crate) struct Loaders {
     pub(crate) mappings: Cached<MappingsByConnector>,
     pub(crate) links: Cached<LinksByContact>,
     pub(crate) last_runs: Cached<LastRunByConnector>,
+    pub(crate) consent: Cached<ConsentByContact>,
 }
 
 impl Loaders {
@@ -55,6 +58,11 @@ impl Loaders {
             ),
             last_runs: DataLoader::with_cache(
                 LastRunByConnector(ctx()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            consent: DataLoader::with_cache(
+                ConsentByContact(ctx()),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -149,6 +157,18 @@ impl Loader<String> for LinksByContact {
             out.entry(row.contact_id.clone()).or_default().push(row);
         }
         Ok(out)
+    }
+}
+
+/// A contact's consent history, newest first.
+pub(crate) struct ConsentByContact(Scoped);
+
+impl Loader<String> for ConsentByContact {
+    type Value = Vec<consent_event::Model>;
+    type Error = DbErr;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, DbErr> {
+        consent_event::histories(&self.0.db, &self.0.tenant, keys.iter().cloned()).await
     }
 }
 

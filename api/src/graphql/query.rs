@@ -117,6 +117,16 @@ impl Query {
             false,
         )
         .await?;
+        // One batch for the page's consent histories (no N+1).
+        let consent = ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("consentHistory");
+        if consent.exists() {
+            let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
+            super::loaders(ctx)?.consent.load_many(ids).await?;
+        }
         Ok(pagination::connection(page, |m| &m.id, Contact))
     }
 

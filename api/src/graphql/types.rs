@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums;
 use crmsync_entity::models::{
-    api_key, audit_log, connector, contact, crm_link, delivery, field_mapping, sync_item, sync_run,
-    tenant, webhook,
+    api_key, audit_log, connector, consent_event, contact, crm_link, delivery, field_mapping,
+    sync_item, sync_run, tenant, webhook,
 };
 use crmsync_worker::events::{LegCounts, Legs, SyncEvent};
 use sea_orm::{ColumnTrait, QueryFilter};
@@ -30,6 +30,15 @@ macro_rules! remote_enum {
 
 pub(crate) use super::connector_inputs::ConnectorKind;
 
+remote_enum!(
+    /// Where a change of a contact's opt-out state came from (S9).
+    ConsentOrigin = "crmsync_entity::enums::ConsentOrigin" {
+        /// The platform: the API, contact upserts and imports.
+        Platform,
+        /// A CRM, carried by a connector's sync run.
+        Crm,
+    }
+);
 remote_enum!(
     /// Who may do what (T2).
     Role = "crmsync_entity::enums::Role" {
@@ -691,6 +700,49 @@ impl Contact {
     /// When it was archived; null when it is not archived.
     async fn archived_at(&self) -> Option<DateTime<Utc>> {
         self.0.archived_at
+    }
+    /// Every change of its opt-out state, newest first, with its time and
+    /// origin (S9).
+    async fn consent_history(&self, ctx: &Context<'_>) -> GqlResult<Vec<ConsentEvent>> {
+        Ok(loaders(ctx)?
+            .consent
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(ConsentEvent)
+            .collect())
+    }
+}
+
+/// One change of a contact's opt-out state.
+pub(crate) struct ConsentEvent(consent_event::Model);
+
+#[Object]
+impl ConsentEvent {
+    /// The state set: true when the contact opted out.
+    async fn opted_out(&self) -> bool {
+        self.0.opted_out
+    }
+    /// PLATFORM (the API, upserts, imports) or CRM (a sync run).
+    async fn origin(&self) -> ConsentOrigin {
+        self.0.origin.into()
+    }
+    /// The connector whose CRM the change came from (origin CRM).
+    async fn connector_id(&self) -> Option<ID> {
+        self.0.connector_id.clone().map(ID)
+    }
+    /// That connector's CRM (origin CRM).
+    async fn crm_kind(&self) -> Option<ConnectorKind> {
+        self.0.crm_kind.map(Into::into)
+    }
+    /// The sync run that carried the change (origin CRM).
+    async fn sync_run_id(&self) -> Option<ID> {
+        self.0.run_id.clone().map(ID)
+    }
+    /// When the change was applied to the contact.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
     }
 }
 

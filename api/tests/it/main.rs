@@ -8,6 +8,7 @@ mod archive;
 mod bad_input;
 mod clients;
 mod connectors;
+mod consent;
 mod contacts;
 mod crm;
 mod crm_calls;

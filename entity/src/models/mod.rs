@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod audit_log;
 pub mod connector;
+pub mod consent_event;
 pub mod contact;
 pub mod crm_link;
 pub mod crm_record;

@@ -849,3 +849,62 @@ fn a_snapshot_stores_the_crm_form_only_where_it_differs_and_reads_both_stored_fo
     // A field without its platform form is unreadable, so is the snapshot.
     assert_eq!(Snapshot::from_json(&json!({"email": {"c": "x"}})), None);
 }
+
+fn consent(platform_out: bool, crm_out: bool, changed: Option<(bool, bool)>) -> Consent {
+    Consent {
+        platform_out,
+        crm_out,
+        changed,
+    }
+}
+
+#[test]
+fn an_opt_out_wins_a_first_pairing_whichever_record_is_newer() {
+    // Platform opted out, CRM opted in and newer: the opt-out goes to the CRM.
+    let c = consent(true, false, None);
+    assert_eq!(
+        consent_flow(&c, true, true, Some(Side::Platform)),
+        Some(Side::Crm)
+    );
+    // CRM opted out, platform opted in and newer: the opt-out comes in.
+    let c = consent(false, true, None);
+    assert_eq!(
+        consent_flow(&c, true, true, Some(Side::Crm)),
+        Some(Side::Platform)
+    );
+    // A mapping that cannot carry the opt-out moves nothing.
+    assert_eq!(consent_flow(&c, true, false, Some(Side::Crm)), None);
+}
+
+#[test]
+fn an_opt_in_newer_than_the_agreed_opt_out_is_applied() {
+    // Agreed opted out; the CRM opted back in since: the platform follows.
+    let c = consent(true, false, Some((false, true)));
+    assert_eq!(
+        consent_flow(&c, true, true, Some(Side::Platform)),
+        Some(Side::Platform)
+    );
+    // And the other way.
+    let c = consent(false, true, Some((true, false)));
+    assert_eq!(
+        consent_flow(&c, true, true, Some(Side::Crm)),
+        Some(Side::Crm)
+    );
+}
+
+#[test]
+fn an_opt_out_wins_a_conflict_and_agreement_moves_nothing() {
+    let c = consent(false, true, Some((true, true)));
+    assert_eq!(
+        consent_flow(&c, true, true, Some(Side::Crm)),
+        Some(Side::Platform)
+    );
+    assert_eq!(
+        consent_flow(&consent(true, true, None), true, true, None),
+        None
+    );
+    assert_eq!(
+        consent_flow(&consent(false, false, None), true, true, Some(Side::Crm)),
+        Some(Side::Crm)
+    );
+}

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use crmsync_entity::Email;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, SyncDirection};
-use crmsync_entity::models::{contact, crm_link, crm_record};
+use crmsync_entity::models::{consent_event, contact, crm_link, crm_record};
 use sea_orm::{ActiveModelTrait, EntityTrait};
 use serde_json::Value;
 
@@ -675,6 +675,8 @@ struct PageRows {
     touched: Vec<String>,
     /// CRM contacts this page's conversions made.
     converted: Vec<String>,
+    /// Changes of opt-out state this page made (S9).
+    consent: Vec<consent_event::Model>,
 }
 
 /// One pair's outcome on each side, as recorded.
@@ -697,6 +699,7 @@ impl PageRows {
             index: Vec::new(),
             touched: Vec::new(),
             converted: Vec::new(),
+            consent: Vec::new(),
         }
     }
 
@@ -713,7 +716,7 @@ impl PageRows {
         legs: &mut Legs,
     ) {
         let mut sides = sides_of(run, &p, calls.write.take(), taken);
-        let contact_id = self.contact_change(&p, &sides.to_platform);
+        let contact_id = self.contact_change(run, &p, &sides.to_platform);
         let conversion = conversion_of(calls.conversion.take(), &mut sides.to_crm);
         let converted = conversion.is_some() || calls.dry_converted;
         if let Some(contact_id) = &contact_id {
@@ -726,11 +729,26 @@ impl PageRows {
     }
 
     /// The pair's contact made or changed; its id, if it has one.
-    fn contact_change(&mut self, p: &ImportPair, to_platform: &Write) -> Option<String> {
+    fn contact_change(
+        &mut self,
+        run: &Run<'_>,
+        p: &ImportPair,
+        to_platform: &Write,
+    ) -> Option<String> {
+        let source =
+            || consent_event::Source::sync(&run.connector.id, run.connector.kind, &run.run.id);
         match (to_platform, &p.contact) {
             (Write::Create(_), None) => {
                 let model = p.new_contact.clone().expect("made with the decision");
                 let id = model.id.clone();
+                self.consent.extend(consent_event::change(
+                    &model.tenant_id,
+                    &id,
+                    None,
+                    model.opted_out,
+                    &source(),
+                    self.now,
+                ));
                 self.new_contacts.push(model);
                 Some(id)
             }
@@ -738,6 +756,14 @@ impl PageRows {
                 let mut updated = c.clone();
                 apply_values(&mut updated, values);
                 updated.updated_at = self.now;
+                self.consent.extend(consent_event::change(
+                    &c.tenant_id,
+                    &c.id,
+                    Some(c.opted_out),
+                    updated.opted_out,
+                    &source(),
+                    self.now,
+                ));
                 self.updated_contacts.push(updated);
                 Some(c.id.clone())
             }
@@ -888,6 +914,7 @@ async fn save(
         index,
         touched,
         converted,
+        consent,
     } = page;
     run.touched.extend(touched);
     run.converted.extend(converted);
@@ -912,6 +939,7 @@ async fn save(
         for updated in updated_contacts {
             update_model(updated, now).update(&txn).await?;
         }
+        consent_event::record(&txn, consent).await?;
         store::upsert_crm_records(&txn, index).await?;
         store::upsert_links(&txn, links).await?;
         if run.saves_checkpoints()

@@ -9,6 +9,7 @@
 mod archive;
 mod bus;
 mod conformance;
+mod consent;
 mod dry_run;
 mod engine;
 mod forms;

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{
-    ConnectorStatus, ItemOutcome, Lifecycle, MappingDirection, SyncDirection, SyncMode,
-    SyncRunStatus,
+    ConnectorStatus, ConsentOrigin, ItemOutcome, Lifecycle, MappingDirection, SyncDirection,
+    SyncMode, SyncRunStatus,
 };
-use crmsync_entity::models::{contact, crm_link, field_mapping, sync_item, sync_run};
+use crmsync_entity::models::{
+    consent_event, contact, crm_link, field_mapping, sync_item, sync_run,
+};
 use crmsync_sandbox::faults::FaultKind;
 use crmsync_sandbox::kit::{Person, SandboxCrm};
 use crmsync_worker::crm::{CrmError, FieldType, RecordWrite};
@@ -817,4 +819,55 @@ pub async fn an_archived_contact_is_neither_exported_nor_brought_back<K: Sandbox
     assert_status(&again, SyncRunStatus::Succeeded);
     assert_eq!(again.to_crm_created, 1);
     assert_eq!(app.crm.stored_with("gone@x.com").await.len(), 1);
+}
+
+/// S9, on every CRM with an opt-out field: an opt-out made in the CRM
+/// reaches the platform and is recorded with its connector and run; a newer
+/// opt-in on the platform then goes back (and stays).
+pub async fn an_opt_out_syncs_both_ways_and_is_recorded<K: SandboxCrm + Default>(suite: Suite<K>) {
+    let app = suite.app(|_| {}).await;
+    if super::mapping(&app, "opted_out").await.is_none() {
+        return; // No opt-out field in this CRM.
+    }
+    let optout = crm_field(&app, "opted_out").await;
+    let c = app
+        .add_contact("consent@x.com", Some("Co"), Some("Sent"), 5)
+        .await;
+    assert_status(
+        &app.sync(SyncMode::Incremental).await,
+        SyncRunStatus::Succeeded,
+    );
+    change_in_crm(&app, "consent@x.com", &[(&optout, json!(true))]).await;
+    let run = app.sync(SyncMode::Incremental).await;
+    assert_status(&run, SyncRunStatus::Succeeded);
+    assert!(app.contact("consent@x.com").await.unwrap().opted_out);
+    let events = consent_event::Entity::for_tenant(&app.tenant)
+        .filter(consent_event::Column::ContactId.eq(&c.id))
+        .all(&app.db.db)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].opted_out);
+    assert_eq!(events[0].origin, ConsentOrigin::Crm);
+    assert_eq!(
+        events[0].connector_id.as_deref(),
+        Some(app.connector_id.as_str())
+    );
+    assert_eq!(events[0].run_id.as_deref(), Some(run.id.as_str()));
+
+    // Opted back in on the platform, after: the CRM follows, and the next
+    // run brings nothing back.
+    edit_at(
+        &app,
+        "consent@x.com",
+        Utc::now() + Duration::hours(1),
+        |c| c.opted_out = Set(false),
+    )
+    .await;
+    assert_status(
+        &app.sync(SyncMode::Incremental).await,
+        SyncRunStatus::Succeeded,
+    );
+    assert_status(&app.sync(SyncMode::Full).await, SyncRunStatus::Succeeded);
+    assert!(!app.contact("consent@x.com").await.unwrap().opted_out);
 }

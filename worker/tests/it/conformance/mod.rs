@@ -302,7 +302,8 @@ macro_rules! conformance {
                 rate_limits_and_server_errors_are_backed_off,
                 a_write_whose_reply_is_lost_is_not_duplicated,
                 a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes,
-                an_archived_contact_is_neither_exported_nor_brought_back
+                an_archived_contact_is_neither_exported_nor_brought_back,
+                an_opt_out_syncs_both_ways_and_is_recorded
             );
         }
     };
