@@ -927,7 +927,7 @@ async fn save(
         shadow.put_links(links.into_iter().map(store::LinkRow::into_model).collect());
     } else {
         // A statement per thousand contacts: a page may be larger than
-        // SQLite's 32,766 bound values allow in one (Salesforce's 2,000).
+        // SQLite's 32,766 bound values allow in one (a CRM page can hold 2,000).
         let mut rest = new_contacts;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(NEW_CONTACTS_PER_STATEMENT));
