@@ -344,6 +344,33 @@ impl Platform {
         }
     }
 
+    /// A connector of `kind` as a new one starts: the CRM's default settings
+    /// (no filter, then `tweak`) and the default mappings for the fields of
+    /// the module contacts are written to, read with `credentials`.
+    async fn default_connector(
+        &self,
+        kind: ConnectorKind,
+        credentials: &Credentials,
+        base_url: &str,
+        tweak: impl FnOnce(&mut ConnectorSettings),
+    ) -> String {
+        let kit = crmsync_worker::crm::registry::describe(kind).unwrap();
+        let client = crmsync_worker::crm::client_for(
+            credentials,
+            Some(base_url),
+            crm_http(),
+            &Metrics::new(),
+        )
+        .unwrap();
+        let fields = client.fields(kit.export_module()).await.unwrap();
+        let mut settings = ConnectorSettings::defaults_for(kit);
+        settings.filter_field = None;
+        tweak(&mut settings);
+        let mappings = crmsync_worker::platform::default_mappings(kit, &fields);
+        self.connector(kind, credentials, base_url, &settings, mappings)
+            .await
+    }
+
     /// A connected connector with these credentials, settings and mappings.
     async fn connector(
         &self,
@@ -484,6 +511,23 @@ struct Finished {
 }
 
 impl Finished {
+    /// The first rows of a two-way benchmark's table: the run's status, what
+    /// each leg created and rejected, the wall time.
+    fn print_head(&self, crm: &str) {
+        let (last, wall) = (&self.last, self.wall);
+        println!("\n| figure | value |\n| --- | ---: |");
+        println!("| final status | {:?} |", last.status);
+        println!(
+            "| created in {crm} / in the platform | {} / {} |",
+            last.legs.to_crm.created, last.legs.from_crm.created
+        );
+        println!(
+            "| rejected (to / from) | {} / {} |",
+            last.legs.to_crm.rejected, last.legs.from_crm.rejected
+        );
+        println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    }
+
     /// How many pages the leg had, their total time and the mean time of
     /// its first and last ten.
     fn pace(&self, leg: &str) -> (usize, Duration, Duration, Duration) {
@@ -540,29 +584,12 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         &company,
     );
     let base_url = pd["base_url"].as_str().unwrap().to_owned();
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
-            .unwrap();
-    let fields = client.fields(CrmModule::Persons).await.unwrap();
-    let mut settings = ConnectorSettings::defaults_for(
-        crmsync_worker::crm::registry::describe(ConnectorKind::Pipedrive).unwrap(),
-    );
-    settings.filter_field = None;
-    let mappings = crmsync_worker::platform::default_mappings(
-        crmsync_worker::crm::registry::describe(ConnectorKind::Pipedrive).unwrap(),
-        &fields,
-    );
     let connector_id = platform
-        .connector(
-            ConnectorKind::Pipedrive,
-            &credentials,
-            &base_url,
-            &settings,
-            mappings,
-        )
+        .default_connector(ConnectorKind::Pipedrive, &credentials, &base_url, |_| {})
         .await;
 
-    let Finished { last, wall, .. } = platform.full_sync(http, sandbox, &connector_id).await;
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let (last, wall) = (&finished.last, finished.wall);
     let counts = sandbox.requests(http, "pipedrive").await;
     let total = counts.total;
     let throttled = counts.throttled();
@@ -574,17 +601,7 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
             "off"
         }
     );
-    println!("\n| figure | value |\n| --- | ---: |");
-    println!("| final status | {:?} |", last.status);
-    println!(
-        "| created in Pipedrive / in the platform | {} / {} |",
-        last.legs.to_crm.created, last.legs.from_crm.created
-    );
-    println!(
-        "| rejected (to / from) | {} / {} |",
-        last.legs.to_crm.rejected, last.legs.from_crm.rejected
-    );
-    println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    finished.print_head("Pipedrive");
     println!(
         "| contacts per second (both legs) | {:.0} |",
         (2 * people) as f64 / wall.as_secs_f64()
@@ -905,27 +922,13 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         SecretString::from(hs["access_token"].as_str().unwrap().to_owned()),
     );
     let base_url = hs["base_url"].as_str().unwrap().to_owned();
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
-            .unwrap();
-    let fields = client.fields(CrmModule::Contacts).await.unwrap();
-    let kit = crmsync_worker::crm::registry::describe(ConnectorKind::Hubspot).unwrap();
-    let mut settings = ConnectorSettings::defaults_for(kit);
-    settings.filter_field = None;
-    let mappings = crmsync_worker::platform::default_mappings(kit, &fields);
     let connector_id = platform
-        .connector(
-            ConnectorKind::Hubspot,
-            &credentials,
-            &base_url,
-            &settings,
-            mappings,
-        )
+        .default_connector(ConnectorKind::Hubspot, &credentials, &base_url, |_| {})
         .await;
 
     let finished = platform.full_sync(http, sandbox, &connector_id).await;
     let (export_pages, export_time, _, _) = finished.pace("export");
-    let Finished { last, wall, .. } = finished;
+    let (last, wall) = (&finished.last, finished.wall);
     let counts = sandbox.requests(http, "hubspot").await;
     let total = counts.total;
     let throttled = counts.throttled();
@@ -940,17 +943,7 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     println!(
         "Two-way sync benchmark: {people} platform contacts and {people} HubSpot contacts, the sandbox portal's default limits ({limit} per 10 s)."
     );
-    println!("\n| figure | value |\n| --- | ---: |");
-    println!("| final status | {:?} |", last.status);
-    println!(
-        "| created in HubSpot / in the platform | {} / {} |",
-        last.legs.to_crm.created, last.legs.from_crm.created
-    );
-    println!(
-        "| rejected (to / from) | {} / {} |",
-        last.legs.to_crm.rejected, last.legs.from_crm.rejected
-    );
-    println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    finished.print_head("HubSpot");
     println!(
         "| batch upserts / ceil(N/100) | {} / {batches} = {:.3} |",
         calls("/batch/upsert"),
@@ -1015,27 +1008,14 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let base_url = org["login_url"].as_str().unwrap().to_owned();
 
     let platform = Platform::with_contacts(people).await;
-    let client =
-        crmsync_worker::crm::client_for(&credentials, Some(&base_url), crm_http(), &Metrics::new())
-            .unwrap();
-    let fields = client.fields(CrmModule::Leads).await.unwrap();
-    let kit = crmsync_worker::crm::registry::describe(ConnectorKind::Salesforce).unwrap();
-    let mut settings = ConnectorSettings::defaults_for(kit);
-    settings.filter_field = None;
-    settings.default_company = Some("Bench Co".into());
-    let mappings = crmsync_worker::platform::default_mappings(kit, &fields);
     let connector_id = platform
-        .connector(
-            ConnectorKind::Salesforce,
-            &credentials,
-            &base_url,
-            &settings,
-            mappings,
-        )
+        .default_connector(ConnectorKind::Salesforce, &credentials, &base_url, |s| {
+            s.default_company = Some("Bench Co".into());
+        })
         .await;
 
     let finished = platform.full_sync(http, sandbox, &connector_id).await;
-    let Finished { last, wall, .. } = finished;
+    let last = &finished.last;
     let usage = sandbox
         .admin(
             http,
@@ -1055,17 +1035,7 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     println!(
         "Two-way sync benchmark: {people} platform contacts and {people} Salesforce leads, a fresh sandbox org."
     );
-    println!("\n| figure | value |\n| --- | ---: |");
-    println!("| final status | {:?} |", last.status);
-    println!(
-        "| created in Salesforce / in the platform | {} / {} |",
-        last.legs.to_crm.created, last.legs.from_crm.created
-    );
-    println!(
-        "| rejected (to / from) | {} / {} |",
-        last.legs.to_crm.rejected, last.legs.from_crm.rejected
-    );
-    println!("| wall time | {:.1} s |", wall.as_secs_f64());
+    finished.print_head("Salesforce");
     println!(
         "| collection creates / ceil(N/200) | {creates} / {batches} = {:.3} |",
         creates as f64 / batches as f64
