@@ -270,6 +270,19 @@ pub async fn sandbox() -> Sandbox {
     .unwrap()
 }
 
+/// A POST to the sandbox's admin API (`path` below `/admin`) that must
+/// succeed; its JSON reply (null when it has none).
+pub async fn sandbox_admin(sandbox: &Sandbox, path: &str, body: Value) -> Value {
+    let reply = reqwest::Client::new()
+        .post(format!("{}{path}", sandbox.description().admin_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{path}: {}", reply.status());
+    reply.json().await.unwrap_or(Value::Null)
+}
+
 /// A sandbox with no seeded people (the awkward ones, without e-mail or
 /// name, would make runs PARTIAL).
 pub async fn empty_sandbox() -> Sandbox {

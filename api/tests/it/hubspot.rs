@@ -24,18 +24,8 @@ fn input(sandbox: &Sandbox, credentials: Value) -> Value {
 
 /// An admin call on the sandbox HubSpot's default portal that must succeed.
 async fn portal_admin(sandbox: &Sandbox, path: &str, body: Value) -> Value {
-    let d = sandbox.description();
-    let reply = reqwest::Client::new()
-        .post(format!(
-            "{}/hubspot/portals/{}{path}",
-            d.admin_url, d.hubspot.portal_id
-        ))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(reply.status().is_success(), "{path}: {}", reply.status());
-    reply.json().await.unwrap_or(Value::Null)
+    let portal = sandbox.description().hubspot.portal_id;
+    sandbox_admin(sandbox, &format!("/hubspot/portals/{portal}{path}"), body).await
 }
 
 async fn create(app: &TestApp, input: Value) -> Value {
