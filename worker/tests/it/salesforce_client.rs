@@ -16,8 +16,10 @@ use serde_json::{Value, json};
 
 use crate::support::{crm_http, fast_retries};
 
-const KEY: &str = include_str!("../fixtures/salesforce_test_key.pem");
-const CERTIFICATE: &str = include_str!("../fixtures/salesforce_test_cert.pem");
+/// The sandbox's test-only key pair (sandbox/tests/fixtures/README.md).
+const KEY: &str = include_str!("../../../sandbox/tests/fixtures/test-only-jwt-private-key.pem");
+const CERTIFICATE: &str =
+    include_str!("../../../sandbox/tests/fixtures/test-only-jwt-certificate.pem");
 
 /// A fresh org on a sandbox of its own.
 struct Org {

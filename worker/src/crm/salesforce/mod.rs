@@ -1301,9 +1301,10 @@ mod tests {
     use super::*;
 
     /// An RSA key made for tests only.
-    const TEST_KEY: &str = include_str!("../../../tests/fixtures/salesforce_test_key.pem");
+    const TEST_KEY: &str =
+        include_str!("../../../../sandbox/tests/fixtures/test-only-jwt-private-key.pem");
     const TEST_PUBLIC_KEY: &str =
-        include_str!("../../../tests/fixtures/salesforce_test_key.pub.pem");
+        include_str!("../../../../sandbox/tests/fixtures/test-only-jwt-public-key.pem");
 
     fn at(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(ms).unwrap()
