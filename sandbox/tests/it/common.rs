@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crmsync_sandbox::{Description, Sandbox, SandboxConfig};
 use serde_json::Value;
@@ -153,16 +153,20 @@ fn run_script(mut command: Command, what: &str, timeout: Duration) -> Output {
     };
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the script") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
+    // The script's exit is waited for on a thread; past the timeout it is
+    // killed by its pid (the thread owns the child).
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait()));
+    let status = match exit.recv_timeout(timeout) {
+        Ok(status) => status.expect("wait for the script"),
+        Err(_) => {
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .ok();
             panic!("{command:?} ran longer than {timeout:?}");
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     Output {
         status,
