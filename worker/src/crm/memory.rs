@@ -17,7 +17,7 @@ use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde_json::Value;
 
 use super::{
-    ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations,
+    ConnectionCheck, Conversion, CrmClient, DeletedRecord, CrmError, CrmField, CrmRecord, CrmUser, Expectations,
     FieldType, FieldsHelp, ListQuery, RecordPage, RecordWrite, RetryPolicy, WriteResult,
 };
 
@@ -38,6 +38,8 @@ pub enum Operation {
     Write,
     /// [`CrmClient::convert_lead`].
     ConvertLead,
+    /// [`CrmClient::deleted`].
+    Deleted,
 }
 
 /// Calls of one operation that fail: after `skip` calls that succeed, the
@@ -56,6 +58,8 @@ struct State {
     records: HashMap<CrmModule, BTreeMap<String, CrmRecord>>,
     fields: HashMap<CrmModule, Vec<CrmField>>,
     users: Vec<CrmUser>,
+    /// Records deleted by a person, with the time, in order (a feed).
+    deleted: Vec<(CrmModule, DeletedRecord)>,
     scripts: HashMap<Operation, Vec<Script>>,
     /// Writes of these records (by id or e-mail) are refused with the error.
     refusals: HashMap<String, CrmError>,
@@ -144,6 +148,26 @@ impl MemoryCrm {
         let mut state = self.state();
         let id = id.map_or_else(|| state.new_id(), str::to_owned);
         state.apply(module, &id, values, None).clone()
+    }
+
+    /// A record deleted in the CRM by a person: gone from every read, and in
+    /// the deleted-records feed with the clock's time.
+    pub fn delete(&self, module: CrmModule, id: &str) -> bool {
+        let mut state = self.state();
+        let at = state.tick();
+        let removed = state
+            .records
+            .get_mut(&module)
+            .and_then(|r| r.remove(id))
+            .is_some();
+        if removed {
+            let record = DeletedRecord {
+                id: id.to_owned(),
+                deleted_at: Some(at),
+            };
+            state.deleted.push((module, record));
+        }
+        removed
     }
 
     /// One record as stored.
@@ -516,6 +540,22 @@ impl CrmClient for MemoryCrm {
             })
             .await;
         outcome.unwrap_or_else(|e| vec![Err(e); count])
+    }
+
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        self.retried(Operation::Deleted, |state| {
+            Ok(state
+                .deleted
+                .iter()
+                .filter(|(m, d)| *m == module && since.is_none_or(|s| d.deleted_at >= Some(s)))
+                .map(|(_, d)| d.clone())
+                .collect())
+        })
+        .await
     }
 
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {

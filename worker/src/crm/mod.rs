@@ -168,6 +168,15 @@ pub struct ListQuery {
     pub page_size: u32,
 }
 
+/// A CRM record found deleted (S12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRecord {
+    /// The CRM's id of the record.
+    pub id: String,
+    /// When the CRM says it was deleted, where it says.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
 /// A create (no `id`) or an update of the given values only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordWrite {
@@ -324,6 +333,22 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
     /// CRM whose query answers 2,000 records a call is not read 500 at a time).
     fn records_per_read(&self) -> u32 {
         1
+    }
+
+    /// The records of `module` deleted at or after `since` (all the CRM still
+    /// knows of when `None`), found the way the kit's `deletions` says: a
+    /// deleted-records API, a listing of archived records, a change feed.
+    /// Paged inside; a record deleted twice may come twice. A CRM without a
+    /// feed (`Deletions::Reconcile`) finds none here: a FULL run compares its
+    /// links with its listing instead. A failure is an `Err`, never a shorter
+    /// list: an empty list means nothing was deleted.
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        let _ = (module, since);
+        Ok(Vec::new())
     }
 
     /// Converts a lead into a contact (S10), where the kit says the CRM
