@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, CrmModule};
-use crmsync_entity::models::{connector, crm_link, crm_record, field_mapping, sync_checkpoint};
+use crmsync_entity::models::{
+    connector, crm_deletion, crm_link, crm_record, field_mapping, sync_checkpoint,
+};
 use crmsync_entity::{TenantId, TenantScoped};
 use crmsync_worker::crm::kit::{ConnectEnv, Connected, CredentialsForm};
 use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, CrmKit, Expectations, registry};
@@ -66,6 +68,10 @@ pub struct SettingsPatch {
     pub run_workflows: Option<bool>,
     /// The company of created records that have none.
     pub default_company: Patch<String>,
+    /// Deletions found in the CRM archive their contacts.
+    pub sync_deletions: Option<bool>,
+    /// A deleted record is created again after its contact changes.
+    pub recreate_deleted: Option<bool>,
 }
 
 impl SettingsPatch {
@@ -98,6 +104,12 @@ impl SettingsPatch {
             base.run_workflows = run;
         }
         base.default_company = self.default_company.apply(base.default_company);
+        if let Some(on) = self.sync_deletions {
+            base.sync_deletions = on;
+        }
+        if let Some(on) = self.recreate_deleted {
+            base.recreate_deleted = on;
+        }
         base
     }
 }
@@ -512,7 +524,8 @@ pub async fn update(
 
 /// Forgets what a connector knew of the CRM at its previous base URL: its links
 /// (contacts are matched by e-mail again), its index of CRM records and its
-/// checkpoints (the next run reads everything). Runs and mappings stay.
+/// checkpoints (the next run reads everything) and the deletions it found.
+/// Runs and mappings stay.
 async fn forget_sync_state(
     txn: &sea_orm::DatabaseTransaction,
     tenant: &TenantId,
@@ -531,6 +544,11 @@ async fn forget_sync_state(
     sync_checkpoint::Entity::delete_many()
         .filter(sync_checkpoint::Column::TenantId.eq(tenant.as_str()))
         .filter(sync_checkpoint::Column::ConnectorId.eq(connector_id))
+        .exec(txn)
+        .await?;
+    crm_deletion::Entity::delete_many()
+        .filter(crm_deletion::Column::TenantId.eq(tenant.as_str()))
+        .filter(crm_deletion::Column::ConnectorId.eq(connector_id))
         .exec(txn)
         .await?;
     Ok(())

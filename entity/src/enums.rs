@@ -183,6 +183,8 @@ string_enum!(
         Rejected = "REJECTED",
         /// Changed on both sides; the newer side won.
         Conflict = "CONFLICT",
+        /// The CRM record was deleted: its link is removed (S12).
+        Deleted = "DELETED",
     }
 );
 

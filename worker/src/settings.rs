@@ -65,6 +65,14 @@ pub struct ConnectorSettings {
     /// none, for CRMs that require one (a lead's company).
     #[serde(default)]
     pub default_company: Option<String>,
+    /// A CRM record found deleted archives its platform contact too (S12);
+    /// off, only the link goes.
+    #[serde(default)]
+    pub sync_deletions: bool,
+    /// A contact whose CRM record was deleted, changed afterwards, creates
+    /// the record again (S12); off, the export rejects it (DELETED_IN_CRM).
+    #[serde(default)]
+    pub recreate_deleted: bool,
 }
 
 /// The longest default company (CRMs' company fields hold 255 characters).
@@ -88,6 +96,8 @@ impl ConnectorSettings {
             max_concurrent_calls: None,
             run_workflows: false,
             default_company: None,
+            sync_deletions: false,
+            recreate_deleted: false,
         }
     }
 

@@ -65,6 +65,13 @@ pub(crate) struct ConnectorSettingsInput {
     /// none, for CRMs that require one (a lead's company, see ConnectorKind); when
     /// unset such a contact is rejected, naming the field.
     pub(crate) default_company: MaybeUndefined<String>,
+    /// A CRM record found deleted archives its platform contact too
+    /// (default false: only the link is removed; nothing is ever deleted).
+    pub(crate) sync_deletions: Option<bool>,
+    /// A contact whose CRM record was deleted, changed afterwards, creates
+    /// the record again (default false: the export rejects it with reason
+    /// DELETED_IN_CRM).
+    pub(crate) recreate_deleted: Option<bool>,
 }
 
 impl From<ConnectorSettingsInput> for SettingsPatch {
@@ -83,6 +90,8 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             max_concurrent_calls: i.max_concurrent_calls.into(),
             run_workflows: i.run_workflows,
             default_company: i.default_company.into(),
+            sync_deletions: i.sync_deletions,
+            recreate_deleted: i.recreate_deleted,
         }
     }
 }

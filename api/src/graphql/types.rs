@@ -150,6 +150,10 @@ remote_enum!(
         Rejected,
         /// Changed on both sides; the newer side won.
         Conflict,
+        /// The CRM record was deleted: its link is removed (and, with the
+        /// connector's `syncDeletions`, the contact archived). Never done to a
+        /// CRM record: nothing is deleted in a CRM by a sync.
+        Deleted,
     }
 );
 
@@ -508,6 +512,11 @@ pub(crate) struct ConnectorSettings {
     pub(crate) run_workflows: bool,
     /// The company of records created in the CRM without one, when set.
     pub(crate) default_company: Option<String>,
+    /// A CRM record found deleted archives its platform contact too.
+    pub(crate) sync_deletions: bool,
+    /// A contact whose CRM record was deleted, changed afterwards, creates
+    /// the record again (else it is rejected with reason DELETED_IN_CRM).
+    pub(crate) recreate_deleted: bool,
 }
 
 /// One CRM account of the tenant.
@@ -556,6 +565,8 @@ impl Connector {
                 .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             run_workflows: s.run_workflows,
             default_company: s.default_company,
+            sync_deletions: s.sync_deletions,
+            recreate_deleted: s.recreate_deleted,
         })
     }
     /// Never the secrets themselves: which ones are set.
@@ -794,6 +805,9 @@ pub(crate) struct SyncLeg {
     pub(crate) rejected: i64,
     /// Changed on both sides.
     pub(crate) conflicts: i64,
+    /// CRM records found deleted, their links removed (FROM_CRM only:
+    /// nothing is ever deleted in a CRM).
+    pub(crate) deleted: i64,
 }
 
 fn legs(legs: Legs) -> Vec<SyncLeg> {
@@ -804,6 +818,7 @@ fn legs(legs: Legs) -> Vec<SyncLeg> {
         unchanged: c.unchanged,
         rejected: c.rejected,
         conflicts: c.conflicts,
+        deleted: c.deleted,
     };
     vec![
         leg(SyncDirection::ToCrm, legs.to_crm),

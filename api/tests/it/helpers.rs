@@ -442,6 +442,8 @@ pub async fn insert_run(
         lease_holder: Set(None),
         lease_expires_at: Set(None),
         mappings: Set(None),
+        // The columns added since take their defaults.
+        ..Default::default()
     }
     .insert(db)
     .await

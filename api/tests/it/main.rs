@@ -12,6 +12,7 @@ mod consent;
 mod contacts;
 mod crm;
 mod crm_calls;
+mod deletions;
 mod dry_run;
 mod egress;
 mod errors;

@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod connector;
 pub mod consent_event;
 pub mod contact;
+pub mod crm_deletion;
 pub mod crm_link;
 pub mod crm_record;
 pub mod delivery;

@@ -51,6 +51,8 @@ pub struct Model {
     pub to_crm_rejected: i64,
     /// TO_CRM leg: conflicts.
     pub to_crm_conflicts: i64,
+    /// TO_CRM leg: deleted (always 0: nothing is ever deleted in a CRM).
+    pub to_crm_deleted: i64,
     /// FROM_CRM leg: created.
     pub from_crm_created: i64,
     /// FROM_CRM leg: updated.
@@ -61,6 +63,8 @@ pub struct Model {
     pub from_crm_rejected: i64,
     /// FROM_CRM leg: conflicts.
     pub from_crm_conflicts: i64,
+    /// FROM_CRM leg: CRM records found deleted (their links removed).
+    pub from_crm_deleted: i64,
     /// The worker executing the run (its lease), while it runs.
     pub lease_holder: Option<String>,
     /// When the holder's lease lapses unless renewed; past it, another worker
@@ -70,6 +74,9 @@ pub struct Model {
     /// connector's; null when the run uses the connector's own.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub mappings: Option<Json>,
+    /// When the run started reading its CRM's deletions, once it has read
+    /// them all (S12); the next run reads them from there.
+    pub deletions_read_at: Option<DateTimeUtc>,
 }
 
 /// No navigable relations.
@@ -109,14 +116,17 @@ impl Model {
             to_crm_unchanged: 0,
             to_crm_rejected: 0,
             to_crm_conflicts: 0,
+            to_crm_deleted: 0,
             from_crm_created: 0,
             from_crm_updated: 0,
             from_crm_unchanged: 0,
             from_crm_rejected: 0,
             from_crm_conflicts: 0,
+            from_crm_deleted: 0,
             lease_holder: None,
             lease_expires_at: None,
             mappings: None,
+            deletions_read_at: None,
         }
     }
 }

@@ -170,6 +170,16 @@ impl MemoryCrm {
         removed
     }
 
+    /// A record gone without a trace in the feed, as one deleted longer ago
+    /// than the CRM keeps deletions: only a FULL run's reconciliation finds it.
+    pub fn purge(&self, module: CrmModule, id: &str) -> bool {
+        self.state()
+            .records
+            .get_mut(&module)
+            .and_then(|r| r.remove(id))
+            .is_some()
+    }
+
     /// One record as stored.
     pub fn record(&self, module: CrmModule, id: &str) -> Option<CrmRecord> {
         self.state().records.get(&module)?.get(id).cloned()
@@ -192,6 +202,11 @@ impl MemoryCrm {
             .entry(operation)
             .or_default()
             .push(script);
+    }
+
+    /// Calls of `operation` succeed again: its scripted failures are dropped.
+    pub fn recover(&self, operation: Operation) {
+        self.state().scripts.remove(&operation);
     }
 
     /// Every write of the record with this id or e-mail is refused with `error`

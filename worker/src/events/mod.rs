@@ -50,6 +50,9 @@ pub struct LegCounts {
     pub rejected: i64,
     /// Changed on both sides.
     pub conflicts: i64,
+    /// CRM records found deleted (S12).
+    #[serde(default)]
+    pub deleted: i64,
 }
 
 /// Both legs.
@@ -71,6 +74,7 @@ impl Legs {
                 unchanged: run.to_crm_unchanged,
                 rejected: run.to_crm_rejected,
                 conflicts: run.to_crm_conflicts,
+                deleted: run.to_crm_deleted,
             },
             from_crm: LegCounts {
                 created: run.from_crm_created,
@@ -78,6 +82,7 @@ impl Legs {
                 unchanged: run.from_crm_unchanged,
                 rejected: run.from_crm_rejected,
                 conflicts: run.from_crm_conflicts,
+                deleted: run.from_crm_deleted,
             },
         }
     }

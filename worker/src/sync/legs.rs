@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, Lifecycle, MappingDirection, SyncDirection};
-use crmsync_entity::models::{contact, crm_link, crm_record};
+use crmsync_entity::models::{contact, crm_deletion, crm_link, crm_record};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -195,6 +195,7 @@ impl Items<'_> {
             ItemOutcome::Unchanged => counts.unchanged += 1,
             ItemOutcome::Rejected => counts.rejected += 1,
             ItemOutcome::Conflict => counts.conflicts += 1,
+            ItemOutcome::Deleted => counts.deleted += 1,
         }
         self.rows.push(store::ItemRow {
             id: crmsync_entity::new_id(),
@@ -558,13 +559,24 @@ async fn decide_page(
         .filter(|id| !taken.contains(*id))
         .cloned()
         .collect();
-    let found: HashMap<String, CrmRecord> = run
-        .client
-        .get_many(module, &wanted)
-        .await?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
+    let found: HashMap<String, CrmRecord> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        run.client
+            .get_many(module, &wanted)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect()
+    };
+
+    // Contacts whose linked record was deleted in the CRM (S12).
+    let unlinked: Vec<String> = page
+        .iter()
+        .filter(|c| !links.contains_key(&c.id))
+        .map(|c| c.id.clone())
         .collect();
+    let tombstones = super::deletions::tombstones(run, module, unlinked).await?;
 
     let mut items = Items {
         run: &run.run,
@@ -644,6 +656,23 @@ async fn decide_page(
             },
             &rules,
         );
+        if let (Write::Create(_), Some(deleted)) = (&decision.to_crm, tombstones.get(&contact.id))
+            && let Some((outcome, reason)) = deleted_in_crm(run, &contact, deleted)
+        {
+            items.push(
+                &mut legs,
+                ItemInput {
+                    direction: SyncDirection::ToCrm,
+                    outcome,
+                    email: Some(contact.email.clone()),
+                    contact_id: Some(contact.id.clone()),
+                    crm_record_id: Some(deleted.crm_record_id.clone()),
+                    rejection: Some(&reason),
+                    changes: None,
+                },
+            );
+            continue;
+        }
         let crm_id = link.as_ref().map(|l| l.crm_record_id.clone()).or(matched);
         pairs.push(ExportPair {
             crm_converted: record.is_some_and(|r| r.converted),
@@ -657,6 +686,44 @@ async fn decide_page(
     let rows = items.rows;
     run.legs = legs;
     Ok((pairs, rows))
+}
+
+/// Why a contact whose CRM record was deleted is not created again (S12),
+/// or `None` when it is: it changed after the deletion was found and the
+/// connector's `recreateDeleted` says so. Changed without that setting, it
+/// is REJECTED; unchanged since, UNCHANGED (reason DELETED_IN_CRM both).
+fn deleted_in_crm(
+    run: &Run<'_>,
+    contact: &contact::Model,
+    deleted: &crm_deletion::Model,
+) -> Option<(ItemOutcome, Rejection)> {
+    let changed = contact.updated_at > deleted.found_at;
+    if changed && run.settings.recreate_deleted {
+        return None;
+    }
+    let (outcome, message) = if changed {
+        (
+            ItemOutcome::Rejected,
+            format!(
+                "the contact's CRM record {} was deleted in the CRM; set the connector's recreateDeleted to create it again",
+                deleted.crm_record_id
+            ),
+        )
+    } else {
+        (
+            ItemOutcome::Unchanged,
+            format!(
+                "the contact's CRM record {} was deleted in the CRM and the contact has not changed since",
+                deleted.crm_record_id
+            ),
+        )
+    };
+    let reason = Rejection {
+        code: super::deletions::DELETED_IN_CRM.into(),
+        field: None,
+        message,
+    };
+    Some((outcome, reason))
 }
 
 /// Records a page's CRM write results: converts clients' leads (S10), then

@@ -1,6 +1,7 @@
 //! One run from start to end: load and re-check the run and connector by
-//! tenant, then the import leg (CRM to platform) and the export leg (platform
-//! to CRM), page by page. Each page is read, decided (`decide`), written to the
+//! tenant, then the import leg (CRM to platform), the CRM's deletions
+//! (`deletions`, once the import leg's listing completed) and the export leg
+//! (platform to CRM), page by page. Each page is read, decided (`decide`), written to the
 //! CRM, then applied to the database in one transaction with its items, links
 //! and checkpoint. The export leg runs its pages in a pipeline: while a page's
 //! CRM writes are in flight, the next page is read and decided and its writes
@@ -17,6 +18,7 @@
 //! and its items. What its pages would have written is kept in memory
 //! (`shadow`) for its own later reads, so it lists what the real run would do.
 
+mod deletions;
 mod ending;
 mod import;
 mod lease;
@@ -148,6 +150,9 @@ pub(crate) struct Run<'a> {
     pub lease: lease::Lease,
     /// A dry run's writes, kept in memory for its own later reads.
     pub shadow: Option<shadow::Shadow>,
+    /// The ids the import leg listed, in a run that reconciles its links
+    /// with them (S12).
+    pub listed: deletions::Listed,
 }
 
 impl Run<'_> {
@@ -166,6 +171,13 @@ impl Run<'_> {
             SyncMode::DryRun => self.run.mappings.is_some() || self.retry.is_some(),
             SyncMode::Incremental => self.retry.is_some(),
         }
+    }
+
+    /// True when the run compares its links with everything the CRM lists
+    /// to find deletions (S12): a run that reads everything, not one of
+    /// some records only.
+    pub fn reconciles(&self) -> bool {
+        self.ignores_checkpoints() && self.retry.is_none()
     }
 
     /// True when the run's pages move the checkpoints on: not in a run of
@@ -235,11 +247,13 @@ fn set_legs(am: &mut sync_run::ActiveModel, legs: &Legs) {
     am.to_crm_unchanged = Set(legs.to_crm.unchanged);
     am.to_crm_rejected = Set(legs.to_crm.rejected);
     am.to_crm_conflicts = Set(legs.to_crm.conflicts);
+    am.to_crm_deleted = Set(legs.to_crm.deleted);
     am.from_crm_created = Set(legs.from_crm.created);
     am.from_crm_updated = Set(legs.from_crm.updated);
     am.from_crm_unchanged = Set(legs.from_crm.unchanged);
     am.from_crm_rejected = Set(legs.from_crm.rejected);
     am.from_crm_conflicts = Set(legs.from_crm.conflicts);
+    am.from_crm_deleted = Set(legs.from_crm.deleted);
 }
 
 /// Runs one job's sync to its end and returns the final run row. A run already
@@ -329,10 +343,12 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         retry,
         lease,
         shadow,
+        listed: deletions::Listed::default(),
     };
 
     let outcome = async {
         import::import(&mut state).await?;
+        deletions::deletions(&mut state).await?;
         legs::export(&mut state).await
     }
     .await;
@@ -635,6 +651,7 @@ async fn counts_so_far(
             ItemOutcome::Unchanged => &mut leg.unchanged,
             ItemOutcome::Rejected => &mut leg.rejected,
             ItemOutcome::Conflict => &mut leg.conflicts,
+            ItemOutcome::Deleted => &mut leg.deleted,
         } += n;
         processed += n;
     }

@@ -1,0 +1,337 @@
+//! Deletions found in the CRM (S12), between the import leg and the export
+//! leg, once every module's listing has completed (a run that fails or is
+//! cancelled before then finds and applies none).
+//!
+//! 1. find: the CRM's deletion feed (its kit's `deletions`: a deleted-records
+//!    API, a listing of archived records, a change feed), read from where the
+//!    last run that read it to the end started; and in a run that lists
+//!    everything (FULL), the links whose records the listing did not return,
+//!    each confirmed absent by a lookup (a lookup that fails leaves its links
+//!    alone: a fault is not a deletion);
+//! 2. apply, a few hundred links at a time: each deleted record's link is
+//!    removed with its index row and kept as a tombstone (`crm_deletions`),
+//!    a DELETED item names the record and the contact, and with the
+//!    connector's `syncDeletions` the contact is archived (never removed).
+//!    Nothing is ever deleted in a CRM. A dry run records the items only.
+//!
+//! The contacts whose records were found deleted are not exported by the
+//! same run; later runs recreate such a record only when the contact changed
+//! after the deletion and the connector's `recreateDeleted` says so (see the
+//! export leg).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::TenantScoped;
+use crmsync_entity::enums::{CrmModule, ItemOutcome, SyncDirection, SyncMode};
+use crmsync_entity::models::{contact, crm_deletion, crm_link, crm_record, sync_run};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::legs::{ItemInput, Items};
+use super::{OVERLAP, Run, Stop, store};
+use crate::crm::CrmError;
+use crate::crm::kit::Deletions;
+use crate::decide::Rejection;
+
+/// The reason of a DELETED item, and of an export item whose record was
+/// deleted in the CRM (REJECTED, or UNCHANGED when the contact did not
+/// change since).
+pub(crate) const DELETED_IN_CRM: &str = "DELETED_IN_CRM";
+
+/// Links applied per transaction.
+const LINKS_PER_BATCH: usize = 500;
+/// Links read per query while reconciling.
+const LINKS_PER_READ: u64 = 5_000;
+/// Records looked up per call while confirming a reconciliation.
+const LOOKUPS_PER_CALL: usize = 100;
+
+/// The record ids a listing returned, by module, for the reconciliation of a
+/// run that lists everything. Kept as 64-bit hashes (a million ids take
+/// about 16 MB): two ids that share a hash can only hide a deletion until
+/// the next FULL run, never make one up.
+#[derive(Debug, Default)]
+pub(crate) struct Listed(HashMap<CrmModule, HashSet<u64>>);
+
+impl Listed {
+    /// Notes the ids of a page listed in `module`.
+    pub(crate) fn add<'a>(&mut self, module: CrmModule, ids: impl Iterator<Item = &'a str>) {
+        self.0.entry(module).or_default().extend(ids.map(hashed));
+    }
+
+    fn contains(&self, module: CrmModule, id: &str) -> bool {
+        self.0
+            .get(&module)
+            .is_some_and(|ids| ids.contains(&hashed(id)))
+    }
+}
+
+fn hashed(id: &str) -> u64 {
+    // SipHash with fixed keys: the same id hashes the same within the run.
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// CRM records found deleted, by module and id, with when the CRM says
+/// they were deleted (where it says).
+type Found = HashMap<(CrmModule, String), Option<DateTime<Utc>>>;
+
+/// Finds the deletions of every imported module and applies them. Runs of
+/// some records only (retries, FORM runs) look for none.
+pub(super) async fn deletions(run: &mut Run<'_>) -> Result<(), Stop> {
+    if run.retry.is_some() {
+        return Ok(());
+    }
+    let feed = run.kit.deletions != Deletions::Reconcile;
+    let started = Utc::now();
+    let since = if feed { last_read(run).await? } else { None };
+    let mut found = Found::new();
+    for module in run.settings.import_modules.clone() {
+        if feed {
+            for deleted in run.client.deleted(module, since).await? {
+                found.insert((module, deleted.id), deleted.deleted_at);
+            }
+        }
+        if run.reconciles() {
+            for id in reconcile(run, module).await? {
+                found.entry((module, id)).or_insert(None);
+            }
+        }
+    }
+    apply(run, found).await?;
+    if feed && !run.dry() {
+        note_read(run, started).await?;
+    }
+    Ok(())
+}
+
+/// Where the feed is read from: a little before the last run that read it
+/// to the end started; from the start when none did.
+async fn last_read(run: &Run<'_>) -> Result<Option<DateTime<Utc>>, Stop> {
+    let last: Option<Option<DateTime<Utc>>> = sync_run::Entity::for_tenant(&run.tenant)
+        .select_only()
+        .column(sync_run::Column::DeletionsReadAt)
+        .filter(sync_run::Column::ConnectorId.eq(&run.connector.id))
+        .filter(sync_run::Column::Mode.ne(SyncMode::DryRun))
+        .filter(sync_run::Column::DeletionsReadAt.is_not_null())
+        .order_by_desc(sync_run::Column::DeletionsReadAt)
+        .into_tuple()
+        .one(&run.ctx.db)
+        .await?;
+    Ok(last.flatten().map(|at| at - OVERLAP))
+}
+
+/// The module's links whose records the listing did not return and the CRM
+/// no longer has. A lookup that fails (after the client's retries) leaves
+/// its links alone; a spent budget or refused credentials stop the run.
+async fn reconcile(run: &Run<'_>, module: CrmModule) -> Result<Vec<String>, Stop> {
+    let mut unseen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let ids: Vec<String> = crm_link::Entity::for_tenant(&run.tenant)
+            .select_only()
+            .column(crm_link::Column::CrmRecordId)
+            .filter(crm_link::Column::ConnectorId.eq(&run.connector.id))
+            .filter(crm_link::Column::Module.eq(module))
+            .filter(crm_link::Column::CrmRecordId.gt(after.clone()))
+            .order_by_asc(crm_link::Column::CrmRecordId)
+            .limit(LINKS_PER_READ)
+            .into_tuple()
+            .all(&run.ctx.db)
+            .await?;
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        unseen.extend(ids.into_iter().filter(|id| !run.listed.contains(module, id)));
+    }
+    let mut gone = Vec::new();
+    for ids in unseen.chunks(LOOKUPS_PER_CALL) {
+        match run.client.get_many(module, ids).await {
+            Ok(records) => {
+                let alive: HashSet<String> = records.into_iter().map(|r| r.id).collect();
+                gone.extend(ids.iter().filter(|id| !alive.contains(*id)).cloned());
+            }
+            Err(e @ (CrmError::DailyLimit(_) | CrmError::Unauthorized(_))) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(
+                    run = %run.run.id,
+                    %module,
+                    records = ids.len(),
+                    error = %e,
+                    "could not tell whether unlisted records were deleted; their links stay"
+                );
+            }
+        }
+    }
+    Ok(gone)
+}
+
+/// Applies the deletions found, a batch of links per transaction.
+async fn apply(run: &mut Run<'_>, found: Found) -> Result<(), Stop> {
+    let mut by_module: HashMap<CrmModule, Vec<(String, Option<DateTime<Utc>>)>> = HashMap::new();
+    for ((module, id), at) in found {
+        by_module.entry(module).or_default().push((id, at));
+    }
+    for (module, records) in by_module {
+        for batch in records.chunks(LINKS_PER_BATCH) {
+            apply_batch(run, module, batch.iter().cloned().collect()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Notes that the run read its CRM's deletion feeds to the end, from `at`.
+async fn note_read(run: &Run<'_>, at: DateTime<Utc>) -> Result<(), Stop> {
+    sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::DeletionsReadAt, Expr::value(at))
+        .filter(sync_run::Column::TenantId.eq(run.tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(&run.run.id))
+        .exec(&run.ctx.db)
+        .await?;
+    Ok(())
+}
+
+/// One batch: the links of these records removed (kept as tombstones), their
+/// contacts archived when the connector says so, one DELETED item each.
+async fn apply_batch(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    records: HashMap<String, Option<DateTime<Utc>>>,
+) -> Result<(), Stop> {
+    let links = run
+        .links_by_records(module, records.keys().cloned().collect())
+        .await?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let contacts: HashMap<String, contact::Model> = run
+        .contacts(links.iter().map(|l| l.contact_id.clone()).collect(), Vec::new())
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let now = Utc::now();
+    let archives = run.settings.sync_deletions;
+    let mut items = Items {
+        run: &run.run,
+        rows: Vec::new(),
+    };
+    let mut legs = run.legs;
+    let mut archived = Vec::new();
+    let mut tombstones = Vec::new();
+    for link in &links {
+        let contact = contacts.get(&link.contact_id);
+        let archive = archives && contact.is_some_and(|c| c.archived_at.is_none());
+        if archive {
+            archived.push(link.contact_id.clone());
+        }
+        let reason = Rejection {
+            code: DELETED_IN_CRM.into(),
+            field: None,
+            message: if archive {
+                "the record was deleted in the CRM: its link is removed and the platform contact archived (syncDeletions)".into()
+            } else {
+                "the record was deleted in the CRM: its link is removed; the platform contact is kept (syncDeletions is off)".into()
+            },
+        };
+        items.push(
+            &mut legs,
+            ItemInput {
+                direction: SyncDirection::FromCrm,
+                outcome: ItemOutcome::Deleted,
+                email: contact.map(|c| c.email.clone()),
+                contact_id: Some(link.contact_id.clone()),
+                crm_record_id: Some(link.crm_record_id.clone()),
+                rejection: Some(&reason),
+                changes: None,
+            },
+        );
+        tombstones.push(crm_deletion::Model {
+            id: crmsync_entity::new_id(),
+            tenant_id: link.tenant_id.clone(),
+            connector_id: link.connector_id.clone(),
+            contact_id: link.contact_id.clone(),
+            module,
+            crm_record_id: link.crm_record_id.clone(),
+            deleted_at: records.get(&link.crm_record_id).copied().flatten(),
+            found_at: now,
+            run_id: run.run.id.clone(),
+        });
+    }
+    let rows = items.rows;
+    // Not exported by this run: its record is gone, and is not made again
+    // by the run that found it gone.
+    run.touched
+        .extend(links.iter().map(|l| l.contact_id.clone()));
+    let db = &run.ctx.db;
+    let txn = store::begin(db).await?;
+    if !run.dry() {
+        let (tenant, connector) = (run.tenant.as_str(), run.connector.id.as_str());
+        let link_ids: Vec<String> = links.iter().map(|l| l.id.clone()).collect();
+        let record_ids: Vec<String> = links.iter().map(|l| l.crm_record_id.clone()).collect();
+        crm_link::Entity::delete_many()
+            .filter(crm_link::Column::TenantId.eq(tenant))
+            .filter(crm_link::Column::Id.is_in(link_ids))
+            .exec(&txn)
+            .await?;
+        crm_record::Entity::delete_many()
+            .filter(crm_record::Column::TenantId.eq(tenant))
+            .filter(crm_record::Column::ConnectorId.eq(connector))
+            .filter(crm_record::Column::Module.eq(module))
+            .filter(crm_record::Column::CrmRecordId.is_in(record_ids))
+            .exec(&txn)
+            .await?;
+        crm_deletion::Entity::insert_many(
+            tombstones
+                .into_iter()
+                .map(crm_deletion::ActiveModel::from),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if !archived.is_empty() {
+            contact::Entity::update_many()
+                .col_expr(contact::Column::ArchivedAt, Expr::value(now))
+                .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+                .filter(contact::Column::TenantId.eq(tenant))
+                .filter(contact::Column::Id.is_in(archived))
+                .filter(contact::Column::ArchivedAt.is_null())
+                .exec(&txn)
+                .await?;
+        }
+    }
+    let recorded = store::insert_items(&txn, rows).await?;
+    store::commit(txn, db).await?;
+    run.ctx.metrics.items_recorded(&recorded);
+    run.legs = legs;
+    run.progress("import").await
+}
+
+/// The latest deletion found of each of these contacts' records in
+/// `module`, by contact: the export leg recreates none of them unless the
+/// contact changed since and the connector's `recreateDeleted` says so.
+pub(super) async fn tombstones(
+    run: &Run<'_>,
+    module: CrmModule,
+    contacts: Vec<String>,
+) -> Result<HashMap<String, crm_deletion::Model>, Stop> {
+    if contacts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut latest: HashMap<String, crm_deletion::Model> = HashMap::new();
+    for d in crm_deletion::Entity::for_tenant(&run.tenant)
+        .filter(crm_deletion::Column::ConnectorId.eq(&run.connector.id))
+        .filter(crm_deletion::Column::Module.eq(module))
+        .filter(crm_deletion::Column::ContactId.is_in(contacts))
+        .all(&run.ctx.db)
+        .await?
+    {
+        match latest.get(&d.contact_id) {
+            Some(kept) if kept.found_at >= d.found_at => {}
+            _ => {
+                latest.insert(d.contact_id.clone(), d);
+            }
+        }
+    }
+    Ok(latest)
+}
