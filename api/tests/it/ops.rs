@@ -147,6 +147,7 @@ async fn metrics_after_a_sync_show_its_items_calls_and_status() {
             ("unchanged", "UNCHANGED"),
             ("rejected", "REJECTED"),
             ("conflicts", "CONFLICT"),
+            ("deleted", "DELETED"),
         ] {
             let expected = leg[field].as_f64().unwrap();
             let counted = scrape
@@ -245,7 +246,7 @@ async fn wait_final(app: &TestApp, run: &str) -> Value {
     loop {
         let data = app
             .admin_ok(
-                "query($id: ID!) { syncRun(id: $id) { status legs { direction created updated unchanged rejected conflicts } } }",
+                "query($id: ID!) { syncRun(id: $id) { status legs { direction created updated unchanged rejected conflicts deleted } } }",
                 json!({ "id": run }),
             )
             .await;

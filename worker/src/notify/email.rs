@@ -141,14 +141,14 @@ pub fn summary(
     let legs = Legs::of_run(run);
     let _ = writeln!(
         body,
-        "{:<16}{:>9}{:>9}{:>11}{:>10}{:>11}",
-        "", "created", "updated", "unchanged", "rejected", "conflicts"
+        "{:<16}{:>9}{:>9}{:>11}{:>10}{:>11}{:>9}",
+        "", "created", "updated", "unchanged", "rejected", "conflicts", "deleted"
     );
     let row = |body: &mut String, name: &str, c: LegCounts| {
         let _ = writeln!(
             body,
-            "{name:<16}{:>9}{:>9}{:>11}{:>10}{:>11}",
-            c.created, c.updated, c.unchanged, c.rejected, c.conflicts
+            "{name:<16}{:>9}{:>9}{:>11}{:>10}{:>11}{:>9}",
+            c.created, c.updated, c.unchanged, c.rejected, c.conflicts, c.deleted
         );
     };
     row(&mut body, "Platform to CRM", legs.to_crm);

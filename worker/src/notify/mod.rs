@@ -219,6 +219,7 @@ pub fn event_body(
             "unchanged": c.unchanged,
             "rejected": c.rejected,
             "conflicts": c.conflicts,
+            "deleted": c.deleted,
         })
     };
     json!({
