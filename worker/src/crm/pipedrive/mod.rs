@@ -57,7 +57,12 @@ const WINDOW: Duration = Duration::from_secs(2);
 /// in recents): a deleted-records call without a time looks back this far.
 pub const DELETED_KEPT: chrono::Duration = chrono::Duration::days(30);
 /// The largest recents page.
-const RECENTS_PAGE: u32 = 500;
+const RECENTS_PAGE: u64 = 500;
+/// Rows of a recents page read again with the next one. Recents pages by
+/// offset over persons ordered by their last change: a person changed while
+/// they are read moves from before the offset to the end, and what follows
+/// shifts back. Re-reading this many rows covers that many changes a page.
+const RECENTS_OVERLAP: u64 = 100;
 
 /// A Pipedrive company.
 #[derive(Debug)]
@@ -612,7 +617,8 @@ impl CrmClient for PipedriveClient {
 
     /// Persons deleted at or after `since` (the last [`DELETED_KEPT`] when
     /// `None`), from v1 recents: every person changed since then, paged by
-    /// `start`, of which the deleted ones (`active_flag: false`) are kept.
+    /// `start` (pages overlapping by [`RECENTS_OVERLAP`] rows, each person
+    /// kept once), of which the deleted ones (`active_flag: false`) are kept.
     async fn deleted(
         &self,
         module: CrmModule,
@@ -628,6 +634,7 @@ impl CrmClient for PipedriveClient {
         // back from before it, which the trait allows.
         let since_timestamp = since.format("%Y-%m-%d %H:%M:%S").to_string();
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut start = 0u64;
         loop {
             let params = [
@@ -646,14 +653,20 @@ impl CrmClient for PipedriveClient {
                 )));
             }
             for row in reply.data.as_array().into_iter().flatten() {
-                out.extend(wire::deleted_person(row)?);
+                if let Some(person) = wire::deleted_person(row)?
+                    && seen.insert(person.id.clone())
+                {
+                    out.push(person);
+                }
             }
             let pagination = &reply.additional["pagination"];
             match (
                 pagination["more_items_in_collection"].as_bool(),
                 pagination["next_start"].as_u64(),
             ) {
-                (Some(true), Some(next)) if next > start => start = next,
+                (Some(true), Some(next)) if next > start => {
+                    start = next.saturating_sub(RECENTS_OVERLAP).max(start + 1);
+                }
                 (Some(true), _) => {
                     return Err(CrmError::Protocol(
                         "recents: more items follow, but no next_start after this page".into(),
