@@ -36,6 +36,11 @@ pub trait SandboxCrm: Send + Sync + 'static {
     /// change records; the first is the one a new record goes through.
     fn write_endpoints(&self) -> &'static [&'static str];
 
+    /// The endpoint (`METHOD /route/template`, as counted) that lists the
+    /// records of the module contacts are written to changed since a time:
+    /// the one a client's listing calls, for a fault rule on the listing.
+    fn list_endpoint(&self) -> &'static str;
+
     /// A fresh account (its own org or company, no records) with these extra
     /// picklist fields on the module contacts are written to, and limits
     /// generous enough that only a test's own rules throttle it.
@@ -75,6 +80,16 @@ pub trait SandboxCrm: Send + Sync + 'static {
         state: &AppState,
         account: &Account,
         budget: u64,
+    ) -> impl Future<Output = Result<(), KitError>> + Send;
+
+    /// Deletes a record of the module contacts are written to as a person
+    /// does in the CRM's screens (to the recycle bin / archive, where the
+    /// CRM's deleted-records feed lists it).
+    fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
     ) -> impl Future<Output = Result<(), KitError>> + Send;
 
     /// Revokes every credential of the account, as a person revoking the

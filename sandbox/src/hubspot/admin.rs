@@ -33,6 +33,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(stored_contacts).post(put_contacts),
         )
         .route(
+            "/portals/{portal}/contacts/{id}",
+            axum::routing::delete(archive_contact),
+        )
+        .route(
             "/portals/{portal}/limits",
             get(get_limits).patch(patch_limits),
         )
@@ -368,6 +372,27 @@ struct StoredContact {
 #[serde(deny_unknown_fields)]
 struct StoredContacts {
     contacts: Vec<StoredContact>,
+}
+
+/// Deletes a contact as a user does in HubSpot's screens: archived now,
+/// listed by `GET /crm/v3/objects/contacts?archived=true`.
+async fn archive_contact(
+    State(state): State<AppState>,
+    Path((portal_id, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let portal = portal(&state, &portal_id)?;
+    let now = state.clock.now().timestamp_millis();
+    let archived = id
+        .parse::<u64>()
+        .is_ok_and(|n| portal.data.lock().archive(n, now));
+    if !archived {
+        return Err(AdminError::not_found(format!(
+            "id: no live contact {id} in portal {portal_id}"
+        )));
+    }
+    Ok(Json(
+        json!({ "id": id, "archivedAt": super::model::iso(now) }),
+    ))
 }
 
 async fn put_contacts(

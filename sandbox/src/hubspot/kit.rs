@@ -57,6 +57,10 @@ impl SandboxCrm for SandboxKind {
         ]
     }
 
+    fn list_endpoint(&self) -> &'static str {
+        "POST /hubspot/crm/v3/objects/contacts/search"
+    }
+
     async fn provision(
         &self,
         state: &AppState,
@@ -169,6 +173,17 @@ impl SandboxCrm for SandboxKind {
             Some(json!({ "daily": budget })),
         )
         .await?;
+        Ok(())
+    }
+
+    async fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
+    ) -> Result<(), KitError> {
+        let path = format!("/hubspot/portals/{}/contacts/{id}", account.tenant);
+        admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }
 

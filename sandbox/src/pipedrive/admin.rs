@@ -31,6 +31,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(stored_persons).post(put_persons),
         )
         .route(
+            "/companies/{domain}/persons/{id}",
+            axum::routing::delete(delete_person),
+        )
+        .route(
             "/companies/{domain}/limits",
             get(get_limits).patch(patch_limits),
         )
@@ -303,6 +307,27 @@ async fn put_persons(
         data.put(person);
     }
     Ok((StatusCode::CREATED, Json(json!({ "persons": stored }))))
+}
+
+/// Deletes a person as a user does in Pipedrive's screens: marked deleted
+/// now, listed by recents (`active_flag: false`) and readable by id for 30 days.
+async fn delete_person(
+    State(state): State<AppState>,
+    Path((domain, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let company = company(&state, &domain)?;
+    let now = state.clock.now().timestamp();
+    let deleted = id
+        .parse::<u64>()
+        .is_ok_and(|n| company.data.lock().delete_person(n, now));
+    if !deleted {
+        return Err(AdminError::not_found(format!(
+            "id: no live person {id} in company {domain}"
+        )));
+    }
+    Ok(Json(
+        json!({ "id": id, "delete_time": model::rfc3339(now) }),
+    ))
 }
 
 async fn get_limits(

@@ -656,11 +656,9 @@ pub async fn delete_person(
     serve(&state, &company, &headers, &query, Op::Delete, |ctx| {
         let id = person_id(&id)?;
         let mut data = ctx.company.data.lock();
-        let mut person = live_person(&data, id)?;
-        person.is_deleted = true;
-        person.delete_time = Some(ctx.now);
-        person.update_time = ctx.now;
-        data.put(person);
+        if !data.delete_person(id, ctx.now) {
+            return Err(ApiError::not_found("Person not found"));
+        }
         Ok(ok(StatusCode::OK, json!({ "id": id }), None))
     })
 }

@@ -37,6 +37,10 @@ impl SandboxCrm for SandboxKind {
         ]
     }
 
+    fn list_endpoint(&self) -> &'static str {
+        "GET /pipedrive/{company}/api/v2/persons"
+    }
+
     async fn provision(
         &self,
         state: &AppState,
@@ -160,6 +164,17 @@ impl SandboxCrm for SandboxKind {
         let path = format!("/pipedrive/companies/{}/limits", account.tenant);
         let body = json!({ "daily_budget": budget });
         admin(state, Method::PATCH, &path, Some(body)).await?;
+        Ok(())
+    }
+
+    async fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
+    ) -> Result<(), KitError> {
+        let path = format!("/pipedrive/companies/{}/persons/{id}", account.tenant);
+        admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }
 

@@ -326,6 +326,24 @@ impl Data {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// Marks a live person deleted now (kept for recents and reads by id);
+    /// false when there is no such live person.
+    pub fn delete_person(&mut self, id: u64, now: i64) -> bool {
+        let Some(mut person) = self
+            .persons
+            .get(&id)
+            .filter(|p| !p.is_deleted)
+            .map(|p| Person::clone(p))
+        else {
+            return false;
+        };
+        person.is_deleted = true;
+        person.delete_time = Some(now);
+        person.update_time = now;
+        self.put(person);
+        true
+    }
+
     /// Stores a person (new or changed) and keeps the indexes up to date.
     pub fn put(&mut self, person: Person) {
         if let Some(old) = self.persons.remove(&person.id) {

@@ -36,6 +36,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/orgs/{org}/records/{sobject}",
             get(stored_records).post(put_records),
         )
+        .route(
+            "/orgs/{org}/records/{sobject}/{id}",
+            axum::routing::delete(delete_record),
+        )
         .route("/orgs/{org}/users", post(add_user_route))
         .route("/orgs/{org}/fields/{sobject}", post(add_field))
         .route("/orgs/{org}/revoke", post(revoke))
@@ -228,6 +232,25 @@ async fn stored_records(
         .map(|(id, r)| stored_json(&data, object, id, r))
         .collect();
     Ok(Json(json!({ "records": records })))
+}
+
+/// Deletes a record as a user does in Salesforce's screens: to the recycle
+/// bin now, listed by `sobjects/{T}/deleted` and `queryAll`.
+async fn delete_record(
+    State(state): State<AppState>,
+    Path((org_id, sobject, id)): Path<(String, String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    let org = org(&state, &org_id)?;
+    let object = record_object(&sobject)?;
+    let now = state.clock.now().timestamp_millis();
+    if !org.data.lock().recycle(object, &id, now) {
+        return Err(AdminError::not_found(format!(
+            "id: no live {sobject} {id} in org {org_id} (18-character ids)"
+        )));
+    }
+    Ok(Json(
+        json!({ "id": id, "deletedDate": super::model::format_datetime(now) }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -502,6 +502,9 @@ fn window(query: &[(String, String)]) -> Result<(i64, i64), ApiError> {
     Ok((start, end))
 }
 
+/// How far back `sobjects/{T}/deleted` reaches: an older start is refused.
+const DELETED_REACH_MS: i64 = 30 * 86_400_000;
+
 /// `GET sobjects/{T}/deleted/?start=&end=`: records deleted in the window.
 pub(crate) async fn get_deleted(
     State(state): State<AppState>,
@@ -512,6 +515,13 @@ pub(crate) async fn get_deleted(
     serve(&state, &headers, p(&params, "version"), |ctx| {
         let object = sobject(p(&params, "sobject"))?;
         let (start, end) = window(&query)?;
+        if start < ctx.now_ms - DELETED_REACH_MS {
+            return Err(ApiError::bad_request(
+                "INVALID_REPLICATION_DATE",
+                "startDate cannot be more than 30 days ago",
+                &[],
+            ));
+        }
         let data = ctx.org.data.lock();
         let mut deleted: Vec<(i64, &str)> = data
             .table(object)

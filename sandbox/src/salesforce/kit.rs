@@ -52,6 +52,10 @@ impl SandboxCrm for SandboxKind {
         ]
     }
 
+    fn list_endpoint(&self) -> &'static str {
+        "GET /services/data/{version}/query"
+    }
+
     async fn provision(
         &self,
         state: &AppState,
@@ -151,6 +155,17 @@ impl SandboxCrm for SandboxKind {
             Some(json!({ "daily_api_requests": budget.max(1) })),
         )
         .await?;
+        Ok(())
+    }
+
+    async fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
+    ) -> Result<(), KitError> {
+        let path = format!("/salesforce/orgs/{}/records/Lead/{id}", account.tenant);
+        admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }
 

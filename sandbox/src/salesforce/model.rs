@@ -797,6 +797,26 @@ impl OrgData {
         &self.tables[object.index()]
     }
 
+    /// Moves a live record to the recycle bin now (`IsDeleted`, its
+    /// SystemModstamp the deletion time, listed by `sobjects/{T}/deleted`);
+    /// false when there is no such live record.
+    pub fn recycle(&mut self, object: SObject, id: &str, now_ms: i64) -> bool {
+        let table = self.table_mut(object);
+        let Some(mut record) = table
+            .records
+            .get(id)
+            .filter(|r| r.deleted_ms.is_none())
+            .cloned()
+        else {
+            return false;
+        };
+        record.set(table.schema.at("IsDeleted"), Val::Bool(true));
+        record.set(table.schema.at("SystemModstamp"), Val::Time(now_ms));
+        record.deleted_ms = Some(now_ms);
+        table.put(id, record);
+        true
+    }
+
     /// The table of an sObject, to change.
     pub fn table_mut(&mut self, object: SObject) -> &mut Table {
         &mut self.tables[object.index()]

@@ -37,6 +37,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/orgs/{org}/records/{module}",
             get(get_records).post(post_records),
         )
+        .route(
+            "/orgs/{org}/records/{module}/{id}",
+            axum::routing::delete(delete_record),
+        )
         .route("/orgs/{org}/limits", get(get_limits).patch(patch_limits))
         .route("/orgs/{org}/limits/exhaust-daily", post(exhaust_daily))
         .route("/orgs/{org}/usage", get(get_usage))
@@ -468,6 +472,32 @@ async fn get_records(
     let deleted: Vec<Value> = store.deleted.iter().map(|d| data.deleted_json(d)).collect();
     Ok(Json(
         json!({ "count": records.len(), "records": records, "deleted": deleted }),
+    ))
+}
+
+/// Deletes a record as a person does in Zoho's screens: to the recycle bin,
+/// deleted now by the org's first active user, where `GET /{Module}/deleted` lists it.
+async fn delete_record(
+    State(state): State<AppState>,
+    Path((org, module, id)): Path<(String, String, String)>,
+) -> AdminReply {
+    let org = org_or_404(&state, &org)?;
+    let m = module_or_400(&module)?;
+    let now = state.clock.now().timestamp();
+    let mut data = org.data.lock();
+    let user = data.admin_user_id();
+    let found = id
+        .parse::<u64>()
+        .is_ok_and(|n| data.recycle(m, n, now, user));
+    if !found {
+        return Err(AdminError::not_found(format!(
+            "id: no live {module} record {id} in org {}",
+            org.id
+        )));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "id": id, "deleted_time": data.time(now) })),
     ))
 }
 

@@ -33,6 +33,10 @@ impl SandboxCrm for SandboxKind {
         ]
     }
 
+    fn list_endpoint(&self) -> &'static str {
+        "GET /zoho/api/crm/v8/{module}"
+    }
+
     async fn provision(
         &self,
         state: &AppState,
@@ -136,6 +140,17 @@ impl SandboxCrm for SandboxKind {
         let path = format!("/zoho/orgs/{}/limits", account.tenant);
         let body = json!({ "daily_credits": budget });
         admin(state, Method::PATCH, &path, Some(body)).await?;
+        Ok(())
+    }
+
+    async fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
+    ) -> Result<(), KitError> {
+        let path = format!("/zoho/orgs/{}/records/Leads/{id}", account.tenant);
+        admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }
 

@@ -374,6 +374,27 @@ impl OrgData {
         }
     }
 
+    /// Moves a record to the module's recycle bin, deleted now by `user`;
+    /// false when the module has no such record.
+    pub(crate) fn recycle(&mut self, m: Module, id: u64, now: i64, user: u64) -> bool {
+        let Some(r) = self.store_mut(m).remove(id) else {
+            return false;
+        };
+        let display_name = self
+            .field_value(m, &r, "Full_Name")
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        self.store_mut(m).deleted.push(Deleted {
+            id,
+            display_name,
+            deleted_time: now,
+            deleted_by: user,
+            created_by: r.created_by,
+        });
+        true
+    }
+
     pub(crate) fn fields(&self, m: Module) -> &[FieldDef] {
         match m {
             Module::Leads => &self.lead_fields,

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{Call, Need, begin};
 use super::fields::{Invalid, check, lookup_id, stored_lookup};
-use super::org::{Deleted, Module, OrgData, norm_email};
+use super::org::{Module, OrgData, norm_email};
 use super::read::{invalid, module_of, unknown_id};
 use super::{Reject, data_reply, error, json_reply};
 use crate::AppState;
@@ -618,32 +618,18 @@ async fn delete(
     let mut ok = 0;
     let mut results = Vec::with_capacity(ids.len());
     for raw in &ids {
-        let removed = raw.parse::<u64>().ok().and_then(|id| {
-            let r = data.store_mut(m).remove(id)?;
-            let name = data
-                .field_value(m, &r, "Full_Name")
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            Some(Deleted {
-                id,
-                display_name: name,
-                deleted_time: now,
-                deleted_by: call.user,
-                created_by: r.created_by,
-            })
-        });
-        match removed {
-            Some(d) => {
-                ok += 1;
-                results.push(json!({ "code": "SUCCESS", "details": { "id": raw }, "message": "record deleted", "status": "success" }));
-                data.store_mut(m).deleted.push(d);
-            }
-            None => results.push(rec_error(
+        let removed = raw
+            .parse::<u64>()
+            .is_ok_and(|id| data.recycle(m, id, now, call.user));
+        if removed {
+            ok += 1;
+            results.push(json!({ "code": "SUCCESS", "details": { "id": raw }, "message": "record deleted", "status": "success" }));
+        } else {
+            results.push(rec_error(
                 "INVALID_DATA",
                 "the related id given seems to be invalid",
                 json!({ "id": raw }),
-            )),
+            ));
         }
     }
     let status = if ok == 0 {

@@ -70,6 +70,43 @@ impl TestSandbox {
     }
 }
 
+/// A fresh account of `kit` with two people, the first deleted through
+/// the kit: checks it is gone from `stored` while the second stays, and
+/// that deleting it again is refused. The account and both ids.
+pub async fn kit_deletes_the_first_of_two<K: crmsync_sandbox::kit::SandboxCrm>(
+    sb: &TestSandbox,
+    kit: &K,
+) -> (crmsync_sandbox::kit::Account, Vec<String>) {
+    use crmsync_sandbox::kit::Person;
+    let state = sb.sandbox.state();
+    let account = kit.provision(state, &[]).await.expect("provisioned");
+    let people: Vec<Person> = ["gone", "kept"]
+        .iter()
+        .map(|name| Person {
+            last_name: (*name).to_owned(),
+            email: Some(format!("{name}@kit.example")),
+            ..Person::default()
+        })
+        .collect();
+    let ids = kit.put_people(state, &account, &people).await.unwrap();
+
+    kit.delete_record(state, &account, &ids[0]).await.unwrap();
+
+    let stored: Vec<String> = kit
+        .stored(state, &account)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(stored, [ids[1].clone()]);
+    assert!(
+        kit.delete_record(state, &account, &ids[0]).await.is_err(),
+        "a deleted record is deleted once"
+    );
+    (account, ids)
+}
+
 /// Status and JSON body (Null when empty).
 pub async fn split(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();

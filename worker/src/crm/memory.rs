@@ -17,8 +17,9 @@ use crmsync_entity::enums::{ConnectorKind, CrmModule};
 use serde_json::Value;
 
 use super::{
-    ConnectionCheck, Conversion, CrmClient, DeletedRecord, CrmError, CrmField, CrmRecord, CrmUser, Expectations,
-    FieldType, FieldsHelp, ListQuery, RecordPage, RecordWrite, RetryPolicy, WriteResult,
+    ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord,
+    Expectations, FieldType, FieldsHelp, ListQuery, RecordPage, RecordWrite, RetryPolicy,
+    WriteResult,
 };
 
 /// The calls a [`MemoryCrm`] answers, for scripted failures and counters.

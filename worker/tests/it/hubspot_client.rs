@@ -494,3 +494,93 @@ async fn a_listing_loses_no_contact_whatever_order_hubspot_gives_ties() {
     assert_eq!(ids.len(), 330, "every contact");
     assert_eq!(records.len(), 330, "none twice");
 }
+
+/// Ids of the deleted records, sorted.
+fn sorted_ids(deleted: &[crmsync_worker::crm::DeletedRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = deleted.iter().map(|d| d.id.clone()).collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn archived_contacts_are_found_from_since_on() {
+    let hub = Hub::start(json!({})).await;
+    let two_days_ago = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let ids = hub
+        .put(json!([
+            {"properties": {"email": "live@x.com"}},
+            {"properties": {"email": "now@x.com"}},
+            {"properties": {"email": "before@x.com"}, "archived": true,
+             "created_at": two_days_ago, "updated_at": two_days_ago},
+        ]))
+        .await;
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    hub.portal_path(
+        reqwest::Method::DELETE,
+        &format!("/contacts/{}", ids[1]),
+        Value::Null,
+    )
+    .await;
+    let client = hub.private();
+
+    let recent = client
+        .deleted(CrmModule::Contacts, Some(since))
+        .await
+        .unwrap();
+    let all = client.deleted(CrmModule::Contacts, None).await.unwrap();
+
+    assert_eq!(sorted_ids(&recent), [ids[1].clone()], "{recent:?}");
+    let at = recent[0].deleted_at.expect("archivedAt");
+    assert!(
+        at >= since && at <= chrono::Utc::now() + chrono::Duration::minutes(1),
+        "{at}"
+    );
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort_unstable();
+    assert_eq!(sorted_ids(&all), expected, "the live contact never comes");
+}
+
+#[tokio::test]
+async fn more_archived_contacts_than_a_page_are_all_found() {
+    let hub = Hub::start(json!({})).await;
+    let contacts: Vec<Value> = (0..101)
+        .map(|i| json!({"properties": {"email": format!("gone{i}@x.com")}, "archived": true}))
+        .collect();
+    let mut expected = hub.put(Value::Array(contacts)).await;
+    expected.sort_unstable();
+
+    let deleted = hub
+        .private()
+        .deleted(CrmModule::Contacts, None)
+        .await
+        .unwrap();
+
+    assert_eq!(sorted_ids(&deleted), expected);
+    assert_eq!(
+        hub.calls("GET /hubspot/crm/v3/objects/contacts").await,
+        2,
+        "two pages of 100"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_archived_listing_is_an_error_after_retries() {
+    let hub = Hub::start(json!({})).await;
+    let rule = crate::support::always_unavailable(
+        &hub.sandbox,
+        crmsync_sandbox::System::Hubspot,
+        "GET /hubspot/crm/v3/objects/contacts",
+    );
+
+    let result = hub.private().deleted(CrmModule::Contacts, None).await;
+
+    assert!(
+        matches!(result, Err(CrmError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        crate::support::fault_hits(&hub.sandbox, rule),
+        u64::from(fast_retries().attempts),
+        "retried"
+    );
+}

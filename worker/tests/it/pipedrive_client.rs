@@ -293,3 +293,132 @@ async fn listed_and_fetched_persons_carry_their_marketing_status() {
     assert_eq!(listed.values["marketing_status"], "subscribed");
     assert_eq!(fetched[0].values["marketing_status"], "subscribed");
 }
+
+/// Ids of the deleted records, sorted.
+fn sorted_ids(deleted: &[crmsync_worker::crm::DeletedRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = deleted.iter().map(|d| d.id.clone()).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn person(name: &str, extra: Value) -> Value {
+    let mut p = json!({ "name": name, "emails": [{"value": format!("{name}@x.com"), "primary": true, "label": "work"}] });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+/// Pipedrive requests the sandbox counted to `endpoint`.
+fn calls_to(crm: &Crm, endpoint: &str) -> u64 {
+    crm.sandbox
+        .state()
+        .metrics
+        .snapshot()
+        .iter()
+        .filter(|r| r.endpoint == endpoint)
+        .map(|r| r.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn deleted_persons_are_found_from_recents_since_a_time() {
+    let crm = Crm::start(0).await;
+    let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    let stored = crm
+        .add_persons(json!([
+            person("live", json!({})),
+            person("deleted-now", json!({})),
+            person(
+                "deleted-before",
+                json!({"is_deleted": true, "update_time": two_days_ago.to_rfc3339()})
+            ),
+        ]))
+        .await;
+    let ids: Vec<String> = stored["persons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap().to_string())
+        .collect();
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    crm.admin_send(
+        reqwest::Method::DELETE,
+        &format!("/pipedrive/companies/{}/persons/{}", crm.domain(), ids[1]),
+        Value::Null,
+    )
+    .await;
+    let client = crm.client();
+
+    let recent = client
+        .deleted(CrmModule::Persons, Some(since))
+        .await
+        .unwrap();
+    let all = client.deleted(CrmModule::Persons, None).await.unwrap();
+
+    assert_eq!(sorted_ids(&recent), [ids[1].clone()], "{recent:?}");
+    let at = recent[0].deleted_at.expect("a deletion time");
+    assert!(
+        at >= since && at <= chrono::Utc::now() + chrono::Duration::minutes(1),
+        "{at}"
+    );
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort_unstable();
+    assert_eq!(sorted_ids(&all), expected, "the live person never comes");
+    let before = all.iter().find(|d| d.id == ids[2]).unwrap();
+    assert_eq!(
+        before.deleted_at.map(|t| t.timestamp()),
+        Some(two_days_ago.timestamp())
+    );
+}
+
+#[tokio::test]
+async fn more_deleted_persons_than_a_recents_page_are_all_found() {
+    let crm = Crm::start(0).await;
+    let persons: Vec<Value> = (0..501)
+        .map(|i| person(&format!("gone{i}"), json!({"is_deleted": true})))
+        .collect();
+    let stored = crm.add_persons(Value::Array(persons)).await;
+    let mut expected: Vec<String> = stored["persons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap().to_string())
+        .collect();
+    expected.sort_unstable();
+
+    let deleted = crm
+        .client()
+        .deleted(CrmModule::Persons, None)
+        .await
+        .unwrap();
+
+    assert_eq!(sorted_ids(&deleted), expected);
+    assert_eq!(
+        calls_to(&crm, "GET /pipedrive/{company}/api/v1/recents"),
+        2,
+        "two pages of 500"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_recents_feed_is_an_error_after_retries() {
+    let crm = Crm::start(0).await;
+    let rule = crate::support::always_unavailable(
+        &crm.sandbox,
+        crmsync_sandbox::System::Pipedrive,
+        "GET /pipedrive/{company}/api/v1/recents",
+    );
+
+    let result = crm.client().deleted(CrmModule::Persons, None).await;
+
+    assert!(
+        matches!(result, Err(CrmError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        crate::support::fault_hits(&crm.sandbox, rule),
+        u64::from(crate::support::fast_retries().attempts),
+        "retried"
+    );
+}

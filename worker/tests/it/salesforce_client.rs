@@ -751,3 +751,87 @@ async fn a_client_is_reported_for_sales_to_convert_and_then_follows_the_contact(
     let lee = app.contact("k1@x.com").await.unwrap();
     assert_eq!(link_of(lee.id).await.module, CrmModule::Leads, "untouched");
 }
+
+/// Ids of the deleted records, sorted.
+fn sorted_ids(deleted: &[crmsync_worker::crm::DeletedRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = deleted.iter().map(|d| d.id.clone()).collect();
+    ids.sort_unstable();
+    ids
+}
+
+// The replication call answers in one reply (no paging): no test of pages.
+#[tokio::test]
+async fn deleted_leads_and_contacts_are_found_from_since_on() {
+    let org = Org::start(json!({})).await;
+    let two_days_ago = Utc::now() - chrono::Duration::days(2);
+    let mut before = lead("before@x.com", "Before", Some(two_days_ago));
+    before["IsDeleted"] = json!(true);
+    let ids = org
+        .put(json!([
+            lead("live@x.com", "Live", None),
+            lead("now@x.com", "Now", None),
+            before,
+        ]))
+        .await;
+    let contact = org
+        .org_path(
+            reqwest::Method::POST,
+            "/records/Contact",
+            json!({ "records": [{"LastName": "Gone", "Email": "gone@x.com"}] }),
+        )
+        .await["records"][0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let since = Utc::now() - chrono::Duration::hours(1);
+    org.org_path(
+        reqwest::Method::DELETE,
+        &format!("/records/Lead/{}", ids[1]),
+        Value::Null,
+    )
+    .await;
+    org.org_path(
+        reqwest::Method::DELETE,
+        &format!("/records/Contact/{contact}"),
+        Value::Null,
+    )
+    .await;
+    let client = org.client();
+
+    let recent = client.deleted(CrmModule::Leads, Some(since)).await.unwrap();
+    let all = client.deleted(CrmModule::Leads, None).await.unwrap();
+    let contacts = client.deleted(CrmModule::Contacts, None).await.unwrap();
+
+    assert_eq!(sorted_ids(&recent), [ids[1].clone()], "{recent:?}");
+    let at = recent[0].deleted_at.expect("deletedDate");
+    assert!(
+        at >= since && at <= Utc::now() + chrono::Duration::minutes(1),
+        "{at}"
+    );
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort_unstable();
+    assert_eq!(sorted_ids(&all), expected, "the live lead never comes");
+    assert_eq!(sorted_ids(&contacts), [contact]);
+}
+
+#[tokio::test]
+async fn a_failing_deleted_records_call_is_an_error_after_retries() {
+    let org = Org::start(json!({})).await;
+    let rule = crate::support::always_unavailable(
+        &org.sandbox,
+        crmsync_sandbox::System::Salesforce,
+        "GET /services/data/{version}/sobjects/{sobject}/deleted",
+    );
+
+    let result = org.client().deleted(CrmModule::Leads, None).await;
+
+    assert!(
+        matches!(result, Err(CrmError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        crate::support::fault_hits(&org.sandbox, rule),
+        u64::from(fast_retries().attempts),
+        "retried"
+    );
+}

@@ -181,6 +181,41 @@ impl Crm {
     }
 }
 
+/// A fault rule answering every call of `system` to `endpoint` (`METHOD
+/// /route/template`, as the sandbox counts it) with a 503; its id.
+pub fn always_unavailable(
+    sandbox: &Sandbox,
+    system: crmsync_sandbox::System,
+    endpoint: &str,
+) -> u64 {
+    use crmsync_sandbox::faults::{FaultKind, FaultRule};
+    sandbox
+        .state()
+        .faults
+        .add(FaultRule {
+            id: 0,
+            system: Some(system),
+            tenant: None,
+            endpoint: Some(endpoint.to_owned()),
+            kind: FaultKind::Error { status: 503 },
+            rate: 1.0,
+            count: None,
+            hits: 0,
+        })
+        .id
+}
+
+/// How many requests the fault rule `id` hit.
+pub fn fault_hits(sandbox: &Sandbox, id: u64) -> u64 {
+    sandbox
+        .state()
+        .faults
+        .list()
+        .iter()
+        .find(|r| r.id == id)
+        .map_or(0, |r| r.hits)
+}
+
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
         base_delay: Duration::from_millis(20),

@@ -522,3 +522,134 @@ async fn get_many_returns_the_known_ids_only() {
     assert_eq!(records.len(), 3);
     assert!(records.iter().all(|r| r.email.is_some()));
 }
+
+/// Deletes a record as a person does in Zoho (to the recycle bin).
+async fn delete_in_zoho(zoho: &Zoho, module: &str, id: &str) {
+    zoho.admin(
+        reqwest::Method::DELETE,
+        &format!("/zoho/orgs/{}/records/{module}/{id}", zoho.org()),
+        Value::Null,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deleted_leads_are_found_with_their_deletion_time_from_since_on() {
+    let zoho = Zoho::start(0).await;
+    let client = zoho.client();
+    let written = client
+        .write(
+            CrmModule::Leads,
+            (0..3).map(|i| lead(i, Some("Smith"))).collect(),
+        )
+        .await;
+    let ids: Vec<String> = written.into_iter().map(|w| w.unwrap().id).collect();
+    delete_in_zoho(&zoho, "Leads", &ids[0]).await;
+    // Ten minutes pass on the sandbox's clock before the second deletion.
+    zoho.advance_clock(600).await;
+    let since = chrono::Utc::now() + chrono::Duration::minutes(5);
+    delete_in_zoho(&zoho, "Leads", &ids[1]).await;
+
+    let all = client.deleted(CrmModule::Leads, None).await.unwrap();
+    let recent = client.deleted(CrmModule::Leads, Some(since)).await.unwrap();
+
+    let mut all_ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
+    all_ids.sort_unstable();
+    let mut expected = vec![ids[0].as_str(), ids[1].as_str()];
+    expected.sort_unstable();
+    assert_eq!(all_ids, expected, "the live lead is never returned");
+    assert_eq!(recent.len(), 1, "{recent:?}");
+    assert_eq!(recent[0].id, ids[1]);
+    let at = recent[0].deleted_at.expect("a deletion time");
+    assert!(
+        at >= since && at < since + chrono::Duration::minutes(10),
+        "{at} vs {since}"
+    );
+    assert!(
+        client
+            .deleted(CrmModule::Contacts, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no contact was deleted"
+    );
+}
+
+#[tokio::test]
+async fn deleted_contacts_are_found_too() {
+    let zoho = Zoho::start(0).await;
+    let stored = zoho
+        .admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/records/Contacts", zoho.org()),
+            json!({"records": [{"Last_Name": "Gone", "Email": "gone@example.com"}]}),
+        )
+        .await;
+    let id = stored["ids"][0].as_str().unwrap().to_owned();
+    delete_in_zoho(&zoho, "Contacts", &id).await;
+
+    let deleted = zoho
+        .client()
+        .deleted(CrmModule::Contacts, None)
+        .await
+        .unwrap();
+
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].id, id);
+    assert!(deleted[0].deleted_at.is_some());
+}
+
+#[tokio::test]
+async fn more_deleted_leads_than_a_page_are_all_found() {
+    let zoho = Zoho::start(0).await;
+    let records: Vec<Value> = (0..201)
+        .map(|i| json!({"Last_Name": format!("Gone{i}"), "Email": format!("gone{i}@example.com")}))
+        .collect();
+    let stored = zoho
+        .admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/records/Leads", zoho.org()),
+            json!({ "records": records }),
+        )
+        .await;
+    let ids: Vec<String> = stored["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    for id in &ids {
+        delete_in_zoho(&zoho, "Leads", id).await;
+    }
+
+    let deleted = zoho.client().deleted(CrmModule::Leads, None).await.unwrap();
+
+    let mut found: Vec<String> = deleted.into_iter().map(|d| d.id).collect();
+    found.sort_unstable();
+    let mut expected = ids.clone();
+    expected.sort_unstable();
+    assert_eq!(found, expected);
+    assert_eq!(zoho.calls("/deleted").await, 2, "two pages of 200");
+}
+
+#[tokio::test]
+async fn a_failing_deleted_records_feed_is_an_error_after_retries() {
+    let zoho = Zoho::start(0).await;
+    let rule = crate::support::always_unavailable(
+        &zoho.sandbox,
+        crmsync_sandbox::System::Zoho,
+        "GET /zoho/api/crm/v8/{module}/deleted",
+    );
+
+    let result = zoho.client().deleted(CrmModule::Leads, None).await;
+
+    assert!(
+        matches!(result, Err(CrmError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        crate::support::fault_hits(&zoho.sandbox, rule),
+        u64::from(fast_retries().attempts),
+        "retried"
+    );
+}

@@ -208,3 +208,26 @@ async fn the_conformance_kit_provisions_a_portal_with_picklists() {
     kind.revoke_credentials(state, &account).unwrap();
     assert_eq!(hs.get("/crm/v3/objects/contacts").await.status, 401);
 }
+
+#[tokio::test]
+async fn the_kit_deletes_a_contact_to_the_archive() {
+    let sb = TestSandbox::start_with(0).await;
+    let kit = crmsync_sandbox::hubspot::SandboxKind;
+
+    let (account, ids) = crate::common::kit_deletes_the_first_of_two(&sb, &kit).await;
+
+    let (_, body) = sb
+        .admin_get(&format!(
+            "/admin/hubspot/portals/{}/contacts",
+            account.tenant
+        ))
+        .await;
+    let gone = body["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == ids[0].as_str())
+        .expect("an archived contact is kept");
+    assert_eq!(gone["archived"], json!(true));
+    assert!(gone["archivedAt"].is_string(), "{gone}");
+}

@@ -275,3 +275,26 @@ impl PatchExt for TestSandbox {
         crate::common::split(resp).await
     }
 }
+
+#[tokio::test]
+async fn the_kit_deletes_a_person_as_pipedrive_does() {
+    let sb = TestSandbox::start_with(0).await;
+    let kit = crmsync_sandbox::pipedrive::SandboxKind;
+
+    let (account, ids) = crate::common::kit_deletes_the_first_of_two(&sb, &kit).await;
+
+    let (_, body) = sb
+        .admin_get(&format!(
+            "/admin/pipedrive/companies/{}/persons",
+            account.tenant
+        ))
+        .await;
+    let gone = body["persons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"].as_u64().map(|id| id.to_string()).as_ref() == Some(&ids[0]))
+        .expect("a deleted person is kept");
+    assert_eq!(gone["is_deleted"], json!(true));
+    assert!(gone["delete_time"].is_string(), "{gone}");
+}

@@ -234,3 +234,24 @@ async fn orgs_are_listed_and_created_with_their_own_users_and_limits() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn the_kit_deletes_a_lead_to_the_recycle_bin() {
+    let sb = TestSandbox::start_with(0).await;
+
+    let (account, ids) = crate::common::kit_deletes_the_first_of_two(&sb, &SandboxKind).await;
+
+    let (_, body) = sb
+        .admin_get(&format!(
+            "/admin/salesforce/orgs/{}/records/Lead",
+            account.tenant
+        ))
+        .await;
+    let gone = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Id"] == ids[0].as_str())
+        .expect("a deleted lead is kept");
+    assert_eq!(gone["IsDeleted"], json!(true));
+}

@@ -346,3 +346,22 @@ async fn request_counts_are_labelled_with_the_org() {
         "{endpoints:?}"
     );
 }
+
+#[tokio::test]
+async fn the_kit_deletes_a_lead_to_the_recycle_bin() {
+    let sb = TestSandbox::start_with(0).await;
+    let kit = crmsync_sandbox::zoho::SandboxKind;
+
+    let (account, ids) = crate::common::kit_deletes_the_first_of_two(&sb, &kit).await;
+
+    let (_, leads) = sb
+        .admin_get(&format!(
+            "/admin/zoho/orgs/{}/records/Leads",
+            account.tenant
+        ))
+        .await;
+    let bin = leads["deleted"].as_array().unwrap();
+    assert_eq!(bin.len(), 1, "{bin:?}");
+    assert_eq!(bin[0]["id"], ids[0].as_str());
+    assert!(bin[0]["deleted_time"].is_string());
+}

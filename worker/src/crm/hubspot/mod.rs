@@ -18,6 +18,8 @@
 //!   e-mail may change), 100 a call. HubSpot refuses a whole upsert for one bad
 //!   input: the batch is split until the bad record stands alone. Upserts by
 //!   e-mail are safe to re-send, so a lost reply never duplicates a contact.
+//! - Deletions: the list endpoint's archived contacts (`archived=true`),
+//!   filtered by `archivedAt` here: HubSpot filters them by no time.
 //! - `lifecyclestage` only moves forward: an update reads the records' stages
 //!   first and never sends an earlier one (S10).
 
@@ -46,7 +48,7 @@ use crate::crm::pacer::Pacer;
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
-    Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
+    DeletedRecord, Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -59,6 +61,8 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_SEARCH_PAGE: u32 = 200;
 /// The most results one search reaches.
 pub const SEARCH_CAP: u32 = 10_000;
+/// The list endpoint's largest page (archived contacts are read through it).
+pub const MAX_LIST_PAGE: u32 = 100;
 /// The scopes contacts need.
 pub const SCOPES: &str = "crm.objects.contacts.read and crm.objects.contacts.write";
 /// HubSpot's rate-limit window.
@@ -1126,6 +1130,60 @@ impl CrmClient for HubspotClient {
 
     fn writes_in_flight(&self) -> usize {
         MAX_BATCH * self.writes
+    }
+
+    /// Archived contacts (`GET /crm/v3/objects/contacts?archived=true`, by id,
+    /// paged by `after`), `archivedAt` the deletion time. The listing has no
+    /// time filter: `since` is applied here, and a contact without an
+    /// `archivedAt` is kept (it cannot be placed before `since`).
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        if module != CrmModule::Contacts {
+            return Err(not_a_module(module));
+        }
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut params = vec![
+                ("archived", "true".to_owned()),
+                ("limit", MAX_LIST_PAGE.to_string()),
+                // Only the id matters: the fewest properties HubSpot sends.
+                ("properties", "hs_object_id".to_owned()),
+            ];
+            if let Some(after) = &after {
+                params.push(("after", after.clone()));
+            }
+            let reply = self
+                .call(
+                    Method::GET,
+                    "/crm/v3/objects/contacts",
+                    &params,
+                    None,
+                    false,
+                )
+                .await?;
+            let results = reply.body["results"].as_array().ok_or_else(|| {
+                CrmError::Protocol("HubSpot's archived contacts reply has no results".into())
+            })?;
+            for object in results {
+                let record = wire::archived_contact(object)?;
+                if since.is_none_or(|s| record.deleted_at.is_none_or(|at| at >= s)) {
+                    out.push(record);
+                }
+            }
+            match next_after(&reply.body) {
+                Some(next) if after.as_ref() != Some(&next) => after = Some(next),
+                Some(_) => {
+                    return Err(CrmError::Protocol(
+                        "HubSpot gave the same paging cursor twice for archived contacts".into(),
+                    ));
+                }
+                None => return Ok(out),
+            }
+        }
     }
 
     async fn write(

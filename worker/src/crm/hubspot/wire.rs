@@ -20,7 +20,9 @@ use serde_json::{Map, Value};
 
 pub(crate) use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::picklist::{option_label, option_value};
-use crate::crm::{CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption};
+use crate::crm::{
+    CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord, FieldType, PicklistOption,
+};
 
 /// The property of the lifecycle stage.
 pub(crate) const LIFECYCLE: &str = "lifecyclestage";
@@ -239,6 +241,23 @@ pub(crate) fn stage_rank(stage: &str) -> Option<usize> {
     STAGES
         .iter()
         .position(|s| s.eq_ignore_ascii_case(stage.trim()))
+}
+
+/// An archived contact of the list endpoint: its id and `archivedAt`.
+pub(crate) fn archived_contact(object: &Value) -> Result<DeletedRecord, CrmError> {
+    let id = match &object["id"] {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(CrmError::Protocol(format!(
+                "an archived HubSpot contact has no id: {other}"
+            )));
+        }
+    };
+    Ok(DeletedRecord {
+        id,
+        deleted_at: parse_time(object.get("archivedAt")),
+    })
 }
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {

@@ -6,6 +6,9 @@
 //!   as long as the CRM asks; a client that keeps calling gets blocked (403 HTML).
 //! - Retries: 429, 5xx, timeouts and dropped connections, with jittered
 //!   exponential backoff and a bounded number of attempts.
+//! - Deletions: v1 recents of persons since a time (the last 30 days, what
+//!   Pipedrive keeps of deleted persons, when none is given); deleted
+//!   persons come marked `active_flag: false`.
 //! - Creates are never doubled: after a create whose outcome is unknown (timeout,
 //!   dropped connection, 5xx) the person is looked up by e-mail before the create
 //!   is sent again.
@@ -32,8 +35,8 @@ use crate::crm::kit::{self as crm_kit, CrmKit as _};
 use crate::crm::pacer::Pacer;
 use crate::crm::retry::transport_error;
 use crate::crm::{
-    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations, FieldsHelp,
-    ListQuery, RecordPage, RecordWrite, WriteResult,
+    ConnectionCheck, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord,
+    Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -50,6 +53,16 @@ const INCLUDE_FIELDS: (&str, &str) = ("include_fields", "marketing_status");
 const SEARCH_LIMIT: u32 = 10;
 /// Pipedrive's documented window length.
 const WINDOW: Duration = Duration::from_secs(2);
+/// How long Pipedrive keeps a deleted person visible (readable by id and
+/// in recents): a deleted-records call without a time looks back this far.
+pub const DELETED_KEPT: chrono::Duration = chrono::Duration::days(30);
+/// The largest recents page.
+const RECENTS_PAGE: u64 = 500;
+/// Rows of a recents page read again with the next one. Recents pages by
+/// offset over persons ordered by their last change: a person changed while
+/// they are read moves from before the offset to the end, and what follows
+/// shifts back. Re-reading this many rows covers that many changes a page.
+const RECENTS_OVERLAP: u64 = 100;
 
 /// A Pipedrive company.
 #[derive(Debug)]
@@ -600,6 +613,68 @@ impl CrmClient for PipedriveClient {
             }
         }
         Ok(out)
+    }
+
+    /// Persons deleted at or after `since` (the last [`DELETED_KEPT`] when
+    /// `None`), from v1 recents: every person changed since then, paged by
+    /// `start` (pages overlapping by [`RECENTS_OVERLAP`] rows, each person
+    /// kept once), of which the deleted ones (`active_flag: false`) are kept.
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        if module != CrmModule::Persons {
+            return Err(CrmError::Protocol(format!(
+                "Pipedrive has persons, not {module}"
+            )));
+        }
+        let since = since.unwrap_or_else(|| Utc::now() - DELETED_KEPT);
+        // To the second, inclusive: a deletion in `since`'s second may come
+        // back from before it, which the trait allows.
+        let since_timestamp = since.format("%Y-%m-%d %H:%M:%S").to_string();
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut start = 0u64;
+        loop {
+            let params = [
+                ("since_timestamp", since_timestamp.clone()),
+                ("items", "person".to_owned()),
+                ("start", start.to_string()),
+                ("limit", RECENTS_PAGE.to_string()),
+            ];
+            let reply = self
+                .call(Method::GET, "/api/v1/recents", &params, None, false)
+                .await?;
+            if !(reply.data.is_null() || reply.data.is_array()) {
+                return Err(CrmError::Protocol(format!(
+                    "recents: data is not a list: {}",
+                    reply.data
+                )));
+            }
+            for row in reply.data.as_array().into_iter().flatten() {
+                if let Some(person) = wire::deleted_person(row)?
+                    && seen.insert(person.id.clone())
+                {
+                    out.push(person);
+                }
+            }
+            let pagination = &reply.additional["pagination"];
+            match (
+                pagination["more_items_in_collection"].as_bool(),
+                pagination["next_start"].as_u64(),
+            ) {
+                (Some(true), Some(next)) if next > start => {
+                    start = next.saturating_sub(RECENTS_OVERLAP).max(start + 1);
+                }
+                (Some(true), _) => {
+                    return Err(CrmError::Protocol(
+                        "recents: more items follow, but no next_start after this page".into(),
+                    ));
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn write(

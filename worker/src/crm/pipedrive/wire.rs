@@ -8,7 +8,9 @@ use crmsync_entity::enums::CrmModule;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::crm::{CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption};
+use crate::crm::{
+    CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord, FieldType, PicklistOption,
+};
 
 /// The envelope of every reply.
 #[derive(Debug, Deserialize)]
@@ -20,6 +22,45 @@ pub(crate) struct Envelope<T> {
     pub additional_data: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// The deleted person of a recents row (`{"item":"person","id","data":{v1 person}}`),
+/// `None` for a live one. v1 marks a deleted person `active_flag: false`
+/// (`is_deleted: true` in v2's shape, which is read too); its deletion time
+/// is `delete_time` where given, else its last change (a deletion is one).
+pub(crate) fn deleted_person(row: &Value) -> Result<Option<DeletedRecord>, CrmError> {
+    let person = &row["data"];
+    let deleted = person["active_flag"] == json!(false)
+        || person["is_deleted"] == json!(true)
+        || !person["delete_time"].is_null();
+    if !deleted || row["item"].as_str().is_some_and(|i| i != "person") {
+        return Ok(None);
+    }
+    let id = match (&person["id"], &row["id"]) {
+        (Value::Number(n), _) | (_, Value::Number(n)) => n.to_string(),
+        (Value::String(s), _) | (_, Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            return Err(CrmError::Protocol(format!(
+                "a recents row has no person id: {row}"
+            )));
+        }
+    };
+    let deleted_at = [&person["delete_time"], &person["update_time"]]
+        .into_iter()
+        .find_map(|t| t.as_str().and_then(parse_any_time));
+    Ok(Some(DeletedRecord { id, deleted_at }))
+}
+
+/// A time as v1 (`2026-11-21 10:00:00`, UTC) or v2 (RFC 3339) writes it.
+fn parse_any_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
+        })
 }
 
 /// A v1 person field.

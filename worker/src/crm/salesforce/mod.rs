@@ -25,6 +25,8 @@
 //!   `Company` without a call (and that company reads back as none).
 //!   Collections replies carry no modification times: a write's time is the
 //!   reply's `Date` (to the second, as Salesforce keeps modification times).
+//! - Deletions: the replication call `sobjects/{T}/deleted/` over whole
+//!   minutes, at most 30 days back.
 //! - Conversion: Salesforce's REST API cannot convert leads (`convertLead`
 //!   is SOAP and Apex only): [`CrmClient::convert_lead`] says what a sales
 //!   rep does instead.
@@ -55,7 +57,7 @@ use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
-    Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
+    DeletedRecord, Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -1253,6 +1255,36 @@ impl CrmClient for SalesforceClient {
         MAX_BATCH * self.writes
     }
 
+    /// The replication call `sobjects/{Lead|Contact}/deleted/?start=&end=`
+    /// over `since` (at most 30 days back; the last 30 days when `None`) to
+    /// now. Chosen over `queryAll ... WHERE IsDeleted = true` because it is
+    /// the feed the kit names: it answers the deletion time itself
+    /// (`deletedDate`, not a SystemModstamp that other changes also move),
+    /// filters by that time on the server, and the sandbox serves it as
+    /// documented (one reply, no paging, deleted records only).
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        let object = sobject(module)?;
+        let (start, end) = wire::replication_window(since, Utc::now());
+        let path = data_path(&format!("/sobjects/{object}/deleted/"));
+        let query = [
+            ("start", wire::replication_time(start)),
+            ("end", wire::replication_time(end)),
+        ];
+        let reply = self
+            .call(Method::GET, &path, &path, &query, None, None)
+            .await?;
+        let mut out = wire::deleted_records(&reply.body)?;
+        // Salesforce reads the start to the minute: keep to what was asked.
+        if let Some(since) = since {
+            out.retain(|d| d.deleted_at.is_none_or(|at| at >= since));
+        }
+        Ok(out)
+    }
+
     /// A query call answers up to 2,000 records: the import reads that many
     /// a page (and writes them back in whole Collections calls of 200).
     fn records_per_read(&self) -> u32 {
@@ -1332,6 +1364,28 @@ mod tests {
         assert!(
             Cursor::parse("1:00Q000000000042AAA:https://evil.test/x").is_err(),
             "locators are instance paths"
+        );
+    }
+
+    #[test]
+    fn the_deleted_records_window_is_whole_minutes_within_thirty_days() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let now = t("2026-11-21T10:00:30.500Z");
+        let window = wire::replication_window;
+        // `since`'s minute to the minute after now.
+        assert_eq!(
+            window(Some(t("2026-11-20T08:15:45Z")), now),
+            (t("2026-11-20T08:15:00Z"), t("2026-11-21T10:01:00Z"))
+        );
+        // No older than thirty days, and thirty days when `None`.
+        let reach = t("2026-10-22T10:01:00Z");
+        assert_eq!(window(None, now), (reach, t("2026-11-21T10:01:00Z")));
+        assert_eq!(window(Some(t("2026-01-01T00:00:00Z")), now).0, reach);
+        // More than a minute between start and end, even for a `since` of now.
+        assert_eq!(window(Some(now), now).0, t("2026-11-21T09:59:00Z"));
+        assert_eq!(
+            wire::replication_time(t("2026-11-20T08:15:00Z")),
+            "2026-11-20T08:15:00+00:00"
         );
     }
 

@@ -14,14 +14,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use crmsync_entity::enums::CrmModule;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::picklist::{option_label, option_value};
-use crate::crm::{CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption};
+use crate::crm::{
+    CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord, FieldType, PicklistOption,
+};
 
 /// The field of a record's owner.
 pub(crate) const OWNER: &str = "OwnerId";
@@ -245,6 +247,56 @@ pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .or_else(|_| DateTime::parse_from_rfc3339(text))
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// How far back Salesforce's replication calls (`sobjects/{T}/deleted`)
+/// reach: an older start is refused (INVALID_REPLICATION_DATE).
+pub(crate) const REPLICATION_REACH: chrono::Duration = chrono::Duration::days(30);
+
+/// The `start` and `end` of a deleted-records call covering `since` (the
+/// whole reach when `None`) up to `now`. Salesforce ignores seconds, refuses
+/// a start beyond its reach, and wants the start more than a minute before
+/// the end: the start is `since`'s minute (never before the reach), the end
+/// the minute after `now`.
+pub(crate) fn replication_window(
+    since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let minute = |t: DateTime<Utc>| {
+        t - chrono::Duration::seconds(i64::from(t.second()))
+            - chrono::Duration::nanoseconds(i64::from(t.nanosecond()))
+    };
+    let reach = minute(now - REPLICATION_REACH) + chrono::Duration::minutes(1);
+    let end = minute(now) + chrono::Duration::minutes(1);
+    let start = since.map_or(reach, |s| minute(s).max(reach));
+    let start = start.min(end - chrono::Duration::minutes(2));
+    (start, end)
+}
+
+/// A replication time as Salesforce's examples write it: `2026-11-21T10:00:00+00:00`.
+pub(crate) fn replication_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// The `deletedRecords` of a deleted-records reply.
+pub(crate) fn deleted_records(body: &Value) -> Result<Vec<DeletedRecord>, CrmError> {
+    let rows = body["deletedRecords"].as_array().ok_or_else(|| {
+        CrmError::Protocol("Salesforce's deleted-records reply has no deletedRecords".into())
+    })?;
+    rows.iter()
+        .map(|row| {
+            let id = row["id"]
+                .as_str()
+                .filter(|id| is_record_id(id))
+                .ok_or_else(|| {
+                    CrmError::Protocol(format!("a deleted record has no valid id: {row}"))
+                })?;
+            Ok(DeletedRecord {
+                id: id.to_owned(),
+                deleted_at: row["deletedDate"].as_str().and_then(parse_time),
+            })
+        })
+        .collect()
 }
 
 /// A date-time as a SOQL literal (no quotes). Salesforce keeps whole

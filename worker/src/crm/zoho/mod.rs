@@ -13,6 +13,8 @@
 //!   included; from the second page on Zoho's page token, which resumes after the
 //!   last record's key (records written meanwhile never shift a page).
 //! - Picklists are read as their display labels and written as actual values.
+//! - Deletions: each module's recycle bin (`/{Module}/deleted?type=all`),
+//!   `If-Modified-Since` and paged like a listing.
 //! - Retries: 429, 5xx, timeouts and dropped connections, with jittered backoff.
 //!   An upsert batch is safe to re-send: upsert by Email does not duplicate.
 
@@ -38,7 +40,7 @@ use crate::crm::oauth::{AccessToken, TokenSlot, shared_token, token_reply};
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
-    ListQuery, RecordPage, RecordWrite, WriteResult,
+    DeletedRecord, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -1004,6 +1006,45 @@ impl CrmClient for ZohoClient {
 
     fn writes_in_flight(&self) -> usize {
         MAX_BATCH * self.limits.1
+    }
+
+    /// The module's recycle bin (`/{Module}/deleted?type=all`) since `since`
+    /// (Zoho's `If-Modified-Since`), page after page; `deleted_time` is when.
+    async fn deleted(
+        &self,
+        module: CrmModule,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedRecord>, CrmError> {
+        if !matches!(module, CrmModule::Leads | CrmModule::Contacts) {
+            return Err(not_a_module(module));
+        }
+        let path = format!("/{}/deleted", module_name(module));
+        let since = since.map(if_modified_since);
+        let mut out = Vec::new();
+        for page in 1u32.. {
+            let params = [
+                ("type", "all".to_owned()),
+                ("page", page.to_string()),
+                ("per_page", MAX_PAGE.to_string()),
+            ];
+            let reply = self
+                .call(Method::GET, &path, &params, None, since.as_deref())
+                .await?;
+            // 204 (none) and 304 (none since) have no body.
+            if reply.body.is_null() {
+                break;
+            }
+            let rows = reply.body["data"].as_array().ok_or_else(|| {
+                CrmError::Protocol(format!("Zoho's {path} reply has no data list"))
+            })?;
+            for row in rows {
+                out.push(wire::deleted_record(row)?);
+            }
+            if reply.body["info"]["more_records"].as_bool() != Some(true) || rows.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::crm::{
-    Conversion, CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption, WriteResult,
+    Conversion, CrmError, CrmField, CrmRecord, CrmUser, DeletedRecord, FieldType, PicklistOption,
+    WriteResult,
 };
 
 /// The accounts server's token reply; errors come back with HTTP 200 and `error`.
@@ -130,6 +131,25 @@ pub(super) fn parse_time(value: &Value, what: &str) -> Result<DateTime<Utc>, Crm
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| CrmError::Protocol(format!("{what}: not a time: {value}")))
+}
+
+/// A row of the recycle bin (`/{Module}/deleted`): `id` (a string; a
+/// number is read too) and `deleted_time` in the org's offset.
+pub(super) fn deleted_record(row: &Value) -> Result<DeletedRecord, CrmError> {
+    let id = match &row["id"] {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(CrmError::Protocol(format!(
+                "a Zoho deleted record has no id: {other}"
+            )));
+        }
+    };
+    let deleted_at = match &row["deleted_time"] {
+        Value::Null => None,
+        time => Some(parse_time(time, "deleted_time")?),
+    };
+    Ok(DeletedRecord { id, deleted_at })
 }
 
 /// Keys that describe the record rather than hold its values.
