@@ -56,6 +56,40 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// The query of the admin routes that delete a record: `deleted_at`
+/// (RFC 3339, not after the sandbox's now) backdates the deletion, as for a
+/// record deleted longer ago than the CRM's deleted-records feed reaches.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletedAt {
+    /// When the record was deleted; now when absent.
+    pub deleted_at: Option<String>,
+}
+
+impl DeletedAt {
+    /// The deletion's time: `deleted_at`, or `now`.
+    pub fn at(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, AdminError> {
+        let Some(raw) = &self.deleted_at else {
+            return Ok(now);
+        };
+        let at = chrono::DateTime::parse_from_rfc3339(raw)
+            .map_err(|_| {
+                AdminError::bad_request(format!("deleted_at: {raw} is not an RFC 3339 time"))
+            })?
+            .to_utc();
+        if at > now {
+            return Err(AdminError::bad_request(format!(
+                "deleted_at: {raw} is after the sandbox's now ({})",
+                now.to_rfc3339()
+            )));
+        }
+        Ok(at)
+    }
+}
+
 /// Parses an admin request body, turning serde's message into a 400 that names the field.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {

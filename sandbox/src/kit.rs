@@ -84,12 +84,14 @@ pub trait SandboxCrm: Send + Sync + 'static {
 
     /// Deletes a record of the module contacts are written to as a person
     /// does in the CRM's screens (to the recycle bin / archive, where the
-    /// CRM's deleted-records feed lists it).
+    /// CRM's deleted-records feed lists it), now or, with `at`, back then:
+    /// a record deleted longer ago than the CRM's feed reaches.
     fn delete_record(
         &self,
         state: &AppState,
         account: &Account,
         id: &str,
+        at: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<(), KitError>> + Send;
 
     /// Revokes every credential of the account, as a person revoking the
@@ -233,6 +235,16 @@ impl Account {
             .map(|r| r.count)
             .sum()
     }
+}
+
+/// The query of an admin route that deletes a record: `?deleted_at=` when
+/// the deletion is backdated, nothing when it happens now.
+pub(crate) fn deleted_at_query(at: Option<DateTime<Utc>>) -> String {
+    at.map(|at| {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("?deleted_at={at}")
+    })
+    .unwrap_or_default()
 }
 
 /// One call to the sandbox's admin API (`path` below `/admin`), in process.

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::sync_flow::wait_final;
 
-const SETTINGS: &str = "query($id: ID!) { connector(id: $id) { settings { syncDeletions recreateDeleted } } }";
+const SETTINGS: &str =
+    "query($id: ID!) { connector(id: $id) { settings { syncDeletions recreateDeleted } } }";
 const UPDATE: &str = "mutation($input: UpdateConnectorInput!) { updateConnector(input: $input) { connector { settings { syncDeletions recreateDeleted } } } }";
 const START: &str = "mutation($id: ID!) { startSync(input: {connectorId: $id}) { run { id } } }";
 const RUN: &str = "query($id: ID!) { syncRun(id: $id) { status legs { direction deleted } items(first: 20, outcome: DELETED) { edges { node { direction outcome crmRecordId reasonCode contact { email archived } } } } } }";
@@ -106,7 +107,10 @@ async fn a_person_deleted_in_pipedrive_archives_its_contact_with_sync_deletions(
         json!({ "email": "gone@acme.com", "archived": true })
     );
     let kept = app
-        .admin_ok("query { contact(email: \"kept@acme.com\") { archived } }", json!({}))
+        .admin_ok(
+            "query { contact(email: \"kept@acme.com\") { archived } }",
+            json!({}),
+        )
         .await;
     assert_eq!(kept["contact"]["archived"], false);
     // Not recreated: Pipedrive holds the other person only.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::limits::LimitConfig;
 use super::model::{Contact, Portal, PortalData, Property, Settings};
 use super::{ACCESS_TOKEN_SECS, CreateError, PortalSpec, create_portal, describe};
-use crate::admin::{AdminError, parse_body};
+use crate::admin::{AdminError, DeletedAt, parse_body};
 use crate::seed::SeedSpec;
 use crate::{AppState, Shared};
 
@@ -379,9 +379,10 @@ struct StoredContacts {
 async fn archive_contact(
     State(state): State<AppState>,
     Path((portal_id, id)): Path<(String, String)>,
+    Query(when): Query<DeletedAt>,
 ) -> Result<Json<Value>, AdminError> {
     let portal = portal(&state, &portal_id)?;
-    let now = state.clock.now().timestamp_millis();
+    let now = when.at(state.clock.now())?.timestamp_millis();
     let archived = id
         .parse::<u64>()
         .is_ok_and(|n| portal.data.lock().archive(n, now));

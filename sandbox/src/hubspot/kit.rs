@@ -1,12 +1,15 @@
 //! HubSpot's side of the conformance suite: a fresh portal per account, contacts
 //! as the module contacts are written to.
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::kit::{Account, KitError, Person, Picklist, SandboxCrm, Stored, admin};
+use crate::kit::{
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+};
 use crate::{AppState, System};
 
 /// The HubSpot sandbox as the conformance suite sees it.
@@ -181,8 +184,10 @@ impl SandboxCrm for SandboxKind {
         state: &AppState,
         account: &Account,
         id: &str,
+        at: Option<DateTime<Utc>>,
     ) -> Result<(), KitError> {
-        let path = format!("/hubspot/portals/{}/contacts/{id}", account.tenant);
+        let query = deleted_at_query(at);
+        let path = format!("/hubspot/portals/{}/contacts/{id}{query}", account.tenant);
         admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }

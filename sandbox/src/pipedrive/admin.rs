@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::model::{self, Company, Contact, FieldSpec, Person, Render};
 use super::{CompanySpec, CreateError, LimitPatch, create_company, describe};
-use crate::admin::{AdminError, parse_body};
+use crate::admin::{AdminError, DeletedAt, parse_body};
 use crate::seed::SeedSpec;
 use crate::{AppState, Shared};
 
@@ -314,9 +314,10 @@ async fn put_persons(
 async fn delete_person(
     State(state): State<AppState>,
     Path((domain, id)): Path<(String, String)>,
+    Query(when): Query<DeletedAt>,
 ) -> Result<Json<Value>, AdminError> {
     let company = company(&state, &domain)?;
-    let now = state.clock.now().timestamp();
+    let now = when.at(state.clock.now())?.timestamp();
     let deleted = id
         .parse::<u64>()
         .is_ok_and(|n| company.data.lock().delete_person(n, now));

@@ -1,13 +1,16 @@
 //! Pipedrive's side of the conformance suite: a fresh company per account,
 //! persons as the module contacts are written to.
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::kit::{Account, KitError, Person, Picklist, SandboxCrm, Stored, admin};
+use crate::kit::{
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+};
 use crate::{AppState, System};
 
 /// The Pipedrive sandbox as the conformance suite sees it.
@@ -172,8 +175,13 @@ impl SandboxCrm for SandboxKind {
         state: &AppState,
         account: &Account,
         id: &str,
+        at: Option<DateTime<Utc>>,
     ) -> Result<(), KitError> {
-        let path = format!("/pipedrive/companies/{}/persons/{id}", account.tenant);
+        let query = deleted_at_query(at);
+        let path = format!(
+            "/pipedrive/companies/{}/persons/{id}{query}",
+            account.tenant
+        );
         admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,7 +20,7 @@ use super::model::{
 };
 use super::oauth::decoding_key;
 use super::{OrgSpec, UserSpec, create_org, describe};
-use crate::admin::{AdminError, parse_body};
+use crate::admin::{AdminError, DeletedAt, parse_body};
 use crate::seed::SeedSpec;
 use crate::{AppState, Shared};
 
@@ -239,10 +239,11 @@ async fn stored_records(
 async fn delete_record(
     State(state): State<AppState>,
     Path((org_id, sobject, id)): Path<(String, String, String)>,
+    Query(when): Query<DeletedAt>,
 ) -> Result<Json<Value>, AdminError> {
     let org = org(&state, &org_id)?;
     let object = record_object(&sobject)?;
-    let now = state.clock.now().timestamp_millis();
+    let now = when.at(state.clock.now())?.timestamp_millis();
     if !org.data.lock().recycle(object, &id, now) {
         return Err(AdminError::not_found(format!(
             "id: no live {sobject} {id} in org {org_id} (18-character ids)"

@@ -1,12 +1,15 @@
 //! Salesforce's side of the conformance suite: a fresh org per account, Leads
 //! as the module contacts are written to.
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::kit::{Account, KitError, Person, Picklist, SandboxCrm, Stored, admin};
+use crate::kit::{
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+};
 use crate::{AppState, System};
 
 /// The Salesforce sandbox as the conformance suite sees it.
@@ -163,8 +166,13 @@ impl SandboxCrm for SandboxKind {
         state: &AppState,
         account: &Account,
         id: &str,
+        at: Option<DateTime<Utc>>,
     ) -> Result<(), KitError> {
-        let path = format!("/salesforce/orgs/{}/records/Lead/{id}", account.tenant);
+        let query = deleted_at_query(at);
+        let path = format!(
+            "/salesforce/orgs/{}/records/Lead/{id}{query}",
+            account.tenant
+        );
         admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::fields::{CustomFieldSpec, default_custom_fields, module_fields};
 use super::org::{Limits, Module, Org, OrgData, Record, User, parse_offset};
 use super::{DEFAULT_SCOPE, ZohoDescription};
-use crate::admin::{AdminError, parse_body};
+use crate::admin::{AdminError, DeletedAt, parse_body};
 use crate::seed::{SeedSpec, generate, slug};
 use crate::{AppState, Shared};
 
@@ -480,10 +480,11 @@ async fn get_records(
 async fn delete_record(
     State(state): State<AppState>,
     Path((org, module, id)): Path<(String, String, String)>,
+    Query(when): Query<DeletedAt>,
 ) -> AdminReply {
     let org = org_or_404(&state, &org)?;
     let m = module_or_400(&module)?;
-    let now = state.clock.now().timestamp();
+    let now = when.at(state.clock.now())?.timestamp();
     let mut data = org.data.lock();
     let user = data.admin_user_id();
     let found = id

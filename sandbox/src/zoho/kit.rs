@@ -2,9 +2,12 @@
 //! the module contacts are written to.
 
 use axum::http::Method;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::kit::{Account, KitError, Person, Picklist, SandboxCrm, Stored, admin};
+use crate::kit::{
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+};
 use crate::{AppState, System};
 
 /// The Zoho sandbox as the conformance suite sees it.
@@ -148,8 +151,10 @@ impl SandboxCrm for SandboxKind {
         state: &AppState,
         account: &Account,
         id: &str,
+        at: Option<DateTime<Utc>>,
     ) -> Result<(), KitError> {
-        let path = format!("/zoho/orgs/{}/records/Leads/{id}", account.tenant);
+        let query = deleted_at_query(at);
+        let path = format!("/zoho/orgs/{}/records/Leads/{id}{query}", account.tenant);
         admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }

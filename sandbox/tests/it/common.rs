@@ -90,7 +90,9 @@ pub async fn kit_deletes_the_first_of_two<K: crmsync_sandbox::kit::SandboxCrm>(
         .collect();
     let ids = kit.put_people(state, &account, &people).await.unwrap();
 
-    kit.delete_record(state, &account, &ids[0]).await.unwrap();
+    kit.delete_record(state, &account, &ids[0], None)
+        .await
+        .unwrap();
 
     let stored: Vec<String> = kit
         .stored(state, &account)
@@ -101,8 +103,17 @@ pub async fn kit_deletes_the_first_of_two<K: crmsync_sandbox::kit::SandboxCrm>(
         .collect();
     assert_eq!(stored, [ids[1].clone()]);
     assert!(
-        kit.delete_record(state, &account, &ids[0]).await.is_err(),
+        kit.delete_record(state, &account, &ids[0], None)
+            .await
+            .is_err(),
         "a deleted record is deleted once"
+    );
+    let tomorrow = state.clock.now() + chrono::Duration::days(1);
+    assert!(
+        kit.delete_record(state, &account, &ids[1], Some(tomorrow))
+            .await
+            .is_err(),
+        "a deletion is never dated after the sandbox's now"
     );
     (account, ids)
 }

@@ -143,7 +143,10 @@ async fn reconcile(run: &Run<'_>, module: CrmModule) -> Result<Vec<String>, Stop
             .await?;
         let Some(last) = ids.last() else { break };
         after = last.clone();
-        unseen.extend(ids.into_iter().filter(|id| !run.listed.contains(module, id)));
+        unseen.extend(
+            ids.into_iter()
+                .filter(|id| !run.listed.contains(module, id)),
+        );
     }
     let mut gone = Vec::new();
     for ids in unseen.chunks(LOOKUPS_PER_CALL) {
@@ -206,7 +209,10 @@ async fn apply_batch(
         return Ok(());
     }
     let contacts: HashMap<String, contact::Model> = run
-        .contacts(links.iter().map(|l| l.contact_id.clone()).collect(), Vec::new())
+        .contacts(
+            links.iter().map(|l| l.contact_id.clone()).collect(),
+            Vec::new(),
+        )
         .await?
         .into_iter()
         .map(|c| (c.id.clone(), c))
@@ -283,9 +289,7 @@ async fn apply_batch(
             .exec(&txn)
             .await?;
         crm_deletion::Entity::insert_many(
-            tombstones
-                .into_iter()
-                .map(crm_deletion::ActiveModel::from),
+            tombstones.into_iter().map(crm_deletion::ActiveModel::from),
         )
         .exec_without_returning(&txn)
         .await?;

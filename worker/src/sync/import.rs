@@ -86,7 +86,8 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
             .await?;
         let mut records = page.records;
         if run.reconciles() {
-            run.listed.add(module, records.iter().map(|r| r.id.as_str()));
+            run.listed
+                .add(module, records.iter().map(|r| r.id.as_str()));
         }
         // Records modified since this leg first wrote to the CRM are its own
         // write-backs (moved to the end of the listing) or changes made

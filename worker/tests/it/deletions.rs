@@ -17,29 +17,18 @@ use crmsync_entity::enums::{
 use crmsync_entity::models::{crm_deletion, crm_link, sync_item, sync_run};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::memory::{MemoryCrm, Operation};
-use crmsync_worker::crm::{CrmClient, CrmError, CrmField, FieldType};
+use crmsync_worker::crm::{CrmClient, CrmError, FieldType};
 use crmsync_worker::settings::ConnectorSettings;
 use sea_orm::{ColumnTrait, QueryFilter};
 use serde_json::{Value, json};
 
+use crate::engine::field;
 use crate::support::App;
 
 const PERSONS: CrmModule = CrmModule::Persons;
 const DELETED_IN_CRM: &str = "DELETED_IN_CRM";
 
 type Engine = App<Arc<MemoryCrm>>;
-
-fn field(api_name: &str, field_type: FieldType) -> CrmField {
-    CrmField {
-        api_name: api_name.into(),
-        label: api_name.into(),
-        field_type,
-        mandatory: false,
-        read_only: false,
-        custom: false,
-        options: None,
-    }
-}
 
 /// A tenant whose connector's runs go to an in-memory CRM posing as
 /// Pipedrive (a change feed marks its deletions), with these settings.
@@ -234,8 +223,12 @@ async fn a_failing_feed_fails_the_run_before_anything_is_applied() {
     let app = engine(|_| {}).await;
     let (a, _) = two_synced(&app).await;
     app.crm.delete(PERSONS, &a);
-    app.crm
-        .fail(Operation::Deleted, 0, 100, CrmError::Unavailable("500".into()));
+    app.crm.fail(
+        Operation::Deleted,
+        0,
+        100,
+        CrmError::Unavailable("500".into()),
+    );
 
     let run = app.sync(SyncMode::Incremental).await;
 
@@ -328,7 +321,10 @@ async fn a_dry_run_lists_the_deletion_and_applies_nothing() {
     assert!(link(&app, &a).await.is_some());
     assert!(app.contact("a@x.com").await.unwrap().archived_at.is_none());
     assert!(tombstones(&app).await.is_empty());
-    assert!(dry.deletions_read_at.is_none(), "a dry run reads for itself");
+    assert!(
+        dry.deletions_read_at.is_none(),
+        "a dry run reads for itself"
+    );
     // The real run still finds it.
     let run = app.sync(SyncMode::Incremental).await;
     assert_eq!(run.from_crm_deleted, 1);

@@ -25,7 +25,8 @@ const PERSONS: CrmModule = CrmModule::Persons;
 
 type Engine = App<Arc<MemoryCrm>>;
 
-fn field(api_name: &str, field_type: FieldType) -> CrmField {
+/// A plain CRM field: neither mandatory, read-only nor custom.
+pub(crate) fn field(api_name: &str, field_type: FieldType) -> CrmField {
     CrmField {
         api_name: api_name.into(),
         label: api_name.into(),

@@ -871,3 +871,159 @@ pub async fn an_opt_out_syncs_both_ways_and_is_recorded<K: SandboxCrm + Default>
     assert_status(&app.sync(SyncMode::Full).await, SyncRunStatus::Succeeded);
     assert!(!app.contact("consent@x.com").await.unwrap().opted_out);
 }
+
+/// The run's DELETED items.
+async fn deleted_items<K>(app: &Case<K>, run: &sync_run::Model) -> Vec<sync_item::Model> {
+    app.items(run)
+        .await
+        .into_iter()
+        .filter(|i| i.outcome == ItemOutcome::Deleted)
+        .collect()
+}
+
+/// The link of a CRM record, if it has one.
+async fn link_of_record<K>(app: &Case<K>, crm_id: &str) -> Option<crm_link::Model> {
+    crm_link::Entity::for_tenant(&app.tenant)
+        .filter(crm_link::Column::CrmRecordId.eq(crm_id))
+        .one(&app.db.db)
+        .await
+        .unwrap()
+}
+
+/// S12: a record deleted in the CRM (as a person deletes it) is found by
+/// the next run through the CRM's deletion feed: its link goes, a DELETED
+/// item names it and its contact, the contact stays (syncDeletions off), and
+/// neither that run nor a FULL run recreates the record.
+pub async fn a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated<
+    K: SandboxCrm + Default,
+>(
+    suite: Suite<K>,
+) {
+    let app = suite.app(|_| {}).await;
+    let ids = app
+        .crm
+        .put(&[
+            person(Some("del@x.com"), "Del", "Eted", None),
+            person(Some("stay@x.com"), "Stay", "Put", None),
+        ])
+        .await;
+    assert_status(
+        &app.sync(SyncMode::Incremental).await,
+        SyncRunStatus::Succeeded,
+    );
+    let contact = app.contact("del@x.com").await.expect("imported");
+    assert!(link_of_record(&app, &ids[0]).await.is_some());
+    app.crm
+        .kit
+        .delete_record(&app.crm.state, &app.crm.account, &ids[0], None)
+        .await
+        .expect("the kit deletes the record");
+
+    let run = app.sync(SyncMode::Incremental).await;
+
+    assert_status(&run, SyncRunStatus::Succeeded);
+    assert_eq!(run.from_crm_deleted, 1);
+    let deleted = deleted_items(&app, &run).await;
+    assert_eq!(deleted.len(), 1, "{:?}", app.items(&run).await);
+    assert_eq!(deleted[0].crm_record_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(deleted[0].contact_id.as_deref(), Some(contact.id.as_str()));
+    assert!(link_of_record(&app, &ids[0]).await.is_none());
+    assert!(link_of_record(&app, &ids[1]).await.is_some());
+    let kept = app.contact("del@x.com").await.expect("never removed");
+    assert!(kept.archived_at.is_none(), "syncDeletions is off");
+
+    let full = app.sync(SyncMode::Full).await;
+
+    assert_status(&full, SyncRunStatus::Succeeded);
+    assert_eq!(full.from_crm_deleted, 0, "found once");
+    assert!(app.crm.stored_with("del@x.com").await.is_empty());
+    assert_eq!(app.crm.stored_with("stay@x.com").await.len(), 1);
+}
+
+/// S12 with `syncDeletions`: a run whose listing fails (a 5xx on every try)
+/// archives nothing and records no DELETED item; the next run archives the
+/// contact whose record was deleted (never removing it).
+pub async fn a_deletion_archives_with_sync_deletions_only_after_a_complete_listing<
+    K: SandboxCrm + Default,
+>(
+    suite: Suite<K>,
+) {
+    let app = suite.app(|s| s.sync_deletions = true).await;
+    let ids = app
+        .crm
+        .put(&[person(Some("arch@x.com"), "Ar", "Chived", None)])
+        .await;
+    assert_status(
+        &app.sync(SyncMode::Incremental).await,
+        SyncRunStatus::Succeeded,
+    );
+    let (kit, state, account) = (&app.crm.kit, &app.crm.state, &app.crm.account);
+    kit.delete_record(state, account, &ids[0], None)
+        .await
+        .expect("the kit deletes the record");
+    let listing = kit.list_endpoint();
+    let fault = account.add_fault(state, FaultKind::Error { status: 500 }, Some(listing), None);
+
+    let failed = app.sync(SyncMode::Incremental).await;
+
+    assert_status(&failed, SyncRunStatus::Failed);
+    assert!(deleted_items(&app, &failed).await.is_empty());
+    let contact = app.contact("arch@x.com").await.unwrap();
+    assert!(contact.archived_at.is_none(), "nothing archived");
+    assert!(link_of_record(&app, &ids[0]).await.is_some());
+
+    state.faults.remove(fault.id);
+    let run = app.sync(SyncMode::Incremental).await;
+
+    assert_status(&run, SyncRunStatus::Succeeded);
+    assert_eq!(deleted_items(&app, &run).await.len(), 1);
+    let archived = app.contact("arch@x.com").await.expect("never removed");
+    assert!(archived.archived_at.is_some());
+    assert!(link_of_record(&app, &ids[0]).await.is_none());
+}
+
+/// S12, where the feed does not reach: a record deleted longer ago than the
+/// CRM's deleted-records feed goes back is found by a FULL run, which
+/// compares the links with everything it listed (and looks the missing
+/// record up first); an incremental run leaves its link alone.
+pub async fn a_full_run_finds_a_deletion_the_feed_no_longer_lists<K: SandboxCrm + Default>(
+    suite: Suite<K>,
+) {
+    let app = suite.app(|_| {}).await;
+    let ids = app
+        .crm
+        .put(&[
+            person(Some("old@x.com"), "Old", "Deletion", None),
+            person(Some("live@x.com"), "Li", "Ve", None),
+        ])
+        .await;
+    assert_status(
+        &app.sync(SyncMode::Incremental).await,
+        SyncRunStatus::Succeeded,
+    );
+    let (kit, state, account) = (&app.crm.kit, &app.crm.state, &app.crm.account);
+    let long_ago = state.clock.now() - Duration::days(40);
+    kit.delete_record(state, account, &ids[0], Some(long_ago))
+        .await
+        .expect("the kit deletes the record");
+
+    let incremental = app.sync(SyncMode::Incremental).await;
+
+    assert_status(&incremental, SyncRunStatus::Succeeded);
+    assert_eq!(incremental.from_crm_deleted, 0, "no feed lists it");
+    assert!(link_of_record(&app, &ids[0]).await.is_some());
+
+    let full = app.sync(SyncMode::Full).await;
+
+    assert_status(&full, SyncRunStatus::Succeeded);
+    assert_eq!(full.from_crm_deleted, 1);
+    let deleted = deleted_items(&app, &full).await;
+    assert_eq!(deleted.len(), 1, "{:?}", app.items(&full).await);
+    assert_eq!(deleted[0].crm_record_id.as_deref(), Some(ids[0].as_str()));
+    assert!(link_of_record(&app, &ids[0]).await.is_none());
+    assert!(link_of_record(&app, &ids[1]).await.is_some());
+    assert!(
+        app.crm.stored_with("old@x.com").await.is_empty(),
+        "not recreated"
+    );
+}

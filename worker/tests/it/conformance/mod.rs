@@ -303,7 +303,10 @@ macro_rules! conformance {
                 a_write_whose_reply_is_lost_is_not_duplicated,
                 a_spent_daily_limit_ends_the_run_partial_and_the_next_resumes,
                 an_archived_contact_is_neither_exported_nor_brought_back,
-                an_opt_out_syncs_both_ways_and_is_recorded
+                an_opt_out_syncs_both_ways_and_is_recorded,
+                a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated,
+                a_deletion_archives_with_sync_deletions_only_after_a_complete_listing,
+                a_full_run_finds_a_deletion_the_feed_no_longer_lists
             );
         }
     };
