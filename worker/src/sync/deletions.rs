@@ -74,9 +74,9 @@ fn hashed(id: &str) -> u64 {
     hasher.finish()
 }
 
-/// CRM records found deleted, by module and id, with when the CRM says
-/// they were deleted (where it says).
-type Found = HashMap<(CrmModule, String), Option<DateTime<Utc>>>;
+/// CRM records found deleted, by id, with when the CRM says they were
+/// deleted (where it says).
+type Found = HashMap<String, Option<DateTime<Utc>>>;
 
 /// Finds the deletions of every imported module and applies them. Runs of
 /// some records only (retries, FORM runs) look for none.
@@ -87,20 +87,29 @@ pub(super) async fn deletions(run: &mut Run<'_>) -> Result<(), Stop> {
     let feed = run.kit.deletions != Deletions::Reconcile;
     let started = Utc::now();
     let since = if feed { last_read(run).await? } else { None };
-    let mut found = Found::new();
+    // Every module's deletions are found before any is applied: a feed
+    // that fails stops the run with nothing applied.
+    let mut found: Vec<(CrmModule, Found)> = Vec::new();
     for module in run.settings.import_modules.clone() {
+        let mut deleted = Found::new();
         if feed {
-            for deleted in run.client.deleted(module, since).await? {
-                found.insert((module, deleted.id), deleted.deleted_at);
+            for record in run.client.deleted(module, since).await? {
+                deleted.insert(record.id, record.deleted_at);
             }
         }
         if run.reconciles() {
             for id in reconcile(run, module).await? {
-                found.entry((module, id)).or_insert(None);
+                deleted.entry(id).or_insert(None);
             }
         }
+        found.push((module, deleted));
     }
-    apply(run, found).await?;
+    for (module, deleted) in found {
+        let records: Vec<(String, Option<DateTime<Utc>>)> = deleted.into_iter().collect();
+        for batch in records.chunks(LINKS_PER_BATCH) {
+            apply_batch(run, module, batch.iter().cloned().collect()).await?;
+        }
+    }
     if feed && !run.dry() {
         note_read(run, started).await?;
     }
@@ -170,20 +179,6 @@ async fn reconcile(run: &Run<'_>, module: CrmModule) -> Result<Vec<String>, Stop
     Ok(gone)
 }
 
-/// Applies the deletions found, a batch of links per transaction.
-async fn apply(run: &mut Run<'_>, found: Found) -> Result<(), Stop> {
-    let mut by_module: HashMap<CrmModule, Vec<(String, Option<DateTime<Utc>>)>> = HashMap::new();
-    for ((module, id), at) in found {
-        by_module.entry(module).or_default().push((id, at));
-    }
-    for (module, records) in by_module {
-        for batch in records.chunks(LINKS_PER_BATCH) {
-            apply_batch(run, module, batch.iter().cloned().collect()).await?;
-        }
-    }
-    Ok(())
-}
-
 /// Notes that the run read its CRM's deletion feeds to the end, from `at`.
 async fn note_read(run: &Run<'_>, at: DateTime<Utc>) -> Result<(), Stop> {
     sync_run::Entity::update_many()
@@ -197,11 +192,7 @@ async fn note_read(run: &Run<'_>, at: DateTime<Utc>) -> Result<(), Stop> {
 
 /// One batch: the links of these records removed (kept as tombstones), their
 /// contacts archived when the connector says so, one DELETED item each.
-async fn apply_batch(
-    run: &mut Run<'_>,
-    module: CrmModule,
-    records: HashMap<String, Option<DateTime<Utc>>>,
-) -> Result<(), Stop> {
+async fn apply_batch(run: &mut Run<'_>, module: CrmModule, records: Found) -> Result<(), Stop> {
     let links = run
         .links_by_records(module, records.keys().cloned().collect())
         .await?;
