@@ -1,13 +1,14 @@
-//! Deletions found in the CRM (S12), between the import leg and the export
-//! leg, once every module's listing has completed (a run that fails or is
-//! cancelled before then finds and applies none).
+//! Deletions found in the CRM (S12), applied between the import leg and the
+//! export leg, once every module's listing has completed (a run that fails or
+//! is cancelled before then applies none).
 //!
-//! 1. find: the CRM's deletion feed (its kit's `deletions`: a deleted-records
-//!    API, a listing of archived records, a change feed), read from where the
-//!    last run that read it to the end started; and in a run that lists
-//!    everything (FULL), the links whose records the listing did not return,
-//!    each confirmed absent by a lookup (a lookup that fails leaves its links
-//!    alone: a fault is not a deletion);
+//! 1. find: before the listing, the CRM's deletion feed (its kit's
+//!    `deletions`: a deleted-records API, a listing of archived records, a
+//!    change feed), read from where the last run that read it to the end
+//!    started; after it, in a run that lists everything (FULL), the links
+//!    whose records the listing did not return, each confirmed absent by a
+//!    lookup (a lookup that fails leaves its links alone: a fault is not a
+//!    deletion);
 //! 2. apply, a few hundred links at a time: each deleted record's link is
 //!    removed with its index row and kept as a tombstone (`crm_deletions`),
 //!    a DELETED item names the record and the contact, and with the
@@ -78,31 +79,68 @@ fn hashed(id: &str) -> u64 {
 /// deleted (where it says).
 type Found = HashMap<String, Option<DateTime<Utc>>>;
 
-/// Finds the deletions of every imported module and applies them. Runs of
-/// some records only (retries, FORM runs) look for none.
-pub(super) async fn deletions(run: &mut Run<'_>) -> Result<(), Stop> {
+/// What a run's deletion feeds listed, read before its import leg lists
+/// anything and applied once the listing has completed.
+pub(super) struct Feeds {
+    /// When the reading started: the next run reads from there.
+    started: DateTime<Utc>,
+    /// The records each imported module's feed listed.
+    found: Vec<(CrmModule, Found)>,
+    /// True when every feed was read to its end.
+    complete: bool,
+}
+
+/// Reads the deletion feed of every imported module, from where the last
+/// run that read them to the end started (CRMs without a feed, and runs of
+/// some records only, read none). A feed that fails stops the run before
+/// its listing, with nothing applied.
+pub(super) async fn read_feeds(run: &Run<'_>) -> Result<Feeds, Stop> {
+    let mut feeds = Feeds {
+        started: Utc::now(),
+        found: Vec::new(),
+        complete: false,
+    };
+    if run.retry.is_some() || run.kit.deletions == Deletions::Reconcile {
+        return Ok(feeds);
+    }
+    let since = last_read(run).await?;
+    for module in &run.settings.import_modules {
+        let mut deleted = Found::new();
+        for record in run.client.deleted(*module, since).await? {
+            deleted.insert(record.id, record.deleted_at);
+        }
+        feeds.found.push((*module, deleted));
+    }
+    feeds.complete = true;
+    Ok(feeds)
+}
+
+/// Once the import leg's listing has completed: adds what a run that lists
+/// everything finds by reconciliation to what the feeds listed, and
+/// applies it all; then notes that the feeds were read.
+pub(super) async fn apply(run: &mut Run<'_>, feeds: Feeds) -> Result<(), Stop> {
     if run.retry.is_some() {
         return Ok(());
     }
-    let feed = run.kit.deletions != Deletions::Reconcile;
-    let started = Utc::now();
-    let since = if feed { last_read(run).await? } else { None };
-    // Every module's deletions are found before any is applied: a feed
-    // that fails stops the run with nothing applied.
-    let mut found: Vec<(CrmModule, Found)> = Vec::new();
-    for module in run.settings.import_modules.clone() {
-        let mut deleted = Found::new();
-        if feed {
-            for record in run.client.deleted(module, since).await? {
-                deleted.insert(record.id, record.deleted_at);
+    let Feeds {
+        started,
+        mut found,
+        complete,
+    } = feeds;
+    if run.reconciles() {
+        for module in run.settings.import_modules.clone() {
+            let gone = reconcile(run, module).await?;
+            let at = match found.iter().position(|(m, _)| *m == module) {
+                Some(i) => i,
+                None => {
+                    found.push((module, Found::new()));
+                    found.len() - 1
+                }
+            };
+            for id in gone {
+                found[at].1.entry(id).or_insert(None);
             }
         }
-        if run.reconciles() {
-            for id in reconcile(run, module).await? {
-                deleted.entry(id).or_insert(None);
-            }
-        }
-        found.push((module, deleted));
     }
     for (module, deleted) in found {
         let records: Vec<(String, Option<DateTime<Utc>>)> = deleted.into_iter().collect();
@@ -110,7 +148,7 @@ pub(super) async fn deletions(run: &mut Run<'_>) -> Result<(), Stop> {
             apply_batch(run, module, batch.iter().cloned().collect()).await?;
         }
     }
-    if feed && !run.dry() {
+    if complete && !run.dry() {
         note_read(run, started).await?;
     }
     Ok(())

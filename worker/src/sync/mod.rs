@@ -1,7 +1,7 @@
 //! One run from start to end: load and re-check the run and connector by
-//! tenant, then the import leg (CRM to platform), the CRM's deletions
-//! (`deletions`, once the import leg's listing completed) and the export leg
-//! (platform to CRM), page by page. Each page is read, decided (`decide`), written to the
+//! tenant, then the CRM's deletion feeds, the import leg (CRM to platform),
+//! the deletions found (`deletions`, applied once the import leg's listing
+//! completed) and the export leg (platform to CRM), page by page. Each page is read, decided (`decide`), written to the
 //! CRM, then applied to the database in one transaction with its items, links
 //! and checkpoint. The export leg runs its pages in a pipeline: while a page's
 //! CRM writes are in flight, the next page is read and decided and its writes
@@ -347,8 +347,9 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
     };
 
     let outcome = async {
+        let feeds = deletions::read_feeds(&state).await?;
         import::import(&mut state).await?;
-        deletions::deletions(&mut state).await?;
+        deletions::apply(&mut state, feeds).await?;
         legs::export(&mut state).await
     }
     .await;
