@@ -70,6 +70,10 @@ pub struct Model {
     /// connector's; null when the run uses the connector's own.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub mappings: Option<Json>,
+    /// A dry run's proposed sync rules (a JSON list), used instead of the
+    /// connector's; null when the run uses the connector's own.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub rules: Option<Json>,
 }
 
 /// No navigable relations.
@@ -117,6 +121,7 @@ impl Model {
             lease_holder: None,
             lease_expires_at: None,
             mappings: None,
+            rules: None,
         }
     }
 }
