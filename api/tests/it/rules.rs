@@ -557,3 +557,47 @@ async fn an_import_write_back_to_the_crm_follows_the_to_crm_rules() {
         "CREATED"
     );
 }
+
+#[tokio::test]
+async fn the_minimum_score_applies_before_the_rules() {
+    let sandbox = empty_sandbox().await;
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let id = app.pipedrive_connector(&sandbox).await;
+    app.admin_ok(
+        "mutation($id: ID!) { updateConnector(input: {id: $id, settings: {minScoreToExport: 50}}) { connector { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    for (email, score) in [("low@acme.test", 10), ("high@acme.test", 80)] {
+        upsert(
+            &app,
+            json!({ "email": email, "firstName": "Pat", "lastName": "Doe", "behaviourScore": score }),
+        )
+        .await;
+    }
+    let body = set_rules(
+        &app,
+        &id,
+        json!([{ "direction": "TO_CRM", "conditions": [{ "field": "behaviourScore", "operator": "LESS_OR_EQUAL", "value": "20" }], "action": "INCLUDE" }]),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+
+    let items = sync(&app, &id, json!({})).await;
+
+    // The low score never reaches the rules (it would match); the high one
+    // matches no rule.
+    assert!(
+        !items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["email"] == "low@acme.test"),
+        "{items}"
+    );
+    let high = item(&items, "TO_CRM", "high@acme.test");
+    assert_eq!(high["outcome"], "UNCHANGED");
+    assert_eq!(high["reasonCode"], "EXCLUDED_BY_RULE");
+    assert!(sandbox_persons(&sandbox).await.is_empty());
+}

@@ -231,7 +231,20 @@ fn picklists_are_compared_and_validated_by_label() {
         )],
         &crm_fields(),
     );
-    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(
+        ok.unwrap()[0].conditions[0].value.as_deref(),
+        Some(r#"["Web Form","Advertisement"]"#)
+    );
+    // An option written by its stored value is kept as its label.
+    let by_value = validate_rules(
+        &[input(
+            FromCrm,
+            vec![cond("Lead_Source", Equals, Some("web_form"))],
+        )],
+        &crm_fields(),
+    )
+    .unwrap();
+    assert_eq!(by_value[0].conditions[0].value.as_deref(), Some("Web Form"));
     let error = refused(input(
         FromCrm,
         vec![cond("Lead_Source", Equals, Some("Trade show"))],
