@@ -1,7 +1,8 @@
 //! Connectors (C1-C5): create with sealed credentials (what the CRM's kit
 //! made of the credential form: a refresh token a grant code was exchanged
 //! for, an API token it proved), validated settings and default mappings;
-//! update, delete, test; live CRM fields; mappings replaced as a whole (F1-F4).
+//! update, delete, test; live CRM fields; mappings replaced as a whole (F1-F4),
+//! and sync rules likewise (S13).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crmsync_worker::crm::kit::{ConnectEnv, Connected, CredentialsForm};
 use crmsync_worker::crm::{self, CrmClient, CrmError, CrmField, CrmKit, Expectations, registry};
 use crmsync_worker::platform::{self, Mapping, MappingInput};
 use crmsync_worker::settings::ConnectorSettings;
+use crmsync_worker::sync_rules::{self, SyncRule, SyncRuleInput};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
@@ -689,6 +691,51 @@ pub async fn set_mappings(
                 "enabled": m.enabled,
             })).collect::<Vec<_>>()
         }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Checks a whole sync rule list (S13) against the connector's CRM's live
+/// fields: for `setSyncRules`, and for the rules a dry run previews, so both
+/// refuse the same rules with the same fields, named from the rule list as
+/// the issue that introduced them names them: `rules[2].conditions[0].field`.
+pub async fn validate_rules(
+    state: &ApiState,
+    model: &connector::Model,
+    rows: &[SyncRuleInput],
+) -> Result<Vec<SyncRule>, ApiError> {
+    let fields = crm_fields(state, model, main_module(model.kind)?).await?;
+    sync_rules::validate_rules(rows, &fields).map_err(|e| ApiError::validation(e.field, e.message))
+}
+
+/// Replaces a connector's sync rules, validated as a whole against the
+/// CRM's live fields; marks a full resync as recommended (the rules decide
+/// what syncs, as mappings decide what flows).
+pub async fn set_rules(
+    state: &ApiState,
+    tenant: &TenantId,
+    actor: &Actor,
+    id: &str,
+    rows: Vec<SyncRuleInput>,
+) -> Result<connector::Model, ApiError> {
+    let model = find(state, tenant, id).await?;
+    let rules = validate_rules(state, &model, &rows).await?;
+    let txn = state.db.begin().await?;
+    sync_rules::replace(&txn, tenant, id, &rules).await?;
+    let mut row = connector::ActiveModel::from(model);
+    row.full_resync_recommended = Set(true);
+    row.updated_at = Set(Utc::now());
+    let saved = row.update(&txn).await?;
+    audit::record(
+        &txn,
+        tenant,
+        actor,
+        "rules.set",
+        "connector",
+        id,
+        serde_json::json!({ "rules": rules }),
     )
     .await?;
     txn.commit().await?;

@@ -6,6 +6,8 @@ use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{SyncMode, SyncTrigger};
 use crmsync_entity::models::sync_run;
 use crmsync_worker::platform::MappingInput;
+use crmsync_worker::runs::Proposed;
+use crmsync_worker::sync_rules::SyncRuleInput;
 
 use crate::ApiState;
 use crate::connectors;
@@ -20,6 +22,8 @@ use crate::idempotency::{self, IdempotencyKey};
 /// as `setFieldMappings` validates, used by that run instead of the
 /// connector's, and saved nowhere else (the connector keeps its mappings and
 /// its `fullResyncRecommended`). Such a run never joins one already going.
+/// `rules` previews a sync rule change the same way (S13), validated as
+/// `setSyncRules` validates it; both may be previewed at once.
 pub async fn start(
     state: &ApiState,
     tenant: &TenantId,
@@ -27,13 +31,20 @@ pub async fn start(
     trigger: SyncTrigger,
     mode: SyncMode,
     idempotency_key: Option<&IdempotencyKey>,
-    mappings: Option<Vec<MappingInput>>,
+    proposed: (Option<Vec<MappingInput>>, Option<Vec<SyncRuleInput>>),
 ) -> Result<sync_run::Model, ApiError> {
+    let (mappings, rules) = proposed;
     const OPERATION: &str = "startSync";
     if mappings.is_some() && mode != SyncMode::DryRun {
         return Err(ApiError::validation(
             "input.mappings",
             "proposed mappings are previewed by a dry run only: set mode: DRY_RUN, or apply them with setFieldMappings",
+        ));
+    }
+    if rules.is_some() && mode != SyncMode::DryRun {
+        return Err(ApiError::validation(
+            "input.rules",
+            "proposed rules are previewed by a dry run only: set mode: DRY_RUN, or apply them with setSyncRules",
         ));
     }
     if let Some(key) = idempotency_key {
@@ -48,32 +59,39 @@ pub async fn start(
             "the connector is disabled: enable it to sync".into(),
         ));
     }
-    let run = match mappings {
-        Some(rows) => {
-            let proposed = connectors::validate_mappings(state, &connector, &rows).await?;
-            crmsync_worker::runs::preview_mappings(
-                &state.db,
-                &state.queue,
-                state.bus.as_ref(),
-                tenant,
-                connector_id,
-                trigger,
-                &proposed,
-            )
-            .await?
-        }
-        None => {
-            crmsync_worker::runs::start_sync(
-                &state.db,
-                &state.queue,
-                state.bus.as_ref(),
-                tenant,
-                connector_id,
-                trigger,
-                mode,
-            )
-            .await?
-        }
+    let run = if mappings.is_some() || rules.is_some() {
+        let mappings = match &mappings {
+            Some(rows) => Some(connectors::validate_mappings(state, &connector, rows).await?),
+            None => None,
+        };
+        let rules = match &rules {
+            Some(rows) => Some(connectors::validate_rules(state, &connector, rows).await?),
+            None => None,
+        };
+        crmsync_worker::runs::preview(
+            &state.db,
+            &state.queue,
+            state.bus.as_ref(),
+            tenant,
+            connector_id,
+            trigger,
+            Proposed {
+                mappings: mappings.as_deref(),
+                rules: rules.as_deref(),
+            },
+        )
+        .await?
+    } else {
+        crmsync_worker::runs::start_sync(
+            &state.db,
+            &state.queue,
+            state.bus.as_ref(),
+            tenant,
+            connector_id,
+            trigger,
+            mode,
+        )
+        .await?
     };
     if let Some(key) = idempotency_key {
         idempotency::remember(&state.db, tenant, OPERATION, key, &run.id).await?;

@@ -10,6 +10,7 @@ mod m20261121_000005_item_changes;
 mod m20261206_000006_idempotency_input;
 mod m20261206_000007_contact_archive;
 mod m20261206_000008_consent_events;
+mod m20261206_000009_sync_rules;
 mod m20261206_000010_crm_deletions;
 
 /// All migrations, in order.
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000006_idempotency_input::Migration),
             Box::new(m20261206_000007_contact_archive::Migration),
             Box::new(m20261206_000008_consent_events::Migration),
+            Box::new(m20261206_000009_sync_rules::Migration),
             Box::new(m20261206_000010_crm_deletions::Migration),
         ]
     }

@@ -301,6 +301,22 @@ impl Decision {
             });
     }
 
+    /// Writes a CRM field that follows no mapping (a sync rule's field, S13)
+    /// on top of a CRM write the decision makes; `current` is what the
+    /// record is known to hold. A side refused or left unchanged is left alone.
+    pub fn set_crm_field(&mut self, field: &str, current: Option<Value>, value: Value) {
+        let (Write::Create(values) | Write::Update(values)) = &mut self.to_crm else {
+            return;
+        };
+        values.insert(field.to_owned(), value);
+        self.crm_origins
+            .entry(field.to_owned())
+            .or_insert_with(|| Origin {
+                other: None,
+                from: current.unwrap_or(Value::Null),
+            });
+    }
+
     /// What the writes change, field by field, on their target side: the
     /// value the side held (null for a creation) and the value it gets, and
     /// whether the field changed on both sides (S6). A refused or empty

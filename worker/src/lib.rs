@@ -14,4 +14,5 @@ pub mod runs;
 pub mod scheduler;
 pub mod settings;
 pub mod sync;
+pub mod sync_rules;
 pub mod worker;

@@ -29,6 +29,7 @@ use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
 use crate::sync::{End, ending};
+use crate::sync_rules::SyncRule;
 
 /// Why a run could not be started, cancelled or retried.
 #[derive(Debug, thiserror::Error)]
@@ -113,21 +114,30 @@ pub async fn start_sync(
     }
 }
 
-/// Creates a DRY_RUN that uses `mappings` instead of the connector's (a
-/// preview of a mapping change, validated by the caller as a mapping change
-/// is), and enqueues it. Nothing about the connector changes. A run already
-/// queued or running for the connector is not joined (it does not use these
-/// mappings): that is a conflict.
-pub async fn preview_mappings(
+/// What a dry run previews instead of its connector's own: mappings, sync
+/// rules, or both (validated by the caller as a change of them is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Proposed<'a> {
+    /// Proposed mappings.
+    pub mappings: Option<&'a [Mapping]>,
+    /// Proposed sync rules (S13).
+    pub rules: Option<&'a [SyncRule]>,
+}
+
+/// Creates a DRY_RUN that uses the `proposed` mappings and rules instead of
+/// the connector's (a preview of a change), and enqueues it. Nothing about
+/// the connector changes. A run already queued or running for the connector
+/// is not joined (it does not use them): that is a conflict.
+pub async fn preview(
     db: &DatabaseConnection,
     queue: &JobQueue,
     bus: &dyn EventBus,
     tenant: &TenantId,
     connector_id: &str,
     trigger: SyncTrigger,
-    mappings: &[Mapping],
+    proposed: Proposed<'_>,
 ) -> Result<sync_run::Model, RunError> {
-    let proposed = serde_json::to_value(mappings).expect("mappings serialise");
+    let json = |v: serde_json::Result<serde_json::Value>| v.expect("proposals serialise");
     match create_run(
         db,
         queue,
@@ -135,7 +145,8 @@ pub async fn preview_mappings(
         tenant,
         connector_id,
         NewRun {
-            mappings: Some(proposed),
+            mappings: proposed.mappings.map(|m| json(serde_json::to_value(m))),
+            rules: proposed.rules.map(|r| json(serde_json::to_value(r))),
             ..NewRun::new(trigger, SyncMode::DryRun)
         },
     )
@@ -143,7 +154,7 @@ pub async fn preview_mappings(
     {
         Created::New(run) => Ok(run),
         Created::Existing(run) => Err(RunError::Conflict(format!(
-            "run {} is already {} for this connector: preview the mappings once it has ended",
+            "run {} is already {} for this connector: preview the change once it has ended",
             run.id, run.status
         ))),
     }
@@ -305,12 +316,13 @@ async fn widen_form_run(
 }
 
 /// What a new run is: its trigger and mode, the run whose rejections it
-/// retries, and the mappings it previews (a DRY_RUN).
+/// retries, and the mappings and rules it previews (a DRY_RUN).
 struct NewRun {
     trigger: SyncTrigger,
     mode: SyncMode,
     retry_of: Option<String>,
     mappings: Option<serde_json::Value>,
+    rules: Option<serde_json::Value>,
 }
 
 impl NewRun {
@@ -320,6 +332,7 @@ impl NewRun {
             mode,
             retry_of: None,
             mappings: None,
+            rules: None,
         }
     }
 }
@@ -337,6 +350,7 @@ async fn create_run(
         mode,
         retry_of,
         mappings,
+        rules,
     } = new;
     let txn = crate::sync::begin_write(db).await?;
     let connector = connector::Entity::find_for_tenant(tenant, connector_id)
@@ -372,7 +386,7 @@ async fn create_run(
         if !abandoned(&run, Utc::now()) {
             // A whole run takes a waiting FORM run's place; a retry or a
             // preview of other mappings is a run of its own (refused).
-            let run = if mappings.is_none() && retry_of.is_none() {
+            let run = if mappings.is_none() && rules.is_none() && retry_of.is_none() {
                 widen_form_run(&txn, tenant, run, trigger, mode).await?
             } else {
                 run
@@ -395,6 +409,7 @@ async fn create_run(
         retry_of,
     );
     run.mappings = mappings;
+    run.rules = rules;
     let run = sync_run::ActiveModel::from(run).insert(&txn).await?;
     txn.commit().await?;
     if ended.is_some() {

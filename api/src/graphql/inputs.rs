@@ -2,11 +2,14 @@
 
 use async_graphql::{ID, InputObject, Json, MaybeUndefined};
 
-use super::types::{CrmModule, MappingDirection, Role, SyncMode};
+use super::types::{
+    CrmModule, MappingDirection, Role, RuleOperator, SyncDirection, SyncMode, SyncRuleAction,
+};
 use crate::connectors::SettingsPatch;
 use crate::contacts::ContactUpsert;
 use crate::webhooks::{NewWebhook, WebhookUpdate};
 use crmsync_worker::platform::MappingInput;
+use crmsync_worker::sync_rules::{self, SyncRuleInput as RuleInput};
 
 /// A new tenant.
 #[derive(InputObject)]
@@ -157,6 +160,79 @@ pub(crate) struct SetFieldMappingsInput {
     pub(crate) mappings: Vec<FieldMappingInput>,
 }
 
+/// One condition of a sync rule.
+#[derive(InputObject)]
+pub(crate) struct RuleConditionInput {
+    /// TO_CRM rules: a platform field (see platformFields; `ownerEmail` is
+    /// read as `owner_email`; custom ones are custom.<key>). FROM_CRM rules:
+    /// a CRM field's api name (see Connector.crmFields).
+    pub(crate) field: String,
+    /// The comparison; it must fit the field's type.
+    pub(crate) operator: RuleOperator,
+    /// The value compared with (IN: a comma list or a JSON array; a
+    /// picklist: option labels); left out for IS_SET and IS_NOT_SET.
+    pub(crate) value: Option<String>,
+}
+
+/// A field an INCLUDE rule sets on the target side.
+#[derive(InputObject)]
+pub(crate) struct RuleSetFieldInput {
+    /// TO_CRM rules: a CRM field's api name, mapped or not, not read-only.
+    /// FROM_CRM rules: a platform field that is neither the e-mail nor computed.
+    pub(crate) field: String,
+    /// The value as text: `true`, `42`, a picklist label, a multi-select's
+    /// labels as a comma list or JSON array.
+    pub(crate) value: String,
+}
+
+/// One IF/THEN sync rule (S13).
+#[derive(InputObject)]
+pub(crate) struct SyncRuleInput {
+    /// The direction it decides.
+    pub(crate) direction: SyncDirection,
+    /// All must hold; an empty list always holds.
+    #[graphql(default)]
+    pub(crate) conditions: Vec<RuleConditionInput>,
+    /// INCLUDE or EXCLUDE.
+    pub(crate) action: SyncRuleAction,
+    /// INCLUDE only: fields set on every write the sync makes for the record.
+    #[graphql(default)]
+    pub(crate) set_fields: Vec<RuleSetFieldInput>,
+}
+
+impl From<SyncRuleInput> for RuleInput {
+    fn from(r: SyncRuleInput) -> Self {
+        Self {
+            direction: r.direction.into(),
+            conditions: r
+                .conditions
+                .into_iter()
+                .map(|c| sync_rules::Condition {
+                    field: c.field,
+                    operator: c.operator.into(),
+                    value: c.value,
+                })
+                .collect(),
+            action: r.action.into(),
+            set_fields: r
+                .set_fields
+                .into_iter()
+                .map(|f| (f.field, f.value))
+                .collect(),
+        }
+    }
+}
+
+/// The whole rule list of a connector.
+#[derive(InputObject)]
+pub(crate) struct SetSyncRulesInput {
+    /// The connector.
+    pub(crate) connector_id: ID,
+    /// The rules, in order; they replace the current list (an empty list
+    /// removes them all: everything syncs).
+    pub(crate) rules: Vec<SyncRuleInput>,
+}
+
 /// A contact by e-mail: fields left out are kept, an explicit null clears.
 #[derive(InputObject)]
 pub(crate) struct UpsertContactInput {
@@ -234,6 +310,11 @@ pub(crate) struct StartSyncInput {
     /// everything (as the full resync a mapping change calls for) and never
     /// joins a run already queued or running.
     pub(crate) mappings: Option<Vec<FieldMappingInput>>,
+    /// A sync rule change to preview, with mode DRY_RUN only: the whole
+    /// list, validated as setSyncRules validates it, used by this run
+    /// instead of the connector's, and saved nowhere else. Like proposed
+    /// mappings, such a dry run reads everything.
+    pub(crate) rules: Option<Vec<SyncRuleInput>>,
 }
 
 /// A run to cancel.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use crmsync_entity::models::{
-    connector, consent_event, contact, crm_link, field_mapping, sync_run,
+    connector, consent_event, contact, crm_link, field_mapping, sync_rule, sync_run,
 };
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, QueryFilter, QueryOrder, QuerySelect};
@@ -22,6 +22,7 @@ pub(crate) struct Loaders {
     pub(crate) runs: Cached<ById<sync_run::Entity>>,
     pub(crate) contacts: Cached<ById<contact::Entity>>,
     pub(crate) mappings: Cached<MappingsByConnector>,
+    pub(crate) sync_rules: Cached<RulesByConnector>,
     pub(crate) links: Cached<LinksByContact>,
     pub(crate) last_runs: Cached<LastRunByConnector>,
     pub(crate) consent: Cached<ConsentByContact>,
@@ -48,6 +49,11 @@ impl Loaders {
             ),
             mappings: DataLoader::with_cache(
                 MappingsByConnector(ctx()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            sync_rules: DataLoader::with_cache(
+                RulesByConnector(ctx()),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -129,6 +135,28 @@ impl Loader<String> for MappingsByConnector {
             .filter(field_mapping::Column::ConnectorId.is_in(keys.iter().cloned()))
             .order_by_asc(field_mapping::Column::ConnectorId)
             .order_by_asc(field_mapping::Column::Position)
+            .all(&self.0.db)
+            .await?;
+        let mut out: HashMap<String, Self::Value> = HashMap::new();
+        for row in rows {
+            out.entry(row.connector_id.clone()).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// A connector's sync rules (S13), in order.
+pub(crate) struct RulesByConnector(Scoped);
+
+impl Loader<String> for RulesByConnector {
+    type Value = Vec<sync_rule::Model>;
+    type Error = DbErr;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, DbErr> {
+        let rows = sync_rule::Entity::for_tenant(&self.0.tenant)
+            .filter(sync_rule::Column::ConnectorId.is_in(keys.iter().cloned()))
+            .order_by_asc(sync_rule::Column::ConnectorId)
+            .order_by_asc(sync_rule::Column::Position)
             .all(&self.0.db)
             .await?;
         let mut out: HashMap<String, Self::Value> = HashMap::new();

@@ -157,6 +157,28 @@ impl Mutation {
         })
     }
 
+    /// Replaces the IF/THEN sync rules (S13), validated as a whole against
+    /// the CRM's fields; recommends a full resync.
+    async fn set_sync_rules(
+        &self,
+        ctx: &Context<'_>,
+        input: SetSyncRulesInput,
+    ) -> GqlResult<ConnectorPayload> {
+        let scope = admin(ctx)?;
+        let rows = input.rules.into_iter().map(Into::into).collect();
+        let model = connectors::set_rules(
+            state(ctx),
+            &scope.tenant,
+            &scope.actor,
+            &input.connector_id,
+            rows,
+        )
+        .await?;
+        Ok(ConnectorPayload {
+            connector: Connector(model),
+        })
+    }
+
     /// Creates or updates a contact by e-mail; no sync is triggered.
     async fn upsert_contact(
         &self,
@@ -217,7 +239,8 @@ impl Mutation {
     }
 
     /// Enqueues a run and returns it QUEUED (or the run already queued or
-    /// running). With `mappings` (DRY_RUN only), previews a mapping change.
+    /// running). With `mappings` or `rules` (DRY_RUN only), previews a
+    /// mapping or sync rule change.
     async fn start_sync(
         &self,
         ctx: &Context<'_>,
@@ -240,9 +263,14 @@ impl Mutation {
             trigger,
             input.mode.into(),
             idempotency_key.as_ref(),
-            input
-                .mappings
-                .map(|rows| rows.into_iter().map(Into::into).collect()),
+            (
+                input
+                    .mappings
+                    .map(|rows| rows.into_iter().map(Into::into).collect()),
+                input
+                    .rules
+                    .map(|rows| rows.into_iter().map(Into::into).collect()),
+            ),
         )
         .await?;
         Ok(SyncRunPayload { run: SyncRun(run) })

@@ -447,6 +447,105 @@ impl From<crmsync_worker::crm::CrmField> for CrmField {
     }
 }
 
+remote_enum!(
+    /// What a sync rule does when its conditions hold.
+    SyncRuleAction = "crmsync_worker::sync_rules::RuleAction" {
+        /// The record syncs, with the rule's fields set on the target side.
+        Include,
+        /// The record does not sync in the rule's direction.
+        Exclude,
+    }
+);
+remote_enum!(
+    /// How a sync rule's condition compares a field with its value. Text is
+    /// compared ignoring case, picklists by label, numbers by value.
+    RuleOperator = "crmsync_worker::sync_rules::RuleOperator" {
+        /// The field holds the value (a multi-select: one of its items does).
+        Equals,
+        /// The field does not hold the value (an empty field holds none).
+        NotEquals = "NOT_EQUALS",
+        /// The field holds one of the values: a comma list or a JSON array.
+        In,
+        /// The text holds the value; a multi-select holds it as an item.
+        Contains,
+        /// The field has a value.
+        IsSet = "IS_SET",
+        /// The field is empty.
+        IsNotSet = "IS_NOT_SET",
+        /// A number or date at least the value.
+        GreaterOrEqual = "GREATER_OR_EQUAL",
+        /// A number or date at most the value.
+        LessOrEqual = "LESS_OR_EQUAL",
+    }
+);
+
+/// One condition of a sync rule.
+#[derive(SimpleObject)]
+pub(crate) struct RuleCondition {
+    /// A platform field (TO_CRM rules) or a CRM field's api name (FROM_CRM).
+    pub(crate) field: String,
+    /// The comparison.
+    pub(crate) operator: RuleOperator,
+    /// The value compared with; null for IS_SET and IS_NOT_SET.
+    pub(crate) value: Option<String>,
+}
+
+/// A field an INCLUDE rule sets on the target side.
+#[derive(SimpleObject)]
+pub(crate) struct RuleSetField {
+    /// A CRM field's api name (TO_CRM rules) or a platform field (FROM_CRM).
+    pub(crate) field: String,
+    /// The value, as text (`true`, `42`, a picklist label; a multi-select's
+    /// labels as a JSON array).
+    pub(crate) value: String,
+}
+
+/// An IF/THEN sync rule (S13). Per direction, the first rule whose
+/// conditions all hold decides whether a record syncs; a record no rule
+/// matches does not sync that way, unless the connector has no rule for
+/// that direction.
+#[derive(SimpleObject)]
+pub(crate) struct SyncRule {
+    /// The direction it decides: TO_CRM reads platform fields and sets CRM
+    /// fields, FROM_CRM reads CRM fields and sets platform fields.
+    pub(crate) direction: SyncDirection,
+    /// All must hold; none always holds.
+    pub(crate) conditions: Vec<RuleCondition>,
+    /// INCLUDE or EXCLUDE.
+    pub(crate) action: SyncRuleAction,
+    /// INCLUDE only: fields set on every write the sync makes for the record.
+    pub(crate) set_fields: Vec<RuleSetField>,
+}
+
+impl From<crmsync_worker::sync_rules::SyncRule> for SyncRule {
+    fn from(r: crmsync_worker::sync_rules::SyncRule) -> Self {
+        Self {
+            direction: r.direction.into(),
+            conditions: r
+                .conditions
+                .into_iter()
+                .map(|c| RuleCondition {
+                    field: c.field,
+                    operator: c.operator.into(),
+                    value: c.value,
+                })
+                .collect(),
+            action: r.action.into(),
+            set_fields: r
+                .set_fields
+                .into_iter()
+                .map(|f| RuleSetField {
+                    field: f.field,
+                    value: match f.value {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One mapping row.
 #[derive(SimpleObject)]
 pub(crate) struct FieldMapping {
@@ -597,6 +696,21 @@ impl Connector {
             .into_iter()
             .map(Into::into)
             .collect())
+    }
+    /// The IF/THEN sync rules, in order (see setSyncRules).
+    async fn sync_rules(&self, ctx: &Context<'_>) -> GqlResult<Vec<SyncRule>> {
+        loaders(ctx)?
+            .sync_rules
+            .load_one(self.0.id.clone())
+            .await?
+            .unwrap_or_default()
+            .iter()
+            .map(|row| {
+                crmsync_worker::sync_rules::parse(&row.rule)
+                    .map(Into::into)
+                    .map_err(Into::into)
+            })
+            .collect()
     }
     /// Live from the CRM: its fields for a module, with types and picklist options.
     async fn crm_fields(&self, ctx: &Context<'_>, module: CrmModule) -> GqlResult<Vec<CrmField>> {
@@ -873,6 +987,16 @@ impl SyncRun {
         let stored = self.0.mappings.as_ref()?;
         let mappings = Vec::<crmsync_worker::platform::Mapping>::deserialize(stored).ok()?;
         Some(mappings.into_iter().map(Into::into).collect())
+    }
+    /// The sync rules a dry run previewed instead of the connector's (given
+    /// to startSync); null when the run used the connector's own.
+    async fn proposed_rules(&self) -> Option<Vec<SyncRule>> {
+        let stored = self.0.rules.as_ref()?.as_array()?;
+        let rules: Result<Vec<_>, _> = stored
+            .iter()
+            .map(crmsync_worker::sync_rules::parse)
+            .collect();
+        Some(rules.ok()?.into_iter().map(Into::into).collect())
     }
     /// When it was queued.
     async fn queued_at(&self) -> DateTime<Utc> {

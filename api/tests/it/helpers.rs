@@ -442,6 +442,7 @@ pub async fn insert_run(
         lease_holder: Set(None),
         lease_expires_at: Set(None),
         mappings: Set(None),
+        rules: Set(None),
         // The columns added since take their defaults.
         ..Default::default()
     }

@@ -78,6 +78,10 @@ async fn another_tenants_ids_are_not_found_everywhere() {
             json!({ "id": connector }),
         ),
         (
+            "mutation($id: ID!) { setSyncRules(input: {connectorId: $id, rules: []}) { connector { id } } }",
+            json!({ "id": connector }),
+        ),
+        (
             "mutation($id: ID!) { startSync(input: {connectorId: $id}) { run { id } } }",
             json!({ "id": connector }),
         ),

@@ -25,6 +25,7 @@ mod limits;
 mod nplus1;
 mod ops;
 mod rate_limits;
+mod rules;
 mod salesforce;
 mod schema;
 mod sync_flow;

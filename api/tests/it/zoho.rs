@@ -19,10 +19,10 @@ const STATUS: &str = "query($id: ID!) { connector(id: $id) { status statusMessag
 const SET: &str = "mutation($input: SetFieldMappingsInput!) { setFieldMappings(input: $input) { connector { mappings { platformField crmField direction } } } }";
 
 /// One Zoho org of the sandbox, reached through its self-client.
-struct Org {
+pub(crate) struct Org {
     accounts_url: String,
     admin_url: String,
-    org_id: String,
+    pub(crate) org_id: String,
     client_id: String,
     client_secret: String,
     mint_url: String,
@@ -31,7 +31,7 @@ struct Org {
 
 impl Org {
     /// The org the sandbox starts with (seeded, default custom fields).
-    fn default_of(sandbox: &Sandbox) -> Self {
+    pub(crate) fn default_of(sandbox: &Sandbox) -> Self {
         let z = &sandbox.description().zoho;
         Self {
             accounts_url: z.accounts_url.clone(),
@@ -104,7 +104,7 @@ impl Org {
     }
 
     /// Calls the sandbox admin API.
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let reply = self
             .http
             .request(method, format!("{}{path}", self.admin_url))
@@ -118,7 +118,7 @@ impl Org {
 }
 
 /// Creates a Zoho connector with a fresh code; returns its id.
-async fn zoho_connector(app: &TestApp, org: &Org) -> String {
+pub(crate) async fn zoho_connector(app: &TestApp, org: &Org) -> String {
     let code = org.grant_code().await;
     let data = app
         .admin_ok(CREATE_CONNECTOR, json!({ "input": org.input(&code) }))

@@ -15,6 +15,7 @@ pub mod pending_push;
 pub mod process_lease;
 pub mod sync_checkpoint;
 pub mod sync_item;
+pub mod sync_rule;
 pub mod sync_run;
 pub mod tenant;
 pub mod webhook;

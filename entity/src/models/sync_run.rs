@@ -74,6 +74,10 @@ pub struct Model {
     /// connector's; null when the run uses the connector's own.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub mappings: Option<Json>,
+    /// A dry run's proposed sync rules (a JSON list), used instead of the
+    /// connector's; null when the run uses the connector's own.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub rules: Option<Json>,
     /// When the run started reading its CRM's deletions, once it has read
     /// them all (S12); the next run reads them from there.
     pub deletions_read_at: Option<DateTimeUtc>,
@@ -126,6 +130,7 @@ impl Model {
             lease_holder: None,
             lease_expires_at: None,
             mappings: None,
+            rules: None,
             deletions_read_at: None,
         }
     }

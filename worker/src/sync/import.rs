@@ -31,8 +31,9 @@ use super::legs::{
 use super::platform_side::{apply_values, contact_values, new_contact, update_model};
 use super::{OVERLAP, PAGE_SIZE, Run, Stop, store};
 use crate::crm::{Conversion, CrmError, CrmRecord, ListQuery, RecordWrite, WriteResult};
-use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Write};
+use crate::decide::{self, Decision, Pair, Rejection, Rules, Side, Snapshot, Values, Write};
 use crate::events::Legs;
+use crate::sync_rules::{self, SetField};
 
 /// The reason of an UNCHANGED item whose CRM record is linked to (or has the
 /// e-mail of) an archived platform contact (issue 24).
@@ -319,6 +320,15 @@ fn pair_and_decide(
 ) -> Vec<ImportPair> {
     let mut pairs = Vec::new();
     for record in &loaded.records {
+        // S13: the FROM_CRM rules decide which records come in.
+        let sets =
+            match sync_rules::verdict(&run.sync_rules, SyncDirection::FromCrm, &record.values) {
+                Ok(sets) => sets,
+                Err(reason) => {
+                    items.push(legs, excluded(SyncDirection::FromCrm, record, &reason));
+                    continue;
+                }
+            };
         match pair(&loaded, can, module, record) {
             // Issue 24: an archived contact is never brought back: nothing is
             // written onto it, no contact is made, its link stays as it is.
@@ -355,9 +365,8 @@ fn pair_and_decide(
                 rules,
                 can,
                 record.clone(),
-                email,
-                contact,
-                link,
+                (email, contact, link),
+                sets,
             )),
             Pairing::Rejected { code, message } => {
                 let rejection = Rejection {
@@ -459,15 +468,36 @@ struct ImportPair {
     decision: Decision,
 }
 
-/// Step 3 for one pair.
+/// An UNCHANGED item for a CRM record a sync rule keeps from syncing one way
+/// (S13): the reason names the rule.
+fn excluded<'a>(
+    direction: SyncDirection,
+    record: &CrmRecord,
+    reason: &'a Rejection,
+) -> ItemInput<'a> {
+    ItemInput {
+        direction,
+        outcome: ItemOutcome::Unchanged,
+        email: record.email.clone(),
+        contact_id: None,
+        crm_record_id: Some(record.id.clone()),
+        rejection: Some(reason),
+        changes: None,
+    }
+}
+
+/// Step 3 for one pair, with the fields its FROM_CRM rule sets (S13).
 fn decide_pair(
     run: &Run<'_>,
     rules: &Rules<'_>,
     can: Capabilities,
     record: CrmRecord,
-    email: Option<String>,
-    contact: Option<contact::Model>,
-    link: Option<crm_link::Model>,
+    (email, contact, link): (
+        Option<String>,
+        Option<contact::Model>,
+        Option<crm_link::Model>,
+    ),
+    sets: &[SetField],
 ) -> ImportPair {
     let platform_url = &run.ctx.options.platform_url;
     let platform = contact.as_ref().map(|c| contact_values(c, platform_url));
@@ -489,6 +519,7 @@ fn decide_pair(
     if crm_owned {
         make_client(&mut decision, contact.as_ref());
     }
+    sync_rules::set_platform_fields(&mut decision, platform.as_ref(), sets);
     let mut new = None;
     if let (Write::Create(values), Some(email)) = (&decision.to_platform, &email) {
         let model = new_contact(run.tenant.as_str(), email, values, Utc::now());
@@ -497,6 +528,7 @@ fn decide_pair(
         }
         new = Some(model);
     }
+    write_back_rules(run, &mut decision, platform, new.as_ref(), &record);
     ImportPair {
         record,
         email,
@@ -504,6 +536,32 @@ fn decide_pair(
         new_contact: new,
         link,
         decision,
+    }
+}
+
+/// S13: a write-back to the CRM follows the TO_CRM rules, evaluated on the
+/// contact as this pass leaves it. An excluded write is refused with the
+/// rule's reason (its item is UNCHANGED, the snapshot keeps the CRM side as
+/// it was); an included one gets its rule's CRM fields.
+fn write_back_rules(
+    run: &Run<'_>,
+    decision: &mut Decision,
+    platform: Option<Values>,
+    created: Option<&contact::Model>,
+    record: &CrmRecord,
+) {
+    if !matches!(decision.to_crm, Write::Update(_)) {
+        return;
+    }
+    let mut values = platform
+        .or_else(|| created.map(|c| contact_values(c, &run.ctx.options.platform_url)))
+        .unwrap_or_default();
+    if let Write::Update(changed) = &decision.to_platform {
+        values.extend(changed.clone());
+    }
+    match sync_rules::verdict(&run.sync_rules, SyncDirection::ToCrm, &values) {
+        Ok(sets) => sync_rules::set_crm_fields(decision, Some(&record.values), sets),
+        Err(reason) => decision.to_crm = Write::Reject(reason),
     }
 }
 
@@ -884,7 +942,10 @@ fn push_items(
     );
     if matches!(sides.to_crm, Write::Update(_) | Write::Reject(_)) || converted {
         let crm_reason = reason(&sides.to_crm);
-        let outcome = crm_outcome(&sides.to_crm, converted, &p.decision.crm_conflicts);
+        let outcome = match crm_outcome(&sides.to_crm, converted, &p.decision.crm_conflicts) {
+            _ if sync_rules::is_exclusion(crm_reason.as_ref()) => ItemOutcome::Unchanged,
+            outcome => outcome,
+        };
         items.push(
             legs,
             ItemInput {

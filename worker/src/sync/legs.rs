@@ -588,6 +588,25 @@ async fn decide_page(
     let mut pairs = Vec::new();
     for contact in page {
         let link = links.get(&contact.id).cloned();
+        // S13: the TO_CRM rules decide which contacts go out.
+        let platform = contact_values(&contact, &run.ctx.options.platform_url);
+        let sets =
+            match crate::sync_rules::verdict(&run.sync_rules, SyncDirection::ToCrm, &platform) {
+                Ok(sets) => sets,
+                Err(reason) => {
+                    let item = ItemInput {
+                        direction: SyncDirection::ToCrm,
+                        outcome: ItemOutcome::Unchanged,
+                        email: Some(contact.email.clone()),
+                        contact_id: Some(contact.id.clone()),
+                        crm_record_id: link.map(|l| l.crm_record_id),
+                        rejection: Some(&reason),
+                        changes: None,
+                    };
+                    items.push(&mut legs, item);
+                    continue;
+                }
+            };
         let mut matched = winners.get(&contact.email).cloned();
         if link.is_none()
             && let Some(id) = matched.as_ref().filter(|id| taken.contains(*id))
@@ -645,8 +664,7 @@ async fn decide_page(
             Some(r) if r.modified_at > contact.updated_at => Side::Crm,
             _ => Side::Platform,
         };
-        let platform = contact_values(&contact, &run.ctx.options.platform_url);
-        let decision = decide::decide(
+        let mut decision = decide::decide(
             &Pair {
                 platform: Some(&platform),
                 crm: crm_values,
@@ -673,6 +691,7 @@ async fn decide_page(
             );
             continue;
         }
+        crate::sync_rules::set_crm_fields(&mut decision, crm_values, sets);
         let crm_id = link.as_ref().map(|l| l.crm_record_id.clone()).or(matched);
         pairs.push(ExportPair {
             crm_converted: record.is_some_and(|r| r.converted),

@@ -127,6 +127,8 @@ pub(crate) struct Run<'a> {
     pub settings: ConnectorSettings,
     pub client: Arc<dyn CrmClient>,
     pub mappings: Vec<Mapping>,
+    /// The sync rules (S13): the connector's, or a dry run's proposed ones.
+    pub sync_rules: Vec<crate::sync_rules::SyncRule>,
     /// The CRM's fields by module, then by api name.
     pub fields: HashMap<CrmModule, HashMap<String, CrmField>>,
     /// E-mails of the CRM's active users, read when a page first has a
@@ -162,13 +164,15 @@ impl Run<'_> {
     }
 
     /// True when checkpoints are ignored: FULL runs, retries, and dry runs
-    /// previewing proposed mappings (a mapping change calls for a full
+    /// previewing proposed mappings or rules (such a change calls for a full
     /// resync, so its preview reads everything). Any other dry run reads from
     /// the checkpoints as the next incremental run would, and saves none.
     pub fn ignores_checkpoints(&self) -> bool {
         match self.run.mode {
             SyncMode::Full => true,
-            SyncMode::DryRun => self.run.mappings.is_some() || self.retry.is_some(),
+            SyncMode::DryRun => {
+                self.run.mappings.is_some() || self.run.rules.is_some() || self.retry.is_some()
+            }
             SyncMode::Incremental => self.retry.is_some(),
         }
     }
@@ -322,7 +326,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
             return conclude(ctx, stopped, Err(stop), false).await;
         }
     };
-    let (kit, client, settings, mappings, fields, retry) = prepared;
+    let (kit, client, settings, (mappings, sync_rules), fields, retry) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
     let mut state = Run {
         ctx,
@@ -333,6 +337,7 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         settings,
         client,
         mappings,
+        sync_rules,
         fields,
         owners: None,
         legs,
@@ -428,7 +433,7 @@ type Prepared = (
     &'static Description,
     Arc<dyn CrmClient>,
     ConnectorSettings,
-    Vec<Mapping>,
+    (Vec<Mapping>, Vec<crate::sync_rules::SyncRule>),
     HashMap<CrmModule, HashMap<String, CrmField>>,
     Option<(HashSet<String>, HashSet<String>)>,
 );
@@ -469,6 +474,16 @@ async fn prepare(
             })
             .collect(),
     };
+    // Rules likewise: a dry run's proposed ones, else the connector's.
+    let sync_rules = match &run.rules {
+        Some(proposed) => proposed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(crate::sync_rules::parse)
+            .collect::<Result<_, _>>()?,
+        None => crate::sync_rules::load(&ctx.db, tenant, &connector.id).await?,
+    };
     let mut modules = vec![described.export_module()];
     modules.extend(settings.import_modules.iter().copied());
     modules.dedup();
@@ -495,7 +510,14 @@ async fn prepare(
         )),
         (None, _) => None,
     };
-    Ok((described, client, settings, mappings, fields, retry))
+    Ok((
+        described,
+        client,
+        settings,
+        (mappings, sync_rules),
+        fields,
+        retry,
+    ))
 }
 
 /// The client its credentials make for the connector's CRM.
