@@ -458,11 +458,7 @@ async fn a_dry_run_previews_proposed_rules_and_leaves_the_connector_and_crm_as_t
             json!({ "input": { "connectorId": id, "mode": "DRY_RUN", "rules": [{ "direction": "TO_CRM", "conditions": [{ "field": "nope", "operator": "IS_SET" }], "action": "EXCLUDE" }] } }),
         )
         .await;
-    assert_eq!(
-        field(&invalid),
-        "rules[0].conditions[0].field",
-        "{invalid}"
-    );
+    assert_eq!(field(&invalid), "rules[0].conditions[0].field", "{invalid}");
 
     let items = sync(&app, &id, json!({ "mode": "DRY_RUN", "rules": proposed })).await;
 
@@ -600,4 +596,53 @@ async fn the_minimum_score_applies_before_the_rules() {
     assert_eq!(high["outcome"], "UNCHANGED");
     assert_eq!(high["reasonCode"], "EXCLUDED_BY_RULE");
     assert!(sandbox_persons(&sandbox).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_import_filter_applies_before_the_from_crm_rules() {
+    let sandbox = empty_sandbox().await;
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let (org, id) = zoho(&app, &sandbox).await;
+    app.admin_ok(
+        "mutation($id: ID!) { updateConnector(input: {id: $id, settings: {filterField: \"Lead_Source\", filterValue: \"Trade Show\"}}) { connector { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let lead = |email: &str, source: &str| json!({ "Email": email, "Last_Name": "Lead", "Lead_Source": source });
+    org.admin(
+        Method::POST,
+        &format!("/zoho/orgs/{}/records/Leads", org.org_id),
+        json!({ "records": [lead("fair@acme.test", "Trade Show"), lead("call@acme.test", "Cold Call")] }),
+    )
+    .await;
+    // The rules would exclude the cold call (an item saying so); the filter
+    // drops it before they see it, so it leaves no item at all.
+    let body = set_rules(
+        &app,
+        &id,
+        json!([
+            { "direction": "FROM_CRM", "conditions": [{ "field": "Lead_Source", "operator": "EQUALS", "value": "Cold Call" }], "action": "EXCLUDE" },
+            { "direction": "FROM_CRM", "conditions": [], "action": "INCLUDE" },
+        ]),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+
+    let items = sync(&app, &id, json!({})).await;
+
+    let came_in: Vec<Value> = contacts(&app)
+        .await
+        .into_iter()
+        .map(|c| c["email"].clone())
+        .collect();
+    assert_eq!(came_in, [json!("fair@acme.test")]);
+    assert!(
+        !items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["email"] == "call@acme.test"),
+        "the filtered lead never reaches the rules: {items}"
+    );
 }
