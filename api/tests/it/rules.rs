@@ -384,15 +384,11 @@ async fn pipedrive_to_crm_rules_exclude_first_then_include_with_a_field_set() {
     assert_eq!(out["field"], "rules[0]");
 }
 
-#[tokio::test]
-async fn pipedrive_from_crm_include_sets_platform_fields_and_exclude_keeps_persons_out() {
-    let sandbox = empty_sandbox().await;
-    let app = TestApp::spawn().await;
-    app.start_worker();
-    let id = app.pipedrive_connector(&sandbox).await;
+/// Two persons stored in the sandbox Pipedrive: grace@acme.test and bob@globex.test.
+async fn grace_and_bob_in_pipedrive(sandbox: &crmsync_sandbox::Sandbox) {
     let person = |email: &str, name: &str| json!({ "name": name, "emails": [{ "value": email, "primary": true, "label": "work" }] });
     sandbox_admin(
-        &sandbox,
+        sandbox,
         &format!(
             "/pipedrive/companies/{}/persons",
             sandbox.description().pipedrive.company_domain
@@ -400,6 +396,15 @@ async fn pipedrive_from_crm_include_sets_platform_fields_and_exclude_keeps_perso
         json!({ "persons": [person("grace@acme.test", "Grace Hopper"), person("bob@globex.test", "Bob Smith")] }),
     )
     .await;
+}
+
+#[tokio::test]
+async fn pipedrive_from_crm_include_sets_platform_fields_and_exclude_keeps_persons_out() {
+    let sandbox = empty_sandbox().await;
+    let app = TestApp::spawn().await;
+    app.start_worker();
+    let id = app.pipedrive_connector(&sandbox).await;
+    grace_and_bob_in_pipedrive(&sandbox).await;
     let body = set_rules(
         &app,
         &id,
@@ -509,16 +514,7 @@ async fn an_import_write_back_to_the_crm_follows_the_to_crm_rules() {
     let app = TestApp::spawn().await;
     app.start_worker();
     let id = app.pipedrive_connector(&sandbox).await;
-    let person = |email: &str, name: &str| json!({ "name": name, "emails": [{ "value": email, "primary": true, "label": "work" }] });
-    sandbox_admin(
-        &sandbox,
-        &format!(
-            "/pipedrive/companies/{}/persons",
-            sandbox.description().pipedrive.company_domain
-        ),
-        json!({ "persons": [person("grace@acme.test", "Grace Hopper"), person("bob@globex.test", "Bob Smith")] }),
-    )
-    .await;
+    grace_and_bob_in_pipedrive(&sandbox).await;
     let body = set_rules(
         &app,
         &id,
