@@ -7,4 +7,5 @@ mod hubspot_sdk;
 mod pipedrive;
 mod salesforce;
 mod salesforce_sdk;
+mod sap_c4c;
 mod zoho;
