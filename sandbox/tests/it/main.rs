@@ -8,4 +8,5 @@ mod pipedrive;
 mod salesforce;
 mod salesforce_sdk;
 mod sap_c4c;
+mod sap_c4c_sdk;
 mod zoho;
