@@ -67,7 +67,7 @@ async fn a_batch_needs_the_csrf_token_and_respects_the_changeset_limit() {
     let sb = TestSandbox::start().await;
     let mut c4c = C4c::empty(&sb).await;
     let op = create(json!({"Name": "A", "Company": "Acme"}));
-    let (status, _) = send_batch(&c4c, &[changeset("cs", &[op.clone()])]).await;
+    let (status, _) = send_batch(&c4c, &[changeset("cs", std::slice::from_ref(&op))]).await;
     assert_eq!(status, 403);
     c4c.fetch_token().await;
     c4c.settings(json!({"changeset_max": 2, "batch_max": 10}))
