@@ -13,6 +13,7 @@
 mod admin;
 mod api;
 mod batch;
+pub mod kit;
 mod metadata;
 pub mod model;
 pub mod odata;
@@ -35,6 +36,8 @@ use serde_json::json;
 
 use crate::{AppState, Shared};
 use model::{FieldSpec, Settings, TenantData};
+
+pub use kit::SandboxKind;
 
 /// Where the OData service lives on a tenant's host.
 pub const SERVICE_PATH: &str = "/sap/c4c/odata/v1/c4codataapi";

@@ -578,10 +578,12 @@ impl TenantData {
                     ),
                 ));
             }
-            let value = if value.is_null() {
-                Value::Null
-            } else {
-                check_value(prop, value)?
+            let value = match (&prop.kind, value) {
+                (_, Value::Null) => Value::Null,
+                // The admin API stores what a tenant may hold after a code was
+                // removed from its list.
+                (Kind::Code(_), Value::String(s)) if admin => json!(s),
+                _ => check_value(prop, value)?,
             };
             values.insert(name.clone(), value);
         }

@@ -2,6 +2,7 @@
 //! default tenant or to tenants it creates through the admin API, over real HTTP.
 
 mod batch;
+mod kit;
 mod odata;
 
 use reqwest::Method;
