@@ -32,6 +32,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/tenants/{tenant}/records/{set}",
             get(stored_records).post(put_records),
         )
+        .route(
+            "/tenants/{tenant}/records/{set}/{id}",
+            axum::routing::delete(delete_record),
+        )
         .route("/tenants/{tenant}/revoke", post(revoke))
         .route("/leads/{id}/convert", post(convert))
 }
@@ -174,6 +178,20 @@ async fn put_records(
         stored.push(stored_json(&data, set, &values));
     }
     Ok((StatusCode::CREATED, Json(json!({ "records": stored }))))
+}
+
+/// Deletes a record as a user would in C4C's screens (no trace is kept: the
+/// OData v2 API offers no deleted-records feed).
+async fn delete_record(
+    State(state): State<AppState>,
+    Path((id, set, object_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let tenant = tenant(&state, &id)?;
+    let set = set_of(&set)?;
+    match tenant.data.lock().table_mut(set).records.remove(&object_id) {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(AdminError::not_found(format!("id: no record {object_id}"))),
+    }
 }
 
 /// A rep's conversion of a lead (by ObjectID) into an account and a contact.

@@ -32,6 +32,16 @@ pub(crate) async fn service_document(
     })
 }
 
+/// `GET` on the service root without its trailing slash: C4C answers 307 to
+/// the root with it, so a client that forgets the slash notices.
+pub(crate) async fn without_slash(State(state): State<AppState>) -> Response {
+    Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header(header::LOCATION, service_url(&state))
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
 /// `GET /$metadata`: the EDMX document.
 pub(crate) async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
     serve_read(&state, &headers, |_, tenant| {

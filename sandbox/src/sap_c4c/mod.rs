@@ -209,11 +209,11 @@ pub(crate) fn bootstrap(state: &Shared) -> SapC4cDescription {
     }
 }
 
-/// The OData service at [`SERVICE_PATH`] (with or without the trailing slash).
+/// The OData service at [`SERVICE_PATH`]; the root without its trailing slash redirects.
 pub(crate) fn router() -> Router<AppState> {
     let at = |p: &str| format!("{SERVICE_PATH}{p}");
     Router::new()
-        .route(&at(""), get(api::service_document))
+        .route(&at(""), get(api::without_slash))
         .route(&at("/"), get(api::service_document))
         .route(&at("/$metadata"), get(api::metadata))
         .route(&at("/$batch"), post(batch::batch))

@@ -49,3 +49,21 @@ async fn the_kit_provisions_stores_reads_budgets_and_revokes() {
     let contact = kit.convert_lead(state, &account, &ids[0]).await.unwrap();
     assert!(!contact.is_empty());
 }
+
+#[tokio::test]
+async fn the_admin_api_deletes_a_record_as_a_user_would() {
+    let sb = TestSandbox::start().await;
+    let mut c4c = C4c::empty(&sb).await;
+    let id = c4c
+        .lead(serde_json::json!({"Name": "A", "Company": "Acme"}))
+        .await;
+    let path = format!(
+        "/admin/sap_c4c/tenants/{}/records/LeadCollection/{id}",
+        c4c.tenant
+    );
+    let first = sb.http.delete(sb.url(&path)).send().await.unwrap();
+    assert_eq!(first.status(), 204);
+    assert_eq!(c4c.get(&format!("LeadCollection('{id}')")).await.0, 404);
+    let again = sb.http.delete(sb.url(&path)).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+}

@@ -247,3 +247,16 @@ async fn a_reps_conversion_makes_an_account_and_a_contact() {
         .await;
     assert_eq!(again, 409);
 }
+
+#[tokio::test]
+async fn the_service_root_without_its_slash_redirects_with_307() {
+    let sb = TestSandbox::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = sb.url(SERVICE.trim_end_matches('/'));
+    let resp = http.get(&root).send().await.unwrap();
+    assert_eq!(resp.status(), 307);
+    assert_eq!(resp.headers()["location"], sb.url(SERVICE).as_str());
+}
