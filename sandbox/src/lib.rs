@@ -8,6 +8,7 @@ pub mod kit;
 pub mod metrics;
 pub mod pipedrive;
 pub mod salesforce;
+pub mod sap_c4c;
 pub mod seed;
 mod server;
 pub mod zoho;
@@ -30,6 +31,9 @@ pub enum System {
     Hubspot,
     /// Salesforce, the REST API (query, sObjects, Collections) and its OAuth token endpoint.
     Salesforce,
+    /// SAP Sales Cloud (C4C), the OData v2 service `c4codataapi`.
+    #[serde(rename = "sap_c4c")]
+    SapC4c,
 }
 
 /// Everything the handlers share: the clock, faults, counters and every CRM's data.
@@ -49,6 +53,8 @@ pub struct Shared {
     pub hubspot: hubspot::HubspotState,
     /// Salesforce orgs, connected apps, sessions and records.
     pub salesforce: salesforce::SalesforceState,
+    /// SAP C4C tenants, their technical users and CSRF sessions.
+    pub sap_c4c: sap_c4c::SapC4cState,
     /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
     pub base_url: String,
     /// The configuration the sandbox was started with.

@@ -21,7 +21,8 @@ use tower::ServiceExt;
 use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
 use crate::{
-    AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce, zoho,
+    AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce,
+    sap_c4c, zoho,
 };
 
 /// How to start a sandbox.
@@ -59,6 +60,8 @@ pub struct Description {
     pub hubspot: hubspot::HubspotDescription,
     /// The default Salesforce org.
     pub salesforce: salesforce::SalesforceDescription,
+    /// The default SAP C4C tenant.
+    pub sap_c4c: sap_c4c::SapC4cDescription,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -93,6 +96,7 @@ impl Sandbox {
             pipedrive: pipedrive::PipedriveState::default(),
             hubspot: hubspot::HubspotState::default(),
             salesforce: salesforce::SalesforceState::default(),
+            sap_c4c: sap_c4c::SapC4cState::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             description: std::sync::OnceLock::new(),
@@ -103,6 +107,7 @@ impl Sandbox {
             pipedrive: pipedrive::bootstrap(&state),
             hubspot: hubspot::bootstrap(&state),
             salesforce: salesforce::bootstrap(&state),
+            sap_c4c: sap_c4c::bootstrap(&state),
         };
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
@@ -169,7 +174,10 @@ fn router(state: AppState) -> Router {
         state.clone(),
         salesforce_edge,
     ));
+    // A C4C tenant is a host too: its OData service lives at the root.
+    let c4c = sap_c4c::router().layer(middleware::from_fn_with_state(state.clone(), sap_c4c_edge));
     Router::new()
+        .merge(c4c)
         .nest("/zoho", zoho)
         .nest("/services", sf_services)
         .nest("/id", sf_id)
@@ -257,6 +265,11 @@ async fn hubspot_edge(State(state): State<AppState>, request: Request, next: Nex
 async fn salesforce_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let tenant = salesforce::tenant_of(&state, &request);
     edge(state, System::Salesforce, tenant, request, next).await
+}
+
+async fn sap_c4c_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tenant = sap_c4c::tenant_of(&state, &request);
+    edge(state, System::SapC4c, tenant, request, next).await
 }
 
 /// The tenant a handler resolved, for the request counts when the edge could not
@@ -360,6 +373,7 @@ fn fault_response(state: &Shared, system: System, status: u16) -> Response {
         System::Pipedrive => pipedrive::fault_response(state, status),
         System::Hubspot => hubspot::fault_response(state, status),
         System::Salesforce => salesforce::fault_response(state, status),
+        System::SapC4c => sap_c4c::fault_response(state, status),
     }
 }
 

@@ -7,4 +7,6 @@ mod hubspot_sdk;
 mod pipedrive;
 mod salesforce;
 mod salesforce_sdk;
+mod sap_c4c;
+mod sap_c4c_sdk;
 mod zoho;
