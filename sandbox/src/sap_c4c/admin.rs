@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::model::{Kind, ORIGIN_TYPES, Set, Settings, TenantData};
 use super::{Tenant, TenantSpec, create_tenant, describe};
-use crate::admin::{AdminError, parse_body};
+use crate::admin::{AdminError, DeletedAt, parse_body};
 use crate::seed::SeedSpec;
 use crate::{AppState, Shared};
 
@@ -181,11 +181,14 @@ async fn put_records(
 }
 
 /// Deletes a record as a user would in C4C's screens (no trace is kept: the
-/// OData v2 API offers no deleted-records feed).
+/// OData v2 API offers no deleted-records feed, so a backdated deletion,
+/// `?deleted_at=`, is checked like on the other CRMs and changes nothing).
 async fn delete_record(
     State(state): State<AppState>,
     Path((id, set, object_id)): Path<(String, String, String)>,
+    Query(when): Query<DeletedAt>,
 ) -> Result<StatusCode, AdminError> {
+    when.at(state.clock.now())?;
     let tenant = tenant(&state, &id)?;
     let set = set_of(&set)?;
     match tenant.data.lock().table_mut(set).records.remove(&object_id) {

@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 
 use axum::http::Method;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::SERVICE_PATH;
-use crate::kit::{Account, KitError, Person, Picklist, SandboxCrm, Stored, admin};
+use crate::kit::{
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+};
 use crate::{AppState, System};
 
 /// The SAP C4C sandbox as the conformance suite sees it.
@@ -50,6 +53,10 @@ impl SandboxCrm for SandboxKind {
     /// The operations of one `$batch` changeset (the sandbox's `changeset_max`).
     fn write_batch_size(&self) -> usize {
         100
+    }
+
+    fn list_endpoint(&self) -> &'static str {
+        "GET /sap/c4c/odata/v1/c4codataapi/{resource}"
     }
 
     fn write_endpoints(&self) -> &'static [&'static str] {
@@ -147,6 +154,22 @@ impl SandboxCrm for SandboxKind {
         let mut settings = admin(state, Method::GET, &path, None).await?;
         settings["daily_requests"] = json!(budget.max(1));
         admin(state, Method::PUT, &path, Some(settings)).await?;
+        Ok(())
+    }
+
+    async fn delete_record(
+        &self,
+        state: &AppState,
+        account: &Account,
+        id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), KitError> {
+        let query = deleted_at_query(at);
+        let path = format!(
+            "/sap_c4c/tenants/{}/records/LeadCollection/{id}{query}",
+            account.tenant
+        );
+        admin(state, Method::DELETE, &path, None).await?;
         Ok(())
     }
 

@@ -67,3 +67,23 @@ async fn the_admin_api_deletes_a_record_as_a_user_would() {
     let again = sb.http.delete(sb.url(&path)).send().await.unwrap();
     assert_eq!(again.status(), 404);
 }
+
+#[tokio::test]
+async fn the_kit_deletes_a_lead_without_a_trace() {
+    let sb = TestSandbox::start().await;
+    let kit = SandboxKind;
+    let (account, ids) = crate::common::kit_deletes_the_first_of_two(&sb, &kit).await;
+    let c4c = C4c {
+        sb: &sb,
+        tenant: account.tenant.clone(),
+        username: account.connect_form["username"].clone(),
+        password: account.connect_form["password"].clone(),
+        csrf: None,
+    };
+    let (status, _) = c4c.get(&format!("LeadCollection('{}')", ids[0])).await;
+    assert_eq!(status, 404, "C4C keeps no deleted records");
+    assert_eq!(
+        kit.list_endpoint(),
+        "GET /sap/c4c/odata/v1/c4codataapi/{resource}"
+    );
+}
