@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultRule;
-use crate::{AppState, System, hubspot, pipedrive, salesforce, zoho};
+use crate::{AppState, System, hubspot, pipedrive, salesforce, zendesk_sell, zoho};
 
 /// An admin API error: `{"error": "<field>: <reason>"}` with 400, 404 or 409.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,7 @@ pub(crate) fn router() -> Router<AppState> {
         .nest("/pipedrive", pipedrive::admin_router())
         .nest("/hubspot", hubspot::admin_router())
         .nest("/salesforce", salesforce::admin_router())
+        .nest("/zendesk_sell", zendesk_sell::admin_router())
 }
 
 async fn index(State(state): State<AppState>) -> Json<Value> {
@@ -89,7 +90,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
             "GET /admin/clock", "POST /admin/clock",
             "GET /admin/faults", "POST /admin/faults", "DELETE /admin/faults", "DELETE /admin/faults/{id}",
             "GET /admin/requests", "DELETE /admin/requests",
-            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/...", "/admin/salesforce/... (see sandbox/README.md)",
+            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/...", "/admin/salesforce/...", "/admin/zendesk_sell/... (see sandbox/README.md)",
         ],
     }))
 }

@@ -10,6 +10,7 @@ pub mod pipedrive;
 pub mod salesforce;
 pub mod seed;
 mod server;
+pub mod zendesk_sell;
 pub mod zoho;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub enum System {
     Hubspot,
     /// Salesforce, the REST API (query, sObjects, Collections) and its OAuth token endpoint.
     Salesforce,
+    /// Zendesk Sell, API v2 (leads, contacts, custom fields, users, lead conversions).
+    #[serde(rename = "zendesk_sell")]
+    ZendeskSell,
 }
 
 /// Everything the handlers share: the clock, faults, counters and every CRM's data.
@@ -49,6 +53,8 @@ pub struct Shared {
     pub hubspot: hubspot::HubspotState,
     /// Salesforce orgs, connected apps, sessions and records.
     pub salesforce: salesforce::SalesforceState,
+    /// Zendesk Sell accounts, tokens and records.
+    pub zendesk_sell: zendesk_sell::ZendeskSellState,
     /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
     pub base_url: String,
     /// The configuration the sandbox was started with.

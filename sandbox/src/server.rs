@@ -21,7 +21,8 @@ use tower::ServiceExt;
 use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
 use crate::{
-    AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce, zoho,
+    AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce,
+    zendesk_sell, zoho,
 };
 
 /// How to start a sandbox.
@@ -59,6 +60,9 @@ pub struct Description {
     pub hubspot: hubspot::HubspotDescription,
     /// The default Salesforce org.
     pub salesforce: salesforce::SalesforceDescription,
+    /// The default Zendesk Sell account.
+    #[serde(default)]
+    pub zendesk_sell: zendesk_sell::ZendeskSellDescription,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -93,6 +97,7 @@ impl Sandbox {
             pipedrive: pipedrive::PipedriveState::default(),
             hubspot: hubspot::HubspotState::default(),
             salesforce: salesforce::SalesforceState::default(),
+            zendesk_sell: zendesk_sell::ZendeskSellState::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             description: std::sync::OnceLock::new(),
@@ -103,6 +108,7 @@ impl Sandbox {
             pipedrive: pipedrive::bootstrap(&state),
             hubspot: hubspot::bootstrap(&state),
             salesforce: salesforce::bootstrap(&state),
+            zendesk_sell: zendesk_sell::bootstrap(&state),
         };
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
@@ -169,8 +175,13 @@ fn router(state: AppState) -> Router {
         state.clone(),
         salesforce_edge,
     ));
+    let zendesk_sell = zendesk_sell::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        zendesk_sell_edge,
+    ));
     Router::new()
         .nest("/zoho", zoho)
+        .nest("/zendesk_sell", zendesk_sell)
         .nest("/services", sf_services)
         .nest("/id", sf_id)
         .nest("/hubspot", hubspot)
@@ -257,6 +268,15 @@ async fn hubspot_edge(State(state): State<AppState>, request: Request, next: Nex
 async fn salesforce_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let tenant = salesforce::tenant_of(&state, &request);
     edge(state, System::Salesforce, tenant, request, next).await
+}
+
+async fn zendesk_sell_edge(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tenant = zendesk_sell::tenant_of(&state, &request);
+    edge(state, System::ZendeskSell, tenant, request, next).await
 }
 
 /// The tenant a handler resolved, for the request counts when the edge could not
@@ -360,6 +380,7 @@ fn fault_response(state: &Shared, system: System, status: u16) -> Response {
         System::Pipedrive => pipedrive::fault_response(state, status),
         System::Hubspot => hubspot::fault_response(state, status),
         System::Salesforce => salesforce::fault_response(state, status),
+        System::ZendeskSell => zendesk_sell::fault_response(state, status),
     }
 }
 

@@ -858,6 +858,7 @@ mod tests {
             pipedrive: crate::pipedrive::PipedriveState::default(),
             hubspot: HubspotState::default(),
             salesforce: crate::salesforce::SalesforceState::default(),
+            zendesk_sell: crate::zendesk_sell::ZendeskSellState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),

@@ -603,6 +603,7 @@ mod tests {
             pipedrive: PipedriveState::default(),
             hubspot: crate::hubspot::HubspotState::default(),
             salesforce: crate::salesforce::SalesforceState::default(),
+            zendesk_sell: crate::zendesk_sell::ZendeskSellState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),

@@ -7,4 +7,5 @@ mod hubspot_sdk;
 mod pipedrive;
 mod salesforce;
 mod salesforce_sdk;
+mod zendesk_sell;
 mod zoho;
