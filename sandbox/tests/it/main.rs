@@ -8,4 +8,5 @@ mod pipedrive;
 mod salesforce;
 mod salesforce_sdk;
 mod zendesk_sell;
+mod zendesk_sell_sdk;
 mod zoho;
