@@ -7,7 +7,7 @@
 
 mod admin;
 mod api;
-
+pub mod kit;
 pub mod limits;
 pub mod model;
 
@@ -29,6 +29,8 @@ use serde_json::{Value, json};
 use crate::{AppState, Shared};
 use limits::{LimitConfig, Limits};
 use model::{Account, Data, FieldSpec, FieldType, Resource, Settings, User};
+
+pub use kit::SandboxKind;
 
 /// Accounts, access tokens and id counters.
 #[derive(Debug, Default)]
