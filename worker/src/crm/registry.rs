@@ -15,6 +15,8 @@ pub mod hubspot;
 pub mod pipedrive;
 #[path = "salesforce/mod.rs"]
 pub mod salesforce;
+#[path = "zendesk_sell/mod.rs"]
+pub mod zendesk_sell;
 #[path = "zoho/mod.rs"]
 pub mod zoho;
 

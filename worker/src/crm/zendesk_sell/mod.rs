@@ -1,0 +1,531 @@
+//! The Zendesk Sell client: leads (both ways) and contacts (read) on API v2.
+//!
+//! - Listing: Sell's API has no "modified since" filter, so a listing reads
+//!   `sort_by=updated_at:desc` pages until it passes the checkpoint, then
+//!   hands the records over oldest first in one page. A record changed while
+//!   the pages are read moves to the front, so it is read twice, never
+//!   skipped; duplicates are dropped by id.
+//! - Pacing: Sell sends no rate-limit headers, so the client keeps under the
+//!   documented 10 calls per second per token itself; a 429 pauses every call
+//!   of the client with a backoff (Sell sends no `Retry-After` either).
+//! - Creates are never doubled: after a create whose outcome is unknown the
+//!   lead is looked up by e-mail before the create is sent again.
+//! - Deletions: Sell lists no deleted records outside its Sync API, so the
+//!   kit reconciles (a FULL run compares its links with the listing).
+
+pub mod kit;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crmsync_entity::enums::{ConnectorKind, CrmModule};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::credentials::Credentials;
+use crate::crm::RetryPolicy;
+use crate::crm::kit::{self as crm_kit, CrmKit as _};
+use crate::crm::pacer::Pacer;
+use crate::crm::retry::transport_error;
+use crate::crm::{
+    ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations,
+    FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
+};
+use crate::egress::HttpClient;
+use crate::metrics::{CallStatus, Metrics, endpoint};
+
+/// Sell's largest page (`per_page`).
+pub const MAX_PAGE: u32 = 100;
+/// Sell's documented calls per second per token.
+const PER_SECOND: u32 = 10;
+/// Writes in flight at once (Sell writes one record per call).
+const WRITE_CONCURRENCY: usize = 4;
+
+/// A Zendesk Sell account, reached with a personal access token.
+#[derive(Debug)]
+pub struct ZendeskSellClient {
+    http: HttpClient,
+    base: String,
+    token: SecretString,
+    policy: RetryPolicy,
+    pacer: Pacer,
+    catalog: OnceCell<Arc<Catalog>>,
+    metrics: Option<Metrics>,
+}
+
+/// Fields of both modules and the users, read once per client.
+#[derive(Debug)]
+struct Catalog {
+    leads: Vec<CrmField>,
+    contacts: Vec<CrmField>,
+    users: Vec<CrmUser>,
+}
+
+impl Catalog {
+    fn fields(&self, module: CrmModule) -> &[CrmField] {
+        if module == CrmModule::Contacts {
+            &self.contacts
+        } else {
+            &self.leads
+        }
+    }
+}
+
+impl ZendeskSellClient {
+    /// A client for the credentials' account; `base_url` replaces `https://api.getbase.com`.
+    pub fn new(
+        credentials: &Credentials,
+        base_url: Option<&str>,
+        http: HttpClient,
+    ) -> Result<Self, CrmError> {
+        let token = crm_kit::stored(credentials, kit::Kit.describe(), "accessToken")?.clone();
+        let base = base_url
+            .unwrap_or("https://api.getbase.com")
+            .trim_end_matches('/')
+            .to_owned();
+        http.egress().check_url(&base)?;
+        Ok(Self {
+            http,
+            base,
+            token,
+            policy: RetryPolicy::default(),
+            pacer: Pacer::new(Duration::from_secs(1), Some(PER_SECOND)),
+            catalog: OnceCell::new(),
+            metrics: None,
+        })
+    }
+
+    /// Counts this client's calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Replaces the retry policy (tests use short delays).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// One call, once: paced and classified. The reply's JSON (Null for 204).
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CrmError> {
+        let slot = self.pacer.acquire().await;
+        let route = self
+            .metrics
+            .as_ref()
+            .map(|_| endpoint(method.as_str(), path));
+        let mut request = self
+            .http
+            .request(method, &format!("{}/v2{path}", self.base))?
+            .bearer_auth(self.token.expose_secret())
+            .header("accept", "application/json")
+            .timeout(self.policy.request_timeout)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(&json!({ "data": body }));
+        }
+        let started = Instant::now();
+        let response = request.send().await;
+        if let (Some(metrics), Some(route)) = (&self.metrics, route) {
+            metrics.crm_call(
+                kit::TAG,
+                route,
+                CallStatus::of(&response),
+                started.elapsed(),
+            );
+        }
+        let response = response.map_err(|e| transport_error("Zendesk Sell", e))?;
+        self.pacer.replied(slot).await;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport_error("Zendesk Sell", e))?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match status {
+            StatusCode::NO_CONTENT => Ok(Value::Null),
+            s if s.is_success() => {
+                if json.is_null() {
+                    return Err(CrmError::Protocol(format!("{path}: the reply is not JSON")));
+                }
+                Ok(json)
+            }
+            StatusCode::UNAUTHORIZED => Err(CrmError::Unauthorized(
+                "Zendesk Sell refused the access token".into(),
+            )),
+            StatusCode::TOO_MANY_REQUESTS => Err(CrmError::RateLimited { retry_after: None }),
+            s if s.is_server_error() => Err(CrmError::Unavailable(format!(
+                "Zendesk Sell answered {}",
+                s.as_u16()
+            ))),
+            StatusCode::BAD_REQUEST
+            | StatusCode::NOT_FOUND
+            | StatusCode::CONFLICT
+            | StatusCode::UNPROCESSABLE_ENTITY => Err(wire::rejection(&json, status.as_u16())),
+            s => Err(CrmError::Protocol(format!(
+                "{path}: Zendesk Sell answered {}",
+                s.as_u16()
+            ))),
+        }
+    }
+
+    /// One call with retries of the retryable failures.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CrmError> {
+        self.policy
+            .run(
+                "Zendesk Sell",
+                path,
+                || self.send_once(method.clone(), path, query, body),
+                |delay| self.pacer.pause(delay),
+            )
+            .await
+    }
+
+    /// Every item of a collection, page by page.
+    async fn all_items(&self, path: &str) -> Result<Vec<Value>, CrmError> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let reply = self
+                .call(
+                    Method::GET,
+                    path,
+                    &[
+                        ("page", page.to_string()),
+                        ("per_page", MAX_PAGE.to_string()),
+                    ],
+                    None,
+                )
+                .await?;
+            let items = data_of_items(&reply);
+            let last = items.len() < MAX_PAGE as usize || !has_next(&reply);
+            out.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn catalog(&self) -> Result<Arc<Catalog>, CrmError> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let lead_custom = self
+                    .call(Method::GET, "/lead/custom_fields", &[], None)
+                    .await?;
+                let contact_custom = self
+                    .call(Method::GET, "/contact/custom_fields", &[], None)
+                    .await?;
+                let users = self.all_items("/users").await?;
+                Ok(Arc::new(Catalog {
+                    leads: wire::fields(CrmModule::Leads, &data_of_items(&lead_custom)),
+                    contacts: wire::fields(CrmModule::Contacts, &data_of_items(&contact_custom)),
+                    users: users.iter().filter_map(wire::user).collect(),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    fn records(
+        &self,
+        module: CrmModule,
+        items: &[Value],
+        catalog: &Catalog,
+    ) -> Result<Vec<CrmRecord>, CrmError> {
+        items
+            .iter()
+            .map(|d| wire::to_record(module, d, catalog.fields(module), &catalog.users))
+            .collect()
+    }
+
+    /// The newest lead with this e-mail: what a lost create may have made.
+    async fn find_by_email(&self, path: &str, email: &str) -> Result<Option<Value>, CrmError> {
+        if email.trim().is_empty() {
+            return Ok(None);
+        }
+        let reply = self
+            .call(
+                Method::GET,
+                path,
+                &[
+                    ("email", email.trim().to_owned()),
+                    ("sort_by", "id:desc".into()),
+                    ("per_page", "1".into()),
+                ],
+                None,
+            )
+            .await?;
+        Ok(data_of_items(&reply).into_iter().next())
+    }
+
+    async fn write_one(
+        &self,
+        module: CrmModule,
+        write: RecordWrite,
+    ) -> Result<WriteResult, CrmError> {
+        let catalog = self.catalog().await?;
+        let plural = format!("/{}s", wire::resource(module)?);
+        let body = wire::body(
+            &write.values,
+            write.owner_email.as_deref(),
+            catalog.fields(module),
+            &catalog.users,
+        )?;
+        let created = write.id.is_none();
+        let data = match &write.id {
+            // A PUT is idempotent: plain retries are safe.
+            Some(id) => self
+                .call(Method::PUT, &format!("{plural}/{id}"), &[], Some(&body))
+                .await?["data"]
+                .clone(),
+            None => self.create(&plural, &body, &write.email).await?,
+        };
+        let record = wire::to_record(module, &data, catalog.fields(module), &catalog.users)?;
+        Ok(WriteResult {
+            id: record.id,
+            modified_at: record.modified_at,
+            created,
+        })
+    }
+
+    /// A create that is never applied twice.
+    async fn create(&self, path: &str, body: &Value, email: &str) -> Result<Value, CrmError> {
+        let mut failures = 0;
+        let mut limited = 0;
+        loop {
+            match self.send_once(Method::POST, path, &[], Some(body)).await {
+                Ok(reply) => return Ok(reply["data"].clone()),
+                Err(CrmError::RateLimited { retry_after }) => {
+                    limited += 1;
+                    if limited >= self.policy.rate_limit_attempts {
+                        return Err(CrmError::RateLimited { retry_after });
+                    }
+                    self.pacer
+                        .pause(self.policy.rate_limit_wait(retry_after, limited))
+                        .await;
+                }
+                Err(CrmError::Unavailable(message)) => {
+                    failures += 1;
+                    tokio::time::sleep(self.policy.backoff(failures)).await;
+                    if let Some(found) = self.find_by_email(path, email).await? {
+                        return Ok(found);
+                    }
+                    if failures >= self.policy.attempts {
+                        return Err(CrmError::Unavailable(message));
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+}
+
+/// The `data` of each item of a collection reply.
+fn data_of_items(reply: &Value) -> Vec<Value> {
+    reply["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| i["data"].clone())
+        .collect()
+}
+
+fn has_next(reply: &Value) -> bool {
+    reply["meta"]["links"]["next_page"].is_string()
+}
+
+#[async_trait::async_trait]
+impl CrmClient for ZendeskSellClient {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::ZendeskSell
+    }
+
+    async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError> {
+        let me = match self.call(Method::GET, "/users/self", &[], None).await {
+            Ok(reply) => reply["data"].clone(),
+            Err(CrmError::Unavailable(message)) => {
+                return Ok(ConnectionCheck {
+                    ok: false,
+                    message: format!("cannot reach Zendesk Sell at {}: {message}", self.base),
+                });
+            }
+            Err(other) => return Err(other),
+        };
+        let user = me["email"].as_str().unwrap_or("an API user").to_owned();
+        if expect.filter_field.is_some() || expect.platform_link_field.is_some() {
+            let fields = self.fields(CrmModule::Leads).await?;
+            let help = FieldsHelp {
+                records: "Zendesk Sell leads",
+                settings: kit::Kit.describe().fields_settings,
+            };
+            if let Some(problem) = expect
+                .filter_problem(&fields, help)
+                .or_else(|| expect.link_problem(&fields, help))
+            {
+                return Ok(ConnectionCheck {
+                    ok: false,
+                    message: format!("connected to Zendesk Sell as {user}, but {problem}"),
+                });
+            }
+        }
+        Ok(ConnectionCheck {
+            ok: true,
+            message: format!("connected to Zendesk Sell as {user}"),
+        })
+    }
+
+    async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError> {
+        wire::resource(module)?;
+        Ok(self.catalog().await?.fields(module).to_vec())
+    }
+
+    async fn users(&self) -> Result<Vec<CrmUser>, CrmError> {
+        Ok(self.catalog().await?.users.clone())
+    }
+
+    /// Newest first until the checkpoint, handed over oldest first in one page.
+    async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {
+        let path = format!("/{}s", wire::resource(query.module)?);
+        let catalog = self.catalog().await?;
+        let mut by_id: BTreeMap<String, CrmRecord> = BTreeMap::new();
+        for page in 1.. {
+            let reply = self
+                .call(
+                    Method::GET,
+                    &path,
+                    &[
+                        ("page", page.to_string()),
+                        ("per_page", MAX_PAGE.to_string()),
+                        ("sort_by", "updated_at:desc".into()),
+                    ],
+                    None,
+                )
+                .await?;
+            let items = data_of_items(&reply);
+            let records = self.records(query.module, &items, &catalog)?;
+            let passed = query
+                .since
+                .is_some_and(|since| records.iter().any(|r| r.modified_at < since));
+            for record in records {
+                if query.since.is_none_or(|since| record.modified_at >= since) {
+                    by_id.insert(record.id.clone(), record);
+                }
+            }
+            if passed || items.len() < MAX_PAGE as usize || !has_next(&reply) {
+                break;
+            }
+        }
+        let mut records: Vec<CrmRecord> = by_id.into_values().collect();
+        records.sort_by(|a, b| {
+            a.modified_at.cmp(&b.modified_at).then_with(|| {
+                let n = |r: &CrmRecord| r.id.parse::<u64>().unwrap_or_default();
+                n(a).cmp(&n(b))
+            })
+        });
+        Ok(RecordPage {
+            records,
+            next_cursor: None,
+        })
+    }
+
+    async fn get_many(
+        &self,
+        module: CrmModule,
+        ids: &[String],
+    ) -> Result<Vec<CrmRecord>, CrmError> {
+        let path = format!("/{}s", wire::resource(module)?);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let catalog = self.catalog().await?;
+        let mut unique: Vec<&str> = ids.iter().map(|id| id.trim()).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut out = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(MAX_PAGE as usize) {
+            let reply = self
+                .call(
+                    Method::GET,
+                    &path,
+                    &[("ids", chunk.join(",")), ("per_page", MAX_PAGE.to_string())],
+                    None,
+                )
+                .await?;
+            out.extend(self.records(module, &data_of_items(&reply), &catalog)?);
+        }
+        Ok(out)
+    }
+
+    async fn write(
+        &self,
+        module: CrmModule,
+        writes: Vec<RecordWrite>,
+    ) -> Vec<Result<WriteResult, CrmError>> {
+        futures::stream::iter(writes)
+            .map(|w| self.write_one(module, w))
+            .buffered(WRITE_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    fn writes_in_flight(&self) -> usize {
+        WRITE_CONCURRENCY
+    }
+
+    fn records_per_read(&self) -> u32 {
+        MAX_PAGE
+    }
+
+    /// `POST /v2/lead_conversions`: the lead becomes a person contact.
+    async fn convert_lead(&self, lead_id: &str) -> Result<Conversion, CrmError> {
+        let id: u64 = lead_id.trim().parse().map_err(|_| CrmError::Rejected {
+            code: "NOT_FOUND_IN_CRM".into(),
+            field: None,
+            message: format!("{lead_id} is not a Zendesk Sell lead id"),
+        })?;
+        let reply = self
+            .call(
+                Method::POST,
+                "/lead_conversions",
+                &[],
+                Some(&json!({ "lead_id": id })),
+            )
+            .await
+            .map_err(|e| match e {
+                // A lead converted already is gone from the leads.
+                CrmError::Rejected { field, .. } if field.as_deref() == Some("lead_id") => {
+                    CrmError::Rejected {
+                        code: "CONVERTED_LEAD".into(),
+                        field: None,
+                        message: format!(
+                            "Zendesk Sell lead {lead_id} is converted already or gone"
+                        ),
+                    }
+                }
+                other => other,
+            })?;
+        let contact = reply["data"]["individual_id"].as_u64().ok_or_else(|| {
+            CrmError::Protocol(format!("lead_conversions: no individual_id in {reply}"))
+        })?;
+        Ok(Conversion {
+            contact_id: contact.to_string(),
+        })
+    }
+}
