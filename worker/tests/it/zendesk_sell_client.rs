@@ -1,7 +1,7 @@
 //! The Zendesk Sell client against the sandbox Sell: fields with prefixed
 //! custom fields, listings newest-first turned oldest-first, writes with
 //! owners and custom fields, validation errors, lead conversion, a revoked
-//! token and the per-second pacing.
+//! token, a spent hourly allowance and the per-second pacing.
 
 use std::collections::BTreeMap;
 
@@ -148,17 +148,23 @@ async fn a_listing_reads_past_a_page_and_returns_records_since_oldest_first() {
         .await;
     let client = account.client();
 
-    let all = client.list(&query(None)).await.unwrap();
+    let first = client.list(&query(None)).await.unwrap();
+    let second = client
+        .list(&ListQuery {
+            cursor: first.next_cursor.clone(),
+            ..query(None)
+        })
+        .await
+        .unwrap();
     let since: DateTime<Utc> = "2026-01-01T00:02:00Z".parse().unwrap();
     let recent = client.list(&query(Some(since))).await.unwrap();
 
-    assert_eq!(all.records.len(), 130);
-    assert!(all.next_cursor.is_none());
-    assert!(
-        all.records
-            .windows(2)
-            .all(|w| w[0].modified_at <= w[1].modified_at)
-    );
+    assert_eq!(first.records.len(), 100);
+    assert_eq!(second.records.len(), 30, "the rest, after the cursor");
+    assert!(second.next_cursor.is_none());
+    let all: Vec<_> = first.records.iter().chain(&second.records).collect();
+    assert!(all.windows(2).all(|w| w[0].modified_at <= w[1].modified_at));
+    assert!(recent.next_cursor.is_none());
     assert_eq!(recent.records.len(), 10, "00:02:00 to 00:02:09");
     assert_eq!(recent.records[0].email.as_deref(), Some("l120@example.com"));
 }
@@ -261,6 +267,17 @@ async fn a_converted_lead_becomes_a_contact_and_a_second_conversion_is_refused()
     assert_eq!(contacts[0].email.as_deref(), Some("ines@example.com"));
     assert!(matches!(again, Err(CrmError::Rejected { code, .. }) if code == "CONVERTED_LEAD"));
     assert!(client.list(&query(None)).await.unwrap().records.is_empty());
+}
+
+#[tokio::test]
+async fn a_spent_hourly_allowance_stops_with_the_daily_limit_error() {
+    let account = Account::start(json!({ "limits": { "hourly": 3 } })).await;
+    let client = account.client();
+    client.users().await.unwrap();
+
+    let result = client.list(&query(None)).await;
+
+    assert!(matches!(result, Err(CrmError::DailyLimit(_))), "{result:?}");
 }
 
 #[tokio::test]

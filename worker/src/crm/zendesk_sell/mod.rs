@@ -1,13 +1,16 @@
 //! The Zendesk Sell client: leads (both ways) and contacts (read) on API v2.
 //!
-//! - Listing: Sell's API has no "modified since" filter, so a listing reads
-//!   `sort_by=updated_at:desc` pages until it passes the checkpoint, then
-//!   hands the records over oldest first in one page. A record changed while
-//!   the pages are read moves to the front, so it is read twice, never
-//!   skipped; duplicates are dropped by id.
+//! - Listing: oldest first. Sell's API has no "modified since" filter, so a
+//!   listing since a time reads `sort_by=updated_at:desc` pages until it
+//!   passes that time and hands the records over oldest first in one page: a
+//!   record changed meanwhile moves to the front, so it is read twice (dropped
+//!   by id), never skipped. A whole listing starts with the oldest page
+//!   (`updated_at:asc`) and continues as a listing since its last record, so
+//!   the run's own writes (which move records to the end) shift nothing.
 //! - Pacing: Sell sends no rate-limit headers, so the client keeps under the
 //!   documented 10 calls per second per token itself; a 429 pauses every call
-//!   of the client with a backoff (Sell sends no `Retry-After` either).
+//!   of the client for a second (Sell sends no `Retry-After` either); 429s
+//!   that persist mean the hourly allowance is spent: the run stops cleanly.
 //! - Creates are never doubled: after a create whose outcome is unknown the
 //!   lead is looked up by e-mail before the create is sent again.
 //! - Deletions: Sell lists no deleted records outside its Sync API, so the
@@ -45,6 +48,9 @@ pub const MAX_PAGE: u32 = 100;
 const PER_SECOND: u32 = 10;
 /// Writes in flight at once (Sell writes one record per call).
 const WRITE_CONCURRENCY: usize = 4;
+/// 429s in a row, a second apart, after which the hourly allowance is taken
+/// as spent (Sell's 429 does not say which limit it hit).
+const LIMITED_IN_A_ROW: u32 = 4;
 
 /// A Zendesk Sell account, reached with a personal access token.
 #[derive(Debug)]
@@ -180,7 +186,11 @@ impl ZendeskSellClient {
         }
     }
 
-    /// One call with retries of the retryable failures.
+    /// One call with retries: 5xx and transport failures back off; a 429
+    /// pauses every call of the client for a second (the per-second window
+    /// drains) and is retried, and a 429 that persists past
+    /// [`LIMITED_IN_A_ROW`] tries means the token's hourly allowance is spent:
+    /// the run stops cleanly and resumes later.
     async fn call(
         &self,
         method: Method,
@@ -188,14 +198,29 @@ impl ZendeskSellClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, CrmError> {
-        self.policy
-            .run(
-                "Zendesk Sell",
-                path,
-                || self.send_once(method.clone(), path, query, body),
-                |delay| self.pacer.pause(delay),
-            )
-            .await
+        let mut failures = 0;
+        let mut limited = 0;
+        loop {
+            match self.send_once(method.clone(), path, query, body).await {
+                Err(CrmError::RateLimited { .. }) => {
+                    limited += 1;
+                    if limited >= LIMITED_IN_A_ROW {
+                        return Err(CrmError::DailyLimit(
+                            "Zendesk Sell keeps refusing calls (429): the access token's hourly allowance of 36,000 requests is spent".into(),
+                        ));
+                    }
+                    self.pacer.pause(Duration::from_secs(1)).await;
+                }
+                Err(CrmError::Unavailable(message)) => {
+                    failures += 1;
+                    if failures >= self.policy.attempts {
+                        return Err(CrmError::Unavailable(message));
+                    }
+                    tokio::time::sleep(self.policy.backoff(failures)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Every item of a collection, page by page.
@@ -255,6 +280,82 @@ impl ZendeskSellClient {
             .collect()
     }
 
+    /// The oldest page of a whole listing.
+    async fn first_page(&self, module: CrmModule) -> Result<RecordPage, CrmError> {
+        let path = format!("/{}s", wire::resource(module)?);
+        let catalog = self.catalog().await?;
+        let reply = self
+            .call(
+                Method::GET,
+                &path,
+                &[
+                    ("page", "1".into()),
+                    ("per_page", MAX_PAGE.to_string()),
+                    ("sort_by", "updated_at:asc".into()),
+                ],
+                None,
+            )
+            .await?;
+        let items = data_of_items(&reply);
+        let records = self.records(module, &items, &catalog)?;
+        let more = items.len() == MAX_PAGE as usize && has_next(&reply);
+        let next_cursor = records
+            .last()
+            .filter(|_| more)
+            .map(|r| format!("{}|{}", r.modified_at.to_rfc3339(), r.id));
+        Ok(RecordPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    /// Everything modified at or after `since`: newest first until past it
+    /// (a record changed meanwhile moves to the front, so it is read twice,
+    /// never skipped), then oldest first.
+    async fn list_since(
+        &self,
+        module: CrmModule,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RecordPage, CrmError> {
+        let path = format!("/{}s", wire::resource(module)?);
+        let catalog = self.catalog().await?;
+        let mut by_id: BTreeMap<String, CrmRecord> = BTreeMap::new();
+        for page in 1.. {
+            let reply = self
+                .call(
+                    Method::GET,
+                    &path,
+                    &[
+                        ("page", page.to_string()),
+                        ("per_page", MAX_PAGE.to_string()),
+                        ("sort_by", "updated_at:desc".into()),
+                    ],
+                    None,
+                )
+                .await?;
+            let items = data_of_items(&reply);
+            let records = self.records(module, &items, &catalog)?;
+            let passed = records.iter().any(|r| r.modified_at < since);
+            for record in records.into_iter().filter(|r| r.modified_at >= since) {
+                by_id.insert(record.id.clone(), record);
+            }
+            if passed || items.len() < MAX_PAGE as usize || !has_next(&reply) {
+                break;
+            }
+        }
+        let mut records: Vec<CrmRecord> = by_id.into_values().collect();
+        records.sort_by(|a, b| {
+            let n = |r: &CrmRecord| r.id.parse::<u64>().unwrap_or_default();
+            a.modified_at
+                .cmp(&b.modified_at)
+                .then_with(|| n(a).cmp(&n(b)))
+        });
+        Ok(RecordPage {
+            records,
+            next_cursor: None,
+        })
+    }
+
     /// The newest lead with this e-mail: what a lost create may have made.
     async fn find_by_email(&self, path: &str, email: &str) -> Result<Option<Value>, CrmError> {
         if email.trim().is_empty() {
@@ -312,14 +413,14 @@ impl ZendeskSellClient {
         loop {
             match self.send_once(Method::POST, path, &[], Some(body)).await {
                 Ok(reply) => return Ok(reply["data"].clone()),
-                Err(CrmError::RateLimited { retry_after }) => {
+                Err(CrmError::RateLimited { .. }) => {
                     limited += 1;
-                    if limited >= self.policy.rate_limit_attempts {
-                        return Err(CrmError::RateLimited { retry_after });
+                    if limited >= LIMITED_IN_A_ROW {
+                        return Err(CrmError::DailyLimit(
+                            "Zendesk Sell keeps refusing calls (429): the access token's hourly allowance of 36,000 requests is spent".into(),
+                        ));
                     }
-                    self.pacer
-                        .pause(self.policy.rate_limit_wait(retry_after, limited))
-                        .await;
+                    self.pacer.pause(Duration::from_secs(1)).await;
                 }
                 Err(CrmError::Unavailable(message)) => {
                     failures += 1;
@@ -345,6 +446,22 @@ fn data_of_items(reply: &Value) -> Vec<Value> {
         .flatten()
         .map(|i| i["data"].clone())
         .collect()
+}
+
+/// A record id as a number, for ordering ties.
+fn id_number(id: &str) -> u64 {
+    id.parse().unwrap_or_default()
+}
+
+/// `<RFC 3339 time>|<id>`: where a whole listing continues.
+fn parse_cursor(cursor: &str) -> Result<(chrono::DateTime<chrono::Utc>, u64), CrmError> {
+    let bad = || CrmError::Protocol(format!("bad Zendesk Sell cursor {cursor}"));
+    let (at, id) = cursor.split_once('|').ok_or_else(bad)?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+    Ok((
+        at.with_timezone(&chrono::Utc),
+        id.parse().map_err(|_| bad())?,
+    ))
 }
 
 fn has_next(reply: &Value) -> bool {
@@ -400,49 +517,22 @@ impl CrmClient for ZendeskSellClient {
         Ok(self.catalog().await?.users.clone())
     }
 
-    /// Newest first until the checkpoint, handed over oldest first in one page.
+    /// Oldest first. A whole listing starts with the oldest page of 100; the
+    /// cursor is the last record's time and id, and the rest is read as a
+    /// listing since that time (see [`Self::list_since`]), so records this run
+    /// writes meanwhile (which move to the end) never shift what is left.
     async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {
-        let path = format!("/{}s", wire::resource(query.module)?);
-        let catalog = self.catalog().await?;
-        let mut by_id: BTreeMap<String, CrmRecord> = BTreeMap::new();
-        for page in 1.. {
-            let reply = self
-                .call(
-                    Method::GET,
-                    &path,
-                    &[
-                        ("page", page.to_string()),
-                        ("per_page", MAX_PAGE.to_string()),
-                        ("sort_by", "updated_at:desc".into()),
-                    ],
-                    None,
-                )
-                .await?;
-            let items = data_of_items(&reply);
-            let records = self.records(query.module, &items, &catalog)?;
-            let passed = query
-                .since
-                .is_some_and(|since| records.iter().any(|r| r.modified_at < since));
-            for record in records {
-                if query.since.is_none_or(|since| record.modified_at >= since) {
-                    by_id.insert(record.id.clone(), record);
-                }
+        match (&query.cursor, query.since) {
+            (Some(cursor), _) => {
+                let (at, id) = parse_cursor(cursor)?;
+                let mut page = self.list_since(query.module, at).await?;
+                page.records
+                    .retain(|r| (r.modified_at, id_number(&r.id)) > (at, id));
+                Ok(page)
             }
-            if passed || items.len() < MAX_PAGE as usize || !has_next(&reply) {
-                break;
-            }
+            (None, Some(since)) => self.list_since(query.module, since).await,
+            (None, None) => self.first_page(query.module).await,
         }
-        let mut records: Vec<CrmRecord> = by_id.into_values().collect();
-        records.sort_by(|a, b| {
-            a.modified_at.cmp(&b.modified_at).then_with(|| {
-                let n = |r: &CrmRecord| r.id.parse::<u64>().unwrap_or_default();
-                n(a).cmp(&n(b))
-            })
-        });
-        Ok(RecordPage {
-            records,
-            next_cursor: None,
-        })
     }
 
     async fn get_many(

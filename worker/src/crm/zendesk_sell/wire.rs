@@ -182,13 +182,22 @@ pub(crate) fn to_record(
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| CrmError::Protocol(format!("{module} {id} without updated_at")))?;
     let mut values = BTreeMap::new();
+    let owner_email = data["owner_id"].as_u64().and_then(|owner| {
+        users
+            .iter()
+            .find(|u| u.id == owner.to_string())
+            .map(|u| u.email.clone())
+    });
     for (name, _, _) in builtins(module) {
+        // The owner travels as its e-mail, as on every CRM.
+        if *name == "owner_id" {
+            if let Some(email) = &owner_email {
+                values.insert("owner_id".to_owned(), Value::String(email.clone()));
+            }
+            continue;
+        }
         if let Some(v) = data.get(*name).filter(|v| !v.is_null()) {
-            let v = match v {
-                Value::Number(n) if *name == "owner_id" => Value::String(n.to_string()),
-                other => other.clone(),
-            };
-            values.insert((*name).to_owned(), v);
+            values.insert((*name).to_owned(), v.clone());
         }
     }
     if let Some(custom) = data["custom_fields"].as_object() {
@@ -211,12 +220,6 @@ pub(crate) fn to_record(
             values.insert(api_name, v);
         }
     }
-    let owner_email = data["owner_id"].as_u64().and_then(|owner| {
-        users
-            .iter()
-            .find(|u| u.id == owner.to_string())
-            .map(|u| u.email.clone())
-    });
     Ok(CrmRecord {
         id: id.to_string(),
         module,
@@ -262,7 +265,9 @@ pub(crate) fn body(
     if !custom.is_empty() {
         data.insert("custom_fields".into(), Value::Object(custom));
     }
-    if let Some(email) = owner_email {
+    // The owner travels as `owner_email`; a mapped `owner_id` is the same e-mail.
+    let owner = owner_email.or_else(|| values.get("owner_id").and_then(Value::as_str));
+    if let Some(email) = owner {
         let email = email.trim().to_lowercase();
         if let Some(user) = users.iter().find(|u| u.active && u.email == email) {
             let id: u64 = user.id.parse().unwrap_or_default();
@@ -326,6 +331,7 @@ mod tests {
         assert_eq!(record.values["custom_fields.score"], json!(12.5));
         assert_eq!(record.values["custom_fields.status"], json!("Client"));
         assert_eq!(record.owner_email.as_deref(), Some("camille@example.com"));
+        assert_eq!(record.values["owner_id"], json!("camille@example.com"));
     }
 
     #[test]
