@@ -27,7 +27,7 @@ pub fn kit(kind: ConnectorKind) -> Option<&'static dyn CrmKit> {
         ConnectorKind::Pipedrive => Some(&pipedrive::kit::Kit),
         ConnectorKind::Hubspot => Some(&hubspot::kit::Kit),
         ConnectorKind::Salesforce => Some(&salesforce::kit::Kit),
-        ConnectorKind::ZendeskSell => None,
+        ConnectorKind::ZendeskSell => Some(&zendesk_sell::kit::Kit),
         ConnectorKind::SapC4c => None,
     }
 }
