@@ -267,6 +267,12 @@ async fn a_converted_lead_becomes_a_contact_and_a_second_conversion_is_refused()
     assert_eq!(contacts[0].email.as_deref(), Some("ines@example.com"));
     assert!(matches!(again, Err(CrmError::Rejected { code, .. }) if code == "CONVERTED_LEAD"));
     assert!(client.list(&query(None)).await.unwrap().records.is_empty());
+    let looked_up = client
+        .get_many(CrmModule::Leads, std::slice::from_ref(&lead))
+        .await
+        .unwrap();
+    assert_eq!(looked_up.len(), 1, "a converted lead is not deleted");
+    assert!(looked_up[0].converted);
 }
 
 #[tokio::test]

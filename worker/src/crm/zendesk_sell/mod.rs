@@ -14,7 +14,9 @@
 //! - Creates are never doubled: after a create whose outcome is unknown the
 //!   lead is looked up by e-mail before the create is sent again.
 //! - Deletions: Sell lists no deleted records outside its Sync API, so the
-//!   kit reconciles (a FULL run compares its links with the listing).
+//!   kit reconciles (a FULL run compares its links with the listing). A lead
+//!   converted in Sell also leaves the leads: looked up by id, it is found
+//!   through its lead conversion and reported converted, not deleted.
 
 pub mod kit;
 mod wire;
@@ -356,6 +358,40 @@ impl ZendeskSellClient {
         })
     }
 
+    /// The lead `id` as converted, when a lead conversion names it.
+    async fn converted_lead(&self, id: &str) -> Result<Option<CrmRecord>, CrmError> {
+        if id.parse::<u64>().is_err() {
+            return Ok(None);
+        }
+        let reply = self
+            .call(
+                Method::GET,
+                "/lead_conversions",
+                &[("lead_id", id.to_owned()), ("per_page", "1".into())],
+                None,
+            )
+            .await?;
+        let Some(conversion) = data_of_items(&reply).into_iter().next() else {
+            return Ok(None);
+        };
+        let modified_at = conversion["created_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok_or_else(|| {
+                CrmError::Protocol(format!("lead conversion of {id} without created_at"))
+            })?;
+        Ok(Some(CrmRecord {
+            id: id.to_owned(),
+            module: CrmModule::Leads,
+            modified_at,
+            email: None,
+            values: BTreeMap::new(),
+            owner_email: None,
+            converted: true,
+        }))
+    }
+
     /// The newest lead with this e-mail: what a lost create may have made.
     async fn find_by_email(&self, path: &str, email: &str) -> Result<Option<Value>, CrmError> {
         if email.trim().is_empty() {
@@ -559,6 +595,15 @@ impl CrmClient for ZendeskSellClient {
                 )
                 .await?;
             out.extend(self.records(module, &data_of_items(&reply), &catalog)?);
+        }
+        if module == CrmModule::Leads {
+            // A converted lead leaves Sell's leads: it is sales' now, not deleted.
+            let found: Vec<String> = out.iter().map(|r| r.id.clone()).collect();
+            for id in unique.iter().filter(|id| !found.iter().any(|f| f == *id)) {
+                if let Some(converted) = self.converted_lead(id).await? {
+                    out.push(converted);
+                }
+            }
         }
         Ok(out)
     }
