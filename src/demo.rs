@@ -1,6 +1,6 @@
 //! `crmsync serve --demo`: sandbox CRMs in-process, a demo tenant with realistic
-//! (and awkward) contacts, and a Pipedrive, a Zoho CRM, a HubSpot and a Salesforce connector
-//! on the sandbox, all created through the public GraphQL API, as a partner's script
+//! (and awkward) contacts, and a Pipedrive, a Zoho CRM, a HubSpot, a Salesforce and a
+//! Zendesk Sell connector on the sandbox, all created through the public GraphQL API, as a partner's script
 //! would.
 
 use std::io::Write;
@@ -20,6 +20,7 @@ const CONNECTOR_NAME: &str = "Sandbox Pipedrive";
 const ZOHO_CONNECTOR_NAME: &str = "Sandbox Zoho CRM";
 const HUBSPOT_CONNECTOR_NAME: &str = "Sandbox HubSpot";
 const SALESFORCE_CONNECTOR_NAME: &str = "Sandbox Salesforce";
+const ZENDESK_SELL_CONNECTOR_NAME: &str = "Sandbox Zendesk Sell";
 /// Platform contact states; "Nurturing" is in no CRM picklist, on purpose.
 const STATES: &[&str] = &["Prospect", "Client", "Prospect", "Nurturing"];
 
@@ -109,10 +110,11 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     let zoho = connect_zoho(&admin, &previous, &sandbox).await?;
     let hubspot = connect_hubspot(&admin, &previous, &sandbox).await?;
     let salesforce = connect_salesforce(&admin, &previous, &sandbox).await?;
+    let zendesk_sell = connect_zendesk_sell(&admin, &previous, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
-        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Connector:    {SALESFORCE_CONNECTOR_NAME} ({salesforce}) on the sandbox Salesforce, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Connector:    {SALESFORCE_CONNECTOR_NAME} ({salesforce}) on the sandbox Salesforce, leads and contacts of 300 seeded people\n  Connector:    {ZENDESK_SELL_CONNECTOR_NAME} ({zendesk_sell}) on the sandbox Zendesk Sell, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
     let mut stdout = std::io::stdout().lock();
@@ -351,6 +353,33 @@ async fn connect_salesforce(
             },
         }),
         json!({ "salesforce": credentials, "baseUrl": salesforce.login_url }),
+    )
+    .await
+}
+
+/// The demo Zendesk Sell connector, through the sandbox account's personal
+/// access token; leads both ways, contacts one way.
+async fn connect_zendesk_sell(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
+    let sell = &sandbox.description().zendesk_sell;
+    let credentials = json!({ "accessToken": sell.access_token });
+    create_or_reconnect(
+        admin,
+        previous,
+        ZENDESK_SELL_CONNECTOR_NAME,
+        json!({
+            "kind": "ZENDESK_SELL",
+            "zendeskSell": credentials,
+            "baseUrl": sell.base_url,
+            "settings": {
+                "importModules": ["LEADS", "CONTACTS"],
+                "minScoreToExport": 40,
+            },
+        }),
+        json!({ "zendeskSell": credentials, "baseUrl": sell.base_url }),
     )
     .await
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultRule;
-use crate::{AppState, System, hubspot, pipedrive, salesforce, sap_c4c, zoho};
+use crate::{AppState, System, hubspot, pipedrive, salesforce, sap_c4c, zendesk_sell, zoho};
 
 /// An admin API error: `{"error": "<field>: <reason>"}` with 400, 404 or 409.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,7 @@ pub(crate) fn router() -> Router<AppState> {
         .nest("/hubspot", hubspot::admin_router())
         .nest("/salesforce", salesforce::admin_router())
         .nest("/sap_c4c", sap_c4c::admin_router())
+        .nest("/zendesk_sell", zendesk_sell::admin_router())
 }
 
 async fn index(State(state): State<AppState>) -> Json<Value> {
@@ -124,7 +125,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
             "GET /admin/clock", "POST /admin/clock",
             "GET /admin/faults", "POST /admin/faults", "DELETE /admin/faults", "DELETE /admin/faults/{id}",
             "GET /admin/requests", "DELETE /admin/requests",
-            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/...", "/admin/salesforce/...", "/admin/sap_c4c/... (see sandbox/README.md)",
+            "/admin/zoho/...", "/admin/pipedrive/...", "/admin/hubspot/...", "/admin/salesforce/...", "/admin/sap_c4c/...", "/admin/zendesk_sell/... (see sandbox/README.md)",
         ],
     }))
 }

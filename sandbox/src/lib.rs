@@ -11,6 +11,7 @@ pub mod salesforce;
 pub mod sap_c4c;
 pub mod seed;
 mod server;
+pub mod zendesk_sell;
 pub mod zoho;
 
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub enum System {
     /// SAP Sales Cloud (C4C), the OData v2 service `c4codataapi`.
     #[serde(rename = "sap_c4c")]
     SapC4c,
+    /// Zendesk Sell, API v2 (leads, contacts, custom fields, users, lead conversions).
+    #[serde(rename = "zendesk_sell")]
+    ZendeskSell,
 }
 
 /// Everything the handlers share: the clock, faults, counters and every CRM's data.
@@ -55,6 +59,8 @@ pub struct Shared {
     pub salesforce: salesforce::SalesforceState,
     /// SAP C4C tenants, their technical users and CSRF sessions.
     pub sap_c4c: sap_c4c::SapC4cState,
+    /// Zendesk Sell accounts, tokens and records.
+    pub zendesk_sell: zendesk_sell::ZendeskSellState,
     /// `http://127.0.0.1:PORT`, the address the sandbox is reachable at.
     pub base_url: String,
     /// The configuration the sandbox was started with.

@@ -22,7 +22,7 @@ use crate::faults::FaultAction;
 use crate::metrics::NO_REPLY;
 use crate::{
     AppState, Shared, System, admin, clock, faults, hubspot, metrics, pipedrive, salesforce,
-    sap_c4c, zoho,
+    sap_c4c, zendesk_sell, zoho,
 };
 
 /// How to start a sandbox.
@@ -62,6 +62,9 @@ pub struct Description {
     pub salesforce: salesforce::SalesforceDescription,
     /// The default SAP C4C tenant.
     pub sap_c4c: sap_c4c::SapC4cDescription,
+    /// The default Zendesk Sell account.
+    #[serde(default)]
+    pub zendesk_sell: zendesk_sell::ZendeskSellDescription,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -97,6 +100,7 @@ impl Sandbox {
             hubspot: hubspot::HubspotState::default(),
             salesforce: salesforce::SalesforceState::default(),
             sap_c4c: sap_c4c::SapC4cState::default(),
+            zendesk_sell: zendesk_sell::ZendeskSellState::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             description: std::sync::OnceLock::new(),
@@ -108,6 +112,7 @@ impl Sandbox {
             hubspot: hubspot::bootstrap(&state),
             salesforce: salesforce::bootstrap(&state),
             sap_c4c: sap_c4c::bootstrap(&state),
+            zendesk_sell: zendesk_sell::bootstrap(&state),
         };
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
@@ -176,9 +181,14 @@ fn router(state: AppState) -> Router {
     ));
     // A C4C tenant is a host too: its OData service lives at the root.
     let c4c = sap_c4c::router().layer(middleware::from_fn_with_state(state.clone(), sap_c4c_edge));
+    let zendesk_sell = zendesk_sell::router().layer(middleware::from_fn_with_state(
+        state.clone(),
+        zendesk_sell_edge,
+    ));
     Router::new()
         .merge(c4c)
         .nest("/zoho", zoho)
+        .nest("/zendesk_sell", zendesk_sell)
         .nest("/services", sf_services)
         .nest("/id", sf_id)
         .nest("/hubspot", hubspot)
@@ -270,6 +280,15 @@ async fn salesforce_edge(State(state): State<AppState>, request: Request, next: 
 async fn sap_c4c_edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let tenant = sap_c4c::tenant_of(&state, &request);
     edge(state, System::SapC4c, tenant, request, next).await
+}
+
+async fn zendesk_sell_edge(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tenant = zendesk_sell::tenant_of(&state, &request);
+    edge(state, System::ZendeskSell, tenant, request, next).await
 }
 
 /// The tenant a handler resolved, for the request counts when the edge could not
@@ -374,6 +393,7 @@ fn fault_response(state: &Shared, system: System, status: u16) -> Response {
         System::Hubspot => hubspot::fault_response(state, status),
         System::Salesforce => salesforce::fault_response(state, status),
         System::SapC4c => sap_c4c::fault_response(state, status),
+        System::ZendeskSell => zendesk_sell::fault_response(state, status),
     }
 }
 

@@ -149,6 +149,26 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
             .as_array()
             .is_some_and(|p| !p.is_empty() && p.len() <= 30)
     );
+
+    // The printed Zendesk Sell token lists the seeded leads at the printed base URL.
+    let leads: Value = http
+        .get(format!(
+            "{}/v2/leads?per_page=100",
+            d["zendesk_sell"]["base_url"].as_str().unwrap()
+        ))
+        .bearer_auth(d["zendesk_sell"]["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        leads["items"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty() && l.len() <= 30),
+        "{leads}"
+    );
 }
 
 #[test]

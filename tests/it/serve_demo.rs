@@ -114,7 +114,7 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
         json!({}),
     )
     .await;
-    assert_eq!(data["connectors"]["totalCount"], 4);
+    assert_eq!(data["connectors"]["totalCount"], 5);
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn serve_demo_answers_introspection_without_a_token() {
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let demo = start_demo("sync", true);
     let (url, token) = (demo.url.clone(), demo.token.clone());
-    assert_eq!(demo.connectors.len(), 4, "{:?}", demo.connectors);
+    assert_eq!(demo.connectors.len(), 5, "{:?}", demo.connectors);
     let http = reqwest::Client::new();
 
     let data = graphql(
@@ -153,7 +153,7 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         data["contacts"]["totalCount"].as_i64().unwrap() >= 150,
         "{data}"
     );
-    assert_eq!(data["connectors"]["totalCount"], 4);
+    assert_eq!(data["connectors"]["totalCount"], 5);
     for connector in &demo.connectors {
         full_sync_runs_to_the_end(&http, &url, &token, connector).await;
     }
@@ -173,7 +173,7 @@ async fn a_demo_restart_keeps_its_connectors_and_contacts() {
     let after = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
 
     assert_eq!(after, before, "the same contacts and connectors");
-    assert_eq!(demo.connectors.len(), 4);
+    assert_eq!(demo.connectors.len(), 5);
     for connector in &demo.connectors {
         assert!(
             before.to_string().contains(connector.as_str()),

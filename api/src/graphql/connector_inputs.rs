@@ -36,7 +36,9 @@ pub(crate) enum ConnectorKind {
     /// defaultCompany setting fills it in for contacts that have none.
     #[graphql(name = "SALESFORCE")]
     Salesforce,
-    /// Zendesk Sell (not yet).
+    /// Zendesk Sell (API v2): LEADS both ways, CONTACTS into the platform
+    /// (leads converted in Sell become contacts), through a personal access
+    /// token. A contact that becomes CLIENT has its lead converted.
     #[graphql(name = "ZENDESK_SELL")]
     ZendeskSell,
     /// SAP C4C (not yet).
@@ -173,12 +175,30 @@ impl From<SalesforceCredentialsInput> for SentCredentials {
     }
 }
 
+/// Zendesk Sell credentials: a personal access token (Settings >
+/// Integrations > OAuth > Access Tokens).
+#[derive(InputObject)]
+pub(crate) struct ZendeskSellCredentialsInput {
+    /// The access token (stored encrypted, never shown again).
+    pub(crate) access_token: String,
+}
+
+impl From<ZendeskSellCredentialsInput> for SentCredentials {
+    fn from(i: ZendeskSellCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::ZendeskSell,
+            CredentialsForm::new().with("accessToken", Some(i.access_token)),
+        )
+    }
+}
+
 /// The credential inputs of every kind, as an input carries them.
 struct Sent {
     zoho: Option<ZohoCredentialsInput>,
     pipedrive: Option<PipedriveCredentialsInput>,
     hubspot: Option<HubspotCredentialsInput>,
     salesforce: Option<SalesforceCredentialsInput>,
+    zendesk_sell: Option<ZendeskSellCredentialsInput>,
 }
 
 /// The credentials sent on an input, of whichever kinds were filled in.
@@ -188,12 +208,14 @@ fn sent(inputs: Sent) -> Vec<SentCredentials> {
         pipedrive,
         hubspot,
         salesforce,
+        zendesk_sell,
     } = inputs;
     [
         zoho.map(SentCredentials::from),
         pipedrive.map(SentCredentials::from),
         hubspot.map(SentCredentials::from),
         salesforce.map(SentCredentials::from),
+        zendesk_sell.map(SentCredentials::from),
     ]
     .into_iter()
     .flatten()
@@ -215,6 +237,8 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// Salesforce credentials, for SALESFORCE.
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
+    /// Zendesk Sell credentials, for ZENDESK_SELL.
+    pub(crate) zendesk_sell: Option<ZendeskSellCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
     /// Base URL override (sandbox CRMs, proxies): Pipedrive's or HubSpot's API root,
@@ -233,6 +257,7 @@ impl CreateConnectorInput {
             pipedrive: self.pipedrive.take(),
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
+            zendesk_sell: self.zendesk_sell.take(),
         })
     }
 }
@@ -256,6 +281,8 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// New Salesforce credentials: a new refresh token or key re-authorises the connector.
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
+    /// New Zendesk Sell credentials: a new access token re-authorises the connector.
+    pub(crate) zendesk_sell: Option<ZendeskSellCredentialsInput>,
     /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
     /// is reached); an empty string removes the override. Another URL is another
     /// CRM account as far as crmsync can tell: the connector forgets its links and
@@ -271,6 +298,7 @@ impl UpdateConnectorInput {
             pipedrive: self.pipedrive.take(),
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
+            zendesk_sell: self.zendesk_sell.take(),
         })
     }
 }

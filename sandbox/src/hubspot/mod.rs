@@ -859,6 +859,7 @@ mod tests {
             hubspot: HubspotState::default(),
             salesforce: crate::salesforce::SalesforceState::default(),
             sap_c4c: crate::sap_c4c::SapC4cState::default(),
+            zendesk_sell: crate::zendesk_sell::ZendeskSellState::default(),
             base_url: "http://127.0.0.1:1".into(),
             config: crate::SandboxConfig::default(),
             description: std::sync::OnceLock::new(),

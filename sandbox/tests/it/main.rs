@@ -9,4 +9,6 @@ mod salesforce;
 mod salesforce_sdk;
 mod sap_c4c;
 mod sap_c4c_sdk;
+mod zendesk_sell;
+mod zendesk_sell_sdk;
 mod zoho;

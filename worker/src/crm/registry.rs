@@ -15,6 +15,8 @@ pub mod hubspot;
 pub mod pipedrive;
 #[path = "salesforce/mod.rs"]
 pub mod salesforce;
+#[path = "zendesk_sell/mod.rs"]
+pub mod zendesk_sell;
 #[path = "zoho/mod.rs"]
 pub mod zoho;
 
@@ -25,7 +27,7 @@ pub fn kit(kind: ConnectorKind) -> Option<&'static dyn CrmKit> {
         ConnectorKind::Pipedrive => Some(&pipedrive::kit::Kit),
         ConnectorKind::Hubspot => Some(&hubspot::kit::Kit),
         ConnectorKind::Salesforce => Some(&salesforce::kit::Kit),
-        ConnectorKind::ZendeskSell => None,
+        ConnectorKind::ZendeskSell => Some(&zendesk_sell::kit::Kit),
         ConnectorKind::SapC4c => None,
     }
 }

@@ -25,5 +25,6 @@ mod salesforce_client;
 mod schedule;
 mod support;
 mod sync;
+mod zendesk_sell_client;
 mod zoho_client;
 mod zoho_sync;

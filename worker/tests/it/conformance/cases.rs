@@ -12,6 +12,7 @@ use crmsync_entity::models::{
 };
 use crmsync_sandbox::faults::FaultKind;
 use crmsync_sandbox::kit::{Person, SandboxCrm};
+use crmsync_worker::crm::kit::Deletions;
 use crmsync_worker::crm::{CrmError, FieldType, RecordWrite};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter};
@@ -890,10 +891,20 @@ async fn link_of_record<K>(app: &Case<K>, crm_id: &str) -> Option<crm_link::Mode
         .unwrap()
 }
 
+/// The run that finds a deletion made since the last one: any run where the
+/// CRM has a deletion feed, a FULL run (reconciliation) where it has none.
+fn finding_run<K: SandboxCrm>(app: &Case<K>) -> SyncMode {
+    match app.crm.worker.describe().deletions {
+        Deletions::Reconcile => SyncMode::Full,
+        _ => SyncMode::Incremental,
+    }
+}
+
 /// S12: a record deleted in the CRM (as a person deletes it) is found by
-/// the next run through the CRM's deletion feed: its link goes, a DELETED
-/// item names it and its contact, the contact stays (syncDeletions off), and
-/// neither that run nor a FULL run recreates the record.
+/// the next run (through the CRM's deletion feed; a FULL run where it has
+/// none): its link goes, a DELETED item names it and its contact, the
+/// contact stays (syncDeletions off), and neither that run nor a FULL run
+/// recreates the record.
 pub async fn a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated<
     K: SandboxCrm + Default,
 >(
@@ -919,7 +930,7 @@ pub async fn a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated<
         .await
         .expect("the kit deletes the record");
 
-    let run = app.sync(SyncMode::Incremental).await;
+    let run = app.sync(finding_run(&app)).await;
 
     assert_status(&run, SyncRunStatus::Succeeded);
     assert_eq!(run.from_crm_deleted, 1);
@@ -964,7 +975,7 @@ pub async fn a_deletion_archives_with_sync_deletions_only_after_a_complete_listi
     let listing = kit.list_endpoint();
     let fault = account.add_fault(state, FaultKind::Error { status: 500 }, Some(listing), None);
 
-    let failed = app.sync(SyncMode::Incremental).await;
+    let failed = app.sync(finding_run(&app)).await;
 
     assert_status(&failed, SyncRunStatus::Failed);
     assert!(deleted_items(&app, &failed).await.is_empty());
@@ -973,7 +984,7 @@ pub async fn a_deletion_archives_with_sync_deletions_only_after_a_complete_listi
     assert!(link_of_record(&app, &ids[0]).await.is_some());
 
     state.faults.remove(fault.id);
-    let run = app.sync(SyncMode::Incremental).await;
+    let run = app.sync(finding_run(&app)).await;
 
     assert_status(&run, SyncRunStatus::Succeeded);
     assert_eq!(deleted_items(&app, &run).await.len(), 1);

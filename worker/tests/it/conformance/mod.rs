@@ -324,3 +324,4 @@ conformance!(zoho: ZohoCrm, crmsync_sandbox::zoho::SandboxKind);
 conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
 conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
 conformance!(salesforce: Salesforce, crmsync_sandbox::salesforce::SandboxKind);
+conformance!(zendesk_sell: ZendeskSell, crmsync_sandbox::zendesk_sell::SandboxKind);
