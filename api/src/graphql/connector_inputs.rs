@@ -39,7 +39,12 @@ pub(crate) enum ConnectorKind {
     /// Zendesk Sell (not yet).
     #[graphql(name = "ZENDESK_SELL")]
     ZendeskSell,
-    /// SAP C4C (not yet).
+    /// SAP Sales Cloud (C4C, OData v2): LEADS both ways, CONTACTS into the
+    /// platform (leads converted in C4C become contacts), as a technical
+    /// user (user name and password) of the tenant whose address is the
+    /// connector's baseUrl. C4C's API cannot convert leads: a contact that
+    /// becomes CLIENT is reported for sales to convert its lead in C4C.
+    /// Leads need a Company: the defaultCompany setting fills it in.
     #[graphql(name = "SAP_C4C")]
     SapC4c,
 }
@@ -173,12 +178,34 @@ impl From<SalesforceCredentialsInput> for SentCredentials {
     }
 }
 
+/// SAP C4C credentials: a technical user of the tenant (basic authentication).
+#[derive(InputObject)]
+#[graphql(name = "SapC4cCredentialsInput")]
+pub(crate) struct SapC4cCredentialsInput {
+    /// The user name.
+    pub(crate) username: String,
+    /// The user's password (stored encrypted, never shown again).
+    pub(crate) password: String,
+}
+
+impl From<SapC4cCredentialsInput> for SentCredentials {
+    fn from(i: SapC4cCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::SapC4c,
+            CredentialsForm::new()
+                .with("username", Some(i.username))
+                .with("password", Some(i.password)),
+        )
+    }
+}
+
 /// The credential inputs of every kind, as an input carries them.
 struct Sent {
     zoho: Option<ZohoCredentialsInput>,
     pipedrive: Option<PipedriveCredentialsInput>,
     hubspot: Option<HubspotCredentialsInput>,
     salesforce: Option<SalesforceCredentialsInput>,
+    sap_c4c: Option<SapC4cCredentialsInput>,
 }
 
 /// The credentials sent on an input, of whichever kinds were filled in.
@@ -188,12 +215,14 @@ fn sent(inputs: Sent) -> Vec<SentCredentials> {
         pipedrive,
         hubspot,
         salesforce,
+        sap_c4c,
     } = inputs;
     [
         zoho.map(SentCredentials::from),
         pipedrive.map(SentCredentials::from),
         hubspot.map(SentCredentials::from),
         salesforce.map(SentCredentials::from),
+        sap_c4c.map(SentCredentials::from),
     ]
     .into_iter()
     .flatten()
@@ -215,11 +244,15 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// Salesforce credentials, for SALESFORCE.
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
+    /// SAP C4C credentials, for SAP_C4C.
+    #[graphql(name = "sapC4c")]
+    pub(crate) sap_c4c: Option<SapC4cCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
     /// Base URL override (sandbox CRMs, proxies): Pipedrive's or HubSpot's API root,
     /// or Zoho's accounts server or Salesforce's login URL (their token replies
-    /// name the API server).
+    /// name the API server). SAP C4C's tenant address (required):
+    /// https://my123456.crm.ondemand.com.
     pub(crate) base_url: Option<String>,
     /// Replays within 24 h return the first result instead of creating twice.
     pub(crate) idempotency_key: Option<String>,
@@ -233,6 +266,7 @@ impl CreateConnectorInput {
             pipedrive: self.pipedrive.take(),
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
+            sap_c4c: self.sap_c4c.take(),
         })
     }
 }
@@ -256,6 +290,9 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) hubspot: Option<HubspotCredentialsInput>,
     /// New Salesforce credentials: a new refresh token or key re-authorises the connector.
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
+    /// New SAP C4C credentials: a new password re-authorises the connector.
+    #[graphql(name = "sapC4c")]
+    pub(crate) sap_c4c: Option<SapC4cCredentialsInput>,
     /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
     /// is reached); an empty string removes the override. Another URL is another
     /// CRM account as far as crmsync can tell: the connector forgets its links and
@@ -271,6 +308,7 @@ impl UpdateConnectorInput {
             pipedrive: self.pipedrive.take(),
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
+            sap_c4c: self.sap_c4c.take(),
         })
     }
 }

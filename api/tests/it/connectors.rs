@@ -293,7 +293,10 @@ async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
         names.contains(&"ZOHO_CRM") && names.contains(&"PIPEDRIVE"),
         "{names:?}"
     );
-    assert!(!names.contains(&"SAP_C4C"), "not available yet: {names:?}");
+    assert!(
+        !names.contains(&"ZENDESK_SELL"),
+        "not available yet: {names:?}"
+    );
     for kind in kinds {
         let modules = kind["modules"].as_array().unwrap();
         assert_eq!(
@@ -374,7 +377,7 @@ async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
 async fn a_kind_not_available_yet_is_refused_by_name() {
     let app = TestApp::spawn().await;
     let mut i = input(json!({}));
-    i["kind"] = json!("SAP_C4C");
+    i["kind"] = json!("ZENDESK_SELL");
     let body = app
         .gql(
             &app.token(Role::Admin),
