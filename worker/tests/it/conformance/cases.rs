@@ -12,6 +12,7 @@ use crmsync_entity::models::{
 };
 use crmsync_sandbox::faults::FaultKind;
 use crmsync_sandbox::kit::{Person, SandboxCrm};
+use crmsync_worker::crm::kit::Deletions;
 use crmsync_worker::crm::{CrmError, FieldType, RecordWrite};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, QueryFilter};
@@ -21,6 +22,15 @@ use super::{Crm, FILTER_FIELD, Suite, TIER_FIELD, TIERS, crm_field, mapping};
 use crate::support::App;
 
 type Case<K> = App<Crm<K>>;
+
+/// The mode of a run that finds a deletion: an incremental one where the CRM
+/// has a feed of deletions, a FULL one where its kit reconciles instead.
+fn finding_deletions<K>(app: &Case<K>) -> SyncMode {
+    match app.crm.worker.describe().deletions {
+        Deletions::Reconcile => SyncMode::Full,
+        _ => SyncMode::Incremental,
+    }
+}
 
 /// A person with an e-mail and a name, modified `at` (now when `None`).
 fn person(email: Option<&str>, first: &str, last: &str, at: Option<DateTime<Utc>>) -> Person {
@@ -919,7 +929,7 @@ pub async fn a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated<
         .await
         .expect("the kit deletes the record");
 
-    let run = app.sync(SyncMode::Incremental).await;
+    let run = app.sync(finding_deletions(&app)).await;
 
     assert_status(&run, SyncRunStatus::Succeeded);
     assert_eq!(run.from_crm_deleted, 1);
@@ -964,7 +974,7 @@ pub async fn a_deletion_archives_with_sync_deletions_only_after_a_complete_listi
     let listing = kit.list_endpoint();
     let fault = account.add_fault(state, FaultKind::Error { status: 500 }, Some(listing), None);
 
-    let failed = app.sync(SyncMode::Incremental).await;
+    let failed = app.sync(finding_deletions(&app)).await;
 
     assert_status(&failed, SyncRunStatus::Failed);
     assert!(deleted_items(&app, &failed).await.is_empty());
@@ -973,7 +983,7 @@ pub async fn a_deletion_archives_with_sync_deletions_only_after_a_complete_listi
     assert!(link_of_record(&app, &ids[0]).await.is_some());
 
     state.faults.remove(fault.id);
-    let run = app.sync(SyncMode::Incremental).await;
+    let run = app.sync(finding_deletions(&app)).await;
 
     assert_status(&run, SyncRunStatus::Succeeded);
     assert_eq!(deleted_items(&app, &run).await.len(), 1);

@@ -324,3 +324,4 @@ conformance!(zoho: ZohoCrm, crmsync_sandbox::zoho::SandboxKind);
 conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
 conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
 conformance!(salesforce: Salesforce, crmsync_sandbox::salesforce::SandboxKind);
+conformance!(sap_c4c: SapC4c, crmsync_sandbox::sap_c4c::SandboxKind);
