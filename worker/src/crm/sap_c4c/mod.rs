@@ -57,7 +57,7 @@ use crate::crm::{
     Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
-use crate::metrics::{CallStatus, Metrics, endpoint};
+use crate::metrics::{CallStatus, Metrics};
 
 /// Entries of a server page (C4C's default and the most `$top` asks for).
 pub const PAGE_SIZE: u32 = 1_000;
@@ -186,11 +186,18 @@ impl SapC4cClient {
         self
     }
 
+    /// Counts a call under its resource: `LeadCollection('…')` as
+    /// `LeadCollection({id})` (the other paths are the client's own names:
+    /// sets, code lists, `$batch`, `$metadata`).
     fn count(&self, method: &str, path: &str, status: CallStatus, started: Instant) {
         if let Some(metrics) = &self.metrics {
+            let resource = match path.split_once('(') {
+                Some((set, _)) => format!("{set}({{id}})"),
+                None => path.to_owned(),
+            };
             metrics.crm_call(
                 kit::TAG,
-                endpoint(method, &format!("{}/{path}", wire::SERVICE_PATH)),
+                format!("{method} {}/{resource}", wire::SERVICE_PATH),
                 status,
                 started.elapsed(),
             );
