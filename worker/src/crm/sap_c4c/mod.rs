@@ -641,14 +641,15 @@ impl SapC4cClient {
         if let Some(bad) = ids.iter().find(|id| !wire::is_object_id(id)) {
             return Err(CrmError::Protocol(format!("not a SAP C4C ObjectID: {bad}")));
         }
-        let etags: HashMap<String, String> = self
+        // An entity without an ETag is updated without If-Match.
+        let etags: HashMap<String, Option<String>> = self
             .by_ids(module, &ids)
             .await?
             .iter()
             .filter_map(|r| {
                 Some((
                     r["ObjectID"].as_str()?.to_owned(),
-                    r["__metadata"]["etag"].as_str()?.to_owned(),
+                    r["__metadata"]["etag"].as_str().map(str::to_owned),
                 ))
             })
             .collect();
@@ -656,7 +657,7 @@ impl SapC4cClient {
             None => true,
             Some(id) => match etags.get(id) {
                 Some(etag) => {
-                    i.etag = Some(etag.clone());
+                    i.etag.clone_from(etag);
                     true
                 }
                 None => {
