@@ -140,6 +140,48 @@ pub fn credentials(username: &str, password: SecretString) -> Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crm::{CrmField, FieldType};
+    use crate::platform;
+
+    fn field(name: &str, field_type: FieldType) -> CrmField {
+        CrmField {
+            api_name: name.into(),
+            label: name.trim_end_matches("_KUT").into(),
+            field_type,
+            mandatory: false,
+            read_only: false,
+            custom: name.ends_with("_KUT"),
+            options: None,
+        }
+    }
+
+    #[test]
+    fn the_defaults_map_c4cs_lead_properties() {
+        let fields = vec![
+            field("Name", FieldType::Text),
+            field("ContactEMail", FieldType::Email),
+            field("ContactFirstName", FieldType::Text),
+            field("ContactLastName", FieldType::Text),
+            field("ContactPhone", FieldType::Phone),
+            field("Company", FieldType::Text),
+            field("EmailOptOut_KUT", FieldType::Boolean),
+            field("PleziURL_KUT", FieldType::Text),
+        ];
+        let defaults = platform::default_mappings(&DESCRIPTION, &fields);
+        let names: Vec<_> = defaults.iter().map(|m| m.crm_field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ContactEMail",
+                "ContactFirstName",
+                "ContactLastName",
+                "ContactPhone",
+                "Company",
+                "EmailOptOut_KUT",
+                "PleziURL_KUT"
+            ]
+        );
+    }
 
     async fn refused_field(form: CredentialsForm, base_url: Option<&str>) -> Option<String> {
         let http = crate::egress::Egress::new(true)
