@@ -1,7 +1,7 @@
 //! `crmsync serve --demo`: sandbox CRMs in-process, a demo tenant with realistic
-//! (and awkward) contacts, and a Pipedrive, a Zoho CRM, a HubSpot, a Salesforce and a
-//! Zendesk Sell connector on the sandbox, all created through the public GraphQL API, as a partner's script
-//! would.
+//! (and awkward) contacts, and a Pipedrive, a Zoho CRM, a HubSpot, a Salesforce, a
+//! Zendesk Sell and a SAP C4C connector on the sandbox, all created through the
+//! public GraphQL API, as a partner's script would.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ const ZOHO_CONNECTOR_NAME: &str = "Sandbox Zoho CRM";
 const HUBSPOT_CONNECTOR_NAME: &str = "Sandbox HubSpot";
 const SALESFORCE_CONNECTOR_NAME: &str = "Sandbox Salesforce";
 const ZENDESK_SELL_CONNECTOR_NAME: &str = "Sandbox Zendesk Sell";
+const SAP_C4C_CONNECTOR_NAME: &str = "Sandbox SAP C4C";
 /// Platform contact states; "Nurturing" is in no CRM picklist, on purpose.
 const STATES: &[&str] = &["Prospect", "Client", "Prospect", "Nurturing"];
 
@@ -111,10 +112,11 @@ pub async fn setup(config: &Config, addr: SocketAddr) -> anyhow::Result<Sandbox>
     let hubspot = connect_hubspot(&admin, &previous, &sandbox).await?;
     let salesforce = connect_salesforce(&admin, &previous, &sandbox).await?;
     let zendesk_sell = connect_zendesk_sell(&admin, &previous, &sandbox).await?;
+    let sap_c4c = connect_sap_c4c(&admin, &previous, &sandbox).await?;
 
     // A closed stdout (a script that read what it needed) must not stop the server.
     let summary = format!(
-        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Connector:    {SALESFORCE_CONNECTOR_NAME} ({salesforce}) on the sandbox Salesforce, leads and contacts of 300 seeded people\n  Connector:    {ZENDESK_SELL_CONNECTOR_NAME} ({zendesk_sell}) on the sandbox Zendesk Sell, leads and contacts of 300 seeded people\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
+        "\ncrmsync demo is ready\n  GraphiQL:     http://{addr}/graphql  (set the header Authorization: Bearer <token>)\n  Admin token:  {admin_token}\n  Tenant:       {TENANT_SLUG} ({contacts} contacts)\n  Connector:    {CONNECTOR_NAME} ({connector}) on the sandbox Pipedrive, 300 seeded persons\n  Connector:    {ZOHO_CONNECTOR_NAME} ({zoho}) on the sandbox Zoho CRM, leads and contacts of 300 seeded people\n  Connector:    {HUBSPOT_CONNECTOR_NAME} ({hubspot}) on the sandbox HubSpot (OAuth app), 300 seeded contacts\n  Connector:    {SALESFORCE_CONNECTOR_NAME} ({salesforce}) on the sandbox Salesforce, leads and contacts of 300 seeded people\n  Connector:    {ZENDESK_SELL_CONNECTOR_NAME} ({zendesk_sell}) on the sandbox Zendesk Sell, leads and contacts of 300 seeded people\n  Connector:    {SAP_C4C_CONNECTOR_NAME} ({sap_c4c}) on the sandbox SAP C4C (technical user), its seeded leads\n  Sandbox:      {} (admin API; see sandbox/README.md)\n  Try:          mutation {{ startSync(input: {{connectorId: \"{connector}\", mode: FULL}}) {{ run {{ id status }} }} }}\n\n",
         sandbox.description().admin_url
     );
     let mut stdout = std::io::stdout().lock();
@@ -380,6 +382,34 @@ async fn connect_zendesk_sell(
             },
         }),
         json!({ "zendeskSell": credentials, "baseUrl": sell.base_url }),
+    )
+    .await
+}
+
+/// The demo SAP C4C connector, as the sandbox tenant's technical user; leads
+/// both ways (with a company for those that have none), contacts one way.
+async fn connect_sap_c4c(
+    admin: &Client,
+    previous: &[(String, String)],
+    sandbox: &Sandbox,
+) -> anyhow::Result<String> {
+    let c4c = &sandbox.description().sap_c4c;
+    let credentials = json!({ "username": c4c.username, "password": c4c.password });
+    create_or_reconnect(
+        admin,
+        previous,
+        SAP_C4C_CONNECTOR_NAME,
+        json!({
+            "kind": "SAP_C4C",
+            "sapC4c": credentials,
+            "baseUrl": c4c.base_url,
+            "settings": {
+                "importModules": ["LEADS", "CONTACTS"],
+                "minScoreToExport": 40,
+                "defaultCompany": "Unknown company",
+            },
+        }),
+        json!({ "sapC4c": credentials, "baseUrl": c4c.base_url }),
     )
     .await
 }

@@ -110,11 +110,11 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
         &http,
         &demo.url,
         &demo.token,
-        "{ connectors(first: 5) { totalCount } }",
+        "{ connectors(first: 10) { totalCount } }",
         json!({}),
     )
     .await;
-    assert_eq!(data["connectors"]["totalCount"], 5);
+    assert_eq!(data["connectors"]["totalCount"], 6);
 }
 
 #[tokio::test]
@@ -138,14 +138,14 @@ async fn serve_demo_answers_introspection_without_a_token() {
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
     let demo = start_demo("sync", true);
     let (url, token) = (demo.url.clone(), demo.token.clone());
-    assert_eq!(demo.connectors.len(), 5, "{:?}", demo.connectors);
+    assert_eq!(demo.connectors.len(), 6, "{:?}", demo.connectors);
     let http = reqwest::Client::new();
 
     let data = graphql(
         &http,
         &url,
         &token,
-        "{ contacts(first: 1) { totalCount } connectors(first: 5) { totalCount } }",
+        "{ contacts(first: 1) { totalCount } connectors(first: 10) { totalCount } }",
         json!({}),
     )
     .await;
@@ -153,7 +153,7 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
         data["contacts"]["totalCount"].as_i64().unwrap() >= 150,
         "{data}"
     );
-    assert_eq!(data["connectors"]["totalCount"], 5);
+    assert_eq!(data["connectors"]["totalCount"], 6);
     for connector in &demo.connectors {
         full_sync_runs_to_the_end(&http, &url, &token, connector).await;
     }
@@ -164,7 +164,7 @@ async fn a_demo_restart_keeps_its_connectors_and_contacts() {
     let demo = start_demo("restart", true);
     let http = reqwest::Client::new();
     let count =
-        "{ contacts(first: 1) { totalCount } connectors(first: 5) { edges { node { id } } } }";
+        "{ contacts(first: 1) { totalCount } connectors(first: 10) { edges { node { id } } } }";
     // A sync brings CRM records in, as a person trying the demo would.
     full_sync_runs_to_the_end(&http, &demo.url, &demo.token, &demo.connectors[0]).await;
     let before = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
@@ -173,7 +173,7 @@ async fn a_demo_restart_keeps_its_connectors_and_contacts() {
     let after = graphql(&http, &demo.url, &demo.token, count, json!({})).await;
 
     assert_eq!(after, before, "the same contacts and connectors");
-    assert_eq!(demo.connectors.len(), 5);
+    assert_eq!(demo.connectors.len(), 6);
     for connector in &demo.connectors {
         assert!(
             before.to_string().contains(connector.as_str()),

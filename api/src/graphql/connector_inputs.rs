@@ -41,7 +41,12 @@ pub(crate) enum ConnectorKind {
     /// token. A contact that becomes CLIENT has its lead converted.
     #[graphql(name = "ZENDESK_SELL")]
     ZendeskSell,
-    /// SAP C4C (not yet).
+    /// SAP Sales Cloud (C4C, OData v2): LEADS both ways, CONTACTS into the
+    /// platform (leads converted in C4C become contacts), as a technical
+    /// user (user name and password) of the tenant whose address is the
+    /// connector's baseUrl. C4C's API cannot convert leads: a contact that
+    /// becomes CLIENT is reported for sales to convert its lead in C4C.
+    /// Leads need a Company: the defaultCompany setting fills it in.
     #[graphql(name = "SAP_C4C")]
     SapC4c,
 }
@@ -192,6 +197,27 @@ impl From<ZendeskSellCredentialsInput> for SentCredentials {
     }
 }
 
+/// SAP C4C credentials: a technical user of the tenant (basic authentication).
+#[derive(InputObject)]
+#[graphql(name = "SapC4cCredentialsInput")]
+pub(crate) struct SapC4cCredentialsInput {
+    /// The user name.
+    pub(crate) username: String,
+    /// The user's password (stored encrypted, never shown again).
+    pub(crate) password: String,
+}
+
+impl From<SapC4cCredentialsInput> for SentCredentials {
+    fn from(i: SapC4cCredentialsInput) -> Self {
+        Self::new(
+            crmsync_entity::enums::ConnectorKind::SapC4c,
+            CredentialsForm::new()
+                .with("username", Some(i.username))
+                .with("password", Some(i.password)),
+        )
+    }
+}
+
 /// The credential inputs of every kind, as an input carries them.
 struct Sent {
     zoho: Option<ZohoCredentialsInput>,
@@ -199,6 +225,7 @@ struct Sent {
     hubspot: Option<HubspotCredentialsInput>,
     salesforce: Option<SalesforceCredentialsInput>,
     zendesk_sell: Option<ZendeskSellCredentialsInput>,
+    sap_c4c: Option<SapC4cCredentialsInput>,
 }
 
 /// The credentials sent on an input, of whichever kinds were filled in.
@@ -209,6 +236,7 @@ fn sent(inputs: Sent) -> Vec<SentCredentials> {
         hubspot,
         salesforce,
         zendesk_sell,
+        sap_c4c,
     } = inputs;
     [
         zoho.map(SentCredentials::from),
@@ -216,6 +244,7 @@ fn sent(inputs: Sent) -> Vec<SentCredentials> {
         hubspot.map(SentCredentials::from),
         salesforce.map(SentCredentials::from),
         zendesk_sell.map(SentCredentials::from),
+        sap_c4c.map(SentCredentials::from),
     ]
     .into_iter()
     .flatten()
@@ -239,11 +268,15 @@ pub(crate) struct CreateConnectorInput {
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
     /// Zendesk Sell credentials, for ZENDESK_SELL.
     pub(crate) zendesk_sell: Option<ZendeskSellCredentialsInput>,
+    /// SAP C4C credentials, for SAP_C4C.
+    #[graphql(name = "sapC4c")]
+    pub(crate) sap_c4c: Option<SapC4cCredentialsInput>,
     /// Settings (defaults for what is left out).
     pub(crate) settings: Option<ConnectorSettingsInput>,
     /// Base URL override (sandbox CRMs, proxies): Pipedrive's or HubSpot's API root,
     /// or Zoho's accounts server or Salesforce's login URL (their token replies
-    /// name the API server).
+    /// name the API server). SAP C4C's tenant address (required):
+    /// https://my123456.crm.ondemand.com.
     pub(crate) base_url: Option<String>,
     /// Replays within 24 h return the first result instead of creating twice.
     pub(crate) idempotency_key: Option<String>,
@@ -258,6 +291,7 @@ impl CreateConnectorInput {
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
             zendesk_sell: self.zendesk_sell.take(),
+            sap_c4c: self.sap_c4c.take(),
         })
     }
 }
@@ -283,6 +317,9 @@ pub(crate) struct UpdateConnectorInput {
     pub(crate) salesforce: Option<SalesforceCredentialsInput>,
     /// New Zendesk Sell credentials: a new access token re-authorises the connector.
     pub(crate) zendesk_sell: Option<ZendeskSellCredentialsInput>,
+    /// New SAP C4C credentials: a new password re-authorises the connector.
+    #[graphql(name = "sapC4c")]
+    pub(crate) sap_c4c: Option<SapC4cCredentialsInput>,
     /// A new base-URL override (where the CRM's API, or Zoho's accounts server,
     /// is reached); an empty string removes the override. Another URL is another
     /// CRM account as far as crmsync can tell: the connector forgets its links and
@@ -299,6 +336,7 @@ impl UpdateConnectorInput {
             hubspot: self.hubspot.take(),
             salesforce: self.salesforce.take(),
             zendesk_sell: self.zendesk_sell.take(),
+            sap_c4c: self.sap_c4c.take(),
         })
     }
 }

@@ -27,6 +27,7 @@ mod ops;
 mod rate_limits;
 mod rules;
 mod salesforce;
+mod sap_c4c;
 mod schema;
 mod sync_flow;
 mod webhooks;

@@ -15,6 +15,8 @@ pub mod hubspot;
 pub mod pipedrive;
 #[path = "salesforce/mod.rs"]
 pub mod salesforce;
+#[path = "sap_c4c/mod.rs"]
+pub mod sap_c4c;
 #[path = "zendesk_sell/mod.rs"]
 pub mod zendesk_sell;
 #[path = "zoho/mod.rs"]
@@ -28,7 +30,7 @@ pub fn kit(kind: ConnectorKind) -> Option<&'static dyn CrmKit> {
         ConnectorKind::Hubspot => Some(&hubspot::kit::Kit),
         ConnectorKind::Salesforce => Some(&salesforce::kit::Kit),
         ConnectorKind::ZendeskSell => Some(&zendesk_sell::kit::Kit),
-        ConnectorKind::SapC4c => None,
+        ConnectorKind::SapC4c => Some(&sap_c4c::kit::Kit),
     }
 }
 

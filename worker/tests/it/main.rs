@@ -22,6 +22,7 @@ mod pipedrive_client;
 mod redis_queue;
 mod runs;
 mod salesforce_client;
+mod sap_c4c_client;
 mod schedule;
 mod support;
 mod sync;

@@ -325,3 +325,4 @@ conformance!(pipedrive: Pipedrive, crmsync_sandbox::pipedrive::SandboxKind);
 conformance!(hubspot: Hubspot, crmsync_sandbox::hubspot::SandboxKind);
 conformance!(salesforce: Salesforce, crmsync_sandbox::salesforce::SandboxKind);
 conformance!(zendesk_sell: ZendeskSell, crmsync_sandbox::zendesk_sell::SandboxKind);
+conformance!(sap_c4c: SapC4c, crmsync_sandbox::sap_c4c::SandboxKind);
