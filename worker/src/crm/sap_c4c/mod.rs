@@ -71,10 +71,17 @@ const MAX_WRITE_CONCURRENCY: usize = 8;
 const FILTER_CHUNK: usize = 40;
 
 /// A CSRF session: the token and the cookie it belongs to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Session {
     token: String,
     cookie: String,
+}
+
+/// Both are the session's secrets: never printed.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session { token: <redacted>, cookie: <redacted> }")
+    }
 }
 
 /// What a call sends.
