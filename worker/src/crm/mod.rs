@@ -273,6 +273,24 @@ pub struct ClientOptions {
     pub default_company: Option<String>,
 }
 
+impl ClientOptions {
+    /// The calls in flight a client runs: the connector's choice, at least
+    /// one and at most `max`; `usual` when it made none.
+    pub fn calls_in_flight(&self, usual: usize, max: usize) -> usize {
+        self.max_concurrent_calls
+            .map_or(usual, |n| (n.max(1) as usize).min(max))
+    }
+
+    /// The default company, trimmed; `None` when unset or blank.
+    pub fn company(&self) -> Option<String> {
+        self.default_company
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+    }
+}
+
 /// What a connection test found (C3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionCheck {

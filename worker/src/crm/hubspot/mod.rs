@@ -178,9 +178,7 @@ impl HubspotClient {
 
     /// Applies the connector's options (the calls in flight at once).
     pub fn with_options(mut self, options: &ClientOptions) -> Self {
-        if let Some(n) = options.max_concurrent_calls {
-            self.writes = (n.max(1) as usize).min(WRITE_CONCURRENCY * 4);
-        }
+        self.writes = options.calls_in_flight(self.writes, WRITE_CONCURRENCY * 4);
         self
     }
 

@@ -266,15 +266,8 @@ impl SalesforceClient {
     /// Applies the connector's options: collections calls in flight, and
     /// the company of leads created without one.
     pub fn with_options(mut self, options: &ClientOptions) -> Self {
-        if let Some(n) = options.max_concurrent_calls {
-            self.writes = (n.max(1) as usize).min(MAX_WRITE_CONCURRENCY);
-        }
-        self.default_company = options
-            .default_company
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
+        self.writes = options.calls_in_flight(self.writes, MAX_WRITE_CONCURRENCY);
+        self.default_company = options.company();
         self
     }
 
