@@ -59,11 +59,11 @@ string_enum!(
         Pipedrive = "PIPEDRIVE",
         /// HubSpot, CRM API v3.
         Hubspot = "HUBSPOT",
-        /// Salesforce (not yet).
+        /// Salesforce, the REST API.
         Salesforce = "SALESFORCE",
-        /// Zendesk Sell (not yet).
+        /// Zendesk Sell, API v2.
         ZendeskSell = "ZENDESK_SELL",
-        /// SAP C4C (not yet).
+        /// SAP Sales Cloud (C4C), OData v2.
         SapC4c = "SAP_C4C",
     }
 );
