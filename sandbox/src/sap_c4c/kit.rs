@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::SERVICE_PATH;
 use crate::kit::{
-    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, deleted_at_query,
+    Account, KitError, Person, Picklist, SandboxCrm, Stored, admin, convert_by_admin,
+    deleted_at_query,
 };
 use crate::{AppState, System};
 
@@ -192,15 +193,7 @@ impl SandboxCrm for SandboxKind {
         _account: &Account,
         lead_id: &str,
     ) -> Result<String, KitError> {
-        let path = format!("/sap_c4c/leads/{lead_id}/convert");
-        let reply = admin(state, Method::POST, &path, None).await?;
-        reply["contact_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| KitError {
-                what: format!("POST /admin{path}"),
-                message: format!("no contact_id in {reply}"),
-            })
+        convert_by_admin(state, &format!("/sap_c4c/leads/{lead_id}/convert")).await
     }
 }
 
