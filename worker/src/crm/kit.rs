@@ -463,6 +463,12 @@ pub trait CrmKit: Send + Sync + std::fmt::Debug + 'static {
     /// What a connection test says when the CRM refuses the stored
     /// credentials: how to make new ones, in the terms of the CRM's console.
     fn refused_credentials(&self) -> String;
+
+    /// How inbound change notifications of this CRM are verified and read
+    /// (real time); `None` where the CRM offers none usable by our app.
+    fn notifications(&self) -> Option<&'static dyn super::realtime::Notifications> {
+        None
+    }
 }
 
 /// The stored credential named `name`, or the error a client reports when

@@ -22,6 +22,7 @@ mod oauth;
 mod owners;
 mod pacer;
 mod picklist;
+pub mod realtime;
 pub mod registry;
 mod retry;
 
@@ -380,6 +381,13 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
             "{} has no lead conversion (lead {lead_id})",
             self.kind()
         )))
+    }
+
+    /// The client's change-notification subscriptions, where its CRM
+    /// notifies changes to our kind of app (the kit's `notifications` says
+    /// how inbound calls are verified). `None`: the CRM is polled only.
+    fn subscriptions(&self) -> Option<&dyn realtime::Subscriptions> {
+        None
     }
 }
 

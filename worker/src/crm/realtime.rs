@@ -1,0 +1,92 @@
+//! Change notifications from a CRM (S2, real time): what a client does to
+//! subscribe, and what a kit does to verify and read an inbound call. A
+//! notification is only a hint: it names records, and the engine reads those
+//! records through the CRM's API before deciding anything. Nothing here names
+//! a CRM; each CRM's folder implements these traits where its vendor offers
+//! notifications usable by our kind of app.
+
+use chrono::{DateTime, Utc};
+use crmsync_entity::enums::CrmModule;
+
+use super::CrmError;
+
+/// What crmsync asks a CRM to notify, and where.
+#[derive(Debug, Clone)]
+pub struct WatchRequest<'a> {
+    /// Our stable id for the connector's subscription (a channel id, a
+    /// webhook name): the same across renewals.
+    pub channel_id: &'a str,
+    /// The URL the CRM calls (unguessable, one per connector).
+    pub notify_url: &'a str,
+    /// The secret the CRM echoes or signs with (a token, a basic-auth
+    /// password), where the vendor takes one from the subscriber. Never logged.
+    pub secret: &'a str,
+    /// The modules whose changes to notify (the ones the connector imports).
+    pub modules: &'a [CrmModule],
+}
+
+/// A subscription as the CRM holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The CRM's id of the subscription (several for CRMs that take one
+    /// subscription per module or event, joined by the client as it likes).
+    pub id: String,
+    /// When the CRM ends it unless renewed; `None` when it does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The subscription side of a client whose CRM notifies changes.
+#[async_trait::async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Subscribes; a subscription of the same channel id the CRM still holds
+    /// is replaced, not duplicated.
+    async fn watch(&self, request: &WatchRequest<'_>) -> Result<Watch, CrmError>;
+
+    /// Extends (or re-creates) a subscription before it expires.
+    async fn renew(&self, watch: &Watch, request: &WatchRequest<'_>) -> Result<Watch, CrmError>;
+
+    /// Ends a subscription; one the CRM no longer holds is not an error.
+    async fn unwatch(&self, watch: &Watch) -> Result<(), CrmError>;
+}
+
+/// An inbound call as the API received it.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    /// Header names in lower case, values as sent.
+    pub headers: &'a [(String, String)],
+    /// The full URL the CRM called (some vendors sign it).
+    pub url: &'a str,
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// What a verified notification says changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// Records created or changed, by module.
+    pub changed: Vec<(CrmModule, String)>,
+    /// Records deleted, by module (still only a hint: a deletion is applied
+    /// as the deletions system decides).
+    pub deleted: Vec<(CrmModule, String)>,
+}
+
+/// Why an inbound call was refused (answered 401 without reading its body
+/// any further). The words go to the log, never to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The inbound side of a kit whose CRM notifies changes.
+pub trait Notifications: Send + Sync + std::fmt::Debug {
+    /// Checks an inbound call the way the vendor signs it (an echoed token,
+    /// basic auth, an HMAC with a timestamp window) against the connector's
+    /// `secret`, and reads the records it names.
+    fn verify(
+        &self,
+        inbound: &Inbound<'_>,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Notice, Refused>;
+}
