@@ -1,5 +1,6 @@
 //! Benchmarks of FULL syncs against the sandbox CRMs, through the real job
-//! queue and worker. The sandbox runs in a child process (`crmsync sandbox`),
+//! queue and worker, on SQLite (or, with `--postgres`, on a fresh database
+//! of the server `CRMSYNC_TEST_POSTGRES_URL` names, local by default). The sandbox runs in a child process (`crmsync sandbox`),
 //! so the peak memory reported is this process's alone; CRM calls are the
 //! sandbox's own request counts.
 //!
@@ -7,7 +8,9 @@
 //!   and N CRM persons to import (disjoint e-mails, so both legs create N
 //!   records). Reports wall time, CRM calls by endpoint, calls per contact,
 //!   429s and peak memory.
-//! - Zoho CRM (`--crm zoho`), one scenario at a time. Both report 429s, the
+//! - Zoho CRM (`--crm zoho`), one scenario at a time (a two-way sync of N
+//!   platform contacts and N leads when neither `--export` nor `--import`
+//!   is given). Each reports 429s, the
 //!   org's calls in flight (its usage, sampled every 5 ms), the time of each
 //!   leg's pages, the CPU time of crmsync and of the sandbox during the run,
 //!   and peak memory. `--concurrency` (default 10) sets the connector's
@@ -35,12 +38,13 @@
 //! cargo bench --bench sync -- --people 2000 --limits    # sandbox burst limit 80 per 2 s
 //! cargo bench --bench sync -- --crm zoho --export --people 100000 --latency-ms 50 --concurrency 10
 //! cargo bench --bench sync -- --crm zoho --import --people 100000
+//! cargo bench --bench sync -- --crm zoho --people 1000000           # two-way
+//! cargo bench --bench sync -- --people 1000000 --postgres           # any mode on PostgreSQL
 //! cargo bench --bench sync -- --crm hubspot --people 100000
 //! cargo bench --bench sync -- --crm salesforce --people 100000
 //! ```
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +54,7 @@ use crmsync_entity::enums::{
     ConnectorKind, ConnectorStatus, CrmModule, Lifecycle, SyncMode, SyncRunStatus, SyncTrigger,
 };
 use crmsync_entity::models::{connector, contact, field_mapping, tenant};
+use crmsync_entity::testing::{POSTGRES_ENV, TestDatabase};
 use crmsync_entity::{TenantId, new_id};
 use crmsync_worker::context::WorkerContext;
 use crmsync_worker::credentials::{Credentials, CredentialsKey};
@@ -61,7 +66,7 @@ use crmsync_worker::settings::ConnectorSettings;
 use crmsync_worker::sync::SyncOptions;
 use futures::StreamExt;
 use reqwest::Method;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -76,8 +81,8 @@ async fn main() {
     let http = reqwest::Client::new();
     match args.crm.as_str() {
         "pipedrive" => pipedrive(&args, &http, &sandbox).await,
-        "zoho" if args.export == args.import => {
-            panic!("--crm zoho needs exactly one of --export and --import")
+        "zoho" if args.export && args.import => {
+            panic!("--crm zoho takes one of --export and --import, or neither for both legs")
         }
         "zoho" => zoho(&args, &http, &sandbox).await,
         "hubspot" => hubspot(&args, &http, &sandbox).await,
@@ -96,6 +101,9 @@ struct Args {
     import: bool,
     latency_ms: u64,
     concurrency: u32,
+    /// The platform's database on the PostgreSQL server of
+    /// `CRMSYNC_TEST_POSTGRES_URL` (a fresh database), not SQLite.
+    postgres: bool,
 }
 
 impl Args {
@@ -121,6 +129,7 @@ impl Args {
             import: flag("--import"),
             latency_ms: number("--latency-ms", 0),
             concurrency: number("--concurrency", 10) as u32,
+            postgres: flag("--postgres"),
         }
     }
 }
@@ -286,21 +295,27 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// The platform side: a fresh SQLite database, one tenant, N contacts.
+/// The platform side: a fresh database (SQLite, or PostgreSQL with
+/// `--postgres`), one tenant, N contacts.
 struct Platform {
     db: DatabaseConnection,
     tenant_id: String,
     key: Arc<CredentialsKey>,
-    dir: PathBuf,
+    /// Holds the database: a SQLite directory is removed with it, a
+    /// PostgreSQL database dropped by [`Platform::drop_postgres`].
+    database: TestDatabase,
 }
 
 impl Platform {
-    async fn with_contacts(people: usize) -> Self {
-        let dir = std::env::temp_dir().join(format!("crmsync-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-        let db = crmsync_entity::db::connect(&url).await.unwrap();
-        crmsync_entity::db::migrate(&db).await.unwrap();
+    async fn with_contacts(args: &Args, people: usize) -> Self {
+        let database = if args.postgres {
+            let server = std::env::var(POSTGRES_ENV)
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            TestDatabase::postgres(&server).await
+        } else {
+            TestDatabase::sqlite().await
+        };
+        let db = database.db.clone();
         let tenant_id = new_id();
         tenant::ActiveModel {
             id: Set(tenant_id.clone()),
@@ -340,7 +355,39 @@ impl Platform {
             db,
             tenant_id,
             key: Arc::new(key),
-            dir,
+            database,
+        }
+    }
+
+    /// Drops a PostgreSQL database (a SQLite one goes with its directory).
+    async fn remove(self) {
+        if !self.database.is_postgres() {
+            return;
+        }
+        let url = self.database.url.clone();
+        let name = url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let server = std::env::var(POSTGRES_ENV)
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        drop(self);
+        let admin = crmsync_entity::db::connect(&server).await.unwrap();
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+
+    /// Which database the platform is on, for the report.
+    fn database(&self) -> &'static str {
+        if self.database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
         }
     }
 
@@ -548,12 +595,6 @@ impl Finished {
     }
 }
 
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// N platform contacts and N Pipedrive persons, both legs.
 async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let people = args.people;
@@ -578,7 +619,7 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         )
         .await;
 
-    let platform = Platform::with_contacts(people).await;
+    let platform = Platform::with_contacts(args, people).await;
     let credentials = crmsync_worker::crm::pipedrive::kit::credentials(
         SecretString::from(pd["api_token"].as_str().unwrap().to_owned()),
         &company,
@@ -594,12 +635,13 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let total = counts.total;
     let throttled = counts.throttled();
     println!(
-        "Two-way sync benchmark: {people} platform contacts and {people} Pipedrive persons, sandbox limits {}.",
+        "Two-way sync benchmark: {people} platform contacts and {people} Pipedrive persons, sandbox limits {}, {}.",
         if args.limits {
             "on (burst 80 per 2 s)"
         } else {
             "off"
-        }
+        },
+        platform.database()
     );
     finished.print_head("Pipedrive");
     println!(
@@ -621,8 +663,10 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
+    let status = last.status;
+    platform.remove().await;
     assert_eq!(
-        last.status,
+        status,
         SyncRunStatus::Succeeded,
         "the benchmark run must succeed"
     );
@@ -647,7 +691,7 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
             json!({"concurrency": concurrency, "heavy_concurrency": concurrency}),
         )
         .await;
-    if args.import {
+    if !args.export {
         // Plain leads: no conversions, no missing or shared e-mails, no values
         // outside the picklists. The seed makes every seventh person a Contact,
         // which the default settings do not import: enough people for N leads.
@@ -675,7 +719,7 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
             .await;
     }
 
-    let platform = Platform::with_contacts(if args.export { people } else { 0 }).await;
+    let platform = Platform::with_contacts(args, if args.import { 0 } else { people }).await;
     let grant = crmsync_worker::crm::zoho::exchange_grant_code(
         &crm_http(),
         &accounts_url,
@@ -751,13 +795,18 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     } else {
         "no injected latency".into()
     };
+    let database = platform.database();
     if args.export {
         println!(
-            "Zoho export benchmark: {people} platform contacts to an empty org, {latency}, concurrency {concurrency}."
+            "Zoho export benchmark: {people} platform contacts to an empty org, {latency}, concurrency {concurrency}, {database}."
+        );
+    } else if args.import {
+        println!(
+            "Zoho import benchmark: {people} leads to an empty platform, {latency}, concurrency {concurrency}, {database}."
         );
     } else {
         println!(
-            "Zoho import benchmark: {people} leads to an empty platform, {latency}, concurrency {concurrency}."
+            "Zoho two-way benchmark: {people} platform contacts and {people} leads (disjoint e-mails), {latency}, concurrency {concurrency}, {database}."
         );
     }
     println!("\n| figure | value |\n| --- | ---: |");
@@ -767,15 +816,22 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         last.legs.to_crm.rejected, last.legs.from_crm.rejected
     );
     println!("| wall time of the run | {secs:.2} s |");
+    let moved = if args.export || args.import {
+        people
+    } else {
+        2 * people
+    };
     println!(
-        "| contacts per second | {:.0} |",
-        people as f64 / secs.max(f64::EPSILON)
+        "| contacts per second (both legs) | {:.0} |",
+        moved as f64 / secs.max(f64::EPSILON)
     );
-    if args.export {
+    if !args.import {
         let expected = people.div_ceil(100) as u64;
         let bound = upserts as f64 * args.latency_ms as f64 / 1000.0 / concurrency as f64;
         println!("| created in Zoho | {} |", last.legs.to_crm.created);
-        println!("| upsert calls (target ceil(N/100) = {expected}) | **{upserts}** |");
+        if args.export {
+            println!("| upsert calls (target ceil(N/100) = {expected}) | **{upserts}** |");
+        }
         if bound > 0.0 {
             println!(
                 "| bound: upserts x latency / concurrency | {bound:.2} s (target: wall at most {:.2} s) |",
@@ -786,7 +842,8 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
                 secs / bound
             );
         }
-    } else {
+    }
+    if !args.export {
         println!(
             "| contacts created in the platform | {} |",
             last.legs.from_crm.created
@@ -802,7 +859,14 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
             counts.calls(zoho_api("GET", "/users")),
             counts.calls(|e| e == "GET /zoho/api/crm/v8/{module}/{id}"),
         );
-        println!("| upsert calls (write-backs) | {upserts} |");
+        if args.import {
+            println!("| upsert calls (write-backs) | {upserts} |");
+        } else {
+            println!(
+                "| upsert calls (exports and write-backs; target 2 x ceil(N/100) = {}) | **{upserts}** |",
+                2 * people.div_ceil(100)
+            );
+        }
     }
     println!("| CRM calls during the run | {} |", counts.total);
     println!(
@@ -835,8 +899,10 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
+    let status = last.status;
+    platform.remove().await;
     assert_eq!(
-        last.status,
+        status,
         SyncRunStatus::Succeeded,
         "the benchmark run must succeed"
     );
@@ -917,7 +983,7 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         )
         .await;
 
-    let platform = Platform::with_contacts(people).await;
+    let platform = Platform::with_contacts(args, people).await;
     let credentials = crmsync_worker::crm::hubspot::kit::private_app_credentials(
         SecretString::from(hs["access_token"].as_str().unwrap().to_owned()),
     );
@@ -973,8 +1039,10 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
+    let status = last.status;
+    platform.remove().await;
     assert_eq!(
-        last.status,
+        status,
         SyncRunStatus::Succeeded,
         "the benchmark run must succeed"
     );
@@ -1007,7 +1075,7 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     let base_url = org["login_url"].as_str().unwrap().to_owned();
 
-    let platform = Platform::with_contacts(people).await;
+    let platform = Platform::with_contacts(args, people).await;
     let connector_id = platform
         .default_connector(ConnectorKind::Salesforce, &credentials, &base_url, |s| {
             s.default_company = Some("Bench Co".into());
@@ -1052,8 +1120,10 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     println!("| API usage of the org (Sforce-Limit-Info) | {usage} |");
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
+    let status = last.status;
+    platform.remove().await;
     assert_eq!(
-        last.status,
+        status,
         SyncRunStatus::Succeeded,
         "the benchmark run must succeed"
     );

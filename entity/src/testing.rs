@@ -35,6 +35,11 @@ impl TestDatabase {
         Self::create(Some(server.to_owned())).await
     }
 
+    /// A fresh SQLite database, whatever the environment.
+    pub async fn sqlite() -> Self {
+        Self::create(None).await
+    }
+
     async fn create(server: Option<String>) -> Self {
         let name = format!("crmsync_t_{}", crate::new_id().to_lowercase());
         let (url, dir) = match server {
