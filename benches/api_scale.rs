@@ -527,22 +527,28 @@ async fn seed(db: &DatabaseConnection, args: &Args) -> Seeded {
         run.started_at = Some(started);
         run.finished_at = Some(started + chrono::Duration::minutes(10));
         run.phase = "done".into();
-        let mut ids = Ids::from(started);
-        let mut rows = Vec::with_capacity(ROWS);
-        let mut batches = Vec::new();
-        for (i, contact_id) in contact_ids.iter().enumerate() {
-            let outcome = match i % 100 {
-                0 => ItemOutcome::Rejected,
-                1 => ItemOutcome::Updated,
-                2 if r == 0 => ItemOutcome::Created,
-                _ => ItemOutcome::Unchanged,
-            };
-            match outcome {
+        let outcome_of = |i: usize| match i % 100 {
+            0 => ItemOutcome::Rejected,
+            1 => ItemOutcome::Updated,
+            2 if r == 0 => ItemOutcome::Created,
+            _ => ItemOutcome::Unchanged,
+        };
+        // The run's row first (its items refer to it), with its counts.
+        for i in 0..contact_ids.len() {
+            match outcome_of(i) {
                 ItemOutcome::Rejected => run.to_crm_rejected += 1,
                 ItemOutcome::Updated => run.to_crm_updated += 1,
                 ItemOutcome::Created => run.to_crm_created += 1,
                 _ => run.to_crm_unchanged += 1,
             }
+        }
+        runs.push(run.id.clone());
+        let run = sync_run::ActiveModel::from(run).insert(db).await.unwrap();
+        let mut ids = Ids::from(started);
+        let mut rows = Vec::with_capacity(ROWS);
+        let mut batches = Vec::new();
+        for (i, contact_id) in contact_ids.iter().enumerate() {
+            let outcome = outcome_of(i);
             let id = ids.next();
             if r + 1 == args.runs {
                 latest_item_ids.push(id.clone());
@@ -575,8 +581,6 @@ async fn seed(db: &DatabaseConnection, args: &Args) -> Seeded {
         }
         batches.push(rows);
         insert_items(db, batches).await;
-        runs.push(run.id.clone());
-        sync_run::ActiveModel::from(run).insert(db).await.unwrap();
         println!("run {} seeded", r + 1);
     }
     Seeded {
