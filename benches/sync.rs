@@ -322,6 +322,7 @@ impl Platform {
             name: Set("Bench".into()),
             slug: Set("bench".into()),
             created_at: Set(Utc::now()),
+            ..Default::default()
         }
         .insert(&db)
         .await

@@ -62,6 +62,10 @@ struct Raw {
     #[serde(default, deserialize_with = "number_or_string")]
     rate_limit_auth_failures_per_min: Option<String>,
     introspection: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    prune_batch: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    prune_interval_secs: Option<String>,
 }
 
 /// The rate limits: each pace a whole number, 0 for no limit.
@@ -96,6 +100,39 @@ fn rate_limits(
             1_000_000,
         )?,
     ))
+}
+
+/// The pruner's batch (rows per delete statement) and interval.
+fn prune_settings(
+    batch: Option<&str>,
+    interval_secs: Option<&str>,
+) -> Result<crmsync_worker::retention::PruneSettings, ConfigError> {
+    use crmsync_worker::retention::PruneSettings;
+    let batch = match batch.map(str::trim) {
+        None => PruneSettings::DEFAULT_BATCH,
+        Some(n) => match n.parse::<u64>() {
+            Ok(n @ 1..=100_000) => n,
+            _ => {
+                return Err(err(
+                    "CRMSYNC_PRUNE_BATCH",
+                    "expected a whole number of rows between 1 and 100000",
+                ));
+            }
+        },
+    };
+    let interval = match interval_secs.map(str::trim) {
+        None => PruneSettings::DEFAULT_INTERVAL,
+        Some(n) => match n.parse::<u64>() {
+            Ok(n @ 1..=86_400) => Duration::from_secs(n),
+            _ => {
+                return Err(err(
+                    "CRMSYNC_PRUNE_INTERVAL_SECS",
+                    "expected whole seconds between 1 and 86400",
+                ));
+            }
+        },
+    };
+    Ok(PruneSettings { batch, interval })
 }
 
 /// A switch may be written as a boolean in the file (`allow_local_targets = true`).
@@ -201,6 +238,11 @@ pub struct Config {
     /// Who may introspect the schema (`CRMSYNC_INTROSPECTION`: `always` or
     /// `authenticated`, the default; `serve --demo` sets `always`).
     pub introspection: crmsync_api::Introspection,
+    /// The history pruner (issue 26): rows one delete statement removes at
+    /// most (`CRMSYNC_PRUNE_BATCH`, default 500) and how often the process
+    /// holding the pruner lease prunes (`CRMSYNC_PRUNE_INTERVAL_SECS`, default
+    /// 300). What is kept is each tenant's retention, set through the API.
+    pub prune: crmsync_worker::retention::PruneSettings,
 }
 
 impl Config {
@@ -254,6 +296,8 @@ impl Config {
         overlay!(delivery_max_attempts, "CRMSYNC_DELIVERY_MAX_ATTEMPTS");
         overlay!(ws_max_subscriptions, "CRMSYNC_WS_MAX_SUBSCRIPTIONS");
         overlay!(allow_local_targets, "CRMSYNC_ALLOW_LOCAL_TARGETS");
+        overlay!(prune_batch, "CRMSYNC_PRUNE_BATCH");
+        overlay!(prune_interval_secs, "CRMSYNC_PRUNE_INTERVAL_SECS");
         overlay!(
             rate_limit_tenant_per_sec,
             "CRMSYNC_RATE_LIMIT_TENANT_PER_SEC"
@@ -443,6 +487,10 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(_) => return Err(err("CRMSYNC_ALLOW_LOCAL_TARGETS", "expected true or false")),
         };
+        let prune = prune_settings(
+            raw.prune_batch.as_deref(),
+            raw.prune_interval_secs.as_deref(),
+        )?;
         let rate_limits = rate_limits(
             raw.rate_limit_tenant_per_sec.as_deref(),
             raw.rate_limit_auth_failures_per_min.as_deref(),
@@ -484,6 +532,7 @@ impl Config {
             allow_local_targets,
             rate_limits,
             introspection,
+            prune,
         })
     }
 
@@ -721,6 +770,29 @@ mod tests {
             Config::from_sources(&env(&[("CRMSYNC_CONFIG", file.to_str().unwrap())])).unwrap();
         assert!(from_file.allow_local_targets);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_pruner_batch_and_interval_are_configurable_within_bounds() {
+        let config = Config::from_sources(&env(&[])).unwrap();
+        assert_eq!(config.prune.batch, 500);
+        assert_eq!(config.prune.interval, Duration::from_secs(300));
+        let config = Config::from_sources(&env(&[
+            ("CRMSYNC_PRUNE_BATCH", "20"),
+            ("CRMSYNC_PRUNE_INTERVAL_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(config.prune.batch, 20);
+        assert_eq!(config.prune.interval, Duration::from_secs(60));
+        for (variable, bad) in [
+            ("CRMSYNC_PRUNE_BATCH", "0"),
+            ("CRMSYNC_PRUNE_BATCH", "many"),
+            ("CRMSYNC_PRUNE_INTERVAL_SECS", "0"),
+            ("CRMSYNC_PRUNE_INTERVAL_SECS", "86401"),
+        ] {
+            let e = Config::from_sources(&env(&[(variable, bad)])).unwrap_err();
+            assert_eq!(e.variable, variable, "{bad}");
+        }
     }
 
     #[test]

@@ -164,11 +164,18 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         },
         metrics,
     };
-    // A process with a worker also offers to schedule (one process does).
+    // A process with a worker also offers to schedule and to prune (one
+    // process does each).
     let scheduler = worker.map(|_| {
         let scheduler = scheduler(&config, &context, &queue);
+        let pruner = pruner(&config, &context);
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { scheduler.run(shutdown.started()).await })
+        tokio::spawn(async move {
+            tokio::join!(
+                scheduler.run(shutdown.started()),
+                pruner.run(shutdown.started())
+            );
+        })
     });
     let delivery = config.delivery_settings()?;
     let worker = worker.map(|concurrency| {
@@ -240,6 +247,17 @@ fn scheduler(
     }
 }
 
+/// The history pruner of a process that runs a worker: it prunes while it
+/// holds the pruner lease, which lasts as long as a run's.
+fn pruner(config: &Config, context: &WorkerContext) -> crmsync_worker::retention::Pruner {
+    crmsync_worker::retention::Pruner {
+        db: context.db.clone(),
+        holder: crmsync_worker::context::instance_name(),
+        lease: config.run_lease(),
+        settings: config.prune.clone(),
+    }
+}
+
 /// `crmsync worker`: a worker alone, on the shared queue, carrying out
 /// `concurrency` runs at once.
 pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()> {
@@ -289,8 +307,14 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
     };
     let scheduling = {
         let scheduler = scheduler(&config, &context, &queue);
+        let pruner = pruner(&config, &context);
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { scheduler.run(shutdown.started()).await })
+        tokio::spawn(async move {
+            tokio::join!(
+                scheduler.run(shutdown.started()),
+                pruner.run(shutdown.started())
+            );
+        })
     };
     tracing::info!(concurrency, "worker started");
     crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started()).await?;

@@ -18,6 +18,34 @@ pub(crate) struct CreateTenantInput {
     pub(crate) name: String,
     /// Unique handle: lower-case letters, digits and '-'.
     pub(crate) slug: String,
+    /// How long its history is kept; each value left out is the default
+    /// (30 days of sync items and deliveries, 365 of audit rows).
+    pub(crate) retention: Option<RetentionInput>,
+}
+
+/// How long a tenant's history is kept, in days (1 to 3650 each). A value
+/// left out keeps the current one. Older rows are deleted by the pruner;
+/// every run keeps its summary and its first rejected items, and each
+/// connector's latest run keeps all its rejected items.
+#[derive(InputObject, Clone, Copy)]
+pub(crate) struct RetentionInput {
+    /// Days a finished run's items are kept.
+    pub(crate) sync_items_days: Option<i32>,
+    /// Days a sent or given-up delivery (webhook call, summary e-mail) is kept.
+    pub(crate) deliveries_days: Option<i32>,
+    /// Days audit entries and consent events are kept (each contact's latest
+    /// consent event stays).
+    pub(crate) audit_days: Option<i32>,
+}
+
+impl From<RetentionInput> for crate::tenants::RetentionPatch {
+    fn from(i: RetentionInput) -> Self {
+        Self {
+            sync_items_days: i.sync_items_days,
+            deliveries_days: i.deliveries_days,
+            audit_days: i.audit_days,
+        }
+    }
 }
 
 /// A new API key.

@@ -23,7 +23,29 @@ impl Mutation {
         input: CreateTenantInput,
     ) -> GqlResult<TenantPayload> {
         operator(ctx)?;
-        let tenant = tenants::create_tenant(&state(ctx).db, &input.name, &input.slug).await?;
+        let tenant = tenants::create_tenant(
+            &state(ctx).db,
+            &input.name,
+            &input.slug,
+            input.retention.map(Into::into).unwrap_or_default(),
+        )
+        .await?;
+        Ok(TenantPayload {
+            tenant: tenant.into(),
+        })
+    }
+
+    /// Sets how long the tenant's history is kept (ADMIN only); values left
+    /// out stay as they are. The pruner applies it at its next pass.
+    async fn set_retention(
+        &self,
+        ctx: &Context<'_>,
+        input: RetentionInput,
+    ) -> GqlResult<TenantPayload> {
+        let scope = admin(ctx)?;
+        let tenant =
+            tenants::set_retention(&state(ctx).db, &scope.tenant, &scope.actor, input.into())
+                .await?;
         Ok(TenantPayload {
             tenant: tenant.into(),
         })

@@ -4,27 +4,43 @@
 //! names the list it came from, so a cursor is refused by any other list, and
 //! anything that does not decode to this exact form is refused as well.
 
-use async_graphql::SimpleObject;
+use async_graphql::Object;
 use async_graphql::connection::{Connection, Edge};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, Order,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 
-use crate::error::ApiError;
+use crate::error::{ApiError, GqlResult};
 
 /// Page size when `first` is left out.
 pub(crate) const DEFAULT_PAGE: i32 = 50;
 /// The largest page.
 pub(crate) const MAX_PAGE: i32 = 100;
 
-/// The extra field of every connection.
-#[derive(Debug, SimpleObject)]
+/// The extra field of every connection. The count runs only when a query
+/// selects it: a page of a list of a million rows is read through an index
+/// in a few milliseconds, but counting the whole list reads all of it.
 pub(crate) struct TotalCount {
-    /// How many items the whole list holds (all pages).
-    pub(crate) total_count: i64,
+    db: DatabaseConnection,
+    count: Statement,
+}
+
+#[Object]
+impl TotalCount {
+    /// How many items the whole list holds (all pages). Counted when asked,
+    /// over the whole list: leave it out of queries that page through long
+    /// lists (a run's million items) and only need the next page.
+    async fn total_count(&self) -> GqlResult<i64> {
+        let row = self.db.query_one_raw(self.count.clone()).await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64>("", "n")?,
+            None => 0,
+        })
+    }
 }
 
 /// A connection of `N` nodes with `totalCount`.
@@ -37,7 +53,8 @@ pub(crate) struct Page<M> {
     pub(crate) items: Vec<M>,
     pub(crate) has_next: bool,
     pub(crate) has_previous: bool,
-    pub(crate) total: i64,
+    /// The whole list's count, run if `totalCount` is selected.
+    pub(crate) count: TotalCount,
 }
 
 /// The version tag that starts every cursor.
@@ -74,7 +91,7 @@ fn decode_cursor(kind: &str, cursor: &str) -> Result<String, ApiError> {
 
 /// One page of `select`, ordered by `id_column` (newest first when `newest_first`).
 pub(crate) async fn page<E>(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     select: Select<E>,
     id_column: E::Column,
     first: Option<i32>,
@@ -97,7 +114,14 @@ where
         .as_deref()
         .map(|c| decode_cursor(kind, c))
         .transpose()?;
-    let total = select.clone().count(db).await?;
+    let count = TotalCount {
+        db: db.clone(),
+        count: select
+            .clone()
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .build(db.get_database_backend()),
+    };
     let mut query = select;
     if let Some(after) = &after {
         query = if newest_first {
@@ -123,7 +147,7 @@ where
         items,
         has_next,
         has_previous: after.is_some(),
-        total: i64::try_from(total).unwrap_or(i64::MAX),
+        count,
     })
 }
 
@@ -133,13 +157,7 @@ pub(crate) fn connection<M, N: async_graphql::OutputType>(
     id_of: impl Fn(&M) -> &str,
     node: impl Fn(M) -> N,
 ) -> Conn<N> {
-    let mut conn = Connection::with_additional_fields(
-        page.has_previous,
-        page.has_next,
-        TotalCount {
-            total_count: page.total,
-        },
-    );
+    let mut conn = Connection::with_additional_fields(page.has_previous, page.has_next, page.count);
     let kind = page.kind;
     conn.edges.extend(
         page.items

@@ -180,11 +180,34 @@ pub(crate) struct Tenant {
     pub(crate) slug: String,
     /// When it was created.
     pub(crate) created_at: DateTime<Utc>,
+    /// How long its history is kept.
+    pub(crate) retention: Retention,
+}
+
+/// How long a tenant's history is kept, in days. The pruner deletes older
+/// rows a small batch at a time; a run keeps its summary (status, times,
+/// legs) and its first rejected items, marked with `itemsPrunedAt`, and each
+/// connector's latest run keeps all its rejected items (to retry them).
+/// Deliveries not yet sent are never deleted.
+#[derive(SimpleObject)]
+pub(crate) struct Retention {
+    /// Days a finished run's items are kept.
+    pub(crate) sync_items_days: i32,
+    /// Days a sent or given-up delivery (webhook call, summary e-mail) is kept.
+    pub(crate) deliveries_days: i32,
+    /// Days audit entries and consent events are kept (each contact's latest
+    /// consent event stays).
+    pub(crate) audit_days: i32,
 }
 
 impl From<tenant::Model> for Tenant {
     fn from(m: tenant::Model) -> Self {
         Self {
+            retention: Retention {
+                sync_items_days: m.retention_sync_items_days,
+                deliveries_days: m.retention_deliveries_days,
+                audit_days: m.retention_audit_days,
+            },
             id: ID(m.id),
             name: m.name,
             slug: m.slug,
@@ -1013,6 +1036,12 @@ impl SyncRun {
     /// One leg per direction (the history shows one line per direction).
     async fn legs(&self) -> Vec<SyncLeg> {
         legs(Legs::of_run(&self.0))
+    }
+    /// When the run's items past the tenant's retention were deleted: the
+    /// run keeps its summary and its first rejected items (all of them while
+    /// it is its connector's latest run). Null while every item is kept.
+    async fn items_pruned_at(&self) -> Option<DateTime<Utc>> {
+        self.0.items_pruned_at
     }
     /// The contacts this run touched.
     async fn items(

@@ -140,9 +140,10 @@ impl TestApp {
                 .unwrap();
         });
         let slug = slug();
-        let tenant = crmsync_api::tenants::create_tenant(&database.db, "Acme", &slug)
-            .await
-            .unwrap();
+        let tenant =
+            crmsync_api::tenants::create_tenant(&database.db, "Acme", &slug, Default::default())
+                .await
+                .unwrap();
         Self {
             url: format!("http://{addr}/graphql"),
             ws_url: format!("ws://{addr}/graphql/ws"),
@@ -192,7 +193,7 @@ impl TestApp {
     /// Creates another tenant and returns an ADMIN token for it.
     pub async fn other_tenant_admin(&self) -> String {
         let slug = slug();
-        crmsync_api::tenants::create_tenant(&self.database.db, "Globex", &slug)
+        crmsync_api::tenants::create_tenant(&self.database.db, "Globex", &slug, Default::default())
             .await
             .unwrap();
         token_for(Role::Admin, Some(&slug), Duration::from_secs(600))

@@ -81,6 +81,12 @@ pub struct Model {
     /// When the run started reading its CRM's deletions, once it has read
     /// them all (S12); the next run reads them from there.
     pub deletions_read_at: Option<DateTimeUtc>,
+    /// When the pruner deleted the run's items past the tenant's retention
+    /// (its summary and first rejected items stay); null while all are kept.
+    pub items_pruned_at: Option<DateTimeUtc>,
+    /// Set when the pruner kept every rejected item because the run was its
+    /// connector's latest: once a newer run ends, they are pruned too.
+    pub all_rejected_kept: bool,
 }
 
 /// No navigable relations.
@@ -132,6 +138,8 @@ impl Model {
             mappings: None,
             rules: None,
             deletions_read_at: None,
+            items_pruned_at: None,
+            all_rejected_kept: false,
         }
     }
 }

@@ -15,6 +15,7 @@ async fn tenant(db: &sea_orm::DatabaseConnection, slug: &str) -> TenantId {
         name: Set(slug.to_uppercase()),
         slug: Set(slug.to_owned()),
         created_at: Set(Utc::now()),
+        ..Default::default()
     }
     .insert(db)
     .await

@@ -20,6 +20,7 @@ mod metrics;
 mod notify;
 mod pipedrive_client;
 mod redis_queue;
+mod retention;
 mod runs;
 mod salesforce_client;
 mod sap_c4c_client;

@@ -493,6 +493,9 @@ mod app {
                 name: "Acme".into(),
                 slug: format!("acme-{}", tenant_id.to_lowercase()),
                 created_at: now,
+                retention_sync_items_days: 30,
+                retention_deliveries_days: 30,
+                retention_audit_days: 365,
             })
             .insert(&db.db)
             .await
