@@ -46,6 +46,12 @@ struct Raw {
     queue_name: Option<String>,
     worker_bind: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
+    worker_slice_ms: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    worker_tenant_slots: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    worker_form_slots: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
     schedule_min_interval_secs: Option<String>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
@@ -96,6 +102,41 @@ fn rate_limits(
             1_000_000,
         )?,
     ))
+}
+
+/// The slot settings: whole numbers, each within its bounds.
+fn slot_settings(
+    slice_ms: Option<&str>,
+    tenant_slots: Option<&str>,
+    form_slots: Option<&str>,
+) -> Result<crmsync_worker::slots::SlotSettings, ConfigError> {
+    use crmsync_worker::slots::{DEFAULT_FORM_SLOTS, DEFAULT_SLICE, SlotSettings};
+    let number = |value: Option<&str>, variable: &'static str, min: u64, max: u64| match value
+        .map(str::trim)
+    {
+        None => Ok(None),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(err(
+                variable,
+                format!("expected a whole number between {min} and {max}"),
+            )),
+        },
+    };
+    let slice = match number(slice_ms, "CRMSYNC_WORKER_SLICE_MS", 0, 86_400_000)? {
+        None => Some(DEFAULT_SLICE),
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
+    let tenant_cap =
+        number(tenant_slots, "CRMSYNC_WORKER_TENANT_SLOTS", 1, 10_000)?.map(|n| n as usize);
+    let form_slots = number(form_slots, "CRMSYNC_WORKER_FORM_SLOTS", 1, 1_000)?
+        .map_or(DEFAULT_FORM_SLOTS, |n| n as usize);
+    Ok(SlotSettings {
+        slice,
+        tenant_cap,
+        form_slots,
+    })
 }
 
 /// A switch may be written as a boolean in the file (`allow_local_targets = true`).
@@ -171,6 +212,14 @@ pub struct Config {
     /// Where `crmsync worker` serves `/healthz`, `/readyz` and `/metrics`
     /// (`CRMSYNC_WORKER_BIND`, default `127.0.0.1:9464`; port 0 picks a free one).
     pub worker_bind: SocketAddr,
+    /// How runs share a worker's slots (issue 26): a run that has worked for
+    /// a slice while other runs wait gives its slot back at its next page
+    /// (`CRMSYNC_WORKER_SLICE_MS`, default 30000; 0: never); one tenant's
+    /// runs hold at most so many slots at once across the workers
+    /// (`CRMSYNC_WORKER_TENANT_SLOTS`, default half a worker's `--concurrency`,
+    /// at least 1); FORM runs have slots of their own in every worker
+    /// (`CRMSYNC_WORKER_FORM_SLOTS`, default 2).
+    pub slots: crmsync_worker::slots::SlotSettings,
     /// The shortest schedule a connector may ask for
     /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, default 60).
     pub schedule_min_interval: Duration,
@@ -244,6 +293,9 @@ impl Config {
         overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
         overlay!(queue_name, "CRMSYNC_QUEUE_NAME");
         overlay!(worker_bind, "CRMSYNC_WORKER_BIND");
+        overlay!(worker_slice_ms, "CRMSYNC_WORKER_SLICE_MS");
+        overlay!(worker_tenant_slots, "CRMSYNC_WORKER_TENANT_SLOTS");
+        overlay!(worker_form_slots, "CRMSYNC_WORKER_FORM_SLOTS");
         overlay!(
             schedule_min_interval_secs,
             "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS"
@@ -373,6 +425,11 @@ impl Config {
                 ));
             }
         };
+        let slots = slot_settings(
+            raw.worker_slice_ms.as_deref(),
+            raw.worker_tenant_slots.as_deref(),
+            raw.worker_form_slots.as_deref(),
+        )?;
         let schedule_min_interval = match raw.schedule_min_interval_secs.as_deref().map(str::trim) {
             None => crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
             Some(secs) => match secs.parse::<u64>() {
@@ -473,6 +530,7 @@ impl Config {
             queue_heartbeat,
             queue_name,
             worker_bind,
+            slots,
             schedule_min_interval,
             smtp_url: raw
                 .smtp_url

@@ -13,6 +13,7 @@ pub mod platform;
 pub mod runs;
 pub mod scheduler;
 pub mod settings;
+pub mod slots;
 pub mod sync;
 pub mod sync_rules;
 pub mod worker;
