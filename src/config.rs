@@ -827,6 +827,35 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_settings_follow_their_variables_and_bad_ones_are_named() {
+        let defaults = Config::from_sources(&env(&[])).unwrap().slots;
+        assert_eq!(defaults.slice, Some(Duration::from_secs(30)));
+        assert_eq!(defaults.cap_for(4), 2, "half the slots");
+        assert_eq!(defaults.cap_for(1), 1, "at least one");
+        assert_eq!(defaults.form_slots, 2);
+        let set = Config::from_sources(&env(&[
+            ("CRMSYNC_WORKER_SLICE_MS", "250"),
+            ("CRMSYNC_WORKER_TENANT_SLOTS", "3"),
+            ("CRMSYNC_WORKER_FORM_SLOTS", "1"),
+        ]))
+        .unwrap()
+        .slots;
+        assert_eq!(set.slice, Some(Duration::from_millis(250)));
+        assert_eq!(set.cap_for(4), 3);
+        assert_eq!(set.form_slots, 1);
+        let off = Config::from_sources(&env(&[("CRMSYNC_WORKER_SLICE_MS", "0")])).unwrap();
+        assert_eq!(off.slots.slice, None, "0 turns slices off");
+        for (variable, bad) in [
+            ("CRMSYNC_WORKER_SLICE_MS", "soon"),
+            ("CRMSYNC_WORKER_TENANT_SLOTS", "0"),
+            ("CRMSYNC_WORKER_FORM_SLOTS", "-1"),
+        ] {
+            let e = Config::from_sources(&env(&[(variable, bad)])).unwrap_err();
+            assert_eq!(e.variable, variable, "{bad}");
+        }
+    }
+
+    #[test]
     fn the_queue_name_and_run_lease_follow_the_settings() {
         let config = Config::from_sources(&env(&[
             ("CRMSYNC_QUEUE_NAME", "staging-eu"),
