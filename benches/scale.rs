@@ -20,9 +20,22 @@
 //! CRMSYNC_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench --bench scale -- --connectors 20 --contacts 5000 --latency-ms 20 --clients 200
 //! ```
+//!
+//! `--fairness` measures fair slots instead (issue 26; `fairness.rs`): one
+//! worker process with `--concurrency` slots; a large tenant's FULL sync
+//! alone, then two large tenants' FULL syncs of `--large` contacts each with
+//! `--small-tenants` tenants of `--small` contacts on a one-minute schedule
+//! and a form submission per second spread over them:
+//!
+//! ```sh
+//! CRMSYNC_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!   cargo bench --bench scale -- --fairness --large 200000 --small-tenants 50 --small 200 --latency-ms 20
+//! ```
 
 #[path = "../tests/it/cluster.rs"]
 mod cluster;
+#[path = "scale/fairness.rs"]
+mod fairness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +105,10 @@ async fn main() {
     if std::env::var(POSTGRES_ENV).is_err() {
         eprintln!("set {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1:5432/postgres)");
         std::process::exit(2);
+    }
+    if std::env::args().any(|a| a == "--fairness") {
+        fairness::main(args.latency_ms, args.concurrency).await;
+        return;
     }
     println!(
         "Scale-out: {} connectors x {} contacts, {} ms latency per Pipedrive call, {} GraphQL clients, worker concurrency {}.",

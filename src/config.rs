@@ -46,6 +46,12 @@ struct Raw {
     queue_name: Option<String>,
     worker_bind: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
+    worker_slice_ms: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    worker_tenant_slots: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    worker_form_slots: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
     schedule_min_interval_secs: Option<String>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
@@ -135,6 +141,41 @@ fn prune_settings(
     Ok(PruneSettings { batch, interval })
 }
 
+/// The slot settings: whole numbers, each within its bounds.
+fn slot_settings(
+    slice_ms: Option<&str>,
+    tenant_slots: Option<&str>,
+    form_slots: Option<&str>,
+) -> Result<crmsync_worker::slots::SlotSettings, ConfigError> {
+    use crmsync_worker::slots::{DEFAULT_FORM_SLOTS, DEFAULT_SLICE, SlotSettings};
+    let number = |value: Option<&str>, variable: &'static str, min: u64, max: u64| match value
+        .map(str::trim)
+    {
+        None => Ok(None),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(err(
+                variable,
+                format!("expected a whole number between {min} and {max}"),
+            )),
+        },
+    };
+    let slice = match number(slice_ms, "CRMSYNC_WORKER_SLICE_MS", 0, 86_400_000)? {
+        None => Some(DEFAULT_SLICE),
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
+    let tenant_cap =
+        number(tenant_slots, "CRMSYNC_WORKER_TENANT_SLOTS", 1, 10_000)?.map(|n| n as usize);
+    let form_slots = number(form_slots, "CRMSYNC_WORKER_FORM_SLOTS", 1, 1_000)?
+        .map_or(DEFAULT_FORM_SLOTS, |n| n as usize);
+    Ok(SlotSettings {
+        slice,
+        tenant_cap,
+        form_slots,
+    })
+}
+
 /// A switch may be written as a boolean in the file (`allow_local_targets = true`).
 fn bool_or_string<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
@@ -208,6 +249,14 @@ pub struct Config {
     /// Where `crmsync worker` serves `/healthz`, `/readyz` and `/metrics`
     /// (`CRMSYNC_WORKER_BIND`, default `127.0.0.1:9464`; port 0 picks a free one).
     pub worker_bind: SocketAddr,
+    /// How runs share a worker's slots (issue 26): a run that has worked for
+    /// a slice while other runs wait gives its slot back at its next page
+    /// (`CRMSYNC_WORKER_SLICE_MS`, default 30000; 0: never); one tenant's
+    /// runs hold at most so many slots at once across the workers
+    /// (`CRMSYNC_WORKER_TENANT_SLOTS`, default half a worker's `--concurrency`,
+    /// at least 1); FORM runs have slots of their own in every worker
+    /// (`CRMSYNC_WORKER_FORM_SLOTS`, default 2).
+    pub slots: crmsync_worker::slots::SlotSettings,
     /// The shortest schedule a connector may ask for
     /// (`CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`, default 60).
     pub schedule_min_interval: Duration,
@@ -286,6 +335,9 @@ impl Config {
         overlay!(queue_heartbeat_secs, "CRMSYNC_QUEUE_HEARTBEAT_SECS");
         overlay!(queue_name, "CRMSYNC_QUEUE_NAME");
         overlay!(worker_bind, "CRMSYNC_WORKER_BIND");
+        overlay!(worker_slice_ms, "CRMSYNC_WORKER_SLICE_MS");
+        overlay!(worker_tenant_slots, "CRMSYNC_WORKER_TENANT_SLOTS");
+        overlay!(worker_form_slots, "CRMSYNC_WORKER_FORM_SLOTS");
         overlay!(
             schedule_min_interval_secs,
             "CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS"
@@ -417,6 +469,11 @@ impl Config {
                 ));
             }
         };
+        let slots = slot_settings(
+            raw.worker_slice_ms.as_deref(),
+            raw.worker_tenant_slots.as_deref(),
+            raw.worker_form_slots.as_deref(),
+        )?;
         let schedule_min_interval = match raw.schedule_min_interval_secs.as_deref().map(str::trim) {
             None => crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
             Some(secs) => match secs.parse::<u64>() {
@@ -521,6 +578,7 @@ impl Config {
             queue_heartbeat,
             queue_name,
             worker_bind,
+            slots,
             schedule_min_interval,
             smtp_url: raw
                 .smtp_url
@@ -838,6 +896,35 @@ mod tests {
             !format!("{config:?}").contains(":pw@"),
             "the URL's password is not printed"
         );
+    }
+
+    #[test]
+    fn the_slot_settings_follow_their_variables_and_bad_ones_are_named() {
+        let defaults = Config::from_sources(&env(&[])).unwrap().slots;
+        assert_eq!(defaults.slice, Some(Duration::from_secs(30)));
+        assert_eq!(defaults.cap_for(4), 2, "half the slots");
+        assert_eq!(defaults.cap_for(1), 1, "at least one");
+        assert_eq!(defaults.form_slots, 2);
+        let set = Config::from_sources(&env(&[
+            ("CRMSYNC_WORKER_SLICE_MS", "250"),
+            ("CRMSYNC_WORKER_TENANT_SLOTS", "3"),
+            ("CRMSYNC_WORKER_FORM_SLOTS", "1"),
+        ]))
+        .unwrap()
+        .slots;
+        assert_eq!(set.slice, Some(Duration::from_millis(250)));
+        assert_eq!(set.cap_for(4), 3);
+        assert_eq!(set.form_slots, 1);
+        let off = Config::from_sources(&env(&[("CRMSYNC_WORKER_SLICE_MS", "0")])).unwrap();
+        assert_eq!(off.slots.slice, None, "0 turns slices off");
+        for (variable, bad) in [
+            ("CRMSYNC_WORKER_SLICE_MS", "soon"),
+            ("CRMSYNC_WORKER_TENANT_SLOTS", "0"),
+            ("CRMSYNC_WORKER_FORM_SLOTS", "-1"),
+        ] {
+            let e = Config::from_sources(&env(&[(variable, bad)])).unwrap_err();
+            assert_eq!(e.variable, variable, "{bad}");
+        }
     }
 
     #[test]

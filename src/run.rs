@@ -160,6 +160,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         http,
         options: SyncOptions {
             lease: config.run_lease(),
+            slots: config.slots.clone(),
             ..SyncOptions::new(config.public_url.clone())
         },
         metrics,
@@ -285,6 +286,7 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         http: http_client(&config)?,
         options: SyncOptions {
             lease: config.run_lease(),
+            slots: config.slots.clone(),
             ..SyncOptions::new(config.public_url.clone())
         },
         metrics,

@@ -13,6 +13,7 @@ mod m20261206_000008_consent_events;
 mod m20261206_000009_sync_rules;
 mod m20261206_000010_crm_deletions;
 mod m20261207_000011_retention;
+mod m20261207_000012_fair_slots;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_sync_rules::Migration),
             Box::new(m20261206_000010_crm_deletions::Migration),
             Box::new(m20261207_000011_retention::Migration),
+            Box::new(m20261207_000012_fair_slots::Migration),
         ]
     }
 }

@@ -133,6 +133,63 @@ impl Cluster {
         }
     }
 
+    /// Sets a variable for the processes started from now on.
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// A Pipedrive company of its own on the sandbox, limits off, and a
+    /// connector of the tenant exporting to it; returns the connector id.
+    pub(crate) async fn company_connector(
+        &self,
+        api: &Process,
+        admin: &str,
+        sandbox: &Sandbox,
+        domain: &str,
+    ) -> String {
+        let admin_url = &sandbox.description().admin_url;
+        let company: Value = self
+            .http
+            .post(format!("{admin_url}/pipedrive/companies"))
+            .json(&json!({
+                "domain": domain,
+                "burst_limit": 1_000_000_000_u64,
+                "daily_budget": 1_000_000_000_000_u64,
+                "abuse_threshold": 0,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.connector(
+            api,
+            admin,
+            company["base_url"].as_str().unwrap(),
+            company["api_token"].as_str().unwrap(),
+            domain,
+        )
+        .await
+    }
+
+    /// The run's slices so far.
+    pub(crate) async fn run_slices(&self, run_id: &str) -> i32 {
+        let row = self
+            .db
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.db.get_database_backend(),
+                "SELECT slices FROM sync_runs WHERE id = $1",
+                [run_id.into()],
+            ))
+            .await
+            .unwrap()
+            .expect("the run exists");
+        row.try_get("", "slices").unwrap()
+    }
+
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_crmsync"));
         command

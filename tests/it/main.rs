@@ -2,6 +2,7 @@
 
 mod cluster;
 mod commands;
+mod fair_slots;
 mod graphiql;
 mod sandbox_cli;
 mod scale_out;

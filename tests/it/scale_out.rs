@@ -36,7 +36,7 @@ pub(crate) async fn postgres() -> Option<TestDatabase> {
 
 /// The Redis URL for the Redis variants: `CRMSYNC_TEST_REDIS_URL`, or the
 /// machine's Redis when `CI=true`; otherwise `None`, with a note.
-fn redis() -> Option<String> {
+pub(crate) fn redis() -> Option<String> {
     match std::env::var("CRMSYNC_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {

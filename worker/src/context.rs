@@ -51,6 +51,9 @@ pub struct SyncOptions {
     /// credentials make: for engine tests on an in-memory CRM
     /// ([`crate::crm::memory::MemoryCrm`]). `None` in a real process.
     pub crm_client: Option<Arc<dyn crate::crm::CrmClient>>,
+    /// How runs share the worker's slots: slices, the per-tenant cap, the
+    /// FORM lane ([`crate::slots`]).
+    pub slots: crate::slots::SlotSettings,
 }
 
 impl SyncOptions {
@@ -62,6 +65,7 @@ impl SyncOptions {
             lease: DEFAULT_LEASE,
             draining: Arc::default(),
             crm_client: None,
+            slots: crate::slots::SlotSettings::default(),
         }
     }
 }

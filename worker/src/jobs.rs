@@ -14,6 +14,9 @@
 //!   silent for [`MISSED_HEARTBEATS`] beats is dead, and its jobs are taken back
 //!   by a peer's next beat: 60 to 80 s after the death by default.
 //! - Jobs run under a timeout, so a hung run is not held forever.
+//! - A job is a token for a slot ([`crate::slots`]): the worker that gets it
+//!   takes the fairest run waiting. FORM runs' tokens go on a queue of their
+//!   own (the queue's name and `-form`), read by the FORM lane's slots.
 
 use std::time::Duration;
 
@@ -25,12 +28,14 @@ use redis::aio::ConnectionManagerConfig;
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::slots::Lane;
 pub use crate::sync::SyncJob;
 
 /// The named queue every process reads (never the type path: see stack notes).
 pub const QUEUE: &str = "crmsync-sync";
-/// Deliveries of one job before it is given up. A delivery is also spent when
-/// a worker shuts down and hands the run back, or dies and another takes over.
+/// Deliveries of one job before it is given up. A delivery is spent when a
+/// worker dies and another takes over; a run handed back (its slice over, or
+/// its worker shutting down) gets a new job instead, and spends none.
 pub const MAX_ATTEMPTS: usize = 8;
 /// The longest a run may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
@@ -86,6 +91,8 @@ pub(crate) enum Storage {
 #[derive(Clone)]
 pub struct JobQueue {
     pub(crate) storage: Storage,
+    /// The FORM lane's queue, beside it.
+    pub(crate) form: Storage,
     /// For [`JobQueue::ping`] when the queue is in the database.
     db: DatabaseConnection,
     /// The queue's name.
@@ -115,7 +122,8 @@ impl JobQueue {
     ) -> Result<Self, QueueError> {
         let heartbeat = settings.heartbeat;
         let queue = settings.queue.as_str();
-        let storage = match (&settings.redis_url, db.get_database_backend()) {
+        let form_queue = format!("{queue}-form");
+        let (storage, form) = match (&settings.redis_url, db.get_database_backend()) {
             (Some(url), _) => {
                 let client = redis::Client::open(url.expose_secret())
                     .map_err(|e| QueueError(format!("the Redis URL: {e}")))?;
@@ -129,41 +137,51 @@ impl JobQueue {
                     )
                     .await
                     .map_err(|e| QueueError(format!("connecting to Redis: {e}")))?;
-                let config = apalis_redis::Config::default()
-                    .queue(queue)
-                    .heartbeat_interval(heartbeat)
-                    .missed_heartbeats(MISSED_HEARTBEATS)
-                    .batch_size(4);
-                Storage::Redis(RedisStorage::new(connection).with_config(config))
+                let on = |name: &str| {
+                    let config = apalis_redis::Config::default()
+                        .queue(name)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(MISSED_HEARTBEATS)
+                        .batch_size(4);
+                    Storage::Redis(RedisStorage::new(connection.clone()).with_config(config))
+                };
+                (on(queue), on(&form_queue))
             }
             (None, DatabaseBackend::Sqlite) => {
                 let pool = db.get_sqlite_connection_pool();
                 SqliteStorage::setup(pool)
                     .await
                     .map_err(|e| QueueError(format!("setting up the SQLite queue: {e}")))?;
-                let config = apalis_sqlite::Config::default()
-                    .queue(queue)
-                    .heartbeat_interval(heartbeat)
-                    .missed_heartbeats(MISSED_HEARTBEATS)
-                    .batch_size(4);
-                Storage::Sqlite(SqliteStorage::new(pool).with_config(config))
+                let on = |name: &str| {
+                    let config = apalis_sqlite::Config::default()
+                        .queue(name)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(MISSED_HEARTBEATS)
+                        .batch_size(4);
+                    Storage::Sqlite(SqliteStorage::new(pool).with_config(config))
+                };
+                (on(queue), on(&form_queue))
             }
             (None, DatabaseBackend::Postgres) => {
                 let pool = db.get_postgres_connection_pool();
                 PostgresStorage::<()>::setup(pool)
                     .await
                     .map_err(|e| QueueError(format!("setting up the PostgreSQL queue: {e}")))?;
-                let config = apalis_postgres::Config::default()
-                    .queue(queue)
-                    .heartbeat_interval(heartbeat)
-                    .missed_heartbeats(MISSED_HEARTBEATS)
-                    .batch_size(4);
-                Storage::Postgres(PostgresStorage::new(pool).with_config(config))
+                let on = |name: &str| {
+                    let config = apalis_postgres::Config::default()
+                        .queue(name)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(MISSED_HEARTBEATS)
+                        .batch_size(4);
+                    Storage::Postgres(PostgresStorage::new(pool).with_config(config))
+                };
+                (on(queue), on(&form_queue))
             }
             (None, other) => return Err(QueueError(format!("unsupported database {other:?}"))),
         };
         Ok(Self {
             storage,
+            form,
             db: db.clone(),
             queue: queue.to_owned(),
         })
@@ -209,9 +227,21 @@ impl JobQueue {
         Ok(id)
     }
 
-    /// Enqueues a job under a task id made by [`new_task_id`] (and already stored
-    /// on its run, so the run row can be committed before the job exists).
+    /// Enqueues a job on the main lane under a task id made by
+    /// [`new_task_id`] (and already stored on its run, so the run row can be
+    /// committed before the job exists).
     pub async fn enqueue_with_id(&self, job: &SyncJob, task_id: &str) -> Result<(), QueueError> {
+        self.enqueue_in(Lane::Main, job, task_id).await
+    }
+
+    /// Enqueues a token for a slot of `lane`, naming `job`'s run, under a
+    /// task id made by [`new_task_id`].
+    pub async fn enqueue_in(
+        &self,
+        lane: Lane,
+        job: &SyncJob,
+        task_id: &str,
+    ) -> Result<(), QueueError> {
         let ulid: ulid::Ulid = task_id
             .parse()
             .map_err(|_| QueueError(format!("task id {task_id} is not a ULID")))?;
@@ -219,7 +249,11 @@ impl JobQueue {
             .task_id(TaskId::from_ulid(ulid))
             .max_attempts(MAX_ATTEMPTS)
             .build();
-        let result = match &self.storage {
+        let storage = match lane {
+            Lane::Main => &self.storage,
+            Lane::Form => &self.form,
+        };
+        let result = match storage {
             Storage::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
             Storage::Postgres(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
             Storage::Redis(s) => s.clone().push_task(task).await.map_err(|e| e.to_string()),
@@ -227,39 +261,48 @@ impl JobQueue {
         result.map_err(|e| QueueError(format!("enqueueing run {}: {e}", job.run_id)))
     }
 
-    /// Jobs of our queue waiting for a worker: on the databases, failed ones
-    /// due for a retry included (what apalis fetches next); on Redis, the
-    /// queue's active list.
+    /// Jobs of our queue (both lanes) waiting for a worker: on the
+    /// databases, failed ones due for a retry included (what apalis fetches
+    /// next); on Redis, the queues' active lists.
     pub async fn pending_jobs(&self) -> Result<Option<u64>, QueueError> {
         use sea_orm::sqlx;
+        let form_queue = format!("{}-form", self.queue);
         // The storages' own tables, states and keys (apalis-sqlite, -postgres
         // and -redis 1.0).
-        let count: i64 = match &self.storage {
-            Storage::Sqlite(s) => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM Jobs WHERE job_type = ?1 \
+        let count: i64 = match (&self.storage, &self.form) {
+            (Storage::Sqlite(s), _) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM Jobs WHERE job_type IN (?1, ?2) \
                  AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
             )
             .bind(&self.queue)
+            .bind(&form_queue)
             .fetch_one(s.pool())
             .await
             .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
-            Storage::Postgres(s) => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 \
+            (Storage::Postgres(s), _) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type IN ($1, $2) \
                  AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
             )
             .bind(&self.queue)
+            .bind(&form_queue)
             .fetch_one(s.pool())
             .await
             .map_err(|e| QueueError(format!("reading the queue: {e}")))?,
-            Storage::Redis(s) => {
-                let mut s = s.clone();
-                let list = s.get_config().active_jobs_list();
-                redis::cmd("LLEN")
-                    .arg(list)
-                    .query_async(s.get_connection())
-                    .await
-                    .map_err(|e| QueueError(format!("reading the queue: {e}")))?
+            (Storage::Redis(s), Storage::Redis(form)) => {
+                let mut n = 0;
+                for s in [s, form] {
+                    let mut s = s.clone();
+                    let list = s.get_config().active_jobs_list();
+                    let len: i64 = redis::cmd("LLEN")
+                        .arg(list)
+                        .query_async(s.get_connection())
+                        .await
+                        .map_err(|e| QueueError(format!("reading the queue: {e}")))?;
+                    n += len;
+                }
+                n
             }
+            (Storage::Redis(_), _) => 0,
         };
         Ok(Some(count.max(0) as u64))
     }

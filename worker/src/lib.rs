@@ -14,6 +14,7 @@ pub mod retention;
 pub mod runs;
 pub mod scheduler;
 pub mod settings;
+pub mod slots;
 pub mod sync;
 pub mod sync_rules;
 pub mod worker;

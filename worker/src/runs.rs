@@ -25,7 +25,7 @@ use sea_orm::{
 };
 
 use crate::events::{EventBus, SyncEvent};
-use crate::jobs::{JobQueue, QueueError, SyncJob, new_task_id};
+use crate::jobs::{JobQueue, Lane, QueueError, SyncJob, new_task_id};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
 use crate::sync::{End, ending};
@@ -386,12 +386,20 @@ async fn create_run(
         if !abandoned(&run, Utc::now()) {
             // A whole run takes a waiting FORM run's place; a retry or a
             // preview of other mappings is a run of its own (refused).
+            let was = run.trigger;
             let run = if mappings.is_none() && rules.is_none() && retry_of.is_none() {
                 widen_form_run(&txn, tenant, run, trigger, mode).await?
             } else {
                 run
             };
             txn.commit().await?;
+            if Lane::of(was) != Lane::of(run.trigger) {
+                // Widened: its token waits in the FORM lane, which no longer
+                // takes it; the main lane gets one.
+                queue
+                    .enqueue_in(Lane::of(run.trigger), &SyncJob::of(&run), &new_task_id())
+                    .await?;
+            }
             return Ok(Created::Existing(run));
         }
         if !end_abandoned(&txn, tenant, &run, End::Abandoned).await? {
@@ -423,12 +431,11 @@ async fn create_run(
         bus.publish(SyncEvent::of_run(&failed));
     }
 
-    let job = SyncJob {
-        tenant_id: tenant.as_str().to_owned(),
-        run_id: run.id.clone(),
-        connector_id: connector_id.to_owned(),
-    };
-    if let Err(e) = queue.enqueue_with_id(&job, &run.task_id).await {
+    let job = SyncJob::of(&run);
+    if let Err(e) = queue
+        .enqueue_in(Lane::of(run.trigger), &job, &run.task_id)
+        .await
+    {
         let end = ending(End::NotQueued);
         let mut am = sync_run::ActiveModel::from(run);
         am.status = sea_orm::ActiveValue::Set(end.status);

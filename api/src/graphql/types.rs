@@ -709,6 +709,18 @@ impl Connector {
     async fn next_sync_at(&self) -> Option<DateTime<Utc>> {
         self.0.next_sync_at
     }
+    /// While the connector's run is QUEUED: its place among the runs waiting
+    /// for a worker slot (1: it takes the next slot that frees), in the order
+    /// slots are handed out (the tenant served longest ago first, then the
+    /// run queued first; FORM runs wait in a lane of their own). Null when no
+    /// run of the connector is queued.
+    async fn queue_position(&self, ctx: &Context<'_>) -> GqlResult<Option<i32>> {
+        let tenant = crmsync_entity::TenantId::new(self.0.tenant_id.clone());
+        let position =
+            crmsync_worker::slots::queue_position(&state(ctx).db, &tenant, &self.0.id, None)
+                .await?;
+        Ok(position.map(|p| i32::try_from(p).unwrap_or(i32::MAX)))
+    }
     /// The mapping rows, in order.
     async fn mappings(&self, ctx: &Context<'_>) -> GqlResult<Vec<FieldMapping>> {
         Ok(loaders(ctx)?
@@ -1021,13 +1033,21 @@ impl SyncRun {
             .collect();
         Some(rules.ok()?.into_iter().map(Into::into).collect())
     }
-    /// When it was queued.
+    /// When it was queued; for a run handed back to the queue, when it was
+    /// queued again.
     async fn queued_at(&self) -> DateTime<Utc> {
         self.0.queued_at
     }
-    /// When a worker started it.
+    /// When a worker first started it.
     async fn started_at(&self) -> Option<DateTime<Utc>> {
         self.0.started_at
+    }
+    /// How many slices of worker time it has had: 1 for a run that went from
+    /// start to end in one slot; more for a run that gave its slot back
+    /// (its slice was over while other runs waited, or its worker stopped)
+    /// and went on from its checkpoints later. 0 while it has not started.
+    async fn slices(&self) -> i32 {
+        self.0.slices
     }
     /// When it ended.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {

@@ -18,6 +18,7 @@ pub mod sync_item;
 pub mod sync_rule;
 pub mod sync_run;
 pub mod tenant;
+pub mod tenant_slot;
 pub mod webhook;
 
 /// Implements `TenantScoped` for an entity with `tenant_id` and `id` columns.

@@ -26,6 +26,9 @@ pub struct Model {
     pub record_id: String,
     /// When it was saved.
     pub saved_at: DateTimeUtc,
+    /// The run whose page saved it: a run handed back goes on from its own
+    /// checkpoints (a FULL run too), never from an earlier run's.
+    pub run_id: Option<String>,
 }
 
 /// No navigable relations.

@@ -87,6 +87,10 @@ pub struct Model {
     /// Set when the pruner kept every rejected item because the run was its
     /// connector's latest: once a newer run ends, they are pruned too.
     pub all_rejected_kept: bool,
+    /// How many times a worker took the run: 1 for a run that went from
+    /// start to end in one slot, more for one handed back (a slice ended
+    /// while other runs waited, a worker shut down or died) and taken again.
+    pub slices: i32,
 }
 
 /// No navigable relations.
@@ -140,6 +144,7 @@ impl Model {
             deletions_read_at: None,
             items_pruned_at: None,
             all_rejected_kept: false,
+            slices: 0,
         }
     }
 }
@@ -163,5 +168,74 @@ pub async fn count_by_status(
     Ok(rows
         .into_iter()
         .filter_map(|(status, n)| Some((SyncRunStatus::parse(&status)?, n.max(0) as u64)))
+        .collect())
+}
+
+/// Which runs a slot lane carries: FORM runs have a lane of their own, so
+/// that a form submission never waits behind large runs.
+fn in_lane(form_lane: bool) -> sea_orm::sea_query::SimpleExpr {
+    if form_lane {
+        Column::Trigger.eq(SyncTrigger::Form)
+    } else {
+        Column::Trigger.ne(SyncTrigger::Form)
+    }
+}
+
+/// Runs waiting for a slot in a lane, across all tenants, oldest first (at
+/// most `limit`): QUEUED runs, and RUNNING runs nobody holds (handed back at
+/// shutdown, or whose worker died and whose lease lapsed), not cancelled.
+/// Cross-tenant by nature, like the queue: the worker that takes a slot
+/// picks the fairest of them, then reads its run through its tenant.
+pub async fn waiting_for_slot(
+    db: &impl ConnectionTrait,
+    form_lane: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::{ExprTrait, QueryOrder};
+    Entity::find()
+        .filter(Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
+        .filter(Column::CancelRequested.eq(false))
+        .filter(
+            Column::LeaseHolder
+                .is_null()
+                .or(Column::LeaseExpiresAt.lt(now)),
+        )
+        .filter(in_lane(form_lane))
+        .order_by_asc(Column::QueuedAt)
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Runs holding a slot of a lane now (RUNNING under a live lease), by
+/// tenant, for the tenants named: what the per-tenant cap counts, across
+/// every worker process.
+pub async fn holding_slots(
+    db: &impl ConnectionTrait,
+    tenants: &[String],
+    form_lane: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<std::collections::HashMap<String, u64>, DbErr> {
+    if tenants.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, i64)> = Entity::find()
+        .select_only()
+        .column(Column::TenantId)
+        .column_as(Column::Id.count(), "n")
+        .filter(Column::TenantId.is_in(tenants.iter().cloned()))
+        .filter(Column::Status.eq(SyncRunStatus::Running))
+        .filter(Column::LeaseHolder.is_not_null())
+        .filter(Column::LeaseExpiresAt.gte(now))
+        .filter(in_lane(form_lane))
+        .group_by(Column::TenantId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, n)| (tenant, n.max(0) as u64))
         .collect())
 }

@@ -1,7 +1,8 @@
 //! How a run ends: the one place that turns how a run stopped (its legs went
-//! through, a cancel, a shutdown, a CRM error, a database failure, a worker
-//! that vanished) into what happens to it: its final status and message, or
-//! no end at all (back to the queue, or left to the worker that holds it).
+//! through, a cancel, a shutdown, the end of its slice, a CRM error, a
+//! database failure, a worker that vanished) into what happens to it: its
+//! final status and message, or no end at all (back to the queue, or left to
+//! the worker that holds it).
 //!
 //! [`verdict`] reads how the legs stopped; [`ending`] decides the status and
 //! message of every run that ends, wherever it ends (here, or in
@@ -54,6 +55,9 @@ pub(crate) enum Verdict {
     /// The process is shutting down: the run's lease is released and its job
     /// goes back to the queue for another worker (SIGTERM hand-back).
     HandBack,
+    /// Its slice is over and other runs wait for a slot: it goes back to the
+    /// queue (QUEUED) behind them, and on from its checkpoints later.
+    Yield,
     /// Another worker holds the run (or ended it): it is left as stored.
     LeaveAsStored,
     /// The database failed before any page: the job fails and the queue
@@ -126,6 +130,7 @@ pub(crate) fn verdict(outcome: &Result<i64, Stop>, pages_started: bool) -> Verdi
         Err(Stop::Db(_)) if pages_started => End::Db,
         Err(Stop::Db(_)) => return Verdict::Retry,
         Err(Stop::HandBack) => return Verdict::HandBack,
+        Err(Stop::Yield) => return Verdict::Yield,
         Err(Stop::LeaseLost) => return Verdict::LeaveAsStored,
     };
     Verdict::End(ending(how))
@@ -220,6 +225,7 @@ mod tests {
             ),
             (Err(Stop::HandBack), true, Verdict::HandBack),
             (Err(Stop::HandBack), false, Verdict::HandBack),
+            (Err(Stop::Yield), true, Verdict::Yield),
             (Err(Stop::LeaseLost), true, Verdict::LeaveAsStored),
             (Err(Stop::LeaseLost), false, Verdict::LeaveAsStored),
         ];

@@ -58,19 +58,27 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
 
 /// One module's records changed since its checkpoint, page by page.
 async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
-    let since = if run.ignores_checkpoints() {
-        None
-    } else {
-        store::checkpoint(
-            &run.ctx.db,
-            &run.tenant,
-            &run.connector.id,
-            SyncDirection::FromCrm,
-            module,
-        )
-        .await?
-        .map(|c| c.at - OVERLAP)
+    let saved = store::checkpoint(
+        &run.ctx.db,
+        &run.tenant,
+        &run.connector.id,
+        SyncDirection::FromCrm,
+        module,
+    )
+    .await?;
+    // A run handed back goes on from its own checkpoint: the records listed
+    // at or after it, but the one it names and any older.
+    let resume = run.own_checkpoint(saved.as_ref());
+    let since = match (&resume, saved) {
+        (Some((at, _)), _) => Some(*at),
+        (None, _) if run.ignores_checkpoints() => None,
+        (None, saved) => saved.map(|c| c.at - OVERLAP),
     };
+    // The run may be handed back only after a page that moved its
+    // checkpoint on: resumed at a time, past that time (records sharing it
+    // are read again from there).
+    let resumed_at = resume.as_ref().map(|(at, _)| *at);
+    run.resumable = false;
     run.progress("import").await?;
     run.written_from = None;
     let mut cursor = None;
@@ -86,6 +94,9 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
             })
             .await?;
         let mut records = page.records;
+        if let Some((at, id)) = &resume {
+            records.retain(|r| r.modified_at > *at || (r.modified_at == *at && r.id != *id));
+        }
         if run.reconciles() {
             run.listed
                 .add(module, records.iter().map(|r| r.id.as_str()));
@@ -107,7 +118,11 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
             records.retain(|r| !run.converted.contains(&r.id));
         }
         let count = records.len() as i64;
+        let last_at = records.last().map(|r| r.modified_at);
         let stop = import_page(run, module, records).await?;
+        if last_at.is_some_and(|last| resumed_at.is_none_or(|from| last > from)) {
+            run.resumable = true;
+        }
         run.processed += count;
         run.progress("import").await?;
         if let Some(stop) = stop {
@@ -1011,8 +1026,8 @@ async fn save(
             && let Some((at, id)) = &checkpoint
         {
             let (tenant, connector) = (&run.tenant, &run.connector.id);
-            let from = SyncDirection::FromCrm;
-            store::save_checkpoint(&txn, tenant, connector, from, module, *at, id).await?;
+            let key = (SyncDirection::FromCrm, module);
+            store::save_checkpoint(&txn, tenant, connector, key, (*at, id), &run.run.id).await?;
         }
     }
     let recorded = store::insert_items(&txn, items).await?;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crmsync_entity::enums::SyncRunStatus;
-use crmsync_entity::models::sync_run;
+use crmsync_entity::models::{sync_run, tenant_slot};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
@@ -66,6 +66,24 @@ pub(crate) enum Claim {
     Ended,
     /// This worker is shutting down while it waited for another's lease.
     Draining,
+    /// Taking a slot fairly: another worker holds the run, or its tenant
+    /// already has as many runs going as its cap allows.
+    Busy,
+}
+
+/// How a run is claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// The job's own run, waiting while another worker's lease on it is live
+    /// (a job delivered again while its first worker still runs it).
+    Wait,
+    /// A slot handed out fairly ([`crate::slots`]): the run is taken only if
+    /// it is free now and its tenant has fewer than `cap` runs holding slots
+    /// of its lane (`None`: no cap).
+    Fair {
+        /// The most runs of one tenant at once in the lane.
+        cap: Option<usize>,
+    },
 }
 
 fn expiry(ttl: Duration) -> DateTime<Utc> {
@@ -84,6 +102,7 @@ pub(crate) async fn claim(
     worker: &str,
     ttl: Duration,
     draining: &AtomicBool,
+    take: Take,
 ) -> Result<Claim, DbErr> {
     let holder = format!("{worker}/{}", ulid::Ulid::generate());
     let holder = holder.as_str();
@@ -101,6 +120,22 @@ pub(crate) async fn claim(
         else {
             return Ok(Claim::Ended);
         };
+        // Under a cap, the tenant's slot row is written first: on PostgreSQL
+        // it holds the tenant until this transaction ends, so two workers
+        // never both find the tenant under its cap.
+        let capped = match take {
+            Take::Fair { cap: Some(cap) } => Some(cap),
+            _ => None,
+        };
+        if let Some(cap) = capped {
+            tenant_slot::take(&txn, tenant.as_str(), now).await?;
+            let lane = crate::slots::Lane::of(before.trigger);
+            let tenants = [tenant.as_str().to_owned()];
+            let holding = sync_run::holding_slots(&txn, &tenants, lane.is_form(), now).await?;
+            if holding.get(tenant.as_str()).copied().unwrap_or(0) >= cap as u64 {
+                return Ok(Claim::Busy);
+            }
+        }
         let taken = sync_run::Entity::update_many()
             .col_expr(
                 sync_run::Column::Status,
@@ -114,6 +149,10 @@ pub(crate) async fn claim(
             )
             .col_expr(sync_run::Column::LeaseHolder, Expr::value(holder))
             .col_expr(sync_run::Column::LeaseExpiresAt, Expr::value(expiry(ttl)))
+            .col_expr(
+                sync_run::Column::Slices,
+                Expr::col(sync_run::Column::Slices).add(1),
+            )
             .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
             .filter(sync_run::Column::Id.eq(run_id))
             .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
@@ -126,7 +165,13 @@ pub(crate) async fn claim(
             .exec(&txn)
             .await?;
         if taken.rows_affected == 1 {
+            if capped.is_none() {
+                tenant_slot::take(&txn, tenant.as_str(), now).await?;
+            }
+            // A run handed back for fairness is QUEUED again, but it started
+            // once: it is announced once.
             let notified = before.status == SyncRunStatus::Queued
+                && before.started_at.is_none()
                 && crate::notify::run_started(&txn, tenant, run_id).await?;
             txn.commit().await?;
             if notified {
@@ -139,6 +184,14 @@ pub(crate) async fn claim(
                 holder,
                 ttl,
             )));
+        }
+        if let Take::Fair { .. } = take {
+            // Nothing taken: the tenant's slot time is left as it was.
+            drop(txn);
+            return Ok(match before.status {
+                SyncRunStatus::Queued | SyncRunStatus::Running => Claim::Busy,
+                _ => Claim::Ended,
+            });
         }
         txn.commit().await?;
         let run = before;
@@ -203,6 +256,37 @@ fn renewed(
         lost,
         renewal,
     }
+}
+
+/// Puts the run back in the queue at the end of its slice, behind the runs
+/// that waited: QUEUED (since now), no holder. Its counts and checkpoints
+/// are those of its pages; whichever worker takes it next goes on from them.
+/// False if the run was no longer this holder's.
+pub(crate) async fn requeue(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run_id: &str,
+    lease: &Lease,
+) -> Result<bool, DbErr> {
+    let requeued = sync_run::Entity::update_many()
+        .col_expr(sync_run::Column::Status, Expr::value(SyncRunStatus::Queued))
+        .col_expr(sync_run::Column::Phase, Expr::value("queued"))
+        .col_expr(sync_run::Column::QueuedAt, Expr::value(Utc::now()))
+        .col_expr(
+            sync_run::Column::LeaseHolder,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            sync_run::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(sync_run::Column::TenantId.eq(tenant.as_str()))
+        .filter(sync_run::Column::Id.eq(run_id))
+        .filter(sync_run::Column::LeaseHolder.eq(lease.holder()))
+        .filter(sync_run::Column::Status.eq(SyncRunStatus::Running))
+        .exec(db)
+        .await?;
+    Ok(requeued.rows_affected == 1)
 }
 
 /// Gives the run back to the queue (graceful shutdown): RUNNING, no holder,

@@ -262,19 +262,23 @@ pub(crate) async fn export(run: &mut Run<'_>) -> Result<(), Stop> {
     let module = run.kit.export_module();
     // A page fills every write the CRM takes at once (ten batches of 100, say).
     let page_size = run.client.writes_in_flight().max(PAGE_SIZE as usize) as u32;
-    let after: Option<(DateTime<Utc>, String)> = if run.ignores_checkpoints() {
-        None
-    } else {
-        store::checkpoint(
-            &run.ctx.db,
-            &run.tenant,
-            &run.connector.id,
-            SyncDirection::ToCrm,
-            module,
-        )
-        .await?
-        .map(|c| (c.at - OVERLAP, String::new()))
+    let saved = store::checkpoint(
+        &run.ctx.db,
+        &run.tenant,
+        &run.connector.id,
+        SyncDirection::ToCrm,
+        module,
+    )
+    .await?;
+    // A run handed back goes on after the last contact it applied.
+    let after: Option<(DateTime<Utc>, String)> = match run.own_checkpoint(saved.as_ref()) {
+        Some(own) => Some(own),
+        None if run.ignores_checkpoints() => None,
+        None => saved.map(|c| (c.at - OVERLAP, String::new())),
     };
+    // The run may be handed back after any page: the export goes on after
+    // exactly the last contact applied.
+    run.resumable = false;
     run.progress("export").await?;
     // Each page's transaction runs while the next pages are read, decided
     // and written to the CRM; a page's transaction starts after the previous
@@ -372,6 +376,7 @@ async fn export_pages(
         // page is applied whatever the progress says (its CRM writes are
         // done); the leg stops after.
         run.processed += count;
+        run.resumable = true;
         let progress = run.progress("export").await;
         *applying = Some(tokio::spawn(apply.run()));
         if stop.is_some() {
@@ -878,6 +883,7 @@ async fn finish_page(
         db: run.ctx.db.clone(),
         tenant,
         connector_id,
+        run_id: run.run.id.clone(),
         module,
         dry: run.dry(),
         checkpoint: (stop.is_none() && checkpoint).then_some(last),
@@ -895,6 +901,8 @@ struct ExportApply {
     db: sea_orm::DatabaseConnection,
     tenant: crmsync_entity::TenantId,
     connector_id: String,
+    /// The run whose page this is (named on the checkpoint).
+    run_id: String,
     module: CrmModule,
     dry: bool,
     checkpoint: Option<(DateTime<Utc>, String)>,
@@ -915,10 +923,9 @@ impl ExportApply {
                     &txn,
                     &self.tenant,
                     &self.connector_id,
-                    SyncDirection::ToCrm,
-                    self.module,
-                    *at,
-                    id,
+                    (SyncDirection::ToCrm, self.module),
+                    (*at, id),
+                    &self.run_id,
                 )
                 .await?;
             }

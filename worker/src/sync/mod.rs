@@ -28,6 +28,7 @@ mod shadow;
 mod store;
 
 pub(crate) use ending::{End, ending};
+pub use lease::Take;
 pub(crate) use store::begin as begin_write;
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +63,17 @@ pub struct SyncJob {
     pub connector_id: String,
 }
 
+impl SyncJob {
+    /// The job (a token naming it) of a run.
+    pub fn of(run: &sync_run::Model) -> Self {
+        Self {
+            tenant_id: run.tenant_id.clone(),
+            run_id: run.id.clone(),
+            connector_id: run.connector_id.clone(),
+        }
+    }
+}
+
 /// Records per page, both legs (the largest list page among the CRMs; a
 /// client caps it at its own).
 pub const PAGE_SIZE: u32 = 500;
@@ -79,6 +91,14 @@ pub enum SyncError {
     /// its job goes back to the queue (retried by another worker).
     #[error("the worker is shutting down: the run goes back to the queue")]
     HandedBack,
+    /// The run's slice ended while other runs waited: it is QUEUED again,
+    /// behind them, and goes on from its checkpoints in a later slot.
+    #[error("the run's slice ended: it goes back to the queue behind the runs that waited")]
+    Yielded,
+    /// A slot taken fairly found the run not free to take: another worker
+    /// holds it, it ended, or its tenant is at its cap.
+    #[error("the run is not free to take now")]
+    Busy,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -97,6 +117,8 @@ pub(crate) enum Stop {
     Db(DbErr),
     /// The process is shutting down: give the run back to the queue.
     HandBack,
+    /// The run's slice is over and other runs wait: back to the queue.
+    Yield,
     /// Another worker took the run over (this one was presumed dead).
     LeaseLost,
 }
@@ -155,6 +177,22 @@ pub(crate) struct Run<'a> {
     /// The ids the import leg listed, in a run that reconciles its links
     /// with them (S12).
     pub listed: deletions::Listed,
+    /// When this slice began (issue 26).
+    pub slice_started: std::time::Instant,
+    /// When the run next asks whether other runs wait for its slot.
+    pub next_wait_check: std::time::Instant,
+    /// Records processed when this slice began: a slice processes some
+    /// before it ends, so that a run always moves on, however short slices are.
+    pub slice_processed: i64,
+    /// False while the run could not go on from where it stands if it were
+    /// handed back now: an import listing resumed at a modification time
+    /// that its checkpoint has not yet passed (records sharing one time are
+    /// read again from it, and a slice ended there would move nothing on).
+    pub resumable: bool,
+    /// True once a leg went on from a checkpoint this run saved in an earlier
+    /// slice: its listing is not whole, so it finds no deletion by
+    /// reconciliation (S12).
+    pub resumed: bool,
 }
 
 impl Run<'_> {
@@ -181,7 +219,47 @@ impl Run<'_> {
     /// to find deletions (S12): a run that reads everything, not one of
     /// some records only.
     pub fn reconciles(&self) -> bool {
-        self.ignores_checkpoints() && self.retry.is_none()
+        self.ignores_checkpoints() && self.retry.is_none() && !self.resumed
+    }
+
+    /// Where a leg starts from when this run saved `checkpoint` itself in an
+    /// earlier slice (a run handed back and taken again, FULL runs too): on
+    /// from there, with no overlap.
+    pub fn own_checkpoint(
+        &mut self,
+        checkpoint: Option<&crmsync_entity::models::sync_checkpoint::Model>,
+    ) -> Option<(chrono::DateTime<Utc>, String)> {
+        let own = checkpoint.filter(|c| c.run_id.as_deref() == Some(self.run.id.as_str()))?;
+        self.resumed = true;
+        Some((own.at, own.record_id.clone()))
+    }
+
+    /// True for runs that give their slot back when their slice is over:
+    /// those that go on from checkpoints (not a dry run, a run of some
+    /// records only, or a FORM run, which keep their slot to their end).
+    fn sliced(&self) -> bool {
+        self.ctx.options.slots.slice.is_some()
+            && !self.dry()
+            && self.saves_checkpoints()
+            && self.run.trigger != SyncTrigger::Form
+    }
+
+    /// True when the slice is over and another run waits for the slot.
+    async fn slice_over(&mut self) -> Result<bool, DbErr> {
+        let Some(slice) = self.ctx.options.slots.slice.filter(|_| self.sliced()) else {
+            return Ok(false);
+        };
+        let now = std::time::Instant::now();
+        if now < self.slice_started + slice
+            || now < self.next_wait_check
+            || self.processed <= self.slice_processed
+            || !self.resumable
+        {
+            return Ok(false);
+        }
+        // Asked at most every quarter of a slice (a second at most).
+        self.next_wait_check = now + (slice / 4).min(std::time::Duration::from_secs(1));
+        crate::slots::others_wait(&self.ctx.db, &self.run, &self.ctx.options.slots).await
     }
 
     /// True when the run's pages move the checkpoints on: not in a run of
@@ -241,6 +319,9 @@ impl Run<'_> {
         if self.ctx.options.draining.load(Ordering::Relaxed) {
             return Err(Stop::HandBack);
         }
+        if self.slice_over().await? {
+            return Err(Stop::Yield);
+        }
         Ok(())
     }
 }
@@ -261,8 +342,24 @@ fn set_legs(am: &mut sync_run::ActiveModel, legs: &Legs) {
 }
 
 /// Runs one job's sync to its end and returns the final run row. A run already
-/// final is returned as it is (a redelivered job does nothing).
+/// final is returned as it is (a redelivered job does nothing). A run whose
+/// slice ends while other runs wait goes back to the queue
+/// ([`SyncError::Yielded`]).
 pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Model, SyncError> {
+    run_slice(ctx, job, Take::Wait).await
+}
+
+/// Runs a slice of the job's run: to its end, or until its slice ends while
+/// other runs wait ([`SyncError::Yielded`]), the worker shuts down
+/// ([`SyncError::HandedBack`]) or another worker takes it over. `take` says
+/// whether to wait for a live lease of another worker ([`Take::Wait`]) or
+/// to give up at once ([`SyncError::Busy`]), as a slot handed out fairly
+/// does.
+pub async fn run_slice(
+    ctx: &WorkerContext,
+    job: &SyncJob,
+    take: Take,
+) -> Result<sync_run::Model, SyncError> {
     let db = &ctx.db;
     let tenant = TenantId::new(job.tenant_id.clone());
     let run = sync_run::Entity::find_for_tenant(&tenant, &job.run_id)
@@ -271,7 +368,10 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         .filter(|r| r.connector_id == job.connector_id)
         .ok_or(SyncError::NotFound)?;
     if run.status.is_final() {
-        return Ok(run);
+        return match take {
+            Take::Wait => Ok(run),
+            Take::Fair { .. } => Err(SyncError::Busy),
+        };
     }
     let connector = connector::Entity::find_for_tenant(&tenant, &run.connector_id)
         .one(db)
@@ -294,12 +394,14 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         &options.holder,
         options.lease,
         &options.draining,
+        take,
     )
     .await?
     {
         lease::Claim::Held(lease) => lease,
         lease::Claim::Ended => return current_row(db, &tenant, &run.id).await,
         lease::Claim::Draining => return Err(SyncError::HandedBack),
+        lease::Claim::Busy => return Err(SyncError::Busy),
     };
     let run = sync_run::Entity::find_for_tenant(&tenant, &run.id)
         .one(db)
@@ -349,6 +451,11 @@ pub async fn run_sync(ctx: &WorkerContext, job: &SyncJob) -> Result<sync_run::Mo
         lease,
         shadow,
         listed: deletions::Listed::default(),
+        slice_started: std::time::Instant::now(),
+        next_wait_check: std::time::Instant::now(),
+        slice_processed: processed,
+        resumable: true,
+        resumed: false,
     };
 
     let outcome = async {
@@ -420,6 +527,19 @@ async fn conclude(
                 ctx.bus.publish(SyncEvent::of_run(&back));
             }
             Err(SyncError::HandedBack)
+        }
+        (ending::Verdict::Yield, _) => {
+            if !lease::requeue(db, &tenant, &run.id, lease).await? {
+                return current_row(db, &tenant, &run.id).await;
+            }
+            if let Some(back) = sync_run::Entity::find_for_tenant(&tenant, &run.id)
+                .one(db)
+                .await?
+            {
+                tracing::info!(run = %back.id, slices = back.slices, "slice over: the run goes back to the queue");
+                ctx.bus.publish(SyncEvent::of_run(&back));
+            }
+            Err(SyncError::Yielded)
         }
         (ending::Verdict::LeaveAsStored, _) => current_row(db, &tenant, &run.id).await,
         (ending::Verdict::Retry, Err(Stop::Db(e))) => Err(e.into()),
@@ -632,17 +752,19 @@ async fn current_row(
         .ok_or(SyncError::NotFound)
 }
 
-/// The counts a run starts from: none for a new run; for a run taken over,
-/// those of the items its earlier worker committed with their pages (the run
-/// row's counters may be a page behind, or ahead: the export leg writes a page's
-/// progress just before its transaction). A FULL run or dry run reads everything
-/// again from the start, so its earlier items go and its counts start at zero.
+/// The counts a run starts from: none for a new run; for a run taken over or
+/// handed back, those of the items its earlier slices committed with their
+/// pages (the run row's counters may be a page behind, or ahead: the export
+/// leg writes a page's progress just before its transaction), as it goes on
+/// from the checkpoints those pages saved. A dry run saves no checkpoint: it
+/// reads everything again from the start, so its earlier items go and its
+/// counts start at zero.
 async fn counts_so_far(
     db: &sea_orm::DatabaseConnection,
     tenant: &TenantId,
     run: &sync_run::Model,
 ) -> Result<(Legs, i64), DbErr> {
-    if run.mode != SyncMode::Incremental {
+    if run.mode == SyncMode::DryRun {
         sync_item::Entity::delete_many()
             .filter(sync_item::Column::TenantId.eq(tenant.as_str()))
             .filter(sync_item::Column::RunId.eq(&run.id))

@@ -79,15 +79,15 @@ pub(crate) async fn checkpoint(
         .await
 }
 
-/// Saves a checkpoint (inside the page's transaction).
+/// Saves a checkpoint (inside the page's transaction), naming the run whose
+/// page it is: that run, handed back, goes on from here.
 pub(crate) async fn save_checkpoint(
     txn: &impl ConnectionTrait,
     tenant: &TenantId,
     connector_id: &str,
-    direction: SyncDirection,
-    module: CrmModule,
-    at: DateTime<Utc>,
-    record_id: &str,
+    (direction, module): (SyncDirection, CrmModule),
+    (at, record_id): (DateTime<Utc>, &str),
+    run_id: &str,
 ) -> Result<(), DbErr> {
     let row = sync_checkpoint::ActiveModel::from(sync_checkpoint::Model {
         tenant_id: tenant.as_str().to_owned(),
@@ -97,6 +97,7 @@ pub(crate) async fn save_checkpoint(
         at,
         record_id: record_id.to_owned(),
         saved_at: Utc::now(),
+        run_id: Some(run_id.to_owned()),
     });
     sync_checkpoint::Entity::insert(row)
         .on_conflict(
@@ -109,6 +110,7 @@ pub(crate) async fn save_checkpoint(
                 sync_checkpoint::Column::At,
                 sync_checkpoint::Column::RecordId,
                 sync_checkpoint::Column::SavedAt,
+                sync_checkpoint::Column::RunId,
             ])
             .to_owned(),
         )

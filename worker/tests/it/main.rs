@@ -25,6 +25,7 @@ mod runs;
 mod salesforce_client;
 mod sap_c4c_client;
 mod schedule;
+mod slots;
 mod support;
 mod sync;
 mod zendesk_sell_client;

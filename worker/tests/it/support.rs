@@ -393,7 +393,7 @@ impl Zoho {
     }
 }
 
-pub use app::{App, PLATFORM_URL};
+pub use app::{App, PLATFORM_URL, insert_connector, insert_tenant};
 
 mod app {
     use std::sync::Arc;
@@ -432,6 +432,83 @@ mod app {
         pub bus: Arc<InProcessBus>,
         pub tenant: TenantId,
         pub connector_id: String,
+    }
+
+    /// A tenant row.
+    pub async fn insert_tenant(db: &sea_orm::DatabaseConnection, tenant_id: &str) {
+        tenant::ActiveModel::from(tenant::Model {
+            id: tenant_id.to_owned(),
+            name: "Acme".into(),
+            slug: format!("acme-{}", tenant_id.to_lowercase()),
+            created_at: Utc::now(),
+            retention_sync_items_days: 30,
+            retention_deliveries_days: 30,
+            retention_audit_days: 365,
+        })
+        .insert(db)
+        .await
+        .unwrap();
+    }
+
+    /// A connector of the tenant on a CRM (`kind`, its credentials, its base
+    /// URL), with the default mappings for the CRM's `fields`; its id.
+    pub async fn insert_connector(
+        db: &sea_orm::DatabaseConnection,
+        key: &CredentialsKey,
+        tenant_id: &str,
+        (kind, credentials, base_url): (ConnectorKind, Credentials, &str),
+        fields: &[CrmField],
+        settings: impl FnOnce(&mut ConnectorSettings),
+    ) -> String {
+        let now = Utc::now();
+        let connector_id = crmsync_entity::new_id();
+        let mut s = ConnectorSettings::defaults_for(
+            crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
+        );
+        settings(&mut s);
+        connector::ActiveModel::from(connector::Model {
+            id: connector_id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            kind,
+            name: kind.as_str().into(),
+            status: ConnectorStatus::Connected,
+            status_message: None,
+            enabled: true,
+            settings: serde_json::to_value(&s).unwrap(),
+            credentials: Some(key.seal(tenant_id, &connector_id, &credentials)),
+            credentials_set: json!(credentials.names_set()),
+            base_url: Some(base_url.to_owned()),
+            full_resync_recommended: false,
+            next_sync_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .insert(db)
+        .await
+        .unwrap();
+        for (i, m) in default_mappings(
+            crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
+            fields,
+        )
+        .into_iter()
+        .enumerate()
+        {
+            field_mapping::ActiveModel::from(field_mapping::Model {
+                id: crmsync_entity::new_id(),
+                tenant_id: tenant_id.to_owned(),
+                connector_id: connector_id.clone(),
+                position: i as i32,
+                platform_field: m.platform_field,
+                crm_field: m.crm_field,
+                direction: m.direction,
+                enabled: m.enabled,
+                locked: m.locked,
+            })
+            .insert(db)
+            .await
+            .unwrap();
+        }
+        connector_id
     }
 
     impl App {
@@ -486,68 +563,18 @@ mod app {
             settings: impl FnOnce(&mut ConnectorSettings),
         ) -> Self {
             let db = TestDatabase::new().await;
-            let now = Utc::now();
-            let tenant_id = crmsync_entity::new_id();
-            tenant::ActiveModel::from(tenant::Model {
-                id: tenant_id.clone(),
-                name: "Acme".into(),
-                slug: format!("acme-{}", tenant_id.to_lowercase()),
-                created_at: now,
-                retention_sync_items_days: 30,
-                retention_deliveries_days: 30,
-                retention_audit_days: 365,
-            })
-            .insert(&db.db)
-            .await
-            .unwrap();
             let key = Arc::new(CredentialsKey::generate().0);
-            let connector_id = crmsync_entity::new_id();
-            let mut s = ConnectorSettings::defaults_for(
-                crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
-            );
-            settings(&mut s);
-            connector::ActiveModel::from(connector::Model {
-                id: connector_id.clone(),
-                tenant_id: tenant_id.clone(),
-                kind,
-                name: kind.as_str().into(),
-                status: ConnectorStatus::Connected,
-                status_message: None,
-                enabled: true,
-                settings: serde_json::to_value(&s).unwrap(),
-                credentials: Some(key.seal(&tenant_id, &connector_id, &credentials)),
-                credentials_set: json!(credentials.names_set()),
-                base_url: Some(base_url.to_owned()),
-                full_resync_recommended: false,
-                next_sync_at: None,
-                created_at: now,
-                updated_at: now,
-            })
-            .insert(&db.db)
-            .await
-            .unwrap();
-            for (i, m) in default_mappings(
-                crmsync_worker::crm::registry::describe(kind).expect("an available kind"),
+            let tenant_id = crmsync_entity::new_id();
+            insert_tenant(&db.db, &tenant_id).await;
+            let connector_id = insert_connector(
+                &db.db,
+                &key,
+                &tenant_id,
+                (kind, credentials, base_url),
                 fields,
+                settings,
             )
-            .into_iter()
-            .enumerate()
-            {
-                field_mapping::ActiveModel::from(field_mapping::Model {
-                    id: crmsync_entity::new_id(),
-                    tenant_id: tenant_id.clone(),
-                    connector_id: connector_id.clone(),
-                    position: i as i32,
-                    platform_field: m.platform_field,
-                    crm_field: m.crm_field,
-                    direction: m.direction,
-                    enabled: m.enabled,
-                    locked: m.locked,
-                })
-                .insert(&db.db)
-                .await
-                .unwrap();
-            }
+            .await;
             let bus = Arc::new(InProcessBus::default());
             let ctx = WorkerContext {
                 db: db.db.clone(),
