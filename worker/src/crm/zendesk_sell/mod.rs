@@ -106,7 +106,7 @@ impl ZendeskSellClient {
             base,
             token,
             policy: RetryPolicy::default(),
-            pacer: Pacer::new(Duration::from_secs(1), Some(PER_SECOND)),
+            pacer: Pacer::new(Duration::from_secs(1), Some(PER_SECOND)).without_reserve(),
             writes: WRITE_CONCURRENCY,
             catalog: OnceCell::new(),
             metrics: None,
@@ -118,7 +118,7 @@ impl ZendeskSellClient {
     pub fn with_options(mut self, options: &ClientOptions) -> Self {
         self.writes = options.calls_in_flight(WRITE_CONCURRENCY, MAX_WRITE_CONCURRENCY);
         if let Some(rate) = options.requests_per_second.filter(|r| *r > 0) {
-            self.pacer = Pacer::new(Duration::from_secs(1), Some(rate));
+            self.pacer = Pacer::new(Duration::from_secs(1), Some(rate)).without_reserve();
         }
         self
     }
