@@ -33,6 +33,20 @@
 //!   sObject Collections calls of each direction against ceil(N/200), the
 //!   query calls against ceil(N/2000), the org's API usage and peak memory.
 //!
+//! - Zendesk Sell (`--crm zendesk_sell`): a two-way sync of N platform
+//!   contacts and N leads (disjoint e-mails) on a fresh sandbox account.
+//!   Sell writes one record a call, so the run is bound by the account's
+//!   rate limit: `--per-second` and `--hourly` set the account's limits
+//!   (Sell's: 10 and 36,000); a raised per-second limit is given to the
+//!   connector as its `maxRequestsPerSecond`, and `--concurrency` sets its
+//!   writes in flight. Reports creates and updates against N, list pages
+//!   against ceil(N/100), the share of the per-second limit used, and 429s.
+//! - SAP C4C (`--crm sap_c4c`): a two-way sync of N platform contacts and N
+//!   leads (disjoint e-mails) on a fresh sandbox tenant. Reports the
+//!   `$batch` calls against 2 x ceil(N/1000) (1,000 single-record
+//!   changesets a batch), the reads against ceil(N/1000) list pages plus the
+//!   catalog's fixed reads, throughput and 429s.
+//!
 //! ```sh
 //! cargo bench --bench sync -- --people 10000            # limits off
 //! cargo bench --bench sync -- --people 2000 --limits    # sandbox burst limit 80 per 2 s
@@ -42,6 +56,9 @@
 //! cargo bench --bench sync -- --people 1000000 --postgres           # any mode on PostgreSQL
 //! cargo bench --bench sync -- --crm hubspot --people 100000
 //! cargo bench --bench sync -- --crm salesforce --people 100000
+//! cargo bench --bench sync -- --crm zendesk_sell --people 1000
+//! cargo bench --bench sync -- --crm zendesk_sell --people 100000 --per-second 200 --hourly 1000000000 --concurrency 16
+//! cargo bench --bench sync -- --crm sap_c4c --people 100000
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -87,7 +104,11 @@ async fn main() {
         "zoho" => zoho(&args, &http, &sandbox).await,
         "hubspot" => hubspot(&args, &http, &sandbox).await,
         "salesforce" => salesforce(&args, &http, &sandbox).await,
-        other => panic!("--crm: pipedrive, zoho, hubspot or salesforce, got {other}"),
+        "zendesk_sell" => zendesk_sell(&args, &http, &sandbox).await,
+        "sap_c4c" => sap_c4c(&args, &http, &sandbox).await,
+        other => panic!(
+            "--crm: pipedrive, zoho, hubspot, salesforce, zendesk_sell or sap_c4c, got {other}"
+        ),
     }
 }
 
@@ -104,6 +125,11 @@ struct Args {
     /// The platform's database on the PostgreSQL server of
     /// `CRMSYNC_TEST_POSTGRES_URL` (a fresh database), not SQLite.
     postgres: bool,
+    /// The account's requests per second and per hour (Zendesk Sell).
+    per_second: Option<u64>,
+    hourly: Option<u64>,
+    /// Calls in flight, when given (`--concurrency` with a default of its own).
+    concurrency_given: bool,
 }
 
 impl Args {
@@ -130,6 +156,9 @@ impl Args {
             latency_ms: number("--latency-ms", 0),
             concurrency: number("--concurrency", 10) as u32,
             postgres: flag("--postgres"),
+            per_second: value("--per-second").map(|_| number("--per-second", 0)),
+            hourly: value("--hourly").map(|_| number("--hourly", 0)),
+            concurrency_given: value("--concurrency").is_some(),
         }
     }
 }
@@ -1119,6 +1148,191 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     println!("| CRM calls | {} |", counts.total);
     println!("| API usage of the org (Sforce-Limit-Info) | {usage} |");
+    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+    counts.print_table();
+    let status = last.status;
+    platform.remove().await;
+    assert_eq!(
+        status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
+}
+
+/// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
+/// sandbox Sell account with the limits the command line gives.
+async fn zendesk_sell(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let per_second = args.per_second.unwrap_or(10);
+    let hourly = args.hourly.unwrap_or(36_000);
+    let account = sandbox
+        .admin(
+            http,
+            Method::POST,
+            "/zendesk_sell/accounts",
+            json!({
+                "name": "Bench",
+                "limits": {"per_second": per_second, "hourly": hourly},
+                "seed": {"seed": 11, "people": people, "missing_email": 0.0,
+                         "duplicate_email": 0.0, "converted": 0.0},
+            }),
+        )
+        .await;
+    let credentials = crmsync_worker::crm::zendesk_sell::kit::credentials(SecretString::from(
+        account["access_token"].as_str().unwrap().to_owned(),
+    ));
+    let base_url = account["base_url"].as_str().unwrap().to_owned();
+
+    let platform = Platform::with_contacts(args, people).await;
+    let connector_id = platform
+        .default_connector(ConnectorKind::ZendeskSell, &credentials, &base_url, |s| {
+            if per_second != 10 {
+                s.max_requests_per_second = Some(per_second as u32);
+            }
+            if args.concurrency_given {
+                s.max_concurrent_calls = Some(args.concurrency);
+            }
+        })
+        .await;
+
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let (export_pages, export_time, _, _) = finished.pace("export");
+    let (last, wall) = (&finished.last, finished.wall);
+    let counts = sandbox.requests(http, "zendesk_sell").await;
+    let total = counts.total;
+    let throttled = counts.throttled();
+    let creates = counts.calls(|e| e == "POST /zendesk_sell/v2/leads");
+    let updates = counts.calls(|e| e == "PUT /zendesk_sell/v2/leads/{id}");
+    let pages = counts.calls(|e| e == "GET /zendesk_sell/v2/leads");
+    let other = total - creates - updates - pages - throttled;
+    let minimal_pages = people.div_ceil(100) as u64;
+    let minimal = 2 * people as u64 + minimal_pages;
+    println!(
+        "Two-way sync benchmark: {people} platform contacts and {people} Zendesk Sell leads, a fresh sandbox account at {per_second} requests/s and {hourly}/h."
+    );
+    finished.print_head("Zendesk Sell");
+    println!(
+        "| creates (POST) / N | {creates} / {people} = {:.3} |",
+        creates as f64 / people as f64
+    );
+    println!(
+        "| write-backs (PUT) / N | {updates} / {people} = {:.3} |",
+        updates as f64 / people as f64
+    );
+    println!(
+        "| lead list pages / ceil(N/100) | {pages} / {minimal_pages} = {:.3} |",
+        pages as f64 / minimal_pages as f64
+    );
+    println!("| other calls (users, fields, lookups) | {other} |");
+    println!(
+        "| calls answered / minimal (2N + ceil(N/100)) | {} / {minimal} = {:.4} |",
+        total - throttled,
+        (total - throttled) as f64 / minimal as f64
+    );
+    let rate = (total - throttled) as f64 / wall.as_secs_f64();
+    println!(
+        "| whole run: request rate, share of {per_second}/s | {rate:.2}/s, {:.1} % |",
+        100.0 * rate / per_second as f64
+    );
+    let export_rate = creates as f64 / export_time.as_secs_f64();
+    println!(
+        "| export leg: {export_pages} pages in {:.1} s, creates {export_rate:.2}/s, share | {:.1} % |",
+        export_time.as_secs_f64(),
+        100.0 * export_rate / per_second as f64
+    );
+    println!(
+        "| 429 replies | {throttled} ({:.2} %) |",
+        100.0 * throttled as f64 / total.max(1) as f64
+    );
+    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+    counts.print_table();
+    let status = last.status;
+    platform.remove().await;
+    assert_eq!(
+        status,
+        SyncRunStatus::Succeeded,
+        "the benchmark run must succeed"
+    );
+}
+
+/// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
+/// sandbox C4C tenant at its default settings.
+async fn sap_c4c(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
+    let people = args.people;
+    let tenant = sandbox
+        .admin(
+            http,
+            Method::POST,
+            "/sap_c4c/tenants",
+            json!({
+                "seed": {"seed": 11, "people": people, "missing_email": 0.0,
+                         "duplicate_email": 0.0, "converted": 0.0},
+            }),
+        )
+        .await;
+    let text = |key: &str| tenant[key].as_str().unwrap().to_owned();
+    let credentials = crmsync_worker::crm::sap_c4c::kit::credentials(
+        &text("username"),
+        SecretString::from(text("password")),
+    );
+    let base_url = text("base_url");
+    let settings = sandbox
+        .admin(
+            http,
+            Method::GET,
+            &format!("/sap_c4c/tenants/{}/settings", text("tenant")),
+            Value::Null,
+        )
+        .await;
+
+    let platform = Platform::with_contacts(args, people).await;
+    let connector_id = platform
+        .default_connector(ConnectorKind::SapC4c, &credentials, &base_url, |s| {
+            s.default_company = Some("Bench Co".into());
+            if args.concurrency_given {
+                s.max_concurrent_calls = Some(args.concurrency);
+            }
+        })
+        .await;
+
+    let finished = platform.full_sync(http, sandbox, &connector_id).await;
+    let (last, wall) = (&finished.last, finished.wall);
+    let counts = sandbox.requests(http, "sap_c4c").await;
+    let total = counts.total;
+    let throttled = counts.throttled();
+    let root = "/sap/c4c/odata/v1/c4codataapi";
+    let batches = counts.calls(|e| e == format!("POST {root}/$batch"));
+    let reads = counts.calls(|e| e == format!("GET {root}/{{resource}}"));
+    let minimal_batches = 2 * people.div_ceil(1000) as u64;
+    let minimal_pages = people.div_ceil(1000) as u64;
+    println!(
+        "Two-way sync benchmark: {people} platform contacts and {people} SAP C4C leads, a fresh sandbox tenant ({settings})."
+    );
+    finished.print_head("SAP C4C");
+    println!(
+        "| $batch calls / 2 x ceil(N/1000) | {batches} / {minimal_batches} = {:.3} |",
+        batches as f64 / minimal_batches as f64
+    );
+    println!(
+        "| entity set reads (list pages, code lists, employees) / ceil(N/1000) | {reads} / {minimal_pages} |"
+    );
+    println!(
+        "| CRM calls / minimal (pages + batches) | {total} / {} = {:.3} |",
+        minimal_pages + minimal_batches,
+        total as f64 / (minimal_pages + minimal_batches) as f64
+    );
+    println!(
+        "| records written per second (both legs) | {:.0} |",
+        (2 * people) as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| request rate | {:.1}/s |",
+        total as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "| 429 replies | {throttled} ({:.2} %) |",
+        100.0 * throttled as f64 / total.max(1) as f64
+    );
     println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
     counts.print_table();
     let status = last.status;

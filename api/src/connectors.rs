@@ -66,6 +66,8 @@ pub struct SettingsPatch {
     pub crm_edition: Patch<String>,
     /// Calls in flight at once.
     pub max_concurrent_calls: Patch<i32>,
+    /// Requests per second the account allows.
+    pub max_requests_per_second: Patch<i32>,
     /// Workflow rules on our writes.
     pub run_workflows: Option<bool>,
     /// The company of created records that have none.
@@ -99,6 +101,13 @@ impl SettingsPatch {
             .max_concurrent_calls
             .apply(
                 base.max_concurrent_calls
+                    .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            )
+            .map(|n| u32::try_from(n).unwrap_or(0));
+        base.max_requests_per_second = self
+            .max_requests_per_second
+            .apply(
+                base.max_requests_per_second
                     .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             )
             .map(|n| u32::try_from(n).unwrap_or(0));

@@ -91,6 +91,10 @@ string_enum!(
         Contacts = "CONTACTS",
         /// Pipedrive persons.
         Persons = "PERSONS",
+        /// Individual customers: people who buy for themselves (B2C), kept
+        /// apart from the contacts of corporate accounts (SAP C4C's
+        /// `IndividualCustomerCollection`).
+        Customers = "CUSTOMERS",
     }
 );
 

@@ -57,6 +57,11 @@ pub struct ConnectorSettings {
     /// Calls in flight at once against the CRM; overrides the edition's limit.
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
+    /// Requests per second the CRM account allows, where its vendor raised
+    /// the documented limit (for CRMs the client paces per second,
+    /// `Limits::per_second`); `None`: the documented limit.
+    #[serde(default)]
+    pub max_requests_per_second: Option<u32>,
     /// Let the CRM run its workflow rules on the records we write (where the
     /// kit's `Limits::workflows` says it can).
     #[serde(default)]
@@ -81,6 +86,9 @@ pub const MAX_COMPANY: usize = 255;
 /// The most calls in flight a connector may ask for.
 pub const MAX_CONCURRENT_CALLS: u32 = 50;
 
+/// The most requests per second a connector may say its account allows.
+pub const MAX_REQUESTS_PER_SECOND: u32 = 1_000;
+
 impl ConnectorSettings {
     /// The defaults for a kind of CRM.
     pub fn defaults_for(kit: &Description) -> Self {
@@ -94,6 +102,7 @@ impl ConnectorSettings {
             default_owner_email: None,
             crm_edition: None,
             max_concurrent_calls: None,
+            max_requests_per_second: None,
             run_workflows: false,
             default_company: None,
             sync_deletions: false,
@@ -114,6 +123,7 @@ impl ConnectorSettings {
             max_concurrent_calls: self.max_concurrent_calls.or(by_edition),
             run_workflows: self.run_workflows,
             default_company: self.default_company.clone(),
+            requests_per_second: self.max_requests_per_second,
         }
     }
 
@@ -223,6 +233,20 @@ impl ConnectorSettings {
                 "maxConcurrentCalls",
                 format!("must be 1 to {MAX_CONCURRENT_CALLS}"),
             ));
+        }
+        if let Some(n) = self.max_requests_per_second {
+            if kit.limits.per_second.is_none() {
+                return Err(FieldError::new(
+                    "maxRequestsPerSecond",
+                    format!("{kind} is not paced per second; leave it out"),
+                ));
+            }
+            if !(1..=MAX_REQUESTS_PER_SECOND).contains(&n) {
+                return Err(FieldError::new(
+                    "maxRequestsPerSecond",
+                    format!("must be 1 to {MAX_REQUESTS_PER_SECOND}"),
+                ));
+            }
         }
         if self.run_workflows && !kit.limits.workflows {
             return Err(FieldError::new(
@@ -380,6 +404,7 @@ mod tests {
                 editions: &[],
                 workflows: false,
                 pacing: "",
+                per_second: None,
             },
             converts_leads: false,
             deletions: Deletions::Reconcile,
@@ -400,6 +425,7 @@ mod tests {
                 editions: &[("BASIC", 5), ("ENTERPRISE", 20), ("PROFESSIONAL", 15)],
                 workflows: true,
                 pacing: "",
+                per_second: Some(10),
             },
             ..plain()
         }
@@ -532,6 +558,36 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(edition.validate(&plain()).unwrap_err().field, "crmEdition");
+        let per_second = ConnectorSettings {
+            max_requests_per_second: Some(200),
+            ..base.clone()
+        };
+        assert_eq!(
+            per_second.clone().validate(&plain()).unwrap_err().field,
+            "maxRequestsPerSecond",
+            "a CRM not paced per second"
+        );
+        let paced = ConnectorSettings {
+            import_modules: vec![CrmModule::Leads],
+            ..per_second
+        };
+        assert_eq!(
+            paced
+                .clone()
+                .validate(&editions())
+                .unwrap()
+                .client_options(&editions())
+                .requests_per_second,
+            Some(200)
+        );
+        let zero = ConnectorSettings {
+            max_requests_per_second: Some(0),
+            ..paced
+        };
+        assert_eq!(
+            zero.validate(&editions()).unwrap_err().field,
+            "maxRequestsPerSecond"
+        );
         let workflows = ConnectorSettings {
             run_workflows: true,
             ..base.clone()

@@ -38,15 +38,18 @@ pub(crate) enum ConnectorKind {
     Salesforce,
     /// Zendesk Sell (API v2): LEADS both ways, CONTACTS into the platform
     /// (leads converted in Sell become contacts), through a personal access
-    /// token. A contact that becomes CLIENT has its lead converted.
+    /// token. A contact that becomes CLIENT has its lead converted. Calls
+    /// are paced to 10 a second per token; maxRequestsPerSecond sets an
+    /// account's raised limit.
     #[graphql(name = "ZENDESK_SELL")]
     ZendeskSell,
-    /// SAP Sales Cloud (C4C, OData v2): LEADS both ways, CONTACTS into the
-    /// platform (leads converted in C4C become contacts), as a technical
-    /// user (user name and password) of the tenant whose address is the
-    /// connector's baseUrl. C4C's API cannot convert leads: a contact that
-    /// becomes CLIENT is reported for sales to convert its lead in C4C.
-    /// Leads need a Company: the defaultCompany setting fills it in.
+    /// SAP Sales Cloud (C4C, OData v2): LEADS both ways, CONTACTS (leads
+    /// converted in C4C become contacts) and CUSTOMERS (individual
+    /// customers) into the platform, as a technical user (user name and
+    /// password) of the tenant whose address is the connector's baseUrl.
+    /// C4C's API cannot convert leads: a contact that becomes CLIENT is
+    /// reported for sales to convert its lead in C4C. Leads need a
+    /// Company: the defaultCompany setting fills it in.
     #[graphql(name = "SAP_C4C")]
     SapC4c,
 }

@@ -89,6 +89,10 @@ pub(crate) struct ConnectorSettingsInput {
     pub(crate) crm_edition: MaybeUndefined<String>,
     /// Calls in flight at once against the CRM (1-50); overrides the edition's.
     pub(crate) max_concurrent_calls: MaybeUndefined<i32>,
+    /// Requests per second the CRM account allows (1-1000), where its vendor
+    /// raised the documented limit, for CRMs paced per second (see
+    /// ConnectorKind); unset: the documented limit.
+    pub(crate) max_requests_per_second: MaybeUndefined<i32>,
     /// Let the CRM run its workflow rules on the records we write (default
     /// false; for CRMs that have them, see ConnectorKind).
     pub(crate) run_workflows: Option<bool>,
@@ -119,6 +123,7 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             default_owner_email: i.default_owner_email.into(),
             crm_edition: i.crm_edition.into(),
             max_concurrent_calls: i.max_concurrent_calls.into(),
+            max_requests_per_second: i.max_requests_per_second.into(),
             run_workflows: i.run_workflows,
             default_company: i.default_company.into(),
             sync_deletions: i.sync_deletions,

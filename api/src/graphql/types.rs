@@ -72,6 +72,9 @@ remote_enum!(
         Contacts,
         /// Persons: people, in a CRM with one module for them.
         Persons,
+        /// Individual customers: people who buy for themselves (B2C), in a
+        /// CRM that keeps them apart from the contacts of companies.
+        Customers,
     }
 );
 remote_enum!(
@@ -630,6 +633,9 @@ pub(crate) struct ConnectorSettings {
     pub(crate) crm_edition: Option<String>,
     /// Calls in flight at once against the CRM, when set (overrides the edition's).
     pub(crate) max_concurrent_calls: Option<i32>,
+    /// Requests per second the CRM account allows, when set (for CRMs paced
+    /// per second, where the vendor raised the documented limit).
+    pub(crate) max_requests_per_second: Option<i32>,
     /// The CRM runs its workflow rules on the records we write.
     pub(crate) run_workflows: bool,
     /// The company of records created in the CRM without one, when set.
@@ -684,6 +690,9 @@ impl Connector {
             crm_edition: s.crm_edition,
             max_concurrent_calls: s
                 .max_concurrent_calls
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            max_requests_per_second: s
+                .max_requests_per_second
                 .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             run_workflows: s.run_workflows,
             default_company: s.default_company,

@@ -96,3 +96,64 @@ async fn a_wrong_password_or_a_missing_address_is_refused_by_name() {
     let body = create(&app, input(&sandbox, &password, None)).await;
     assert!(field(&body).ends_with("baseUrl"), "{body}");
 }
+
+#[tokio::test]
+async fn individual_customers_are_a_module_read_into_the_platform() {
+    let sandbox = sandbox().await;
+    let app = TestApp::spawn_with_egress(local_targets()).await;
+    let c4c = sandbox.description().sap_c4c.clone();
+    let mut input = input(&sandbox, &c4c.password, Some(&c4c.base_url));
+    input["settings"] = json!({ "importModules": ["LEADS", "CUSTOMERS"] });
+
+    let body = create(&app, input).await;
+
+    let connector = &body["data"]["createConnector"]["connector"];
+    assert_eq!(connector["status"], "CONNECTED", "{body}");
+    assert_eq!(
+        connector["settings"]["importModules"],
+        json!(["LEADS", "CUSTOMERS"]),
+        "{body}"
+    );
+    let id = connector["id"].as_str().unwrap();
+    let kinds = app
+        .admin_ok("{ crmKinds { kind modules { module toCrm } } }", json!({}))
+        .await;
+    let c4c_kind = kinds["crmKinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "SAP_C4C")
+        .cloned()
+        .unwrap();
+    assert!(
+        c4c_kind["modules"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "module": "CUSTOMERS", "toCrm": false })),
+        "{c4c_kind}"
+    );
+    let fields = app
+        .admin_ok(
+            "query($id: ID!) { connector(id: $id) { crmFields(module: CUSTOMERS) { apiName type } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let fields = fields["connector"]["crmFields"].as_array().unwrap();
+    let type_of = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f["apiName"] == name)
+            .map(|f| f["type"].clone())
+    };
+    // Customers read under the lead's names, so one mapping serves both.
+    assert_eq!(type_of("ContactEMail"), Some(json!("EMAIL")), "{fields:?}");
+    assert_eq!(type_of("OwnerPartyID"), Some(json!("USER")), "{fields:?}");
+    let check = app.admin_ok(TEST, json!({ "id": id })).await;
+    assert_eq!(check["testConnector"]["ok"], true, "{check}");
+    assert!(
+        check["testConnector"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("individual customers")),
+        "{check}"
+    );
+}

@@ -50,7 +50,7 @@ fn tenant(state: &Shared, id: &str) -> Result<Arc<Tenant>, AdminError> {
 fn set_of(name: &str) -> Result<Set, AdminError> {
     Set::parse(name).ok_or_else(|| {
         AdminError::not_found(format!(
-            "set: {name} is not LeadCollection, IndividualCustomerCollection, ContactCollection or CorporateAccountCollection"
+            "set: {name} is not LeadCollection, IndividualCustomerCollection, ContactCollection, CorporateAccountCollection or EmployeeCollection"
         ))
     })
 }
@@ -227,6 +227,7 @@ async fn convert(
 
 /// Seeds leads from generated people (the converted share is converted).
 pub(crate) fn seed(data: &mut TenantData, spec: &SeedSpec, now_ms: i64) {
+    let owners = data.active_owners();
     for person in crate::seed::generate(spec) {
         let changed = now_ms - person.modified_secs_ago * 1000;
         let created = now_ms - person.created_secs_ago * 1000;
@@ -259,6 +260,12 @@ pub(crate) fn seed(data: &mut TenantData, spec: &SeedSpec, now_ms: i64) {
             if let Some(v) = value {
                 lead.insert(key.into(), json!(v));
             }
+        }
+        if !owners.is_empty() {
+            lead.insert(
+                "OwnerPartyID".into(),
+                json!(owners[person.index % owners.len()]),
+            );
         }
         lead.insert("QualificationLevelCode".into(), json!(qualification));
         lead.insert("OriginTypeCode".into(), json!(origin));

@@ -51,9 +51,11 @@ impl SandboxCrm for SandboxKind {
         1000
     }
 
-    /// The operations of one `$batch` changeset (the sandbox's `changeset_max`).
+    /// The operations of one `$batch` (the sandbox's `batch_max`; a client
+    /// puts each record in a changeset of its own, so one refused record
+    /// rolls back alone).
     fn write_batch_size(&self) -> usize {
-        100
+        1000
     }
 
     fn list_endpoint(&self) -> &'static str {

@@ -164,6 +164,7 @@ pub(crate) fn create_tenant(state: &Shared, spec: TenantSpec) -> Result<Arc<Tena
     let n = c4c.next_tenant.fetch_add(1, Ordering::Relaxed) + 1;
     let id = format!("my{}", 300_000 + n);
     let mut data = TenantData::new(settings, n, &extensions);
+    data.add_employees(state.clock.now().timestamp_millis());
     if let Some(seed) = &spec.seed {
         seed.validate().map_err(|e| format!("seed.{e}"))?;
         admin::seed(&mut data, seed, state.clock.now().timestamp_millis());

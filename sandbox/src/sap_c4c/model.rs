@@ -90,15 +90,18 @@ pub enum Set {
     Contact,
     /// `CorporateAccountCollection` of `CorporateAccount`: what conversion creates.
     CorporateAccount,
+    /// `EmployeeCollection` of `Employee`: the users who own records.
+    Employee,
 }
 
 impl Set {
     /// Every set, in `$metadata` order.
-    pub const ALL: [Set; 4] = [
+    pub const ALL: [Set; 5] = [
         Set::Lead,
         Set::IndividualCustomer,
         Set::Contact,
         Set::CorporateAccount,
+        Set::Employee,
     ];
 
     /// The entity type name.
@@ -108,6 +111,7 @@ impl Set {
             Set::IndividualCustomer => "IndividualCustomer",
             Set::Contact => "Contact",
             Set::CorporateAccount => "CorporateAccount",
+            Set::Employee => "Employee",
         }
     }
 
@@ -130,6 +134,7 @@ impl Set {
             Set::IndividualCustomer => "CustomerID",
             Set::Contact => "ContactID",
             Set::CorporateAccount => "AccountID",
+            Set::Employee => "EmployeeID",
         }
     }
 
@@ -139,9 +144,25 @@ impl Set {
             Set::IndividualCustomer => 1_000_000,
             Set::Contact => 2_000_000,
             Set::CorporateAccount => 3_000_000,
+            Set::Employee => 4_000_000,
+        }
+    }
+
+    /// The property naming a record's owner (an employee's
+    /// `BusinessPartnerID`), on the sets that have one.
+    pub fn owner_prop(self) -> Option<&'static str> {
+        match self {
+            Set::Lead => Some("OwnerPartyID"),
+            Set::IndividualCustomer => Some("OwnerID"),
+            _ => None,
         }
     }
 }
+
+/// The business partner ids of employees start here (`8000000001`, ...),
+/// apart from their `EmployeeID`s, as in a tenant whose employees were
+/// migrated with their own numbers.
+const PARTNER_BASE: u64 = 8_000_000_000;
 
 /// Lead qualification levels.
 pub const QUALIFICATION_LEVELS: &[(&str, &str)] = &[("1", "Hot"), ("2", "Warm"), ("3", "Cold")];
@@ -202,6 +223,7 @@ fn base_props(set: Set) -> Vec<Prop> {
             Prop::code("OriginTypeCode", ORIGIN_TYPES),
             Prop::code("PriorityCode", PRIORITIES),
             t("OwnerPartyID", 20),
+            Prop::read_only("OwnerPartyName", Kind::Text(80)),
         ]),
         Set::IndividualCustomer => props.extend([
             t("FirstName", 40),
@@ -211,6 +233,7 @@ fn base_props(set: Set) -> Vec<Prop> {
             t("Mobile", 40),
             Prop::code("LifeCycleStatusCode", LIFE_CYCLE_STATUSES),
             t("OwnerID", 20),
+            Prop::read_only("OwnerName", Kind::Text(80)),
         ]),
         Set::Contact => props.extend([
             t("FirstName", 40),
@@ -225,6 +248,16 @@ fn base_props(set: Set) -> Vec<Prop> {
         Set::CorporateAccount => props.extend([
             t("Name", 80),
             Prop::code("LifeCycleStatusCode", LIFE_CYCLE_STATUSES),
+        ]),
+        Set::Employee => props.extend([
+            Prop::read_only("BusinessPartnerID", Kind::Text(10)),
+            t("FirstName", 40),
+            t("LastName", 40),
+            t("Email", 255),
+            t("Phone", 40),
+            t("Mobile", 40),
+            t("UserID", 40),
+            Prop::new("UserLockedIndicator", Kind::Bool, true, true),
         ]),
     }
     props.extend([
@@ -395,7 +428,7 @@ impl TenantData {
             .into_iter()
             .map(|set| {
                 let mut props = base_props(set);
-                if set == Set::Lead || set == Set::Contact {
+                if matches!(set, Set::Lead | Set::Contact | Set::IndividualCustomer) {
                     props.extend(extensions.iter().cloned());
                 }
                 (
@@ -472,6 +505,7 @@ impl TenantData {
     ) -> Result<String, WriteError> {
         let mut values = self.checked_values(set, body, true, admin)?;
         values.retain(|_, v| !v.is_null());
+        self.owner_rules(set, &mut values, admin)?;
         if set == Set::Lead {
             lead_rules(&values, &BTreeMap::new())?;
             values
@@ -483,6 +517,11 @@ impl TenantData {
         values
             .entry(set.id_prop().to_owned())
             .or_insert_with(|| json!(human_id));
+        if set == Set::Employee {
+            values
+                .entry("BusinessPartnerID".to_owned())
+                .or_insert_with(|| json!((PARTNER_BASE + self.counter).to_string()));
+        }
         let changed = values
             .get("EntityLastChangedOn")
             .and_then(Value::as_i64)
@@ -506,7 +545,8 @@ impl TenantData {
         replace: bool,
         now_ms: i64,
     ) -> Result<(), WriteError> {
-        let values = self.checked_values(set, body, false, false)?;
+        let mut values = self.checked_values(set, body, false, false)?;
+        self.owner_rules(set, &mut values, false)?;
         let table = self.table(set);
         let Some(old) = table.records.get(id) else {
             return Err(not_found(set, id));
@@ -534,6 +574,55 @@ impl TenantData {
         self.table_mut(set)
             .records
             .insert(id.to_owned(), Record { values: merged });
+        Ok(())
+    }
+
+    /// The employee whose business partner id is `partner`.
+    pub fn employee(&self, partner: &str) -> Option<&Record> {
+        self.table(Set::Employee)
+            .records
+            .values()
+            .find(|e| e.text("BusinessPartnerID") == partner)
+    }
+
+    /// An owner must be an employee of the tenant (the admin API may store
+    /// any id, as a tenant holds records of employees who left); the owner's
+    /// name is derived, as C4C fills `OwnerPartyName`.
+    fn owner_rules(
+        &self,
+        set: Set,
+        values: &mut BTreeMap<String, Value>,
+        admin: bool,
+    ) -> Result<(), WriteError> {
+        let Some(prop) = set.owner_prop() else {
+            return Ok(());
+        };
+        let name_prop = if set == Set::Lead {
+            "OwnerPartyName"
+        } else {
+            "OwnerName"
+        };
+        let Some(partner) = values.get(prop).map(|v| v.as_str().map(str::to_owned)) else {
+            return Ok(());
+        };
+        // A cleared owner clears the name.
+        let Some(partner) = partner else {
+            values.insert(name_prop.into(), Value::Null);
+            return Ok(());
+        };
+        match self.employee(&partner) {
+            Some(e) => {
+                let name = format!("{} {}", e.text("FirstName"), e.text("LastName"));
+                values.insert(name_prop.into(), json!(name.trim()));
+            }
+            None if admin || partner.is_empty() => {}
+            None => {
+                return Err(WriteError::bad(
+                    "INVALID_VALUE",
+                    format!("Property '{prop}': party {partner} is not an employee of this tenant"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -786,6 +875,48 @@ fn check_value(prop: &Prop, value: &Value) -> Result<Value, WriteError> {
     }
 }
 
+/// The employees every tenant starts with: three sales reps and one whose
+/// user is locked (an employee who left).
+pub const EMPLOYEES: &[(&str, &str, &str, bool)] = &[
+    ("Maria", "Schmidt", "maria.schmidt@sales.example", false),
+    ("Jonas", "Keller", "jonas.keller@sales.example", false),
+    ("Aiko", "Tanaka", "aiko.tanaka@sales.example", false),
+    ("Paul", "Frost", "paul.frost@sales.example", true),
+];
+
+impl TenantData {
+    /// Adds the standard employees; their business partner ids, in order.
+    pub fn add_employees(&mut self, now_ms: i64) -> Vec<String> {
+        EMPLOYEES
+            .iter()
+            .filter_map(|(first, last, email, locked)| {
+                let body = json!({
+                    "FirstName": first, "LastName": last, "Email": email,
+                    "UserID": email.split('@').next().unwrap_or_default().to_uppercase(),
+                    "UserLockedIndicator": locked,
+                });
+                let body = body.as_object().cloned().unwrap_or_default();
+                let id = self.create(Set::Employee, &body, now_ms, true).ok()?;
+                Some(
+                    self.table(Set::Employee).records[&id]
+                        .text("BusinessPartnerID")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The business partner ids of employees whose user is not locked.
+    pub fn active_owners(&self) -> Vec<String> {
+        self.table(Set::Employee)
+            .records
+            .values()
+            .filter(|e| e.values.get("UserLockedIndicator") != Some(&Value::Bool(true)))
+            .map(|e| e.text("BusinessPartnerID").to_owned())
+            .collect()
+    }
+}
+
 /// An extension field a tenant adds through the admin API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -896,6 +1027,42 @@ mod tests {
         let error = data.create(Set::Lead, &body, 0, false).unwrap_err();
         assert_eq!(error.code, "INVALID_CODE");
         assert!(error.message.contains("1, 2, 3"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_owner_must_be_an_employee_and_lends_the_record_its_name() {
+        let mut data = TenantData::new(Settings::default(), 1, &[]);
+        let owners = data.add_employees(0);
+        assert_eq!(owners.len(), EMPLOYEES.len());
+        assert_eq!(
+            data.active_owners().len(),
+            EMPLOYEES.len() - 1,
+            "one is locked"
+        );
+        let stranger = lead(json!({"Name": "A", "Company": "C", "OwnerPartyID": "42"}));
+        let error = data.create(Set::Lead, &stranger, 0, false).unwrap_err();
+        assert_eq!(error.code, "INVALID_VALUE");
+        assert!(error.message.contains("OwnerPartyID"), "{}", error.message);
+        let owned = lead(json!({"Name": "A", "Company": "C", "OwnerPartyID": owners[1]}));
+        let id = data.create(Set::Lead, &owned, 0, false).unwrap();
+        let record = &data.table(Set::Lead).records[&id];
+        assert_eq!(record.text("OwnerPartyName"), "Jonas Keller");
+        let customer = lead(json!({"LastName": "B", "OwnerID": owners[0]}));
+        let id = data
+            .create(Set::IndividualCustomer, &customer, 0, false)
+            .unwrap();
+        let record = &data.table(Set::IndividualCustomer).records[&id];
+        assert_eq!(record.text("OwnerName"), "Maria Schmidt");
+        assert_ne!(
+            data.table(Set::Employee)
+                .records
+                .values()
+                .next()
+                .unwrap()
+                .text("EmployeeID"),
+            owners[0],
+            "party ids are business partner ids, not employee ids"
+        );
     }
 
     #[test]

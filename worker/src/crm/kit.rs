@@ -109,6 +109,11 @@ pub struct Limits {
     /// What paces calls besides the concurrency limit, in words (`crmKinds`
     /// shows it): `a rolling window under the token's burst limit`.
     pub pacing: &'static str,
+    /// The requests per second the client keeps to, for a CRM that
+    /// documents such a limit and sends no headers to learn it from; a
+    /// connector whose account has a raised limit sets its own
+    /// (`maxRequestsPerSecond`). `None`: not paced per second.
+    pub per_second: Option<u32>,
 }
 
 impl DefaultMapping {
@@ -556,6 +561,7 @@ mod tests {
                 editions: &[],
                 workflows: false,
                 pacing: "",
+                per_second: None,
             },
             converts_leads: true,
             deletions: Deletions::DeletedFeed,

@@ -272,6 +272,10 @@ pub struct ClientOptions {
     /// require one (a lead's company); `None`: such a record
     /// is refused, naming the field.
     pub default_company: Option<String>,
+    /// Requests per second the account allows, for a CRM the client paces
+    /// per second (`Limits::per_second`), where the vendor raised the
+    /// account's limit; `None`: the documented limit.
+    pub requests_per_second: Option<u32>,
 }
 
 impl ClientOptions {

@@ -1,7 +1,8 @@
 //! The SAP C4C client against the sandbox C4C (and, for the CSRF token's
 //! renewal, a stub gateway that refuses the first token): `$batch`
-//! changesets that refuse one record alone, stale ETags read again, and
-//! code lists and the lead's company checked before any call.
+//! changesets that refuse one record alone, stale ETags read again, code
+//! lists and the lead's company checked before any call, individual
+//! customers read as a module of their own, and employees as owners.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crmsync_sandbox::kit::{Account, Person, Picklist, SandboxCrm};
 use crmsync_sandbox::sap_c4c::SandboxKind;
 use crmsync_sandbox::{AppState, Sandbox, SandboxConfig};
 use crmsync_worker::crm::sap_c4c::{SapC4cClient, kit};
-use crmsync_worker::crm::{ClientOptions, CrmClient, CrmError, RecordWrite};
+use crmsync_worker::crm::{ClientOptions, CrmClient, CrmError, ListQuery, RecordWrite};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -91,6 +92,44 @@ impl Tenant {
 
     fn writes(&self) -> u64 {
         self.account.calls_to(&self.state, &WRITES)
+    }
+
+    /// An admin call on this tenant (`rest` below its path); its JSON reply.
+    async fn admin(&self, method: reqwest::Method, rest: &str, body: Option<Value>) -> Value {
+        let url = format!(
+            "{}/sap_c4c/tenants/{}{rest}",
+            self._sandbox.description().admin_url,
+            self.account.tenant
+        );
+        let mut request = reqwest::Client::new().request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        assert!(
+            response.status().is_success(),
+            "{rest}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// The tenant's employees: business partner id by e-mail.
+    async fn employees(&self) -> BTreeMap<String, String> {
+        let reply = self
+            .admin(reqwest::Method::GET, "/records/EmployeeCollection", None)
+            .await;
+        reply["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["Email"].as_str().unwrap().to_owned(),
+                    e["BusinessPartnerID"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -353,5 +392,196 @@ async fn a_refused_csrf_token_is_fetched_again_with_its_session_cookie() {
         *cookies.lock().unwrap(),
         ["SAP_SESSIONID_T_100=sid-1", "SAP_SESSIONID_T_100=sid-2"],
         "each token went with its session's cookie"
+    );
+}
+
+#[tokio::test]
+async fn employees_are_the_users_a_locked_one_inactive() {
+    let tenant = Tenant::start().await;
+
+    let users = tenant.client().users().await.unwrap();
+
+    let employees = tenant.employees().await;
+    assert_eq!(users.len(), employees.len());
+    let maria = users
+        .iter()
+        .find(|u| u.email == "maria.schmidt@sales.example")
+        .expect("Maria is a user");
+    assert_eq!(maria.id, employees["maria.schmidt@sales.example"]);
+    assert_eq!(maria.name, "Maria Schmidt");
+    assert!(maria.active);
+    let paul = users
+        .iter()
+        .find(|u| u.email == "paul.frost@sales.example")
+        .expect("Paul is a user");
+    assert!(!paul.active, "a locked user owns nothing");
+}
+
+#[tokio::test]
+async fn a_leads_owner_reads_as_its_employees_e_mail_and_is_written_from_it() {
+    let tenant = Tenant::start().await;
+    let employees = tenant.employees().await;
+    let client = tenant.client();
+    let mut write = create("own@x.com", &[("ContactLastName", json!("Own"))]);
+    write.owner_email = Some("Jonas.Keller@sales.example".into());
+    let mut locked = create("locked@x.com", &[("ContactLastName", json!("Locked"))]);
+    locked.owner_email = Some("paul.frost@sales.example".into());
+
+    let results = client.write(CrmModule::Leads, vec![write, locked]).await;
+
+    let ids: Vec<String> = results.into_iter().map(|r| r.unwrap().id).collect();
+    let stored = tenant
+        .admin(reqwest::Method::GET, "/records/LeadCollection", None)
+        .await;
+    let owner_of = |id: &str| {
+        stored["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ObjectID"] == id)
+            .map(|r| r["OwnerPartyID"].clone())
+    };
+    assert_eq!(
+        owner_of(&ids[0]),
+        Some(json!(employees["jonas.keller@sales.example"]))
+    );
+    assert_eq!(
+        owner_of(&ids[1]),
+        Some(Value::Null),
+        "a locked user's lead keeps C4C's own owner"
+    );
+    let read = client
+        .get_many(CrmModule::Leads, &ids[..1].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        read[0].owner_email.as_deref(),
+        Some("jonas.keller@sales.example")
+    );
+    assert_eq!(read[0].values["OwnerPartyID"], "jonas.keller@sales.example");
+}
+
+#[tokio::test]
+async fn individual_customers_list_as_customers_under_the_leads_names() {
+    let tenant = Tenant::start().await;
+    let employees = tenant.employees().await;
+    let owner = employees["aiko.tanaka@sales.example"].clone();
+    tenant
+        .admin(
+            reqwest::Method::POST,
+            "/records/IndividualCustomerCollection",
+            Some(json!({ "records": [
+                { "FirstName": "Bea", "LastName": "Buyer", "Email": "bea@home.example",
+                  "OwnerID": owner, "SyncToPlezi_KUT": true,
+                  "EntityLastChangedOn": "2026-11-21T10:00:00Z" },
+                { "FirstName": "Carl", "LastName": "Cash", "Email": "carl@home.example",
+                  "EntityLastChangedOn": "2026-11-21T11:00:00Z" },
+            ] })),
+        )
+        .await;
+    tenant.put(&[("lead@x.com", "Lead")]).await;
+    let client = tenant.client();
+
+    let page = client
+        .list(&ListQuery {
+            module: CrmModule::Customers,
+            since: None,
+            cursor: None,
+            page_size: 1_000,
+        })
+        .await
+        .unwrap();
+
+    let emails: Vec<_> = page.records.iter().map(|r| r.email.clone()).collect();
+    assert_eq!(
+        emails,
+        [
+            Some("bea@home.example".to_owned()),
+            Some("carl@home.example".to_owned())
+        ],
+        "customers only, oldest first"
+    );
+    let bea = &page.records[0];
+    assert_eq!(bea.module, CrmModule::Customers);
+    assert_eq!(bea.values["ContactFirstName"], "Bea");
+    assert_eq!(bea.values["SyncToPlezi_KUT"], true);
+    assert_eq!(
+        bea.owner_email.as_deref(),
+        Some("aiko.tanaka@sales.example")
+    );
+    assert!(!bea.converted);
+    assert!(page.next_cursor.is_none());
+    let fields = client.fields(CrmModule::Customers).await.unwrap();
+    assert!(fields.iter().any(|f| f.api_name == "ContactEMail"));
+    let again = client
+        .get_many(CrmModule::Customers, &[bea.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again[0].email, bea.email);
+}
+
+#[tokio::test]
+async fn a_sync_imports_individual_customers_as_clients_with_their_owners() {
+    use crate::conformance::{Running, Suite};
+    use crmsync_entity::enums::{ConnectorKind, Lifecycle, SyncMode, SyncRunStatus};
+    let running = Running::start();
+    let app = Suite::<SandboxKind>::new(ConnectorKind::SapC4c, &running)
+        .app(|s| {
+            s.import_modules = vec![CrmModule::Leads, CrmModule::Customers];
+            s.filter_field = None;
+            s.filter_value = None;
+        })
+        .await;
+    let account = &app.crm.account;
+    let admin = |rest: &str| {
+        format!(
+            "{}/admin/sap_c4c/tenants/{}/records/{rest}",
+            account.base_url, account.tenant
+        )
+    };
+    let http = reqwest::Client::new();
+    let employees: Value = http
+        .get(admin("EmployeeCollection"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let aiko = employees["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["Email"] == "aiko.tanaka@sales.example")
+        .map(|e| e["BusinessPartnerID"].clone())
+        .unwrap();
+    let stored = http
+        .post(admin("IndividualCustomerCollection"))
+        .json(&json!({ "records": [
+            { "FirstName": "Bea", "LastName": "Buyer", "Email": "bea@home.example", "OwnerID": aiko },
+        ] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(stored.status().is_success());
+
+    let run = app.sync(SyncMode::Full).await;
+
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.from_crm_created, 1);
+    let contacts = app.contacts().await;
+    let bea = contacts
+        .iter()
+        .find(|c| c.email == "bea@home.example")
+        .expect("the customer is a platform contact");
+    assert_eq!(bea.lifecycle, Lifecycle::Client, "a customer is a client");
+    assert_eq!(bea.first_name.as_deref(), Some("Bea"));
+    assert_eq!(
+        bea.owner_email.as_deref(),
+        Some("aiko.tanaka@sales.example")
+    );
+    assert!(
+        app.crm.stored().await.is_empty(),
+        "a customer is never written back as a lead"
     );
 }

@@ -56,6 +56,7 @@ static DESCRIPTION: Description = Description {
         editions: &[],
         workflows: false,
         pacing: "a rolling 10-second window under the account's limit (learned from its rate-limit headers), 5 searches a second, and a daily budget",
+        per_second: None,
     },
     converts_leads: false,
     deletions: Deletions::ArchivedListing,

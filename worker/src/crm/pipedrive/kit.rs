@@ -50,6 +50,7 @@ static DESCRIPTION: Description = Description {
         editions: &[],
         workflows: false,
         pacing: "a rolling window under the token's burst limit (learned from its rate-limit headers), a lower one for search, and a daily token budget",
+        per_second: None,
     },
     converts_leads: false,
     deletions: Deletions::ChangeFeed,

@@ -62,6 +62,7 @@ static DESCRIPTION: Description = Description {
         editions: &[],
         workflows: false,
         pacing: "the org's daily API request budget, read from every reply's Sforce-Limit-Info: a spent budget ends the run PARTIAL and the next resumes",
+        per_second: None,
     },
     converts_leads: true,
     deletions: Deletions::DeletedFeed,

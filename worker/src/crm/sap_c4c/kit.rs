@@ -43,6 +43,11 @@ static DESCRIPTION: Description = Description {
             to_crm: false,
             imported_by_default: false,
         },
+        ModuleFlow {
+            module: CrmModule::Customers,
+            to_crm: false,
+            imported_by_default: false,
+        },
     ],
     joined_name: false,
     default_mappings: &[
@@ -52,12 +57,14 @@ static DESCRIPTION: Description = Description {
         DefaultMapping::both("phone", &["ContactPhone"]),
         DefaultMapping::both("company", &["Company"]),
         DefaultMapping::both("opted_out", &["EmailOptOut_KUT"]),
+        DefaultMapping::both("owner_email", &["OwnerPartyID"]),
         DefaultMapping::to_crm("platform_url", &["PleziURL_KUT"]),
     ],
     limits: Limits {
         editions: &[],
         workflows: false,
         pacing: "a few $batch calls in flight; the tenant's fair-use cap, when C4C says it is reached for today, ends the run PARTIAL and the next resumes",
+        per_second: None,
     },
     converts_leads: true,
     deletions: Deletions::Reconcile,
@@ -165,6 +172,7 @@ mod tests {
             field("ContactPhone", FieldType::Phone),
             field("Company", FieldType::Text),
             field("EmailOptOut_KUT", FieldType::Boolean),
+            field("OwnerPartyID", FieldType::User),
             field("PleziURL_KUT", FieldType::Text),
         ];
         let defaults = platform::default_mappings(&DESCRIPTION, &fields);
@@ -178,6 +186,7 @@ mod tests {
                 "ContactPhone",
                 "Company",
                 "EmailOptOut_KUT",
+                "OwnerPartyID",
                 "PleziURL_KUT"
             ]
         );

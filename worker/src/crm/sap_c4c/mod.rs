@@ -1,6 +1,6 @@
-//! The SAP Sales Cloud (C4C) client: leads (both ways) and contacts (read)
-//! on the OData v2 service `c4codataapi`, as a technical user (basic
-//! authentication).
+//! The SAP Sales Cloud (C4C) client: leads (both ways), contacts and
+//! individual customers (read) on the OData v2 service `c4codataapi`, as a
+//! technical user (basic authentication).
 //!
 //! - CSRF: writes carry a token fetched with `x-csrf-token: fetch` on a GET
 //!   of the service root, and the `SAP_SESSIONID_*` cookie that GET opened
@@ -15,14 +15,22 @@
 //!   `$orderby=EntityLastChangedOn,ObjectID`, `$top` at most the server page
 //!   (1,000); a page that is full or names `__next` goes on after its last
 //!   record's key, so a listing resumes whatever happened meanwhile.
-//!   Contacts read under the lead's property names (`Email` as
-//!   `ContactEMail`, ...), so one mapping serves both modules.
+//!   Contacts (`ContactCollection`) and individual customers
+//!   (`IndividualCustomerCollection`, the `Customers` module) read under
+//!   the lead's property names (`Email` as `ContactEMail`, `OwnerID` as
+//!   `OwnerPartyID`, ...), so one mapping serves every module.
+//! - Owners (S9): C4C's users are its employees (`EmployeeCollection`, read
+//!   once per client); an owner property holds the employee's business
+//!   partner id, read as the employee's e-mail and written from it (an
+//!   owner who is no active employee is left out: C4C keeps its own).
 //! - Writes: `$batch`, one changeset per record (a changeset is atomic: a
-//!   refused record rolls back alone), 100 records a call. A lead gets a
+//!   refused record rolls back alone), 1,000 records a call. A lead gets a
 //!   `Name` from its contact's names and the connector's default company
 //!   when it has none (refused naming `Company` without a call when there
-//!   is no default). Updates carry the record's `If-Match` ETag, read just
-//!   before; a stale one (412) is read again and sent once more. A batch
+//!   is no default). Updates carry the record's `If-Match` ETag: the one
+//!   the client last read or wrote (a listing's write-backs read nothing
+//!   again), else read just before; a stale one (412) is read again and
+//!   sent once more. A batch
 //!   whose reply was lost is followed by a look-up of its creates by e-mail,
 //!   and only those not found are sent again.
 //! - Deletions: no feed; FULL runs reconcile (`Deletions::Reconcile`).
@@ -50,7 +58,7 @@ use self::wire::{Catalog, OpReply, Operation};
 use crate::credentials::Credentials;
 use crate::crm::RetryPolicy;
 use crate::crm::kit::{self as crm_kit, CrmKit as _};
-use crate::crm::owners::normalise_email;
+use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::retry::transport_error;
 use crate::crm::{
     ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
@@ -61,8 +69,10 @@ use crate::metrics::{CallStatus, Metrics};
 
 /// Entries of a server page (C4C's default and the most `$top` asks for).
 pub const PAGE_SIZE: u32 = 1_000;
-/// Records (changesets of one operation each) per `$batch` call.
-pub const MAX_BATCH: usize = 100;
+/// Records (changesets of one operation each) per `$batch` call: the most
+/// operations a batch holds (the sandbox's `batch_max`; SAP publishes no
+/// figure, see sandbox/docs/sap_c4c.md).
+pub const MAX_BATCH: usize = 1_000;
 /// `$batch` calls in flight at once when the connector does not say.
 const WRITE_CONCURRENCY: usize = 2;
 /// Most `$batch` calls in flight a connector may ask for.
@@ -120,8 +130,17 @@ pub struct SapC4cClient {
     default_company: Option<String>,
     leads: OnceCell<Arc<Catalog>>,
     contacts: OnceCell<Arc<Catalog>>,
+    customers: OnceCell<Arc<Catalog>>,
+    owners: OnceCell<Arc<Owners>>,
+    /// The last ETag read or written of each entity, so that an update of a
+    /// record just listed sends its `If-Match` without reading it again (a
+    /// stale one is 412: read again, sent once more).
+    etags: std::sync::Mutex<HashMap<String, String>>,
     metrics: Option<Metrics>,
 }
+
+/// Most ETags a client keeps; past it, it forgets them all and reads again.
+const MAX_ETAGS: usize = 250_000;
 
 impl SapC4cClient {
     /// A client for the credentials' user on the tenant at `base_url` (its
@@ -162,6 +181,9 @@ impl SapC4cClient {
             default_company: None,
             leads: OnceCell::new(),
             contacts: OnceCell::new(),
+            customers: OnceCell::new(),
+            owners: OnceCell::new(),
+            etags: std::sync::Mutex::new(HashMap::new()),
             metrics: None,
         })
     }
@@ -383,6 +405,7 @@ impl SapC4cClient {
         wire::entity_set(module)?;
         let cell = match module {
             CrmModule::Contacts => &self.contacts,
+            CrmModule::Customers => &self.customers,
             _ => &self.leads,
         };
         cell.get_or_try_init(|| async {
@@ -430,20 +453,47 @@ impl SapC4cClient {
         .cloned()
     }
 
+    /// Every employee, active or locked, read once per client: C4C's users,
+    /// who own leads and customers by their business partner id.
+    async fn owners(&self) -> Result<Arc<Owners>, CrmError> {
+        self.owners
+            .get_or_try_init(|| async {
+                let rows = self
+                    .query(
+                        wire::EMPLOYEES,
+                        &[("$select", wire::EMPLOYEE_SELECT.to_owned())],
+                    )
+                    .await?;
+                Ok(Arc::new(Owners::new(
+                    rows.iter().filter_map(wire::to_crm_user).collect(),
+                )))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The owners, when records of `catalog`'s module name one.
+    async fn owners_of(&self, catalog: &Catalog) -> Result<Option<Arc<Owners>>, CrmError> {
+        if catalog.fields.contains_key(wire::OWNER) {
+            Ok(Some(self.owners().await?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Every entity of `set` matching `filter`, page after page.
     async fn query_all(&self, set: &str, filter: &str) -> Result<Vec<Value>, CrmError> {
+        self.query(set, &[("$filter", filter.to_owned())]).await
+    }
+
+    /// Every entity of `set` the query `params` select, page after page.
+    async fn query(&self, set: &str, params: &[(&str, String)]) -> Result<Vec<Value>, CrmError> {
         let mut out = Vec::new();
         loop {
-            let body = self
-                .get(
-                    set,
-                    &[
-                        ("$filter", filter.to_owned()),
-                        ("$orderby", "ObjectID".to_owned()),
-                        ("$skip", out.len().to_string()),
-                    ],
-                )
-                .await?;
+            let mut query = params.to_vec();
+            query.push(("$orderby", "ObjectID".to_owned()));
+            query.push(("$skip", out.len().to_string()));
+            let body = self.get(set, &query).await?;
             let page = wire::results(&body);
             out.extend(page.iter().cloned());
             if page.is_empty() || body["d"]["__next"].as_str().is_none() {
@@ -496,6 +546,25 @@ impl SapC4cClient {
         Ok(found)
     }
 
+    /// Keeps the ETags of entities read or written.
+    fn remember<'a>(&self, etags: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut known = self.etags.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, etag) in etags {
+            if known.len() >= MAX_ETAGS {
+                known.clear();
+            }
+            known.insert(id.to_owned(), etag.to_owned());
+        }
+    }
+
+    /// Keeps the ETags of the entities of a reply.
+    fn remember_rows(&self, rows: &[Value]) {
+        self.remember(
+            rows.iter()
+                .filter_map(|r| Some((r["ObjectID"].as_str()?, r["__metadata"]["etag"].as_str()?))),
+        );
+    }
+
     /// Entities as records. A lead whose company is the connector's default
     /// company reads as one without a company: the default stands in for a
     /// value C4C requires, and is not the person's company.
@@ -504,10 +573,12 @@ impl SapC4cClient {
         rows: &[Value],
         module: CrmModule,
         catalog: &Catalog,
+        owners: Option<&Owners>,
     ) -> Result<Vec<CrmRecord>, CrmError> {
+        self.remember_rows(rows);
         rows.iter()
             .map(|r| {
-                let mut record = wire::to_record(r, module, catalog)?;
+                let mut record = wire::to_record(r, module, catalog, owners)?;
                 if let (Some(default), Some(company)) = (
                     self.default_company.as_deref(),
                     record.values.get_mut(wire::COMPANY),
@@ -526,10 +597,17 @@ impl SapC4cClient {
         &self,
         module: CrmModule,
         catalog: &Catalog,
+        owners: Option<&Owners>,
         write: &RecordWrite,
     ) -> Result<Map<String, Value>, CrmError> {
         let creating = write.id.is_none();
-        let mut fields = wire::record_fields(&write.values, creating, catalog)?;
+        let mut fields = wire::record_fields(
+            &write.values,
+            write.owner_email.as_deref(),
+            creating,
+            catalog,
+            owners,
+        )?;
         if module != CrmModule::Leads {
             return Ok(fields);
         }
@@ -597,11 +675,21 @@ impl SapC4cClient {
             Ok(c) => c,
             Err(e) => return writes.iter().map(|_| Err(e.clone())).collect(),
         };
+        let needs_owners = writes.iter().any(|w| {
+            w.owner_email.is_some() || w.values.get(wire::OWNER).is_some_and(Value::is_string)
+        });
+        let owners = match needs_owners {
+            true => match self.owners().await {
+                Ok(o) => Some(o),
+                Err(e) => return writes.iter().map(|_| Err(e.clone())).collect(),
+            },
+            false => None,
+        };
         let mut out: Vec<Option<Result<WriteResult, CrmError>>> =
             writes.iter().map(|_| None).collect();
         let mut inputs = Vec::new();
         for (order, w) in writes.iter().enumerate() {
-            match self.prepare(module, &catalog, w) {
+            match self.prepare(module, &catalog, owners.as_deref(), w) {
                 Ok(fields) => inputs.push(Input {
                     order,
                     id: w.id.as_ref().map(|id| id.trim().to_owned()),
@@ -641,18 +729,30 @@ impl SapC4cClient {
         if let Some(bad) = ids.iter().find(|id| !wire::is_object_id(id)) {
             return Err(CrmError::Protocol(format!("not a SAP C4C ObjectID: {bad}")));
         }
-        // An entity without an ETag is updated without If-Match.
-        let etags: HashMap<String, Option<String>> = self
-            .by_ids(module, &ids)
-            .await?
-            .iter()
-            .filter_map(|r| {
+        // The ETags this client read last (a listing's write-backs need no
+        // second read); the others are read now. An entity without an ETag
+        // is updated without If-Match.
+        let mut etags: HashMap<String, Option<String>> = HashMap::new();
+        let mut unknown = Vec::new();
+        {
+            let known = self.etags.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                match known.get(id) {
+                    Some(etag) => {
+                        etags.insert(id.to_owned(), Some(etag.clone()));
+                    }
+                    None => unknown.push(id),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            etags.extend(self.by_ids(module, &unknown).await?.iter().filter_map(|r| {
                 Some((
                     r["ObjectID"].as_str()?.to_owned(),
                     r["__metadata"]["etag"].as_str().map(str::to_owned),
                 ))
-            })
-            .collect();
+            }));
+        }
         inputs.retain_mut(|i| match &i.id {
             None => true,
             Some(id) => match etags.get(id) {
@@ -732,6 +832,11 @@ impl SapC4cClient {
                         412 if input.id.is_some() => self.update_again(module, input).await,
                         _ => op_result(input, &reply),
                     };
+                    if let (Ok(written), Some(etag), true) =
+                        (&result, &reply.etag, (200..300).contains(&reply.status))
+                    {
+                        self.remember([(written.id.as_str(), etag.as_str())]);
+                    }
                     done.push((input.order, result));
                 }
             }
@@ -954,8 +1059,10 @@ impl CrmClient for SapC4cClient {
     async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError> {
         let fail = |message: String| Ok(ConnectionCheck { ok: false, message });
         let mut modules = vec![CrmModule::Leads];
-        if expect.modules.contains(&CrmModule::Contacts) {
-            modules.push(CrmModule::Contacts);
+        for module in [CrmModule::Contacts, CrmModule::Customers] {
+            if expect.modules.contains(&module) {
+                modules.push(module);
+            }
         }
         for &module in &modules {
             let set = wire::entity_set(module)?;
@@ -979,10 +1086,10 @@ impl CrmClient for SapC4cClient {
                 ));
             }
             let help = FieldsHelp {
-                records: if module == CrmModule::Leads {
-                    "SAP C4C leads"
-                } else {
-                    "SAP C4C contacts"
+                records: match module {
+                    CrmModule::Leads => "SAP C4C leads",
+                    CrmModule::Customers => "SAP C4C individual customers",
+                    _ => "SAP C4C contacts",
                 },
                 settings: kit::Kit.describe().fields_settings,
             };
@@ -997,10 +1104,11 @@ impl CrmClient for SapC4cClient {
                 return fail(format!("connected to SAP C4C, but {problem}"));
             }
         }
-        let readable = if modules.len() > 1 {
-            "leads and contacts"
-        } else {
-            "leads"
+        let readable = match modules.as_slice() {
+            [_] => "leads",
+            [_, CrmModule::Contacts] => "leads and contacts",
+            [_, CrmModule::Customers] => "leads and individual customers",
+            _ => "leads, contacts and individual customers",
         };
         Ok(ConnectionCheck {
             ok: true,
@@ -1012,17 +1120,11 @@ impl CrmClient for SapC4cClient {
         Ok(self.catalog(module).await?.field_list.clone())
     }
 
-    /// C4C's owners are employees (`OwnerPartyID`), which this client does
-    /// not read (no owner is matched): the one user it knows is the
-    /// technical user it signs in as, proved by reading the service document.
+    /// C4C's users are its employees (`EmployeeCollection`), identified by
+    /// their business partner id (what `OwnerPartyID` holds); an employee
+    /// whose user is locked is inactive.
     async fn users(&self) -> Result<Vec<CrmUser>, CrmError> {
-        self.get("", &[]).await?;
-        Ok(vec![CrmUser {
-            id: self.username.clone(),
-            email: String::new(),
-            name: self.username.clone(),
-            active: true,
-        }])
+        Ok(self.owners().await?.list.clone())
     }
 
     async fn list(&self, query: &ListQuery) -> Result<RecordPage, CrmError> {
@@ -1037,9 +1139,10 @@ impl CrmClient for SapC4cClient {
         if let Some(filter) = Self::listing_filter(query.since, cursor.as_ref()) {
             params.push(("$filter", filter));
         }
+        let owners = self.owners_of(&catalog).await?;
         let body = self.get(set, &params).await?;
         let rows = wire::results(&body);
-        let records = self.records(rows, query.module, &catalog)?;
+        let records = self.records(rows, query.module, &catalog, owners.as_deref())?;
         let more = body["d"]["__next"].as_str().is_some() || records.len() >= top as usize;
         let next = match (more, records.last()) {
             (true, Some(last)) => Some(
@@ -1073,8 +1176,9 @@ impl CrmClient for SapC4cClient {
             return Ok(Vec::new());
         }
         let catalog = self.catalog(module).await?;
+        let owners = self.owners_of(&catalog).await?;
         let rows = self.by_ids(module, &unique).await?;
-        self.records(&rows, module, &catalog)
+        self.records(&rows, module, &catalog, owners.as_deref())
     }
 
     fn writes_in_flight(&self) -> usize {

@@ -8,8 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crmsync_entity::enums::CrmModule;
 use serde_json::{Map, Value};
 
+use crate::crm::owners::{Owners, normalise_email};
 use crate::crm::picklist::{option_label, option_value};
-use crate::crm::{CrmError, CrmField, CrmRecord, FieldType, PicklistOption};
+use crate::crm::{CrmError, CrmField, CrmRecord, CrmUser, FieldType, PicklistOption};
 
 /// The OData service's path under a tenant's host.
 pub(crate) const SERVICE_PATH: &str = "/sap/c4c/odata/v1/c4codataapi";
@@ -23,6 +24,15 @@ pub(crate) const NAME: &str = "Name";
 pub(crate) const LEAD_EMAIL: &str = "ContactEMail";
 /// Set when a lead was converted (its contact).
 pub(crate) const CONTACT_ID: &str = "ContactID";
+/// A lead's owner: an employee's business partner id (an individual
+/// customer's `OwnerID` reads under this name), read and written as the
+/// employee's e-mail.
+pub(crate) const OWNER: &str = "OwnerPartyID";
+/// The employees, C4C's users.
+pub(crate) const EMPLOYEES: &str = "EmployeeCollection";
+/// What an employee is read with.
+pub(crate) const EMPLOYEE_SELECT: &str =
+    "ObjectID,EmployeeID,BusinessPartnerID,FirstName,LastName,Email,UserLockedIndicator";
 /// The suffix of key user extension fields.
 const EXTENSION: &str = "_KUT";
 
@@ -31,8 +41,9 @@ pub(crate) fn entity_set(module: CrmModule) -> Result<&'static str, CrmError> {
     match module {
         CrmModule::Leads => Ok("LeadCollection"),
         CrmModule::Contacts => Ok("ContactCollection"),
+        CrmModule::Customers => Ok("IndividualCustomerCollection"),
         other => Err(CrmError::Protocol(format!(
-            "SAP C4C has Leads and Contacts, not {other}"
+            "SAP C4C has Leads, Contacts and Customers, not {other}"
         ))),
     }
 }
@@ -41,21 +52,46 @@ pub(crate) fn entity_set(module: CrmModule) -> Result<&'static str, CrmError> {
 fn entity_type(module: CrmModule) -> &'static str {
     match module {
         CrmModule::Contacts => "Contact",
+        CrmModule::Customers => "IndividualCustomer",
         _ => "Lead",
     }
 }
 
-/// A contact's property under the lead's name, so that one mapping reads
-/// both modules (a converted lead's contact carries the lead's person).
-fn as_lead_name(name: &str) -> &str {
+/// A property of a module under the lead's name: a contact's and an
+/// individual customer's person fields and owner read as the lead's, so
+/// that one mapping reads every module (a converted lead's contact carries
+/// the lead's person).
+fn lead_name(module: CrmModule, name: &str) -> &str {
+    if module == CrmModule::Leads {
+        return name;
+    }
     match name {
         "FirstName" => "ContactFirstName",
         "LastName" => "ContactLastName",
         "Email" => LEAD_EMAIL,
         "Phone" => "ContactPhone",
         "Mobile" => "ContactMobile",
+        "OwnerID" => OWNER,
+        "OwnerName" => "OwnerPartyName",
         other => other,
     }
+}
+
+/// An employee as a user: its business partner id (what owner properties
+/// hold), its e-mail, active unless its user is locked.
+pub(crate) fn to_crm_user(employee: &Value) -> Option<CrmUser> {
+    let id = employee["BusinessPartnerID"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .or_else(|| employee["EmployeeID"].as_str())?;
+    let text = |key: &str| employee[key].as_str().unwrap_or_default().trim();
+    let name = format!("{} {}", text("FirstName"), text("LastName"));
+    Some(CrmUser {
+        id: id.to_owned(),
+        email: normalise_email(text("Email")),
+        name: name.trim().to_owned(),
+        active: employee["UserLockedIndicator"].as_bool() != Some(true),
+    })
 }
 
 /// A property of `$metadata`.
@@ -135,10 +171,7 @@ impl Catalog {
             if matches!(p.name.as_str(), "ObjectID" | "ETag") {
                 continue;
             }
-            let name = match module {
-                CrmModule::Contacts => as_lead_name(&p.name).to_owned(),
-                _ => p.name.clone(),
-            };
+            let name = lead_name(module, &p.name).to_owned();
             let field = to_crm_field(module, &name, p, code_lists);
             if p.creatable {
                 catalog.creatable.push(name.clone());
@@ -172,7 +205,8 @@ fn to_crm_field(
             FieldType::Phone
         }
         ("Edm.String", _) if lower.ends_with("url") || lower.ends_with("url_kut") => FieldType::Url,
-        ("Edm.String", _) if name.ends_with("PartyID") || name == "OwnerID" => FieldType::Lookup,
+        ("Edm.String", _) if name == OWNER => FieldType::User,
+        ("Edm.String", _) if name.ends_with("PartyID") => FieldType::Lookup,
         ("Edm.String", _) => FieldType::Text,
         _ => FieldType::Other,
     };
@@ -275,6 +309,7 @@ pub(crate) fn to_record(
     entity: &Value,
     module: CrmModule,
     catalog: &Catalog,
+    owners: Option<&Owners>,
 ) -> Result<CrmRecord, CrmError> {
     let fields = entity
         .as_object()
@@ -290,17 +325,24 @@ pub(crate) fn to_record(
         .and_then(parse_time)
         .ok_or_else(|| CrmError::Protocol(format!("SAP C4C entity {id}: no valid {MODIFIED}")))?;
     let mut values = BTreeMap::new();
+    let mut owner_email = None;
     for (name, raw) in fields {
         if matches!(name.as_str(), "__metadata" | "ObjectID" | "ETag") {
             continue;
         }
-        let name = match module {
-            CrmModule::Contacts => as_lead_name(name),
-            _ => name.as_str(),
-        };
-        let value = match catalog.fields.get(name) {
-            Some(field) => value_in(raw, field),
-            None => raw.clone(),
+        let name = lead_name(module, name);
+        let value = match (name, catalog.fields.get(name)) {
+            // The owner reads as its employee's e-mail; an owner who is no
+            // employee (or has none) is left out.
+            (OWNER, _) => match raw.as_str().and_then(|id| owners?.email_of(id)) {
+                Some(email) => {
+                    owner_email = Some(email.to_owned());
+                    Value::String(email.to_owned())
+                }
+                None => continue,
+            },
+            (_, Some(field)) => value_in(raw, field),
+            (_, None) => raw.clone(),
         };
         values.insert(name.to_owned(), value);
     }
@@ -323,7 +365,7 @@ pub(crate) fn to_record(
         modified_at,
         email,
         values,
-        owner_email: None,
+        owner_email,
         converted,
     })
 }
@@ -402,14 +444,21 @@ fn value_out(
 }
 
 /// The properties of a write, from normalised values: codes checked,
-/// read-only and unknown properties refused before sending.
+/// read-only and unknown properties refused before sending, the owner
+/// resolved from its e-mail (an owner who is no active employee is left
+/// out: C4C keeps the record's own).
 pub(crate) fn record_fields(
     values: &BTreeMap<String, Value>,
+    owner_email: Option<&str>,
     creating: bool,
     catalog: &Catalog,
+    owners: Option<&Owners>,
 ) -> Result<Map<String, Value>, CrmError> {
     let mut out = Map::new();
     for (key, value) in values {
+        if key == OWNER {
+            continue;
+        }
         let Some(field) = catalog.fields.get(key) else {
             return Err(CrmError::Rejected {
                 code: "UNKNOWN_FIELD".into(),
@@ -435,6 +484,12 @@ pub(crate) fn record_fields(
             key.clone(),
             value_out(field, value, catalog.max_length.get(key).copied())?,
         );
+    }
+    let owner = owner_email.or_else(|| values.get(OWNER).and_then(Value::as_str));
+    if let Some(id) = owner.and_then(|e| owners?.active_id(e))
+        && catalog.fields.contains_key(OWNER)
+    {
+        out.insert(OWNER.into(), Value::String(id.to_owned()));
     }
     Ok(out)
 }
@@ -669,7 +724,7 @@ mod tests {
     #[test]
     fn a_code_outside_its_list_is_refused_naming_the_field() {
         let values = BTreeMap::from([("Tier_KUT".to_owned(), Value::from("Bronze"))]);
-        match record_fields(&values, true, &catalog()) {
+        match record_fields(&values, None, true, &catalog(), None) {
             Err(CrmError::Rejected {
                 code,
                 field,
@@ -683,11 +738,11 @@ mod tests {
         }
         let values = BTreeMap::from([("Tier_KUT".to_owned(), Value::from("silver"))]);
         assert_eq!(
-            record_fields(&values, true, &catalog()).unwrap()["Tier_KUT"],
+            record_fields(&values, None, true, &catalog(), None).unwrap()["Tier_KUT"],
             "2"
         );
         let values = BTreeMap::from([("ContactID".to_owned(), Value::from("x"))]);
-        assert!(record_fields(&values, false, &catalog()).is_err());
+        assert!(record_fields(&values, None, false, &catalog(), None).is_err());
     }
 
     #[test]
@@ -705,11 +760,57 @@ mod tests {
             "__metadata": {"uri": "x"}, "ObjectID": "00163E", "ContactEMail": "a@x.com",
             "ContactID": "1001", "EntityLastChangedOn": "/Date(1700000000123)/", "Tier_KUT": "1"
         });
-        let r = to_record(&entity, CrmModule::Leads, &catalog()).unwrap();
+        let r = to_record(&entity, CrmModule::Leads, &catalog(), None).unwrap();
         assert!(r.converted);
         assert_eq!(r.email.as_deref(), Some("a@x.com"));
         assert_eq!(r.values["Tier_KUT"], "Gold");
         assert!(!r.values.contains_key("__metadata"));
+    }
+
+    #[test]
+    fn a_customer_reads_under_the_leads_names_with_its_owner_by_e_mail() {
+        const CUSTOMER: &str = r#"<EntityType Name="IndividualCustomer"><Property Name="ObjectID" Type="Edm.String" sap:creatable="false" sap:updatable="false"/><Property Name="Email" Type="Edm.String" MaxLength="255"/><Property Name="LastName" Type="Edm.String" MaxLength="40"/><Property Name="OwnerID" Type="Edm.String" MaxLength="20"/><Property Name="EntityLastChangedOn" Type="Edm.DateTimeOffset" sap:creatable="false" sap:updatable="false"/></EntityType>"#;
+        let props = properties(CUSTOMER, CrmModule::Customers).unwrap();
+        let customers = Catalog::new(CrmModule::Customers, &props, &BTreeMap::new());
+        assert_eq!(customers.fields[OWNER].field_type, FieldType::User);
+        assert!(customers.fields.contains_key("ContactLastName"));
+        let owners = Owners::new(
+            [
+                serde_json::json!({"EmployeeID": "7", "BusinessPartnerID": "8000000001", "Email": "Ann@Sales.example"}),
+                serde_json::json!({"EmployeeID": "8", "BusinessPartnerID": "8000000002", "Email": "old@sales.example", "UserLockedIndicator": true}),
+            ]
+            .iter()
+            .filter_map(to_crm_user)
+            .collect(),
+        );
+        let entity = serde_json::json!({
+            "ObjectID": "00C1", "Email": "b@x.com", "LastName": "B", "OwnerID": "8000000001",
+            "EntityLastChangedOn": "/Date(1700000000123)/"
+        });
+        let r = to_record(&entity, CrmModule::Customers, &customers, Some(&owners)).unwrap();
+        assert_eq!(r.email.as_deref(), Some("b@x.com"));
+        assert_eq!(r.owner_email.as_deref(), Some("ann@sales.example"));
+        assert_eq!(r.values[OWNER], "ann@sales.example");
+        assert!(!r.converted, "only a lead converts");
+        let mut lead = catalog();
+        lead.fields
+            .insert(OWNER.into(), customers.fields[OWNER].clone());
+        let written = |email: &str| {
+            record_fields(&BTreeMap::new(), Some(email), true, &lead, Some(&owners))
+                .unwrap()
+                .get(OWNER)
+                .cloned()
+        };
+        assert_eq!(
+            written("ann@sales.example"),
+            Some(Value::from("8000000001"))
+        );
+        assert_eq!(
+            written("old@sales.example"),
+            None,
+            "a locked user owns nothing"
+        );
+        assert_eq!(written("nobody@x.com"), None);
     }
 
     #[test]

@@ -54,6 +54,7 @@ static DESCRIPTION: Description = Description {
         editions: &[],
         workflows: false,
         pacing: "10 calls per second per token, kept by the client (Sell sends no rate-limit headers), within 36,000 an hour",
+        per_second: Some(super::PER_SECOND),
     },
     converts_leads: true,
     deletions: Deletions::Reconcile,
@@ -93,11 +94,13 @@ impl CrmKit for Kit {
         credentials: &Credentials,
         base_url: Option<&str>,
         http: HttpClient,
-        _options: &ClientOptions,
+        options: &ClientOptions,
         metrics: &Metrics,
     ) -> Result<Arc<dyn CrmClient>, CrmError> {
         Ok(Arc::new(
-            ZendeskSellClient::new(credentials, base_url, http)?.with_metrics(metrics.clone()),
+            ZendeskSellClient::new(credentials, base_url, http)?
+                .with_options(options)
+                .with_metrics(metrics.clone()),
         ))
     }
 

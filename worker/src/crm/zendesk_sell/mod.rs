@@ -8,7 +8,8 @@
 //!   (`updated_at:asc`) and continues as a listing since its last record, so
 //!   the run's own writes (which move records to the end) shift nothing.
 //! - Pacing: Sell sends no rate-limit headers, so the client keeps under the
-//!   documented 10 calls per second per token itself; a 429 pauses every call
+//!   documented 10 calls per second per token itself (or the connector's
+//!   `maxRequestsPerSecond`, for an account whose limit Zendesk raised); a 429 pauses every call
 //!   of the client for a second (Sell sends no `Retry-After` either); 429s
 //!   that persist mean the hourly allowance is spent: the run stops cleanly.
 //! - Creates are never doubled: after a create whose outcome is unknown the
@@ -38,8 +39,8 @@ use crate::crm::kit::{self as crm_kit, CrmKit as _};
 use crate::crm::pacer::Pacer;
 use crate::crm::retry::transport_error;
 use crate::crm::{
-    ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser, Expectations,
-    FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
+    ClientOptions, ConnectionCheck, Conversion, CrmClient, CrmError, CrmField, CrmRecord, CrmUser,
+    Expectations, FieldsHelp, ListQuery, RecordPage, RecordWrite, WriteResult,
 };
 use crate::egress::HttpClient;
 use crate::metrics::{CallStatus, Metrics, endpoint};
@@ -50,6 +51,8 @@ pub const MAX_PAGE: u32 = 100;
 const PER_SECOND: u32 = 10;
 /// Writes in flight at once (Sell writes one record per call).
 const WRITE_CONCURRENCY: usize = 4;
+/// Most writes in flight a connector may ask for.
+const MAX_WRITE_CONCURRENCY: usize = 32;
 /// 429s in a row, a second apart, after which the hourly allowance is taken
 /// as spent (Sell's 429 does not say which limit it hit).
 const LIMITED_IN_A_ROW: u32 = 4;
@@ -62,6 +65,7 @@ pub struct ZendeskSellClient {
     token: SecretString,
     policy: RetryPolicy,
     pacer: Pacer,
+    writes: usize,
     catalog: OnceCell<Arc<Catalog>>,
     metrics: Option<Metrics>,
 }
@@ -102,10 +106,21 @@ impl ZendeskSellClient {
             base,
             token,
             policy: RetryPolicy::default(),
-            pacer: Pacer::new(Duration::from_secs(1), Some(PER_SECOND)),
+            pacer: Pacer::new(Duration::from_secs(1), Some(PER_SECOND)).without_reserve(),
+            writes: WRITE_CONCURRENCY,
             catalog: OnceCell::new(),
             metrics: None,
         })
+    }
+
+    /// Applies the connector's options: writes in flight, and the
+    /// account's requests per second where Zendesk raised its limit.
+    pub fn with_options(mut self, options: &ClientOptions) -> Self {
+        self.writes = options.calls_in_flight(WRITE_CONCURRENCY, MAX_WRITE_CONCURRENCY);
+        if let Some(rate) = options.requests_per_second.filter(|r| *r > 0) {
+            self.pacer = Pacer::new(Duration::from_secs(1), Some(rate)).without_reserve();
+        }
+        self
     }
 
     /// Counts this client's calls in `metrics`.
@@ -615,13 +630,13 @@ impl CrmClient for ZendeskSellClient {
     ) -> Vec<Result<WriteResult, CrmError>> {
         futures::stream::iter(writes)
             .map(|w| self.write_one(module, w))
-            .buffered(WRITE_CONCURRENCY)
+            .buffered(self.writes)
             .collect()
             .await
     }
 
     fn writes_in_flight(&self) -> usize {
-        WRITE_CONCURRENCY
+        self.writes
     }
 
     fn records_per_read(&self) -> u32 {

@@ -75,6 +75,7 @@ static DESCRIPTION: Description = Description {
         editions: EDITIONS,
         workflows: true,
         pacing: "concurrent calls per org by edition, and a daily credit budget",
+        per_second: None,
     },
     converts_leads: true,
     deletions: Deletions::DeletedFeed,
