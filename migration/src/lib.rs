@@ -12,6 +12,7 @@ mod m20261206_000007_contact_archive;
 mod m20261206_000008_consent_events;
 mod m20261206_000009_sync_rules;
 mod m20261206_000010_crm_deletions;
+mod m20261207_000013_realtime;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_consent_events::Migration),
             Box::new(m20261206_000009_sync_rules::Migration),
             Box::new(m20261206_000010_crm_deletions::Migration),
+            Box::new(m20261207_000013_realtime::Migration),
         ]
     }
 }
