@@ -165,16 +165,18 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         },
         metrics,
     };
-    // A process with a worker also offers to schedule and to prune (one
-    // process does each).
+    // A process with a worker also offers to schedule, to prune and to keep
+    // the connectors' real-time subscriptions (one process does each).
     let scheduler = worker.map(|_| {
         let scheduler = scheduler(&config, &context, &queue);
         let pruner = pruner(&config, &context);
+        let realtime = realtime(&config, &context, &queue, shutdown.clone());
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::join!(
                 scheduler.run(shutdown.started()),
-                pruner.run(shutdown.started())
+                pruner.run(shutdown.started()),
+                realtime
             );
         })
     });
@@ -259,6 +261,28 @@ fn pruner(config: &Config, context: &WorkerContext) -> crmsync_worker::retention
     }
 }
 
+/// The real-time task of a process that runs a worker: it keeps the
+/// connectors' subscriptions while it holds the `realtime` lease.
+fn realtime(
+    config: &Config,
+    context: &WorkerContext,
+    queue: &JobQueue,
+    shutdown: crmsync_api::Shutdown,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let realtime = crmsync_worker::realtime::Realtime {
+        db: context.db.clone(),
+        queue: queue.clone(),
+        bus: context.bus.clone(),
+        credentials_key: context.credentials_key.clone(),
+        http: context.http.clone(),
+        metrics: context.metrics.clone(),
+        public_url: config.public_url.clone(),
+    };
+    let holder = crmsync_worker::context::instance_name();
+    let lease = config.run_lease();
+    async move { realtime.run(holder, lease, shutdown.started()).await }
+}
+
 /// `crmsync worker`: a worker alone, on the shared queue, carrying out
 /// `concurrency` runs at once.
 pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()> {
@@ -318,10 +342,12 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
             );
         })
     };
+    let keeping = tokio::spawn(realtime(&config, &context, &queue, shutdown.clone()));
     tracing::info!(concurrency, "worker started");
     crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started()).await?;
     dispatching.await?;
     scheduling.await?;
+    keeping.await?;
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub struct SettingsPatch {
     pub sync_deletions: Option<bool>,
     /// A deleted record is created again after its contact changes.
     pub recreate_deleted: Option<bool>,
+    /// Subscribe to the CRM's change notifications (real time).
+    pub realtime: Option<bool>,
 }
 
 impl SettingsPatch {
@@ -121,7 +123,24 @@ impl SettingsPatch {
         if let Some(on) = self.recreate_deleted {
             base.recreate_deleted = on;
         }
+        if let Some(on) = self.realtime {
+            base.realtime = on;
+        }
         base
+    }
+
+    /// Refuses turning real time on for a kind whose CRM offers no change
+    /// notifications crmsync uses.
+    fn check_realtime(&self, kind: ConnectorKind) -> Result<(), ApiError> {
+        if self.realtime == Some(true) && !crmsync_worker::realtime::supported(kind) {
+            return Err(ApiError::validation(
+                "input.settings.realtime",
+                format!(
+                    "{kind} offers no change notifications crmsync can use: it is polled on the schedule; leave realtime out or false"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -346,9 +365,9 @@ pub async fn create(
         .as_deref()
         .map(|url| validate_base_url(state, url))
         .transpose()?;
-    let settings = input
-        .settings
-        .unwrap_or_default()
+    let patch = input.settings.unwrap_or_default();
+    patch.check_realtime(input.kind)?;
+    let settings = patch
         .apply(ConnectorSettings::defaults_for(kit.describe()))
         .validate_with(kit.describe(), state.schedule_min_interval)
         .map_err(|e| ApiError::from_field_error("input.settings", e))?;
@@ -450,6 +469,7 @@ pub async fn update(
         changed.push("name");
     }
     if let Some(patch) = input.settings {
+        patch.check_realtime(model.kind)?;
         let before = settings_of(&model)?;
         let settings = patch
             .apply(before.clone())
@@ -573,6 +593,9 @@ pub async fn delete(
     id: &str,
 ) -> Result<(), ApiError> {
     let model = find(state, tenant, id).await?;
+    // The CRM stops notifying first (its subscription row goes with the
+    // connector).
+    state.realtime().forget(&model).await?;
     let txn = state.db.begin().await?;
     connector::Entity::delete_many()
         .filter(connector::Column::TenantId.eq(tenant.as_str()))

@@ -21,6 +21,7 @@ mod idempotency;
 pub mod ops;
 pub mod patch;
 pub mod rate_limit;
+pub mod realtime;
 pub mod runs;
 mod server;
 pub mod tenants;
@@ -165,6 +166,22 @@ impl Shutdown {
     }
 }
 
+impl ApiState {
+    /// The real-time side (inbound notifications, subscriptions) on this
+    /// state's database, queue and CRM client.
+    pub fn realtime(&self) -> crmsync_worker::realtime::Realtime {
+        crmsync_worker::realtime::Realtime {
+            db: self.db.clone(),
+            queue: self.queue.clone(),
+            bus: self.bus.clone(),
+            credentials_key: self.credentials_key.clone(),
+            http: self.http.clone(),
+            metrics: self.metrics.clone(),
+            public_url: self.public_url.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")
@@ -176,8 +193,9 @@ impl std::fmt::Debug for ApiState {
 /// The HTTP routes: `POST /graphql`, `GET /graphql` (GraphiQL, or queries
 /// only), `/graphql/ws` (graphql-transport-ws, or the legacy
 /// graphql-ws of subscriptions-transport-ws), GraphiQL's embedded assets
-/// under `/graphiql/assets/`, and the operations endpoints
-/// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]).
+/// under `/graphiql/assets/`, the operations endpoints
+/// `GET /healthz`, `/readyz` and `/metrics` ([`ops`]), and CRMs' change
+/// notifications at `POST /crm-events/{token}` ([`realtime`]).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// limit on failed authentications is kept per client address, the socket's
@@ -189,6 +207,7 @@ pub fn router(state: ApiState) -> Router {
         queue: state.queue.clone(),
         metrics: state.metrics.clone(),
     };
+    let inbound = realtime::router(state.realtime());
     let app = http::App { state, schema };
     Router::new()
         .route(
@@ -204,6 +223,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .with_state(app)
         .merge(ops::router(ops))
+        .merge(inbound)
 }
 
 /// The schema in SDL, as `schema.graphql` holds it.

@@ -131,6 +131,26 @@ string_enum!(
         Form = "FORM",
         /// A partner's automation.
         Api = "API",
+        /// Change notifications from the CRM (real time): the records they
+        /// named, read from the CRM.
+        CrmEvent = "CRM_EVENT",
+    }
+);
+
+string_enum!(
+    /// The health of a connector's real-time subscription to its CRM's
+    /// change notifications. A subscription row stores ACTIVE or DEGRADED;
+    /// OFF and UNSUPPORTED are what a connector without one shows.
+    RealtimeState {
+        /// Subscribed: the CRM notifies changes within seconds.
+        Active = "ACTIVE",
+        /// Wanted but not working (refused, deleted by the CRM, silent):
+        /// polling carries the sync, and crmsync subscribes again.
+        Degraded = "DEGRADED",
+        /// Turned off, or the connector is disabled: polling only.
+        Off = "OFF",
+        /// The CRM offers no change notifications crmsync can use: polling only.
+        Unsupported = "UNSUPPORTED",
     }
 );
 

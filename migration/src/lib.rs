@@ -14,6 +14,7 @@ mod m20261206_000009_sync_rules;
 mod m20261206_000010_crm_deletions;
 mod m20261207_000011_retention;
 mod m20261207_000012_fair_slots;
+mod m20261207_000013_realtime;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_crm_deletions::Migration),
             Box::new(m20261207_000011_retention::Migration),
             Box::new(m20261207_000012_fair_slots::Migration),
+            Box::new(m20261207_000013_realtime::Migration),
         ]
     }
 }

@@ -116,6 +116,7 @@ pub(crate) fn router() -> Router<AppState> {
         .nest("/salesforce", salesforce::admin_router())
         .nest("/sap_c4c", sap_c4c::admin_router())
         .nest("/zendesk_sell", zendesk_sell::admin_router())
+        .nest("/notify", crate::notify::admin_router())
 }
 
 async fn index(State(state): State<AppState>) -> Json<Value> {

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod hubspot;
 pub mod kit;
 pub mod metrics;
+pub mod notify;
 pub mod pipedrive;
 pub mod salesforce;
 pub mod sap_c4c;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub faults: faults::Faults,
     /// Request counts by endpoint and status.
     pub metrics: metrics::Metrics,
+    /// Change notifications on their way to subscribers, and their faults.
+    pub notify: notify::Notifier,
     /// Zoho orgs, clients, tokens and records.
     pub zoho: zoho::ZohoState,
     /// Pipedrive companies, tokens and persons.

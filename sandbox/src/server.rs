@@ -95,6 +95,7 @@ impl Sandbox {
             clock: clock::Clock::default(),
             faults: faults::Faults::new(config.seed),
             metrics: metrics::Metrics::default(),
+            notify: crate::notify::Notifier::default(),
             zoho: zoho::ZohoState::default(),
             pipedrive: pipedrive::PipedriveState::default(),
             hubspot: hubspot::HubspotState::default(),
@@ -117,6 +118,7 @@ impl Sandbox {
         let _ = state.description.set(description.clone());
         let router = router(state.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(crate::notify::run(state.clone(), shutdown_rx.clone()));
         let task = tokio::spawn(accept_loop(listener, router, shutdown_rx));
         Ok(Sandbox {
             state,

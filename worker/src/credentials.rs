@@ -230,6 +230,37 @@ impl CredentialsKey {
         Ok(SecretString::from(text.to_owned()))
     }
 
+    /// Encrypts the secret of a connector's real-time subscription (the
+    /// password or token its CRM sends back) for that subscription only.
+    pub fn seal_realtime_secret(
+        &self,
+        tenant_id: &str,
+        subscription_id: &str,
+        secret: &SecretString,
+    ) -> Vec<u8> {
+        self.seal_bytes(
+            &realtime_associated_data(tenant_id, subscription_id),
+            secret.expose_secret().as_bytes(),
+        )
+    }
+
+    /// Decrypts what `seal_realtime_secret` made for the same tenant and
+    /// subscription.
+    pub fn open_realtime_secret(
+        &self,
+        tenant_id: &str,
+        subscription_id: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, CryptoError> {
+        let plaintext = self.open_bytes(
+            &realtime_associated_data(tenant_id, subscription_id),
+            sealed,
+        )?;
+        let text = std::str::from_utf8(plaintext.expose_secret())
+            .map_err(|_| CryptoError::Undecryptable)?;
+        Ok(SecretString::from(text.to_owned()))
+    }
+
     /// Nonce (12 random bytes) followed by the ciphertext of `plaintext`
     /// bound to `aad`.
     fn seal_bytes(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
@@ -278,6 +309,11 @@ fn associated_data(tenant_id: &str, connector_id: &str) -> Vec<u8> {
 /// opens as the other.
 fn webhook_associated_data(tenant_id: &str, webhook_id: &str) -> Vec<u8> {
     format!("crmsync:webhook-secret:v1:{tenant_id}:{webhook_id}").into_bytes()
+}
+
+/// Distinct from the others, so no ciphertext opens as another kind.
+fn realtime_associated_data(tenant_id: &str, subscription_id: &str) -> Vec<u8> {
+    format!("crmsync:realtime-secret:v1:{tenant_id}:{subscription_id}").into_bytes()
 }
 
 #[cfg(test)]

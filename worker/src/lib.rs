@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod platform;
+pub mod realtime;
 pub mod retention;
 pub mod runs;
 pub mod scheduler;

@@ -16,7 +16,7 @@
 
 use chrono::Utc;
 use crmsync_entity::enums::{ConnectorStatus, ItemOutcome, SyncMode, SyncRunStatus, SyncTrigger};
-use crmsync_entity::models::{connector, contact, pending_push, sync_item, sync_run};
+use crmsync_entity::models::{connector, contact, crm_notice, pending_push, sync_item, sync_run};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -279,11 +279,18 @@ enum Created {
     Existing(sync_run::Model),
 }
 
-/// A request for a whole run (schedule, manual, API) that finds a FORM run
-/// still QUEUED takes it over: the run becomes the one requested, which
-/// exports every changed contact, the submitted ones included. The
-/// submissions stay pending, so a FORM run after it still pushes them (and
-/// finds them unchanged if the wider run did).
+/// True for the runs that take a burst of waiting work (form submissions,
+/// CRM notifications) rather than read everything changed.
+fn gathers(trigger: SyncTrigger) -> bool {
+    matches!(trigger, SyncTrigger::Form | SyncTrigger::CrmEvent)
+}
+
+/// A request for a whole run (schedule, manual, API) that finds a FORM or
+/// CRM_EVENT run still QUEUED takes it over: the run becomes the one
+/// requested, which reads every changed contact and record, the submitted
+/// and notified ones included. The submissions and notices stay pending, so
+/// a FORM or CRM_EVENT run after it still takes them (and finds them
+/// unchanged if the wider run did).
 async fn widen_form_run(
     txn: &sea_orm::DatabaseTransaction,
     tenant: &TenantId,
@@ -291,10 +298,7 @@ async fn widen_form_run(
     trigger: SyncTrigger,
     mode: SyncMode,
 ) -> Result<sync_run::Model, sea_orm::DbErr> {
-    if run.trigger != SyncTrigger::Form
-        || run.status != SyncRunStatus::Queued
-        || trigger == SyncTrigger::Form
-    {
+    if !gathers(run.trigger) || run.status != SyncRunStatus::Queued || gathers(trigger) {
         return Ok(run);
     }
     let widened = sync_run::Entity::update_many()
@@ -521,11 +525,73 @@ pub async fn push_contact(
     Ok(runs)
 }
 
-/// After a run ends: its pushes are done (a failed push is not lost: the
-/// contact changed since the export checkpoint, so the next run exports it);
-/// submissions that came while it ran start a FORM run of their own. A FORM
-/// run cancelled before it started drops the submissions it would have
-/// taken (the next run still exports those contacts).
+/// After a CRM's change notification (real time): stores the records it
+/// names for the connector and starts a CRM_EVENT run, or leaves them to the
+/// run already queued or going, which hands them to a CRM_EVENT run when it
+/// ends ([`after_run`]). Returns the run that will read them, if one could
+/// start (a disabled connector's notices wait for nothing: polling finds the
+/// changes once it is enabled again).
+pub async fn notify_records(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    bus: &dyn EventBus,
+    tenant: &TenantId,
+    connector_id: &str,
+    notice: &crate::crm::realtime::Notice,
+) -> Result<Option<sync_run::Model>, RunError> {
+    let now = Utc::now();
+    let rows: Vec<crm_notice::ActiveModel> = notice
+        .changed
+        .iter()
+        .map(|r| (r, false))
+        .chain(notice.deleted.iter().map(|r| (r, true)))
+        .map(|((module, id), deleted)| {
+            crm_notice::ActiveModel::from(crm_notice::Model {
+                id: crmsync_entity::new_id(),
+                tenant_id: tenant.as_str().to_owned(),
+                connector_id: connector_id.to_owned(),
+                module: *module,
+                crm_record_id: id.clone(),
+                deleted,
+                received_at: now,
+                run_id: None,
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    for chunk in rows.chunks(500) {
+        crm_notice::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    match create_run(
+        db,
+        queue,
+        bus,
+        tenant,
+        connector_id,
+        NewRun::new(SyncTrigger::CrmEvent, SyncMode::Incremental),
+    )
+    .await
+    {
+        Ok(Created::New(run) | Created::Existing(run)) => Ok(Some(run)),
+        Err(RunError::Conflict(why)) => {
+            tracing::info!(connector = %connector_id, why, "CRM notification: no run started");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// After a run ends: its pushes and notices are done (a failed push is not
+/// lost: the contact changed since the export checkpoint, so the next run
+/// exports it; a notified record changed since the import checkpoint
+/// likewise); submissions that came while it ran start a FORM run of their
+/// own, else notifications a CRM_EVENT run. A FORM or CRM_EVENT run
+/// cancelled before it started drops the submissions or notices it would
+/// have taken (the next run still reads those contacts and records).
 pub async fn after_run(
     db: &DatabaseConnection,
     queue: &JobQueue,
@@ -541,8 +607,13 @@ pub async fn after_run(
         .filter(pending_push::Column::RunId.eq(&run.id))
         .exec(db)
         .await?;
+    crm_notice::Entity::delete_many()
+        .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
+        .filter(crm_notice::Column::RunId.eq(&run.id))
+        .exec(db)
+        .await?;
+    let until = run.finished_at.unwrap_or_else(Utc::now);
     if run.trigger == SyncTrigger::Form && run.status == SyncRunStatus::Cancelled {
-        let until = run.finished_at.unwrap_or_else(Utc::now);
         pending_push::Entity::delete_many()
             .filter(pending_push::Column::TenantId.eq(tenant.as_str()))
             .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
@@ -551,28 +622,47 @@ pub async fn after_run(
             .exec(db)
             .await?;
     }
-    let waiting = pending_push::Entity::for_tenant(&tenant)
+    if run.trigger == SyncTrigger::CrmEvent && run.status == SyncRunStatus::Cancelled {
+        crm_notice::Entity::delete_many()
+            .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
+            .filter(crm_notice::Column::ConnectorId.eq(&run.connector_id))
+            .filter(crm_notice::Column::RunId.is_null())
+            .filter(crm_notice::Column::ReceivedAt.lte(until))
+            .exec(db)
+            .await?;
+    }
+    let pushes = pending_push::Entity::for_tenant(&tenant)
         .filter(pending_push::Column::ConnectorId.eq(&run.connector_id))
         .filter(pending_push::Column::RunId.is_null())
         .count(db)
         .await?;
-    if waiting == 0 {
-        return Ok(None);
-    }
+    let trigger = if pushes > 0 {
+        SyncTrigger::Form
+    } else {
+        let notices = crm_notice::Entity::for_tenant(&tenant)
+            .filter(crm_notice::Column::ConnectorId.eq(&run.connector_id))
+            .filter(crm_notice::Column::RunId.is_null())
+            .count(db)
+            .await?;
+        if notices == 0 {
+            return Ok(None);
+        }
+        SyncTrigger::CrmEvent
+    };
     match create_run(
         db,
         queue,
         bus,
         &tenant,
         &run.connector_id,
-        NewRun::new(SyncTrigger::Form, SyncMode::Incremental),
+        NewRun::new(trigger, SyncMode::Incremental),
     )
     .await
     {
         Ok(Created::New(run)) => Ok(Some(run)),
         Ok(Created::Existing(_)) => Ok(None),
         Err(RunError::Conflict(why)) => {
-            tracing::info!(connector = %run.connector_id, why, "submissions wait: no FORM run started");
+            tracing::info!(connector = %run.connector_id, why, "waiting submissions or notices: no run started");
             Ok(None)
         }
         Err(e) => Err(e),

@@ -78,6 +78,16 @@ pub struct ConnectorSettings {
     /// the record again (S12); off, the export rejects it (DELETED_IN_CRM).
     #[serde(default)]
     pub recreate_deleted: bool,
+    /// Subscribe to the CRM's change notifications (real time), where its
+    /// kit supports them; polling on the schedule goes on either way.
+    /// Settings stored before the setting existed read as on (false is kept
+    /// for kinds without notifications by [`ConnectorSettings::validate_with`]).
+    #[serde(default = "on")]
+    pub realtime: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 /// The longest default company (CRMs' company fields hold 255 characters).
@@ -107,7 +117,14 @@ impl ConnectorSettings {
             default_company: None,
             sync_deletions: false,
             recreate_deleted: false,
+            realtime: crate::realtime::supported(kit.kind),
         }
+    }
+
+    /// True when the connector's CRM should notify its changes: the setting
+    /// is on and the kind supports notifications.
+    pub fn wants_realtime(&self, kit: &Description) -> bool {
+        self.realtime && crate::realtime::supported(kit.kind)
     }
 
     /// How the connector's CRM client treats the account.
@@ -141,6 +158,9 @@ impl ConnectorSettings {
         min_interval: Duration,
     ) -> Result<Self, FieldError> {
         let kind = kit.kind;
+        // Real time is only ever on where the kind supports it (a request
+        // to turn it on elsewhere is refused by the caller, by name).
+        self.realtime &= crate::realtime::supported(kind);
         if self.import_modules.is_empty() {
             return Err(FieldError::new(
                 "importModules",

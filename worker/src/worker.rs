@@ -105,10 +105,10 @@ async fn after_slice(
     match outcome {
         Ok(run) => {
             tracing::info!(run = %run.id, status = %run.status, slices = run.slices, "sync run ended");
-            // Form submissions that came while it ran go in a run of their own.
+            // Form submissions and CRM notifications that came while it ran go in a run of their own.
             match crate::runs::after_run(&ctx.db, queue, ctx.bus.as_ref(), &run).await {
                 Ok(Some(next)) => {
-                    tracing::info!(run = %next.id, "form submissions made while the run went on: FORM run queued");
+                    tracing::info!(run = %next.id, "submissions or CRM notifications came while the run went on: next run queued");
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -107,6 +107,10 @@ pub(crate) struct ConnectorSettingsInput {
     /// the record again (default false: the export rejects it with reason
     /// DELETED_IN_CRM).
     pub(crate) recreate_deleted: Option<bool>,
+    /// Subscribe to the CRM's change notifications, so a CRM change reaches
+    /// the platform within seconds (default true where the CRM offers them,
+    /// see Connector.realtime); the schedule keeps polling either way.
+    pub(crate) realtime: Option<bool>,
 }
 
 impl From<ConnectorSettingsInput> for SettingsPatch {
@@ -128,6 +132,7 @@ impl From<ConnectorSettingsInput> for SettingsPatch {
             default_company: i.default_company.into(),
             sync_deletions: i.sync_deletions,
             recreate_deleted: i.recreate_deleted,
+            realtime: i.realtime,
         }
     }
 }

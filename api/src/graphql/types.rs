@@ -108,6 +108,25 @@ remote_enum!(
         Form,
         /// A partner's automation (an API key).
         Api,
+        /// Change notifications from the CRM (real time): reads the records
+        /// they named, a burst of them in one run, and never moves the
+        /// polling checkpoints.
+        CrmEvent = "CRM_EVENT",
+    }
+);
+remote_enum!(
+    /// The health of a connector's real-time subscription.
+    RealtimeState = "crmsync_entity::enums::RealtimeState" {
+        /// Subscribed: CRM changes reach the platform within seconds.
+        Active,
+        /// Wanted but not working (refused, deleted in the CRM, silent):
+        /// the schedule carries the sync, and crmsync subscribes again; the
+        /// message says what a person can do.
+        Degraded,
+        /// Turned off (setting realtime) or the connector is disabled.
+        Off,
+        /// The CRM offers no change notifications crmsync can use.
+        Unsupported,
     }
 );
 remote_enum!(
@@ -645,6 +664,24 @@ pub(crate) struct ConnectorSettings {
     /// A contact whose CRM record was deleted, changed afterwards, creates
     /// the record again (else it is rejected with reason DELETED_IN_CRM).
     pub(crate) recreate_deleted: bool,
+    /// The CRM notifies its changes (real time; see Connector.realtime);
+    /// polling on the schedule goes on either way. Always false for CRMs
+    /// without usable notifications.
+    pub(crate) realtime: bool,
+}
+
+/// A connector's real-time subscription to its CRM's change notifications.
+#[derive(SimpleObject)]
+pub(crate) struct ConnectorRealtime {
+    /// ACTIVE, DEGRADED, OFF or UNSUPPORTED.
+    pub(crate) state: RealtimeState,
+    /// When the CRM ends the subscription unless renewed (crmsync renews it
+    /// before); null when it does not expire or none is held.
+    pub(crate) subscribed_until: Option<DateTime<Utc>>,
+    /// When the last verified notification came.
+    pub(crate) last_event_at: Option<DateTime<Utc>>,
+    /// What a person should know (why DEGRADED, what to do), in words.
+    pub(crate) message: Option<String>,
 }
 
 /// One CRM account of the tenant.
@@ -698,6 +735,17 @@ impl Connector {
             default_company: s.default_company,
             sync_deletions: s.sync_deletions,
             recreate_deleted: s.recreate_deleted,
+            realtime: s.realtime,
+        })
+    }
+    /// Real time: whether the CRM notifies its changes, and how that goes.
+    async fn realtime(&self, ctx: &Context<'_>) -> GqlResult<ConnectorRealtime> {
+        let health = crmsync_worker::realtime::health(&state(ctx).db, &self.0).await?;
+        Ok(ConnectorRealtime {
+            state: health.state.into(),
+            subscribed_until: health.subscribed_until,
+            last_event_at: health.last_event_at,
+            message: health.message,
         })
     }
     /// Never the secrets themselves: which ones are set.

@@ -114,6 +114,10 @@ impl TestApp {
             audience: AUDIENCE.into(),
         })
         .unwrap();
+        // Bound first: the public URL (where sandbox CRMs deliver change
+        // notifications) is this app's own address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let mut state = ApiState {
             queue: queue_for(&db).await,
             db,
@@ -121,7 +125,7 @@ impl TestApp {
             credentials_key: Arc::new(key),
             auth: Arc::new(auth),
             http: egress.client(HttpOptions::default()).unwrap(),
-            public_url: "http://127.0.0.1".into(),
+            public_url: format!("http://{addr}"),
             shutdown: crmsync_api::Shutdown::never(),
             metrics: Metrics::new(),
             schedule_min_interval: crmsync_worker::settings::DEFAULT_MIN_INTERVAL,
@@ -131,8 +135,6 @@ impl TestApp {
             fields_cache: Default::default(),
         };
         configure(&mut state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = router(state.clone());
         tokio::spawn(async move {
             crmsync_api::serve(listener, app, std::future::pending())

@@ -25,6 +25,7 @@ mod limits;
 mod nplus1;
 mod ops;
 mod rate_limits;
+mod realtime;
 mod retention;
 mod rules;
 mod salesforce;

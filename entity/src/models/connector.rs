@@ -70,4 +70,11 @@ impl Entity {
                     .add(Column::NextSyncAt.lte(now)),
             )
     }
+
+    /// The real-time task's scan, across tenants: every connector, whose
+    /// subscription it compares with what the connector wants (each one is
+    /// then handled through the tenant-scoped path).
+    pub fn realtime_scan() -> Select<Entity> {
+        Self::find()
+    }
 }

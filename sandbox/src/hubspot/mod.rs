@@ -854,6 +854,7 @@ mod tests {
             clock: crate::clock::Clock::default(),
             faults: crate::faults::Faults::new(1),
             metrics: crate::metrics::Metrics::default(),
+            notify: crate::notify::Notifier::default(),
             zoho: crate::zoho::ZohoState::default(),
             pipedrive: crate::pipedrive::PipedriveState::default(),
             hubspot: HubspotState::default(),

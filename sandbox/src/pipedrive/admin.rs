@@ -43,6 +43,11 @@ pub(crate) fn router() -> Router<AppState> {
             post(exhaust_daily),
         )
         .route("/companies/{domain}/usage", get(usage))
+        .route("/companies/{domain}/webhooks", get(stored_webhooks))
+        .route(
+            "/companies/{domain}/webhooks/{id}",
+            axum::routing::delete(remove_webhook),
+        )
 }
 
 fn company(state: &Shared, domain: &str) -> Result<Arc<Company>, AdminError> {
@@ -167,6 +172,7 @@ async fn seed_persons(
     let company = company(&state, &domain)?;
     let now = state.clock.now().timestamp();
     let ids = company.data.lock().seed(&spec, now);
+    super::webhooks::flush(&state, &company, "app");
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -306,6 +312,8 @@ async fn put_persons(
         stored.push(stored_json(&person, &data.fields));
         data.put(person);
     }
+    drop(data);
+    super::webhooks::flush(&state, &company, "app");
     Ok((StatusCode::CREATED, Json(json!({ "persons": stored }))))
 }
 
@@ -326,6 +334,7 @@ async fn delete_person(
             "id: no live person {id} in company {domain}"
         )));
     }
+    super::webhooks::flush(&state, &company, "app");
     Ok(Json(
         json!({ "id": id, "delete_time": model::rfc3339(now) }),
     ))
@@ -387,4 +396,29 @@ fn usage_json(state: &Shared, company: &Company) -> Value {
         "burst_limit": usage.config.burst_limit,
         "tokens": usage.report(now),
     })
+}
+
+/// The company's webhooks as stored (passwords included: a test tool).
+async fn stored_webhooks(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let company = company(&state, &domain)?;
+    let webhooks = company.data.lock().webhooks.clone();
+    Ok(Json(json!({ "webhooks": webhooks })))
+}
+
+/// Deletes a webhook as a person does in Pipedrive's settings (or as
+/// Pipedrive does after failed deliveries): the subscriber is not told.
+async fn remove_webhook(
+    State(state): State<AppState>,
+    Path((domain, id)): Path<(String, u64)>,
+) -> Result<StatusCode, AdminError> {
+    let company = company(&state, &domain)?;
+    if !super::webhooks::remove(&company, id) {
+        return Err(AdminError::not_found(format!(
+            "id: no webhook {id} in company {domain}"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

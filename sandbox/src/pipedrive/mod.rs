@@ -9,6 +9,7 @@ pub mod kit;
 pub mod limits;
 pub mod model;
 mod validate;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -350,6 +351,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/users", get(api::users))
         .route("/api/v1/users/me", get(api::me))
         .route("/api/v1/recents", get(api::recents))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            axum::routing::delete(webhooks::delete_webhook),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)
 }
@@ -580,6 +589,8 @@ pub(crate) fn serve(
         now: now.timestamp(),
     };
     let response = handler(&ctx).unwrap_or_else(IntoResponse::into_response);
+    // Person changes the call made go out to the company's webhooks.
+    webhooks::flush(state, &ctx.company, "api");
     with_rate_headers(response, &rate)
 }
 
@@ -599,6 +610,7 @@ mod tests {
             clock: crate::clock::Clock::default(),
             faults: crate::faults::Faults::new(1),
             metrics: crate::metrics::Metrics::default(),
+            notify: crate::notify::Notifier::default(),
             zoho: crate::zoho::ZohoState::default(),
             pipedrive: PipedriveState::default(),
             hubspot: crate::hubspot::HubspotState::default(),

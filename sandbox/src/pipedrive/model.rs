@@ -308,6 +308,13 @@ pub struct Data {
     pub next_field_id: u64,
     /// The next option id.
     pub next_option_id: u64,
+    /// Webhooks (`/api/v1/webhooks`), in creation order.
+    pub webhooks: Vec<super::webhooks::Webhook>,
+    /// The next webhook id.
+    pub next_webhook_id: u64,
+    /// Person changes made while a webhook existed, not yet handed to the
+    /// notifier ([`super::webhooks::flush`]).
+    pub events: Vec<super::webhooks::PersonEvent>,
 }
 
 impl Data {
@@ -346,6 +353,13 @@ impl Data {
 
     /// Stores a person (new or changed) and keeps the indexes up to date.
     pub fn put(&mut self, person: Person) {
+        if !self.webhooks.is_empty() {
+            let previous = self.persons.get(&person.id).cloned();
+            self.events.push(super::webhooks::PersonEvent {
+                previous,
+                current: Arc::new(person.clone()),
+            });
+        }
         if let Some(old) = self.persons.remove(&person.id) {
             self.live_ids.remove(&old.id);
             self.live_by_update.remove(&(old.update_time, old.id));

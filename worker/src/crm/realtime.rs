@@ -35,6 +35,21 @@ pub struct Watch {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The code of the `CrmError::Rejected` that `Subscriptions::renew`
+/// answers when the CRM no longer holds the subscription (deleted in its
+/// settings, expired, paused after failed deliveries): the engine marks it
+/// DEGRADED and subscribes again at its next check.
+pub const WATCH_GONE: &str = "WATCH_GONE";
+
+/// The error `renew` returns for a subscription the CRM no longer holds.
+pub fn watch_gone(message: impl Into<String>) -> CrmError {
+    CrmError::Rejected {
+        code: WATCH_GONE.into(),
+        field: None,
+        message: message.into(),
+    }
+}
+
 /// The subscription side of a client whose CRM notifies changes.
 #[async_trait::async_trait]
 pub trait Subscriptions: Send + Sync {
@@ -42,7 +57,9 @@ pub trait Subscriptions: Send + Sync {
     /// is replaced, not duplicated.
     async fn watch(&self, request: &WatchRequest<'_>) -> Result<Watch, CrmError>;
 
-    /// Extends (or re-creates) a subscription before it expires.
+    /// Extends a subscription before it expires, or checks that the CRM
+    /// still holds one that does not expire; a subscription the CRM no longer
+    /// holds is [`watch_gone`] (the engine subscribes again).
     async fn renew(&self, watch: &Watch, request: &WatchRequest<'_>) -> Result<Watch, CrmError>;
 
     /// Ends a subscription; one the CRM no longer holds is not an error.
@@ -78,8 +95,34 @@ pub struct Notice {
 #[error("{0}")]
 pub struct Refused(pub String);
 
+impl Notice {
+    /// True when the notification names no record of a module crmsync reads.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// Compares two secrets in time that depends on their lengths only, so a
+/// caller cannot learn a secret byte by byte from how long refusals take.
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
 /// The inbound side of a kit whose CRM notifies changes.
 pub trait Notifications: Send + Sync + std::fmt::Debug {
+    /// How soon the vendor wants an answer before it counts the delivery
+    /// failed (the inbound endpoint answers well within it).
+    fn answer_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
+    }
+
     /// Checks an inbound call the way the vendor signs it (an echoed token,
     /// basic auth, an HMAC with a timestamp window) against the connector's
     /// `secret`, and reads the records it names.

@@ -154,6 +154,24 @@ pub(super) async fn apply(run: &mut Run<'_>, feeds: Feeds) -> Result<(), Stop> {
     Ok(())
 }
 
+/// Records a CRM_EVENT run found deleted: notified as deleted and no
+/// longer returned by the CRM. Applied as any deletion found (S12).
+pub(super) async fn confirmed(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    ids: Vec<String>,
+) -> Result<(), Stop> {
+    for batch in ids.chunks(LINKS_PER_BATCH) {
+        apply_batch(
+            run,
+            module,
+            batch.iter().map(|id| (id.clone(), None)).collect(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Where the feed is read from: a little before the last run that read it
 /// to the end started; from the start when none did.
 async fn last_read(run: &Run<'_>) -> Result<Option<DateTime<Utc>>, Stop> {

@@ -50,8 +50,52 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
     let mut modules = run.settings.import_modules.clone();
     let main = run.kit.export_module();
     modules.sort_by_key(|m| *m != main);
+    // A CRM_EVENT run reads the records its notifications named, by id.
+    if let Some(mut notified) = run.notified.take() {
+        for module in modules {
+            import_notified(run, module, notified.take(module)).await?;
+        }
+        return Ok(());
+    }
     for module in modules {
         import_module(run, module).await?;
+    }
+    Ok(())
+}
+
+/// The records of `module` notifications named (real time), read by id in
+/// the CRM's largest batches and decided page by page as listed ones are,
+/// without a checkpoint. A record said deleted that the CRM no longer
+/// returns goes through the deletions' rules; a deletion notice for a
+/// record the CRM still returns is only read.
+async fn import_notified(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    records: Vec<(String, bool)>,
+) -> Result<(), Stop> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    run.progress("import").await?;
+    run.written_from = None;
+    let page_size = run.client.records_per_read().max(PAGE_SIZE) as usize;
+    for chunk in records.chunks(page_size) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let read = run.client.get_many(module, &ids).await?;
+        let found: HashSet<&str> = read.iter().map(|r| r.id.as_str()).collect();
+        let gone: Vec<String> = chunk
+            .iter()
+            .filter(|(id, deleted)| *deleted && !found.contains(id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let count = read.len() as i64;
+        let stop = import_page(run, module, read).await?;
+        run.processed += count;
+        run.progress("import").await?;
+        if let Some(stop) = stop {
+            return Err(stop);
+        }
+        super::deletions::confirmed(run, module, gone).await?;
     }
     Ok(())
 }

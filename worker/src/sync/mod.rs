@@ -52,6 +52,32 @@ use crate::events::{Legs, SyncEvent};
 use crate::platform::Mapping;
 use crate::settings::ConnectorSettings;
 
+/// The records a CRM_EVENT run reads (real time), by module: each record
+/// once, with whether a notification said it was deleted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Notified(HashMap<CrmModule, std::collections::BTreeMap<String, bool>>);
+
+impl Notified {
+    /// Notes a record a notification named.
+    pub(crate) fn add(&mut self, module: CrmModule, id: String, deleted: bool) {
+        *self.0.entry(module).or_default().entry(id).or_default() |= deleted;
+    }
+
+    /// Every record named, of any module.
+    pub(crate) fn ids(&self) -> HashSet<String> {
+        self.0.values().flat_map(|m| m.keys().cloned()).collect()
+    }
+
+    /// The records of `module`, with whether they were said deleted.
+    pub(crate) fn take(&mut self, module: CrmModule) -> Vec<(String, bool)> {
+        self.0
+            .remove(&module)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
 /// What a worker needs to run one sync: re-checked against the database by tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncJob {
@@ -170,6 +196,10 @@ pub(crate) struct Run<'a> {
     /// records and contacts it takes. Such a run reads from the start and
     /// saves no checkpoint (it did not read everything up to one).
     pub retry: Option<(HashSet<String>, HashSet<String>)>,
+    /// For a CRM_EVENT run: the records its notifications named, read by id
+    /// instead of listing changes (its `retry` holds their ids, so it saves
+    /// no checkpoint and has no export leg).
+    pub notified: Option<Notified>,
     /// This worker's lease on the run.
     pub lease: lease::Lease,
     /// A dry run's writes, kept in memory for its own later reads.
@@ -428,7 +458,7 @@ pub async fn run_slice(
             return conclude(ctx, stopped, Err(stop), false).await;
         }
     };
-    let (kit, client, settings, (mappings, sync_rules), fields, retry) = prepared;
+    let (kit, client, settings, (mappings, sync_rules), fields, (retry, notified)) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
     let mut state = Run {
         ctx,
@@ -448,6 +478,7 @@ pub async fn run_slice(
         written_from: None,
         converted: HashSet::new(),
         retry,
+        notified,
         lease,
         shadow,
         listed: deletions::Listed::default(),
@@ -555,7 +586,7 @@ type Prepared = (
     ConnectorSettings,
     (Vec<Mapping>, Vec<crate::sync_rules::SyncRule>),
     HashMap<CrmModule, HashMap<String, CrmField>>,
-    Option<(HashSet<String>, HashSet<String>)>,
+    (Option<(HashSet<String>, HashSet<String>)>, Option<Notified>),
 );
 
 async fn prepare(
@@ -621,13 +652,21 @@ async fn prepare(
         }
     }
     // A retry run takes its run's rejected records and contacts; a FORM run,
-    // the contacts submitted for its connector (and no CRM record).
+    // the contacts submitted for its connector (and no CRM record); a
+    // CRM_EVENT run, the records notified for it (and no contact).
+    let mut notified = None;
     let retry = match (&run.retry_of, run.trigger) {
         (Some(of), _) => Some(store::rejected_of(&ctx.db, tenant, of).await?),
         (None, SyncTrigger::Form) => Some((
             HashSet::new(),
             store::take_pushes(&ctx.db, tenant, run).await?,
         )),
+        (None, SyncTrigger::CrmEvent) => {
+            let taken = store::take_notices(&ctx.db, tenant, run).await?;
+            let ids = taken.ids();
+            notified = Some(taken);
+            Some((ids, HashSet::new()))
+        }
         (None, _) => None,
     };
     Ok((
@@ -636,7 +675,7 @@ async fn prepare(
         settings,
         (mappings, sync_rules),
         fields,
-        retry,
+        (retry, notified),
     ))
 }
 

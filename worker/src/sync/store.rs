@@ -545,6 +545,39 @@ pub(super) async fn take_pushes(
         .collect())
 }
 
+/// The records a CRM_EVENT run reads, by module: those notified for its
+/// connector and not taken by another run, taken now (once [`FORM_GATHER`]
+/// has passed since it was queued, so a burst of notifications goes in one
+/// run), with those it took before it was handed over. Each record once,
+/// deleted when any of its notices said so.
+pub(super) async fn take_notices(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+) -> Result<super::Notified, sea_orm::DbErr> {
+    use crmsync_entity::models::crm_notice;
+    let gathered = run.queued_at + chrono::Duration::from_std(FORM_GATHER).unwrap_or_default();
+    if let Ok(wait) = (gathered - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    crm_notice::Entity::update_many()
+        .col_expr(crm_notice::Column::RunId, Expr::value(run.id.clone()))
+        .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
+        .filter(crm_notice::Column::ConnectorId.eq(&run.connector_id))
+        .filter(crm_notice::Column::RunId.is_null())
+        .exec(db)
+        .await?;
+    let mut notified = super::Notified::default();
+    for notice in crm_notice::Entity::for_tenant(tenant)
+        .filter(crm_notice::Column::RunId.eq(&run.id))
+        .all(db)
+        .await?
+    {
+        notified.add(notice.module, notice.crm_record_id, notice.deleted);
+    }
+    Ok(notified)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

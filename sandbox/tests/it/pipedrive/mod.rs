@@ -10,6 +10,7 @@ mod limits;
 mod persons;
 mod sdk;
 mod search;
+mod webhooks;
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};

@@ -115,6 +115,10 @@ impl CrmKit for Kit {
         ))
     }
 
+    fn notifications(&self) -> Option<&'static dyn crate::crm::realtime::Notifications> {
+        Some(&super::realtime::PipedriveNotifications)
+    }
+
     fn refused_credentials(&self) -> String {
         "Pipedrive refused the API token: copy a valid one from Settings > Personal preferences > API in Pipedrive, check the company domain, and update the connector with them".to_owned()
     }

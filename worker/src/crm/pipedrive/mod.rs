@@ -14,6 +14,7 @@
 //!   is sent again.
 
 pub mod kit;
+pub mod realtime;
 mod wire;
 
 use std::sync::Arc;
@@ -457,6 +458,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 impl CrmClient for PipedriveClient {
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Pipedrive
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::crm::realtime::Subscriptions> {
+        Some(self)
     }
 
     async fn check(&self, expect: &Expectations) -> Result<ConnectionCheck, CrmError> {

@@ -1,0 +1,497 @@
+//! Real time from the CRM (issue 27), end to end: the sandbox Pipedrive's
+//! webhooks v2 deliver person changes to the app's inbound URL, which start
+//! CRM_EVENT runs on the in-process worker; no scheduler runs here, so
+//! every run seen is one a notification (or the test) started. The
+//! real-time task is ticked by the tests, at chosen times.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crmsync_entity::enums::Role;
+use crmsync_sandbox::Sandbox;
+use crmsync_worker::realtime::{CHECK_EVERY, RETRY_AFTER};
+use serde_json::{Value, json};
+
+use super::helpers::{TestApp, empty_sandbox, sandbox_requests};
+
+/// How long a condition may take to hold.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Setup {
+    app: TestApp,
+    sandbox: Sandbox,
+    connector: String,
+}
+
+/// An app with a worker, a Pipedrive connector on an empty sandbox, and its
+/// webhook subscribed.
+async fn setup() -> Setup {
+    let sandbox = empty_sandbox().await;
+    let app = TestApp::spawn().await;
+    let connector = app.pipedrive_connector(&sandbox).await;
+    app.start_worker();
+    let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+    assert_eq!(tick.subscribed, vec![connector.clone()], "{tick:?}");
+    Setup {
+        app,
+        sandbox,
+        connector,
+    }
+}
+
+/// Polls `check` until it gives a value, or fails after [`DEADLINE`].
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A call to the sandbox Pipedrive's API with the company's token.
+async fn pipedrive(sandbox: &Sandbox, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let pd = &sandbox.description().pipedrive;
+    let reply = reqwest::Client::new()
+        .request(method, format!("{}{path}", pd.base_url))
+        .header("x-api-token", &pd.api_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{path}: {}", reply.status());
+    reply.json().await.unwrap()
+}
+
+/// Creates a person in Pipedrive through its API; its id.
+async fn create_person(sandbox: &Sandbox, name: &str, email: &str) -> u64 {
+    let created = pipedrive(
+        sandbox,
+        reqwest::Method::POST,
+        "/api/v2/persons",
+        json!({ "name": name, "emails": [{ "value": email, "primary": true, "label": "work" }] }),
+    )
+    .await;
+    created["data"]["id"].as_u64().unwrap()
+}
+
+async fn rename_person(sandbox: &Sandbox, id: u64, name: &str) {
+    pipedrive(
+        sandbox,
+        reqwest::Method::PATCH,
+        &format!("/api/v2/persons/{id}"),
+        json!({ "name": name }),
+    )
+    .await;
+}
+
+/// The contact with this e-mail, once it exists.
+async fn contact(app: &TestApp, email: &str) -> Option<Value> {
+    let body = app
+        .gql(
+            &app.token(Role::Admin),
+            "query($e: String) { contact(email: $e) { id firstName lastName } }",
+            json!({ "e": email }),
+        )
+        .await;
+    Some(body["data"]["contact"].clone()).filter(|c| c.is_object())
+}
+
+/// The connector's runs, newest first.
+async fn runs(app: &TestApp, connector: &str) -> Vec<Value> {
+    let data = app
+        .admin_ok(
+            "query($c: ID) { syncRuns(connectorId: $c, first: 100) { nodes { id trigger status legs { direction created updated unchanged } } } }",
+            json!({ "c": connector }),
+        )
+        .await;
+    data["syncRuns"]["nodes"].as_array().unwrap().clone()
+}
+
+/// The runs once every one has ended.
+async fn ended_runs(app: &TestApp, connector: &str) -> Vec<Value> {
+    wait_for("the runs to end", async || {
+        let runs = runs(app, connector).await;
+        runs.iter()
+            .all(|r| !matches!(r["status"].as_str(), Some("QUEUED" | "RUNNING")))
+            .then_some(runs)
+    })
+    .await
+}
+
+/// Waits until the sandbox has nothing left to deliver and every run has
+/// ended (a run's write-back of the platform link to a new person is
+/// notified too, and read back by a run that writes nothing).
+async fn settle(app: &TestApp, sandbox: &Sandbox, connector: &str) {
+    wait_for("quiet", async || {
+        let idle = deliveries(sandbox).await["pending"] == 0;
+        let runs = runs(app, connector).await;
+        let ended = runs
+            .iter()
+            .all(|r| !matches!(r["status"].as_str(), Some("QUEUED" | "RUNNING")));
+        let idle_after = deliveries(sandbox).await["pending"] == 0;
+        (idle && ended && idle_after).then_some(())
+    })
+    .await;
+}
+
+/// FROM_CRM `what` (created, updated, unchanged) summed over runs.
+fn from_crm(runs: &[Value], what: &str) -> i64 {
+    runs.iter()
+        .flat_map(|r| r["legs"].as_array().unwrap().clone())
+        .filter(|l| l["direction"] == "FROM_CRM")
+        .map(|l| l[what].as_i64().unwrap())
+        .sum()
+}
+
+async fn realtime(app: &TestApp, connector: &str) -> Value {
+    app.admin_ok(
+        "query($id: ID!) { connector(id: $id) { settings { realtime } realtime { state subscribedUntil lastEventAt message } } }",
+        json!({ "id": connector }),
+    )
+    .await["connector"]
+        .clone()
+}
+
+/// The sandbox's delivery log of Pipedrive notifications.
+async fn deliveries(sandbox: &Sandbox) -> Value {
+    let url = format!(
+        "{}/notify/deliveries?system=pipedrive",
+        sandbox.description().admin_url
+    );
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn notify_faults(sandbox: &Sandbox, faults: Value) {
+    let reply = reqwest::Client::new()
+        .put(format!("{}/notify/faults", sandbox.description().admin_url))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{}", reply.status());
+}
+
+/// The company's webhooks as the sandbox stores them.
+async fn webhooks(sandbox: &Sandbox) -> Vec<Value> {
+    let url = format!(
+        "{}/pipedrive/companies/{}/webhooks",
+        sandbox.description().admin_url,
+        sandbox.description().pipedrive.company_domain
+    );
+    let stored: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    stored["webhooks"].as_array().unwrap().clone()
+}
+
+/// Waits until the sandbox has no notification left to send and `n`
+/// attempts logged with `outcome`.
+async fn wait_deliveries(sandbox: &Sandbox, outcome: &str, n: usize) {
+    wait_for(&format!("{n} {outcome} deliveries"), async || {
+        let log = deliveries(sandbox).await;
+        let count = log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["outcome"] == outcome)
+            .count();
+        (log["pending"] == 0 && count >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_edited_in_pipedrive_reaches_its_contact_through_a_crm_event_run() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+
+    let id = create_person(&sandbox, "Ada Lovelace", "ada@example.com").await;
+    wait_for("the contact", async || {
+        contact(&app, "ada@example.com").await
+    })
+    .await;
+    ended_runs(&app, &connector).await;
+    rename_person(&sandbox, id, "Augusta King").await;
+
+    let renamed = wait_for("the new name", async || {
+        contact(&app, "ada@example.com")
+            .await
+            .filter(|c| c["firstName"] == "Augusta")
+    })
+    .await;
+    assert_eq!(renamed["lastName"], "King");
+    let runs = ended_runs(&app, &connector).await;
+    assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
+    let health = realtime(&app, &connector).await;
+    assert_eq!(health["settings"]["realtime"], true);
+    assert_eq!(health["realtime"]["state"], "ACTIVE");
+    assert!(health["realtime"]["lastEventAt"].is_string(), "{health}");
+}
+
+#[tokio::test]
+async fn a_burst_of_notifications_goes_in_few_runs() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    let persons: Vec<Value> = (0..40)
+        .map(|i| json!({ "name": format!("Burst {i}"), "emails": [{ "value": format!("burst{i}@example.com"), "primary": true, "label": "work" }] }))
+        .collect();
+
+    super::helpers::sandbox_admin(
+        &sandbox,
+        &format!(
+            "/pipedrive/companies/{}/persons",
+            sandbox.description().pipedrive.company_domain
+        ),
+        json!({ "persons": persons }),
+    )
+    .await;
+
+    wait_deliveries(&sandbox, "delivered", 40).await;
+    let runs = wait_for("every contact", async || {
+        let runs = ended_runs(&app, &connector).await;
+        (from_crm(&runs, "created") == 40).then_some(runs)
+    })
+    .await;
+    // 40 creations, then the platform link written back to each (notified
+    // too): 80 notifications.
+    assert!(runs.len() <= 5, "80 notifications took {} runs", runs.len());
+}
+
+#[tokio::test]
+async fn a_forged_notification_is_refused_and_reads_nothing() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    let url = webhooks(&sandbox).await[0]["subscription_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = sandbox_requests(&sandbox, "pipedrive").await;
+    let body = json!({ "meta": { "action": "change", "entity": "person", "entity_id": "1", "version": "2.0" }, "data": {}, "previous": null });
+
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .basic_auth("crmsync", Some("not-the-secret"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let unsigned = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let unknown = reqwest::Client::new()
+        .post(url.replace(&url[url.len() - 8..], "00000000"))
+        .basic_auth("crmsync", Some("not-the-secret"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(forged.status(), 401);
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(unknown.status(), 404);
+    let answer: Value = forged.json().await.unwrap();
+    assert_eq!(answer, json!({ "error": "UNAUTHENTICATED" }));
+    assert!(runs(&app, &connector).await.is_empty());
+    assert_eq!(sandbox_requests(&sandbox, "pipedrive").await, before);
+}
+
+#[tokio::test]
+async fn a_duplicate_or_replayed_notification_writes_nothing() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    let id = create_person(&sandbox, "Grace Hopper", "grace@example.com").await;
+    wait_for("the contact", async || {
+        contact(&app, "grace@example.com").await
+    })
+    .await;
+    ended_runs(&app, &connector).await;
+    notify_faults(&sandbox, json!({ "system": "pipedrive", "duplicate": 1 })).await;
+
+    rename_person(&sandbox, id, "Grace Murray").await;
+    wait_deliveries(&sandbox, "delivered", 3).await;
+    let after_duplicate = ended_runs(&app, &connector).await;
+    // The same call once more, as a replay would send it.
+    let webhook = webhooks(&sandbox).await[0].clone();
+    let replay = reqwest::Client::new()
+        .post(webhook["subscription_url"].as_str().unwrap())
+        .basic_auth("crmsync", webhook["http_auth_password"].as_str())
+        .json(&json!({ "meta": { "action": "change", "entity": "person", "entity_id": id.to_string(), "version": "2.0" }, "data": {}, "previous": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 200);
+    let all = wait_for("the replay's run", async || {
+        let runs = ended_runs(&app, &connector).await;
+        (runs.len() > after_duplicate.len()).then_some(runs)
+    })
+    .await;
+
+    let contact = contact(&app, "grace@example.com").await.unwrap();
+    assert_eq!(contact["lastName"], "Murray");
+    // Created once, updated once: every other read found nothing to write.
+    assert_eq!(from_crm(&all, "created"), 1, "{all:?}");
+    assert_eq!(from_crm(&all, "updated"), 1, "{all:?}");
+    assert!(from_crm(&all, "unchanged") >= 1, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_dropped_notification_is_caught_by_the_next_poll() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    let id = create_person(&sandbox, "Alan Turing", "alan@example.com").await;
+    wait_for("the contact", async || {
+        contact(&app, "alan@example.com").await
+    })
+    .await;
+    settle(&app, &sandbox, &connector).await;
+    notify_faults(&sandbox, json!({ "drop": 1 })).await;
+
+    rename_person(&sandbox, id, "Alan Mathison").await;
+    wait_deliveries(&sandbox, "dropped", 1).await;
+    settle(&app, &sandbox, &connector).await;
+    assert_eq!(
+        contact(&app, "alan@example.com").await.unwrap()["lastName"],
+        "Turing"
+    );
+    // The poll (the schedule's run, started by hand here).
+    app.admin_ok(
+        "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
+        json!({ "c": connector }),
+    )
+    .await;
+
+    wait_for("the poll's update", async || {
+        contact(&app, "alan@example.com")
+            .await
+            .filter(|c| c["lastName"] == "Mathison")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn turning_realtime_off_unsubscribes_and_on_again_subscribes() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    assert_eq!(webhooks(&sandbox).await.len(), 1);
+    let set = |on: bool| {
+        app.admin_ok(
+            "mutation($id: ID!, $on: Boolean) { updateConnector(input: { id: $id, settings: { realtime: $on } }) { connector { id } } }",
+            json!({ "id": connector, "on": on }),
+        )
+    };
+
+    set(false).await;
+    let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+
+    assert_eq!(tick.unsubscribed, vec![connector.clone()]);
+    assert!(webhooks(&sandbox).await.is_empty());
+    let health = realtime(&app, &connector).await;
+    assert_eq!(health["settings"]["realtime"], false);
+    assert_eq!(health["realtime"]["state"], "OFF");
+
+    set(true).await;
+    let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+    assert_eq!(tick.subscribed, vec![connector.clone()]);
+    assert_eq!(webhooks(&sandbox).await.len(), 1);
+    assert_eq!(
+        realtime(&app, &connector).await["realtime"]["state"],
+        "ACTIVE"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_connector_deletes_its_webhook() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+
+    app.admin_ok(
+        "mutation($id: ID!) { deleteConnector(input: { id: $id }) { deletedId } }",
+        json!({ "id": connector }),
+    )
+    .await;
+
+    assert!(webhooks(&sandbox).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_webhook_deleted_in_pipedrive_degrades_realtime_until_it_is_recreated() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    let webhook = webhooks(&sandbox).await[0]["id"].as_u64().unwrap();
+    let reply = reqwest::Client::new()
+        .delete(format!(
+            "{}/pipedrive/companies/{}/webhooks/{webhook}",
+            sandbox.description().admin_url,
+            sandbox.description().pipedrive.company_domain
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 204);
+    let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
+
+    let tick = app.state.realtime().tick(check).await.unwrap();
+
+    assert_eq!(tick.degraded, vec![connector.clone()]);
+    let health = realtime(&app, &connector).await["realtime"].clone();
+    assert_eq!(health["state"], "DEGRADED");
+    let message = health["message"].as_str().unwrap();
+    assert!(message.contains("deleted"), "{message}");
+    // The next check subscribes again.
+    let tick = app
+        .state
+        .realtime()
+        .tick(check + RETRY_AFTER + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(tick.subscribed, vec![connector.clone()]);
+    assert_eq!(webhooks(&sandbox).await.len(), 1);
+    assert_eq!(
+        realtime(&app, &connector).await["realtime"]["state"],
+        "ACTIVE"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_sees_realtime_health_without_secrets() {
+    let Setup { app, connector, .. } = setup().await;
+
+    let body = app
+        .gql(
+            &app.token(Role::Viewer),
+            "query($id: ID!) { connector(id: $id) { realtime { state message } } }",
+            json!({ "id": connector }),
+        )
+        .await;
+
+    assert_eq!(body["data"]["connector"]["realtime"]["state"], "ACTIVE");
+    assert!(body["data"]["connector"]["realtime"]["message"].is_null());
+}
