@@ -450,10 +450,7 @@ async fn a_leads_owner_reads_as_its_employees_e_mail_and_is_written_from_it() {
         Some(Value::Null),
         "a locked user's lead keeps C4C's own owner"
     );
-    let read = client
-        .get_many(CrmModule::Leads, &ids[..1].to_vec())
-        .await
-        .unwrap();
+    let read = client.get_many(CrmModule::Leads, &ids[..1]).await.unwrap();
     assert_eq!(
         read[0].owner_email.as_deref(),
         Some("jonas.keller@sales.example")
@@ -514,7 +511,7 @@ async fn individual_customers_list_as_customers_under_the_leads_names() {
     let fields = client.fields(CrmModule::Customers).await.unwrap();
     assert!(fields.iter().any(|f| f.api_name == "ContactEMail"));
     let again = client
-        .get_many(CrmModule::Customers, &[bea.id.clone()])
+        .get_many(CrmModule::Customers, std::slice::from_ref(&bea.id))
         .await
         .unwrap();
     assert_eq!(again[0].email, bea.email);
