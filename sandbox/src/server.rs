@@ -119,6 +119,7 @@ impl Sandbox {
         let router = router(state.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(crate::notify::run(state.clone(), shutdown_rx.clone()));
+        tokio::spawn(zoho::watch::run(state.clone(), shutdown_rx.clone()));
         let task = tokio::spawn(accept_loop(listener, router, shutdown_rx));
         Ok(Sandbox {
             state,

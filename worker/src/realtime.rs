@@ -327,7 +327,9 @@ impl Realtime {
         now: DateTime<Utc>,
     ) -> Result<realtime_subscription::Model, DbErr> {
         let id = crmsync_entity::new_id();
-        let secret = SecretString::from(random_hex());
+        // 48 hex digits (192 bits): within the longest token a CRM takes
+        // (Zoho's is 50 characters).
+        let secret = SecretString::from(random_hex(24));
         let sealed = self
             .credentials_key
             .seal_realtime_secret(&c.tenant_id, &id, &secret);
@@ -335,7 +337,7 @@ impl Realtime {
             id,
             tenant_id: c.tenant_id.clone(),
             connector_id: c.id.clone(),
-            token: random_hex(),
+            token: random_hex(32),
             secret: sealed,
             watch_id: None,
             expires_at: None,
@@ -541,14 +543,7 @@ impl Realtime {
         &self,
         c: &connector::Model,
         row: &realtime_subscription::Model,
-    ) -> Result<
-        (
-            Arc<dyn CrmClient>,
-            SecretString,
-            Vec<crmsync_entity::enums::CrmModule>,
-        ),
-        CrmError,
-    > {
+    ) -> Result<Prepared, CrmError> {
         let fail = |m: String| CrmError::Protocol(m);
         let kit = crate::crm::registry::kit(c.kind)
             .ok_or_else(|| fail(crate::crm::registry::unavailable(c.kind)))?;
@@ -698,6 +693,13 @@ impl Realtime {
     }
 }
 
+/// A connector's client, its subscription's secret and its imported modules.
+type Prepared = (
+    Arc<dyn CrmClient>,
+    SecretString,
+    Vec<crmsync_entity::enums::CrmModule>,
+);
+
 /// When a subscription is next looked at: before it expires, and at least
 /// every [`CHECK_EVERY`].
 fn next_check(watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -726,9 +728,9 @@ fn refused_words(e: &CrmError) -> String {
     }
 }
 
-/// 32 random bytes as 64 lower-case hex digits.
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
+/// `n` random bytes as lower-case hex digits.
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

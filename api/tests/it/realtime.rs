@@ -495,3 +495,160 @@ async fn a_viewer_sees_realtime_health_without_secrets() {
     assert_eq!(body["data"]["connector"]["realtime"]["state"], "ACTIVE");
     assert!(body["data"]["connector"]["realtime"]["message"].is_null());
 }
+
+mod zoho {
+    //! The same through Zoho CRM's Notification API.
+
+    use super::*;
+    use crate::zoho::{Org, zoho_connector};
+
+    async fn setup() -> (TestApp, Sandbox, Org, String) {
+        let sandbox = empty_sandbox().await;
+        let app = TestApp::spawn().await;
+        let org = Org::default_of(&sandbox);
+        let connector = zoho_connector(&app, &org).await;
+        app.start_worker();
+        let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+        assert_eq!(
+            tick.subscribed,
+            vec![connector.clone()],
+            "{}",
+            realtime(&app, &connector).await
+        );
+        (app, sandbox, org, connector)
+    }
+
+    async fn channels(org: &Org) -> Vec<Value> {
+        org.admin(
+            reqwest::Method::GET,
+            &format!("/zoho/orgs/{}/channels", org.org_id),
+            Value::Null,
+        )
+        .await["channels"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_lead_stored_in_zoho_reaches_its_contact_through_a_crm_event_run() {
+        let (app, _sandbox, org, connector) = setup().await;
+        let channel = channels(&org).await[0].clone();
+        assert_eq!(channel["events"], json!(["Leads.all"]));
+
+        org.admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/records/Leads", org.org_id),
+            json!({ "records": [{ "First_Name": "Ada", "Last_Name": "Lovelace", "Email": "ada@zoho.example" }] }),
+        )
+        .await;
+
+        let contact = wait_for("the contact", async || {
+            contact(&app, "ada@zoho.example").await
+        })
+        .await;
+        assert_eq!(contact["lastName"], "Lovelace");
+        let runs = ended_runs(&app, &connector).await;
+        assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
+        assert_eq!(
+            realtime(&app, &connector).await["realtime"]["state"],
+            "ACTIVE"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_is_refused() {
+        let (app, _sandbox, org, connector) = setup().await;
+        let channel = channels(&org).await[0].clone();
+
+        let forged = reqwest::Client::new()
+            .post(channel["notify_url"].as_str().unwrap())
+            .json(&json!({ "module": "Leads", "operation": "update", "ids": ["1"], "token": "guess", "channel_id": channel["channel_id"] }))
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(forged.status(), 401);
+        assert!(runs(&app, &connector).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_expired_channel_degrades_realtime_and_is_subscribed_again() {
+        let (app, sandbox, org, connector) = setup().await;
+        let channel = channels(&org).await[0]["channel_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expired = reqwest::Client::new()
+            .post(format!(
+                "{}/zoho/orgs/{}/channels/{channel}/expire",
+                sandbox.description().admin_url,
+                org.org_id
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(expired.status(), 204);
+        let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
+
+        let tick = app.state.realtime().tick(check).await.unwrap();
+
+        assert_eq!(tick.degraded, vec![connector.clone()]);
+        let health = realtime(&app, &connector).await["realtime"].clone();
+        assert_eq!(health["state"], "DEGRADED");
+        let tick = app
+            .state
+            .realtime()
+            .tick(check + RETRY_AFTER + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        assert_eq!(tick.subscribed, vec![connector.clone()]);
+        let health = realtime(&app, &connector).await["realtime"].clone();
+        assert_eq!(health["state"], "ACTIVE");
+        assert!(health["subscribedUntil"].is_string(), "{health}");
+    }
+
+    #[tokio::test]
+    async fn a_grant_without_the_notifications_scope_is_named_by_the_test_and_the_health() {
+        let sandbox = empty_sandbox().await;
+        let app = TestApp::spawn().await;
+        let org = Org::default_of(&sandbox);
+        let code = org
+            .grant_code_with_scope(
+                "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ",
+            )
+            .await;
+        let data = app
+            .admin_ok(
+                crate::helpers::CREATE_CONNECTOR,
+                json!({ "input": org.input_with(&code) }),
+            )
+            .await;
+        let connector = data["createConnector"]["connector"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+        let test = app
+            .admin_ok(
+                "mutation($id: ID!) { testConnector(input: {id: $id}) { ok message } }",
+                json!({ "id": connector }),
+            )
+            .await;
+
+        assert_eq!(tick.degraded, vec![connector.clone()]);
+        let health = realtime(&app, &connector).await["realtime"].clone();
+        assert_eq!(health["state"], "DEGRADED");
+        assert!(
+            health["message"]
+                .as_str()
+                .unwrap()
+                .contains("ZohoCRM.notifications.ALL"),
+            "{health}"
+        );
+        assert_eq!(test["testConnector"]["ok"], true);
+        let message = test["testConnector"]["message"].as_str().unwrap();
+        assert!(message.contains("ZohoCRM.notifications.ALL"), "{message}");
+    }
+}

@@ -82,6 +82,23 @@ impl Org {
         reply["code"].as_str().unwrap().to_owned()
     }
 
+    /// A grant code with this scope, from the sandbox's admin API.
+    pub(crate) async fn grant_code_with_scope(&self, scope: &str) -> String {
+        let reply = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/zoho/orgs/{}/grant-codes", self.org_id),
+                json!({ "scope": scope }),
+            )
+            .await;
+        reply["code"].as_str().unwrap().to_owned()
+    }
+
+    /// The createConnector input for this org with a grant code.
+    pub(crate) fn input_with(&self, grant_code: &str) -> Value {
+        self.input(grant_code)
+    }
+
     /// The `zoho` credentials input.
     fn credentials(&self, grant_code: &str) -> Value {
         json!({

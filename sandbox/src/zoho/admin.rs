@@ -44,6 +44,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/orgs/{org}/limits", get(get_limits).patch(patch_limits))
         .route("/orgs/{org}/limits/exhaust-daily", post(exhaust_daily))
         .route("/orgs/{org}/usage", get(get_usage))
+        .route("/orgs/{org}/channels", get(get_channels))
+        .route(
+            "/orgs/{org}/channels/{id}",
+            axum::routing::delete(delete_channel),
+        )
+        .route("/orgs/{org}/channels/{id}/expire", post(expire_channel))
         .route("/orgs/{org}/gate", post(post_gate))
 }
 
@@ -716,4 +722,45 @@ async fn post_gate(
     let gate: Gate = parse_body(&body)?;
     org.gate.send_replace(gate.closed);
     Ok(Json(json!({ "closed": gate.closed })))
+}
+
+/// The org's notification channels as stored (tokens included: a test tool).
+async fn get_channels(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let org = org_or_404(&state, &org)?;
+    let channels = org.channels.lock().clone();
+    Ok(Json(json!({ "channels": channels })))
+}
+
+/// Deletes a channel as if Zoho dropped it: the subscriber is not told.
+async fn delete_channel(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let org = org_or_404(&state, &org)?;
+    let mut channels = org.channels.lock();
+    let before = channels.len();
+    channels.retain(|c| c.channel_id != id);
+    if channels.len() == before {
+        return Err(AdminError::not_found(format!("id: no channel {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends a channel now (sandbox clock), as its expiry would.
+async fn expire_channel(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    let org = org_or_404(&state, &org)?;
+    let now = state.clock.now();
+    let mut channels = org.channels.lock();
+    let channel = channels
+        .iter_mut()
+        .find(|c| c.channel_id == id)
+        .ok_or_else(|| AdminError::not_found(format!("id: no channel {id}")))?;
+    channel.channel_expiry = now;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -33,6 +33,8 @@ pub(crate) enum Need {
     Org,
     /// `ZohoCRM.coql.read` (the module's read scope is checked once the query names it).
     Coql,
+    /// `ZohoCRM.notifications.ALL` (the Notification API, `actions/watch`).
+    Notifications,
 }
 
 pub(crate) fn scope_allows(scope: &str, need: Need) -> bool {
@@ -58,6 +60,7 @@ pub(crate) fn scope_allows(scope: &str, need: Need) -> bool {
         Need::Users => any(&["zohocrm.users.all".into(), "zohocrm.users.read".into()]),
         Need::Org => any(&["zohocrm.org.all".into(), "zohocrm.org.read".into()]),
         Need::Coql => any(&["zohocrm.coql.read".into()]),
+        Need::Notifications => any(&["zohocrm.notifications.all".into()]),
     }
 }
 

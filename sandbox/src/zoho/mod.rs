@@ -17,6 +17,7 @@ mod oauth;
 mod org;
 mod organization;
 mod read;
+pub mod watch;
 mod write;
 
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ pub(crate) use org::Org;
 
 /// Scope a grant code carries when none is asked for.
 pub const DEFAULT_SCOPE: &str =
-    "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ";
+    "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ,ZohoCRM.notifications.ALL";
 
 /// All Zoho orgs, OAuth clients, grant codes and tokens.
 #[derive(Debug)]
@@ -194,6 +195,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/crm/v8/org", get(organization::get))
         .route("/api/crm/v8/coql", post(coql::query))
         .route("/api/crm/v8/settings/fields", get(read::fields))
+        .route(
+            "/api/crm/v8/actions/watch",
+            post(watch::subscribe)
+                .put(watch::subscribe)
+                .patch(watch::update)
+                .get(watch::list)
+                .delete(watch::unsubscribe),
+        )
         .route(
             "/api/crm/v8/{module}",
             get(read::list)

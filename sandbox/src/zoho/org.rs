@@ -125,6 +125,9 @@ pub(crate) struct Org {
     pub clients: Mutex<Vec<String>>,
     /// When the org was created (Unix seconds, sandbox clock).
     pub created: i64,
+    /// Notification channels (`actions/watch`), expired ones included until
+    /// the next write drops them.
+    pub channels: Mutex<Vec<super::watch::Channel>>,
 }
 
 impl Org {
@@ -146,6 +149,7 @@ impl Org {
             heavy_in_flight: AtomicUsize::new(0),
             gate: tokio::sync::watch::Sender::new(false),
             clients: Mutex::new(Vec::new()),
+            channels: Mutex::new(Vec::new()),
         }
     }
 }
@@ -242,6 +246,9 @@ pub(crate) struct Store {
     /// Normalised (trimmed, lower-case) `Email` -> (Created_Time, id).
     pub by_email: HashMap<String, BTreeSet<(i64, u64)>>,
     pub deleted: Vec<Deleted>,
+    /// Records changed since the notifier last looked (`insert`, `update`,
+    /// `delete`), for the Notification API.
+    pub changes: Vec<(u64, &'static str)>,
 }
 
 pub(crate) fn norm_email(s: &str) -> String {
@@ -250,6 +257,7 @@ pub(crate) fn norm_email(s: &str) -> String {
 
 impl Store {
     pub(crate) fn insert(&mut self, record: Record) {
+        self.changes.push((record.id, "insert"));
         self.index(&record);
         self.records.insert(record.id, record);
     }
@@ -291,6 +299,7 @@ impl Store {
     /// Changes a record, keeping the indexes right.
     pub(crate) fn modify<T>(&mut self, id: u64, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
         let mut record = self.records.remove(&id)?;
+        self.changes.push((id, "update"));
         self.unindex(&record);
         let out = f(&mut record);
         self.index(&record);
@@ -300,6 +309,7 @@ impl Store {
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<Record> {
         let record = self.records.remove(&id)?;
+        self.changes.push((id, "delete"));
         self.unindex(&record);
         Some(record)
     }

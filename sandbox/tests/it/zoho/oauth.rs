@@ -28,7 +28,7 @@ async fn grant_code_exchange_returns_tokens_and_the_api_domain() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(
         body["scope"],
-        "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ"
+        "ZohoCRM.settings.fields.all,ZohoCRM.modules.all,ZohoCRM.users.READ,ZohoCRM.notifications.ALL"
     );
 }
 

@@ -196,6 +196,10 @@ impl CrmKit for Kit {
         ))
     }
 
+    fn notifications(&self) -> Option<&'static dyn crate::crm::realtime::Notifications> {
+        Some(&super::realtime::ZohoNotifications)
+    }
+
     fn refused_credentials(&self) -> String {
         format!(
             "Zoho refused the connector's grant: the refresh token was revoked, the self-client deleted or its secret changed, or the grant lacks a scope. Make a new grant code in the Zoho API console (Self Client > Generate Code, scope {SCOPE}) and update the connector with it"

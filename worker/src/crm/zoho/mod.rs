@@ -19,6 +19,7 @@
 //!   An upsert batch is safe to re-send: upsert by Email does not duplicate.
 
 pub mod kit;
+pub mod realtime;
 mod wire;
 
 use std::sync::Arc;
@@ -432,8 +433,14 @@ impl ZohoClient {
                     stale = Some(token);
                 }
                 StatusCode::UNAUTHORIZED if code == "OAUTH_SCOPE_MISMATCH" => {
+                    // The Notification API needs a scope of its own.
+                    let extra = if path.starts_with("/actions/watch") {
+                        format!(",{}", realtime::NOTIFICATIONS_SCOPE)
+                    } else {
+                        String::new()
+                    };
                     return Err(CrmError::Unauthorized(format!(
-                        "the Zoho grant lacks a scope this needs ({path}): make a new grant code with scope {SCOPE}"
+                        "the Zoho grant lacks a scope this needs ({path}): make a new grant code with scope {SCOPE}{extra}"
                     )));
                 }
                 StatusCode::UNAUTHORIZED => {
@@ -817,6 +824,10 @@ impl CrmClient for ZohoClient {
         ConnectorKind::ZohoCrm
     }
 
+    fn subscriptions(&self) -> Option<&dyn crate::crm::realtime::Subscriptions> {
+        Some(self)
+    }
+
     async fn check(&self, expect: &crate::crm::Expectations) -> Result<ConnectionCheck, CrmError> {
         let fail = |message: String| Ok(ConnectionCheck { ok: false, message });
         // Leads hold the mappings' fields, so they must be readable even when only
@@ -872,10 +883,11 @@ impl CrmClient for ZohoClient {
             .map(|m| module_name(*m))
             .collect::<Vec<_>>()
             .join(" and ");
-        Ok(ConnectionCheck {
-            ok: true,
-            message: format!("connected to Zoho CRM: {readable} are readable"),
-        })
+        let mut message = format!("connected to Zoho CRM: {readable} are readable");
+        if let Some(problem) = self.notifications_scope_problem().await {
+            message = format!("{message}; {problem}");
+        }
+        Ok(ConnectionCheck { ok: true, message })
     }
 
     async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError> {
