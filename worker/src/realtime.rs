@@ -327,8 +327,8 @@ impl Realtime {
         now: DateTime<Utc>,
     ) -> Result<realtime_subscription::Model, DbErr> {
         let id = crmsync_entity::new_id();
-        // 48 hex digits (192 bits): within the longest token a CRM takes
-        // (Zoho's is 50 characters).
+        // 48 hex digits (192 bits): short enough for the shortest secret a
+        // CRM takes (50 characters, see the kits' notifications).
         let secret = SecretString::from(random_hex(24));
         let sealed = self
             .credentials_key
