@@ -105,7 +105,7 @@ impl Ids {
 }
 
 /// A timed query: its name, its document, its variables for request `i`.
-type Case = (&'static str, &'static str, Box<dyn Fn(usize) -> Value>);
+type Case<'a> = (&'static str, &'static str, Box<dyn Fn(usize) -> Value + 'a>);
 
 /// SQL statements the API ran while `capture` is on.
 #[derive(Default)]
@@ -210,7 +210,7 @@ async fn main() {
     };
     let rare = format!("person{}@", args.contacts / 2 + 1);
 
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "contacts(first: 50, archived: true)",
             "query { contacts(first: 50, archived: true) { edges { node { id email lastName } } pageInfo { endCursor hasNextPage } } }",
