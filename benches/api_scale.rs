@@ -104,6 +104,9 @@ impl Ids {
     }
 }
 
+/// A timed query: its name, its document, its variables for request `i`.
+type Case<'a> = (&'static str, &'static str, Box<dyn Fn(usize) -> Value + 'a>);
+
 /// SQL statements the API ran while `capture` is on.
 #[derive(Default)]
 struct Captured {
@@ -207,7 +210,7 @@ async fn main() {
     };
     let rare = format!("person{}@", args.contacts / 2 + 1);
 
-    let cases: Vec<(&str, &'static str, Box<dyn Fn(usize) -> Value>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "contacts(first: 50, archived: true)",
             "query { contacts(first: 50, archived: true) { edges { node { id email lastName } } pageInfo { endCursor hasNextPage } } }",
@@ -223,7 +226,6 @@ async fn main() {
             "query($id: ID!, $after: String) { syncRun(id: $id) { items(first: 50, after: $after) { edges { node { id outcome email reasonCode } } pageInfo { endCursor hasNextPage } } } }",
             Box::new({
                 let latest = latest.clone();
-                let deep = deep.clone();
                 move |i| json!({ "id": latest, "after": deep(i) })
             }),
         ),

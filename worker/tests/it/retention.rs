@@ -549,7 +549,7 @@ async fn one_process_prunes_at_a_time() {
     let b = tokio::spawn(pruner("b").run(shutdown(stopped.clone())));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while items_of(&app, &old).await.len() > 0 {
+    while !items_of(&app, &old).await.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the old items are pruned"
