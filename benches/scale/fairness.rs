@@ -252,6 +252,23 @@ pub(crate) async fn main(latency_ms: u64, concurrency: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Every small connector's schedule has fired once (its contacts exported).
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(DISTINCT connector_id) AS n FROM sync_runs WHERE trigger = 'SCHEDULE' AND status = 'SUCCEEDED'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        if n as usize >= small.len() || settle.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // The small scheduled runs' first wait for a slot, while the large runs went.
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(

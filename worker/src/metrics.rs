@@ -277,9 +277,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Observes a run's wait in the queue, once a worker has marked it RUNNING.
+    /// Observes a run's wait in the queue, once a worker has marked it RUNNING
+    /// (for a run handed back, its wait since it was queued again).
     pub fn run_started(&self, run: &sync_run::Model) {
         if let Some(started) = run.started_at {
+            // A run handed back waited again from when it was queued again.
+            let started = if run.slices > 1 {
+                chrono::Utc::now()
+            } else {
+                started
+            };
             let wait = (started - run.queued_at).num_milliseconds().max(0) as f64 / 1000.0;
             self.inner.queue_wait.observe(wait);
         }
