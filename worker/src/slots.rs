@@ -41,12 +41,14 @@ const LOOK_AHEAD: u64 = 500;
 /// just queued is normally taken by a free slot elsewhere within a poll.
 const MAX_GRACE: Duration = Duration::from_secs(2);
 
-/// The two kinds of slots: FORM runs have their own.
+/// The two kinds of slots: runs of a few named records have their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
-    /// Every run but FORM runs.
+    /// Every run but FORM and CRM_EVENT runs.
     Main,
-    /// FORM runs (one contact or a few): they never wait behind large runs.
+    /// FORM runs (one contact or a few) and CRM_EVENT runs (the records a
+    /// CRM notified): they never wait behind large runs, and keep their
+    /// slot to their end.
     Form,
 }
 
@@ -54,7 +56,7 @@ impl Lane {
     /// The lane a run of `trigger` waits in.
     pub fn of(trigger: SyncTrigger) -> Self {
         match trigger {
-            SyncTrigger::Form => Self::Form,
+            SyncTrigger::Form | SyncTrigger::CrmEvent => Self::Form,
             _ => Self::Main,
         }
     }

@@ -769,7 +769,7 @@ impl Connector {
     /// While the connector's run is QUEUED: its place among the runs waiting
     /// for a worker slot (1: it takes the next slot that frees), in the order
     /// slots are handed out (the tenant served longest ago first, then the
-    /// run queued first; FORM runs wait in a lane of their own). Null when no
+    /// run queued first; FORM and CRM_EVENT runs wait in a lane of their own). Null when no
     /// run of the connector is queued.
     async fn queue_position(&self, ctx: &Context<'_>) -> GqlResult<Option<i32>> {
         let tenant = crmsync_entity::TenantId::new(self.0.tenant_id.clone());

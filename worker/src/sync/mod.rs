@@ -266,12 +266,13 @@ impl Run<'_> {
 
     /// True for runs that give their slot back when their slice is over:
     /// those that go on from checkpoints (not a dry run, a run of some
-    /// records only, or a FORM run, which keep their slot to their end).
+    /// records only, or a run of the FORM lane, which keep their slot to
+    /// their end).
     fn sliced(&self) -> bool {
         self.ctx.options.slots.slice.is_some()
             && !self.dry()
             && self.saves_checkpoints()
-            && self.run.trigger != SyncTrigger::Form
+            && !crate::slots::Lane::of(self.run.trigger).is_form()
     }
 
     /// True when the slice is over and another run waits for the slot.
