@@ -55,9 +55,10 @@ pub enum Lane {
 impl Lane {
     /// The lane a run of `trigger` waits in.
     pub fn of(trigger: SyncTrigger) -> Self {
-        match trigger {
-            SyncTrigger::Form | SyncTrigger::CrmEvent => Self::Form,
-            _ => Self::Main,
+        if sync_run::FORM_LANE.contains(&trigger) {
+            Self::Form
+        } else {
+            Self::Main
         }
     }
 
@@ -171,7 +172,6 @@ pub(crate) async fn waiting_of(
     lane: Lane,
 ) -> Result<Option<sync_run::Model>, DbErr> {
     let now = Utc::now();
-    let trigger = sync_run::Column::Trigger;
     sync_run::Entity::for_tenant(tenant)
         .filter(sync_run::Column::Status.is_in([SyncRunStatus::Queued, SyncRunStatus::Running]))
         .filter(sync_run::Column::CancelRequested.eq(false))
@@ -180,11 +180,7 @@ pub(crate) async fn waiting_of(
                 .is_null()
                 .or(sync_run::Column::LeaseExpiresAt.lt(now)),
         )
-        .filter(if lane.is_form() {
-            trigger.eq(SyncTrigger::Form)
-        } else {
-            trigger.ne(SyncTrigger::Form)
-        })
+        .filter(sync_run::in_lane(lane.is_form()))
         .order_by_asc(sync_run::Column::QueuedAt)
         .one(db)
         .await

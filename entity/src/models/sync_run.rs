@@ -171,13 +171,17 @@ pub async fn count_by_status(
         .collect())
 }
 
-/// Which runs a slot lane carries: FORM runs have a lane of their own, so
-/// that a form submission never waits behind large runs.
-fn in_lane(form_lane: bool) -> sea_orm::sea_query::SimpleExpr {
+/// The triggers of the runs the FORM slot lane carries: runs of a few named
+/// records (form submissions, records a CRM notified), which never wait
+/// behind large runs. Every other run is in the main lane.
+pub const FORM_LANE: [SyncTrigger; 2] = [SyncTrigger::Form, SyncTrigger::CrmEvent];
+
+/// Which runs a slot lane carries (see [`FORM_LANE`]).
+pub fn in_lane(form_lane: bool) -> sea_orm::sea_query::SimpleExpr {
     if form_lane {
-        Column::Trigger.eq(SyncTrigger::Form)
+        Column::Trigger.is_in(FORM_LANE)
     } else {
-        Column::Trigger.ne(SyncTrigger::Form)
+        Column::Trigger.is_not_in(FORM_LANE)
     }
 }
 
