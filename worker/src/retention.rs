@@ -27,6 +27,7 @@ use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
 };
 
 use crate::scheduler::{hold, release};
@@ -454,34 +455,21 @@ async fn prune_deliveries(
     batch: u64,
     done: &mut Pruned,
 ) -> Result<(), DbErr> {
-    loop {
-        let ids: Vec<String> = delivery::Entity::for_tenant(tenant)
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::CreatedAt.lt(cutoff))
-            .filter(
-                delivery::Column::Status.is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
-            )
-            .limit(batch)
-            .into_tuple()
-            .all(db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let n = ids.len() as u64;
-        let deleted = delivery::Entity::delete_many()
-            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
-            .filter(delivery::Column::Id.is_in(ids))
-            .exec(db)
-            .await?;
-        done.deliveries += deleted.rows_affected;
-        done.statements += 1;
-        if n < batch {
-            return Ok(());
-        }
-        tokio::task::yield_now().await;
-    }
+    let finished = delivery::Entity::for_tenant(tenant)
+        .filter(delivery::Column::CreatedAt.lt(cutoff))
+        .filter(
+            delivery::Column::Status.is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
+        );
+    done.deliveries += delete_in_batches(
+        db,
+        tenant,
+        finished,
+        (delivery::Column::Id, delivery::Column::TenantId),
+        batch,
+        &mut done.statements,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes audit entries and consent events from before `cutoff`, a batch at
@@ -493,31 +481,16 @@ async fn prune_audit(
     batch: u64,
     done: &mut Pruned,
 ) -> Result<(), DbErr> {
-    loop {
-        let ids: Vec<String> = audit_log::Entity::for_tenant(tenant)
-            .select_only()
-            .column(audit_log::Column::Id)
-            .filter(audit_log::Column::At.lt(cutoff))
-            .limit(batch)
-            .into_tuple()
-            .all(db)
-            .await?;
-        if ids.is_empty() {
-            break;
-        }
-        let n = ids.len() as u64;
-        let deleted = audit_log::Entity::delete_many()
-            .filter(audit_log::Column::TenantId.eq(tenant.as_str()))
-            .filter(audit_log::Column::Id.is_in(ids))
-            .exec(db)
-            .await?;
-        done.audit_entries += deleted.rows_affected;
-        done.statements += 1;
-        if n < batch {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let old = audit_log::Entity::for_tenant(tenant).filter(audit_log::Column::At.lt(cutoff));
+    done.audit_entries += delete_in_batches(
+        db,
+        tenant,
+        old,
+        (audit_log::Column::Id, audit_log::Column::TenantId),
+        batch,
+        &mut done.statements,
+    )
+    .await?;
     // A newer event of the same contact: this one is not its latest.
     let newer = Alias::new("newer");
     let superseded = Query::select()
@@ -545,30 +518,61 @@ async fn prune_audit(
                     ))))),
         )
         .to_owned();
+    let superseded_old = consent_event::Entity::for_tenant(tenant)
+        .filter(consent_event::Column::At.lt(cutoff))
+        .filter(Expr::exists(superseded));
+    done.consent_events += delete_in_batches(
+        db,
+        tenant,
+        superseded_old,
+        (consent_event::Column::Id, consent_event::Column::TenantId),
+        batch,
+        &mut done.statements,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the rows `find` selects, a batch at a time: at most `batch` ids
+/// read, then deleted by id (and tenant) in a statement of their own, until
+/// a read finds less than a batch. Counts its statements in `statements`;
+/// returns the rows deleted.
+async fn delete_in_batches<E>(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    find: Select<E>,
+    (id, tenant_id): (E::Column, E::Column),
+    batch: u64,
+    statements: &mut u64,
+) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+{
+    let mut deleted = 0;
     loop {
-        let ids: Vec<String> = consent_event::Entity::for_tenant(tenant)
+        let ids: Vec<String> = find
+            .clone()
             .select_only()
-            .column(consent_event::Column::Id)
-            .filter(consent_event::Column::At.lt(cutoff))
-            .filter(Expr::exists(superseded.clone()))
+            .column(id)
             .limit(batch)
             .into_tuple()
             .all(db)
             .await?;
         if ids.is_empty() {
-            return Ok(());
+            return Ok(deleted);
         }
         let n = ids.len() as u64;
-        let deleted = consent_event::Entity::delete_many()
-            .filter(consent_event::Column::TenantId.eq(tenant.as_str()))
-            .filter(consent_event::Column::Id.is_in(ids))
+        deleted += E::delete_many()
+            .filter(tenant_id.eq(tenant.as_str()))
+            .filter(id.is_in(ids))
             .exec(db)
-            .await?;
-        done.consent_events += deleted.rows_affected;
-        done.statements += 1;
+            .await?
+            .rows_affected;
+        *statements += 1;
         if n < batch {
-            return Ok(());
+            return Ok(deleted);
         }
+        // Let a running sync's page in between two batches.
         tokio::task::yield_now().await;
     }
 }
