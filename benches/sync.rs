@@ -389,6 +389,19 @@ impl Platform {
         }
     }
 
+    /// The last rows of every table (peak memory, the calls by endpoint);
+    /// then the database goes, and the run must have succeeded.
+    async fn end(self, counts: &Requests, status: SyncRunStatus) {
+        println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
+        counts.print_table();
+        self.remove().await;
+        assert_eq!(
+            status,
+            SyncRunStatus::Succeeded,
+            "the benchmark run must succeed"
+        );
+    }
+
     /// Drops a PostgreSQL database (a SQLite one goes with its directory).
     async fn remove(self) {
         if !self.database.is_postgres() {
@@ -691,15 +704,7 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| 429 replies | {throttled} ({:.2} %) |",
         100.0 * throttled as f64 / total.max(1) as f64
     );
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
 
 /// One FULL sync against the sandbox Zoho with one side empty: N platform
@@ -927,15 +932,7 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| CPU time during the run: crmsync / sandbox | {:.2} s / {:.2} s |",
         cpu.0, cpu.1
     );
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
 
 /// Samples of the Zoho org's calls in flight (the sandbox counts a call from
@@ -1067,15 +1064,7 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| 429 replies | {throttled} ({:.2} %) |",
         100.0 * throttled as f64 / total.max(1) as f64
     );
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
 
 /// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
@@ -1148,15 +1137,7 @@ async fn salesforce(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     );
     println!("| CRM calls | {} |", counts.total);
     println!("| API usage of the org (Sforce-Limit-Info) | {usage} |");
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
 
 /// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
@@ -1245,15 +1226,7 @@ async fn zendesk_sell(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| 429 replies | {throttled} ({:.2} %) |",
         100.0 * throttled as f64 / total.max(1) as f64
     );
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
 
 /// N platform contacts and N leads (disjoint e-mails), both legs, on a fresh
@@ -1334,13 +1307,5 @@ async fn sap_c4c(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         "| 429 replies | {throttled} ({:.2} %) |",
         100.0 * throttled as f64 / total.max(1) as f64
     );
-    println!("| peak RSS of crmsync | {:.0} MiB |", peak_rss_mib());
-    counts.print_table();
-    let status = last.status;
-    platform.remove().await;
-    assert_eq!(
-        status,
-        SyncRunStatus::Succeeded,
-        "the benchmark run must succeed"
-    );
+    platform.end(&counts, last.status).await;
 }
