@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::App;
+use crate::support::{App, eventually};
 
 const PUBLIC_URL: &str = "https://app.platform.test";
 
@@ -197,25 +197,6 @@ fn address(text: &str) -> String {
     let start = text.find('<').map_or(0, |i| i + 1);
     let end = text.find('>').unwrap_or(text.len());
     text[start..end].to_owned()
-}
-
-/// Polls `check` every 50 ms until it gives a value, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn deliveries(db: &DatabaseConnection, tenant: &TenantId) -> Vec<delivery::Model> {

@@ -19,7 +19,7 @@ use crmsync_worker::retention::{self, KEPT_REJECTED, PruneSettings, Pruned, Rete
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use serde_json::json;
 
-use crate::support::App;
+use crate::support::{App, eventually};
 
 fn days_ago(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
     now - chrono::Duration::days(days)
@@ -548,14 +548,10 @@ async fn one_process_prunes_at_a_time() {
     let a = tokio::spawn(pruner("a").run(shutdown(stopped.clone())));
     let b = tokio::spawn(pruner("b").run(shutdown(stopped.clone())));
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !items_of(&app, &old).await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the old items are pruned"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(20, "the old items are pruned", || async {
+        items_of(&app, &old).await.is_empty().then_some(())
+    })
+    .await;
     let holder = retention::pruner_holder(&app.db.db).await.unwrap();
     assert!(matches!(holder.as_deref(), Some("a" | "b")), "{holder:?}");
     stop.send(true).unwrap();

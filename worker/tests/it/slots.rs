@@ -25,7 +25,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::support::{App, Crm, insert_connector, insert_tenant, primary_email};
+use crate::support::{App, Crm, eventually, insert_connector, insert_tenant, primary_email};
 
 const SLICE: Duration = Duration::from_millis(1);
 
@@ -133,21 +133,14 @@ async fn held_elsewhere(app: &App, run: &sync_run::Model, ms: i64) -> sync_run::
 
 /// Waits until every run named is final; returns them as stored.
 async fn all_final(app: &App, runs: &[&sync_run::Model]) -> Vec<sync_run::Model> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    eventually(120, "every run ends", || async {
         let mut rows = Vec::new();
         for run in runs {
             rows.push(row(app, run).await);
         }
-        if rows.iter().all(|r| r.status.is_final()) {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "runs did not end: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        rows.iter().all(|r| r.status.is_final()).then_some(rows)
+    })
+    .await
 }
 
 /// Every e-mail the CRM holds, once each: returns how many.
@@ -431,14 +424,10 @@ async fn a_form_run_passes_a_full_main_lane(settings: QueueSettings) {
         let _ = stopped.await;
     }));
     // The token has left the queue: the main lane's one slot holds it.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while queue.pending_jobs().await.unwrap() != Some(0) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the token was not taken"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(30, "the token is taken", || async {
+        (queue.pending_jobs().await.unwrap() == Some(0)).then_some(())
+    })
+    .await;
     add_contacts(&app, &f.tenant, "form", 1).await;
     let contact = contact::Entity::for_tenant(&f.tenant)
         .one(&app.db.db)

@@ -395,6 +395,25 @@ impl Zoho {
 
 pub use app::{App, PLATFORM_URL, insert_connector, insert_tenant};
 
+/// Polls `check` every 50 ms until it gives a value, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 mod app {
     use std::sync::Arc;
     use std::time::Duration;
