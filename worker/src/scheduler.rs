@@ -24,7 +24,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use crate::events::EventBus;
-use crate::jobs::JobQueue;
+use crate::jobs::{JobQueue, SyncJob};
 use crate::runs::{self, RunError};
 use crate::settings::{ConnectorSettings, Schedule};
 
@@ -68,6 +68,7 @@ impl Scheduler {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leading = false;
+        let mut stranded = crate::slots::Stranded::default();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -93,11 +94,31 @@ impl Scheduler {
             if let Err(e) = tick(&self.db, &self.queue, self.bus.as_ref(), Utc::now()).await {
                 tracing::warn!(error = %e, "scheduler: tick failed");
             }
+            if let Err(e) = restart_stranded(&self.db, &self.queue, &mut stranded).await {
+                tracing::warn!(error = %e, "scheduler: cannot look for stranded runs");
+            }
         }
         if leading && let Err(e) = release(&self.db, LEASE, &self.holder).await {
             tracing::warn!(error = %e, "scheduler: cannot release the scheduler lease");
         }
     }
+}
+
+/// Gives each run no token may reach a token of its own
+/// ([`crate::slots::Stranded`]).
+pub async fn restart_stranded(
+    db: &DatabaseConnection,
+    queue: &JobQueue,
+    stranded: &mut crate::slots::Stranded,
+) -> Result<(), DbErr> {
+    for (lane, run) in stranded.sweep(db, Utc::now()).await? {
+        tracing::info!(run = %run.id, "a waiting run had no token on the queue: one is given");
+        queue
+            .enqueue_in(lane, &SyncJob::of(&run), &crate::jobs::new_task_id())
+            .await
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Takes or renews the process lease `name` for `holder`; true when held.

@@ -20,7 +20,10 @@
 //! **Invariant:** a run waiting for a slot has a token on the queue, or its
 //! tenant has a run holding a slot that hands one on when its slice ends
 //! ([`crate::worker`]). A token that finds nothing to take ends; surplus
-//! tokens are harmless.
+//! tokens are harmless. Where the chain breaks (a worker dies holding a run
+//! that took another run's token, so the token that comes back names a run
+//! it does not wait for; or a job is lost with a Redis queue), the
+//! scheduling process gives the stranded run a token ([`Stranded`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +43,13 @@ const LOOK_AHEAD: u64 = 500;
 /// How long a run must have waited before a slice is ended for it: a run
 /// just queued is normally taken by a free slot elsewhere within a poll.
 const MAX_GRACE: Duration = Duration::from_secs(2);
+/// How long after its lease lapsed a run nobody holds gets a token of its
+/// own: the dead worker's job normally comes back with the lapse.
+const LAPSED_GRACE: Duration = Duration::from_secs(5);
+/// How long a QUEUED run waits, its tenant holding no slot of its lane,
+/// before it gets another token (its own may be lost); also how often a
+/// stranded run gets one.
+const LOST_AFTER: Duration = Duration::from_secs(300);
 
 /// The two kinds of slots: runs of a few named records have their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +139,56 @@ async fn in_order(
     // Stable: runs of one tenant stay oldest first.
     ordered.sort_by_key(|(run, capped)| (*capped, last.get(&run.tenant_id).copied()));
     Ok(ordered)
+}
+
+/// Runs no token may reach, found by the scheduling process every tick
+/// (one process at a time): a run waiting for a slot whose tenant holds no
+/// slot of its lane (so no hand-on comes for it), and whose lease lapsed
+/// [`LAPSED_GRACE`] ago (its worker died) or which has waited
+/// [`LOST_AFTER`]. Each gets a token at most once per [`LOST_AFTER`].
+#[derive(Debug, Default)]
+pub struct Stranded {
+    /// When each stranded run was last given a token.
+    tokened: HashMap<String, chrono::DateTime<Utc>>,
+}
+
+impl Stranded {
+    /// The runs to give a token now, with their lane.
+    pub async fn sweep(
+        &mut self,
+        db: &impl ConnectionTrait,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<(Lane, sync_run::Model)>, DbErr> {
+        let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
+        let mut due = Vec::new();
+        let mut stranded = HashMap::new();
+        for lane in [Lane::Main, Lane::Form] {
+            let waiting = sync_run::waiting_for_slot(db, lane.is_form(), now, LOOK_AHEAD).await?;
+            let mut tenants: Vec<String> = waiting.iter().map(|r| r.tenant_id.clone()).collect();
+            tenants.sort();
+            tenants.dedup();
+            let holding = sync_run::holding_slots(db, &tenants, lane.is_form(), now).await?;
+            for run in waiting {
+                let lapsed = run.lease_holder.is_some()
+                    && run.lease_expires_at.is_some_and(|t| t < ago(LAPSED_GRACE));
+                let long = run.queued_at < ago(LOST_AFTER);
+                if holding.contains_key(&run.tenant_id) || !(lapsed || long) {
+                    continue;
+                }
+                let last = self.tokened.get(&run.id).copied();
+                let at = match last {
+                    Some(at) if at >= ago(LOST_AFTER) => at,
+                    _ => {
+                        due.push((lane, run.clone()));
+                        now
+                    }
+                };
+                stranded.insert(run.id, at);
+            }
+        }
+        self.tokened = stranded;
+        Ok(due)
+    }
 }
 
 /// The runs a free slot of `lane` may take, fairest first: their tenant is

@@ -477,3 +477,63 @@ async fn a_form_run_passes_a_full_main_lane_on_the_redis_queue() {
     };
     a_form_run_passes_a_full_main_lane(settings).await;
 }
+
+/// A worker died holding a run that had taken another run's token: the
+/// token that comes back names the other run, and nothing hands one on for
+/// the tenant. The scheduling process gives the lapsed run a token once, and
+/// a QUEUED run that waited five minutes with no slot held (its job lost)
+/// one too; a run whose tenant holds a slot waits for the hand-on.
+#[tokio::test]
+async fn a_run_no_token_reaches_gets_one_from_the_scheduling_process() {
+    let app = App::start(0).await;
+    let lost = other(&app, None).await;
+    let holding = other(&app, None).await;
+    let holding2 = other(&app, Some(&holding.tenant)).await;
+    // The dead worker's run: its lease lapsed ten seconds ago.
+    let dead = app.queued_run(SyncMode::Incremental, None).await;
+    let dead = held_elsewhere(&app, &dead, -10_000).await;
+    // A run queued six minutes ago whose token is gone.
+    let mut old = sync_run::ActiveModel::from(queued(&app, &lost, SyncTrigger::Manual).await);
+    old.queued_at = Set(Utc::now() - chrono::Duration::minutes(6));
+    let old = old.update(&app.db.db).await.unwrap();
+    // A tenant whose other run holds a slot: its waiting run is not stranded.
+    held_elsewhere(
+        &app,
+        &queued(&app, &holding, SyncTrigger::Manual).await,
+        600_000,
+    )
+    .await;
+    let mut waits = sync_run::ActiveModel::from(queued(&app, &holding2, SyncTrigger::Manual).await);
+    waits.queued_at = Set(Utc::now() - chrono::Duration::minutes(6));
+    waits.update(&app.db.db).await.unwrap();
+    let mut stranded = slots::Stranded::default();
+
+    let due = stranded.sweep(&app.db.db, Utc::now()).await.unwrap();
+
+    assert!(due.iter().all(|(lane, _)| *lane == Lane::Main));
+    let mut ids: Vec<_> = due.iter().map(|(_, run)| run.id.clone()).collect();
+    ids.sort();
+    let mut want = vec![dead.id.clone(), old.id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(
+        stranded
+            .sweep(&app.db.db, Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "one token each, not one a tick"
+    );
+
+    // The token taken runs the dead worker's run to its end.
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    take_slot(&app.ctx, &queue, Lane::Main, &SyncJob::of(&dead))
+        .await
+        .unwrap();
+    let taken = row(&app, &dead).await;
+    let taken_old = row(&app, &old).await;
+    assert!(
+        taken.status == SyncRunStatus::Succeeded || taken_old.status == SyncRunStatus::Succeeded,
+        "a stranded run was taken: {taken:?} {taken_old:?}"
+    );
+}
