@@ -28,6 +28,8 @@ const DISCRETE_LIMIT: usize = 2000;
 /// Most records reachable with page tokens.
 const TOKEN_LIMIT: usize = 100_000;
 const TOKEN_TTL_SECS: i64 = 86_400;
+/// Most ids one listing may name (`ids=`).
+const MAX_IDS: usize = 100;
 
 /// The API's own top-level resources: a path under one of them that no route serves
 /// is not an API at all, so it must not be answered as an unknown module.
@@ -258,6 +260,37 @@ fn keys<'a>(
     }
 }
 
+/// `ids=a,b,...`: the records a listing is limited to (at most [`MAX_IDS`];
+/// an id no record has matches nothing), distinct.
+fn ids_param(q: &Params) -> Result<Option<Vec<u64>>, Reject> {
+    let Some(raw) = q.get("ids") else {
+        return Ok(None);
+    };
+    let ids: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err(invalid(
+            "ids must name at least one record id",
+            json!({ "param": "ids" }),
+        ));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(error(
+            400,
+            "LIMIT_EXCEEDED",
+            &format!("at most {MAX_IDS} ids can be given, got {}", ids.len()),
+            json!({ "param": "ids", "limit": MAX_IDS }),
+        ));
+    }
+    let mut ids: Vec<u64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Some(ids))
+}
+
 /// What a page token carries: the parameters it is bound to and where to resume.
 #[derive(Debug, Serialize, Deserialize)]
 struct PageToken {
@@ -321,18 +354,20 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
         }
     };
     let converted = converted_param(q)?;
+    let ids = ids_param(q)?;
     let ims = if_modified_since(headers)?;
     let data = call.org.data.lock();
     let only = field_list(q, &data, m, true)?.unwrap_or_default();
     let sig = format!(
-        "{}|{}|{}|{}|{:?}|{}|{:?}",
+        "{}|{}|{}|{}|{:?}|{}|{:?}|{:?}",
         m.name(),
         only.join(","),
         sort_by.name(),
         asc,
         converted,
         per_page,
-        ims
+        ims,
+        ids
     );
 
     // Where to start: after a page token's key, or after skipping whole pages.
@@ -355,7 +390,7 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
             if t.sig != sig {
                 return Err(page_token_error(
                     "parameters_changed",
-                    "the page_token was issued for other parameters; keep fields, per_page, sort_by, sort_order, converted and If-Modified-Since the same",
+                    "the page_token was issued for other parameters; keep fields, per_page, sort_by, sort_order, converted, ids and If-Modified-Since the same",
                 ));
             }
             let id = t
@@ -381,9 +416,24 @@ async fn list_inner(state: &AppState, module: &str, q: &Params, headers: &Header
     };
 
     let store = data.store(m);
-    let mut matching = keys(store, sort_by, asc, after)
-        .filter_map(|(_, id)| store.records.get(&id))
-        .filter(|r| shows(m, converted, r) && ims.is_none_or(|t| r.modified > t));
+    let listed: Box<dyn Iterator<Item = &Record>> = match &ids {
+        None => {
+            Box::new(keys(store, sort_by, asc, after).filter_map(|(_, id)| store.records.get(&id)))
+        }
+        // The records named, in the listing's order, after the token's key.
+        Some(ids) => {
+            let mut named: Vec<&Record> =
+                ids.iter().filter_map(|id| store.records.get(id)).collect();
+            named.sort_by_key(|r| sort_by.key(r));
+            if !asc {
+                named.reverse();
+            }
+            named.retain(|r| after.is_none_or(|k| (sort_by.key(r) > k) == asc));
+            Box::new(named.into_iter())
+        }
+    };
+    let mut matching =
+        listed.filter(|r| shows(m, converted, r) && ims.is_none_or(|t| r.modified > t));
     let mut page_records: Vec<&Record> = matching.by_ref().skip(skip).take(per_page).collect();
     let more = matching.next().is_some();
     if page_records.is_empty() {

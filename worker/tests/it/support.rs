@@ -341,7 +341,7 @@ impl Zoho {
     }
 
     /// Zoho requests the sandbox counted, of the rows `keep` keeps.
-    async fn count_requests(&self, keep: impl Fn(&Value) -> bool) -> u64 {
+    pub async fn count_requests(&self, keep: impl Fn(&Value) -> bool) -> u64 {
         let reply = self
             .admin(reqwest::Method::GET, "/requests?system=zoho", Value::Null)
             .await;

@@ -505,22 +505,31 @@ async fn a_grant_without_a_needed_scope_says_which_scope_to_grant() {
 }
 
 #[tokio::test]
-async fn get_many_returns_the_known_ids_only() {
+async fn get_many_returns_the_known_ids_only_a_hundred_a_call() {
     let zoho = Zoho::start(0).await;
     let client = zoho.client();
     let written = client
         .write(
             CrmModule::Leads,
-            (0..3).map(|i| lead(i, Some("Smith"))).collect(),
+            (0..250).map(|i| lead(i, Some("Smith"))).collect(),
         )
         .await;
     let mut ids: Vec<String> = written.into_iter().map(|w| w.unwrap().id).collect();
+    ids.push(ids[0].clone());
     ids.push("1234567890123456789".into());
+    ids.push("not-an-id".into());
+    let listings = async || {
+        zoho.count_requests(|r| r["endpoint"] == "GET /zoho/api/crm/v8/{module}")
+            .await
+    };
+    let before = listings().await;
 
     let records = client.get_many(CrmModule::Leads, &ids).await.unwrap();
 
-    assert_eq!(records.len(), 3);
+    assert_eq!(records.len(), 250, "each known record once");
     assert!(records.iter().all(|r| r.email.is_some()));
+    let reads = listings().await - before;
+    assert_eq!(reads, 3, "251 ids are three calls of at most 100");
 }
 
 /// Deletes a record as a person does in Zoho (to the recycle bin).

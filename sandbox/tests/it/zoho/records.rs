@@ -478,3 +478,43 @@ async fn users_filter_by_type_under_the_users_key() {
     }
     assert!(active["info"]["count"].is_number());
 }
+
+#[tokio::test]
+async fn ids_limit_a_listing_to_the_records_named_a_hundred_at_most() {
+    let z = Zoho::start().await;
+    let (_, first) = z
+        .get("/Leads?fields=Last_Name&per_page=5&sort_by=id&sort_order=asc")
+        .await;
+    let first = ids(&first);
+    let named = format!("{},{},{},9999999999999999999", first[3], first[1], first[1]);
+
+    let (status, body) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&sort_by=id&sort_order=asc&ids={named}"
+        ))
+        .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ids(&body),
+        vec![first[1].clone(), first[3].clone()],
+        "each known id once, in the listing's order"
+    );
+    assert_eq!(body["info"]["more_records"], json!(false));
+
+    let too_many = (0..101).map(|i| (5_000_000_000_000_000_000u64 + i).to_string());
+    let (status, body) = z
+        .get(&format!(
+            "/Leads?fields=Last_Name&ids={}",
+            too_many.collect::<Vec<_>>().join(",")
+        ))
+        .await;
+    assert_eq!(
+        (
+            status,
+            body["code"].clone(),
+            body["details"]["limit"].clone()
+        ),
+        (400, json!("LIMIT_EXCEEDED"), json!(100))
+    );
+}
