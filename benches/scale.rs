@@ -32,10 +32,21 @@
 //!   cargo bench --bench scale -- --fairness --large 200000 --small-tenants 50 --small 200 --latency-ms 20
 //! ```
 
+//! `--realtime` measures real time from the CRM instead (issue 27;
+//! `realtime.rs`): single CRM edits to the platform contact, and a bulk
+//! edit's runs and read calls, on `--crm pipedrive` or `--crm zoho`:
+//!
+//! ```sh
+//! CRMSYNC_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!   cargo bench --bench scale -- --realtime --crm zoho --latency-ms 50
+//! ```
+
 #[path = "../tests/it/cluster.rs"]
 mod cluster;
 #[path = "scale/fairness.rs"]
 mod fairness;
+#[path = "scale/realtime.rs"]
+mod realtime;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +119,10 @@ async fn main() {
     }
     if std::env::args().any(|a| a == "--fairness") {
         fairness::main(args.latency_ms, args.concurrency).await;
+        return;
+    }
+    if std::env::args().any(|a| a == "--realtime") {
+        realtime::main(args.latency_ms).await;
         return;
     }
     println!(
