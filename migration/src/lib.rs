@@ -15,6 +15,7 @@ mod m20261206_000010_crm_deletions;
 mod m20261207_000011_retention;
 mod m20261207_000012_fair_slots;
 mod m20261207_000013_realtime;
+mod m20261207_000015_listed_ids;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_retention::Migration),
             Box::new(m20261207_000012_fair_slots::Migration),
             Box::new(m20261207_000013_realtime::Migration),
+            Box::new(m20261207_000015_listed_ids::Migration),
         ]
     }
 }

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crmsync_entity::enums::{DeliveryStatus, ItemOutcome, SyncMode};
-use crmsync_entity::models::{audit_log, consent_event, delivery, sync_item, sync_run, tenant};
+use crmsync_entity::models::{
+    audit_log, consent_event, delivery, run_listed_ids, sync_item, sync_run, tenant,
+};
 use crmsync_entity::{TenantId, TenantScoped};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
@@ -302,6 +304,14 @@ where
             &mut done,
         )
         .await?;
+        // What a sliced run listed outlives it only when the run ended
+        // without its worker (cancelled while queued, abandoned): a day on,
+        // no run still needs it.
+        run_listed_ids::Entity::delete_many()
+            .filter(run_listed_ids::Column::TenantId.eq(tenant.as_str()))
+            .filter(run_listed_ids::Column::CreatedAt.lt(cutoff(now, 1)))
+            .exec(db)
+            .await?;
     }
     Ok(done)
 }

@@ -15,6 +15,7 @@ pub mod idempotency_key;
 pub mod pending_push;
 pub mod process_lease;
 pub mod realtime_subscription;
+pub mod run_listed_ids;
 pub mod sync_checkpoint;
 pub mod sync_item;
 pub mod sync_rule;

@@ -26,7 +26,9 @@ use std::hash::{Hash, Hasher};
 use chrono::{DateTime, Utc};
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{CrmModule, ItemOutcome, SyncDirection, SyncMode};
-use crmsync_entity::models::{contact, crm_deletion, crm_link, crm_record, sync_run};
+use crmsync_entity::models::{
+    contact, crm_deletion, crm_link, crm_record, run_listed_ids, sync_run,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -51,21 +53,148 @@ const LOOKUPS_PER_CALL: usize = 100;
 /// The record ids a listing returned, by module, for the reconciliation of a
 /// run that lists everything. Kept as 64-bit hashes (a million ids take
 /// about 16 MB): two ids that share a hash can only hide a deletion until
-/// the next FULL run, never make one up.
+/// the next FULL run, never make one up. A run handed back writes what it
+/// listed since its last hand-back ([`Listed::save`]); the slice that goes
+/// on reads it back ([`Listed::restore`]), so a sliced FULL run reconciles
+/// as one that ran through.
 #[derive(Debug, Default)]
-pub(crate) struct Listed(HashMap<CrmModule, HashSet<u64>>);
+pub(crate) struct Listed {
+    ids: HashMap<CrmModule, HashSet<u64>>,
+    /// Hashes added since the last [`Listed::save`], by module.
+    unsaved: HashMap<CrmModule, Vec<u64>>,
+}
 
 impl Listed {
     /// Notes the ids of a page listed in `module`.
     pub(crate) fn add<'a>(&mut self, module: CrmModule, ids: impl Iterator<Item = &'a str>) {
-        self.0.entry(module).or_default().extend(ids.map(hashed));
+        let set = self.ids.entry(module).or_default();
+        let unsaved = self.unsaved.entry(module).or_default();
+        for hash in ids.map(hashed) {
+            if set.insert(hash) {
+                unsaved.push(hash);
+            }
+        }
     }
 
     fn contains(&self, module: CrmModule, id: &str) -> bool {
-        self.0
+        self.ids
             .get(&module)
             .is_some_and(|ids| ids.contains(&hashed(id)))
     }
+
+    /// At a hand-back: writes what each module listed since the last save,
+    /// with the module's checkpoint now (what the next slice goes on from).
+    async fn save(&mut self, run: &Run<'_>) -> Result<(), sea_orm::DbErr> {
+        let db = &run.ctx.db;
+        for module in &run.settings.import_modules {
+            let checkpoint = store::checkpoint(
+                db,
+                &run.tenant,
+                &run.connector.id,
+                SyncDirection::FromCrm,
+                *module,
+            )
+            .await?
+            .filter(|c| c.run_id.as_deref() == Some(run.run.id.as_str()));
+            let hashes: Vec<u8> = self
+                .unsaved
+                .remove(module)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|h| h.to_le_bytes())
+                .collect();
+            run_listed_ids::Entity::insert(run_listed_ids::ActiveModel::from(
+                run_listed_ids::Model {
+                    id: crmsync_entity::new_id(),
+                    tenant_id: run.tenant.as_str().to_owned(),
+                    run_id: run.run.id.clone(),
+                    module: *module,
+                    through_at: checkpoint.as_ref().map(|c| c.at),
+                    through_id: checkpoint.map(|c| c.record_id),
+                    hashes,
+                    created_at: Utc::now(),
+                },
+            ))
+            .exec_without_returning(db)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// When a slice goes on from the run's own checkpoint `at`/`id` in
+    /// `module`: reads back what earlier slices listed. True when they were
+    /// all saved, the last save reaching that checkpoint (a worker that died
+    /// after its last hand-back listed pages nobody saved: false).
+    async fn restore(
+        &mut self,
+        run: &Run<'_>,
+        module: CrmModule,
+        at: DateTime<Utc>,
+        id: &str,
+    ) -> Result<bool, sea_orm::DbErr> {
+        let rows = run_listed_ids::Entity::for_tenant(&run.tenant)
+            .filter(run_listed_ids::Column::RunId.eq(&run.run.id))
+            .filter(run_listed_ids::Column::Module.eq(module))
+            .order_by_asc(run_listed_ids::Column::Id)
+            .all(&run.ctx.db)
+            .await?;
+        let whole = rows.last().is_some_and(|last| {
+            last.through_at == Some(at) && last.through_id.as_deref() == Some(id)
+        });
+        if whole {
+            let set = self.ids.entry(module).or_default();
+            for row in &rows {
+                set.extend(
+                    row.hashes
+                        .chunks_exact(8)
+                        .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes"))),
+                );
+            }
+        }
+        Ok(whole)
+    }
+}
+
+/// At a hand-back of a run that reconciles: saves what it listed
+/// ([`Listed`]).
+pub(crate) async fn save_listed(run: &mut Run<'_>) -> Result<(), sea_orm::DbErr> {
+    if !run.reconciles() {
+        return Ok(());
+    }
+    let mut listed = std::mem::take(&mut run.listed);
+    let saved = listed.save(run).await;
+    run.listed = listed;
+    saved
+}
+
+/// When a leg of `module` goes on from the run's own checkpoint `at`/`id`:
+/// true when what earlier slices listed is back, so the run still
+/// reconciles; false when it was not all saved.
+pub(crate) async fn restore_listed(
+    run: &mut Run<'_>,
+    module: CrmModule,
+    at: DateTime<Utc>,
+    id: &str,
+) -> Result<bool, sea_orm::DbErr> {
+    let mut listed = std::mem::take(&mut run.listed);
+    let restored = listed.restore(run, module, at, id).await;
+    run.listed = listed;
+    restored
+}
+
+/// Forgets what the run's listing returned once it is no longer needed
+/// (its deletions applied, or the run ended).
+pub(crate) async fn forget_listed(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant: &crmsync_entity::TenantId,
+    run_id: &str,
+) -> Result<(), sea_orm::DbErr> {
+    run_listed_ids::Entity::delete_many()
+        .filter(run_listed_ids::Column::TenantId.eq(tenant.as_str()))
+        .filter(run_listed_ids::Column::RunId.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 fn hashed(id: &str) -> u64 {
@@ -151,6 +280,7 @@ pub(super) async fn apply(run: &mut Run<'_>, feeds: Feeds) -> Result<(), Stop> {
     if complete && !run.dry() {
         note_read(run, started).await?;
     }
+    forget_listed(&run.ctx.db, &run.tenant, &run.run.id).await?;
     Ok(())
 }
 

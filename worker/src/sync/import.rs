@@ -100,8 +100,19 @@ async fn import_notified(
     Ok(())
 }
 
-/// One module's records changed since its checkpoint, page by page.
+/// One module's records changed since its checkpoint, page by page. A run
+/// handed back meanwhile saves what its listings returned, for the slice
+/// that goes on to reconcile with.
 async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
+    let listed = list_module(run, module).await;
+    if let Err(Stop::Yield | Stop::HandBack) = &listed {
+        super::deletions::save_listed(run).await?;
+    }
+    listed
+}
+
+/// [`import_module`]'s listing.
+async fn list_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
     let saved = store::checkpoint(
         &run.ctx.db,
         &run.tenant,
@@ -113,6 +124,12 @@ async fn import_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop>
     // A run handed back goes on from its own checkpoint: the records listed
     // at or after it, but the one it names and any older.
     let resume = run.own_checkpoint(saved.as_ref());
+    if let Some((at, id)) = &resume
+        && run.reconciles()
+        && !super::deletions::restore_listed(run, module, *at, id).await?
+    {
+        run.resumed = true;
+    }
     let since = match (&resume, saved) {
         (Some((at, _)), _) => Some(*at),
         (None, _) if run.ignores_checkpoints() => None,

@@ -219,9 +219,10 @@ pub(crate) struct Run<'a> {
     /// that its checkpoint has not yet passed (records sharing one time are
     /// read again from it, and a slice ended there would move nothing on).
     pub resumable: bool,
-    /// True once a leg went on from a checkpoint this run saved in an earlier
-    /// slice: its listing is not whole, so it finds no deletion by
-    /// reconciliation (S12).
+    /// True once an import listing went on from a checkpoint this run saved
+    /// in an earlier slice without what the earlier slices listed (a worker
+    /// died since its last hand-back): its listing is not whole, so it finds
+    /// no deletion by reconciliation (S12).
     pub resumed: bool,
 }
 
@@ -256,11 +257,10 @@ impl Run<'_> {
     /// earlier slice (a run handed back and taken again, FULL runs too): on
     /// from there, with no overlap.
     pub fn own_checkpoint(
-        &mut self,
+        &self,
         checkpoint: Option<&crmsync_entity::models::sync_checkpoint::Model>,
     ) -> Option<(chrono::DateTime<Utc>, String)> {
         let own = checkpoint.filter(|c| c.run_id.as_deref() == Some(self.run.id.as_str()))?;
-        self.resumed = true;
         Some((own.at, own.record_id.clone()))
     }
 
@@ -763,6 +763,7 @@ async fn finish(
     match update.exec(&txn).await {
         Ok(run) => {
             let notified = crate::notify::run_ended(&txn, &tenant, &run.id).await?;
+            deletions::forget_listed(&txn, &tenant, &run.id).await?;
             txn.commit().await?;
             if notified {
                 crate::notify::wake();

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use chrono::Duration;
 use crmsync_entity::TenantScoped;
 use crmsync_entity::enums::{
-    ConnectorKind, CrmModule, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus,
+    ConnectorKind, CrmModule, ItemOutcome, SyncDirection, SyncMode, SyncRunStatus, SyncTrigger,
 };
-use crmsync_entity::models::{crm_deletion, crm_link, sync_item, sync_run};
+use crmsync_entity::models::{crm_deletion, crm_link, run_listed_ids, sync_item, sync_run};
 use crmsync_worker::credentials::Credentials;
 use crmsync_worker::crm::memory::{MemoryCrm, Operation};
 use crmsync_worker::crm::{CrmClient, CrmError, FieldType};
+use crmsync_worker::jobs::{SyncJob, new_task_id};
 use crmsync_worker::settings::ConnectorSettings;
-use sea_orm::{ColumnTrait, QueryFilter};
+use crmsync_worker::sync::{SyncError, Take, run_slice};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::engine::field;
@@ -33,12 +35,16 @@ type Engine = App<Arc<MemoryCrm>>;
 /// A tenant whose connector's runs go to an in-memory CRM posing as
 /// Pipedrive (a change feed marks its deletions), with these settings.
 async fn engine(settings: impl FnOnce(&mut ConnectorSettings)) -> Engine {
+    engine_of(MemoryCrm::new(ConnectorKind::Pipedrive), settings).await
+}
+
+async fn engine_of(crm: MemoryCrm, settings: impl FnOnce(&mut ConnectorSettings)) -> Engine {
     let fields = vec![
         field("email", FieldType::Email),
         field("first_name", FieldType::Text),
         field("last_name", FieldType::Text),
     ];
-    let crm = Arc::new(MemoryCrm::new(ConnectorKind::Pipedrive).with_fields(PERSONS, fields));
+    let crm = Arc::new(crm.with_fields(PERSONS, fields));
     let fields = crm.fields(PERSONS).await.unwrap();
     let credentials = Credentials::new("unused");
     let base_url = "http://memory.invalid";
@@ -328,4 +334,88 @@ async fn a_dry_run_lists_the_deletion_and_applies_nothing() {
     // The real run still finds it.
     let run = app.sync(SyncMode::Incremental).await;
     assert_eq!(run.from_crm_deleted, 1);
+}
+
+/// A FULL run handed back at every page (its slice a millisecond, another
+/// run waiting) goes on from its checkpoint with what its earlier slices
+/// listed, so it still finds a deletion no feed lists, looking up only the
+/// record it did not list.
+#[tokio::test]
+async fn a_full_run_handed_back_between_pages_still_reconciles() {
+    let mut app = engine_of(
+        MemoryCrm::new(ConnectorKind::Pipedrive).with_max_page_size(5),
+        |_| {},
+    )
+    .await;
+    let ids: Vec<String> = (0..30)
+        .map(|i| {
+            app.crm
+                .put(PERSONS, None, person(&format!("p{i}@x.com"), "P"))
+                .id
+        })
+        .collect();
+    app.crm.advance(Duration::seconds(1));
+    assert_succeeded(&app.sync(SyncMode::Incremental).await);
+    assert!(app.crm.purge(PERSONS, &ids[7]));
+    // Another connector's run waits: the FULL run gives its slot back after
+    // each page.
+    let fields = app.crm.fields(PERSONS).await.unwrap();
+    let waiting_connector = crate::support::insert_connector(
+        &app.db.db,
+        app.ctx.credentials_key.as_ref(),
+        app.tenant.as_str(),
+        (
+            ConnectorKind::Pipedrive,
+            Credentials::new("unused"),
+            "http://waiting.invalid",
+        ),
+        &fields,
+        |_| {},
+    )
+    .await;
+    sync_run::ActiveModel::from(sync_run::Model::queued(
+        app.tenant.as_str(),
+        &waiting_connector,
+        SyncTrigger::Manual,
+        SyncMode::Incremental,
+        new_task_id(),
+        None,
+    ))
+    .insert(&app.db.db)
+    .await
+    .unwrap();
+    app.ctx.options.slots.slice = Some(std::time::Duration::from_millis(1));
+    let lookups = app.crm.calls(Operation::GetMany);
+    let full = app.queued_run(SyncMode::Full, None).await;
+
+    let mut slices = 0;
+    let done = loop {
+        slices += 1;
+        assert!(slices < 100, "the run never ended");
+        match run_slice(&app.ctx, &SyncJob::of(&full), Take::Wait).await {
+            Ok(done) => break done,
+            Err(SyncError::Yielded) => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+
+    assert_succeeded(&done);
+    assert!(
+        done.slices >= 3,
+        "handed back between pages: {}",
+        done.slices
+    );
+    assert_eq!(done.from_crm_deleted, 1);
+    assert!(link(&app, &ids[7]).await.is_none());
+    assert!(link(&app, &ids[8]).await.is_some());
+    assert_eq!(
+        app.crm.calls(Operation::GetMany) - lookups,
+        1,
+        "only the record no slice listed is looked up"
+    );
+    let left = run_listed_ids::Entity::find()
+        .all(&app.db.db)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "what it listed is forgotten: {left:?}");
 }
