@@ -75,6 +75,20 @@ pub struct MemoryCrm {
     converts_leads: bool,
     policy: RetryPolicy,
     state: Mutex<State>,
+    before_get_many: Mutex<Option<GetManyHook>>,
+}
+
+/// What a test runs before a [`CrmClient::get_many`] call is answered (the
+/// world changing while a run reads).
+#[derive(Clone)]
+struct GetManyHook(std::sync::Arc<HookFn>);
+
+type HookFn = dyn Fn(&[String]) + Send + Sync;
+
+impl std::fmt::Debug for GetManyHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GetManyHook")
+    }
 }
 
 impl MemoryCrm {
@@ -95,6 +109,7 @@ impl MemoryCrm {
                 clock,
                 ..State::default()
             }),
+            before_get_many: Mutex::new(None),
         }
     }
 
@@ -120,6 +135,12 @@ impl MemoryCrm {
     pub fn with_users(self, users: Vec<CrmUser>) -> Self {
         self.state().users = users;
         self
+    }
+
+    /// Runs `hook` with the ids asked before each `get_many` is answered.
+    pub fn before_get_many(&self, hook: impl Fn(&[String]) + Send + Sync + 'static) {
+        *self.before_get_many.lock().expect("hook lock") =
+            Some(GetManyHook(std::sync::Arc::new(hook)));
     }
 
     /// The CRM's clock: the modification time its next change gets.
@@ -531,6 +552,10 @@ impl CrmClient for MemoryCrm {
         module: CrmModule,
         ids: &[String],
     ) -> Result<Vec<CrmRecord>, CrmError> {
+        let hook = self.before_get_many.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            (hook.0)(ids);
+        }
         self.retried(Operation::GetMany, |state| {
             let stored = state.records.get(&module);
             Ok(ids

@@ -358,6 +358,13 @@ pub trait CrmClient: Send + Sync + std::fmt::Debug {
         1
     }
 
+    /// Most records one [`CrmClient::get_many`] call reads: a run reading
+    /// records by id (real time) reads them in whole batches of this size
+    /// where it can.
+    fn records_per_lookup(&self) -> usize {
+        100
+    }
+
     /// The records of `module` deleted at or after `since` (all the CRM still
     /// knows of when `None`), found the way the kit's `deletions` says: a
     /// deleted-records API, a listing of archived records, a change feed.

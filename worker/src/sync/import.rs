@@ -38,6 +38,12 @@ use crate::sync_rules::{self, SetField};
 /// The reason of an UNCHANGED item whose CRM record is linked to (or has the
 /// e-mail of) an archived platform contact (issue 24).
 pub(crate) const ARCHIVED_IN_PLATFORM: &str = "ARCHIVED_IN_PLATFORM";
+/// Records a CRM_EVENT run reads before it leaves the notices that come
+/// next to the next run.
+const DRAIN_LIMIT: usize = 10_000;
+/// How long a CRM_EVENT run that took notices at its last look waits for
+/// more before it takes a quiet look for the end of them.
+const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// CRM to platform: each imported module in turn, the one contacts are
 /// written to first (a lead's link exists before its contact takes it over).
@@ -51,11 +57,8 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
     let main = run.kit.export_module();
     modules.sort_by_key(|m| *m != main);
     // A CRM_EVENT run reads the records its notifications named, by id.
-    if let Some(mut notified) = run.notified.take() {
-        for module in modules {
-            import_notified(run, module, notified.take(module)).await?;
-        }
-        return Ok(());
+    if let Some(notified) = run.notified.take() {
+        return import_all_notified(run, &modules, notified).await;
     }
     for module in modules {
         import_module(run, module).await?;
@@ -63,22 +66,91 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
+/// The records a CRM_EVENT run's notifications named, and those notified
+/// while it reads (they join it, up to [`DRAIN_LIMIT`] records): read by
+/// id in whole batches of the CRM's lookup size, the part of a batch left
+/// over waiting (a second at most) for the notices that come meanwhile, so
+/// that a bulk edit notified over many seconds is read in about as few calls
+/// as one notified at once.
+async fn import_all_notified(
+    run: &mut Run<'_>,
+    modules: &[CrmModule],
+    mut notified: super::Notified,
+) -> Result<(), Stop> {
+    let mut left: HashMap<CrmModule, Vec<(String, bool)>> = HashMap::new();
+    let mut left_since: Option<std::time::Instant> = None;
+    let mut streaming = false;
+    let mut read = 0;
+    loop {
+        let whole_batches = left_since.is_none_or(|since| since.elapsed() < store::FORM_GATHER);
+        let mut moved = false;
+        for module in modules {
+            let mut records = left.remove(module).unwrap_or_default();
+            records.extend(notified.take(*module));
+            let taken = records.len();
+            let rest = import_notified(run, *module, records, whole_batches).await?;
+            read += taken - rest.len();
+            moved |= rest.len() < taken;
+            if !rest.is_empty() {
+                left.insert(*module, rest);
+            }
+        }
+        // What is left is the newest part (a batch read takes the oldest
+        // first): it has waited since now when a batch was read.
+        if left.is_empty() {
+            left_since = None;
+        } else if moved || left_since.is_none() {
+            left_since = Some(std::time::Instant::now());
+        }
+        let mut more = super::Notified::default();
+        if read < DRAIN_LIMIT {
+            more = store::take_more_notices(&run.ctx.db, &run.tenant, &run.run).await?;
+            // Notices are coming (the last look found some): a short pause
+            // before taking a quiet moment for their end.
+            if more.is_empty() && streaming {
+                tokio::time::sleep(STREAM_PAUSE).await;
+                more = store::take_more_notices(&run.ctx.db, &run.tenant, &run.run).await?;
+            }
+        }
+        streaming = !more.is_empty();
+        if more.is_empty() {
+            for module in modules {
+                let rest = left.remove(module).unwrap_or_default();
+                import_notified(run, *module, rest, false).await?;
+            }
+            return Ok(());
+        }
+        if let Some((crm, _)) = run.retry.as_mut() {
+            crm.extend(more.ids());
+        }
+        notified = more;
+    }
+}
+
 /// The records of `module` notifications named (real time), read by id in
 /// the CRM's largest batches and decided page by page as listed ones are,
 /// without a checkpoint. A record said deleted that the CRM no longer
 /// returns goes through the deletions' rules; a deletion notice for a
-/// record the CRM still returns is only read.
+/// record the CRM still returns is only read. With `whole_batches`, the
+/// records short of a whole batch are not read but returned.
 async fn import_notified(
     run: &mut Run<'_>,
     module: CrmModule,
-    records: Vec<(String, bool)>,
-) -> Result<(), Stop> {
+    mut records: Vec<(String, bool)>,
+    whole_batches: bool,
+) -> Result<Vec<(String, bool)>, Stop> {
+    let page_size = run.client.records_per_read().max(PAGE_SIZE) as usize;
+    let batch = run.client.records_per_lookup().max(1);
+    let rest = if whole_batches {
+        records.split_off(records.len() - records.len() % batch)
+    } else {
+        Vec::new()
+    };
     if records.is_empty() {
-        return Ok(());
+        return Ok(rest);
     }
     run.progress("import").await?;
     run.written_from = None;
-    let page_size = run.client.records_per_read().max(PAGE_SIZE) as usize;
     for chunk in records.chunks(page_size) {
         let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
         let read = run.client.get_many(module, &ids).await?;
@@ -97,7 +169,7 @@ async fn import_notified(
         }
         super::deletions::confirmed(run, module, gone).await?;
     }
-    Ok(())
+    Ok(rest)
 }
 
 /// One module's records changed since its checkpoint, page by page. A run

@@ -63,6 +63,11 @@ impl Notified {
         *self.0.entry(module).or_default().entry(id).or_default() |= deleted;
     }
 
+    /// True when no record is named.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.values().all(|m| m.is_empty())
+    }
+
     /// Every record named, of any module.
     pub(crate) fn ids(&self) -> HashSet<String> {
         self.0.values().flat_map(|m| m.keys().cloned()).collect()

@@ -578,6 +578,44 @@ pub(super) async fn take_notices(
     Ok(notified)
 }
 
+/// The notices that came for the run's connector since it took its own
+/// (none waits for a gather here: the run is reading already), taken now.
+pub(super) async fn take_more_notices(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    run: &sync_run::Model,
+) -> Result<super::Notified, sea_orm::DbErr> {
+    use crmsync_entity::models::crm_notice;
+    use sea_orm::QuerySelect;
+    let waiting: Vec<String> = crm_notice::Entity::for_tenant(tenant)
+        .select_only()
+        .column(crm_notice::Column::Id)
+        .filter(crm_notice::Column::ConnectorId.eq(&run.connector_id))
+        .filter(crm_notice::Column::RunId.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut notified = super::Notified::default();
+    for ids in waiting.chunks(500) {
+        crm_notice::Entity::update_many()
+            .col_expr(crm_notice::Column::RunId, Expr::value(run.id.clone()))
+            .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
+            .filter(crm_notice::Column::Id.is_in(ids.iter().cloned()))
+            .filter(crm_notice::Column::RunId.is_null())
+            .exec(db)
+            .await?;
+        for notice in crm_notice::Entity::for_tenant(tenant)
+            .filter(crm_notice::Column::Id.is_in(ids.iter().cloned()))
+            .filter(crm_notice::Column::RunId.eq(&run.id))
+            .all(db)
+            .await?
+        {
+            notified.add(notice.module, notice.crm_record_id, notice.deleted);
+        }
+    }
+    Ok(notified)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

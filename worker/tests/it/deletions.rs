@@ -30,7 +30,7 @@ use crate::support::App;
 const PERSONS: CrmModule = CrmModule::Persons;
 const DELETED_IN_CRM: &str = "DELETED_IN_CRM";
 
-type Engine = App<Arc<MemoryCrm>>;
+pub(crate) type Engine = App<Arc<MemoryCrm>>;
 
 /// A tenant whose connector's runs go to an in-memory CRM posing as
 /// Pipedrive (a change feed marks its deletions), with these settings.
@@ -38,7 +38,10 @@ async fn engine(settings: impl FnOnce(&mut ConnectorSettings)) -> Engine {
     engine_of(MemoryCrm::new(ConnectorKind::Pipedrive), settings).await
 }
 
-async fn engine_of(crm: MemoryCrm, settings: impl FnOnce(&mut ConnectorSettings)) -> Engine {
+pub(crate) async fn engine_of(
+    crm: MemoryCrm,
+    settings: impl FnOnce(&mut ConnectorSettings),
+) -> Engine {
     let fields = vec![
         field("email", FieldType::Email),
         field("first_name", FieldType::Text),
@@ -54,7 +57,7 @@ async fn engine_of(crm: MemoryCrm, settings: impl FnOnce(&mut ConnectorSettings)
     app
 }
 
-fn person(email: &str, last: &str) -> BTreeMap<String, Value> {
+pub(crate) fn person(email: &str, last: &str) -> BTreeMap<String, Value> {
     BTreeMap::from([
         ("email".to_owned(), json!(email)),
         ("first_name".to_owned(), json!("P")),
@@ -74,7 +77,7 @@ async fn two_synced(app: &Engine) -> (String, String) {
     (a, b)
 }
 
-fn assert_succeeded(run: &sync_run::Model) {
+pub(crate) fn assert_succeeded(run: &sync_run::Model) {
     assert_eq!(run.status, SyncRunStatus::Succeeded, "{:?}", run.error);
 }
 

@@ -10,6 +10,7 @@ mod archive;
 mod bus;
 mod conformance;
 mod consent;
+mod crm_events;
 mod deletions;
 mod dry_run;
 mod engine;
