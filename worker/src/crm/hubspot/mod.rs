@@ -24,6 +24,7 @@
 //!   first and never sends an earlier one (S10).
 
 pub mod kit;
+pub mod realtime;
 mod wire;
 
 use std::collections::HashMap;
@@ -104,6 +105,9 @@ pub struct HubspotClient {
     owners: OnceCell<Arc<Owners>>,
     writes: usize,
     metrics: Option<Metrics>,
+    /// The OAuth app whose webhooks real time manages, when the
+    /// credentials name it.
+    app: Option<realtime::WebhookApp>,
 }
 
 /// A successful reply.
@@ -173,6 +177,7 @@ impl HubspotClient {
             owners: OnceCell::new(),
             writes: WRITE_CONCURRENCY,
             metrics: None,
+            app: realtime::app_of(credentials),
         })
     }
 
@@ -1205,6 +1210,10 @@ impl CrmClient for HubspotClient {
             .flat_map(futures::stream::iter)
             .collect()
             .await
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::crm::realtime::Subscriptions> {
+        Some(self)
     }
 }
 
