@@ -22,6 +22,8 @@
 //!   filtered by `archivedAt` here: HubSpot filters them by no time.
 //! - `lifecyclestage` only moves forward: an update reads the records' stages
 //!   first and never sends an earlier one (S10).
+//! - Real time: an OAuth app's webhooks, managed with its developer API key
+//!   (`realtime.rs`).
 
 pub mod kit;
 pub mod realtime;
