@@ -1083,6 +1083,36 @@ mod hubspot {
     }
 
     #[tokio::test]
+    async fn a_refused_developer_key_is_named_by_the_test_and_the_health() {
+        let sandbox = empty_sandbox().await;
+        let app = TestApp::spawn().await;
+        let mut input = input(&sandbox, true);
+        input["hubspot"]["developerApiKey"] = json!("not-the-developer-key");
+        let connector = connector(&app, input).await;
+
+        let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+        let test = app
+            .admin_ok(
+                "mutation($id: ID!) { testConnector(input: {id: $id}) { ok message } }",
+                json!({ "id": connector }),
+            )
+            .await;
+
+        assert_eq!(tick.degraded, vec![connector.clone()]);
+        let health = realtime(&app, &connector).await["realtime"].clone();
+        assert!(
+            health["message"]
+                .as_str()
+                .unwrap()
+                .contains("developer API key"),
+            "{health}"
+        );
+        assert_eq!(test["testConnector"]["ok"], true);
+        let message = test["testConnector"]["message"].as_str().unwrap();
+        assert!(message.contains("real time is off"), "{message}");
+    }
+
+    #[tokio::test]
     async fn a_private_app_or_an_oauth_app_without_its_id_says_what_to_add() {
         let sandbox = empty_sandbox().await;
         let app = TestApp::spawn().await;

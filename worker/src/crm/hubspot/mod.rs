@@ -1021,10 +1021,11 @@ impl CrmClient for HubspotClient {
         {
             return fail(format!("connected to HubSpot, but {problem}"));
         }
-        Ok(ConnectionCheck {
-            ok: true,
-            message: "connected to HubSpot: contacts are readable and writable".into(),
-        })
+        let mut message = "connected to HubSpot: contacts are readable and writable".to_owned();
+        if let Some(problem) = self.webhooks_problem().await {
+            message = format!("{message}; {problem}");
+        }
+        Ok(ConnectionCheck { ok: true, message })
     }
 
     async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError> {

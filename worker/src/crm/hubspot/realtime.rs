@@ -99,6 +99,26 @@ impl HubspotClient {
         }
     }
 
+    /// What a connection test says about real time: `None` when the
+    /// credentials can manage the app's webhooks (or are a private app's,
+    /// whose realtime health says it all), else what to do.
+    pub(super) async fn webhooks_problem(&self) -> Option<String> {
+        match (&self.auth, &self.app) {
+            (Auth::Static(_), _) => None,
+            (Auth::OAuth { .. }, None) => Some(
+                "real time is off: add the OAuth app's appId and its developer account's developerApiKey for HubSpot changes to arrive within seconds (the schedule syncs meanwhile)".to_owned(),
+            ),
+            (Auth::OAuth { .. }, Some(_)) => {
+                match self.webhooks_call(Method::GET, "/subscriptions", None).await {
+                    Err(CrmError::Unauthorized(m)) => Some(format!(
+                        "real time is off: {m} (the schedule syncs meanwhile)"
+                    )),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     /// One call of the webhooks API, authorised by the developer API key,
     /// with retries of the retryable failures.
     async fn webhooks_call(
