@@ -968,6 +968,51 @@ mod hubspot {
     }
 
     #[tokio::test]
+    async fn a_dropped_delivery_is_caught_by_the_next_poll() {
+        let Setup {
+            app,
+            sandbox,
+            connector,
+        } = setup().await;
+        let id = create_contact(&sandbox, "alan@hubspot.example", "Alan", "Turing").await;
+        wait_for("the contact", async || {
+            contact(&app, "alan@hubspot.example").await
+        })
+        .await;
+        quiet(&app, &sandbox, &connector).await;
+        notify_faults(&sandbox, json!({ "system": "hubspot", "drop": 1 })).await;
+
+        rename(&sandbox, &id, "Mathison").await;
+        let runs = quiet(&app, &sandbox, &connector).await;
+        let log = hubspot_log(&sandbox).await["deliveries"].clone();
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["outcome"] == "dropped"),
+            "{log}"
+        );
+        assert_eq!(
+            contact(&app, "alan@hubspot.example").await.unwrap()["firstName"],
+            "Alan"
+        );
+        app.admin_ok(
+            "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
+            json!({ "c": connector }),
+        )
+        .await;
+
+        wait_for("the poll's update", async || {
+            contact(&app, "alan@hubspot.example")
+                .await
+                .filter(|c| c["firstName"] == "Mathison")
+        })
+        .await;
+        let after = quiet(&app, &sandbox, &connector).await;
+        assert_eq!(after.len(), runs.len() + 1, "{after:?}");
+    }
+
+    #[tokio::test]
     async fn a_contact_deleted_in_hubspot_goes_through_the_deletions_rules() {
         let Setup {
             app,
