@@ -264,5 +264,46 @@ mod tests {
             matches!(&error, ConnectError::Invalid { field: Some(f), .. } if f == "clientSecret"),
             "{error:?}"
         );
+        let oauth = || {
+            CredentialsForm::new()
+                .with("clientId", Some("c"))
+                .with("clientSecret", Some("s"))
+                .with("refreshToken", Some("r"))
+        };
+        let no_key = Kit
+            .connect(oauth().with("appId", Some("123")), env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&no_key, ConnectError::Invalid { field: Some(f), .. } if f == "developerApiKey"),
+            "{no_key:?}"
+        );
+        let no_app = Kit
+            .connect(oauth().with("developerApiKey", Some("k")), env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&no_app, ConnectError::Invalid { field: Some(f), .. } if f == "appId"),
+            "{no_app:?}"
+        );
+    }
+
+    #[test]
+    fn the_webhook_app_is_kept_only_with_both_its_id_and_key() {
+        let base = || {
+            oauth_credentials(
+                SecretString::from("c"),
+                SecretString::from("s"),
+                SecretString::from("r"),
+            )
+        };
+        let both = with_webhook_app(
+            base(),
+            Some(SecretString::from("123")),
+            Some(SecretString::from("k")),
+        );
+        assert!(both.secret("appId").is_some() && both.secret("developerApiKey").is_some());
+        let half = with_webhook_app(base(), Some(SecretString::from("123")), None);
+        assert!(half.secret("appId").is_none());
     }
 }
