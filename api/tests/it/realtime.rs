@@ -1107,6 +1107,56 @@ mod hubspot {
     }
 
     #[tokio::test]
+    async fn a_subscription_paused_in_hubspot_is_resumed_at_the_next_subscription() {
+        let Setup {
+            app,
+            sandbox,
+            connector,
+        } = setup().await;
+        let hooks = webhooks(&sandbox).await;
+        let deletion = hooks["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["eventType"] == "contact.deletion")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reply = reqwest::Client::new()
+            .post(format!(
+                "{}/hubspot/apps/{}/subscriptions/{deletion}/pause",
+                sandbox.description().admin_url,
+                sandbox.description().hubspot.app_id
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 204);
+        let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
+
+        let tick = app.state.realtime().tick(check).await.unwrap();
+        assert_eq!(tick.degraded, vec![connector.clone()]);
+        let message = realtime(&app, &connector).await["realtime"]["message"].clone();
+        assert!(message.as_str().unwrap().contains("paused"), "{message}");
+        let tick = app
+            .state
+            .realtime()
+            .tick(check + RETRY_AFTER + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+
+        assert_eq!(tick.subscribed, vec![connector.clone()]);
+        let hooks = webhooks(&sandbox).await;
+        let subs = hooks["subscriptions"].as_array().unwrap();
+        assert!(subs.iter().all(|s| s["active"] == true), "{hooks}");
+        assert_eq!(
+            hooks["counts"]["contact.deletion"], 1,
+            "reused, not made again"
+        );
+    }
+
+    #[tokio::test]
     async fn turning_realtime_off_deletes_the_subscriptions_and_the_target_url() {
         let Setup {
             app,
