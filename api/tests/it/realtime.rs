@@ -979,7 +979,21 @@ mod hubspot {
             contact(&app, "alan@hubspot.example").await
         })
         .await;
-        quiet(&app, &sandbox, &connector).await;
+        // The creation's run writes the platform link back, which HubSpot
+        // notifies too; its run is queued once the first ends. Each of
+        // these deliveries has its run before the drop is armed.
+        wait_for("a run per delivery", async || {
+            let runs = quiet(&app, &sandbox, &connector).await;
+            let log = hubspot_log(&sandbox).await;
+            let delivered = log["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["outcome"] == "delivered")
+                .count();
+            (runs.len() >= delivered).then_some(())
+        })
+        .await;
         notify_faults(&sandbox, json!({ "system": "hubspot", "drop": 1 })).await;
 
         rename(&sandbox, &id, "Mathison").await;
