@@ -362,7 +362,20 @@ async fn a_dropped_notification_is_caught_by_the_next_poll() {
         contact(&app, "alan@example.com").await
     })
     .await;
-    settle(&app, &sandbox, &connector).await;
+    // The link written back to the person is notified too, and its run is
+    // queued only when the creation's run ends: settle() can pass in that
+    // gap, so wait until every delivery has its run before arming the drop.
+    wait_for("a run per delivery", async || {
+        settle(&app, &sandbox, &connector).await;
+        let delivered = deliveries(&sandbox).await["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["outcome"] == "delivered")
+            .count();
+        (runs(&app, &connector).await.len() >= delivered).then_some(())
+    })
+    .await;
     notify_faults(&sandbox, json!({ "drop": 1 })).await;
 
     rename_person(&sandbox, id, "Alan Mathison").await;
