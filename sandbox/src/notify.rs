@@ -40,6 +40,21 @@ pub struct RetryPolicy {
     pub delays: Vec<chrono::Duration>,
 }
 
+/// What a CRM does to each attempt of a delivery as it goes out, for CRMs
+/// whose body or headers depend on the attempt or its time (an attempt
+/// number in every event of a batch, a signature over a timestamp).
+pub trait PrepareAttempt: std::fmt::Debug + Send + Sync {
+    /// The body to send and the headers to add (beside the notification's
+    /// own) for attempt `attempt` (1 for the first) to `url` at `now`.
+    fn prepare(
+        &self,
+        body: &Value,
+        attempt: u32,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> (String, Vec<(String, String)>);
+}
+
 /// One notification to deliver.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -60,6 +75,9 @@ pub struct Outbound {
     pub attempt_at: Option<&'static str>,
     /// The CRM's retry policy.
     pub policy: RetryPolicy,
+    /// What the CRM does to each attempt (`None`: the body as is, with
+    /// `attempt_at` set).
+    pub prepare: Option<Arc<dyn PrepareAttempt>>,
 }
 
 /// One attempt, as `GET /admin/notify/deliveries` lists it.
@@ -306,18 +324,24 @@ async fn deliver(state: Arc<Shared>, client: reqwest::Client, pending: Pending) 
         attempt,
         ..
     } = pending;
-    let mut body = outbound.body.clone();
-    if let Some(at) = outbound.attempt_at
-        && let Some(slot) = body.pointer_mut(at)
-    {
-        *slot = json!(attempt);
-    }
+    let (body, extra) = match &outbound.prepare {
+        Some(prepare) => prepare.prepare(&outbound.body, attempt, &outbound.url, state.clock.now()),
+        None => {
+            let mut body = outbound.body.clone();
+            if let Some(at) = outbound.attempt_at
+                && let Some(slot) = body.pointer_mut(at)
+            {
+                *slot = json!(attempt);
+            }
+            (body.to_string(), Vec::new())
+        }
+    };
     let mut request = client
         .post(&outbound.url)
         .timeout(outbound.policy.timeout)
         .header("content-type", "application/json")
-        .body(body.to_string());
-    for (name, value) in &outbound.headers {
+        .body(body);
+    for (name, value) in outbound.headers.iter().chain(&extra) {
         request = request.header(name, value);
     }
     let status = request.send().await.ok().map(|r| r.status().as_u16());

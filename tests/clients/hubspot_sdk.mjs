@@ -1,7 +1,8 @@
 // Runs HubSpot's official Node client (npm `@hubspot/api-client`, unmodified: only
 // `basePath` points at the sandbox) through the contacts operations a sync needs - the
-// basic API, batch, search, properties, owners and an OAuth refresh - and checks every
-// reply. Exits non-zero on the first mismatch.
+// basic API, batch, search, properties, owners and an OAuth refresh - and the OAuth app's
+// webhooks (settings, subscriptions, and a signed delivery checked with the SDK's own
+// `Signature.isValid`), and checks every reply. Exits non-zero on the first mismatch.
 //
 // Usage: node hubspot_sdk.mjs [<description> [<expected_contact_count>]]
 // where <description> is the sandbox's JSON description (as printed by `crmsync sandbox`,
@@ -9,6 +10,7 @@
 // (else HUBSPOT_CONTACT_COUNT) is how many unarchived contacts the portal holds at start.
 
 import assert from "node:assert/strict";
+import http from "node:http";
 import hubspot from "@hubspot/api-client";
 
 const raw = process.argv[2] ?? process.env.HUBSPOT_SANDBOX;
@@ -701,6 +703,130 @@ async function oauth() {
   step("a bad access token -> 401 INVALID_AUTHENTICATION");
 }
 
+/** A local target URL: resolves each delivery as `{ url, headers, body }`. */
+async function target() {
+  const deliveries = [];
+  const waiting = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      const url = `http://${req.headers.host}${req.url}`;
+      const delivery = { url, method: req.method, headers: req.headers, body };
+      res.writeHead(200).end();
+      const next = waiting.shift();
+      if (next) next(delivery);
+      else deliveries.push(delivery);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hubspot-events`,
+    next: () =>
+      deliveries.length > 0
+        ? Promise.resolve(deliveries.shift())
+        : new Promise((resolve) => waiting.push(resolve)),
+    close: () => server.close(),
+  };
+}
+
+async function webhooks() {
+  if (!hs.app_id || !hs.developer_api_key) {
+    step("webhooks skipped: the description names no app");
+    return;
+  }
+  const developer = new hubspot.Client({
+    developerApiKey: hs.developer_api_key,
+    basePath: hs.base_url,
+    numberOfApiCallRetries: 0,
+  });
+  const { settingsApi, subscriptionsApi } = developer.webhooks;
+  const appId = Number(hs.app_id);
+  const receiver = await target();
+  try {
+    const settings = await settingsApi.configure(appId, {
+      targetUrl: receiver.url,
+      throttling: { maxConcurrentRequests: 10 },
+    });
+    assert.equal(settings.targetUrl, receiver.url);
+    assert.equal(settings.throttling.maxConcurrentRequests, 10);
+    assertDate(settings.createdAt, "settings createdAt");
+    assert.equal((await settingsApi.getAll(appId)).targetUrl, receiver.url);
+    step("webhooks settingsApi.configure / getAll");
+
+    const creation = await subscriptionsApi.create(appId, {
+      eventType: "contact.creation",
+      active: true,
+    });
+    assert.match(creation.id, /^\d+$/, "subscription id");
+    assert.equal(creation.eventType, "contact.creation");
+    const change = await subscriptionsApi.create(appId, {
+      eventType: "contact.propertyChange",
+      propertyName: "firstname",
+    });
+    assert.equal(change.active, false, "paused unless told otherwise");
+    const patched = await subscriptionsApi.update(change.id, appId, { active: true });
+    assert.equal(patched.active, true);
+    const listed = await subscriptionsApi.getAll(appId);
+    assert.deepEqual(
+      listed.results.map((s) => s.id).sort(),
+      [creation.id, change.id].sort(),
+    );
+    assert.equal((await subscriptionsApi.getById(change.id, appId)).propertyName, "firstname");
+    step("webhooks subscriptionsApi.create / update / getAll / getById");
+
+    const duplicate = await refused(
+      subscriptionsApi.create(appId, { eventType: "contact.creation", active: true }),
+      409,
+      "a second contact.creation",
+    );
+    assertEnvelope(duplicate, "CONFLICT", "duplicate subscription");
+    const badKey = new hubspot.Client({
+      developerApiKey: "not-a-key",
+      basePath: hs.base_url,
+      numberOfApiCallRetries: 0,
+    });
+    assertEnvelope(
+      await refused(badKey.webhooks.subscriptionsApi.getAll(appId), 401, "bad key"),
+      "INVALID_AUTHENTICATION",
+      "bad developer key",
+    );
+    step("webhooks: a duplicate subscription -> 409, a bad developer key -> 401");
+
+    const created = await api.crm.contacts.basicApi.create({
+      properties: { email: `hook${Date.now()}@example.com`, firstname: "Hook" },
+    });
+    const delivery = await receiver.next();
+    assert.equal(delivery.headers["x-hubspot-signature-version"], "v3");
+    const valid = hubspot.Signature.isValid({
+      signatureVersion: "v3",
+      signature: delivery.headers["x-hubspot-signature-v3"],
+      clientSecret: hs.client_secret,
+      requestBody: delivery.body,
+      url: delivery.url,
+      method: delivery.method,
+      timestamp: Number(delivery.headers["x-hubspot-request-timestamp"]),
+    });
+    assert.ok(valid, "Signature.isValid accepts the delivery");
+    const events = JSON.parse(delivery.body);
+    assert.equal(events.length, 1, delivery.body);
+    assert.equal(events[0].subscriptionType, "contact.creation");
+    assert.equal(String(events[0].objectId), created.id);
+    assert.equal(String(events[0].subscriptionId), creation.id);
+    assert.equal(events[0].appId, appId);
+    step("webhooks: a contact creation is delivered, Signature.isValid (v3) accepts it");
+
+    await subscriptionsApi.archive(creation.id, appId);
+    await subscriptionsApi.archive(change.id, appId);
+    await refused(subscriptionsApi.getById(creation.id, appId), 404, "an archived subscription");
+    await settingsApi.clear(appId);
+    await refused(settingsApi.getAll(appId), 404, "cleared settings");
+    step("webhooks subscriptionsApi.archive, settingsApi.clear");
+  } finally {
+    receiver.close();
+  }
+}
+
 async function main() {
   const marker = `sdk${Date.now()}`; // lower case: HubSpot stores e-mails in lower case
   const tier = await properties();
@@ -712,6 +838,7 @@ async function main() {
   assert.equal(await listing(before + 5), before + 5);
   await archive(batchIds, single);
   await oauth();
+  await webhooks();
 }
 
 main().then(

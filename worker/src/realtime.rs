@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, RealtimeState};
-use crmsync_entity::models::{connector, crm_record, realtime_subscription};
+use crmsync_entity::enums::{ConnectorKind, ConnectorStatus, MappingDirection, RealtimeState};
+use crmsync_entity::models::{connector, crm_record, field_mapping, realtime_subscription};
 use crmsync_entity::{TenantId, TenantScoped};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
@@ -39,7 +39,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::credentials::CredentialsKey;
-use crate::crm::realtime::{Inbound, Notice, WATCH_GONE, Watch, WatchRequest};
+use crate::crm::realtime::{Inbound, Notice, WATCH_GONE, WATCH_UNAVAILABLE, Watch, WatchRequest};
 use crate::crm::{CrmClient, CrmError};
 use crate::egress::HttpClient;
 use crate::events::EventBus;
@@ -360,6 +360,7 @@ impl Realtime {
         now: DateTime<Utc>,
         done: &mut Tick,
     ) -> Result<(), DbErr> {
+        let fields = self.read_fields(c).await?;
         let outcome = match self.prepared(c, &row) {
             Ok((client, secret, modules)) => {
                 let url = self.notify_url(&row.token);
@@ -368,17 +369,21 @@ impl Realtime {
                     notify_url: &url,
                     secret: secret.expose_secret(),
                     modules: &modules,
+                    fields: &fields,
                 };
                 match client.subscriptions() {
-                    Some(subs) => subs.watch(&request).await,
+                    Some(subs) => subs
+                        .watch(&request)
+                        .await
+                        .map(|watch| (watch, subs.signing_secret())),
                     None => Err(CrmError::Protocol("the client has no subscriptions".into())),
                 }
             }
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(watch) => {
-                self.store_active(&row, &watch, now, true).await?;
+            Ok((watch, signing)) => {
+                self.store_active(&row, &watch, signing, now, true).await?;
                 done.subscribed.push(c.id.clone());
             }
             Err(e) => {
@@ -431,6 +436,7 @@ impl Realtime {
             done.degraded.push(c.id.clone());
             return Ok(());
         }
+        let fields = self.read_fields(c).await?;
         let renewed = match self.prepared(c, &row) {
             Ok((client, secret, modules)) => {
                 let url = self.notify_url(&row.token);
@@ -439,18 +445,22 @@ impl Realtime {
                     notify_url: &url,
                     secret: secret.expose_secret(),
                     modules: &modules,
+                    fields: &fields,
                 };
                 match client.subscriptions() {
-                    Some(subs) => subs.renew(&watch, &request).await,
+                    Some(subs) => subs
+                        .renew(&watch, &request)
+                        .await
+                        .map(|watch| (watch, subs.signing_secret())),
                     None => Err(CrmError::Protocol("the client has no subscriptions".into())),
                 }
             }
             Err(e) => Err(e),
         };
         match renewed {
-            Ok(watch) => {
+            Ok((watch, signing)) => {
                 let again = row.state != RealtimeState::Active;
-                self.store_active(&row, &watch, now, again).await?;
+                self.store_active(&row, &watch, signing, now, again).await?;
                 done.renewed.push(c.id.clone());
             }
             Err(CrmError::Rejected { code, message, .. }) if code == WATCH_GONE => {
@@ -537,6 +547,22 @@ impl Realtime {
         Ok(())
     }
 
+    /// The CRM fields the connector reads: the CRM side of its enabled
+    /// mappings that flow from the CRM.
+    async fn read_fields(&self, c: &connector::Model) -> Result<Vec<String>, DbErr> {
+        let tenant = TenantId::new(c.tenant_id.clone());
+        Ok(field_mapping::Entity::for_tenant(&tenant)
+            .filter(field_mapping::Column::ConnectorId.eq(&c.id))
+            .filter(field_mapping::Column::Enabled.eq(true))
+            .filter(field_mapping::Column::Direction.ne(MappingDirection::ToCrm))
+            .order_by_asc(field_mapping::Column::Position)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.crm_field)
+            .collect())
+    }
+
     /// The connector's client, the subscription's secret and the modules it
     /// imports.
     fn prepared(
@@ -575,10 +601,19 @@ impl Realtime {
         &self,
         row: &realtime_subscription::Model,
         watch: &Watch,
+        signing: Option<SecretString>,
         now: DateTime<Utc>,
         subscribed: bool,
     ) -> Result<(), DbErr> {
         let mut am = realtime_subscription::ActiveModel::from(row.clone());
+        if let Some(secret) = signing {
+            // The CRM signs with a secret of its own (re-read at every
+            // renewal, so a rotated one is taken up at the next check).
+            am.secret =
+                Set(self
+                    .credentials_key
+                    .seal_realtime_secret(&row.tenant_id, &row.id, &secret));
+        }
         am.watch_id = Set(Some(watch.id.clone()));
         am.expires_at = Set(watch.expires_at);
         am.state = Set(RealtimeState::Active);
@@ -716,6 +751,9 @@ fn refused_words(e: &CrmError) -> String {
         CrmError::Unauthorized(m) => format!(
             "the CRM refused the connector's credentials for change notifications ({m}): update the credentials; the schedule syncs meanwhile"
         ),
+        CrmError::Rejected { code, message, .. } if code == WATCH_UNAVAILABLE => {
+            format!("{message} (the schedule syncs meanwhile)")
+        }
         CrmError::Rejected { message, .. } => format!(
             "the CRM refused the subscription to its change notifications: {message}; crmsync tries again within minutes (the schedule syncs meanwhile)"
         ),

@@ -118,6 +118,11 @@ pub(crate) struct HubspotCredentialsInput {
     pub(crate) client_secret: Option<String>,
     /// A refresh token the portal granted the OAuth app (stored encrypted).
     pub(crate) refresh_token: Option<String>,
+    /// The OAuth app's id, for real time (its webhooks); with `developerApiKey`.
+    pub(crate) app_id: Option<String>,
+    /// The API key of the developer account that owns the OAuth app, for
+    /// real time: it manages the app's webhooks (stored encrypted).
+    pub(crate) developer_api_key: Option<String>,
 }
 
 impl From<HubspotCredentialsInput> for SentCredentials {
@@ -128,7 +133,9 @@ impl From<HubspotCredentialsInput> for SentCredentials {
                 .with("accessToken", i.access_token)
                 .with("clientId", i.client_id)
                 .with("clientSecret", i.client_secret)
-                .with("refreshToken", i.refresh_token),
+                .with("refreshToken", i.refresh_token)
+                .with("appId", i.app_id)
+                .with("developerApiKey", i.developer_api_key),
         )
     }
 }

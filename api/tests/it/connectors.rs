@@ -374,7 +374,9 @@ async fn crm_kinds_describe_each_kind_and_match_the_credential_inputs() {
             ("accessToken", "privateApp"),
             ("clientId", "oauthApp"),
             ("clientSecret", "oauthApp"),
-            ("refreshToken", "oauthApp")
+            ("refreshToken", "oauthApp"),
+            ("appId", "oauthApp"),
+            ("developerApiKey", "oauthApp")
         ]
     );
 }

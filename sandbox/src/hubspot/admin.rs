@@ -50,6 +50,7 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/portals/{portal}/usage", get(usage))
         .route("/portals/{portal}/revoke", post(revoke))
+        .merge(super::webhooks::admin_router())
 }
 
 fn portal(state: &Shared, id: &str) -> Result<Arc<Portal>, AdminError> {
@@ -314,6 +315,7 @@ async fn seed_contacts(
     let portal = portal(&state, &id)?;
     let now = state.clock.now().timestamp_millis();
     let ids = seed(&mut portal.data.lock(), &spec, now);
+    super::webhooks::flush(&state, &portal, super::webhooks::CHANGE_SOURCE_UI);
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -391,6 +393,7 @@ async fn archive_contact(
             "id: no live contact {id} in portal {portal_id}"
         )));
     }
+    super::webhooks::flush(&state, &portal, super::webhooks::CHANGE_SOURCE_UI);
     Ok(Json(
         json!({ "id": id, "archivedAt": super::model::iso(now) }),
     ))
@@ -452,6 +455,8 @@ async fn put_contacts(
             .map_err(|e| AdminError::conflict(format!("contacts[{i}].{e}")))?;
         stored.push(stored_json(&data, &data.contacts[&id]));
     }
+    drop(data);
+    super::webhooks::flush(&state, &portal, super::webhooks::CHANGE_SOURCE_UI);
     Ok((StatusCode::CREATED, Json(json!({ "contacts": stored }))))
 }
 
@@ -494,6 +499,7 @@ async fn patch_limits(
             batch_errors: patch.batch_errors,
             email_optout_read_only: patch.email_optout_read_only,
             search_ties: None,
+            webhook_retry_ms: None,
         },
     )?;
     let mut usage = portal.usage.lock();
@@ -538,6 +544,7 @@ struct SettingsPatch {
     batch_errors: Option<String>,
     email_optout_read_only: Option<bool>,
     search_ties: Option<String>,
+    webhook_retry_ms: Option<u64>,
 }
 
 async fn patch_settings(
@@ -560,6 +567,7 @@ fn apply_settings(portal: &Portal, patch: SettingsPatch) -> Result<Option<Settin
         && patch.batch_errors.is_none()
         && patch.email_optout_read_only.is_none()
         && patch.search_ties.is_none()
+        && patch.webhook_retry_ms.is_none()
     {
         return Ok(None);
     }
@@ -575,6 +583,9 @@ fn apply_settings(portal: &Portal, patch: SettingsPatch) -> Result<Option<Settin
     }
     if let Some(v) = patch.search_ties {
         settings.search_ties = v;
+    }
+    if let Some(v) = patch.webhook_retry_ms {
+        settings.webhook_retry_ms = Some(v);
     }
     settings.validate().map_err(AdminError::bad_request)?;
     Ok(Some(settings))

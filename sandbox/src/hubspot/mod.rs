@@ -11,6 +11,7 @@ pub mod model;
 pub(crate) mod oauth;
 mod properties;
 mod search;
+pub(crate) mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct HubspotState {
     tokens: RwLock<HashMap<String, Token>>,
     refresh_tokens: RwLock<HashMap<String, Refresh>>,
     apps: RwLock<HashMap<String, App>>,
+    /// Webhook settings and subscriptions, by app id.
+    webhooks: Mutex<BTreeMap<u64, webhooks::AppWebhooks>>,
     next_portal: AtomicU64,
     counter: AtomicU64,
 }
@@ -80,6 +83,10 @@ struct Refresh {
 struct App {
     secret: String,
     portal: u64,
+    /// The app's id, as the webhooks API names it.
+    app_id: u64,
+    /// The API key of the developer account that owns the app.
+    developer_api_key: String,
 }
 
 /// The default portal as printed at start, and what the admin API returns for a portal.
@@ -97,6 +104,13 @@ pub struct HubspotDescription {
     pub client_secret: String,
     /// A refresh token of the OAuth app for this portal.
     pub refresh_token: String,
+    /// The OAuth app's id (the webhooks API's `{appId}`).
+    #[serde(default)]
+    pub app_id: u64,
+    /// The API key of the developer account that owns the OAuth app (the
+    /// webhooks API's `hapikey`).
+    #[serde(default)]
+    pub developer_api_key: String,
     /// Custom contact properties (name to type).
     #[serde(default)]
     pub custom_properties: BTreeMap<String, String>,
@@ -244,15 +258,30 @@ impl HubspotState {
     }
 
     fn app_of(&self, portal: u64) -> Option<(String, String)> {
-        let mut apps: Vec<(String, String)> = self
+        self.app_details(portal)
+            .map(|(client_id, app)| (client_id, app.secret))
+    }
+
+    /// The portal's OAuth app: its client id and details.
+    fn app_details(&self, portal: u64) -> Option<(String, App)> {
+        let mut apps: Vec<(String, App)> = self
             .apps
             .read()
             .iter()
             .filter(|(_, a)| a.portal == portal)
-            .map(|(id, a)| (id.clone(), a.secret.clone()))
+            .map(|(id, a)| (id.clone(), a.clone()))
             .collect();
-        apps.sort();
+        apps.sort_by(|a, b| a.0.cmp(&b.0));
         apps.into_iter().next()
+    }
+
+    /// The app with this id: its client secret and the portal it is installed in.
+    fn app_by_id(&self, app_id: u64) -> Option<App> {
+        self.apps
+            .read()
+            .values()
+            .find(|a| a.app_id == app_id)
+            .cloned()
     }
 }
 
@@ -414,9 +443,24 @@ pub(crate) fn create_portal(state: &Shared, spec: PortalSpec) -> Result<Arc<Port
         &hs.random(seed ^ id, "", 4)
     );
     let secret = hs.random(seed ^ id, "", 36);
-    hs.apps
-        .write()
-        .insert(client_id.clone(), App { secret, portal: id });
+    let key = hs.random(seed ^ id, "", 32);
+    let developer_api_key = format!(
+        "{}-{}-{}-{}-{}",
+        &key[0..8],
+        &key[8..12],
+        &key[12..16],
+        &key[16..20],
+        &key[20..32]
+    );
+    hs.apps.write().insert(
+        client_id.clone(),
+        App {
+            secret,
+            portal: id,
+            app_id: 2_000_000 + id % 1_000_000,
+            developer_api_key,
+        },
+    );
     hs.mint_refresh(seed, id, &client_id, scopes);
     Ok(portal)
 }
@@ -425,6 +469,11 @@ pub(crate) fn create_portal(state: &Shared, spec: PortalSpec) -> Result<Arc<Port
 pub(crate) fn describe(state: &Shared, portal: &Portal) -> HubspotDescription {
     let (private, refresh) = state.hubspot.tokens_of(portal.id);
     let (client_id, client_secret) = state.hubspot.app_of(portal.id).unwrap_or_default();
+    let (app_id, developer_api_key) = state
+        .hubspot
+        .app_details(portal.id)
+        .map(|(_, app)| (app.app_id, app.developer_api_key))
+        .unwrap_or_default();
     let data = portal.data.lock();
     HubspotDescription {
         base_url: format!("{}/hubspot", state.base_url),
@@ -433,6 +482,8 @@ pub(crate) fn describe(state: &Shared, portal: &Portal) -> HubspotDescription {
         client_id,
         client_secret,
         refresh_token: refresh.first().cloned().unwrap_or_default(),
+        app_id,
+        developer_api_key,
         custom_properties: data
             .properties
             .iter()
@@ -503,6 +554,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/crm/v3/owners", get(properties::owners))
         .route("/crm/v3/owners/", get(properties::owners))
         .route("/crm/v3/owners/{ownerId}", get(properties::owner))
+        .merge(webhooks::router())
         .route("/oauth/v1/token", post(oauth::token))
         .route(
             "/oauth/v1/access-tokens/{token}",
@@ -792,6 +844,8 @@ pub(crate) fn serve(
         now_ms: now,
     };
     let response = handler(&ctx).unwrap_or_else(IntoResponse::into_response);
+    // Contact changes the call made go out to the webhooks.
+    webhooks::flush(state, &ctx.portal, webhooks::CHANGE_SOURCE_API);
     let mut response = with_rate_headers(response, &rate);
     if info.oauth {
         // HubSpot leaves the daily headers off replies to OAuth-authorised calls.

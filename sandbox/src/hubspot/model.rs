@@ -81,6 +81,10 @@ pub struct Settings {
     /// (ascending id) or `reversed` (descending id). HubSpot documents none,
     /// so a client must not rely on one.
     pub search_ties: String,
+    /// The wait before every webhook retry, in milliseconds, in place of
+    /// HubSpot's schedule (10 retries spread over 24 hours); `None` keeps
+    /// HubSpot's. Tests set it to see retries without moving the clock.
+    pub webhook_retry_ms: Option<u64>,
 }
 
 impl Default for Settings {
@@ -90,6 +94,7 @@ impl Default for Settings {
             batch_errors: "whole".into(),
             email_optout_read_only: false,
             search_ties: "by_id".into(),
+            webhook_retry_ms: None,
         }
     }
 }
@@ -464,6 +469,11 @@ pub struct PortalData {
     pub next_id: u64,
     /// Behaviour settings.
     pub settings: Settings,
+    /// True while an app installed in the portal has webhook subscriptions:
+    /// contact changes are then kept in `events` for the next delivery.
+    pub notifying: bool,
+    /// Contact changes not yet handed to the webhooks.
+    pub events: Vec<super::webhooks::ContactEvent>,
 }
 
 /// `2026-01-02T03:04:05.678Z`.
@@ -879,11 +889,45 @@ impl PortalData {
         }
         self.contacts.insert(id, contact);
         self.index(id);
+        self.record(super::webhooks::ContactEvent::created(id, now_ms));
         id
+    }
+
+    fn record(&mut self, event: super::webhooks::ContactEvent) {
+        if self.notifying {
+            self.events.push(event);
+        }
+    }
+
+    /// The property changes between two versions of a contact.
+    fn record_changes(&mut self, id: u64, before: &BTreeMap<String, String>, now_ms: i64) {
+        if !self.notifying {
+            return;
+        }
+        let Some(after) = self.contacts.get(&id).map(|c| c.props.clone()) else {
+            return;
+        };
+        let names: std::collections::BTreeSet<&String> =
+            before.keys().chain(after.keys()).collect();
+        for name in names {
+            if before.get(name) != after.get(name) {
+                self.events.push(super::webhooks::ContactEvent::changed(
+                    id,
+                    name,
+                    after.get(name).cloned(),
+                    now_ms,
+                ));
+            }
+        }
     }
 
     /// Applies validated values to a live contact.
     pub fn update(&mut self, id: u64, changes: BTreeMap<String, Option<String>>, now_ms: i64) {
+        let before = self
+            .contacts
+            .get(&id)
+            .map(|c| c.props.clone())
+            .unwrap_or_default();
         self.unindex(id);
         if let Some(contact) = self.contacts.get_mut(&id) {
             for (k, v) in changes {
@@ -901,6 +945,7 @@ impl PortalData {
             contact.updated_ms = now_ms;
         }
         self.index(id);
+        self.record_changes(id, &before, now_ms);
     }
 
     /// Archives a live contact; false when there is none.
@@ -912,6 +957,7 @@ impl PortalData {
         if let Some(c) = self.contacts.get_mut(&id) {
             c.archived_ms = Some(now_ms);
         }
+        self.record(super::webhooks::ContactEvent::deleted(id, now_ms));
         true
     }
 
@@ -936,9 +982,25 @@ impl PortalData {
             }
         }
         let id = contact.id;
+        let before = self.contacts.get(&id).cloned();
+        let now_ms = contact.updated_ms;
         self.contacts.insert(id, contact);
         if self.contacts[&id].archived_ms.is_none() {
             self.index(id);
+        }
+        let archived = self.contacts[&id].archived_ms;
+        match before {
+            None if archived.is_none() => {
+                self.record(super::webhooks::ContactEvent::created(id, now_ms));
+            }
+            Some(b) if b.archived_ms.is_none() && archived.is_some() => {
+                self.record(super::webhooks::ContactEvent::deleted(
+                    id,
+                    archived.unwrap_or(now_ms),
+                ));
+            }
+            Some(b) if b.archived_ms.is_none() => self.record_changes(id, &b.props, now_ms),
+            _ => {}
         }
         Ok(id)
     }

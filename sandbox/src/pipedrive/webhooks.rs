@@ -306,6 +306,7 @@ pub(crate) fn flush(state: &Shared, company: &Company, source: &str) {
                     body,
                     attempt_at: Some("/meta/attempt"),
                     policy: retry_policy(),
+                    prepare: None,
                 },
                 now,
             );

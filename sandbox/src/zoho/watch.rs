@@ -355,6 +355,7 @@ fn flush(state: &Shared, org: &super::Org) {
                             body,
                             attempt_at: None,
                             policy: retry_policy(),
+                            prepare: None,
                         },
                         now,
                     );

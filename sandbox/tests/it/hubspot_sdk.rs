@@ -1,7 +1,8 @@
 //! HubSpot's official Node client (npm `@hubspot/api-client`, pinned in tests/clients)
 //! against the sandbox: `tests/clients/hubspot_sdk.mjs` runs its contacts operations
-//! (basic API, batch, search, properties, owners, OAuth refresh) with only the base path
-//! changed and checks every reply, so a divergence from the real API that the SDK
+//! (basic API, batch, search, properties, owners, OAuth refresh) and the app's webhooks
+//! (settings, subscriptions, a delivery its `Signature.isValid` accepts) with only the
+//! base path changed and checks every reply, so a divergence from the real API that the SDK
 //! notices fails here.
 
 use std::time::Duration;

@@ -23,6 +23,10 @@ pub struct WatchRequest<'a> {
     pub secret: &'a str,
     /// The modules whose changes to notify (the ones the connector imports).
     pub modules: &'a [CrmModule],
+    /// The CRM fields the connector reads (the CRM side of its enabled
+    /// mappings that flow from the CRM), for CRMs that notify changes per
+    /// field.
+    pub fields: &'a [String],
 }
 
 /// A subscription as the CRM holds it.
@@ -50,6 +54,22 @@ pub fn watch_gone(message: impl Into<String>) -> CrmError {
     }
 }
 
+/// The code of the `CrmError::Rejected` that `Subscriptions::watch`
+/// answers when the connector's credentials cannot subscribe at all (a kind
+/// of app the vendor sends no notifications to, a missing app id): the
+/// engine shows its message as is, DEGRADED, and polling carries on.
+pub const WATCH_UNAVAILABLE: &str = "WATCH_UNAVAILABLE";
+
+/// The error `watch` returns when the credentials cannot subscribe; the
+/// message says what to add to them.
+pub fn watch_unavailable(message: impl Into<String>) -> CrmError {
+    CrmError::Rejected {
+        code: WATCH_UNAVAILABLE.into(),
+        field: None,
+        message: message.into(),
+    }
+}
+
 /// The subscription side of a client whose CRM notifies changes.
 #[async_trait::async_trait]
 pub trait Subscriptions: Send + Sync {
@@ -64,6 +84,15 @@ pub trait Subscriptions: Send + Sync {
 
     /// Ends a subscription; one the CRM no longer holds is not an error.
     async fn unwatch(&self, watch: &Watch) -> Result<(), CrmError>;
+
+    /// The secret the CRM signs its notifications with, where the vendor
+    /// chooses it (an app's client secret) instead of taking
+    /// [`WatchRequest::secret`]: the engine keeps it, sealed, in place of
+    /// its own and hands it to [`Notifications::verify`]. `None`: the
+    /// vendor uses the secret crmsync gave.
+    fn signing_secret(&self) -> Option<secrecy::SecretString> {
+        None
+    }
 }
 
 /// An inbound call as the API received it.

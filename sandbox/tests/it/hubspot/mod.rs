@@ -8,6 +8,7 @@ mod contacts;
 mod limits;
 mod properties;
 mod search;
+mod webhooks;
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};

@@ -29,6 +29,10 @@ static DESCRIPTION: Description = Description {
         CredentialField::text("clientId").of("oauthApp"),
         CredentialField::secret("clientSecret").of("oauthApp"),
         CredentialField::secret("refreshToken").of("oauthApp"),
+        CredentialField::text("appId").of("oauthApp").optional(),
+        CredentialField::secret("developerApiKey")
+            .of("oauthApp")
+            .optional(),
     ],
     credentials_needed: "a HUBSPOT connector needs a private app's access token, or an OAuth app's client id, client secret and refresh token",
     modules: &[ModuleFlow {
@@ -83,17 +87,38 @@ impl CrmKit for Kit {
     ) -> Result<Connected, ConnectError> {
         DESCRIPTION.check_form(&form, |field| match field {
             "accessToken" => "copy a private app's access token from HubSpot (Settings > Integrations > Private Apps), or give an OAuth app's clientId, clientSecret and refreshToken".to_owned(),
+            "appId" | "developerApiKey" => "real time needs both the OAuth app's id and its developer account's API key".to_owned(),
             _ => "an OAuth app needs its client id, client secret and a refresh token from its install".to_owned(),
         })?;
         let value = |name: &str| form.secret(name).cloned().unwrap_or_default();
         let credentials = match form.secret("accessToken") {
             Some(token) => private_app_credentials(token.clone()),
-            None => oauth_credentials(
-                value("clientId"),
-                value("clientSecret"),
-                value("refreshToken"),
+            None => with_webhook_app(
+                oauth_credentials(
+                    value("clientId"),
+                    value("clientSecret"),
+                    value("refreshToken"),
+                ),
+                form.secret("appId").cloned(),
+                form.secret("developerApiKey").cloned(),
             ),
         };
+        // Real time needs the app's id and the developer key together.
+        match (form.secret("appId"), form.secret("developerApiKey")) {
+            (Some(_), None) => {
+                return Err(ConnectError::invalid(
+                    "developerApiKey",
+                    "give the developer account's API key with the app id (HubSpot developer account > Apps > API key), or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConnectError::invalid(
+                    "appId",
+                    "give the OAuth app's id (the app's page in the developer account) with the developer API key, or neither",
+                ));
+            }
+            _ => {}
+        }
         let field = if credentials.secret("accessToken").is_none() {
             "refreshToken"
         } else {
@@ -120,6 +145,10 @@ impl CrmKit for Kit {
         ))
     }
 
+    fn notifications(&self) -> Option<&'static dyn crate::crm::realtime::Notifications> {
+        Some(&super::realtime::HubspotNotifications)
+    }
+
     fn refused_credentials(&self) -> String {
         format!(
             "HubSpot refused the connector's token: the private app's token was rotated or the app deleted, or the OAuth app was uninstalled. Copy a new access token (Settings > Integrations > Private Apps, scopes {SCOPES}) or install the OAuth app again, and update the connector with it"
@@ -142,6 +171,19 @@ pub fn oauth_credentials(
         .with("clientId", client_id)
         .with("clientSecret", client_secret)
         .with("refreshToken", refresh_token)
+}
+
+/// OAuth credentials with the app whose webhooks real time manages, when
+/// both its id and the developer account's API key are given.
+pub fn with_webhook_app(
+    credentials: Credentials,
+    app_id: Option<SecretString>,
+    developer_api_key: Option<SecretString>,
+) -> Credentials {
+    match (app_id, developer_api_key) {
+        (Some(id), Some(key)) => credentials.with("appId", id).with("developerApiKey", key),
+        _ => credentials,
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +264,46 @@ mod tests {
             matches!(&error, ConnectError::Invalid { field: Some(f), .. } if f == "clientSecret"),
             "{error:?}"
         );
+        let oauth = || {
+            CredentialsForm::new()
+                .with("clientId", Some("c"))
+                .with("clientSecret", Some("s"))
+                .with("refreshToken", Some("r"))
+        };
+        let no_key = Kit
+            .connect(oauth().with("appId", Some("123")), env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&no_key, ConnectError::Invalid { field: Some(f), .. } if f == "developerApiKey"),
+            "{no_key:?}"
+        );
+        let no_app = Kit
+            .connect(oauth().with("developerApiKey", Some("k")), env)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&no_app, ConnectError::Invalid { field: Some(f), .. } if f == "appId"),
+            "{no_app:?}"
+        );
+    }
+
+    #[test]
+    fn the_webhook_app_is_kept_only_with_both_its_id_and_key() {
+        let base = || {
+            oauth_credentials(
+                SecretString::from("c"),
+                SecretString::from("s"),
+                SecretString::from("r"),
+            )
+        };
+        let both = with_webhook_app(
+            base(),
+            Some(SecretString::from("123")),
+            Some(SecretString::from("k")),
+        );
+        assert!(both.secret("appId").is_some() && both.secret("developerApiKey").is_some());
+        let half = with_webhook_app(base(), Some(SecretString::from("123")), None);
+        assert!(half.secret("appId").is_none());
     }
 }

@@ -22,8 +22,11 @@
 //!   filtered by `archivedAt` here: HubSpot filters them by no time.
 //! - `lifecyclestage` only moves forward: an update reads the records' stages
 //!   first and never sends an earlier one (S10).
+//! - Real time: an OAuth app's webhooks, managed with its developer API key
+//!   (`realtime.rs`).
 
 pub mod kit;
+pub mod realtime;
 mod wire;
 
 use std::collections::HashMap;
@@ -104,6 +107,9 @@ pub struct HubspotClient {
     owners: OnceCell<Arc<Owners>>,
     writes: usize,
     metrics: Option<Metrics>,
+    /// The OAuth app whose webhooks real time manages, when the
+    /// credentials name it.
+    app: Option<realtime::WebhookApp>,
 }
 
 /// A successful reply.
@@ -173,6 +179,7 @@ impl HubspotClient {
             owners: OnceCell::new(),
             writes: WRITE_CONCURRENCY,
             metrics: None,
+            app: realtime::app_of(credentials),
         })
     }
 
@@ -1014,10 +1021,11 @@ impl CrmClient for HubspotClient {
         {
             return fail(format!("connected to HubSpot, but {problem}"));
         }
-        Ok(ConnectionCheck {
-            ok: true,
-            message: "connected to HubSpot: contacts are readable and writable".into(),
-        })
+        let mut message = "connected to HubSpot: contacts are readable and writable".to_owned();
+        if let Some(problem) = self.webhooks_problem().await {
+            message = format!("{message}; {problem}");
+        }
+        Ok(ConnectionCheck { ok: true, message })
     }
 
     async fn fields(&self, module: CrmModule) -> Result<Vec<CrmField>, CrmError> {
@@ -1205,6 +1213,10 @@ impl CrmClient for HubspotClient {
             .flat_map(futures::stream::iter)
             .collect()
             .await
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::crm::realtime::Subscriptions> {
+        Some(self)
     }
 }
 
