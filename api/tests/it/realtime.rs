@@ -1075,6 +1075,39 @@ mod hubspot {
         assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
     }
 
+    /// Does to the app's subscription to `event` what a person does in the
+    /// developer account (the sandbox admin route `…/subscriptions/{id}{suffix}`).
+    async fn in_developer_account(
+        sandbox: &Sandbox,
+        event: &str,
+        method: reqwest::Method,
+        suffix: &str,
+    ) {
+        let hooks = webhooks(sandbox).await;
+        let id = hooks["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["eventType"] == event)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reply = reqwest::Client::new()
+            .request(
+                method,
+                format!(
+                    "{}/hubspot/apps/{}/subscriptions/{id}{suffix}",
+                    sandbox.description().admin_url,
+                    sandbox.description().hubspot.app_id
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 204);
+    }
+
     #[tokio::test]
     async fn a_subscription_deleted_in_hubspot_degrades_realtime_until_it_is_recreated() {
         let Setup {
@@ -1082,26 +1115,7 @@ mod hubspot {
             sandbox,
             connector,
         } = setup().await;
-        let hooks = webhooks(&sandbox).await;
-        let creation = hooks["subscriptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["eventType"] == "contact.creation")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let reply = reqwest::Client::new()
-            .delete(format!(
-                "{}/hubspot/apps/{}/subscriptions/{creation}",
-                sandbox.description().admin_url,
-                sandbox.description().hubspot.app_id
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 204);
+        in_developer_account(&sandbox, "contact.creation", reqwest::Method::DELETE, "").await;
         let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
 
         let tick = app.state.realtime().tick(check).await.unwrap();
@@ -1132,26 +1146,13 @@ mod hubspot {
             sandbox,
             connector,
         } = setup().await;
-        let hooks = webhooks(&sandbox).await;
-        let deletion = hooks["subscriptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["eventType"] == "contact.deletion")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let reply = reqwest::Client::new()
-            .post(format!(
-                "{}/hubspot/apps/{}/subscriptions/{deletion}/pause",
-                sandbox.description().admin_url,
-                sandbox.description().hubspot.app_id
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 204);
+        in_developer_account(
+            &sandbox,
+            "contact.deletion",
+            reqwest::Method::POST,
+            "/pause",
+        )
+        .await;
         let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
 
         let tick = app.state.realtime().tick(check).await.unwrap();
