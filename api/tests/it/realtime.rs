@@ -103,7 +103,7 @@ async fn contact(app: &TestApp, email: &str) -> Option<Value> {
 async fn runs(app: &TestApp, connector: &str) -> Vec<Value> {
     let data = app
         .admin_ok(
-            "query($c: ID) { syncRuns(connectorId: $c, first: 100) { nodes { id trigger status legs { direction created updated unchanged } } } }",
+            "query($c: ID) { syncRuns(connectorId: $c, first: 100) { nodes { id trigger status legs { direction created updated unchanged deleted } } } }",
             json!({ "c": connector }),
         )
         .await;
@@ -169,12 +169,9 @@ async fn realtime(app: &TestApp, connector: &str) -> Value {
         .clone()
 }
 
-/// The sandbox's delivery log of Pipedrive notifications.
+/// The sandbox's delivery log of every CRM's notifications.
 async fn deliveries(sandbox: &Sandbox) -> Value {
-    let url = format!(
-        "{}/notify/deliveries?system=pipedrive",
-        sandbox.description().admin_url
-    );
+    let url = format!("{}/notify/deliveries", sandbox.description().admin_url);
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
@@ -438,6 +435,51 @@ async fn turning_realtime_off_unsubscribes_and_on_again_subscribes() {
 }
 
 #[tokio::test]
+async fn a_person_deleted_in_pipedrive_goes_through_the_deletions_rules() {
+    let Setup {
+        app,
+        sandbox,
+        connector,
+    } = setup().await;
+    app.admin_ok(
+        "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
+        json!({ "id": connector }),
+    )
+    .await;
+    let id = create_person(&sandbox, "Ada Gone", "gone@example.com").await;
+    wait_for("the contact", async || {
+        contact(&app, "gone@example.com").await
+    })
+    .await;
+    settle(&app, &sandbox, &connector).await;
+
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/pipedrive/companies/{}/persons/{id}",
+            sandbox.description().admin_url,
+            sandbox.description().pipedrive.company_domain
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    wait_for("the contact archived", async || {
+        let body = app
+            .admin_ok(
+                "query { contact(email: \"gone@example.com\") { archived } }",
+                json!({}),
+            )
+            .await;
+        (body["contact"]["archived"] == true).then_some(())
+    })
+    .await;
+    settle(&app, &sandbox, &connector).await;
+    let runs = runs(&app, &connector).await;
+    assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
+}
+
+#[tokio::test]
 async fn deleting_the_connector_deletes_its_webhook() {
     let Setup {
         app,
@@ -622,6 +664,123 @@ mod zoho {
         let health = realtime(&app, &connector).await["realtime"].clone();
         assert_eq!(health["state"], "ACTIVE");
         assert!(health["subscribedUntil"].is_string(), "{health}");
+    }
+
+    /// A lead stored in the org as a person would (the admin API), e-mail
+    /// `email`; its id.
+    async fn store_lead(org: &Org, email: &str, last: &str) -> String {
+        let stored = org
+            .admin(
+                reqwest::Method::POST,
+                &format!("/zoho/orgs/{}/records/Leads", org.org_id),
+                json!({ "records": [{ "First_Name": "Zed", "Last_Name": last, "Email": email }] }),
+            )
+            .await;
+        stored["ids"][0]
+            .as_str()
+            .map_or_else(|| stored["ids"][0].to_string(), str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn turning_realtime_off_stops_the_channel_and_on_again_watches() {
+        let (app, _sandbox, org, connector) = setup().await;
+        assert_eq!(channels(&org).await.len(), 1);
+        let set = |on: bool| {
+            app.admin_ok(
+                "mutation($id: ID!, $on: Boolean) { updateConnector(input: { id: $id, settings: { realtime: $on } }) { connector { id } } }",
+                json!({ "id": connector, "on": on }),
+            )
+        };
+
+        set(false).await;
+        let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+
+        assert_eq!(tick.unsubscribed, vec![connector.clone()]);
+        assert!(channels(&org).await.is_empty());
+        assert_eq!(realtime(&app, &connector).await["realtime"]["state"], "OFF");
+        set(true).await;
+        let tick = app.state.realtime().tick(Utc::now()).await.unwrap();
+        assert_eq!(tick.subscribed, vec![connector.clone()]);
+        assert_eq!(channels(&org).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_duplicated_notification_writes_nothing_more() {
+        let (app, sandbox, org, connector) = setup().await;
+        notify_faults(&sandbox, json!({ "system": "zoho", "duplicate": 1 })).await;
+
+        store_lead(&org, "twice@zoho.example", "Twice").await;
+
+        wait_deliveries(&sandbox, "delivered", 2).await;
+        wait_for("the contact", async || {
+            contact(&app, "twice@zoho.example").await
+        })
+        .await;
+        settle(&app, &sandbox, &connector).await;
+        let all = runs(&app, &connector).await;
+        assert_eq!(from_crm(&all, "created"), 1, "{all:?}");
+        assert_eq!(from_crm(&all, "updated"), 0, "{all:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_notification_is_caught_by_the_next_poll() {
+        let (app, sandbox, org, connector) = setup().await;
+        notify_faults(&sandbox, json!({ "system": "zoho", "drop": 1 })).await;
+
+        store_lead(&org, "missed@zoho.example", "Missed").await;
+
+        wait_deliveries(&sandbox, "dropped", 1).await;
+        settle(&app, &sandbox, &connector).await;
+        assert!(contact(&app, "missed@zoho.example").await.is_none());
+        // The poll (the schedule's run, started by hand here).
+        app.admin_ok(
+            "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
+            json!({ "c": connector }),
+        )
+        .await;
+        let found = wait_for("the poll's contact", async || {
+            contact(&app, "missed@zoho.example").await
+        })
+        .await;
+        assert_eq!(found["lastName"], "Missed");
+    }
+
+    #[tokio::test]
+    async fn a_lead_deleted_in_zoho_goes_through_the_deletions_rules() {
+        let (app, sandbox, org, connector) = setup().await;
+        app.admin_ok(
+            "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
+            json!({ "id": connector }),
+        )
+        .await;
+        let id = store_lead(&org, "gone@zoho.example", "Gone").await;
+        wait_for("the contact", async || {
+            contact(&app, "gone@zoho.example").await
+        })
+        .await;
+        settle(&app, &sandbox, &connector).await;
+
+        org.admin(
+            reqwest::Method::DELETE,
+            &format!("/zoho/orgs/{}/records/Leads/{id}", org.org_id),
+            Value::Null,
+        )
+        .await;
+
+        wait_for("the contact archived", async || {
+            let body = app
+                .admin_ok(
+                    "query { contact(email: \"gone@zoho.example\") { archived } }",
+                    json!({}),
+                )
+                .await;
+            (body["contact"]["archived"] == true).then_some(())
+        })
+        .await;
+        settle(&app, &sandbox, &connector).await;
+        let runs = runs(&app, &connector).await;
+        assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
+        assert_eq!(from_crm(&runs, "deleted"), 1, "{runs:?}");
     }
 
     #[tokio::test]
