@@ -222,3 +222,56 @@ fn run_script(mut command: Command, what: &str, timeout: Duration) -> Output {
         stderr: stderr.join().expect("stderr reader"),
     }
 }
+
+/// A subscriber on port 0 (for the CRMs that push change notifications)
+/// that hands over every call it gets, headers and raw body, failing the
+/// first `fail_first` with 500.
+pub struct Receiver {
+    pub url: String,
+    calls: tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, String)>,
+}
+
+pub async fn receiver(fail_first: u32) -> Receiver {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let (tx, calls) = tokio::sync::mpsc::unbounded_channel();
+    let failures = Arc::new(AtomicU32::new(fail_first));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            let failures = failures.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                if failures
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, calls }
+}
+
+impl Receiver {
+    /// The next call, within ten seconds: headers and raw body.
+    pub async fn next(&mut self) -> (axum::http::HeaderMap, String) {
+        tokio::time::timeout(Duration::from_secs(10), self.calls.recv())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("the receiver runs")
+    }
+
+    /// The next call, its body read as JSON (`null` when it is not).
+    pub async fn next_json(&mut self) -> (axum::http::HeaderMap, Value) {
+        let (headers, body) = self.next().await;
+        (headers, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}

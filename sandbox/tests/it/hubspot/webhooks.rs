@@ -2,62 +2,15 @@
 //! and the signed, batched deliveries of contact changes with HubSpot's
 //! retries and the notifier's faults.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::{Hs, Reply, assert_error, reply};
-use crate::common::TestSandbox;
-
-/// A subscriber on port 0 that hands over every call (headers and raw
-/// body), failing the first `fail_first` with 500.
-struct Receiver {
-    url: String,
-    calls: mpsc::UnboundedReceiver<(HeaderMap, String)>,
-}
-
-async fn receiver(fail_first: u32) -> Receiver {
-    let (tx, calls) = mpsc::unbounded_channel();
-    let failures = Arc::new(AtomicU32::new(fail_first));
-    let app = axum::Router::new().route(
-        "/hs-hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let tx = tx.clone();
-            let failures = failures.clone();
-            async move {
-                let _ = tx.send((headers, body));
-                if failures
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hs-hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, calls }
-}
-
-impl Receiver {
-    /// The next call, within ten seconds.
-    async fn next(&mut self) -> (HeaderMap, String) {
-        tokio::time::timeout(Duration::from_secs(10), self.calls.recv())
-            .await
-            .expect("a delivery within 10 s")
-            .expect("the receiver runs")
-    }
-}
+use crate::common::{TestSandbox, receiver};
 
 /// A portal's app: its id, developer API key and client secret.
 struct App<'a> {

@@ -1,62 +1,13 @@
 //! Webhooks: the v1 API that makes them, and the v2 deliveries of person
 //! changes, with Pipedrive's retry policy and the notifier's faults.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::Pd;
-use crate::common::TestSandbox;
-
-/// A subscriber on port 0 that hands over every call it gets, failing the
-/// first `fail_first` with 500.
-struct Receiver {
-    url: String,
-    calls: mpsc::UnboundedReceiver<(HeaderMap, Value)>,
-}
-
-async fn receiver(fail_first: u32) -> Receiver {
-    let (tx, calls) = mpsc::unbounded_channel();
-    let failures = Arc::new(AtomicU32::new(fail_first));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let tx = tx.clone();
-            let failures = failures.clone();
-            async move {
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let _ = tx.send((headers, body));
-                if failures
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, calls }
-}
-
-impl Receiver {
-    /// The next call, within ten seconds.
-    async fn next(&mut self) -> (HeaderMap, Value) {
-        tokio::time::timeout(Duration::from_secs(10), self.calls.recv())
-            .await
-            .expect("a delivery within 10 s")
-            .expect("the receiver runs")
-    }
-}
+use crate::common::{TestSandbox, receiver};
 
 /// A person webhook v2 with basic auth to `url`; its id.
 async fn subscribe(pd: &Pd<'_>, url: &str) -> u64 {
@@ -167,15 +118,15 @@ async fn person_changes_are_delivered_in_the_v2_shape_with_basic_auth() {
         .create_person(json!({ "name": "Ada Lovelace", "emails": [{ "value": "ada@x.com", "primary": true }] }))
         .await;
     let id = person["id"].as_u64().unwrap();
-    let (headers, created) = rx.next().await;
+    let (headers, created) = rx.next_json().await;
     pd.patch(
         &format!("/api/v2/persons/{id}"),
         json!({ "name": "Ada King" }),
     )
     .await;
-    let (_, changed) = rx.next().await;
+    let (_, changed) = rx.next_json().await;
     pd.delete(&format!("/api/v2/persons/{id}")).await;
-    let (_, deleted) = rx.next().await;
+    let (_, deleted) = rx.next_json().await;
 
     let auth = base64::engine::general_purpose::STANDARD.encode("crm:pw");
     assert_eq!(headers["authorization"], format!("Basic {auth}").as_str());
@@ -206,14 +157,14 @@ async fn a_failed_delivery_is_tried_again_on_pipedrives_schedule() {
     subscribe(&pd, &rx.url).await;
 
     pd.create_person(json!({ "name": "Retry Me" })).await;
-    let (_, first) = rx.next().await;
+    let (_, first) = rx.next_json().await;
     logged(&sb, "failed", 1).await;
     // Pipedrive waits 3 s before the second attempt: the sandbox clock moves.
     let (status, _) = sb
         .admin_post("/admin/clock", json!({ "advance_secs": 3 }))
         .await;
     assert_eq!(status, 200);
-    let (_, second) = rx.next().await;
+    let (_, second) = rx.next_json().await;
 
     assert_eq!(first["meta"]["attempt"], 1);
     assert_eq!(second["meta"]["attempt"], 2);
@@ -236,15 +187,15 @@ async fn faults_drop_duplicate_and_reorder_deliveries() {
     .await;
     pd.create_person(json!({ "name": "Dropped" })).await;
     let duplicated = pd.create_person(json!({ "name": "Twice" })).await;
-    let (_, one) = rx.next().await;
-    let (_, two) = rx.next().await;
+    let (_, one) = rx.next_json().await;
+    let (_, two) = rx.next_json().await;
     logged(&sb, "dropped", 1).await;
 
     faults(&sb, json!({ "reorder": 2 })).await;
     let a = pd.create_person(json!({ "name": "First" })).await;
     let b = pd.create_person(json!({ "name": "Second" })).await;
-    let (_, newest) = rx.next().await;
-    let (_, oldest) = rx.next().await;
+    let (_, newest) = rx.next_json().await;
+    let (_, oldest) = rx.next_json().await;
 
     let twice = duplicated["id"].as_u64().unwrap().to_string();
     assert_eq!(one["meta"]["entity_id"], twice);
