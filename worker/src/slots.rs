@@ -163,21 +163,17 @@ impl Stranded {
         let mut due = Vec::new();
         let mut stranded = HashMap::new();
         for lane in [Lane::Main, Lane::Form] {
-            let waiting = sync_run::waiting_for_slot(db, lane.is_form(), now, LOOK_AHEAD).await?;
-            let mut tenants: Vec<String> = waiting.iter().map(|r| r.tenant_id.clone()).collect();
-            tenants.sort();
-            tenants.dedup();
-            let holding = sync_run::holding_slots(db, &tenants, lane.is_form(), now).await?;
-            for run in waiting {
+            // A cap of one: "capped" is a tenant holding a slot of the lane,
+            // which hands one on when its slice ends.
+            for (run, holds) in in_order(db, lane, Some(1), None).await? {
                 let lapsed = run.lease_holder.is_some()
                     && run.lease_expires_at.is_some_and(|t| t < ago(LAPSED_GRACE));
                 let long = run.queued_at < ago(LOST_AFTER);
-                if holding.contains_key(&run.tenant_id) || !(lapsed || long) {
+                if holds || !(lapsed || long) {
                     continue;
                 }
-                let last = self.tokened.get(&run.id).copied();
-                let at = match last {
-                    Some(at) if at >= ago(LOST_AFTER) => at,
+                let at = match self.tokened.get(&run.id) {
+                    Some(at) if *at >= ago(LOST_AFTER) => *at,
                     _ => {
                         due.push((lane, run.clone()));
                         now
