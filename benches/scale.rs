@@ -69,23 +69,61 @@ struct Args {
 
 impl Args {
     fn parse() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |name: &str, default: usize| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .map_or(default, |v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{name}: expected a number"))
-                })
-        };
         Self {
-            connectors: value("--connectors", 20),
-            contacts: value("--contacts", 5000),
-            latency_ms: value("--latency-ms", 20) as u64,
-            clients: value("--clients", 200),
-            concurrency: value("--concurrency", 4),
+            connectors: number_arg("--connectors", 20),
+            contacts: number_arg("--contacts", 5000),
+            latency_ms: number_arg("--latency-ms", 20) as u64,
+            clients: number_arg("--clients", 200),
+            concurrency: number_arg("--concurrency", 4),
         }
+    }
+}
+
+/// The value given after `name` on the command line, if any.
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// The number given after `name` on the command line, or `default`.
+fn number_arg(name: &str, default: usize) -> usize {
+    text_arg(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}: expected a number"))
+    })
+}
+
+/// `n` contacts of the tenant (e-mail `email(i)`), written to the database
+/// directly, a thousand a statement: the API would take longer than the
+/// benchmark.
+async fn insert_contacts(
+    cluster: &Cluster,
+    tenant_id: &str,
+    n: usize,
+    email: impl Fn(usize) -> String,
+) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &cluster.db.db;
+    for start in (0..n).step_by(1000) {
+        let rows: Vec<String> = (start..(start + 1000).min(n))
+            .map(|i| {
+                format!(
+                    "('{}', '{tenant_id}', '{}', 'Person{i}', 'Original', 50, 'PROSPECT', false, '{{}}', now(), now())",
+                    crmsync_entity::new_id(),
+                    email(i)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO contacts (id, tenant_id, email, first_name, last_name, behaviour_score, lifecycle, opted_out, custom_fields, created_at, updated_at) VALUES {}",
+            rows.join(",")
+        );
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap();
     }
 }
 

@@ -22,7 +22,7 @@ use crmsync_entity::testing::TestDatabase;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
-use super::{ms, percentile};
+use super::{insert_contacts, ms, number_arg, percentile};
 use crate::cluster::{Cluster, Process, persons_of, sandbox};
 
 struct Args {
@@ -33,20 +33,10 @@ struct Args {
 
 impl Args {
     fn parse() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |name: &str, default: usize| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .map_or(default, |v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{name}: expected a number"))
-                })
-        };
         Self {
-            large: value("--large", 200_000),
-            small_tenants: value("--small-tenants", 50),
-            small: value("--small", 200),
+            large: number_arg("--large", 200_000),
+            small_tenants: number_arg("--small-tenants", 50),
+            small: number_arg("--small", 200),
         }
     }
 }
@@ -69,28 +59,12 @@ async fn tenant(cluster: &Cluster, api: &Process, slug: &str) -> (String, String
     (id, cluster.token(Role::Admin, Some(slug)))
 }
 
-/// `n` contacts of the tenant, written to the database directly (the API
-/// would take longer than the benchmark).
+/// `n` contacts of the tenant, `{prefix}{i}@fair.example`.
 async fn contacts(cluster: &Cluster, tenant_id: &str, prefix: &str, n: usize) {
-    let db = &cluster.db.db;
-    for start in (0..n).step_by(1000) {
-        let end = (start + 1000).min(n);
-        let mut sql = String::from(
-            "INSERT INTO contacts (id, tenant_id, email, first_name, last_name, behaviour_score, lifecycle, opted_out, custom_fields, created_at, updated_at) VALUES ",
-        );
-        for i in start..end {
-            if i > start {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "('{}', '{tenant_id}', '{prefix}{i}@fair.example', 'Person{i}', 'Original', 50, 'PROSPECT', false, '{{}}', now(), now())",
-                crmsync_entity::new_id()
-            ));
-        }
-        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .unwrap();
-    }
+    insert_contacts(cluster, tenant_id, n, |i| {
+        format!("{prefix}{i}@fair.example")
+    })
+    .await;
 }
 
 async fn start_full(cluster: &Cluster, api: &Process, admin: &str, connector: &str) -> String {

@@ -34,7 +34,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
-use super::{ms, percentile};
+use super::{insert_contacts, ms, number_arg, percentile, text_arg};
 use crate::cluster::{Cluster, Process};
 use crmsync_sandbox::{Sandbox, SandboxConfig};
 
@@ -50,29 +50,16 @@ struct Args {
 
 impl Args {
     fn parse() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let text = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
-        let number = |name: &str, default: usize| {
-            text(name).map_or(default, |v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("{name}: expected a number"))
-            })
-        };
-        let crm = text("--crm").unwrap_or_else(|| "pipedrive".into());
+        let crm = text_arg("--crm").unwrap_or_else(|| "pipedrive".into());
         assert!(
             crm == "pipedrive" || crm == "zoho",
             "--crm: pipedrive or zoho"
         );
         Self {
             crm,
-            edits: number("--edits", 500),
-            spread: Duration::from_secs(number("--spread-secs", 60) as u64),
-            bulk: number("--bulk", 5000),
+            edits: number_arg("--edits", 500),
+            spread: Duration::from_secs(number_arg("--spread-secs", 60) as u64),
+            bulk: number_arg("--bulk", 5000),
         }
     }
 }
@@ -222,29 +209,6 @@ async fn admin(
     let text = reply.text().await.unwrap();
     assert!(status.is_success(), "{path}: {status} {text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// The tenant's contacts, straight into the database: `rt{i}@rt.example`.
-async fn contacts(cluster: &Cluster, tenant_id: &str, n: usize) {
-    let db = &cluster.db.db;
-    for start in (0..n).step_by(1000) {
-        let end = (start + 1000).min(n);
-        let rows: Vec<String> = (start..end)
-            .map(|i| {
-                format!(
-                    "('{}', '{tenant_id}', 'rt{i}@rt.example', 'Person', 'Original', 50, 'PROSPECT', false, '{{}}', now(), now())",
-                    crmsync_entity::new_id()
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO contacts (id, tenant_id, email, first_name, last_name, behaviour_score, lifecycle, opted_out, custom_fields, created_at, updated_at) VALUES {}",
-            rows.join(",")
-        );
-        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .unwrap();
-    }
 }
 
 /// The connector on the CRM, and the CRM side of the benchmark.
@@ -529,7 +493,10 @@ pub(crate) async fn main(latency_ms: u64) {
             .unwrap();
         row.try_get("", "id").unwrap()
     };
-    contacts(&cluster, &tenant_id, args.bulk).await;
+    insert_contacts(&cluster, &tenant_id, args.bulk, |i| {
+        format!("rt{i}@rt.example")
+    })
+    .await;
     let (connector, crm) = connector(&cluster, &api, &admin_token, &sandbox, &args.crm).await;
     let system = match crm {
         Crm::Pipedrive { .. } => "pipedrive",
