@@ -160,6 +160,38 @@ fn from_crm(runs: &[Value], what: &str) -> i64 {
         .sum()
 }
 
+/// Turns on `syncDeletions`: a record deleted in the CRM archives its contact.
+async fn sync_deletions_on(app: &TestApp, connector: &str) {
+    app.admin_ok(
+        "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
+        json!({ "id": connector }),
+    )
+    .await;
+}
+
+/// The poll: the schedule's run, started by hand.
+async fn poll(app: &TestApp, connector: &str) {
+    app.admin_ok(
+        "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
+        json!({ "c": connector }),
+    )
+    .await;
+}
+
+/// Waits until the contact with this e-mail is archived.
+async fn wait_archived(app: &TestApp, email: &str) {
+    wait_for("the contact archived", async || {
+        let body = app
+            .admin_ok(
+                "query($e: String) { contact(email: $e) { archived } }",
+                json!({ "e": email }),
+            )
+            .await;
+        (body["contact"]["archived"] == true).then_some(())
+    })
+    .await;
+}
+
 async fn realtime(app: &TestApp, connector: &str) -> Value {
     app.admin_ok(
         "query($id: ID!) { connector(id: $id) { settings { realtime } realtime { state subscribedUntil lastEventAt message } } }",
@@ -386,11 +418,7 @@ async fn a_dropped_notification_is_caught_by_the_next_poll() {
         "Turing"
     );
     // The poll (the schedule's run, started by hand here).
-    app.admin_ok(
-        "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
-        json!({ "c": connector }),
-    )
-    .await;
+    poll(&app, &connector).await;
 
     wait_for("the poll's update", async || {
         contact(&app, "alan@example.com")
@@ -441,11 +469,7 @@ async fn a_person_deleted_in_pipedrive_goes_through_the_deletions_rules() {
         sandbox,
         connector,
     } = setup().await;
-    app.admin_ok(
-        "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
-        json!({ "id": connector }),
-    )
-    .await;
+    sync_deletions_on(&app, &connector).await;
     let id = create_person(&sandbox, "Ada Gone", "gone@example.com").await;
     wait_for("the contact", async || {
         contact(&app, "gone@example.com").await
@@ -464,16 +488,7 @@ async fn a_person_deleted_in_pipedrive_goes_through_the_deletions_rules() {
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
 
-    wait_for("the contact archived", async || {
-        let body = app
-            .admin_ok(
-                "query { contact(email: \"gone@example.com\") { archived } }",
-                json!({}),
-            )
-            .await;
-        (body["contact"]["archived"] == true).then_some(())
-    })
-    .await;
+    wait_archived(&app, "gone@example.com").await;
     settle(&app, &sandbox, &connector).await;
     let runs = runs(&app, &connector).await;
     assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
@@ -733,11 +748,7 @@ mod zoho {
         settle(&app, &sandbox, &connector).await;
         assert!(contact(&app, "missed@zoho.example").await.is_none());
         // The poll (the schedule's run, started by hand here).
-        app.admin_ok(
-            "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
-            json!({ "c": connector }),
-        )
-        .await;
+        poll(&app, &connector).await;
         let found = wait_for("the poll's contact", async || {
             contact(&app, "missed@zoho.example").await
         })
@@ -748,11 +759,7 @@ mod zoho {
     #[tokio::test]
     async fn a_lead_deleted_in_zoho_goes_through_the_deletions_rules() {
         let (app, sandbox, org, connector) = setup().await;
-        app.admin_ok(
-            "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
-            json!({ "id": connector }),
-        )
-        .await;
+        sync_deletions_on(&app, &connector).await;
         let id = store_lead(&org, "gone@zoho.example", "Gone").await;
         wait_for("the contact", async || {
             contact(&app, "gone@zoho.example").await
@@ -767,16 +774,7 @@ mod zoho {
         )
         .await;
 
-        wait_for("the contact archived", async || {
-            let body = app
-                .admin_ok(
-                    "query { contact(email: \"gone@zoho.example\") { archived } }",
-                    json!({}),
-                )
-                .await;
-            (body["contact"]["archived"] == true).then_some(())
-        })
-        .await;
+        wait_archived(&app, "gone@zoho.example").await;
         settle(&app, &sandbox, &connector).await;
         let runs = runs(&app, &connector).await;
         assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
@@ -1174,11 +1172,7 @@ mod hubspot {
             contact(&app, "alan@hubspot.example").await.unwrap()["firstName"],
             "Alan"
         );
-        app.admin_ok(
-            "mutation($c: ID!) { startSync(input: { connectorId: $c }) { run { id } } }",
-            json!({ "c": connector }),
-        )
-        .await;
+        poll(&app, &connector).await;
 
         wait_for("the poll's update", async || {
             contact(&app, "alan@hubspot.example")
@@ -1197,11 +1191,7 @@ mod hubspot {
             sandbox,
             connector,
         } = setup().await;
-        app.admin_ok(
-            "mutation($id: ID!) { updateConnector(input: { id: $id, settings: { syncDeletions: true } }) { connector { id } } }",
-            json!({ "id": connector }),
-        )
-        .await;
+        sync_deletions_on(&app, &connector).await;
         let id = create_contact(&sandbox, "gone@hubspot.example", "Gone", "Soon").await;
         wait_for("the contact", async || {
             contact(&app, "gone@hubspot.example").await
@@ -1220,16 +1210,7 @@ mod hubspot {
             .unwrap();
         assert!(deleted.status().is_success());
 
-        wait_for("the contact archived", async || {
-            let body = app
-                .admin_ok(
-                    "query { contact(email: \"gone@hubspot.example\") { archived } }",
-                    json!({}),
-                )
-                .await;
-            (body["contact"]["archived"] == true).then_some(())
-        })
-        .await;
+        wait_archived(&app, "gone@hubspot.example").await;
         let runs = quiet(&app, &sandbox, &connector).await;
         assert!(runs.iter().all(|r| r["trigger"] == "CRM_EVENT"), "{runs:?}");
     }
