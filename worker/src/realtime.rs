@@ -352,6 +352,41 @@ impl Realtime {
         .await
     }
 
+    /// Asks the connector's CRM to subscribe (`renew`: `None`) or to renew
+    /// `renew`, with the connector's URL, secret, modules and fields: the
+    /// subscription as the CRM holds it and the secret it signs with, if it
+    /// chooses one.
+    async fn ask(
+        &self,
+        c: &connector::Model,
+        row: &realtime_subscription::Model,
+        renew: Option<&Watch>,
+    ) -> Result<Result<(Watch, Option<SecretString>), CrmError>, DbErr> {
+        let fields = self.read_fields(c).await?;
+        let (client, secret, modules) = match self.prepared(c, row) {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(subs) = client.subscriptions() else {
+            return Ok(Err(CrmError::Protocol(
+                "the client has no subscriptions".into(),
+            )));
+        };
+        let url = self.notify_url(&row.token);
+        let request = WatchRequest {
+            channel_id: &row.id,
+            notify_url: &url,
+            secret: secret.expose_secret(),
+            modules: &modules,
+            fields: &fields,
+        };
+        let held = match renew {
+            None => subs.watch(&request).await,
+            Some(watch) => subs.renew(watch, &request).await,
+        };
+        Ok(held.map(|watch| (watch, subs.signing_secret())))
+    }
+
     /// Asks the CRM for a subscription; ACTIVE, or DEGRADED with why.
     async fn subscribe(
         &self,
@@ -360,27 +395,7 @@ impl Realtime {
         now: DateTime<Utc>,
         done: &mut Tick,
     ) -> Result<(), DbErr> {
-        let fields = self.read_fields(c).await?;
-        let outcome = match self.prepared(c, &row) {
-            Ok((client, secret, modules)) => {
-                let url = self.notify_url(&row.token);
-                let request = WatchRequest {
-                    channel_id: &row.id,
-                    notify_url: &url,
-                    secret: secret.expose_secret(),
-                    modules: &modules,
-                    fields: &fields,
-                };
-                match client.subscriptions() {
-                    Some(subs) => subs
-                        .watch(&request)
-                        .await
-                        .map(|watch| (watch, subs.signing_secret())),
-                    None => Err(CrmError::Protocol("the client has no subscriptions".into())),
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let outcome = self.ask(c, &row, None).await?;
         match outcome {
             Ok((watch, signing)) => {
                 self.store_active(&row, &watch, signing, now, true).await?;
@@ -436,27 +451,7 @@ impl Realtime {
             done.degraded.push(c.id.clone());
             return Ok(());
         }
-        let fields = self.read_fields(c).await?;
-        let renewed = match self.prepared(c, &row) {
-            Ok((client, secret, modules)) => {
-                let url = self.notify_url(&row.token);
-                let request = WatchRequest {
-                    channel_id: &row.id,
-                    notify_url: &url,
-                    secret: secret.expose_secret(),
-                    modules: &modules,
-                    fields: &fields,
-                };
-                match client.subscriptions() {
-                    Some(subs) => subs
-                        .renew(&watch, &request)
-                        .await
-                        .map(|watch| (watch, subs.signing_secret())),
-                    None => Err(CrmError::Protocol("the client has no subscriptions".into())),
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let renewed = self.ask(c, &row, Some(&watch)).await?;
         match renewed {
             Ok((watch, signing)) => {
                 let again = row.state != RealtimeState::Active;
