@@ -32,6 +32,9 @@ use crate::settings::{ConnectorSettings, Schedule};
 const LEASE: &str = "scheduler";
 /// How often the scheduler looks for due connectors.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How often the scheduler looks for runs no token reaches
+/// ([`crate::slots::Stranded`]): their grace is seconds, not a tick.
+const STRANDED_EVERY: Duration = Duration::from_secs(5);
 
 /// What a scheduler process needs.
 #[derive(Debug, Clone)]
@@ -69,6 +72,7 @@ impl Scheduler {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leading = false;
         let mut stranded = crate::slots::Stranded::default();
+        let mut swept = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -94,8 +98,11 @@ impl Scheduler {
             if let Err(e) = tick(&self.db, &self.queue, self.bus.as_ref(), Utc::now()).await {
                 tracing::warn!(error = %e, "scheduler: tick failed");
             }
-            if let Err(e) = restart_stranded(&self.db, &self.queue, &mut stranded).await {
-                tracing::warn!(error = %e, "scheduler: cannot look for stranded runs");
+            if swept.elapsed() >= STRANDED_EVERY {
+                swept = tokio::time::Instant::now();
+                if let Err(e) = restart_stranded(&self.db, &self.queue, &mut stranded).await {
+                    tracing::warn!(error = %e, "scheduler: cannot look for stranded runs");
+                }
             }
         }
         if leading && let Err(e) = release(&self.db, LEASE, &self.holder).await {
