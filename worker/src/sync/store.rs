@@ -586,32 +586,17 @@ pub(super) async fn take_more_notices(
     run: &sync_run::Model,
 ) -> Result<super::Notified, sea_orm::DbErr> {
     use crmsync_entity::models::crm_notice;
-    use sea_orm::QuerySelect;
-    let waiting: Vec<String> = crm_notice::Entity::for_tenant(tenant)
-        .select_only()
-        .column(crm_notice::Column::Id)
+    // One statement: the notices taken are the rows it returns.
+    let taken = crm_notice::Entity::update_many()
+        .col_expr(crm_notice::Column::RunId, Expr::value(run.id.clone()))
+        .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
         .filter(crm_notice::Column::ConnectorId.eq(&run.connector_id))
         .filter(crm_notice::Column::RunId.is_null())
-        .into_tuple()
-        .all(db)
+        .exec_with_returning(db)
         .await?;
     let mut notified = super::Notified::default();
-    for ids in waiting.chunks(500) {
-        crm_notice::Entity::update_many()
-            .col_expr(crm_notice::Column::RunId, Expr::value(run.id.clone()))
-            .filter(crm_notice::Column::TenantId.eq(tenant.as_str()))
-            .filter(crm_notice::Column::Id.is_in(ids.iter().cloned()))
-            .filter(crm_notice::Column::RunId.is_null())
-            .exec(db)
-            .await?;
-        for notice in crm_notice::Entity::for_tenant(tenant)
-            .filter(crm_notice::Column::Id.is_in(ids.iter().cloned()))
-            .filter(crm_notice::Column::RunId.eq(&run.id))
-            .all(db)
-            .await?
-        {
-            notified.add(notice.module, notice.crm_record_id, notice.deleted);
-        }
+    for notice in taken {
+        notified.add(notice.module, notice.crm_record_id, notice.deleted);
     }
     Ok(notified)
 }
