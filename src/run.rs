@@ -277,6 +277,7 @@ fn realtime(
         http: context.http.clone(),
         metrics: context.metrics.clone(),
         public_url: config.public_url.clone(),
+        clients: Default::default(),
     };
     let holder = crmsync_worker::context::instance_name();
     let lease = config.run_lease();

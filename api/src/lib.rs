@@ -178,6 +178,7 @@ impl ApiState {
             http: self.http.clone(),
             metrics: self.metrics.clone(),
             public_url: self.public_url.clone(),
+            clients: Default::default(),
         }
     }
 }

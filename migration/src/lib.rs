@@ -16,6 +16,7 @@ mod m20261207_000011_retention;
 mod m20261207_000012_fair_slots;
 mod m20261207_000013_realtime;
 mod m20261207_000015_listed_ids;
+mod m20261207_000016_change_polls;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_fair_slots::Migration),
             Box::new(m20261207_000013_realtime::Migration),
             Box::new(m20261207_000015_listed_ids::Migration),
+            Box::new(m20261207_000016_change_polls::Migration),
         ]
     }
 }

@@ -17,6 +17,12 @@
 //!   the records it names (`crm_notices`) and starts or joins a CRM_EVENT
 //!   run ([`crate::runs::notify_records`]).
 //!
+//! - **Looking for changes.** A kit whose CRM pushes nothing our kind of
+//!   app can use may look for changes instead (its `change_poll`): the
+//!   tick lists each imported module every `every` from where the last look
+//!   ended ([`poll`]), and the records changed since become notices, as a
+//!   notification's would. Such a connector is ACTIVE while its looks work.
+//!
 //! **Invariant:** a notification is only a hint. It names records; the run
 //! reads them from the CRM's API and decides as any run does, and never
 //! moves a polling checkpoint. A forged, replayed, lost, late or duplicated
@@ -39,13 +45,17 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::credentials::CredentialsKey;
-use crate::crm::realtime::{Inbound, Notice, WATCH_GONE, WATCH_UNAVAILABLE, Watch, WatchRequest};
+use crate::crm::realtime::{
+    ChangePoll, Inbound, Notice, WATCH_GONE, WATCH_UNAVAILABLE, Watch, WatchRequest,
+};
 use crate::crm::{CrmClient, CrmError};
 use crate::egress::HttpClient;
 use crate::events::EventBus;
 use crate::jobs::JobQueue;
 use crate::metrics::Metrics;
 use crate::settings::ConnectorSettings;
+
+pub mod poll;
 
 /// The path under which connectors' inbound URLs live (`{path}/{token}`).
 pub const INBOUND_PATH: &str = "/crm-events";
@@ -67,10 +77,22 @@ pub const SILENCE_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 /// Most records one inbound call may name; more are left to polling.
 pub const MAX_RECORDS_PER_CALL: usize = 1_000;
 
-/// True when the kind's kit verifies inbound notifications (its CRM offers
-/// change notifications crmsync uses).
+/// True when the kind has real time: its kit verifies inbound
+/// notifications (its CRM offers change notifications crmsync uses), or
+/// looks for changes ([`change_poll`]).
 pub fn supported(kind: ConnectorKind) -> bool {
-    crate::crm::registry::kit(kind).is_some_and(|kit| kit.notifications().is_some())
+    crate::crm::registry::kit(kind)
+        .is_some_and(|kit| kit.notifications().is_some() || kit.change_poll().is_some())
+}
+
+/// How the kind looks for changes, where its CRM pushes none crmsync can
+/// use (`None`: it is notified, or has no real time).
+pub fn change_poll(kind: ConnectorKind) -> Option<ChangePoll> {
+    let kit = crate::crm::registry::kit(kind)?;
+    match kit.notifications() {
+        Some(_) => None,
+        None => kit.change_poll(),
+    }
 }
 
 /// True when the connector should be subscribed now.
@@ -135,10 +157,10 @@ pub async fn health(
             state: RealtimeState::Degraded,
             subscribed_until: None,
             last_event_at: None,
-            message: Some(
-                "not subscribed yet: crmsync subscribes within a minute; the schedule syncs meanwhile"
-                    .into(),
-            ),
+            message: Some(match change_poll(connector.kind) {
+                Some(_) => "not looking for changes yet: crmsync starts within seconds; the schedule syncs meanwhile".into(),
+                None => "not subscribed yet: crmsync subscribes within a minute; the schedule syncs meanwhile".into(),
+            }),
         },
         Some(r) => Health {
             state: r.state,
@@ -196,6 +218,8 @@ pub struct Tick {
     pub unsubscribed: Vec<String>,
     /// Marked DEGRADED.
     pub degraded: Vec<String>,
+    /// Looked for changes and found some (a CRM_EVENT run reads them).
+    pub changed: Vec<String>,
 }
 
 /// Everything the real-time side needs: the API process takes inbound
@@ -216,6 +240,34 @@ pub struct Realtime {
     pub metrics: Metrics,
     /// The address CRMs reach the API at (`CRMSYNC_PUBLIC_URL`).
     pub public_url: String,
+    /// The clients of connectors that look for changes, kept across looks.
+    pub clients: LookClients,
+}
+
+/// The clients of connectors that look for changes, kept from one look to
+/// the next, so that a look every minute does not sign in, fetch a CSRF
+/// token or read field definitions each time. A connector's client is made
+/// again when its credentials, address or settings change.
+#[derive(Clone, Default)]
+pub struct LookClients(Arc<std::sync::Mutex<KeptClients>>);
+
+/// By connector id: what its client was made from, and the client.
+type KeptClients = HashMap<String, (u64, Arc<dyn CrmClient>)>;
+
+impl LookClients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptClients> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a connector's client is made from.
+fn client_fingerprint(c: &connector::Model) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    c.credentials.hash(&mut hasher);
+    c.base_url.hash(&mut hasher);
+    c.settings.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl std::fmt::Debug for Realtime {
@@ -286,14 +338,19 @@ impl Realtime {
             .await?;
         for c in connectors {
             let row = rows.remove(&c.id);
+            let poll = change_poll(c.kind);
             match (wanted(&c), row) {
                 (true, None) => {
-                    let row = self.create_row(&c, now).await?;
-                    self.subscribe(&c, row, now, &mut done).await?;
+                    let row = self.create_row(&c, poll, now).await?;
+                    match poll {
+                        Some(_) => done.subscribed.push(c.id.clone()),
+                        None => self.subscribe(&c, row, now, &mut done).await?,
+                    }
                 }
-                (true, Some(row)) if row.next_check_at <= now => {
-                    self.check(&c, row, now, &mut done).await?;
-                }
+                (true, Some(row)) if row.next_check_at <= now => match poll {
+                    Some(poll) => self.look(&c, row, poll, now, &mut done).await?,
+                    None => self.check(&c, row, now, &mut done).await?,
+                },
                 (false, Some(row)) => {
                     self.unsubscribe(&c, &row).await?;
                     done.unsubscribed.push(c.id.clone());
@@ -319,11 +376,13 @@ impl Realtime {
         Ok(())
     }
 
-    /// A new row (DEGRADED until the CRM accepts the subscription) with a
-    /// fresh token and secret.
+    /// A new row with a fresh token and secret: DEGRADED until the CRM
+    /// accepts the subscription, or ACTIVE for a kind that looks for changes
+    /// (its first look comes after `poll.every`, from a minute before now).
     async fn create_row(
         &self,
         c: &connector::Model,
+        poll: Option<ChangePoll>,
         now: DateTime<Utc>,
     ) -> Result<realtime_subscription::Model, DbErr> {
         let id = crmsync_entity::new_id();
@@ -341,11 +400,18 @@ impl Realtime {
             secret: sealed,
             watch_id: None,
             expires_at: None,
-            state: RealtimeState::Degraded,
-            message: Some("subscribing to the CRM's change notifications".into()),
-            subscribed_at: None,
+            state: match poll {
+                Some(_) => RealtimeState::Active,
+                None => RealtimeState::Degraded,
+            },
+            message: Some(match poll {
+                Some(poll) => looking_words(poll),
+                None => "subscribing to the CRM's change notifications".into(),
+            }),
+            subscribed_at: poll.map(|_| now),
             last_event_at: None,
-            next_check_at: now + RETRY_AFTER,
+            polled_to: None,
+            next_check_at: now + poll.map_or(RETRY_AFTER, |p| duration(p.every)),
             created_at: now,
         })
         .insert(&self.db)
@@ -488,6 +554,98 @@ impl Realtime {
         Ok(())
     }
 
+    /// A due look for changes: the records changed since the last look
+    /// become notices (a CRM_EVENT run), and the marks move on only once
+    /// they are stored. A CRM that refuses the look makes it DEGRADED with
+    /// why; one that is unreachable for now is looked at again next time.
+    async fn look(
+        &self,
+        c: &connector::Model,
+        row: realtime_subscription::Model,
+        poll: ChangePoll,
+        now: DateTime<Utc>,
+        done: &mut Tick,
+    ) -> Result<(), DbErr> {
+        let mut am = realtime_subscription::ActiveModel::from(row.clone());
+        am.next_check_at = Set(now + duration(poll.every));
+        let marks = poll::Marks::from_stored(row.polled_to.as_ref());
+        let start = row.created_at - chrono::Duration::minutes(1);
+        let looked = match self.look_client(c, &row) {
+            Ok((client, modules)) => poll::look(client.as_ref(), &modules, &marks, start).await,
+            Err(e) => Err(e),
+        };
+        match looked {
+            Ok((changed, marks)) => {
+                if !changed.is_empty() {
+                    let tenant = TenantId::new(c.tenant_id.clone());
+                    let notice = Notice {
+                        changed,
+                        deleted: Vec::new(),
+                    };
+                    if let Err(e) = crate::runs::notify_records(
+                        &self.db,
+                        &self.queue,
+                        self.bus.as_ref(),
+                        &tenant,
+                        &c.id,
+                        &notice,
+                    )
+                    .await
+                    {
+                        // The marks stay: the next look names them again.
+                        tracing::warn!(connector = %c.id, error = %e, "realtime: cannot start a run for the changes found");
+                        am.update(&self.db).await?;
+                        return Ok(());
+                    }
+                    am.last_event_at = Set(Some(now));
+                    done.changed.push(c.id.clone());
+                }
+                am.polled_to = Set(Some(marks.to_stored()));
+                am.state = Set(RealtimeState::Active);
+                am.message = Set(Some(looking_words(poll)));
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::info!(connector = %c.id, error = %e, "realtime: look for changes postponed");
+            }
+            Err(e) => {
+                tracing::info!(connector = %c.id, error = %e, "realtime: look for changes refused");
+                am.state = Set(RealtimeState::Degraded);
+                am.message = Set(Some(format!(
+                    "the CRM refused crmsync's look for changes ({e}); crmsync looks again every {} (the schedule syncs meanwhile)",
+                    every_words(poll.every)
+                )));
+                done.degraded.push(c.id.clone());
+            }
+        }
+        am.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// The connector's client for looks (kept across them) and the modules
+    /// it imports.
+    fn look_client(
+        &self,
+        c: &connector::Model,
+        row: &realtime_subscription::Model,
+    ) -> Result<(Arc<dyn CrmClient>, Vec<crmsync_entity::enums::CrmModule>), CrmError> {
+        let fingerprint = client_fingerprint(c);
+        let modules = || {
+            serde_json::from_value::<ConnectorSettings>(c.settings.clone())
+                .map(|s| s.import_modules)
+                .unwrap_or_default()
+        };
+        if let Some((kept, client)) = self.clients.lock().get(&c.id)
+            && *kept == fingerprint
+        {
+            return Ok((client.clone(), modules()));
+        }
+        let (client, _, modules) = self.prepared(c, row)?;
+        self.clients
+            .lock()
+            .insert(c.id.clone(), (fingerprint, client.clone()));
+        Ok((client, modules))
+    }
+
     /// The CRM's modification time of a record polling found changed well
     /// after the last notification (or the subscription), long enough ago
     /// that its notification should have come.
@@ -534,6 +692,7 @@ impl Realtime {
                 }
             }
         }
+        self.clients.lock().remove(&c.id);
         realtime_subscription::Entity::delete_many()
             .filter(realtime_subscription::Column::TenantId.eq(&row.tenant_id))
             .filter(realtime_subscription::Column::Id.eq(&row.id))
@@ -738,6 +897,29 @@ fn next_check(watch: &Watch, now: DateTime<Utc>) -> DateTime<Utc> {
         Some(expires) => (expires - RENEW_BEFORE).max(now + RETRY_AFTER).min(regular),
         None => regular,
     }
+}
+
+/// What a person reads while a kind without notifications looks for changes.
+fn looking_words(poll: ChangePoll) -> String {
+    format!(
+        "{}; a change reaches the platform within {} or so, and the schedule syncs as before",
+        poll.why,
+        every_words(poll.every)
+    )
+}
+
+/// "a minute", "30 seconds", "5 minutes".
+fn every_words(every: Duration) -> String {
+    match every.as_secs() {
+        60 => "a minute".into(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// A std duration as chrono's (saturating; looks are minutes apart).
+fn duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// What a person reads when the CRM refused a subscription.

@@ -107,9 +107,11 @@ pub(crate) struct ConnectorSettingsInput {
     /// the record again (default false: the export rejects it with reason
     /// DELETED_IN_CRM).
     pub(crate) recreate_deleted: Option<bool>,
-    /// Subscribe to the CRM's change notifications, so a CRM change reaches
-    /// the platform within seconds (default true where the CRM offers them,
-    /// see Connector.realtime); the schedule keeps polling either way.
+    /// Real time: subscribe to the CRM's change notifications, so a CRM
+    /// change reaches the platform within seconds, or, for a CRM that pushes
+    /// none crmsync can use, look for changes every minute (default true
+    /// where the CRM has either, see Connector.realtime); the schedule keeps
+    /// polling either way.
     pub(crate) realtime: Option<bool>,
 }
 

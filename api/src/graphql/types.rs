@@ -117,7 +117,10 @@ remote_enum!(
 remote_enum!(
     /// The health of a connector's real-time subscription.
     RealtimeState = "crmsync_entity::enums::RealtimeState" {
-        /// Subscribed: CRM changes reach the platform within seconds.
+        /// Subscribed: CRM changes reach the platform within seconds. For a
+        /// CRM that pushes no notifications crmsync can use (Salesforce,
+        /// Zendesk Sell, SAP C4C), crmsync looks for changes every minute
+        /// instead, and the message says so.
         Active,
         /// Wanted but not working (refused, deleted in the CRM, silent):
         /// the schedule carries the sync, and crmsync subscribes again; the
@@ -125,7 +128,8 @@ remote_enum!(
         Degraded,
         /// Turned off (setting realtime) or the connector is disabled.
         Off,
-        /// The CRM offers no change notifications crmsync can use.
+        /// The CRM has no real time in crmsync: it is polled on the
+        /// connector's schedule only.
         Unsupported,
     }
 );
@@ -664,9 +668,10 @@ pub(crate) struct ConnectorSettings {
     /// A contact whose CRM record was deleted, changed afterwards, creates
     /// the record again (else it is rejected with reason DELETED_IN_CRM).
     pub(crate) recreate_deleted: bool,
-    /// The CRM notifies its changes (real time; see Connector.realtime);
-    /// polling on the schedule goes on either way. Always false for CRMs
-    /// without usable notifications.
+    /// The CRM's changes reach the platform in real time (its change
+    /// notifications, or a look for changes every minute where it pushes
+    /// none crmsync can use; see Connector.realtime); polling on the
+    /// schedule goes on either way. Always false for CRMs without real time.
     pub(crate) realtime: bool,
 }
 

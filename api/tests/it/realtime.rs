@@ -1393,3 +1393,217 @@ mod hubspot {
         assert!(webhooks(&sandbox).await["settings"].is_null());
     }
 }
+
+/// A CRM that pushes nothing our app can use (Salesforce here): real time
+/// looks for changes every minute, and what a look finds goes through a
+/// CRM_EVENT run as a notification's records would.
+mod looked {
+    use super::*;
+    use crate::helpers::{CREATE_CONNECTOR, local_targets};
+
+    struct Looked {
+        app: TestApp,
+        sandbox: Sandbox,
+        connector: String,
+        /// The real-time task's clock: each tick a look later than the last.
+        clock: chrono::DateTime<Utc>,
+    }
+
+    impl Looked {
+        /// Ticks the real-time task a look's interval after its last tick.
+        async fn next_look(&mut self) -> crmsync_worker::realtime::Tick {
+            self.clock += chrono::Duration::seconds(61);
+            self.app.state.realtime().tick(self.clock).await.unwrap()
+        }
+    }
+
+    /// An app with a worker and a Salesforce connector on an empty sandbox,
+    /// looking for changes from the first tick on.
+    async fn setup() -> Looked {
+        let sandbox = empty_sandbox().await;
+        let app = TestApp::spawn_with_egress(local_targets()).await;
+        let sf = sandbox.description().salesforce.clone();
+        let body = app
+            .gql(
+                &app.token(Role::Admin),
+                CREATE_CONNECTOR,
+                json!({ "input": {
+                    "kind": "SALESFORCE",
+                    "name": "Salesforce",
+                    "baseUrl": sf.login_url,
+                    "salesforce": {
+                        "clientId": sf.client_id,
+                        "clientSecret": sf.client_secret,
+                        "refreshToken": sf.refresh_token,
+                    },
+                } }),
+            )
+            .await;
+        let connector = body["data"]["createConnector"]["connector"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned();
+        app.start_worker();
+        let clock = Utc::now();
+        let tick = app.state.realtime().tick(clock).await.unwrap();
+        assert_eq!(tick.subscribed, vec![connector.clone()], "{tick:?}");
+        Looked {
+            app,
+            sandbox,
+            connector,
+            clock,
+        }
+    }
+
+    /// A call to the sandbox Salesforce's REST API, as a person's tool
+    /// would make it (a session from the org's refresh token).
+    async fn salesforce(
+        sandbox: &Sandbox,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
+        let sf = &sandbox.description().salesforce;
+        let http = reqwest::Client::new();
+        let session: Value = http
+            .post(format!("{}/services/oauth2/token", sf.login_url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", &sf.client_id),
+                ("client_secret", &sf.client_secret),
+                ("refresh_token", &sf.refresh_token),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let reply = http
+            .request(
+                method,
+                format!("{}/services/data/{}{path}", sf.instance_url, sf.api_version),
+            )
+            .bearer_auth(session["access_token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_success(), "{path}: {}", reply.status());
+        reply.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Ticks until a look names nothing (the run that a look starts may
+    /// write the platform link back, a change the next look names and its
+    /// run reads without writing), each look's run ended before the next.
+    async fn quiet(looked: &mut Looked) {
+        for _ in 0..3 {
+            ended_runs(&looked.app, &looked.connector).await;
+            wait_for("no notice left", async || {
+                no_notices(&looked.app).await.then_some(())
+            })
+            .await;
+            if looked.next_look().await.changed.is_empty() {
+                return;
+            }
+        }
+        panic!("looks kept finding changes");
+    }
+
+    #[tokio::test]
+    async fn a_lead_made_then_edited_in_salesforce_reaches_the_platform_at_the_next_look() {
+        let mut looked = setup().await;
+        let health = realtime(&looked.app, &looked.connector).await;
+        assert_eq!(health["settings"]["realtime"], true, "{health}");
+        assert_eq!(health["realtime"]["state"], "ACTIVE", "{health}");
+        assert_eq!(health["realtime"]["subscribedUntil"], Value::Null);
+        let message = health["realtime"]["message"].as_str().unwrap();
+        assert!(message.contains("every minute"), "{message}");
+
+        let created = salesforce(
+            &looked.sandbox,
+            reqwest::Method::POST,
+            "/sobjects/Lead",
+            json!({ "LastName": "Lovelace", "FirstName": "Ada", "Company": "Engines", "Email": "ada@looked.example" }),
+        )
+        .await;
+        let lead = created["id"].as_str().unwrap().to_owned();
+        let tick = looked.next_look().await;
+
+        assert_eq!(tick.changed, vec![looked.connector.clone()], "{tick:?}");
+        let made = wait_for("the lead's contact", async || {
+            contact(&looked.app, "ada@looked.example").await
+        })
+        .await;
+        assert_eq!(made["lastName"], "Lovelace");
+        quiet(&mut looked).await;
+
+        salesforce(
+            &looked.sandbox,
+            reqwest::Method::PATCH,
+            &format!("/sobjects/Lead/{lead}"),
+            json!({ "LastName": "King" }),
+        )
+        .await;
+        let tick = looked.next_look().await;
+
+        assert_eq!(tick.changed, vec![looked.connector.clone()], "{tick:?}");
+        wait_for("the edit", async || {
+            let c = contact(&looked.app, "ada@looked.example").await?;
+            (c["lastName"] == "King").then_some(())
+        })
+        .await;
+        quiet(&mut looked).await;
+        let runs = ended_runs(&looked.app, &looked.connector).await;
+        assert!(
+            runs.iter()
+                .all(|r| r["trigger"] == "CRM_EVENT" && r["status"] == "SUCCEEDED"),
+            "{runs:?}"
+        );
+        assert_eq!(from_crm(&runs, "created"), 1, "{runs:?}");
+        assert_eq!(from_crm(&runs, "updated"), 1, "{runs:?}");
+        let health = realtime(&looked.app, &looked.connector).await;
+        assert!(health["realtime"]["lastEventAt"].is_string(), "{health}");
+    }
+
+    async fn set_realtime(app: &TestApp, connector: &str, on: bool) {
+        app.admin_ok(
+            "mutation($id: ID!, $on: Boolean) { updateConnector(input: { id: $id, settings: { realtime: $on } }) { connector { id } } }",
+            json!({ "id": connector, "on": on }),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn turning_realtime_off_stops_the_looks_and_on_again_starts_them() {
+        let mut looked = setup().await;
+        set_realtime(&looked.app, &looked.connector, false).await;
+        let tick = looked.app.state.realtime().tick(Utc::now()).await.unwrap();
+        assert_eq!(tick.unsubscribed, vec![looked.connector.clone()]);
+        assert_eq!(
+            realtime(&looked.app, &looked.connector).await["realtime"]["state"],
+            "OFF"
+        );
+        salesforce(
+            &looked.sandbox,
+            reqwest::Method::POST,
+            "/sobjects/Lead",
+            json!({ "LastName": "Off", "Company": "Engines", "Email": "off@looked.example" }),
+        )
+        .await;
+        let tick = looked.next_look().await;
+        assert!(
+            tick.changed.is_empty() && tick.subscribed.is_empty(),
+            "{tick:?}"
+        );
+        assert!(runs(&looked.app, &looked.connector).await.is_empty());
+
+        set_realtime(&looked.app, &looked.connector, true).await;
+        let tick = looked.app.state.realtime().tick(Utc::now()).await.unwrap();
+        assert_eq!(tick.subscribed, vec![looked.connector.clone()]);
+        assert_eq!(
+            realtime(&looked.app, &looked.connector).await["realtime"]["state"],
+            "ACTIVE"
+        );
+    }
+}

@@ -34,6 +34,10 @@ pub struct Model {
     pub subscribed_at: Option<DateTimeUtc>,
     /// When the last verified notification came.
     pub last_event_at: Option<DateTimeUtc>,
+    /// For a connector whose CRM is asked what changed (the kit's
+    /// `change_poll`): how far each module was read, as the worker's
+    /// `realtime::poll::Marks`; null before the first look.
+    pub polled_to: Option<Json>,
     /// When the renewal task next looks at it.
     pub next_check_at: DateTimeUtc,
     /// When the row was made.

@@ -474,6 +474,13 @@ pub trait CrmKit: Send + Sync + std::fmt::Debug + 'static {
     fn notifications(&self) -> Option<&'static dyn super::realtime::Notifications> {
         None
     }
+
+    /// Real time by looking for changes, for a CRM without notifications
+    /// usable by our app (`notifications` is `None`); `None`: real time is
+    /// unsupported and the CRM is polled on the schedule only.
+    fn change_poll(&self) -> Option<super::realtime::ChangePoll> {
+        None
+    }
 }
 
 /// The stored credential named `name`, or the error a client reports when

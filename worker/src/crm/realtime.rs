@@ -144,6 +144,18 @@ pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
         == 0
 }
 
+/// Real time for a CRM that pushes no change notifications our kind of app
+/// can use: a look at the CRM's listing every `every`, whose changed records
+/// become notices as a notification's would (the kit's `change_poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangePoll {
+    /// How often the CRM is asked what changed.
+    pub every: std::time::Duration,
+    /// Why the CRM's own notifications are not used, in words a person
+    /// reads in `Connector.realtime.message`.
+    pub why: &'static str,
+}
+
 /// The inbound side of a kit whose CRM notifies changes.
 pub trait Notifications: Send + Sync + std::fmt::Debug {
     /// How soon the vendor wants an answer before it counts the delivery

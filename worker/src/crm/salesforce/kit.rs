@@ -13,6 +13,7 @@ use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
     Deletions, Description, Limits, ModuleFlow, prove,
 };
+use crate::crm::realtime::ChangePoll;
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
 use crate::metrics::Metrics;
@@ -90,6 +91,13 @@ fn why(field: &str) -> String {
 impl CrmKit for Kit {
     fn describe(&self) -> &'static Description {
         &DESCRIPTION
+    }
+
+    fn change_poll(&self) -> Option<ChangePoll> {
+        Some(ChangePoll {
+            every: std::time::Duration::from_secs(60),
+            why: "Salesforce pushes changes through Change Data Capture (a streaming client held open) or Outbound Messages (set up in Setup by an admin), not through webhooks a connector can register: crmsync asks Salesforce what changed every minute",
+        })
     }
 
     /// Checks the form (the client id, and either the refresh-token fields

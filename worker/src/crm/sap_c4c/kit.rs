@@ -12,6 +12,7 @@ use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
     Deletions, Description, Limits, ModuleFlow, prove,
 };
+use crate::crm::realtime::ChangePoll;
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
 use crate::metrics::Metrics;
@@ -89,6 +90,13 @@ fn why(field: &str) -> String {
 impl CrmKit for Kit {
     fn describe(&self) -> &'static Description {
         &DESCRIPTION
+    }
+
+    fn change_poll(&self) -> Option<ChangePoll> {
+        Some(ChangePoll {
+            every: std::time::Duration::from_secs(60),
+            why: "SAP C4C's event notifications are set up in its administration screens, not through the OData API a connector uses: crmsync asks C4C what changed every minute",
+        })
     }
 
     /// Checks the form and the tenant's address, then reads the lead

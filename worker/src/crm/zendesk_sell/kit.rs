@@ -12,6 +12,7 @@ use crate::crm::kit::{
     ConnectEnv, ConnectError, Connected, CredentialField, CredentialsForm, CrmKit, DefaultMapping,
     Deletions, Description, Limits, ModuleFlow, prove,
 };
+use crate::crm::realtime::ChangePoll;
 use crate::crm::{ClientOptions, CrmClient, CrmError};
 use crate::egress::HttpClient;
 use crate::metrics::Metrics;
@@ -69,6 +70,13 @@ pub struct Kit;
 impl CrmKit for Kit {
     fn describe(&self) -> &'static Description {
         &DESCRIPTION
+    }
+
+    fn change_poll(&self) -> Option<ChangePoll> {
+        Some(ChangePoll {
+            every: std::time::Duration::from_secs(60),
+            why: "Zendesk Sell has no webhooks for leads and contacts (its Firehose and Sync APIs are read by polling too): crmsync asks Sell what changed every minute",
+        })
     }
 
     /// Checks the form, then reads the lead fields with the token, which proves it.

@@ -1038,3 +1038,57 @@ pub async fn a_full_run_finds_a_deletion_the_feed_no_longer_lists<K: SandboxCrm 
         "not recreated"
     );
 }
+
+/// Real time by looking for changes (`realtime::poll`), for CRMs that push
+/// nothing usable, works on every CRM's listing: a look names what changed
+/// since it started, each change once.
+pub async fn a_look_for_changes_names_each_change_in_the_crm_once<K: SandboxCrm + Default>(
+    suite: Suite<K>,
+) {
+    use crmsync_worker::realtime::poll::{Marks, look};
+    let app = suite.app(|_| {}).await;
+    let module = app.crm.worker.describe().export_module();
+    let start = (Utc::now() - Duration::minutes(5))
+        .with_nanosecond(0)
+        .expect("zero nanoseconds");
+    let ids = app
+        .crm
+        .put(&[
+            person(
+                Some("before@x.com"),
+                "Bea",
+                "Before",
+                Some(start - Duration::minutes(10)),
+            ),
+            person(
+                Some("after@x.com"),
+                "Al",
+                "After",
+                Some(start + Duration::minutes(1)),
+            ),
+        ])
+        .await;
+    let client = app.crm.client();
+
+    let (changed, marks) = look(client.as_ref(), &[module], &Marks::default(), start)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![(module, ids[1].clone())]);
+
+    let (changed, marks) = look(client.as_ref(), &[module], &marks, start)
+        .await
+        .unwrap();
+    assert!(changed.is_empty(), "nothing changed: {changed:?}");
+
+    let phone = crm_field(&app, "phone").await;
+    change_in_crm(&app, "before@x.com", &[(&phone, json!("+33100000002"))]).await;
+    let (changed, marks) = look(client.as_ref(), &[module], &marks, start)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![(module, ids[0].clone())]);
+
+    let (changed, _) = look(client.as_ref(), &[module], &marks, start)
+        .await
+        .unwrap();
+    assert!(changed.is_empty(), "named once: {changed:?}");
+}

@@ -306,7 +306,8 @@ macro_rules! conformance {
                 an_opt_out_syncs_both_ways_and_is_recorded,
                 a_record_deleted_in_the_crm_loses_its_link_and_is_not_recreated,
                 a_deletion_archives_with_sync_deletions_only_after_a_complete_listing,
-                a_full_run_finds_a_deletion_the_feed_no_longer_lists
+                a_full_run_finds_a_deletion_the_feed_no_longer_lists,
+                a_look_for_changes_names_each_change_in_the_crm_once
             );
         }
     };
