@@ -214,6 +214,7 @@ async fn list_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
     run.resumable = false;
     run.progress("import").await?;
     run.written_from = None;
+    let mut resume_point = resume.clone().map(|(at, id)| ResumePoint::new(at, id));
     let mut cursor = None;
     let page_size = run.client.records_per_read().max(PAGE_SIZE);
     loop {
@@ -227,8 +228,8 @@ async fn list_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
             })
             .await?;
         let mut records = page.records;
-        if let Some((at, id)) = &resume {
-            records.retain(|r| r.modified_at > *at || (r.modified_at == *at && r.id != *id));
+        if let Some(point) = resume_point.as_mut() {
+            records = point.unread(records, page.next_cursor.is_none());
         }
         if run.reconciles() {
             run.listed
@@ -268,6 +269,63 @@ async fn list_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
             Some(c) => cursor = Some(c),
             None => return Ok(()),
         }
+    }
+}
+
+/// Where a run handed back goes on reading a module: after the record its
+/// checkpoint names (`at`, `id`). The listing comes in the CRM's order of
+/// (modification time, id), the order the run read it in before, so the
+/// records of that instant before the named one were read already and are
+/// passed over, on every page they fill. If the named record is not among
+/// them (it changed since), the ones passed over are read after all, when
+/// the listing moves past that instant or ends: read twice rather than missed.
+#[derive(Debug)]
+struct ResumePoint {
+    at: DateTime<Utc>,
+    id: String,
+    /// Records of the instant passed over while the named one is not found.
+    held: Vec<CrmRecord>,
+    /// The named record was found, or the listing moved past its instant.
+    passed: bool,
+}
+
+impl ResumePoint {
+    fn new(at: DateTime<Utc>, id: String) -> Self {
+        Self {
+            at,
+            id,
+            held: Vec::new(),
+            passed: false,
+        }
+    }
+
+    /// The records of a page still to read; `last`: the listing ends with it.
+    fn unread(&mut self, records: Vec<CrmRecord>, last: bool) -> Vec<CrmRecord> {
+        if self.passed {
+            return records;
+        }
+        let mut unread = Vec::with_capacity(records.len());
+        for record in records {
+            if self.passed {
+                unread.push(record);
+            } else if record.modified_at < self.at {
+                // Listed from `at` on: nothing older comes.
+            } else if record.modified_at == self.at && record.id == self.id {
+                self.passed = true;
+                self.held.clear();
+            } else if record.modified_at == self.at {
+                self.held.push(record);
+            } else {
+                self.passed = true;
+                unread.append(&mut self.held);
+                unread.push(record);
+            }
+        }
+        if last && !self.passed {
+            self.passed = true;
+            unread.append(&mut self.held);
+        }
+        unread
     }
 }
 
@@ -1196,4 +1254,54 @@ fn normalised(email: Option<&str>) -> Option<String> {
     email
         .and_then(|e| Email::parse(e).ok())
         .map(Email::into_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn record(id: &str, secs: i64) -> CrmRecord {
+        CrmRecord {
+            id: id.to_owned(),
+            module: CrmModule::Leads,
+            modified_at: at(secs),
+            email: None,
+            values: Default::default(),
+            owner_email: None,
+            converted: false,
+        }
+    }
+
+    fn ids(records: &[CrmRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_resume_point_passes_over_its_instant_up_to_the_named_record_across_pages() {
+        let mut point = ResumePoint::new(at(5), "c".into());
+        let first = point.unread(vec![record("a", 5), record("b", 5)], false);
+        let second = point.unread(vec![record("c", 5), record("d", 5), record("e", 6)], true);
+        assert!(first.is_empty(), "{first:?}");
+        assert_eq!(ids(&second), ["d", "e"]);
+    }
+
+    #[test]
+    fn a_resume_point_whose_record_changed_reads_its_instant_again() {
+        // Past the instant without the named record: what was held is read.
+        let mut point = ResumePoint::new(at(5), "c".into());
+        let first = point.unread(vec![record("a", 5)], false);
+        let second = point.unread(vec![record("b", 5), record("e", 6)], false);
+        assert!(first.is_empty());
+        assert_eq!(ids(&second), ["a", "b", "e"]);
+
+        // The listing ends within the instant: the same.
+        let mut point = ResumePoint::new(at(5), "c".into());
+        assert_eq!(ids(&point.unread(vec![record("a", 5)], true)), ["a"]);
+    }
 }

@@ -360,8 +360,35 @@ async fn a_full_run_handed_back_between_pages_still_reconciles() {
     app.crm.advance(Duration::seconds(1));
     assert_succeeded(&app.sync(SyncMode::Incremental).await);
     assert!(app.crm.purge(PERSONS, &ids[7]));
-    // Another connector's run waits: the FULL run gives its slot back after
-    // each page.
+    another_run_waits(&mut app).await;
+    let lookups = app.crm.calls(Operation::GetMany);
+
+    let done = full_run_in_slices(&app).await;
+
+    assert_succeeded(&done);
+    assert!(
+        done.slices >= 3,
+        "handed back between pages: {}",
+        done.slices
+    );
+    assert_eq!(done.from_crm_deleted, 1);
+    assert!(link(&app, &ids[7]).await.is_none());
+    assert!(link(&app, &ids[8]).await.is_some());
+    assert_eq!(
+        app.crm.calls(Operation::GetMany) - lookups,
+        1,
+        "only the record no slice listed is looked up"
+    );
+    let left = run_listed_ids::Entity::find()
+        .all(&app.db.db)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "what it listed is forgotten: {left:?}");
+}
+
+/// Another connector's run waits, and slices last a millisecond: a run gives
+/// its slot back after each page that moves its checkpoint on.
+async fn another_run_waits(app: &mut Engine) {
     let fields = app.crm.fields(PERSONS).await.unwrap();
     let waiting_connector = crate::support::insert_connector(
         &app.db.db,
@@ -388,37 +415,53 @@ async fn a_full_run_handed_back_between_pages_still_reconciles() {
     .await
     .unwrap();
     app.ctx.options.slots.slice = Some(std::time::Duration::from_millis(1));
-    let lookups = app.crm.calls(Operation::GetMany);
-    let full = app.queued_run(SyncMode::Full, None).await;
+}
 
-    let mut slices = 0;
-    let done = loop {
-        slices += 1;
-        assert!(slices < 100, "the run never ended");
+/// A FULL run of the connector, slice after slice until it ends.
+async fn full_run_in_slices(app: &Engine) -> sync_run::Model {
+    let full = app.queued_run(SyncMode::Full, None).await;
+    for _ in 0..100 {
         match run_slice(&app.ctx, &SyncJob::of(&full), Take::Wait).await {
-            Ok(done) => break done,
+            Ok(done) => return done,
             Err(SyncError::Yielded) => continue,
             Err(e) => panic!("{e:?}"),
         }
-    };
+    }
+    panic!("the run never ended");
+}
+
+#[tokio::test]
+async fn a_run_resumed_among_records_of_one_instant_reads_each_once() {
+    let mut app = engine_of(
+        MemoryCrm::new(ConnectorKind::Pipedrive).with_max_page_size(5),
+        |_| {},
+    )
+    .await;
+    // A bulk edit: twelve persons changed in the same instant, so the
+    // checkpoint the run hands back at falls among them.
+    let at = app.crm.now();
+    for i in 0..12 {
+        app.crm.set_clock(at);
+        app.crm
+            .put(PERSONS, None, person(&format!("s{i}@x.com"), "Same"));
+    }
+    app.crm.set_clock(at + Duration::seconds(1));
+    another_run_waits(&mut app).await;
+
+    let done = full_run_in_slices(&app).await;
 
     assert_succeeded(&done);
-    assert!(
-        done.slices >= 3,
-        "handed back between pages: {}",
-        done.slices
-    );
-    assert_eq!(done.from_crm_deleted, 1);
-    assert!(link(&app, &ids[7]).await.is_none());
-    assert!(link(&app, &ids[8]).await.is_some());
-    assert_eq!(
-        app.crm.calls(Operation::GetMany) - lookups,
-        1,
-        "only the record no slice listed is looked up"
-    );
-    let left = run_listed_ids::Entity::find()
-        .all(&app.db.db)
+    assert!(done.slices >= 2, "handed back: {}", done.slices);
+    assert_eq!(done.from_crm_created, 12);
+    let mut emails: Vec<String> = app
+        .items(&done)
         .await
-        .unwrap();
-    assert!(left.is_empty(), "what it listed is forgotten: {left:?}");
+        .into_iter()
+        .filter(|i| i.direction == SyncDirection::FromCrm)
+        .filter_map(|i| i.email)
+        .collect();
+    emails.sort();
+    let listed = emails.len();
+    emails.dedup();
+    assert_eq!((listed, emails.len()), (12, 12), "each person read once");
 }
