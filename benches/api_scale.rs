@@ -641,6 +641,7 @@ async fn serve(db: DatabaseConnection) -> String {
         rate_limits: Arc::new(RateLimits::new(RateLimitSettings::new(0, 0))),
         introspection: Introspection::default(),
         fields_cache: Default::default(),
+        tenant_cap: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

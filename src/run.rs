@@ -152,6 +152,10 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         rate_limits: Arc::new(crmsync_api::rate_limit::RateLimits::new(config.rate_limits)),
         introspection: config.introspection,
         fields_cache: Default::default(),
+        // The cap the workers apply: set, or the in-process worker's.
+        tenant_cap: worker
+            .map(|slots| config.slots.cap_for(slots))
+            .or(config.slots.tenant_cap),
     };
     let context = WorkerContext {
         db,

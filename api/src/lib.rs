@@ -74,6 +74,11 @@ pub struct ApiState {
     pub introspection: Introspection,
     /// The connectors' CRM fields, read at most once a minute.
     pub fields_cache: Arc<FieldsCache>,
+    /// The most main-lane slots one tenant's runs hold at once, as the
+    /// workers apply it (`CRMSYNC_WORKER_TENANT_SLOTS`, or half the
+    /// in-process worker's slots), for `Connector.queuePosition`; `None` in
+    /// an API process that cannot know it (no worker, no setting).
+    pub tenant_cap: Option<usize>,
 }
 
 /// Who may introspect the schema (`__schema`, `__type`).

@@ -774,12 +774,16 @@ impl Connector {
     /// While the connector's run is QUEUED: its place among the runs waiting
     /// for a worker slot (1: it takes the next slot that frees), in the order
     /// slots are handed out (the tenant served longest ago first, then the
-    /// run queued first; FORM and CRM_EVENT runs wait in a lane of their own). Null when no
-    /// run of the connector is queued.
+    /// run queued first; FORM and CRM_EVENT runs wait in a lane of their
+    /// own). A run whose tenant already holds as many slots as it may
+    /// (CRMSYNC_WORKER_TENANT_SLOTS, or half a worker's slots) counts behind
+    /// every run whose tenant does not. Null when no run of the connector is
+    /// queued.
     async fn queue_position(&self, ctx: &Context<'_>) -> GqlResult<Option<i32>> {
         let tenant = crmsync_entity::TenantId::new(self.0.tenant_id.clone());
+        let state = state(ctx);
         let position =
-            crmsync_worker::slots::queue_position(&state(ctx).db, &tenant, &self.0.id, None)
+            crmsync_worker::slots::queue_position(&state.db, &tenant, &self.0.id, state.tenant_cap)
                 .await?;
         Ok(position.map(|p| i32::try_from(p).unwrap_or(i32::MAX)))
     }

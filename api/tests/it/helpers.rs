@@ -133,6 +133,7 @@ impl TestApp {
             rate_limits: Arc::new(RateLimits::new(RateLimitSettings::default())),
             introspection: Introspection::default(),
             fields_cache: Default::default(),
+            tenant_cap: None,
         };
         configure(&mut state);
         let app = router(state.clone());

@@ -247,6 +247,39 @@ async fn a_run_gives_its_slot_back_when_another_waits_and_goes_on_from_its_check
 }
 
 #[tokio::test]
+async fn a_queued_run_of_a_tenant_at_its_cap_counts_behind_the_others() {
+    let app = App::start(0).await;
+    let x = Other {
+        tenant: app.tenant.clone(),
+        connector_id: app.connector_id.clone(),
+        crm: Crm::start(0).await,
+    };
+    let x2 = other(&app, Some(&app.tenant)).await;
+    let y = other(&app, None).await;
+    // X holds a slot with one run and waits with another; Y, served a
+    // moment ago, waits too. X has had no slot handed out yet, so it comes
+    // first unless its cap holds it back.
+    let x_running = queued(&app, &x, SyncTrigger::Manual).await;
+    held_elsewhere(&app, &x_running, 60_000).await;
+    queued(&app, &x2, SyncTrigger::Manual).await;
+    queued(&app, &y, SyncTrigger::Manual).await;
+    tenant_slot::take(&app.db.db, y.tenant.as_str(), Utc::now())
+        .await
+        .unwrap();
+    let position = async |who: &Other, cap: Option<usize>| {
+        slots::queue_position(&app.db.db, &who.tenant, &who.connector_id, cap)
+            .await
+            .unwrap()
+    };
+
+    assert_eq!(position(&x2, None).await, Some(1), "no cap known");
+    assert_eq!(position(&y, None).await, Some(2));
+    assert_eq!(position(&x2, Some(1)).await, Some(2), "X at its cap");
+    assert_eq!(position(&y, Some(1)).await, Some(1));
+    assert_eq!(position(&x2, Some(2)).await, Some(1), "X under its cap");
+}
+
+#[tokio::test]
 async fn the_next_slot_goes_to_the_tenant_served_longest_ago() {
     let app = App::start(0).await;
     let x2 = other(&app, Some(&app.tenant)).await;
