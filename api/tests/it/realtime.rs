@@ -1021,6 +1021,40 @@ mod hubspot {
     }
 
     #[tokio::test]
+    async fn a_field_no_longer_read_loses_its_subscription_at_the_next_check() {
+        use crmsync_entity::models::field_mapping;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let Setup {
+            app,
+            sandbox,
+            connector,
+        } = setup().await;
+        let watched = |hooks: &Value, property: &str| {
+            hooks["subscriptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["propertyName"] == property)
+        };
+        assert!(watched(&webhooks(&sandbox).await, "firstname"));
+        field_mapping::Entity::update_many()
+            .col_expr(field_mapping::Column::Enabled, Expr::value(false))
+            .filter(field_mapping::Column::ConnectorId.eq(&connector))
+            .filter(field_mapping::Column::CrmField.eq("firstname"))
+            .exec(&app.database.db)
+            .await
+            .unwrap();
+
+        let check = Utc::now() + CHECK_EVERY + chrono::Duration::seconds(1);
+        let tick = app.state.realtime().tick(check).await.unwrap();
+
+        assert_eq!(tick.renewed, vec![connector.clone()]);
+        let hooks = webhooks(&sandbox).await;
+        assert!(!watched(&hooks, "firstname"), "{hooks}");
+        assert!(watched(&hooks, "lastname"), "{hooks}");
+    }
+
+    #[tokio::test]
     async fn a_contact_edited_in_hubspot_is_updated_exactly_once() {
         let Setup {
             app,

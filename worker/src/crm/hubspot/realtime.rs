@@ -237,6 +237,18 @@ impl HubspotClient {
             .collect())
     }
 
+    /// Deletes one of the app's subscriptions (one gone already is fine).
+    async fn delete_subscription(&self, id: &str) -> Result<(), CrmError> {
+        match self
+            .webhooks_call(Method::DELETE, &format!("/subscriptions/{id}"), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CrmError::Rejected { code, .. }) if code == "NOT_FOUND_IN_CRM" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Makes every wanted subscription exist and be active; their ids.
     async fn ensure_subscriptions(
         &self,
@@ -330,6 +342,16 @@ impl Subscriptions for HubspotClient {
             }
         }
         let ids = self.ensure_subscriptions(&have, request.fields).await?;
+        // Ours to fields the connector no longer reads (a mapping turned
+        // off or removed) go: HubSpot would notify their changes for nothing.
+        let unread = have.iter().filter(|s| {
+            s.event_type == "contact.propertyChange"
+                && watch.id.split(',').any(|id| id == s.id)
+                && !ids.contains(&s.id)
+        });
+        for s in unread {
+            self.delete_subscription(&s.id).await?;
+        }
         Ok(Watch {
             id: ids.join(","),
             expires_at: None,
@@ -338,15 +360,7 @@ impl Subscriptions for HubspotClient {
 
     async fn unwatch(&self, watch: &Watch) -> Result<(), CrmError> {
         for id in watch.id.split(',').filter(|id| !id.is_empty()) {
-            match self
-                .webhooks_call(Method::DELETE, &format!("/subscriptions/{id}"), None)
-                .await
-            {
-                Ok(_) => {}
-                // Gone already: what we wanted.
-                Err(CrmError::Rejected { code, .. }) if code == "NOT_FOUND_IN_CRM" => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_subscription(id).await?;
         }
         if self.app_subscriptions().await?.is_empty() {
             match self.webhooks_call(Method::DELETE, "/settings", None).await {
