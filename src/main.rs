@@ -138,6 +138,11 @@ async fn cli() -> anyhow::Result<()> {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (its reader gone: a closed pipe)
+        // is dropped: reporting it would print to that same stderr, and a
+        // failed print panics the task that logged, SIGTERM's handler among
+        // them.
+        .log_internal_errors(false)
         // Colours for a person at a terminal; plain text for log files and collectors.
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(

@@ -1,6 +1,8 @@
 //! The one-shot commands: schema, token, migrate, and configuration errors.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn crmsync(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crmsync"));
@@ -187,4 +189,46 @@ fn migrate_creates_a_data_dir_and_database_readable_by_their_owner_only() {
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("crmsync.db")), 0o600);
     let _ = std::fs::remove_dir_all(parent);
+}
+
+#[test]
+fn serve_stops_on_sigterm_after_its_log_reader_is_gone() {
+    let dir = temp_dir("sigterm-log");
+    let mut child = crmsync(&dir)
+        .args(["serve", "--no-worker"])
+        .env("CRMSYNC_BIND", "127.0.0.1:0")
+        .env("CRMSYNC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log is read until the server serves, then its pipe is closed, as
+    // when the process that collected it died.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("crmsync is serving"));
+    drop(lines);
+    assert!(serving, "the server starts");
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running 20 s after SIGTERM, its log reader gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
