@@ -344,6 +344,17 @@ impl Platform {
         } else {
             TestDatabase::sqlite().await
         };
+        // PostgreSQL's autovacuum is off on the development machine: the
+        // tables are analyzed every 30 s, as autovacuum would.
+        if database
+            .analyze_as_autovacuum_would(std::time::Duration::from_secs(30))
+            .await
+            .is_some()
+        {
+            println!(
+                "PostgreSQL's autovacuum is off: the bench runs ANALYZE every 30 s, as autovacuum would"
+            );
+        }
         let db = database.db.clone();
         let tenant_id = new_id();
         tenant::ActiveModel {

@@ -112,7 +112,9 @@ pub(crate) async fn main(latency_ms: u64, concurrency: usize) {
         "Fairness: 1 worker x {concurrency} slots on PostgreSQL, {latency_ms} ms per Pipedrive call; 2 large tenants x {} contacts (FULL), {} small tenants x {} contacts every minute, 1 form submission per second.",
         args.large, args.small_tenants, args.small
     );
-    let cluster = Cluster::new(TestDatabase::new().await, None).await;
+    let database = TestDatabase::new().await;
+    crate::fresh_statistics(&database).await;
+    let cluster = Cluster::new(database, None).await;
     let sandbox = sandbox(&cluster.http, latency_ms).await;
     let api = cluster.api();
     let _worker = cluster.worker_with(concurrency);

@@ -467,7 +467,9 @@ pub(crate) async fn main(latency_ms: u64) {
         args.bulk
     );
     assert!(args.edits <= args.bulk, "--edits: at most --bulk");
-    let mut cluster = Cluster::new(TestDatabase::new().await, None).await;
+    let database = TestDatabase::new().await;
+    crate::fresh_statistics(&database).await;
+    let mut cluster = Cluster::new(database, None).await;
     let port = free_port();
     cluster.set_env("CRMSYNC_BIND", &format!("127.0.0.1:{port}"));
     cluster.set_env("CRMSYNC_PUBLIC_URL", &format!("http://127.0.0.1:{port}"));

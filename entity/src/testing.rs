@@ -73,6 +73,43 @@ impl TestDatabase {
     pub fn is_postgres(&self) -> bool {
         self.dir.is_none()
     }
+
+    /// For benchmarks on a PostgreSQL server whose autovacuum is off (the
+    /// development machine's): a task that analyzes this database's tables
+    /// every `every`, as autovacuum would, so that the planner sees tables
+    /// that grow during a run. `None` on SQLite or with autovacuum on.
+    pub async fn analyze_as_autovacuum_would(
+        &self,
+        every: std::time::Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        use sea_orm::{DatabaseBackend, Statement};
+        if !self.is_postgres() {
+            return None;
+        }
+        let shown = self
+            .db
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SHOW autovacuum",
+            ))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get_by_index::<String>(0).ok());
+        if shown.as_deref() != Some("off") {
+            return None;
+        }
+        let db = self.db.clone();
+        Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                if let Err(e) = db.execute_unprepared("ANALYZE").await {
+                    tracing::warn!(error = %e, "ANALYZE failed");
+                }
+            }
+        }))
+    }
 }
 
 impl Drop for TestDatabase {
