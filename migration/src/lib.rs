@@ -17,6 +17,7 @@ mod m20261207_000012_fair_slots;
 mod m20261207_000013_realtime;
 mod m20261207_000015_listed_ids;
 mod m20261207_000016_change_polls;
+mod m20261207_000017_crm_written_from;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_realtime::Migration),
             Box::new(m20261207_000015_listed_ids::Migration),
             Box::new(m20261207_000016_change_polls::Migration),
+            Box::new(m20261207_000017_crm_written_from::Migration),
         ]
     }
 }

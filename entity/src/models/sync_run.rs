@@ -91,6 +91,10 @@ pub struct Model {
     /// start to end in one slot, more for one handed back (a slice ended
     /// while other runs waited, a worker shut down or died) and taken again.
     pub slices: i32,
+    /// The CRM's modification time of the run's first write to it (any
+    /// leg), once it wrote: a slice that goes on listing stops at records
+    /// modified since (the run's own writes, left for the next run).
+    pub crm_written_from: Option<DateTimeUtc>,
 }
 
 /// No navigable relations.
@@ -142,6 +146,7 @@ impl Model {
             mappings: None,
             rules: None,
             deletions_read_at: None,
+            crm_written_from: None,
             items_pruned_at: None,
             all_rejected_kept: false,
             slices: 0,

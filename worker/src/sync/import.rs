@@ -213,7 +213,7 @@ async fn list_module(run: &mut Run<'_>, module: CrmModule) -> Result<(), Stop> {
     let resumed_at = resume.as_ref().map(|(at, _)| *at);
     run.resumable = false;
     run.progress("import").await?;
-    run.written_from = None;
+    run.written_from = run.listing_stops_at();
     let mut resume_point = resume.clone().map(|(at, id)| ResumePoint::new(at, id));
     let mut cursor = None;
     let page_size = run.client.records_per_read().max(PAGE_SIZE);
@@ -375,6 +375,11 @@ async fn import_page(
     let mut applied = apply(run, module, can, &pairs).await;
     run.written_from = run
         .written_from
+        .into_iter()
+        .chain(applied.first_write)
+        .min();
+    run.crm_written_from = run
+        .crm_written_from
         .into_iter()
         .chain(applied.first_write)
         .min();

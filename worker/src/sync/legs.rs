@@ -791,6 +791,12 @@ async fn finish_page(
         .collect();
     let dry_conversions = would_convert(run, &leads);
     let mut conversions = convert_leads(run, leads, &mut stop).await;
+    run.wrote(
+        results
+            .values()
+            .filter_map(|r| r.as_ref().ok().map(|w| w.modified_at))
+            .min(),
+    );
 
     let mut items = Items {
         run: &run.run,

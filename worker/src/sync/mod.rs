@@ -194,6 +194,11 @@ pub(crate) struct Run<'a> {
     /// The CRM's modification time of the import leg's first write-back in
     /// the module being listed: records modified since are left for the next run.
     pub written_from: Option<chrono::DateTime<Utc>>,
+    /// The CRM's modification time of the run's first write to it, in any
+    /// slice (saved with the run's progress): a later slice's listing stops
+    /// at records modified since, so that a run handed back during its
+    /// export does not read its own writes back.
+    pub crm_written_from: Option<chrono::DateTime<Utc>>,
     /// The CRM contacts this run's lead conversions made (S10): a later
     /// module's listing stops before them rather than read them back.
     pub converted: HashSet<String>,
@@ -267,6 +272,18 @@ impl Run<'_> {
     ) -> Option<(chrono::DateTime<Utc>, String)> {
         let own = checkpoint.filter(|c| c.run_id.as_deref() == Some(self.run.id.as_str()))?;
         Some((own.at, own.record_id.clone()))
+    }
+
+    /// Notes the CRM's modification times of writes the CRM took.
+    pub fn wrote(&mut self, first: Option<chrono::DateTime<Utc>>) {
+        self.crm_written_from = self.crm_written_from.into_iter().chain(first).min();
+    }
+
+    /// Where a slice's listing stops: from the second slice on, at the
+    /// run's first write to the CRM (its own writes, which the next run
+    /// reads, as it would after a run that went through in one slice).
+    fn listing_stops_at(&self) -> Option<chrono::DateTime<Utc>> {
+        self.crm_written_from.filter(|_| self.run.slices > 1)
     }
 
     /// True for runs that give their slot back when their slice is over:
@@ -346,6 +363,7 @@ impl Run<'_> {
         let mut am = sync_run::ActiveModel::from(current.clone());
         am.phase = Set(phase.to_owned());
         am.processed = Set(self.processed);
+        am.crm_written_from = Set(self.crm_written_from);
         set_legs(&mut am, &self.legs);
         self.run = am.update(db).await?;
         self.ctx.bus.publish(SyncEvent::of_run(&self.run));
@@ -466,6 +484,7 @@ pub async fn run_slice(
     };
     let (kit, client, settings, (mappings, sync_rules), fields, (retry, notified)) = prepared;
     let shadow = (run.mode == SyncMode::DryRun).then(shadow::Shadow::default);
+    let crm_written_from = run.crm_written_from;
     let mut state = Run {
         ctx,
         tenant,
@@ -482,6 +501,7 @@ pub async fn run_slice(
         processed,
         touched: HashSet::new(),
         written_from: None,
+        crm_written_from,
         converted: HashSet::new(),
         retry,
         notified,

@@ -465,3 +465,35 @@ async fn a_run_resumed_among_records_of_one_instant_reads_each_once() {
     emails.dedup();
     assert_eq!((listed, emails.len()), (12, 12), "each person read once");
 }
+
+#[tokio::test]
+async fn a_full_run_handed_back_during_its_export_does_not_read_its_writes_back() {
+    let mut app = engine_of(MemoryCrm::new(ConnectorKind::Pipedrive), |_| {}).await;
+    // Three export pages: the run gives its slot back after one, and the
+    // next slice lists the CRM again before it goes on exporting.
+    for i in 0..1500 {
+        app.add_contact(&format!("e{i}@x.com"), Some("E"), Some("Export"), 10)
+            .await;
+    }
+    another_run_waits(&mut app).await;
+
+    let done = full_run_in_slices(&app).await;
+
+    assert_succeeded(&done);
+    assert!(done.slices >= 2, "handed back: {}", done.slices);
+    assert_eq!(done.to_crm_created, 1500);
+    let read_back = app
+        .items(&done)
+        .await
+        .into_iter()
+        .filter(|i| i.direction == SyncDirection::FromCrm)
+        .count();
+    assert_eq!(
+        read_back, 0,
+        "the run's own writes are left for the next run"
+    );
+    app.ctx.options.slots.slice = None;
+    let next = app.sync(SyncMode::Incremental).await;
+    assert_succeeded(&next);
+    assert_eq!(next.from_crm_created + next.from_crm_updated, 0);
+}
