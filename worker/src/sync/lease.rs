@@ -267,8 +267,13 @@ pub(crate) async fn requeue(
     tenant: &TenantId,
     run_id: &str,
     lease: &Lease,
+    crm_written_from: Option<DateTime<Utc>>,
 ) -> Result<bool, DbErr> {
     let requeued = sync_run::Entity::update_many()
+        .col_expr(
+            sync_run::Column::CrmWrittenFrom,
+            Expr::value(crm_written_from),
+        )
         .col_expr(sync_run::Column::Status, Expr::value(SyncRunStatus::Queued))
         .col_expr(sync_run::Column::Phase, Expr::value("queued"))
         .col_expr(sync_run::Column::QueuedAt, Expr::value(Utc::now()))
@@ -296,9 +301,14 @@ pub(crate) async fn release(
     tenant: &TenantId,
     run_id: &str,
     lease: &Lease,
+    crm_written_from: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
     sync_run::Entity::update_many()
         .col_expr(sync_run::Column::Phase, Expr::value("handed back"))
+        .col_expr(
+            sync_run::Column::CrmWrittenFrom,
+            Expr::value(crm_written_from),
+        )
         .col_expr(
             sync_run::Column::LeaseHolder,
             Expr::value(Option::<String>::None),

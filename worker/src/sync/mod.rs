@@ -195,9 +195,10 @@ pub(crate) struct Run<'a> {
     /// the module being listed: records modified since are left for the next run.
     pub written_from: Option<chrono::DateTime<Utc>>,
     /// The CRM's modification time of the run's first write to it, in any
-    /// slice (saved with the run's progress): a later slice's listing stops
-    /// at records modified since, so that a run handed back during its
-    /// export does not read its own writes back.
+    /// slice (saved when the slice hands the run back, cleared while it
+    /// works): a later slice's listing stops at records modified since, so
+    /// that a run handed back during its export does not read its own
+    /// writes back.
     pub crm_written_from: Option<chrono::DateTime<Utc>>,
     /// The CRM contacts this run's lead conversions made (S10): a later
     /// module's listing stops before them rather than read them back.
@@ -363,7 +364,11 @@ impl Run<'_> {
         let mut am = sync_run::ActiveModel::from(current.clone());
         am.phase = Set(phase.to_owned());
         am.processed = Set(self.processed);
-        am.crm_written_from = Set(self.crm_written_from);
+        // Kept only when the slice hands the run back whole (every page
+        // whose writes started recorded): a worker that dies leaves it
+        // unset, and the next slice lists everything again, reading back
+        // (and so linking) what the dead worker wrote unrecorded.
+        am.crm_written_from = Set(None);
         set_legs(&mut am, &self.legs);
         self.run = am.update(db).await?;
         self.ctx.bus.publish(SyncEvent::of_run(&self.run));
@@ -474,6 +479,7 @@ pub async fn run_slice(
         Ok(p) => p,
         Err(stop) => {
             let stopped = Stopped {
+                crm_written_from: run.crm_written_from,
                 run,
                 connector: &connector,
                 legs: &legs,
@@ -531,6 +537,7 @@ pub async fn run_slice(
         am.update(db).await?;
     }
     let stopped = Stopped {
+        crm_written_from: state.crm_written_from,
         run: state.run.clone(),
         connector: &state.connector,
         legs: &state.legs,
@@ -542,6 +549,8 @@ pub async fn run_slice(
 /// A run whose legs stopped, with what its end needs.
 struct Stopped<'a> {
     run: sync_run::Model,
+    /// What a run handed back keeps of where its writes began.
+    crm_written_from: Option<chrono::DateTime<Utc>>,
     connector: &'a connector::Model,
     legs: &'a Legs,
     lease: &'a lease::Lease,
@@ -558,6 +567,7 @@ async fn conclude(
 ) -> Result<sync_run::Model, SyncError> {
     let Stopped {
         run,
+        crm_written_from,
         connector,
         legs,
         lease,
@@ -576,7 +586,7 @@ async fn conclude(
             finish(ctx, run, legs, end, Some(lease.holder())).await
         }
         (ending::Verdict::HandBack, _) => {
-            lease::release(db, &tenant, &run.id, lease).await?;
+            lease::release(db, &tenant, &run.id, lease, crm_written_from).await?;
             if let Some(back) = sync_run::Entity::find_for_tenant(&tenant, &run.id)
                 .one(db)
                 .await?
@@ -586,7 +596,7 @@ async fn conclude(
             Err(SyncError::HandedBack)
         }
         (ending::Verdict::Yield, _) => {
-            if !lease::requeue(db, &tenant, &run.id, lease).await? {
+            if !lease::requeue(db, &tenant, &run.id, lease, crm_written_from).await? {
                 return current_row(db, &tenant, &run.id).await;
             }
             if let Some(back) = sync_run::Entity::find_for_tenant(&tenant, &run.id)
