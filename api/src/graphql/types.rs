@@ -118,9 +118,8 @@ remote_enum!(
     /// The health of a connector's real-time subscription.
     RealtimeState = "crmsync_entity::enums::RealtimeState" {
         /// Subscribed: CRM changes reach the platform within seconds. For a
-        /// CRM that pushes no notifications crmsync can use (Salesforce,
-        /// Zendesk Sell, SAP C4C), crmsync looks for changes every minute
-        /// instead, and the message says so.
+        /// CRM that pushes no notifications crmsync can use, crmsync looks
+        /// for changes every minute instead, and the message says so.
         Active,
         /// Wanted but not working (refused, deleted in the CRM, silent):
         /// the schedule carries the sync, and crmsync subscribes again; the
