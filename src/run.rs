@@ -41,25 +41,7 @@ async fn database(config: &Config) -> anyhow::Result<DatabaseConnection> {
 /// them a lookup can read the whole table, so a large run slows down as its
 /// tables grow. Said once at start, for the operator to act on.
 async fn warn_without_autovacuum(db: &DatabaseConnection) {
-    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return;
-    }
-    let shown = db
-        .query_one_raw(Statement::from_string(
-            DatabaseBackend::Postgres,
-            "SHOW autovacuum",
-        ))
-        .await;
-    let off = matches!(
-        shown
-            .ok()
-            .flatten()
-            .and_then(|row| row.try_get_by_index::<String>(0).ok())
-            .as_deref(),
-        Some("off")
-    );
-    if off {
+    if crmsync_entity::db::autovacuum_off(db).await {
         tracing::warn!(
             "PostgreSQL's autovacuum is off: its table statistics go stale, and large syncs slow down as their tables grow; turn it on, or run ANALYZE regularly"
         );

@@ -182,6 +182,29 @@ pub fn checkpoint_soon(db: &DatabaseConnection) {
     });
 }
 
+/// True on a PostgreSQL server whose autovacuum is off: its tables are
+/// never analyzed, so the planner plans lookups without statistics.
+pub async fn autovacuum_off(db: &impl ConnectionTrait) -> bool {
+    use sea_orm::{DatabaseBackend, Statement};
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return false;
+    }
+    let shown = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SHOW autovacuum",
+        ))
+        .await;
+    matches!(
+        shown
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get_by_index::<String>(0).ok())
+            .as_deref(),
+        Some("off")
+    )
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
     use crmsync_migration::MigratorTrait;

@@ -82,21 +82,7 @@ impl TestDatabase {
         &self,
         every: std::time::Duration,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        use sea_orm::{DatabaseBackend, Statement};
-        if !self.is_postgres() {
-            return None;
-        }
-        let shown = self
-            .db
-            .query_one_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SHOW autovacuum",
-            ))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.try_get_by_index::<String>(0).ok());
-        if shown.as_deref() != Some("off") {
+        if !db::autovacuum_off(&self.db).await {
             return None;
         }
         let db = self.db.clone();
