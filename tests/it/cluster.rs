@@ -5,9 +5,10 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crmsync_entity::enums::Role;
@@ -32,6 +33,29 @@ pub(crate) struct Process {
     child: Child,
     /// The GraphQL URL, for API processes.
     pub(crate) graphql: Option<String>,
+    /// The last lines the process logged, for the message of a failure.
+    log: Tail,
+}
+
+/// The last [`Tail::LINES`] lines of a process's log.
+#[derive(Clone, Default)]
+pub(crate) struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    const LINES: usize = 60;
+
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap();
+        if lines.len() == Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    fn text(&self) -> String {
+        let lines = self.0.lock().unwrap();
+        lines.iter().map(|l| format!("  | {l}\n")).collect()
+    }
 }
 
 impl Process {
@@ -53,15 +77,26 @@ impl Process {
             .status()
             .unwrap();
         assert!(sent.success());
-        let deadline = Instant::now() + within;
+        let sent_at = Instant::now();
+        let deadline = sent_at + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit after SIGTERM: {status}");
+                eprintln!(
+                    "process {} stopped {:?} after SIGTERM",
+                    self.pid(),
+                    sent_at.elapsed()
+                );
+                assert!(
+                    status.success(),
+                    "exit after SIGTERM: {status}; its log ended:\n{}",
+                    self.log.text()
+                );
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "still running {within:?} after SIGTERM"
+                "still running {within:?} after SIGTERM; its log so far ended:\n{}",
+                self.log.text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -205,12 +240,14 @@ impl Cluster {
     /// `crmsync serve --no-worker`, once it listens.
     pub(crate) fn api(&self) -> Process {
         let mut child = self.command(&["serve", "--no-worker"]).spawn().unwrap();
-        let line = logged(&mut child, "crmsync is serving");
+        let log = Tail::default();
+        let line = logged(&mut child, "crmsync is serving", &log);
         let at = line.find("graphql=").expect("the address is logged") + "graphql=".len();
         let url = line[at..].split_whitespace().next().unwrap();
         Process {
             child,
             graphql: Some(url.trim_matches('"').to_owned()),
+            log,
         }
     }
 
@@ -226,10 +263,12 @@ impl Cluster {
             .command(&["worker", "--concurrency", &concurrency])
             .spawn()
             .unwrap();
-        logged(&mut child, "worker started");
+        let log = Tail::default();
+        logged(&mut child, "worker started", &log);
         Process {
             child,
             graphql: None,
+            log,
         }
     }
 
@@ -406,13 +445,15 @@ impl Cluster {
 
 /// Waits (30 s at most) for the process to log a line containing `text`,
 /// and returns it; the rest of its log is drained in the background, so it
-/// never blocks on a full pipe.
-pub(crate) fn logged(child: &mut Child, text: &str) -> String {
+/// never blocks on a full pipe, and its last lines kept in `tail`.
+pub(crate) fn logged(child: &mut Child, text: &str, tail: &Tail) -> String {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let tail = tail.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { return };
+            tail.push(line.clone());
             // Nobody listens any more: keep draining.
             let _ = tx.send(line);
         }

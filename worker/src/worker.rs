@@ -49,6 +49,20 @@ pub async fn take_slot(
     };
     let tenant = TenantId::new(job.tenant_id.clone());
     loop {
+        if ctx
+            .options
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // Shutting down: no run is taken here (one just handed back
+            // would only be handed back again); the token goes back for
+            // another worker.
+            queue
+                .enqueue_in(lane, job, &crate::jobs::new_task_id())
+                .await
+                .map_err(|e| SyncError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            return Ok(());
+        }
         for run in crate::slots::fairest(&ctx.db, lane, cap).await? {
             let target = SyncJob::of(&run);
             match crate::sync::run_slice(ctx, &target, Take::Fair { cap }).await {
@@ -73,18 +87,6 @@ pub async fn take_slot(
             // at its cap: a run of the tenant hands a token on for it.
             _ => return Ok(()),
         };
-        if ctx
-            .options
-            .draining
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            // Shutting down: the token goes back for another worker.
-            queue
-                .enqueue_in(lane, job, &crate::jobs::new_task_id())
-                .await
-                .map_err(|e| SyncError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
-            return Ok(());
-        }
         let ttl = ctx.options.lease;
         let wait = (live - now).to_std().unwrap_or_default() + Duration::from_millis(50);
         tokio::time::sleep(wait.min(ttl / 3).max(Duration::from_millis(50))).await;

@@ -64,7 +64,7 @@ pub(crate) enum Claim {
     Held(Lease),
     /// The run is not to be executed: final, cancelled or gone.
     Ended,
-    /// This worker is shutting down while it waited for another's lease.
+    /// This worker is shutting down: it takes no run.
     Draining,
     /// Taking a slot fairly: another worker holds the run, or its tenant
     /// already has as many runs going as its cap allows.
@@ -107,6 +107,11 @@ pub(crate) async fn claim(
     let holder = format!("{worker}/{}", ulid::Ulid::generate());
     let holder = holder.as_str();
     loop {
+        // A worker shutting down starts nothing: the run stays where it is
+        // for a worker that goes on.
+        if draining.load(Ordering::Relaxed) {
+            return Ok(Claim::Draining);
+        }
         let now = Utc::now();
         // The row is read and updated in one write transaction (holding it on
         // PostgreSQL), so `before` is what the update saw: a run that was
@@ -201,9 +206,6 @@ pub(crate) async fn claim(
             (SyncRunStatus::Queued | SyncRunStatus::Running, false, _) => continue,
             _ => return Ok(Claim::Ended),
         };
-        if draining.load(Ordering::Relaxed) {
-            return Ok(Claim::Draining);
-        }
         let wait = (live_until - now).to_std().unwrap_or_default() + Duration::from_millis(50);
         tokio::time::sleep(wait.min(ttl / 3).max(Duration::from_millis(50))).await;
     }

@@ -331,6 +331,36 @@ async fn the_next_slot_goes_to_the_tenant_served_longest_ago() {
 }
 
 #[tokio::test]
+async fn a_worker_shutting_down_takes_no_run_and_gives_its_token_back() {
+    // A run waits (one just handed back by this worker's own slice, say);
+    // a token comes to the worker once it is told to stop.
+    let app = App::start(0).await;
+    let y = other(&app, None).await;
+    let run = queued(&app, &y, SyncTrigger::Manual).await;
+    let queue = JobQueue::connect(&app.db.db).await.unwrap();
+    let mut stopping = app.ctx.clone();
+    stopping.options.draining = std::sync::Arc::new(true.into());
+
+    take_slot(&stopping, &queue, Lane::Main, &SyncJob::of(&run))
+        .await
+        .unwrap();
+
+    let after = row(&app, &run).await;
+    assert_eq!(after.status, SyncRunStatus::Queued, "not taken");
+    assert_eq!(after.slices, 0, "no slice started");
+    assert_eq!(after.lease_holder, None);
+    assert_eq!(
+        queue.pending_jobs().await.unwrap(),
+        Some(1),
+        "the token is back on the queue for a worker that goes on"
+    );
+    // And a run_slice of it on a worker shutting down starts nothing either.
+    let slice = run_slice(&stopping, &SyncJob::of(&run), Take::Wait).await;
+    assert!(matches!(slice, Err(SyncError::HandedBack)), "{slice:?}");
+    assert_eq!(row(&app, &run).await.slices, 0);
+}
+
+#[tokio::test]
 async fn a_tenant_at_its_cap_waits_while_another_tenants_run_starts() {
     let app = App::start(0).await;
     let x2 = other(&app, Some(&app.tenant)).await;
