@@ -110,6 +110,10 @@ async fn main() {
             "--crm: pipedrive, zoho, hubspot, salesforce, zendesk_sell or sap_c4c, got {other}"
         ),
     }
+    println!(
+        "sandbox peak RSS (its records held in memory): {:.0} MiB",
+        sandbox.peak_rss_mib()
+    );
 }
 
 /// The command line. `cargo bench` adds arguments of its own (`--bench`),
@@ -222,6 +226,25 @@ impl Sandbox {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// A seed call (`POST .../seed`), timed: what seeding takes is printed.
+    async fn seed(&self, http: &reqwest::Client, path: &str, body: Value) -> Value {
+        let people = body["people"].as_u64().unwrap_or_default();
+        let started = std::time::Instant::now();
+        let reply = self.admin(http, Method::POST, path, body).await;
+        println!(
+            "sandbox seed of {people} people: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        reply
+    }
+
+    /// The sandbox process's peak resident memory, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        vm_hwm_mib(&status)
+    }
+
     /// The sandbox's request counts for one CRM since they were last reset.
     async fn requests(&self, http: &reqwest::Client, system: &str) -> Requests {
         let counts = self
@@ -316,7 +339,11 @@ fn cpu_seconds(pid: &str) -> f64 {
 }
 
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    vm_hwm_mib(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// `VmHWM` (peak resident memory) of a `/proc/<pid>/status`, in MiB.
+fn vm_hwm_mib(status: &str) -> f64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -665,10 +692,7 @@ async fn pipedrive(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
             .await;
     }
     sandbox
-        .admin(
-            http,
-            Method::POST,
-            &format!("/pipedrive/companies/{company}/seed"),
+        .seed(http, &format!("/pipedrive/companies/{company}/seed"),
             json!({"seed": 11, "people": people, "filter": 1.0, "missing_email": 0.0, "duplicate_email": 0.0}),
         )
         .await;
@@ -743,9 +767,8 @@ async fn zoho(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
         // which the default settings do not import: enough people for N leads.
         let spec_people = (people..).find(|p| p - p / 7 >= people).unwrap();
         let seeded = sandbox
-            .admin(
+            .seed(
                 http,
-                Method::POST,
                 &format!("/zoho/orgs/{org}/seed"),
                 json!({"seed": 11, "people": spec_people, "converted": 0.0, "missing_email": 0.0,
                        "duplicate_email": 0.0, "unknown_picklist": 0.0}),
@@ -1005,9 +1028,8 @@ async fn hubspot(args: &Args, http: &reqwest::Client, sandbox: &Sandbox) {
     let hs = &sandbox.description["hubspot"];
     let portal = hs["portal_id"].as_u64().unwrap();
     sandbox
-        .admin(
+        .seed(
             http,
-            Method::POST,
             &format!("/hubspot/portals/{portal}/seed"),
             json!({"seed": 11, "people": people, "missing_email": 0.0, "duplicate_email": 0.0}),
         )
