@@ -12,7 +12,10 @@
 //! Ticks missed while nothing ran (downtime, a disabled connector, a run still
 //! going) give one catch-up run, not a burst: a due connector fires once and
 //! its next time is computed from now. A connector first seen (or whose
-//! schedule changed) is planned from now, without firing.
+//! schedule changed) is planned from now, without firing; an interval's
+//! first time is spread over the interval by connector
+//! ([`Schedule::first_after`]), so connectors set up together do not fire
+//! together.
 
 use std::time::Duration;
 
@@ -213,7 +216,11 @@ pub async fn tick(
                 continue;
             }
         };
-        let Some(next) = schedule.next_after(now) else {
+        let next = match c.next_sync_at {
+            Some(_) => schedule.next_after(now),
+            None => schedule.first_after(now, &c.id),
+        };
+        let Some(next) = next else {
             continue;
         };
         // Only the process that moves next_sync_at from what it read fires.

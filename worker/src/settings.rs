@@ -302,6 +302,14 @@ impl ConnectorSettings {
 /// demos lower it with `CRMSYNC_SCHEDULE_MIN_INTERVAL_SECS`.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A number for `key` that every process and version computes alike
+/// (64-bit FNV-1a).
+fn spread(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A duration in the words of a schedule ("1 minute", "30 s").
 fn human(d: Duration) -> String {
     let secs = d.as_secs();
@@ -379,6 +387,24 @@ impl Schedule {
         match self {
             Self::Every(d) => chrono::Duration::from_std(*d).ok().map(|d| t + d),
             Self::Cron(c) => c.after(&t).next(),
+        }
+    }
+
+    /// The first time a connector's schedule fires after `t`, when it is
+    /// first planned (a new connector, or a new schedule). An interval
+    /// starts at a point of its first interval set by the connector (`key`),
+    /// so connectors set up together (a partner's script, a bench) spread
+    /// over the interval instead of all firing at once, and stay spread: each
+    /// later fire is an interval after the one before. A cron expression
+    /// fires at its own times.
+    pub fn first_after(&self, t: DateTime<Utc>, key: &str) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(d) => {
+                let secs = d.as_secs().max(1);
+                let phase = spread(key) % secs + 1;
+                Some(t + chrono::Duration::seconds(i64::try_from(phase).ok()?))
+            }
+            Self::Cron(_) => self.next_after(t),
         }
     }
 
@@ -514,6 +540,34 @@ mod tests {
         );
         assert_eq!(cron.shortest_gap(), Duration::from_secs(7200));
         assert!(Schedule::parse("0 0 0 1 1 * 2020").is_err(), "never again");
+    }
+
+    #[test]
+    fn connectors_set_up_together_spread_their_first_fires_over_the_interval() {
+        let t: DateTime<Utc> = "2026-11-21T10:17:30Z".parse().unwrap();
+        let every = Schedule::parse("every 1m").unwrap();
+        let firsts: Vec<i64> = (0..50)
+            .map(|i| {
+                let first = every.first_after(t, &format!("connector{i}")).unwrap();
+                (first - t).num_seconds()
+            })
+            .collect();
+        assert!(
+            firsts.iter().all(|s| (1..=60).contains(s)),
+            "within the first interval: {firsts:?}"
+        );
+        let mut distinct = firsts.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 25, "spread, not bunched: {firsts:?}");
+        assert_eq!(
+            every.first_after(t, "connector7"),
+            every.first_after(t, "connector7"),
+            "the same connector, the same point"
+        );
+        // A cron expression keeps its own times.
+        let cron = Schedule::parse("0 */2 * * *").unwrap();
+        assert_eq!(cron.first_after(t, "connector7"), cron.next_after(t));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crmsync_entity::enums::{ConnectorStatus, SyncMode, SyncRunStatus, SyncTrigge
 use crmsync_entity::models::{connector, process_lease, sync_run};
 use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::scheduler::{self, Scheduler, hold, release, tick};
+use crmsync_worker::settings::Schedule;
 use crmsync_worker::worker::run_worker;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, EntityTrait};
@@ -74,12 +75,18 @@ async fn a_connector_first_seen_is_planned_without_firing() {
     assert_eq!(done.planned, vec![app.connector_id.clone()]);
     assert!(done.started.is_empty());
     assert!(app.runs().await.is_empty());
+    // At the connector's own point of its first two hours.
+    let next = app.connector().await.next_sync_at.unwrap();
+    assert!(
+        next > now && next <= now + chrono::Duration::hours(2),
+        "{next} within two hours of {now}"
+    );
     assert_eq!(
-        app.connector()
-            .await
-            .next_sync_at
-            .map(|t| t.timestamp_millis()),
-        Some((now + chrono::Duration::hours(2)).timestamp_millis())
+        Some(next.timestamp_millis()),
+        Schedule::parse("every 2h")
+            .unwrap()
+            .first_after(now, &app.connector_id)
+            .map(|t| t.timestamp_millis())
     );
 }
 
