@@ -14,7 +14,8 @@
 //! `?system=` to filter, with the count still queued), `PUT /faults` (the
 //! rules below, replacing the current ones) and `DELETE /faults`.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -143,10 +144,76 @@ struct Pending {
     due: DateTime<Utc>,
 }
 
+/// Notifications waiting to be sent, by when they are due: taking the due
+/// ones costs what they are, not what waits (a subscriber that keeps
+/// failing leaves thousands of retries waiting while its CRM writes on).
+#[derive(Debug, Default)]
+struct Waiting {
+    heap: BinaryHeap<Reverse<Queued>>,
+    next_seq: u64,
+}
+
+/// A waiting notification, ordered by when it is due, then by when it was
+/// queued.
+#[derive(Debug)]
+struct Queued {
+    due: DateTime<Utc>,
+    seq: u64,
+    pending: Pending,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+impl Waiting {
+    fn push_back(&mut self, pending: Pending) {
+        self.next_seq += 1;
+        self.heap.push(Reverse(Queued {
+            due: pending.due,
+            seq: self.next_seq,
+            pending,
+        }));
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// The notifications due at `now`, in the order they were queued.
+    fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Pending> {
+        let mut due = Vec::new();
+        while self.heap.peek().is_some_and(|Reverse(q)| q.due <= now) {
+            let Some(Reverse(queued)) = self.heap.pop() else {
+                break;
+            };
+            due.push(queued);
+        }
+        due.sort_by_key(|q| q.seq);
+        due.into_iter().map(|q| q.pending).collect()
+    }
+}
+
 /// The outbound queue, its log and its faults.
 #[derive(Debug, Default)]
 pub struct Notifier {
-    queue: Mutex<VecDeque<Pending>>,
+    queue: Mutex<Waiting>,
     held: Mutex<Vec<Pending>>,
     log: Mutex<Vec<Attempt>>,
     faults: Mutex<Faults>,
@@ -265,17 +332,7 @@ impl Notifier {
 
     /// The notifications due at `now`, taken off the queue.
     fn due(&self, now: DateTime<Utc>) -> Vec<Pending> {
-        let mut queue = self.queue.lock();
-        let mut due = Vec::new();
-        let mut later = VecDeque::with_capacity(queue.len());
-        while let Some(p) = queue.pop_front() {
-            if p.due <= now {
-                due.push(p);
-            } else {
-                later.push_back(p);
-            }
-        }
-        *queue = later;
+        let due = self.queue.lock().take_due(now);
         self.in_flight
             .fetch_add(due.len() as u64, Ordering::Relaxed);
         due
@@ -402,4 +459,51 @@ async fn put_faults(
 async fn clear_faults(State(state): State<AppState>) -> Json<Faults> {
     state.notify.set_faults(Faults::default());
     Json(Faults::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: u64, due: DateTime<Utc>) -> Pending {
+        Pending {
+            id,
+            outbound: Arc::new(Outbound {
+                system: System::Pipedrive,
+                tenant: "t".into(),
+                subscription: "s".into(),
+                url: "http://127.0.0.1:9/".into(),
+                headers: Vec::new(),
+                body: Value::Null,
+                attempt_at: None,
+                policy: RetryPolicy {
+                    timeout: Duration::from_secs(1),
+                    delays: Vec::new(),
+                },
+                prepare: None,
+            }),
+            attempt: 1,
+            due,
+        }
+    }
+
+    #[test]
+    fn due_notifications_leave_in_the_order_queued_and_the_rest_wait() {
+        let now: DateTime<Utc> = "2026-12-07T10:00:00Z".parse().unwrap();
+        let s = chrono::Duration::seconds;
+        let mut waiting = Waiting::default();
+        // Queued newest first on purpose (a reorder fault does so): a later
+        // due time queued earlier still leaves first.
+        waiting.push_back(pending(1, now - s(1)));
+        waiting.push_back(pending(2, now + s(60)));
+        waiting.push_back(pending(3, now - s(5)));
+        waiting.push_back(pending(4, now));
+
+        let ids: Vec<u64> = waiting.take_due(now).iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![1, 3, 4]);
+        assert_eq!(waiting.len(), 1, "the retry due in a minute waits");
+        assert!(waiting.take_due(now + s(59)).is_empty());
+        let ids: Vec<u64> = waiting.take_due(now + s(60)).iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![2]);
+    }
 }
