@@ -218,6 +218,9 @@ const FREE_MAIL: &[&str] = &[
     "orange.fr",
 ];
 
+/// The most people one seed call generates.
+pub const MAX_PEOPLE: usize = 2_000_000;
+
 /// What to generate. Shares are probabilities between 0 and 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -281,8 +284,10 @@ impl SeedSpec {
                 ));
             }
         }
-        if self.people > 1_000_000 {
-            return Err(format!("people: at most 1000000, got {}", self.people));
+        // A million records of one module, with the people that become
+        // the other module's beside them (Zoho makes one in seven a contact).
+        if self.people > MAX_PEOPLE {
+            return Err(format!("people: at most {MAX_PEOPLE}, got {}", self.people));
         }
         Ok(())
     }

@@ -347,6 +347,40 @@ async fn listing_goes_past_two_thousand_records_with_page_tokens() {
 }
 
 #[tokio::test]
+async fn listing_goes_past_the_hundred_thousand_records_page_tokens_reach() {
+    // Zoho's page tokens reach 100,000 records; the listing starts again
+    // from the last record's time, and its later pages (by token) keep that
+    // start (Zoho binds a token to the If-Modified-Since it was made with).
+    let zoho = Zoho::start(0).await;
+    let seeded = zoho
+        .admin(
+            reqwest::Method::POST,
+            &format!("/zoho/orgs/{}/seed", zoho.org()),
+            json!({ "seed": 3, "people": 117_500, "converted": 0.0, "missing_email": 0.0,
+                    "duplicate_email": 0.0, "unknown_picklist": 0.0 }),
+        )
+        .await;
+    let expected = seeded["leads"].as_u64().unwrap() as usize;
+    assert!(expected > 100_400, "{seeded}");
+
+    let (leads, cursors) = list_all(&zoho.client(), CrmModule::Leads).await;
+
+    let mut ids: Vec<_> = leads.iter().map(|l| l.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), expected, "every lead");
+    assert_eq!(leads.len(), expected, "none twice");
+    let restarted = cursors.iter().position(|c| c.starts_with("a:"));
+    let restarted = restarted.unwrap_or_else(|| panic!("no restart in {} cursors", cursors.len()));
+    assert!(
+        cursors[restarted + 1..]
+            .iter()
+            .any(|c| c.starts_with("at:")),
+        "the restarted listing goes on by token, keeping its start"
+    );
+}
+
+#[tokio::test]
 async fn nothing_modified_since_is_an_empty_page() {
     let zoho = Zoho::start(10).await;
     let page = zoho

@@ -718,42 +718,102 @@ impl ZohoClient {
 
 /// Where the next page of a listing starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Cursor {
+struct Cursor {
+    /// How the page is reached.
+    next: Next,
+    /// Set on a listing started again past what page tokens reach
+    /// (100,000 records): it lists from this record's modification time,
+    /// and what it lists at or before this record was listed already. Every
+    /// page of it sends the same `If-Modified-Since` (Zoho binds its tokens
+    /// to it).
+    from: Option<(DateTime<Utc>, String)>,
+}
+
+/// How a page of a listing is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
     /// `page=n`.
     Page(u32),
     /// `page_token=...`.
     Token(String),
-    /// A new listing from this record's modification time, skipping it and
-    /// what came before it.
-    After(DateTime<Utc>, String),
 }
 
 impl Cursor {
+    fn first() -> Self {
+        Self {
+            next: Next::Page(1),
+            from: None,
+        }
+    }
+
+    /// `p:{n}`, `t:{token}`; for a listing started again, `a:{millis}:{id}`
+    /// (its first page), `ap:{millis}:{id}:{n}` and `at:{millis}:{id}:{token}`.
     fn parse(c: &str) -> Result<Self, CrmError> {
         let bad = || CrmError::Protocol(format!("bad Zoho cursor {c}"));
+        let page = |n: &str| n.parse().map(Next::Page).map_err(|_| bad());
+        let from = |rest: &str| -> Result<(DateTime<Utc>, String, Option<String>), CrmError> {
+            let (millis, rest) = rest.split_once(':').ok_or_else(bad)?;
+            let at = millis
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::from_timestamp_millis)
+                .ok_or_else(bad)?;
+            Ok(match rest.split_once(':') {
+                Some((id, next)) => (at, id.to_owned(), Some(next.to_owned())),
+                None => (at, rest.to_owned(), None),
+            })
+        };
         match c.split_once(':').ok_or_else(bad)? {
-            ("p", n) => n.parse().map(Self::Page).map_err(|_| bad()),
-            ("t", token) => Ok(Self::Token(token.to_owned())),
+            ("p", n) => Ok(Self {
+                next: page(n)?,
+                from: None,
+            }),
+            ("t", token) => Ok(Self {
+                next: Next::Token(token.to_owned()),
+                from: None,
+            }),
             ("a", rest) => {
-                let (millis, id) = rest.split_once(':').ok_or_else(bad)?;
-                let at = millis
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(DateTime::from_timestamp_millis)
-                    .ok_or_else(bad)?;
-                Ok(Self::After(at, id.to_owned()))
+                let (at, id, _) = from(rest)?;
+                Ok(Self {
+                    next: Next::Page(1),
+                    from: Some((at, id)),
+                })
+            }
+            ("ap", rest) => {
+                let (at, id, n) = from(rest)?;
+                Ok(Self {
+                    next: page(&n.ok_or_else(bad)?)?,
+                    from: Some((at, id)),
+                })
+            }
+            ("at", rest) => {
+                let (at, id, token) = from(rest)?;
+                Ok(Self {
+                    next: Next::Token(token.ok_or_else(bad)?),
+                    from: Some((at, id)),
+                })
             }
             _ => Err(bad()),
+        }
+    }
+
+    /// The cursor of the next page, of the same listing.
+    fn then(&self, next: Next) -> Self {
+        Self {
+            next,
+            from: self.from.clone(),
         }
     }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Page(n) => write!(f, "p:{n}"),
-            Self::Token(t) => write!(f, "t:{t}"),
-            Self::After(at, id) => write!(f, "a:{}:{id}", at.timestamp_millis()),
+        match (&self.next, &self.from) {
+            (Next::Page(n), None) => write!(f, "p:{n}"),
+            (Next::Token(t), None) => write!(f, "t:{t}"),
+            (Next::Page(1), Some((at, id))) => write!(f, "a:{}:{id}", at.timestamp_millis()),
+            (Next::Page(n), Some((at, id))) => write!(f, "ap:{}:{id}:{n}", at.timestamp_millis()),
+            (Next::Token(t), Some((at, id))) => write!(f, "at:{}:{id}:{t}", at.timestamp_millis()),
         }
     }
 }
@@ -888,28 +948,23 @@ impl CrmClient for ZohoClient {
             // Converted leads too: their conversion makes the contact a client (S10).
             params.push(("converted", "both".to_owned()));
         }
-        let mut since = query.since;
-        // Records at or before this key were listed already (a restarted listing).
-        let mut after: Option<(DateTime<Utc>, String)> = None;
-        // The cursor says how the next page is reached: a page number, Zoho's
-        // page token, or a new listing from the last record's time.
-        let page = match query.cursor.as_deref().map(Cursor::parse).transpose()? {
-            None => Some(1),
-            Some(Cursor::Page(n)) => Some(n),
-            Some(Cursor::Token(token)) => {
-                params.push(("page_token", token));
-                None
-            }
-            Some(Cursor::After(at, id)) => {
-                since = Some(at);
-                after = Some((at, id));
-                Some(1)
-            }
+        // The cursor says how the next page is reached (a page number or
+        // Zoho's page token) and whether the listing was started again from
+        // a record's time, past what tokens reach.
+        let cursor = match query.cursor.as_deref() {
+            Some(c) => Cursor::parse(c)?,
+            None => Cursor::first(),
         };
-        if let Some(page) = page {
-            params.push(("page", page.to_string()));
+        match &cursor.next {
+            Next::Page(n) => params.push(("page", n.to_string())),
+            Next::Token(token) => params.push(("page_token", token.clone())),
         }
-        let since = since.map(if_modified_since);
+        let since = cursor
+            .from
+            .as_ref()
+            .map(|(at, _)| *at)
+            .or(query.since)
+            .map(if_modified_since);
         let reply = self
             .call(
                 Method::GET,
@@ -932,27 +987,43 @@ impl CrmClient for ZohoClient {
             .map(|r| wire::to_record(r, module))
             .collect::<Result<Vec<_>, _>>()?;
         let last = records.last().map(|r| (r.modified_at, r.id.clone()));
-        if let Some(after) = &after {
-            records.retain(|r| record_key(r.modified_at, &r.id) > record_key(after.0, &after.1));
+        if let Some((at, id)) = &cursor.from {
+            records.retain(|r| record_key(r.modified_at, &r.id) > record_key(*at, id));
         }
         wire::show_labels(&mut records, &fields);
         let info = &reply.body["info"];
         let token = info["next_page_token"]
             .as_str()
             .filter(|t| !t.is_empty())
-            .map(|t| Cursor::Token(t.to_owned()));
+            .map(|t| Next::Token(t.to_owned()));
         // The page token resumes after the last record's key, so records this
         // run writes (and moves to the end) never shift a page; page numbers
         // only where Zoho gives no token.
         let next = if info["more_records"].as_bool() != Some(true) {
             None
         } else if let Some(token) = token {
-            Some(token)
+            Some(cursor.then(token))
         } else {
-            match (page, last) {
-                (Some(n), _) if n * per_page < DISCRETE_PAGE_LIMIT => Some(Cursor::Page(n + 1)),
+            match (&cursor.next, last) {
+                (Next::Page(n), _) if n * per_page < DISCRETE_PAGE_LIMIT => {
+                    Some(cursor.then(Next::Page(n + 1)))
+                }
                 // Past what tokens reach (100,000 records): list again from here.
-                (_, Some((at, id))) => Some(Cursor::After(at, id)),
+                (_, Some((at, id))) => {
+                    let moved_on = cursor.from.as_ref().is_none_or(|(from, from_id)| {
+                        record_key(at, &id) > record_key(*from, from_id)
+                    });
+                    if !moved_on {
+                        return Err(CrmError::Protocol(format!(
+                            "Zoho lists more than 100,000 {} modified within a second of {at}: a listing cannot get past them",
+                            module_name(module)
+                        )));
+                    }
+                    Some(Cursor {
+                        next: Next::Page(1),
+                        from: Some((at, id)),
+                    })
+                }
                 (_, None) => {
                     return Err(CrmError::Protocol(
                         "Zoho said more records follow an empty page".into(),
@@ -1099,5 +1170,38 @@ impl CrmClient for ZohoClient {
             .flat_map(futures::stream::iter)
             .collect()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_read_back_as_written_restarted_listings_keeping_where_they_started() {
+        let at = DateTime::from_timestamp_millis(1_765_100_000_000).unwrap();
+        let from = Some((at, "5725767000000412001".to_owned()));
+        for cursor in [
+            Cursor::first(),
+            Cursor::first().then(Next::Page(7)),
+            Cursor::first().then(Next::Token("eyJrIjoiMSJ9".into())),
+            Cursor {
+                next: Next::Page(1),
+                from: from.clone(),
+            },
+            Cursor {
+                next: Next::Page(3),
+                from: from.clone(),
+            },
+            Cursor {
+                next: Next::Token("eyJrIjoiMSJ9".into()),
+                from: from.clone(),
+            },
+        ] {
+            let text = cursor.to_string();
+            assert_eq!(Cursor::parse(&text).unwrap(), cursor, "{text}");
+        }
+        assert!(Cursor::parse("at:12:34").is_err(), "a token is missing");
+        assert!(Cursor::parse("x:1").is_err());
     }
 }
