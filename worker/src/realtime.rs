@@ -611,7 +611,7 @@ impl Realtime {
                 tracing::info!(connector = %c.id, error = %e, "realtime: look for changes refused");
                 am.state = Set(RealtimeState::Degraded);
                 am.message = Set(Some(format!(
-                    "the CRM refused crmsync's look for changes ({e}); crmsync looks again every {} (the schedule syncs meanwhile)",
+                    "the CRM refused crmsync's look for changes ({e}); crmsync looks again in {} (the schedule syncs meanwhile)",
                     every_words(poll.every)
                 )));
                 done.degraded.push(c.id.clone());

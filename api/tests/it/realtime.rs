@@ -1433,7 +1433,7 @@ mod hubspot {
 /// CRM_EVENT run as a notification's records would.
 mod looked {
     use super::*;
-    use crate::helpers::{CREATE_CONNECTOR, local_targets};
+    use crate::helpers::{CREATE_CONNECTOR, local_targets, sandbox_admin};
 
     struct Looked {
         app: TestApp,
@@ -1598,6 +1598,40 @@ mod looked {
         assert_eq!(from_crm(&runs, "updated"), 1, "{runs:?}");
         let health = realtime(&looked.app, &looked.connector).await;
         assert!(health["realtime"]["lastEventAt"].is_string(), "{health}");
+    }
+
+    #[tokio::test]
+    async fn a_look_the_crm_refuses_degrades_with_why_and_the_schedule_goes_on() {
+        let mut looked = setup().await;
+        // The org's admin revokes every session and token: the client kept
+        // from the last look is refused, and so is its sign-in again.
+        let org = &looked.sandbox.description().salesforce.org_id;
+        sandbox_admin(
+            &looked.sandbox,
+            &format!("/salesforce/orgs/{org}/revoke"),
+            json!({}),
+        )
+        .await;
+
+        let tick = looked.next_look().await;
+
+        assert_eq!(tick.degraded, vec![looked.connector.clone()], "{tick:?}");
+        assert!(tick.changed.is_empty(), "{tick:?}");
+        let health = realtime(&looked.app, &looked.connector).await;
+        assert_eq!(health["realtime"]["state"], "DEGRADED", "{health}");
+        let message = health["realtime"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("refused the refresh token")
+                && message.contains("looks again in a minute"),
+            "a person can tell what happened and what crmsync does: {message}"
+        );
+        assert!(
+            runs(&looked.app, &looked.connector).await.is_empty(),
+            "a refused look starts no run"
+        );
+        // Still refused a minute later: it stays DEGRADED, looked at again.
+        let tick = looked.next_look().await;
+        assert_eq!(tick.degraded, vec![looked.connector.clone()], "{tick:?}");
     }
 
     async fn set_realtime(app: &TestApp, connector: &str, on: bool) {
