@@ -118,6 +118,10 @@ async fn old_run(
         crmsync_worker::jobs::new_task_id(),
         None,
     );
+    // Made when it was queued, as a real run's id is: ids made in the same
+    // millisecond would have no order, and the latest run is the one with
+    // the greatest id.
+    run.id = ulid::Ulid::from_datetime(at.into()).to_string();
     run.status = SyncRunStatus::Partial;
     run.queued_at = at;
     run.started_at = Some(at);
