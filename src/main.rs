@@ -183,6 +183,7 @@ async fn cli() -> anyhow::Result<()> {
 async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<()> {
     use std::io::Write;
     let config = crmsync_sandbox::SandboxConfig { bind, seed, people };
+    let signalled = run::shutdown_signal()?;
     let sandbox = crmsync_sandbox::Sandbox::start(config)
         .await
         .with_context(|| format!("cannot listen on {bind} (--bind)"))?;
@@ -192,9 +193,7 @@ async fn sandbox(bind: SocketAddr, seed: u64, people: usize) -> anyhow::Result<(
     stdout.flush()?;
     drop(stdout);
     tracing::info!(url = %sandbox.base_url(), "sandbox CRMs ready; Ctrl-C stops them");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    signalled.await;
     sandbox.shutdown().await;
     Ok(())
 }

@@ -100,23 +100,21 @@ fn http_client(config: &Config) -> anyhow::Result<HttpClient> {
 }
 
 /// Ctrl-C or SIGTERM (what process managers and orchestrators send).
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops crmsync");
-                std::future::pending::<()>().await;
-            }
+///
+/// The handlers are installed here, before the caller says it serves: a
+/// signal sent as soon as the process is ready stops it gracefully instead
+/// of killing it.
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 /// `crmsync serve`: the API and, unless `worker` is `None` (`--no-worker`), an
@@ -145,8 +143,9 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
     let key = credentials_key(&config)?;
     let http = http_client(&config)?;
     let (stop, shutdown) = crmsync_api::Shutdown::new();
+    let signalled = shutdown_signal()?;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop.send(true);
     });
     let metrics = Metrics::new();
@@ -334,8 +333,9 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
         metrics,
     };
     let (stop, shutdown) = crmsync_api::Shutdown::new();
+    let signalled = shutdown_signal()?;
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop.send(true);
     });
     // Every worker process sends the notifications outbox (R5) and offers
