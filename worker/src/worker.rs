@@ -57,11 +57,7 @@ pub async fn take_slot(
             // Shutting down: no run is taken here (one just handed back
             // would only be handed back again); the token goes back for
             // another worker.
-            queue
-                .enqueue_in(lane, job, &crate::jobs::new_task_id())
-                .await
-                .map_err(|e| SyncError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
-            return Ok(());
+            return give_token(queue, lane, job).await;
         }
         for run in crate::slots::fairest(&ctx.db, lane, cap).await? {
             let target = SyncJob::of(&run);
@@ -135,9 +131,13 @@ async fn hand_on(
     let Some(next) = crate::slots::waiting_of(&ctx.db, tenant, lane).await? else {
         return Ok(());
     };
-    let token = SyncJob::of(&next);
+    give_token(queue, lane, &SyncJob::of(&next)).await
+}
+
+/// Puts a token for `job`'s run on the queue of `lane`, for any worker.
+async fn give_token(queue: &JobQueue, lane: Lane, job: &SyncJob) -> Result<(), SyncError> {
     queue
-        .enqueue_in(lane, &token, &crate::jobs::new_task_id())
+        .enqueue_in(lane, job, &crate::jobs::new_task_id())
         .await
         .map_err(|e| SyncError::Db(sea_orm::DbErr::Custom(e.to_string())))
 }
