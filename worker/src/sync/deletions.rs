@@ -235,13 +235,30 @@ pub(super) async fn read_feeds(run: &Run<'_>) -> Result<Feeds, Stop> {
     let since = last_read(run).await?;
     for module in &run.settings.import_modules {
         let mut deleted = Found::new();
-        for record in run.client.deleted(*module, since).await? {
-            deleted.insert(record.id, record.deleted_at);
+        // A deletion applies to a link only: with none (a first run), the
+        // feed has nothing to say and is not read.
+        if has_links(run, *module).await? {
+            for record in run.client.deleted(*module, since).await? {
+                deleted.insert(record.id, record.deleted_at);
+            }
         }
         feeds.found.push((*module, deleted));
     }
     feeds.complete = true;
     Ok(feeds)
+}
+
+/// Whether the connector links any record of `module`.
+async fn has_links(run: &Run<'_>, module: CrmModule) -> Result<bool, sea_orm::DbErr> {
+    let any: Option<String> = crm_link::Entity::for_tenant(&run.tenant)
+        .select_only()
+        .column(crm_link::Column::Id)
+        .filter(crm_link::Column::ConnectorId.eq(&run.connector.id))
+        .filter(crm_link::Column::Module.eq(module))
+        .into_tuple()
+        .one(&run.ctx.db)
+        .await?;
+    Ok(any.is_some())
 }
 
 /// Once the import leg's listing has completed: adds what a run that lists

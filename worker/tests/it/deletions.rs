@@ -253,6 +253,27 @@ async fn a_failing_feed_fails_the_run_before_anything_is_applied() {
 }
 
 #[tokio::test]
+async fn a_first_run_skips_the_feed_and_the_next_reads_it_from_the_first() {
+    let app = engine(|_| {}).await;
+    let (a, _) = two_synced(&app).await;
+    assert_eq!(
+        app.crm.calls(Operation::Deleted),
+        0,
+        "with no link, no deletion applies: the feed is not read"
+    );
+    let first = app.runs().await;
+    assert!(first[0].deletions_read_at.is_some(), "and counts as read");
+
+    app.crm.delete(PERSONS, &a);
+    let next = app.sync(SyncMode::Incremental).await;
+
+    assert_succeeded(&next);
+    assert_eq!(app.crm.calls(Operation::Deleted), 1);
+    assert_eq!(next.from_crm_deleted, 1);
+    assert!(link(&app, &a).await.is_none());
+}
+
+#[tokio::test]
 async fn a_changed_contact_is_rejected_unless_recreate_deleted_is_on() {
     let app = engine(|_| {}).await;
     let (a, _) = two_synced(&app).await;
