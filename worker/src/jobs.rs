@@ -149,7 +149,12 @@ impl JobQueue {
             }
             (None, DatabaseBackend::Sqlite) => {
                 let pool = db.get_sqlite_connection_pool();
-                SqliteStorage::setup(pool)
+                // Its tables only: `SqliteStorage::setup` also sets pragmas on
+                // whichever pooled connections it is given (a 512 MB page cache,
+                // `synchronous = OFF`, an ANALYZE of empty tables), which the
+                // rest of crmsync's queries then run with.
+                SqliteStorage::migrations()
+                    .run(pool)
                     .await
                     .map_err(|e| QueueError(format!("setting up the SQLite queue: {e}")))?;
                 let on = |name: &str| {

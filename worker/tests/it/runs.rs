@@ -282,3 +282,28 @@ async fn cancelling_a_run_nobody_took_over_ends_it_at_once() {
     assert_eq!(cancelled.status, SyncRunStatus::Cancelled);
     assert!(cancelled.finished_at.is_some());
 }
+
+/// The SQLite queue's setup leaves the pool's connections as crmsync opens
+/// them: a page cache of the default 2 MB (not 512 MB, which a million-
+/// contact run filled) and commits synced as `synchronous = NORMAL` says.
+#[tokio::test]
+async fn the_sqlite_queue_leaves_the_connections_settings_alone() {
+    let database = crmsync_entity::testing::TestDatabase::sqlite().await;
+    JobQueue::connect(&database.db).await.unwrap();
+    let pool = database.db.get_sqlite_connection_pool();
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    for connection in &mut held {
+        let cache: i64 = sea_orm::sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        let synchronous: i64 = sea_orm::sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        assert_eq!((cache, synchronous), (-2000, 1), "cache_size, synchronous");
+    }
+}
