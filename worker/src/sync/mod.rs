@@ -169,6 +169,46 @@ impl From<CrmError> for Stop {
     }
 }
 
+/// Contacts a run's import leg decided, which its export leg skips. A
+/// FULL run of a million contacts holds a million: an id crmsync made (a
+/// ULID in its canonical form) is kept as its 16 bytes, any other as text.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    ulids: HashSet<u128>,
+    others: HashSet<String>,
+}
+
+impl Touched {
+    fn ulid(id: &str) -> Option<u128> {
+        ulid::Ulid::from_string(id)
+            .ok()
+            .filter(|u| u.to_string() == id)
+            .map(|u| u.0)
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        match Self::ulid(id) {
+            Some(u) => self.ulids.contains(&u),
+            None => self.others.contains(id),
+        }
+    }
+}
+
+impl Extend<String> for Touched {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, ids: I) {
+        for id in ids {
+            match Self::ulid(&id) {
+                Some(u) => {
+                    self.ulids.insert(u);
+                }
+                None => {
+                    self.others.insert(id);
+                }
+            }
+        }
+    }
+}
+
 /// Everything a leg needs.
 pub(crate) struct Run<'a> {
     pub ctx: &'a WorkerContext,
@@ -190,7 +230,7 @@ pub(crate) struct Run<'a> {
     pub legs: Legs,
     pub processed: i64,
     /// Contacts the import leg decided (both ways): the export leg skips them.
-    pub touched: HashSet<String>,
+    pub touched: Touched,
     /// The CRM's modification time of the import leg's first write-back in
     /// the module being listed: records modified since are left for the next run.
     pub written_from: Option<chrono::DateTime<Utc>>,
@@ -505,7 +545,7 @@ pub async fn run_slice(
         owners: None,
         legs,
         processed,
-        touched: HashSet::new(),
+        touched: Touched::default(),
         written_from: None,
         crm_written_from,
         converted: HashSet::new(),
@@ -877,4 +917,22 @@ async fn counts_so_far(
         processed += n;
     }
     Ok((legs, processed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Touched;
+
+    #[test]
+    fn touched_ids_are_found_as_written_whatever_their_form() {
+        let made = crmsync_entity::new_id();
+        let mut touched = Touched::default();
+        touched.extend([made.clone(), "imported-7".to_owned()]);
+        assert!(touched.contains(&made));
+        assert!(touched.contains("imported-7"));
+        // The same ULID in lower case is another id, as the database says.
+        assert!(!touched.contains(&made.to_lowercase()));
+        assert!(!touched.contains(&crmsync_entity::new_id()));
+        assert!(!touched.contains("imported-8"));
+    }
 }
