@@ -10,12 +10,13 @@
 //! Times come from the sandbox clock: a retry is due at the clock's time,
 //! so a test advances the clock instead of waiting out a 150-second backoff.
 //!
-//! Admin routes, under `/admin/notify`: `GET /deliveries` (every attempt,
-//! `?system=` to filter, with the count still queued), `PUT /faults` (the
-//! rules below, replacing the current ones) and `DELETE /faults`.
+//! Admin routes, under `/admin/notify`: `GET /deliveries` (the latest
+//! [`LOG_KEEPS`] attempts, `?system=` to filter, with the count still queued
+//! and the count of older attempts the log let go), `PUT /faults` (the rules
+//! below, replacing the current ones) and `DELETE /faults`.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -210,12 +211,23 @@ impl Waiting {
     }
 }
 
+/// How many attempts the log keeps: the oldest go first, so a sandbox that
+/// sends for days holds a bounded log.
+pub const LOG_KEEPS: usize = 10_000;
+
+/// The latest attempts, and how many older ones were let go.
+#[derive(Debug, Default)]
+struct Log {
+    kept: VecDeque<Attempt>,
+    forgotten: u64,
+}
+
 /// The outbound queue, its log and its faults.
 #[derive(Debug, Default)]
 pub struct Notifier {
     queue: Mutex<Waiting>,
     held: Mutex<Vec<Pending>>,
-    log: Mutex<Vec<Attempt>>,
+    log: Mutex<Log>,
     faults: Mutex<Faults>,
     in_flight: AtomicU64,
     next_id: AtomicU64,
@@ -278,14 +290,21 @@ impl Notifier {
         self.wake.notify_one();
     }
 
-    /// Every attempt so far, of one CRM or all.
+    /// The attempts the log keeps (the latest [`LOG_KEEPS`]), of one CRM or
+    /// all, oldest first.
     pub fn attempts(&self, system: Option<System>) -> Vec<Attempt> {
         self.log
             .lock()
+            .kept
             .iter()
             .filter(|a| system.is_none_or(|s| s == a.system))
             .cloned()
             .collect()
+    }
+
+    /// How many attempts the log let go to keep the latest [`LOG_KEEPS`].
+    pub fn forgotten(&self) -> u64 {
+        self.log.lock().forgotten
     }
 
     /// Notifications queued, held or being sent.
@@ -318,7 +337,12 @@ impl Notifier {
         outcome: &str,
         at: DateTime<Utc>,
     ) {
-        self.log.lock().push(Attempt {
+        let mut log = self.log.lock();
+        if log.kept.len() == LOG_KEEPS {
+            log.kept.pop_front();
+            log.forgotten += 1;
+        }
+        log.kept.push_back(Attempt {
             id,
             system: outbound.system,
             tenant: outbound.tenant.clone(),
@@ -440,6 +464,7 @@ async fn deliveries(State(state): State<AppState>, Query(which): Query<Which>) -
     Json(json!({
         "deliveries": state.notify.attempts(which.system),
         "pending": state.notify.pending(),
+        "forgotten": state.notify.forgotten(),
     }))
 }
 
@@ -465,23 +490,27 @@ async fn clear_faults(State(state): State<AppState>) -> Json<Faults> {
 mod tests {
     use super::*;
 
+    fn outbound() -> Outbound {
+        Outbound {
+            system: System::Pipedrive,
+            tenant: "t".into(),
+            subscription: "s".into(),
+            url: "http://127.0.0.1:9/".into(),
+            headers: Vec::new(),
+            body: Value::Null,
+            attempt_at: None,
+            policy: RetryPolicy {
+                timeout: Duration::from_secs(1),
+                delays: Vec::new(),
+            },
+            prepare: None,
+        }
+    }
+
     fn pending(id: u64, due: DateTime<Utc>) -> Pending {
         Pending {
             id,
-            outbound: Arc::new(Outbound {
-                system: System::Pipedrive,
-                tenant: "t".into(),
-                subscription: "s".into(),
-                url: "http://127.0.0.1:9/".into(),
-                headers: Vec::new(),
-                body: Value::Null,
-                attempt_at: None,
-                policy: RetryPolicy {
-                    timeout: Duration::from_secs(1),
-                    delays: Vec::new(),
-                },
-                prepare: None,
-            }),
+            outbound: Arc::new(outbound()),
             attempt: 1,
             due,
         }
@@ -505,5 +534,24 @@ mod tests {
         assert!(waiting.take_due(now + s(59)).is_empty());
         let ids: Vec<u64> = waiting.take_due(now + s(60)).iter().map(|p| p.id).collect();
         assert_eq!(ids, vec![2]);
+    }
+
+    #[test]
+    fn the_log_keeps_the_latest_attempts_and_counts_the_rest() {
+        let notify = Notifier::default();
+        let sent = LOG_KEEPS as u32 + 3;
+        notify.set_faults(Faults {
+            drop: sent,
+            ..Faults::default()
+        });
+        for _ in 0..sent {
+            notify.send(outbound(), Utc::now());
+        }
+        let kept = notify.attempts(None);
+        assert_eq!(kept.len(), LOG_KEEPS);
+        assert_eq!(notify.forgotten(), 3);
+        assert_eq!(kept.first().map(|a| a.id), Some(4), "the oldest went first");
+        assert_eq!(kept.last().map(|a| a.id), Some(u64::from(sent)));
+        assert_eq!(notify.pending(), 0, "dropped: nothing queued");
     }
 }
