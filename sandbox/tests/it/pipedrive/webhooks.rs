@@ -234,4 +234,5 @@ async fn a_webhook_deleted_by_the_admin_api_delivers_nothing_more() {
     let log = deliveries(&sb).await;
     assert_eq!(log["deliveries"], json!([]));
     assert_eq!(log["pending"], 0);
+    assert_eq!(log["forgotten"], 0, "nothing let go of the log: {log}");
 }
