@@ -63,6 +63,11 @@ impl Process {
         self.child.id()
     }
 
+    /// True when one of the last lines the process logged contains `text`.
+    pub(crate) fn logged(&self, text: &str) -> bool {
+        self.log.0.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
     /// `kill -9`, and waits for it to be gone.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

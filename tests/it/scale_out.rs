@@ -179,8 +179,14 @@ async fn workers_killed_mid_run(cluster: Cluster) {
         if kill < 2 {
             stopped.kill();
         } else {
-            // It finishes the page it is writing (500 paced writes: about 15 s).
-            stopped.terminate(Duration::from_secs(60)).await;
+            // It finishes the pages whose writes started (up to 500 paced
+            // writes: about 5 s here, more on a loaded machine); its log says
+            // every 10 s what it still waits for.
+            stopped.terminate(Duration::from_secs(120)).await;
+            assert!(
+                stopped.logged("the run is handed back for another worker"),
+                "the worker stopped by SIGTERM says it handed its run back"
+            );
         }
         workers.push(cluster.worker());
         // A contact already written and one not yet written change meanwhile.

@@ -17,6 +17,7 @@
 //! to show to operators and its series count stays bounded.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crmsync_entity::enums::{ItemOutcome, SyncDirection, SyncRunStatus};
@@ -87,6 +88,31 @@ struct Inner {
     queue_wait: Histogram,
     run_duration: Histograms<StatusLabels>,
     graphql_latency: Histograms<OperationLabels>,
+    /// CRM requests ended so far, all and by kind, for the log of a shutdown
+    /// that waits ([`Metrics::crm_calls_so_far`]).
+    calls_so_far: [std::sync::atomic::AtomicU64; 3],
+}
+
+/// CRM requests this process has seen end, for its log: a shutdown that
+/// waits says whether its runs' calls still move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallsSoFar {
+    /// Every request that ended.
+    pub ended: u64,
+    /// Answered 429.
+    pub rate_limited: u64,
+    /// No reply (timeout, refused or dropped connection).
+    pub unanswered: u64,
+}
+
+impl std::fmt::Display for CallsSoFar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CRM requests ended ({} answered 429, {} unanswered)",
+            self.ended, self.rate_limited, self.unanswered
+        )
+    }
 }
 
 /// Buckets for HTTP calls and GraphQL requests: 5 ms to about 20 s.
@@ -155,6 +181,7 @@ impl Default for Inner {
             queue_wait,
             run_duration,
             graphql_latency,
+            calls_so_far: Default::default(),
         }
     }
 }
@@ -256,6 +283,13 @@ impl Metrics {
         status: CallStatus,
         elapsed: Duration,
     ) {
+        let [ended, rate_limited, unanswered] = &self.inner.calls_so_far;
+        ended.fetch_add(1, Ordering::Relaxed);
+        match status {
+            CallStatus::Replied(429) => rate_limited.fetch_add(1, Ordering::Relaxed),
+            CallStatus::Error => unanswered.fetch_add(1, Ordering::Relaxed),
+            CallStatus::Replied(_) => 0,
+        };
         let status = match status {
             CallStatus::Replied(code) => code.to_string(),
             CallStatus::Error => "error".to_owned(),
@@ -275,6 +309,20 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// The CRM requests this process has seen end so far.
+    pub fn crm_calls_so_far(&self) -> CallsSoFar {
+        let [ended, rate_limited, unanswered] = self
+            .inner
+            .calls_so_far
+            .each_ref()
+            .map(|c| c.load(Ordering::Relaxed));
+        CallsSoFar {
+            ended,
+            rate_limited,
+            unanswered,
+        }
     }
 
     /// Observes a run's wait in the queue, once a worker has marked it RUNNING
@@ -492,6 +540,33 @@ mod tests {
         );
         assert_eq!(endpoint("PATCH", "/x/a b@c/y"), "PATCH /x/{id}/y");
         assert_eq!(endpoint("GET", "/api/v1/users/me"), "GET /api/v1/users/me");
+    }
+
+    #[test]
+    fn calls_so_far_count_every_ended_request_and_the_429s_and_unanswered_apart() {
+        let metrics = Metrics::new();
+        for status in [
+            CallStatus::Replied(200),
+            CallStatus::Replied(429),
+            CallStatus::Replied(429),
+            CallStatus::Replied(500),
+            CallStatus::Error,
+        ] {
+            metrics.crm_call("crm-a", "GET /x".into(), status, Duration::ZERO);
+        }
+        let calls = metrics.crm_calls_so_far();
+        assert_eq!(
+            calls,
+            CallsSoFar {
+                ended: 5,
+                rate_limited: 2,
+                unanswered: 1
+            }
+        );
+        assert_eq!(
+            calls.to_string(),
+            "5 CRM requests ended (2 answered 429, 1 unanswered)"
+        );
     }
 
     #[test]

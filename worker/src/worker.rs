@@ -232,9 +232,11 @@ pub async fn run_worker(
                 tracing::info!(worker = %name, "stopping: runs in flight go back to the queue at their next page");
                 draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 let _ = stop.send(true);
-                if let Err(e) = run.await {
+                let finishing = runs_finishing(&ctx);
+                if let Err(e) = still_waiting(finishing, run).await {
                     tracing::warn!(worker = %name, error = %e, "job worker stopped with an error");
                 }
+                tracing::info!(worker = %name, "job workers stopped: no run of this worker is in flight");
                 return Ok(());
             }
         }
@@ -242,5 +244,91 @@ pub async fn run_worker(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = &mut shutdown => return Ok(()),
         }
+    }
+}
+
+/// How often a shutdown that waits says what it waits for.
+pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(10);
+
+/// Awaits `fut`, logging `what` every [`STILL_WAITING_EVERY`] while it is
+/// pending: a shutdown that takes long says what it waits for.
+pub async fn still_waiting<F, W, D>(what: W, fut: F) -> F::Output
+where
+    F: std::future::Future,
+    W: Fn() -> D,
+    D: std::future::Future<Output = String>,
+{
+    tokio::pin!(fut);
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            () = tokio::time::sleep(STILL_WAITING_EVERY) => {
+                let waited = started.elapsed().as_secs();
+                let what = what().await;
+                tracing::warn!(waited_secs = waited, "shutting down: still waiting for {what}");
+            }
+        }
+    }
+}
+
+/// Says which of this worker's runs are still going: the ones a shutdown
+/// waits for until they reach their next page.
+fn runs_finishing(
+    ctx: &WorkerContext,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + use<> {
+    let db = ctx.db.clone();
+    let holder = ctx.options.holder.clone();
+    let metrics = ctx.metrics.clone();
+    move || {
+        let db = db.clone();
+        let holder = holder.clone();
+        let calls = metrics.crm_calls_so_far();
+        Box::pin(async move {
+            let runs = match sync_run::held_by(&db, &holder).await {
+                Ok(runs) if runs.is_empty() => {
+                    "the job workers to stop (no run holds this worker's lease)".to_owned()
+                }
+                Ok(runs) => {
+                    let runs: Vec<String> = runs
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} ({}, phase {}, {} processed)",
+                                r.id, r.status, r.phase, r.processed
+                            )
+                        })
+                        .collect();
+                    format!("runs to reach their next page: {}", runs.join(", "))
+                }
+                Err(e) => format!("the runs in flight (cannot read them: {e})"),
+            };
+            format!("{runs}; {calls} so far")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_says_what_it_waits_for_every_interval_until_it_ends() {
+        let asked = AtomicUsize::new(0);
+        let what = || {
+            asked.fetch_add(1, Ordering::Relaxed);
+            std::future::ready("the test".to_owned())
+        };
+        let slow = async {
+            tokio::time::sleep(STILL_WAITING_EVERY * 2 + Duration::from_secs(1)).await;
+            7
+        };
+        assert_eq!(still_waiting(what, slow).await, 7);
+        assert_eq!(asked.load(Ordering::Relaxed), 2);
+        // A wait that ends at once says nothing.
+        assert_eq!(still_waiting(what, async { 8 }).await, 8);
+        assert_eq!(asked.load(Ordering::Relaxed), 2);
     }
 }

@@ -218,6 +218,18 @@ pub async fn waiting_for_slot(
         .await
 }
 
+/// The runs a worker holds a lease on (`{worker}/{execution}`), across all
+/// tenants: what its shutdown waits for, said in its log. Cross-tenant by
+/// nature, like the queue.
+pub async fn held_by(db: &impl ConnectionTrait, worker: &str) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    Entity::find()
+        .filter(Column::LeaseHolder.like(format!("{worker}/%")))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
 /// Runs holding a slot of a lane now (RUNNING under a live lease), by
 /// tenant, for the tenants named: what the per-tenant cap counts, across
 /// every worker process.

@@ -631,6 +631,7 @@ async fn conclude(
                 .one(db)
                 .await?
             {
+                tracing::info!(run = %back.id, processed = back.processed, "shutting down: the run is handed back for another worker");
                 ctx.bus.publish(SyncEvent::of_run(&back));
             }
             Err(SyncError::HandedBack)
