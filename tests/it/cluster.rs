@@ -122,6 +122,8 @@ pub(crate) struct Cluster {
     /// The database, for reading what the processes stored.
     pub(crate) db: TestDatabase,
     pub(crate) http: reqwest::Client,
+    /// This test's turn to run processes ([`crate::turn`]).
+    _turn: crate::Turn,
 }
 
 impl Drop for Cluster {
@@ -132,6 +134,7 @@ impl Drop for Cluster {
 
 impl Cluster {
     pub(crate) async fn new(db: TestDatabase, redis: Option<&str>) -> Self {
+        let turn = crate::turn();
         let dir = std::env::temp_dir().join(format!("crmsync-scale-{}", crmsync_entity::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
         let jwt_secret = crmsync_entity::new_id() + &crmsync_entity::new_id();
@@ -170,6 +173,7 @@ impl Cluster {
             jwt_secret,
             db,
             http: reqwest::Client::new(),
+            _turn: turn,
         }
     }
 
