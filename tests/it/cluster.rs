@@ -122,8 +122,8 @@ pub(crate) struct Cluster {
     /// The database, for reading what the processes stored.
     pub(crate) db: TestDatabase,
     pub(crate) http: reqwest::Client,
-    /// This test's turn to run processes ([`crate::turn`]).
-    _turn: crate::Turn,
+    /// This test's turn to run processes ([`turn`]).
+    _turn: Turn,
 }
 
 impl Drop for Cluster {
@@ -134,7 +134,7 @@ impl Drop for Cluster {
 
 impl Cluster {
     pub(crate) async fn new(db: TestDatabase, redis: Option<&str>) -> Self {
-        let turn = crate::turn();
+        let turn = turn();
         let dir = std::env::temp_dir().join(format!("crmsync-scale-{}", crmsync_entity::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
         let jwt_secret = crmsync_entity::new_id() + &crmsync_entity::new_id();
@@ -623,5 +623,36 @@ impl Subscription {
                 Some(Ok(_)) => continue,
             }
         }
+    }
+}
+
+/// A turn to run processes of the binary. Libtest may run many tests at once
+/// (`RUST_TEST_THREADS`, set in `.cargo/config.toml`: the other test binaries
+/// mostly wait on I/O); the tests here that start servers, workers and
+/// browsers take turns, as many at once as the machine has cores, so that
+/// their processes start and stop in the times they allow.
+pub(crate) fn turn() -> Turn {
+    let (lock, freed) = &TURNS;
+    let most = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut taken = freed
+        .wait_while(lock.lock().unwrap_or_else(|e| e.into_inner()), |taken| {
+            *taken >= most
+        })
+        .unwrap_or_else(|e| e.into_inner());
+    *taken += 1;
+    Turn(())
+}
+
+static TURNS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Held for a test's run; the next test waiting goes on when it is dropped.
+pub(crate) struct Turn(());
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (lock, freed) = &TURNS;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
     }
 }

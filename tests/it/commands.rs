@@ -193,7 +193,7 @@ fn migrate_creates_a_data_dir_and_database_readable_by_their_owner_only() {
 
 #[test]
 fn serve_stops_on_sigterm_after_its_log_reader_is_gone() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let dir = temp_dir("sigterm-log");
     let mut child = crmsync(&dir)
         .args(["serve", "--no-worker"])

@@ -24,7 +24,7 @@ fn require_browser_clients(dir: &Path) {
 
 #[test]
 fn graphiql_runs_a_query_and_streams_a_subscription_offline_in_chromium() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let dir = clients_dir();
     require_browser_clients(&dir);
     let demo = start_demo("graphiql", true);

@@ -35,7 +35,7 @@ fn start_sandbox(args: &[&str]) -> (Running, Value) {
 
 #[tokio::test]
 async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_crms() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let (_running, d) = start_sandbox(&["--bind", "127.0.0.1:0", "--people", "30", "--seed", "7"]);
 
     let admin_url = d["admin_url"].as_str().expect("admin_url");
@@ -174,7 +174,7 @@ async fn sandbox_prints_a_json_description_with_the_real_port_and_serves_both_cr
 
 #[test]
 fn sandbox_refuses_a_taken_port_naming_the_flag() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_crmsync"))

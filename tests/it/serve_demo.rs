@@ -104,7 +104,7 @@ fn spawn_demo(dir: std::path::PathBuf, keep_reading: bool) -> Demo {
 
 #[tokio::test]
 async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let demo = start_demo("closed", false);
     let http = reqwest::Client::new();
     let data = graphql(
@@ -120,7 +120,7 @@ async fn serve_demo_keeps_serving_after_a_script_closes_its_stdout() {
 
 #[tokio::test]
 async fn serve_demo_answers_introspection_without_a_token() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let demo = start_demo("introspection", true);
     let response = reqwest::Client::new()
         .post(&demo.url)
@@ -138,7 +138,7 @@ async fn serve_demo_answers_introspection_without_a_token() {
 
 #[tokio::test]
 async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let demo = start_demo("sync", true);
     let (url, token) = (demo.url.clone(), demo.token.clone());
     assert_eq!(demo.connectors.len(), 6, "{:?}", demo.connectors);
@@ -164,7 +164,7 @@ async fn serve_demo_prints_a_token_that_drives_a_full_sync() {
 
 #[tokio::test]
 async fn a_demo_restart_keeps_its_connectors_and_contacts() {
-    let _turn = crate::turn();
+    let _turn = crate::cluster::turn();
     let demo = start_demo("restart", true);
     let http = reqwest::Client::new();
     let count =
