@@ -223,11 +223,21 @@ pub async fn waiting_for_slot(
 /// nature, like the queue.
 pub async fn held_by(db: &impl ConnectionTrait, worker: &str) -> Result<Vec<Model>, DbErr> {
     use sea_orm::QueryOrder;
-    Entity::find()
-        .filter(Column::LeaseHolder.like(format!("{worker}/%")))
+    // Compared here, not with LIKE, where `_` in a host name is a wildcard.
+    let prefix = format!("{worker}/");
+    let held = Entity::find()
+        .filter(Column::LeaseHolder.is_not_null())
         .order_by_asc(Column::Id)
         .all(db)
-        .await
+        .await?;
+    Ok(held
+        .into_iter()
+        .filter(|r| {
+            r.lease_holder
+                .as_deref()
+                .is_some_and(|h| h.starts_with(&prefix))
+        })
+        .collect())
 }
 
 /// Runs holding a slot of a lane now (RUNNING under a live lease), by

@@ -278,3 +278,32 @@ async fn a_run_ended_elsewhere_stops_its_holder_which_keeps_that_end() {
     );
     assert_eq!(links(&app).await, written, "every person written is linked");
 }
+
+#[tokio::test]
+async fn a_workers_runs_are_those_its_executions_hold_and_no_others() {
+    let app = App::start(0).await;
+    let mut runs = Vec::new();
+    for holder in [
+        "crmsync-host-7-ab/01J1",
+        "crmsync-host-7-ab/01J2",
+        "crmsync-host-7-abc/01J3",
+        "crmsync_host-7-ab/01J4",
+    ] {
+        let run = app.queued_run(SyncMode::Incremental, None).await;
+        runs.push(held_by(&app, &run, holder, 60_000).await.id);
+    }
+    app.queued_run(SyncMode::Incremental, None).await;
+
+    let held: std::collections::BTreeSet<String> =
+        sync_run::held_by(&app.db.db, "crmsync-host-7-ab")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+    assert_eq!(held, runs[..2].iter().cloned().collect());
+    let none = sync_run::held_by(&app.db.db, "crmsync-host-7")
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+}
