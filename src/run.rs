@@ -16,7 +16,7 @@ use crmsync_worker::jobs::JobQueue;
 use crmsync_worker::metrics::Metrics;
 use crmsync_worker::notify::Dispatcher;
 use crmsync_worker::sync::SyncOptions;
-use crmsync_worker::worker::still_waiting;
+use crmsync_worker::worker::still_waiting_for;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 
@@ -214,8 +214,7 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
             let worked =
                 crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started())
                     .await;
-            let said = || std::future::ready("the deliveries in flight".to_owned());
-            let _ = still_waiting(said, dispatching).await;
+            let _ = still_waiting_for("the deliveries in flight", dispatching).await;
             worked
         })
     });
@@ -247,12 +246,8 @@ pub async fn serve(mut config: Config, demo: bool, worker: Option<usize>) -> any
         worker.await?.context("the worker failed")?;
     }
     if let Some(scheduler) = scheduler {
-        let said = || {
-            std::future::ready(
-                "the scheduler, the pruner and the real-time subscriptions".to_owned(),
-            )
-        };
-        still_waiting(said, scheduler).await?;
+        let waited = "the scheduler, the pruner and the real-time subscriptions";
+        still_waiting_for(waited, scheduler).await?;
     }
     Ok(())
 }
@@ -370,10 +365,9 @@ pub async fn worker(mut config: Config, concurrency: usize) -> anyhow::Result<()
     let keeping = tokio::spawn(realtime(&config, &context, &queue, shutdown.clone()));
     tracing::info!(concurrency, "worker started");
     crmsync_worker::worker::run_worker(queue, context, concurrency, shutdown.started()).await?;
-    let said = |what: &'static str| move || std::future::ready(what.to_owned());
-    still_waiting(said("the deliveries in flight"), dispatching).await?;
-    still_waiting(said("the scheduler and the pruner"), scheduling).await?;
-    still_waiting(said("the real-time subscriptions"), keeping).await?;
+    still_waiting_for("the deliveries in flight", dispatching).await?;
+    still_waiting_for("the scheduler and the pruner", scheduling).await?;
+    still_waiting_for("the real-time subscriptions", keeping).await?;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@
 //! to show to operators and its series count stays bounded.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crmsync_entity::enums::{ItemOutcome, SyncDirection, SyncRunStatus};
@@ -88,9 +88,11 @@ struct Inner {
     queue_wait: Histogram,
     run_duration: Histograms<StatusLabels>,
     graphql_latency: Histograms<OperationLabels>,
-    /// CRM requests ended so far, all and by kind, for the log of a shutdown
-    /// that waits ([`Metrics::crm_calls_so_far`]).
-    calls_so_far: [std::sync::atomic::AtomicU64; 3],
+    /// CRM requests ended so far, for the log of a shutdown that waits
+    /// ([`Metrics::crm_calls_so_far`]).
+    ended: AtomicU64,
+    rate_limited: AtomicU64,
+    unanswered: AtomicU64,
 }
 
 /// CRM requests this process has seen end, for its log: a shutdown that
@@ -181,7 +183,9 @@ impl Default for Inner {
             queue_wait,
             run_duration,
             graphql_latency,
-            calls_so_far: Default::default(),
+            ended: AtomicU64::default(),
+            rate_limited: AtomicU64::default(),
+            unanswered: AtomicU64::default(),
         }
     }
 }
@@ -283,13 +287,15 @@ impl Metrics {
         status: CallStatus,
         elapsed: Duration,
     ) {
-        let [ended, rate_limited, unanswered] = &self.inner.calls_so_far;
-        ended.fetch_add(1, Ordering::Relaxed);
-        match status {
-            CallStatus::Replied(429) => rate_limited.fetch_add(1, Ordering::Relaxed),
-            CallStatus::Error => unanswered.fetch_add(1, Ordering::Relaxed),
-            CallStatus::Replied(_) => 0,
+        self.inner.ended.fetch_add(1, Ordering::Relaxed);
+        let kind = match status {
+            CallStatus::Replied(429) => Some(&self.inner.rate_limited),
+            CallStatus::Error => Some(&self.inner.unanswered),
+            CallStatus::Replied(_) => None,
         };
+        if let Some(kind) = kind {
+            kind.fetch_add(1, Ordering::Relaxed);
+        }
         let status = match status {
             CallStatus::Replied(code) => code.to_string(),
             CallStatus::Error => "error".to_owned(),
@@ -313,15 +319,10 @@ impl Metrics {
 
     /// The CRM requests this process has seen end so far.
     pub fn crm_calls_so_far(&self) -> CallsSoFar {
-        let [ended, rate_limited, unanswered] = self
-            .inner
-            .calls_so_far
-            .each_ref()
-            .map(|c| c.load(Ordering::Relaxed));
         CallsSoFar {
-            ended,
-            rate_limited,
-            unanswered,
+            ended: self.inner.ended.load(Ordering::Relaxed),
+            rate_limited: self.inner.rate_limited.load(Ordering::Relaxed),
+            unanswered: self.inner.unanswered.load(Ordering::Relaxed),
         }
     }
 

@@ -232,8 +232,7 @@ pub async fn run_worker(
                 tracing::info!(worker = %name, "stopping: runs in flight go back to the queue at their next page");
                 draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 let _ = stop.send(true);
-                let finishing = runs_finishing(&ctx);
-                if let Err(e) = still_waiting(finishing, run).await {
+                if let Err(e) = still_waiting(|| runs_finishing(&ctx), run).await {
                     tracing::warn!(worker = %name, error = %e, "job worker stopped with an error");
                 }
                 tracing::info!(worker = %name, "job workers stopped: no run of this worker is in flight");
@@ -252,11 +251,10 @@ pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(10);
 
 /// Awaits `fut`, logging `what` every [`STILL_WAITING_EVERY`] while it is
 /// pending: a shutdown that takes long says what it waits for.
-pub async fn still_waiting<F, W, D>(what: W, fut: F) -> F::Output
+pub async fn still_waiting<F, W>(what: impl Fn() -> W, fut: F) -> F::Output
 where
     F: std::future::Future,
-    W: Fn() -> D,
-    D: std::future::Future<Output = String>,
+    W: std::future::Future<Output = String>,
 {
     tokio::pin!(fut);
     let started = tokio::time::Instant::now();
@@ -272,40 +270,35 @@ where
     }
 }
 
-/// Says which of this worker's runs are still going: the ones a shutdown
-/// waits for until they reach their next page.
-fn runs_finishing(
-    ctx: &WorkerContext,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> + use<> {
-    let db = ctx.db.clone();
-    let holder = ctx.options.holder.clone();
-    let metrics = ctx.metrics.clone();
-    move || {
-        let db = db.clone();
-        let holder = holder.clone();
-        let calls = metrics.crm_calls_so_far();
-        Box::pin(async move {
-            let runs = match sync_run::held_by(&db, &holder).await {
-                Ok(runs) if runs.is_empty() => {
-                    "the job workers to stop (no run holds this worker's lease)".to_owned()
-                }
-                Ok(runs) => {
-                    let runs: Vec<String> = runs
-                        .iter()
-                        .map(|r| {
-                            format!(
-                                "{} ({}, phase {}, {} processed)",
-                                r.id, r.status, r.phase, r.processed
-                            )
-                        })
-                        .collect();
-                    format!("runs to reach their next page: {}", runs.join(", "))
-                }
-                Err(e) => format!("the runs in flight (cannot read them: {e})"),
-            };
-            format!("{runs}; {calls} so far")
-        })
-    }
+/// [`still_waiting`] for a wait that a fixed phrase names.
+pub async fn still_waiting_for<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    still_waiting(|| std::future::ready(what.to_owned()), fut).await
+}
+
+/// Says which of this worker's runs are still going (the ones a shutdown
+/// waits for until they reach their next page), and how many CRM requests
+/// have ended so far.
+async fn runs_finishing(ctx: &WorkerContext) -> String {
+    let calls = ctx.metrics.crm_calls_so_far();
+    let runs = match sync_run::held_by(&ctx.db, &ctx.options.holder).await {
+        Ok(runs) if runs.is_empty() => {
+            "the job workers to stop (no run holds this worker's lease)".to_owned()
+        }
+        Ok(runs) => {
+            let runs: Vec<String> = runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} ({}, phase {}, {} processed)",
+                        r.id, r.status, r.phase, r.processed
+                    )
+                })
+                .collect();
+            format!("runs to reach their next page: {}", runs.join(", "))
+        }
+        Err(e) => format!("the runs in flight (cannot read them: {e})"),
+    };
+    format!("{runs}; {calls} so far")
 }
 
 #[cfg(test)]

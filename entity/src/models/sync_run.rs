@@ -218,7 +218,7 @@ pub async fn waiting_for_slot(
         .await
 }
 
-/// The runs a worker holds a lease on (`{worker}/{execution}`), across all
+/// The RUNNING runs a worker holds a lease on (`{worker}/{execution}`), across all
 /// tenants: what its shutdown waits for, said in its log. Cross-tenant by
 /// nature, like the queue.
 pub async fn held_by(db: &impl ConnectionTrait, worker: &str) -> Result<Vec<Model>, DbErr> {
@@ -226,6 +226,7 @@ pub async fn held_by(db: &impl ConnectionTrait, worker: &str) -> Result<Vec<Mode
     // Compared here, not with LIKE, where `_` in a host name is a wildcard.
     let prefix = format!("{worker}/");
     let held = Entity::find()
+        .filter(Column::Status.eq(SyncRunStatus::Running))
         .filter(Column::LeaseHolder.is_not_null())
         .order_by_asc(Column::Id)
         .all(db)
